@@ -1,0 +1,56 @@
+/**
+ * Trosyn Sync as a library: open a node's replica, read and write records, watch
+ * changes, browse history, revert, list and resolve conflicts, and sync with peers.
+ */
+import { SqliteStore, type SqliteStoreOptions } from './store/sqlite.js';
+import { Replica, type ReplicaOptions } from './sync/replica.js';
+
+export { isTrosynError, TrosynError } from './errors.js';
+export type { Clock, Startable } from './lifecycle.js';
+export { createLogger, silentLogger } from './observability/logger.js';
+export type { SyncMessage } from './protocol/sync-messages.js';
+export type { StorageAdapter } from './store/adapter.js';
+export { SqliteStore, type SqliteStoreOptions } from './store/sqlite.js';
+export type * from './store/types.js';
+export { createChannelPair, type MessageChannel } from './sync/channel.js';
+export {
+  type ConflictResolver,
+  type ConflictStrategy,
+  type CustomResolution,
+  customResolver,
+  hubWinsResolver,
+  lwwResolver,
+  manualResolver,
+  mergeResolver,
+} from './sync/conflict.js';
+export { isDeviceId, newRecordId, randomDeviceId } from './sync/ids.js';
+export {
+  type ApplyReport,
+  type ChangeEvent,
+  type CollectionOptions,
+  type HistoryEntry,
+  Replica,
+  type ReplicaOptions,
+  type WriteResult,
+} from './sync/replica.js';
+export { SyncSession, type SyncSessionOptions, type SyncSessionStats } from './sync/session.js';
+
+export interface OpenReplicaOptions extends Omit<ReplicaOptions, 'store'> {
+  /** Path of the node's SQLite file. */
+  path: string;
+  synchronous?: SqliteStoreOptions['synchronous'];
+}
+
+/** Opens (and starts) a replica on an embedded SQLite file. Call `stop()` when done. */
+export async function openReplica(options: OpenReplicaOptions): Promise<Replica> {
+  const { path, synchronous, ...rest } = options;
+  const store = new SqliteStore({
+    path,
+    ...(synchronous !== undefined && { synchronous }),
+    ...(rest.logger !== undefined && { logger: rest.logger }),
+    ...(rest.clock !== undefined && { clock: rest.clock }),
+  });
+  const replica = new Replica({ ...rest, store });
+  await replica.start();
+  return replica;
+}

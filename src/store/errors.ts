@@ -1,0 +1,49 @@
+import { TrosynError } from '../errors.js';
+
+/** The store was used before `start()` or after `stop()`. */
+export class StoreClosedError extends TrosynError {
+  constructor() {
+    super('STORE_CLOSED', 'the store is not open (call start() first, or it was stopped)');
+  }
+}
+
+/** The database file could not be opened or is not a Trosyn Sync store. */
+export class StoreOpenError extends TrosynError {
+  constructor(path: string, cause: unknown) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    super('STORE_OPEN_FAILED', `cannot open the store at ${path}: ${reason}`, { path }, { cause });
+  }
+}
+
+/** The database was written by a newer version of Trosyn Sync than this one. */
+export class SchemaTooNewError extends TrosynError {
+  constructor(found: number, supported: number) {
+    super(
+      'STORE_SCHEMA_TOO_NEW',
+      `the store has schema version ${found} but this build supports up to ${supported}; upgrade Trosyn Sync or restore a backup`,
+      { found, supported },
+    );
+  }
+}
+
+/** A revision names a parent this node has never seen. */
+export class UnknownAncestorError extends TrosynError {
+  constructor(rev: string, parent: string) {
+    super(
+      'UNKNOWN_ANCESTOR',
+      `revision ${rev} names parent ${parent}, which this node does not have`,
+      {
+        rev,
+        parent,
+      },
+    );
+  }
+}
+
+/** The disk is full or the store otherwise refused a write; nothing of the write was kept. */
+export class StoreWriteError extends TrosynError {
+  constructor(cause: unknown) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    super('STORE_WRITE_FAILED', `the store could not write: ${reason}`, undefined, { cause });
+  }
+}

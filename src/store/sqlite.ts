@@ -1,0 +1,712 @@
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import type { Logger } from 'pino';
+import { type Clock, systemClock } from '../lifecycle.js';
+import { silentLogger } from '../observability/logger.js';
+import type { StorageAdapter } from './adapter.js';
+import {
+  StoreClosedError,
+  StoreOpenError,
+  StoreWriteError,
+  UnknownAncestorError,
+} from './errors.js';
+import { migrate } from './migrations.js';
+import type {
+  AppliedRevision,
+  ApplyInput,
+  ApplyResult,
+  ChangeBatch,
+  ChangesQuery,
+  ConflictRecord,
+  ConflictStatus,
+  DeviceId,
+  JsonObject,
+  ListQuery,
+  RecordView,
+  ReduceOutcome,
+  RejectedRevision,
+  RetentionPolicy,
+  RevId,
+  Revision,
+  Seq,
+  StoredRevision,
+  StoreStats,
+  VersionVector,
+} from './types.js';
+
+export interface SqliteStoreOptions {
+  /** Path of the database file (created with owner-only permissions), or ':memory:'. */
+  path: string;
+  /**
+   * How hard each commit waits for the disk. `full` (default) survives power loss;
+   * `normal` survives a killed process but may lose the last commits on power loss;
+   * `off` is for throwaway test data only.
+   */
+  synchronous?: 'full' | 'normal' | 'off';
+  /** How long (ms) to wait for another process's write lock before failing. Default 5000. */
+  busyTimeoutMs?: number;
+  /** SQLite page cache in MiB. Default 32. */
+  cacheMiB?: number;
+  logger?: Logger;
+  clock?: Clock;
+}
+
+/**
+ * Revision columns in the order every query selects them; rows are read as arrays
+ * (`.raw()`), which costs far less than building an object per row.
+ */
+const REV_COLUMNS =
+  'seq, rev, collection, record_id, parents, vv, hlc, author, hub, deleted, body_hash, body, fields, pruned, head, local, source';
+type RevisionRow = [
+  seq: number,
+  rev: string,
+  collection: string,
+  recordId: string,
+  parents: string,
+  vv: string,
+  hlc: string,
+  author: number,
+  hub: number,
+  deleted: number,
+  bodyHash: string,
+  body: string | null,
+  fields: string | null,
+  pruned: number,
+  head: number,
+  local: number,
+  source: number | null,
+];
+
+interface RecordRow {
+  collection: string;
+  id: string;
+  rev: string;
+  deleted: number;
+  hlc: string;
+  body: string | null;
+  conflict: number;
+  seq: number;
+}
+
+interface ConflictRow {
+  id: number;
+  collection: string;
+  record_id: string;
+  status: 'open' | 'auto' | 'resolved';
+  strategy: string;
+  heads: string;
+  winner: string;
+  opened_at: number;
+  updated_at: number;
+  resolved_at: number | null;
+  resolved_by: string | null;
+}
+
+const CONFLICT_CODE: Record<ConflictStatus, number> = { none: 0, open: 1, auto: 2 };
+const CONFLICT_NAME: ConflictStatus[] = ['none', 'open', 'auto'];
+
+/** Upper bound on rows examined per changesSince call when filters skip most of them. */
+const MAX_SCAN_FACTOR = 16;
+
+type Statements = ReturnType<typeof prepareStatements>;
+
+function prepareStatements(db: Database.Database) {
+  // One row per record: a single head, or for a conflicted record the winning head
+  // joined with its resolution.
+  const RECORD_SELECT = `SELECT v.collection, v.record_id AS id, coalesce(x.rev, v.rev) AS rev, coalesce(x.deleted, v.deleted) AS deleted,
+         coalesce(x.hlc, v.hlc) AS hlc, coalesce(x.body, v.body) AS body, coalesce(x.conflict, 0) AS conflict, coalesce(x.seq, v.seq) AS seq
+       FROM revisions v LEFT JOIN resolutions x ON x.collection = v.collection AND x.id = v.record_id
+       WHERE v.head = 1 AND (x.id IS NULL OR v.seq = x.rev_seq)`;
+  return {
+    hasRev: db
+      .prepare<[string, string, string], number>(
+        'SELECT seq FROM revisions WHERE collection = ? AND record_id = ? AND rev = ?',
+      )
+      .pluck(),
+    heads: db
+      .prepare<[string, string], RevisionRow>(
+        `SELECT ${REV_COLUMNS} FROM revisions WHERE collection = ? AND record_id = ? AND head = 1`,
+      )
+      .raw(),
+    // The heads of a record and, in the same probe, the incoming revision if already stored.
+    headsOrRev: db
+      .prepare<[string, string, string], RevisionRow>(
+        `SELECT ${REV_COLUMNS} FROM revisions WHERE collection = ? AND record_id = ? AND (head = 1 OR rev = ?)`,
+      )
+      .raw(),
+    // Positional parameters: named ones cost a measurable share of each insert.
+    insertRev: db.prepare<
+      [
+        string,
+        string,
+        string,
+        string,
+        string,
+        string,
+        number,
+        number,
+        number,
+        string,
+        string | null,
+        string | null,
+        number,
+        number,
+        number,
+        number | null,
+      ]
+    >(
+      `INSERT INTO revisions (rev, collection, record_id, parents, vv, hlc, author, hub, deleted, body_hash, body, fields, pruned, head, local, source)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    unhead: db.prepare<[number]>('UPDATE revisions SET head = 0 WHERE seq = ?'),
+    upsertResolution: db.prepare<
+      [string, string, string, number, number, string, string | null, number, number]
+    >(
+      `INSERT INTO resolutions (collection, id, rev, rev_seq, deleted, hlc, body, conflict, seq)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (collection, id) DO UPDATE SET rev = excluded.rev, rev_seq = excluded.rev_seq, deleted = excluded.deleted,
+         hlc = excluded.hlc, body = excluded.body, conflict = excluded.conflict, seq = excluded.seq`,
+    ),
+    deleteResolution: db.prepare<[string, string]>(
+      'DELETE FROM resolutions WHERE collection = ? AND id = ?',
+    ),
+    getRecord: db.prepare<[string, string], RecordRow>(
+      `${RECORD_SELECT} AND v.collection = ? AND v.record_id = ?`,
+    ),
+    listRecords: db.prepare<[string, string, number, number], RecordRow>(
+      `${RECORD_SELECT} AND v.collection = ? AND v.record_id > ? AND (coalesce(x.deleted, v.deleted) = 0 OR ?) ORDER BY v.record_id LIMIT ?`,
+    ),
+    collections: db
+      .prepare<[], string>(
+        'SELECT DISTINCT collection FROM revisions WHERE head = 1 ORDER BY collection',
+      )
+      .pluck(),
+    history: db
+      .prepare<[string, string], RevisionRow>(
+        `SELECT ${REV_COLUMNS} FROM revisions WHERE collection = ? AND record_id = ? ORDER BY hlc, rev`,
+      )
+      .raw(),
+    getRev: db
+      .prepare<[string, string, string], RevisionRow>(
+        `SELECT ${REV_COLUMNS} FROM revisions WHERE collection = ? AND record_id = ? AND rev = ?`,
+      )
+      .raw(),
+    changes: db
+      .prepare<[number], RevisionRow>(
+        `SELECT ${REV_COLUMNS} FROM revisions WHERE seq > ? AND local = 0 ORDER BY seq`,
+      )
+      .raw(),
+    latestSeq: db
+      .prepare<[], number>("SELECT seq FROM sqlite_sequence WHERE name = 'revisions'")
+      .pluck(),
+    deviceById: db.prepare<[number], string>('SELECT device_id FROM devices WHERE id = ?').pluck(),
+    deviceByKey: db.prepare<[string], { id: number; cursor: number }>(
+      'SELECT id, cursor FROM devices WHERE device_id = ?',
+    ),
+    allDevices: db.prepare<[], { id: number; device_id: string }>(
+      'SELECT id, device_id FROM devices',
+    ),
+    insertDevice: db.prepare<[string]>('INSERT INTO devices (device_id) VALUES (?)'),
+    setCursor: db.prepare<[number, number, number]>(
+      'UPDATE devices SET cursor = ? WHERE id = ? AND cursor < ?',
+    ),
+    activeConflict: db.prepare<[string, string], ConflictRow>(
+      "SELECT * FROM conflicts WHERE collection = ? AND record_id = ? AND status != 'resolved'",
+    ),
+    insertConflict: db.prepare(
+      `INSERT INTO conflicts (collection, record_id, status, strategy, heads, winner, opened_at, updated_at)
+       VALUES (@collection, @record_id, @status, @strategy, @heads, @winner, @now, @now)`,
+    ),
+    updateConflict: db.prepare(
+      'UPDATE conflicts SET status = @status, strategy = @strategy, heads = @heads, winner = @winner, updated_at = @now WHERE id = @id',
+    ),
+    resolveConflict: db.prepare<[number, number, string, number]>(
+      "UPDATE conflicts SET status = 'resolved', resolved_at = ?, updated_at = ?, resolved_by = ? WHERE id = ?",
+    ),
+    getMeta: db.prepare<[string], string>('SELECT value FROM meta WHERE key = ?').pluck(),
+    setMeta: db.prepare<[string, string]>(
+      'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+    ),
+  };
+}
+
+/**
+ * The embedded StorageAdapter: one SQLite file per node, in WAL mode. Writes are
+ * serialised by SQLite; other processes (the CLI) may read and write the same file.
+ */
+export class SqliteStore implements StorageAdapter {
+  private readonly options: SqliteStoreOptions;
+  private readonly logger: Logger;
+  private readonly clock: Clock;
+  private db: Database.Database | undefined;
+  private stmts: Statements | undefined;
+  /** Device ID <-> devices.id, cached; rows refer to devices by the small id. */
+  private readonly deviceIds = new Map<string, number>();
+  private readonly deviceKeys = new Map<number, DeviceId>();
+  /** Devices added by the running transaction, forgotten again if it rolls back. */
+  private addedDevices: string[] = [];
+
+  constructor(options: SqliteStoreOptions) {
+    this.options = options;
+    this.logger = options.logger ?? silentLogger;
+    this.clock = options.clock ?? systemClock;
+  }
+
+  get path(): string {
+    return this.options.path;
+  }
+
+  isStarted(): boolean {
+    return this.db !== undefined;
+  }
+
+  async start(): Promise<void> {
+    if (this.db) return;
+    const { path } = this.options;
+    let db: Database.Database | undefined;
+    try {
+      if (path !== ':memory:') {
+        const dir = dirname(path);
+        if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
+      }
+      db = new Database(path);
+      if (path !== ':memory:') chmodSync(path, 0o600);
+      db.pragma('journal_mode = WAL');
+      db.pragma(`synchronous = ${(this.options.synchronous ?? 'full').toUpperCase()}`);
+      db.pragma(`busy_timeout = ${this.options.busyTimeoutMs ?? 5000}`);
+      db.pragma(`cache_size = -${(this.options.cacheMiB ?? 32) * 1024}`);
+      const applied = migrate(db, this.clock.now());
+      if (applied.length > 0) this.logger.info({ path, applied }, 'store schema migrated');
+      this.stmts = prepareStatements(db);
+    } catch (err) {
+      db?.close();
+      if (err instanceof Error && 'code' in err && err.code === 'STORE_SCHEMA_TOO_NEW') throw err;
+      throw new StoreOpenError(path, err);
+    }
+    this.db = db;
+    for (const row of this.stmts.allDevices.all()) this.remember(row.device_id, row.id);
+  }
+
+  async stop(): Promise<void> {
+    const db = this.db;
+    if (!db) return;
+    this.db = undefined;
+    this.stmts = undefined;
+    this.deviceIds.clear();
+    this.deviceKeys.clear();
+    db.close();
+  }
+
+  private open(): { db: Database.Database; s: Statements } {
+    if (!this.db || !this.stmts) throw new StoreClosedError();
+    return { db: this.db, s: this.stmts };
+  }
+
+  private remember(device: string, id: number): void {
+    this.deviceIds.set(device, id);
+    this.deviceKeys.set(id, device as DeviceId);
+  }
+
+  /** The small id of a device; adds it on first sight (inside the caller's transaction). */
+  private deviceRef(device: string): number {
+    const known = this.deviceIds.get(device);
+    if (known !== undefined) return known;
+    const { s } = this.open();
+    const row = s.deviceByKey.get(device);
+    let id: number;
+    if (row) {
+      id = row.id;
+    } else {
+      id = Number(s.insertDevice.run(device).lastInsertRowid);
+      this.addedDevices.push(device);
+    }
+    this.remember(device, id);
+    return id;
+  }
+
+  /** The device ID behind a small id (another process may have added it). */
+  private deviceKey(id: number): DeviceId {
+    const known = this.deviceKeys.get(id);
+    if (known !== undefined) return known;
+    const device = this.open().s.deviceById.get(id);
+    if (device === undefined) throw new Error(`store refers to unknown device #${id}`);
+    this.remember(device, id);
+    return device as DeviceId;
+  }
+
+  /** Runs `fn` in a write transaction; on failure, forgets devices the transaction added. */
+  private write<T>(fn: () => T): T {
+    const { db } = this.open();
+    this.addedDevices = [];
+    try {
+      return db.transaction(fn).immediate();
+    } catch (err) {
+      for (const device of this.addedDevices) {
+        const id = this.deviceIds.get(device);
+        this.deviceIds.delete(device);
+        if (id !== undefined) this.deviceKeys.delete(id);
+      }
+      throw this.writeError(err);
+    } finally {
+      this.addedDevices = [];
+    }
+  }
+
+  private encodeVector(vv: VersionVector): string {
+    let out = '';
+    for (const device in vv) out += `${out ? ',' : ''}${this.deviceRef(device)}:${vv[device]}`;
+    return out;
+  }
+
+  private decodeVector(text: string): VersionVector {
+    const vv: VersionVector = {};
+    for (const pair of text.split(',')) {
+      const colon = pair.indexOf(':');
+      vv[this.deviceKey(Number(pair.slice(0, colon)))] = Number(pair.slice(colon + 1));
+    }
+    return vv;
+  }
+
+  async apply(input: ApplyInput): Promise<ApplyResult> {
+    const { s } = this.open();
+    return this.write((): ApplyResult => {
+      const applied: AppliedRevision[] = [];
+      const rejected: RejectedRevision[] = [];
+      let duplicates = 0;
+      const source = input.source === undefined ? null : this.deviceRef(input.source);
+      for (const { revision: r, local, bodyText } of input.revisions) {
+        const rows = s.headsOrRev.all(r.collection, r.id, r.rev);
+        if (rows.some((row) => row[1] === r.rev)) {
+          duplicates++;
+          continue;
+        }
+        const heads = rows.map((row) => this.toStored(row));
+        // Parents are usually the current heads; anything else is looked up through the record's index.
+        const missing = r.parents.find(
+          (p) =>
+            !heads.some((h) => h.rev === p) && s.hasRev.get(r.collection, r.id, p) === undefined,
+        );
+        if (missing !== undefined) {
+          const err = new UnknownAncestorError(r.rev, missing);
+          rejected.push({
+            rev: r.rev,
+            collection: r.collection,
+            id: r.id,
+            code: err.code,
+            message: err.message,
+          });
+          continue;
+        }
+        const outcome = input.reduce(heads, r);
+        const isHead = outcome.kind === 'head';
+        const seq = Number(
+          s.insertRev.run(
+            r.rev,
+            r.collection,
+            r.id,
+            r.parents.length === 0 ? '' : r.parents.join(','),
+            this.encodeVector(r.vv),
+            r.hlc,
+            this.deviceRef(r.author),
+            r.hub ? 1 : 0,
+            r.deleted ? 1 : 0,
+            r.bodyHash,
+            r.body === null ? null : (bodyText ?? JSON.stringify(r.body)),
+            r.fields === undefined ? null : JSON.stringify(r.fields),
+            r.pruned ? 1 : 0,
+            isHead ? 1 : 0,
+            local ? 1 : 0,
+            source,
+          ).lastInsertRowid,
+        ) as Seq;
+        if (outcome.kind !== 'head') {
+          applied.push({ revision: r, seq, outcome: outcome.kind });
+          continue;
+        }
+        for (const h of heads) if (outcome.supersedes.includes(h.rev)) s.unhead.run(h.seq);
+        const { resolution } = outcome;
+        if (outcome.heads.length > 1) {
+          const winnerSeq =
+            resolution.winner === r.rev
+              ? seq
+              : (heads.find((h) => h.rev === resolution.winner)?.seq ?? seq);
+          s.upsertResolution.run(
+            r.collection,
+            r.id,
+            resolution.winner,
+            winnerSeq,
+            resolution.deleted ? 1 : 0,
+            outcome.hlc,
+            resolution.derived && resolution.body !== null ? JSON.stringify(resolution.body) : null,
+            CONFLICT_CODE[outcome.conflict],
+            seq,
+          );
+        } else if (heads.length > 1) {
+          s.deleteResolution.run(r.collection, r.id);
+        }
+        if (heads.length > 1 || outcome.conflict !== 'none')
+          this.recordConflict(s, r, outcome, input.now);
+        applied.push({
+          revision: r,
+          seq,
+          outcome: 'head',
+          record: {
+            collection: r.collection,
+            id: r.id,
+            rev: resolution.winner,
+            deleted: resolution.deleted,
+            body: resolution.body,
+            hlc: outcome.hlc,
+            conflict: outcome.conflict,
+            seq,
+          },
+        });
+      }
+      if (source !== null && input.cursor !== undefined)
+        s.setCursor.run(input.cursor, source, input.cursor);
+      return { applied, duplicates, rejected };
+    });
+  }
+
+  private recordConflict(
+    s: Statements,
+    r: Revision,
+    outcome: Extract<ReduceOutcome, { kind: 'head' }>,
+    now: number,
+  ): void {
+    const active = s.activeConflict.get(r.collection, r.id);
+    if (outcome.conflict === 'none') {
+      if (active) s.resolveConflict.run(now, now, r.rev, active.id);
+      return;
+    }
+    const row = {
+      collection: r.collection,
+      record_id: r.id,
+      status: outcome.conflict,
+      strategy: outcome.strategy,
+      heads: JSON.stringify(outcome.heads),
+      winner: outcome.resolution.winner,
+      now,
+    };
+    if (active) s.updateConflict.run({ ...row, id: active.id });
+    else s.insertConflict.run(row);
+  }
+
+  /** Maps SQLite's disk-full and I/O errors to a named error; passes everything else on. */
+  private writeError(err: unknown): unknown {
+    const code = err instanceof Error && 'code' in err ? String(err.code) : '';
+    if (
+      code.startsWith('SQLITE_FULL') ||
+      code.startsWith('SQLITE_IOERR') ||
+      code.startsWith('SQLITE_READONLY')
+    ) {
+      this.logger.error({ err }, 'store write failed');
+      return new StoreWriteError(err);
+    }
+    return err;
+  }
+
+  async heads(collection: string, id: string): Promise<StoredRevision[]> {
+    const { s } = this.open();
+    return s.heads.all(collection, id).map((row) => this.toStored(row));
+  }
+
+  async getRecord(collection: string, id: string): Promise<RecordView | undefined> {
+    const { s } = this.open();
+    const row = s.getRecord.get(collection, id);
+    return row ? toRecordView(row) : undefined;
+  }
+
+  async listRecords(collection: string, query: ListQuery): Promise<RecordView[]> {
+    const { s } = this.open();
+    return s.listRecords
+      .all(collection, query.after ?? '', query.includeDeleted ? 1 : 0, query.limit)
+      .map(toRecordView);
+  }
+
+  async listCollections(): Promise<string[]> {
+    return this.open().s.collections.all();
+  }
+
+  async history(collection: string, id: string): Promise<StoredRevision[]> {
+    const { s } = this.open();
+    return s.history.all(collection, id).map((row) => this.toStored(row));
+  }
+
+  async getRevision(
+    collection: string,
+    id: string,
+    rev: RevId,
+  ): Promise<StoredRevision | undefined> {
+    const row = this.open().s.getRev.get(collection, id, rev);
+    return row ? this.toStored(row) : undefined;
+  }
+
+  async changesSince(query: ChangesQuery): Promise<ChangeBatch> {
+    const { db, s } = this.open();
+    const exclude =
+      query.excludeSource === undefined ? undefined : this.deviceIds.get(query.excludeSource);
+    const read = db.transaction((): ChangeBatch => {
+      const revisions: Revision[] = [];
+      let upTo = query.since;
+      let bytes = 0;
+      let scanned = 0;
+      let stoppedEarly = false;
+      const maxScan = query.limit * MAX_SCAN_FACTOR;
+      for (const row of s.changes.iterate(query.since)) {
+        if (
+          revisions.length >= query.limit ||
+          (revisions.length > 0 && bytes >= query.maxBytes) ||
+          scanned >= maxScan
+        ) {
+          stoppedEarly = true;
+          break;
+        }
+        scanned++;
+        upTo = row[0] as Seq;
+        if (exclude !== undefined && row[16] === exclude) continue;
+        if (query.collections && !query.collections(row[2])) continue;
+        revisions.push(this.toRevision(row));
+        bytes += (row[11]?.length ?? 0) + 64;
+      }
+      if (!stoppedEarly) {
+        // Nothing left to offer: skip past trailing local-only revisions too.
+        const latest = (s.latestSeq.get() ?? 0) as Seq;
+        if (latest > upTo) upTo = latest;
+      }
+      return { since: query.since, upTo, revisions, more: stoppedEarly };
+    });
+    return read();
+  }
+
+  async latestSeq(): Promise<Seq> {
+    return (this.open().s.latestSeq.get() ?? 0) as Seq;
+  }
+
+  async getCursor(peer: DeviceId): Promise<Seq> {
+    return (this.open().s.deviceByKey.get(peer)?.cursor ?? 0) as Seq;
+  }
+
+  async setCursor(peer: DeviceId, seq: Seq): Promise<void> {
+    const { s } = this.open();
+    this.write(() => s.setCursor.run(seq, this.deviceRef(peer), seq));
+  }
+
+  async listConflicts(
+    filter: { status?: ConflictRecord['status']; collection?: string } = {},
+  ): Promise<ConflictRecord[]> {
+    const { db } = this.open();
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (filter.status) {
+      where.push('status = ?');
+      params.push(filter.status);
+    }
+    if (filter.collection) {
+      where.push('collection = ?');
+      params.push(filter.collection);
+    }
+    const sql = `SELECT * FROM conflicts ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id`;
+    return (db.prepare(sql).all(...params) as ConflictRow[]).map((row) => ({
+      conflictId: row.id,
+      collection: row.collection,
+      id: row.record_id,
+      status: row.status,
+      strategy: row.strategy,
+      heads: JSON.parse(row.heads) as RevId[],
+      winner: row.winner as RevId,
+      openedAt: row.opened_at,
+      updatedAt: row.updated_at,
+      resolvedAt: row.resolved_at,
+      resolvedBy: row.resolved_by as RevId | null,
+    }));
+  }
+
+  async prune(policy: RetentionPolicy, now: number): Promise<number> {
+    const { db } = this.open();
+    if (policy.maxRevisions === undefined && policy.maxAgeMs === undefined) return 0;
+    const max = policy.maxRevisions ?? Number.MAX_SAFE_INTEGER;
+    const cutoff =
+      policy.maxAgeMs === undefined
+        ? ''
+        : Math.max(0, now - policy.maxAgeMs)
+            .toString(16)
+            .padStart(12, '0');
+    return this.write(
+      () =>
+        db
+          .prepare(
+            `UPDATE revisions SET body = NULL, pruned = 1 WHERE seq IN (
+               SELECT seq FROM (
+                 SELECT seq, head, hlc, row_number() OVER (PARTITION BY collection, record_id ORDER BY hlc DESC, rev DESC) AS rn
+                 FROM revisions WHERE pruned = 0
+               ) WHERE head = 0 AND (rn > @max OR hlc < @cutoff)
+             ) AND body IS NOT NULL`,
+          )
+          .run({ max, cutoff }).changes,
+    );
+  }
+
+  async getMeta(key: string): Promise<string | undefined> {
+    return this.open().s.getMeta.get(key);
+  }
+
+  async setMeta(key: string, value: string): Promise<void> {
+    this.open().s.setMeta.run(key, value);
+  }
+
+  async stats(): Promise<StoreStats> {
+    const { db, s } = this.open();
+    const count = (sql: string) => db.prepare(sql).pluck().get() as number;
+    return {
+      records: count(
+        `SELECT count(*) FROM (${'SELECT 1 FROM revisions v LEFT JOIN resolutions x ON x.collection = v.collection AND x.id = v.record_id WHERE v.head = 1 AND (x.id IS NULL OR v.seq = x.rev_seq) AND coalesce(x.deleted, v.deleted) = 0'})`,
+      ),
+      revisions: count('SELECT count(*) FROM revisions'),
+      latestSeq: (s.latestSeq.get() ?? 0) as Seq,
+      openConflicts: count("SELECT count(*) FROM conflicts WHERE status = 'open'"),
+    };
+  }
+
+  private toRevision(row: RevisionRow): Revision {
+    const r: Revision = {
+      rev: row[1] as RevId,
+      collection: row[2],
+      id: row[3],
+      parents: row[4] === '' ? [] : (row[4].split(',') as RevId[]),
+      vv: this.decodeVector(row[5]),
+      hlc: row[6],
+      author: this.deviceKey(row[7]),
+      hub: row[8] === 1,
+      deleted: row[9] === 1,
+      bodyHash: row[10],
+      body: row[11] === null ? null : (JSON.parse(row[11]) as JsonObject),
+    };
+    if (row[12] !== null) r.fields = JSON.parse(row[12]) as Record<string, string>;
+    if (row[13] === 1) r.pruned = true;
+    return r;
+  }
+
+  private toStored(row: RevisionRow): StoredRevision {
+    const r = this.toRevision(row) as StoredRevision;
+    r.seq = row[0] as Seq;
+    r.head = row[14] === 1;
+    r.local = row[15] === 1;
+    r.source = row[16] === null ? undefined : this.deviceKey(row[16]);
+    return r;
+  }
+}
+
+function toRecordView(row: RecordRow): RecordView {
+  return {
+    collection: row.collection,
+    id: row.id,
+    rev: row.rev as RevId,
+    deleted: row.deleted === 1,
+    body: row.deleted === 1 || row.body === null ? null : (JSON.parse(row.body) as JsonObject),
+    hlc: row.hlc,
+    conflict: CONFLICT_NAME[row.conflict] ?? 'none',
+    seq: row.seq as Seq,
+  };
+}

@@ -1,0 +1,384 @@
+/**
+ * The acceptance suite every StorageAdapter must pass. A new adapter's test file is
+ * only its harness:
+ *
+ *   runStorageAdapterSuite('postgres', async () => ({ create, reopen, cleanup }));
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { describe, it } from 'node:test';
+import { lwwResolver, manualResolver } from '../../sync/conflict.js';
+import { encodeHlc } from '../../sync/hlc.js';
+import { createReducer } from '../../sync/reducer.js';
+import { createRevision, verifyRevision, wireRevision } from '../../sync/revision.js';
+import { incrementVector, joinVectors } from '../../sync/version-vector.js';
+import type { StorageAdapter } from '../adapter.js';
+import type { DeviceId, IncomingRevision, JsonObject, Reducer, Revision, Seq } from '../types.js';
+
+export interface AdapterHarness {
+  /** A new, started adapter on empty storage. */
+  create(): Promise<StorageAdapter>;
+  /** Stops `adapter` and returns a started adapter on the same storage. */
+  reopen(adapter: StorageAdapter): Promise<StorageAdapter>;
+  /** Removes everything the harness created. */
+  cleanup(): Promise<void>;
+}
+
+const deviceA = randomBytes(32).toString('hex') as DeviceId;
+const deviceB = randomBytes(32).toString('hex') as DeviceId;
+let tick = 1_700_000_000_000;
+
+/** A revision written by `author` on top of `parents`. */
+export function makeRevision(
+  collection: string,
+  id: string,
+  body: JsonObject | null,
+  author: DeviceId = deviceA,
+  parents: readonly Revision[] = [],
+  hlcWall = ++tick,
+): Revision {
+  return createRevision({
+    collection,
+    id,
+    parents: parents.map((p) => p.rev),
+    vv: incrementVector(joinVectors(parents.map((p) => p.vv)), author),
+    hlc: encodeHlc(hlcWall, 0),
+    author,
+    hub: false,
+    body,
+    maxBodyBytes: 1 << 20,
+  });
+}
+
+const lww: Reducer = createReducer(() => lwwResolver);
+const manual: Reducer = createReducer(() => manualResolver);
+
+function incoming(revisions: Revision[], local = false): IncomingRevision[] {
+  return revisions.map((revision) => ({ revision, local }));
+}
+
+export function runStorageAdapterSuite(
+  name: string,
+  makeHarness: () => Promise<AdapterHarness>,
+): void {
+  describe(`StorageAdapter acceptance: ${name}`, () => {
+    const withStore = (
+      title: string,
+      /** May return a reopened adapter, which the harness then stops instead. */
+      fn: (store: StorageAdapter, h: AdapterHarness) => Promise<unknown>,
+    ) =>
+      it(title, async () => {
+        const h = await makeHarness();
+        let store = await h.create();
+        try {
+          store = ((await fn(store, h)) as StorageAdapter | undefined) ?? store;
+        } finally {
+          await store.stop();
+          await h.cleanup();
+        }
+      });
+
+    withStore('start and stop are idempotent; stop before start is safe', async (store, h) => {
+      await store.start();
+      assert.equal(store.isStarted(), true);
+      await store.stop();
+      await store.stop();
+      assert.equal(store.isStarted(), false);
+      await assert.rejects(store.latestSeq(), { code: 'STORE_CLOSED' });
+      return h.reopen(store);
+    });
+
+    withStore('meta values persist across reopen', async (store, h) => {
+      await store.setMeta('k', 'v1');
+      await store.setMeta('k', 'v2');
+      const again = await h.reopen(store);
+      assert.equal(await again.getMeta('k'), 'v2');
+      assert.equal(await again.getMeta('missing'), undefined);
+      return again;
+    });
+
+    withStore('apply stores a record; get and list return it', async (store) => {
+      const r = makeRevision('notes', 'n1', { title: 'hello' });
+      const result = await store.apply({ revisions: incoming([r]), reduce: lww, now: 1 });
+      assert.equal(result.applied.length, 1);
+      assert.equal(result.applied[0]?.outcome, 'head');
+      const rec = await store.getRecord('notes', 'n1');
+      assert.deepEqual(rec?.body, { title: 'hello' });
+      assert.equal(rec?.rev, r.rev);
+      assert.equal(rec?.conflict, 'none');
+      assert.deepEqual(await store.listCollections(), ['notes']);
+      assert.equal((await store.getRevision('notes', 'n1', r.rev))?.head, true);
+    });
+
+    withStore('list pages in id order and hides tombstones unless asked', async (store) => {
+      const revs = ['c', 'a', 'e', 'b', 'd'].map((id) => makeRevision('notes', id, { id }));
+      await store.apply({ revisions: incoming(revs), reduce: lww, now: 1 });
+      const tomb = makeRevision('notes', 'c', null, deviceA, [revs[0] as Revision]);
+      await store.apply({ revisions: incoming([tomb]), reduce: lww, now: 1 });
+      const page1 = await store.listRecords('notes', { limit: 2 });
+      assert.deepEqual(
+        page1.map((r) => r.id),
+        ['a', 'b'],
+      );
+      const page2 = await store.listRecords('notes', { limit: 2, after: 'b' });
+      assert.deepEqual(
+        page2.map((r) => r.id),
+        ['d', 'e'],
+      );
+      const all = await store.listRecords('notes', { limit: 10, includeDeleted: true });
+      assert.deepEqual(
+        all.map((r) => r.id),
+        ['a', 'b', 'c', 'd', 'e'],
+      );
+      assert.equal(all[2]?.deleted, true);
+      assert.equal(all[2]?.body, null);
+    });
+
+    withStore('re-applying a revision is a no-op', async (store) => {
+      const r = makeRevision('notes', 'n1', { v: 1 });
+      await store.apply({ revisions: incoming([r]), reduce: lww, now: 1 });
+      const seq = await store.latestSeq();
+      const again = await store.apply({ revisions: incoming([r, r]), reduce: lww, now: 1 });
+      assert.equal(again.duplicates, 2);
+      assert.equal(again.applied.length, 0);
+      assert.equal(await store.latestSeq(), seq);
+    });
+
+    withStore('a cursor moves with its batch and never backwards', async (store) => {
+      const r = makeRevision('notes', 'n1', { v: 1 });
+      await store.apply({
+        revisions: incoming([r]),
+        source: deviceB,
+        cursor: 7 as Seq,
+        reduce: lww,
+        now: 1,
+      });
+      assert.equal(await store.getCursor(deviceB), 7);
+      await store.apply({ revisions: [], source: deviceB, cursor: 3 as Seq, reduce: lww, now: 1 });
+      assert.equal(await store.getCursor(deviceB), 7);
+      await store.setCursor(deviceB, 9 as Seq);
+      await store.setCursor(deviceB, 2 as Seq);
+      assert.equal(await store.getCursor(deviceB), 9);
+      assert.equal(await store.getCursor(deviceA), 0);
+      assert.equal((await store.getRevision('notes', 'n1', r.rev))?.source, deviceB);
+    });
+
+    withStore('a revision with an unknown parent is refused alone', async (store) => {
+      const ghost = makeRevision('notes', 'g', { v: 0 });
+      const orphan = makeRevision('notes', 'g', { v: 1 }, deviceA, [ghost]);
+      const fine = makeRevision('notes', 'ok', { v: 1 });
+      const result = await store.apply({
+        revisions: incoming([orphan, fine]),
+        reduce: lww,
+        now: 1,
+      });
+      assert.equal(result.applied.length, 1);
+      assert.equal(result.rejected.length, 1);
+      assert.equal(result.rejected[0]?.code, 'UNKNOWN_ANCESTOR');
+      assert.equal(await store.getRecord('notes', 'g'), undefined);
+      assert.ok(await store.getRecord('notes', 'ok'));
+    });
+
+    withStore(
+      'a descendant supersedes its parent; history keeps both, oldest first',
+      async (store) => {
+        const r1 = makeRevision('notes', 'n1', { v: 1 });
+        const r2 = makeRevision('notes', 'n1', { v: 2 }, deviceA, [r1]);
+        await store.apply({ revisions: incoming([r1, r2]), reduce: lww, now: 1 });
+        const heads = await store.heads('notes', 'n1');
+        assert.deepEqual(
+          heads.map((h) => h.rev),
+          [r2.rev],
+        );
+        const history = await store.history('notes', 'n1');
+        assert.deepEqual(
+          history.map((h) => h.rev),
+          [r1.rev, r2.rev],
+        );
+        assert.deepEqual(
+          history.map((h) => h.head),
+          [false, true],
+        );
+        assert.deepEqual((await store.getRecord('notes', 'n1'))?.body, { v: 2 });
+      },
+    );
+
+    withStore('a stale revision goes to history without changing the record', async (store) => {
+      const r1 = makeRevision('notes', 'n1', { v: 1 });
+      const r2 = makeRevision('notes', 'n1', { v: 2 }, deviceA, [r1]);
+      await store.apply({ revisions: incoming([r1, r2]), reduce: lww, now: 1 });
+      const r0 = makeRevision('notes', 'n1', { v: 0 }, deviceA, [], 5);
+      const result = await store.apply({ revisions: incoming([r0]), reduce: lww, now: 1 });
+      assert.equal(result.applied[0]?.outcome, 'stale');
+      assert.equal(result.applied[0]?.record, undefined);
+      assert.deepEqual((await store.getRecord('notes', 'n1'))?.body, { v: 2 });
+    });
+
+    withStore(
+      'concurrent revisions open a conflict; a dominating write resolves it',
+      async (store) => {
+        const base = makeRevision('tickets', 't', { s: 'new' });
+        const a = makeRevision('tickets', 't', { s: 'a' }, deviceA, [base]);
+        const b = makeRevision('tickets', 't', { s: 'b' }, deviceB, [base]);
+        await store.apply({ revisions: incoming([base, a, b]), reduce: manual, now: 100 });
+        const rec = await store.getRecord('tickets', 't');
+        assert.equal(rec?.conflict, 'open');
+        const open = await store.listConflicts({ status: 'open' });
+        assert.equal(open.length, 1);
+        assert.deepEqual(open[0]?.heads, [a.rev, b.rev].sort());
+        assert.equal(open[0]?.strategy, 'manual');
+        const fix = makeRevision('tickets', 't', { s: 'fixed' }, deviceA, [a, b]);
+        await store.apply({ revisions: incoming([fix]), reduce: manual, now: 200 });
+        assert.equal((await store.listConflicts({ status: 'open' })).length, 0);
+        const resolved = await store.listConflicts({ status: 'resolved' });
+        assert.equal(resolved[0]?.resolvedBy, fix.rev);
+        assert.equal(resolved[0]?.resolvedAt, 200);
+        assert.equal((await store.getRecord('tickets', 't'))?.conflict, 'none');
+      },
+    );
+
+    withStore('changesSince bounds batches by count and bytes and reports more', async (store) => {
+      const revs = Array.from({ length: 10 }, (_, i) =>
+        makeRevision('notes', `n${i}`, { pad: 'x'.repeat(100) }),
+      );
+      await store.apply({ revisions: incoming(revs), reduce: lww, now: 1 });
+      const byCount = await store.changesSince({ since: 0 as Seq, limit: 4, maxBytes: 1 << 20 });
+      assert.equal(byCount.revisions.length, 4);
+      assert.equal(byCount.more, true);
+      const byBytes = await store.changesSince({ since: 0 as Seq, limit: 100, maxBytes: 300 });
+      assert.ok(byBytes.revisions.length >= 1 && byBytes.revisions.length < 10);
+      let since = 0 as Seq;
+      const seen: string[] = [];
+      for (let guard = 0; guard < 20; guard++) {
+        const b = await store.changesSince({ since, limit: 3, maxBytes: 1 << 20 });
+        seen.push(...b.revisions.map((r) => r.rev));
+        since = b.upTo;
+        if (!b.more) break;
+      }
+      assert.deepEqual(
+        seen,
+        revs.map((r) => r.rev),
+      );
+      assert.equal(since, await store.latestSeq());
+    });
+
+    withStore(
+      'changesSince leaves out the peer’s own revisions, local-only ones and filtered collections',
+      async (store) => {
+        const mine = makeRevision('notes', 'mine', { v: 1 });
+        const theirs = makeRevision('notes', 'theirs', { v: 1 }, deviceB);
+        const secret = makeRevision('memory', 'm', { v: 1 });
+        const other = makeRevision('other', 'o', { v: 1 });
+        await store.apply({ revisions: incoming([mine]), reduce: lww, now: 1 });
+        await store.apply({ revisions: incoming([theirs]), source: deviceB, reduce: lww, now: 1 });
+        await store.apply({ revisions: incoming([other]), reduce: lww, now: 1 });
+        await store.apply({ revisions: incoming([secret], true), reduce: lww, now: 1 });
+        const batch = await store.changesSince({
+          since: 0 as Seq,
+          limit: 100,
+          maxBytes: 1 << 20,
+          excludeSource: deviceB,
+          collections: (c) => c !== 'other',
+        });
+        assert.deepEqual(
+          batch.revisions.map((r) => r.rev),
+          [mine.rev],
+        );
+        // The cursor still covers everything examined, including the trailing local-only revision.
+        assert.equal(batch.upTo, await store.latestSeq());
+        assert.equal(batch.more, false);
+      },
+    );
+
+    withStore('a failing batch stores nothing, cursor included', async (store) => {
+      const revs = [1, 2, 3].map((i) => makeRevision('notes', `n${i}`, { i }));
+      let calls = 0;
+      const boom: Reducer = (heads, r) => {
+        if (++calls === 3) throw new Error('reducer failed');
+        return lww(heads, r);
+      };
+      await assert.rejects(
+        store.apply({
+          revisions: incoming(revs),
+          source: deviceB,
+          cursor: 3 as Seq,
+          reduce: boom,
+          now: 1,
+        }),
+        /reducer failed/,
+      );
+      assert.equal(await store.latestSeq(), 0);
+      assert.equal(await store.getRecord('notes', 'n1'), undefined);
+      assert.equal(await store.getCursor(deviceB), 0);
+    });
+
+    withStore(
+      'prune drops old bodies but never a head, and keeps stubs verifiable',
+      async (store) => {
+        let prev = makeRevision('notes', 'n', { v: 0 });
+        const chain = [prev];
+        for (let i = 1; i < 6; i++) {
+          prev = makeRevision('notes', 'n', { v: i }, deviceA, [prev]);
+          chain.push(prev);
+        }
+        const base = makeRevision('notes', 'c', { v: 0 });
+        const left = makeRevision('notes', 'c', { v: 'l' }, deviceA, [base]);
+        const right = makeRevision('notes', 'c', { v: 'r' }, deviceB, [base]);
+        await store.apply({
+          revisions: incoming([...chain, base, left, right]),
+          reduce: lww,
+          now: 1,
+        });
+        const pruned = await store.prune({ maxRevisions: 2 }, Date.now());
+        assert.equal(pruned, 5); // four of the chain, and the base of the conflict
+        const history = await store.history('notes', 'n');
+        assert.deepEqual(
+          history.map((h) => h.pruned === true),
+          [true, true, true, true, false, false],
+        );
+        assert.equal(history[0]?.body, null);
+        assert.equal(history[0]?.rev, chain[0]?.rev);
+        // A stub still proves its identity: its hash covers the metadata and the body's hash.
+        assert.doesNotThrow(() => verifyRevision(wireRevision(history[0] as Revision), 1 << 20));
+        // Both conflicting heads survive any policy.
+        await store.prune({ maxRevisions: 1, maxAgeMs: 0 }, Date.now());
+        const c = await store.history('notes', 'c');
+        assert.deepEqual(
+          c
+            .filter((h) => !h.pruned)
+            .map((h) => h.rev)
+            .sort(),
+          [left.rev, right.rev].sort(),
+        );
+        assert.deepEqual((await store.getRecord('notes', 'n'))?.body, { v: 5 });
+      },
+    );
+
+    withStore(
+      'everything survives reopen, and sequence numbers are never reused',
+      async (store, h) => {
+        const r1 = makeRevision('notes', 'n1', { v: 1 });
+        const r2 = makeRevision('notes', 'n2', { v: 1 });
+        await store.apply({
+          revisions: incoming([r1, r2]),
+          source: deviceB,
+          cursor: 42 as Seq,
+          reduce: lww,
+          now: 1,
+        });
+        const latest = await store.latestSeq();
+        const again = await h.reopen(store);
+        assert.equal(await again.latestSeq(), latest);
+        assert.equal(await again.getCursor(deviceB), 42);
+        assert.deepEqual((await again.getRecord('notes', 'n2'))?.body, { v: 1 });
+        const r3 = makeRevision('notes', 'n3', { v: 1 });
+        const result = await again.apply({ revisions: incoming([r3]), reduce: lww, now: 1 });
+        assert.ok((result.applied[0]?.seq ?? 0) > latest);
+        const stats = await again.stats();
+        assert.equal(stats.records, 3);
+        assert.equal(stats.revisions, 3);
+        return again;
+      },
+    );
+  });
+}

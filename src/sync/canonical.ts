@@ -1,0 +1,67 @@
+import { hash } from 'node:crypto';
+import type { JsonObject, JsonValue } from '../store/types.js';
+import { InvalidBodyError } from './errors.js';
+
+/**
+ * Canonical JSON: object keys sorted by code unit, no white space, numbers as
+ * JavaScript prints them. Two equal values always give the same text, so the text
+ * can be hashed. Throws InvalidBodyError on values JSON cannot carry.
+ */
+export function canonicalJson(value: unknown): string {
+  switch (typeof value) {
+    case 'string':
+      return JSON.stringify(value);
+    case 'number':
+      if (!Number.isFinite(value)) throw new InvalidBodyError(`number ${value} is not valid JSON`);
+      return JSON.stringify(value);
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'object': {
+      if (value === null) return 'null';
+      if (Array.isArray(value)) {
+        let out = '[';
+        for (let i = 0; i < value.length; i++) {
+          if (i > 0) out += ',';
+          out += value[i] === undefined ? 'null' : canonicalJson(value[i]);
+        }
+        return `${out}]`;
+      }
+      const proto = Object.getPrototypeOf(value);
+      if (proto !== Object.prototype && proto !== null) {
+        throw new InvalidBodyError(
+          `a ${proto?.constructor?.name ?? 'non-plain'} object is not valid JSON`,
+        );
+      }
+      const keys = Object.keys(value).sort();
+      let out = '{';
+      let first = true;
+      for (const key of keys) {
+        const v = (value as Record<string, unknown>)[key];
+        if (v === undefined) continue;
+        if (!first) out += ',';
+        first = false;
+        out += `${JSON.stringify(key)}:${canonicalJson(v)}`;
+      }
+      return `${out}}`;
+    }
+    default:
+      throw new InvalidBodyError(`a ${typeof value} is not valid JSON`);
+  }
+}
+
+/** SHA-256 as hex; the one-shot API costs half of a Hash object for short inputs. */
+export function sha256Hex(text: string): string {
+  return hash('sha256', text, 'hex');
+}
+
+/** True for a plain JSON object (not an array, not null). */
+export function isJsonObject(value: unknown): value is JsonObject {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Deep equality of two JSON values. */
+export function jsonEqual(a: JsonValue | undefined, b: JsonValue | undefined): boolean {
+  if (a === b) return true;
+  if (a === undefined || b === undefined) return false;
+  return canonicalJson(a) === canonicalJson(b);
+}

@@ -1,0 +1,76 @@
+/**
+ * The seam between the sync engine and whatever carries its messages: an in-memory
+ * pair in tests and benchmarks, a TLS session in production. Messages are delivered
+ * in order; `send` resolves once the carrier has accepted the message (a slow
+ * carrier makes `send` slow: that is the backpressure).
+ */
+export interface MessageChannel<M> {
+  send(message: M): Promise<void>;
+  /** Sets the one handler for incoming messages. */
+  onMessage(handler: (message: M) => void): void;
+  /** Sets the one handler called once when the channel closes (with the cause, if any). */
+  onClose(handler: (cause?: Error) => void): void;
+  /** Closes both directions; the peer's close handler runs too. Idempotent. */
+  close(cause?: Error): void;
+}
+
+/**
+ * Two connected in-memory channels. Each message is copied through JSON, as a wire
+ * would, and delivered asynchronously in order.
+ */
+export function createChannelPair<M>(): [MessageChannel<M>, MessageChannel<M>] {
+  type End = {
+    handler: ((m: M) => void) | undefined;
+    closeHandler: ((cause?: Error) => void) | undefined;
+    inbox: M[];
+    /** No more sends accepted. */
+    closing: boolean;
+    /** Close handler has run; nothing more is delivered. */
+    closed: boolean;
+    cause: Error | undefined;
+  };
+  const newEnd = (): End => ({
+    handler: undefined,
+    closeHandler: undefined,
+    inbox: [],
+    closing: false,
+    closed: false,
+    cause: undefined,
+  });
+  const ends: [End, End] = [newEnd(), newEnd()];
+  const deliver = (to: End) => {
+    while (to.handler && to.inbox.length > 0 && !to.closed) {
+      const m = to.inbox.shift() as M;
+      to.handler(m);
+    }
+    // Like a socket, a close reaches the reader after the data sent before it.
+    if (to.closing && !to.closed && to.inbox.length === 0) {
+      to.closed = true;
+      to.closeHandler?.(to.cause);
+    }
+  };
+  const closeBoth = (cause?: Error) => {
+    for (const end of ends) {
+      if (end.closing) continue;
+      end.closing = true;
+      end.cause = cause;
+      setImmediate(() => deliver(end));
+    }
+  };
+  const make = (self: End, peer: End): MessageChannel<M> => ({
+    send: async (message) => {
+      if (self.closing) throw new Error('channel closed');
+      peer.inbox.push(JSON.parse(JSON.stringify(message)) as M);
+      setImmediate(() => deliver(peer));
+    },
+    onMessage: (handler) => {
+      self.handler = handler;
+      setImmediate(() => deliver(self));
+    },
+    onClose: (handler) => {
+      self.closeHandler = handler;
+    },
+    close: (cause) => closeBoth(cause),
+  });
+  return [make(ends[0], ends[1]), make(ends[1], ends[0])];
+}

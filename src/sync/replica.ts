@@ -1,0 +1,596 @@
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import { isTrosynError, type TrosynError } from '../errors.js';
+import { type Clock, type Startable, systemClock } from '../lifecycle.js';
+import { silentLogger } from '../observability/logger.js';
+import type { StorageAdapter } from '../store/adapter.js';
+import type {
+  AppliedRevision,
+  ChangeBatch,
+  ConflictRecord,
+  DeviceId,
+  IncomingRevision,
+  JsonObject,
+  RecordView,
+  Reducer,
+  RejectedRevision,
+  RetentionPolicy,
+  RevId,
+  Revision,
+  Seq,
+  StoredRevision,
+  StoreStats,
+} from '../store/types.js';
+import { isJsonObject, jsonEqual } from './canonical.js';
+import {
+  type ConflictResolver,
+  type ConflictStrategy,
+  mergeFields,
+  toResolver,
+} from './conflict.js';
+import {
+  AmbiguousRevisionError,
+  ClockSkewError,
+  InvalidOptionError,
+  LocalOnlyCollectionError,
+  NoConflictError,
+  NotStartedError,
+  RecordNotFoundError,
+  RevisionNotFoundError,
+  RevisionPrunedError,
+  SyncGapError,
+} from './errors.js';
+import { HybridClock, hlcTime } from './hlc.js';
+import { assertCollectionName, assertRecordId, isDeviceId, newRecordId } from './ids.js';
+import { createReducer } from './reducer.js';
+import { createRevision, encodeBody, verifyRevision } from './revision.js';
+import { incrementVector, joinVectors } from './version-vector.js';
+
+/** Per-collection settings. Every replica of a collection must use the same strategy. */
+export interface CollectionOptions {
+  /** How concurrent writes settle: 'lww' (default), 'hub-wins', 'merge', 'manual', or a ConflictResolver. */
+  conflict?: ConflictStrategy;
+  /** Never offered to peers and refused from them (e.g. personal AI memory). Default false. */
+  localOnly?: boolean;
+}
+
+export interface ReplicaOptions {
+  /** Where this node keeps its data; the replica starts and stops it. */
+  store: StorageAdapter;
+  /** This node's device ID (SHA-256 of its certificate). A store belongs to one device. */
+  deviceId: DeviceId;
+  /** A hub's revisions carry the hub mark that the `hub-wins` strategy prefers. Default 'child'. */
+  role?: 'hub' | 'child';
+  /** Settings by collection name; unnamed collections use `defaultCollection`. */
+  collections?: Record<string, CollectionOptions>;
+  /** Settings for collections not named in `collections`. Default `{ conflict: 'lww' }`. */
+  defaultCollection?: CollectionOptions;
+  /** Largest record body in bytes of canonical JSON. Default 1 MiB. Must match across replicas. */
+  maxRecordBytes?: number;
+  /**
+   * How far (ms) a received revision's clock may run ahead of this node's before it
+   * is refused with CLOCK_SKEW. Default 24 hours; keeps one bad clock from dragging
+   * every replica's timestamps into the future.
+   */
+  maxClockSkewMs?: number;
+  /** History retention applied by `prune()`. Default: keep everything. */
+  retention?: RetentionPolicy;
+  clock?: Clock;
+  logger?: Logger;
+}
+
+export const DEFAULT_MAX_RECORD_BYTES = 1024 * 1024;
+export const DEFAULT_MAX_CLOCK_SKEW_MS = 24 * 60 * 60 * 1000;
+
+/** A change to a record's current state, as subscribers see it. */
+export interface ChangeEvent {
+  collection: string;
+  id: string;
+  rev: RevId;
+  seq: Seq;
+  deleted: boolean;
+  body: JsonObject | null;
+  conflict: RecordView['conflict'];
+  /** 'local' for writes made through this replica; otherwise the peer it came from. */
+  origin: 'local' | DeviceId;
+}
+
+export interface WriteResult {
+  collection: string;
+  id: string;
+  rev: RevId;
+  seq: Seq;
+  record: RecordView;
+}
+
+/** One revision in a record's history. */
+export interface HistoryEntry {
+  rev: RevId;
+  author: DeviceId;
+  hlc: string;
+  /** Wall-clock ms of the write, from its HLC. */
+  time: number;
+  bodyHash: string;
+  deleted: boolean;
+  /** null for tombstones and for revisions whose body retention dropped. */
+  body: JsonObject | null;
+  pruned: boolean;
+  parents: RevId[];
+  /** Still a head: not superseded (a conflict's losers stay heads until resolved). */
+  head: boolean;
+  /** The revision the record currently resolves to. */
+  current: boolean;
+  seq: Seq;
+}
+
+export interface ApplyReport {
+  applied: number;
+  duplicates: number;
+  rejected: RejectedRevision[];
+  /** The cursor for the peer after this batch. */
+  cursor: Seq;
+}
+
+export interface ChangesRequest {
+  since: Seq;
+  /** The peer the changes are for: its own revisions are left out. */
+  peer?: DeviceId;
+  /** Most revisions per batch. Default 1000. */
+  limit?: number;
+  /** Batch body bytes before it is cut. Default 1 MiB. */
+  maxBytes?: number;
+  /** Only collections this accepts (read scope). */
+  collections?: (collection: string) => boolean;
+}
+
+export interface ApplyOptions {
+  /** Per-revision admission check (write scope): return an error to refuse that revision alone. */
+  admit?: (revision: Revision) => TrosynError | undefined;
+}
+
+export type WriteOp =
+  | { op: 'put'; collection: string; id: string; body: JsonObject }
+  | { op: 'delete'; collection: string; id: string };
+
+type Events = { change: [ChangeEvent] };
+
+/**
+ * One node's replica: the library API (collections, history, revert, conflicts)
+ * and the sync primitives (`changesSince`, `applyChanges`) that sessions use.
+ */
+export class Replica implements Startable {
+  readonly deviceId: DeviceId;
+  readonly role: 'hub' | 'child';
+  private readonly store: StorageAdapter;
+  private readonly options: ReplicaOptions;
+  private readonly logger: Logger;
+  private readonly clock: Clock;
+  private readonly hlc: HybridClock;
+  private readonly resolvers = new Map<string, ConflictResolver>();
+  private readonly defaultResolver: ConflictResolver;
+  private readonly reducer: Reducer;
+  private readonly maxRecordBytes: number;
+  private readonly maxSkewMs: number;
+  private readonly events = new EventEmitter<Events>();
+  private queue: Promise<unknown> = Promise.resolve();
+  private started = false;
+
+  constructor(options: ReplicaOptions) {
+    if (!isDeviceId(options.deviceId)) {
+      throw new InvalidOptionError(
+        'deviceId',
+        'must be 64 lowercase hex characters (SHA-256 of the certificate)',
+      );
+    }
+    this.options = options;
+    this.store = options.store;
+    this.deviceId = options.deviceId;
+    this.role = options.role ?? 'child';
+    this.logger = options.logger ?? silentLogger;
+    this.clock = options.clock ?? systemClock;
+    this.hlc = new HybridClock(this.clock);
+    this.maxRecordBytes = options.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES;
+    this.maxSkewMs = options.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS;
+    if (!(this.maxRecordBytes > 0))
+      throw new InvalidOptionError('maxRecordBytes', 'must be a positive number of bytes');
+    for (const [name, c] of Object.entries(options.collections ?? {})) {
+      assertCollectionName(name, true);
+      this.resolvers.set(name, toResolver(c.conflict, name));
+    }
+    this.defaultResolver = toResolver(options.defaultCollection?.conflict, '*');
+    this.reducer = createReducer((c) => this.resolverFor(c));
+    this.events.setMaxListeners(0);
+  }
+
+  isStarted(): boolean {
+    return this.started;
+  }
+
+  async start(): Promise<void> {
+    if (this.started) return;
+    await this.store.start();
+    const owner = await this.store.getMeta('device_id');
+    if (owner === undefined) {
+      await this.store.setMeta('device_id', this.deviceId);
+    } else if (owner !== this.deviceId) {
+      await this.store.stop();
+      throw new InvalidOptionError(
+        'deviceId',
+        `this store belongs to device ${owner}, not ${this.deviceId}`,
+      );
+    }
+    // Never issue a timestamp below one already in the log, even if the wall clock stepped back.
+    const latest = await this.store.changesSince({
+      since: Math.max(0, (await this.store.latestSeq()) - 1000) as Seq,
+      limit: 1000,
+      maxBytes: Number.MAX_SAFE_INTEGER,
+    });
+    for (const r of latest.revisions) this.hlc.observe(r.hlc);
+    this.started = true;
+  }
+
+  async stop(): Promise<void> {
+    if (!this.started) return;
+    this.started = false;
+    await this.queue.catch(() => undefined);
+    await this.store.stop();
+  }
+
+  /** Settings of a collection: its conflict strategy and whether it is local-only. */
+  resolverFor(collection: string): ConflictResolver {
+    return this.resolvers.get(collection) ?? this.defaultResolver;
+  }
+
+  isLocalOnly(collection: string): boolean {
+    return (
+      (this.options.collections?.[collection] ?? this.options.defaultCollection)?.localOnly === true
+    );
+  }
+
+  /** Calls `listener` after every committed change to a record's state. Returns an unsubscribe function. */
+  subscribe(listener: (event: ChangeEvent) => void): () => void {
+    this.events.on('change', listener);
+    return () => this.events.off('change', listener);
+  }
+
+  // --- records -------------------------------------------------------------
+
+  /** Creates or replaces a record. */
+  async put(collection: string, id: string, body: JsonObject): Promise<WriteResult> {
+    const [result] = await this.writeMany([{ op: 'put', collection, id, body }]);
+    return result as WriteResult;
+  }
+
+  /** Creates a record with a fresh ULID id. */
+  async create(collection: string, body: JsonObject): Promise<WriteResult> {
+    return this.put(collection, newRecordId(), body);
+  }
+
+  /** Deletes a record (writes a tombstone, which syncs like any write). */
+  async delete(collection: string, id: string): Promise<WriteResult> {
+    const [result] = await this.writeMany([{ op: 'delete', collection, id }]);
+    return result as WriteResult;
+  }
+
+  /**
+   * Several writes in one transaction: all are durable together or none is. A
+   * validation error in any write fails the whole call before anything is stored.
+   */
+  async writeMany(
+    ops: readonly WriteOp[],
+    options: { allowReserved?: boolean } = {},
+  ): Promise<WriteResult[]> {
+    this.assertStarted();
+    for (const op of ops) {
+      assertCollectionName(op.collection, options.allowReserved);
+      assertRecordId(op.id);
+      // A put never deletes: only an explicit delete writes a tombstone.
+      if (op.op === 'put' && !isJsonObject(op.body)) encodeBody(op.body, this.maxRecordBytes);
+    }
+    return this.exclusive(async () => {
+      const revisions: IncomingRevision[] = [];
+      const pending = new Map<string, StoredRevision[]>();
+      for (const op of ops) {
+        const key = `${op.collection}\u0000${op.id}`;
+        const heads = pending.get(key) ?? (await this.store.heads(op.collection, op.id));
+        const revision = this.buildLocalRevision(
+          op.collection,
+          op.id,
+          op.op === 'put' ? op.body : null,
+          heads,
+        );
+        revisions.push({ revision, local: this.isLocalOnly(op.collection) });
+        // A later op on the same record in this call supersedes this one.
+        pending.set(key, [
+          { ...revision, seq: 0 as Seq, head: true, local: false, source: undefined },
+        ]);
+      }
+      const result = await this.store.apply({
+        revisions,
+        reduce: this.reducer,
+        now: this.clock.now(),
+      });
+      this.emit(result.applied, 'local');
+      return result.applied.map((a) => {
+        if (!a.record) throw new Error(`local write ${a.revision.rev} did not become a head`);
+        return {
+          collection: a.revision.collection,
+          id: a.revision.id,
+          rev: a.revision.rev,
+          seq: a.seq,
+          record: a.record,
+        };
+      });
+    });
+  }
+
+  async get(collection: string, id: string): Promise<RecordView | undefined> {
+    this.assertStarted();
+    const record = await this.store.getRecord(collection, id);
+    return record && !record.deleted ? record : undefined;
+  }
+
+  /** Records of a collection in id order; page with `after` (the last id of the previous page). */
+  async list(
+    collection: string,
+    query: { after?: string; limit?: number; includeDeleted?: boolean } = {},
+  ): Promise<RecordView[]> {
+    this.assertStarted();
+    return this.store.listRecords(collection, {
+      ...query,
+      limit: Math.min(Math.max(query.limit ?? 100, 1), 10_000),
+    });
+  }
+
+  async collections(): Promise<string[]> {
+    this.assertStarted();
+    return this.store.listCollections();
+  }
+
+  // --- history, revert, conflicts --------------------------------------------
+
+  /** Every known revision of a record, oldest first. */
+  async history(collection: string, id: string): Promise<HistoryEntry[]> {
+    this.assertStarted();
+    const [revisions, record] = await Promise.all([
+      this.store.history(collection, id),
+      this.store.getRecord(collection, id),
+    ]);
+    return revisions.map((r) => ({
+      rev: r.rev,
+      author: r.author,
+      hlc: r.hlc,
+      time: hlcTime(r.hlc),
+      bodyHash: r.bodyHash,
+      deleted: r.deleted,
+      body: r.body,
+      pruned: r.pruned === true,
+      parents: r.parents,
+      head: r.head,
+      current: record?.rev === r.rev,
+      seq: r.seq,
+    }));
+  }
+
+  /** Writes an old revision's content as a new revision (a tombstone deletes). Accepts a unique rev prefix. */
+  async revert(collection: string, id: string, rev: string): Promise<WriteResult> {
+    this.assertStarted();
+    const target = await this.findRevision(collection, id, rev);
+    if (target.pruned) throw new RevisionPrunedError(target.rev);
+    return target.deleted
+      ? this.delete(collection, id)
+      : this.put(collection, id, target.body as JsonObject);
+  }
+
+  async conflicts(
+    filter: { status?: ConflictRecord['status']; collection?: string } = {},
+  ): Promise<ConflictRecord[]> {
+    this.assertStarted();
+    return this.store.listConflicts(filter);
+  }
+
+  /**
+   * Settles a conflict with a write that supersedes every head: either one of the
+   * heads' content (`{ rev }`, a unique prefix is enough) or a new body (null deletes).
+   */
+  async resolve(
+    collection: string,
+    id: string,
+    choice: { rev: string } | { body: JsonObject | null },
+  ): Promise<WriteResult> {
+    this.assertStarted();
+    const heads = await this.store.heads(collection, id);
+    if (heads.length < 2) throw new NoConflictError(collection, id);
+    if ('rev' in choice) {
+      const target = await this.findRevision(collection, id, choice.rev);
+      return target.deleted
+        ? this.delete(collection, id)
+        : this.put(collection, id, target.body as JsonObject);
+    }
+    return choice.body === null
+      ? this.delete(collection, id)
+      : this.put(collection, id, choice.body);
+  }
+
+  private async findRevision(collection: string, id: string, rev: string): Promise<StoredRevision> {
+    const all = await this.store.history(collection, id);
+    if (all.length === 0) throw new RecordNotFoundError(collection, id);
+    const matches = all.filter((r) => r.rev.startsWith(rev.toLowerCase()));
+    if (matches.length > 1) throw new AmbiguousRevisionError(rev, matches.length);
+    const found = matches[0];
+    if (!found || rev.length < 4) throw new RevisionNotFoundError(collection, id, rev);
+    return found;
+  }
+
+  /** Drops revision bodies the retention policy no longer keeps (never a head). */
+  async prune(policy: RetentionPolicy | undefined = this.options.retention): Promise<number> {
+    this.assertStarted();
+    if (!policy) return 0;
+    return this.exclusive(() => this.store.prune(policy, this.clock.now()));
+  }
+
+  async stats(): Promise<StoreStats> {
+    this.assertStarted();
+    return this.store.stats();
+  }
+
+  // --- sync primitives ---------------------------------------------------------
+
+  async latestSeq(): Promise<Seq> {
+    this.assertStarted();
+    return this.store.latestSeq();
+  }
+
+  /** The last position of `peer`'s change log applied here. */
+  async cursorFor(peer: DeviceId): Promise<Seq> {
+    this.assertStarted();
+    return this.store.getCursor(peer);
+  }
+
+  /** The change log after `since`, for a peer: its own revisions and local-only ones left out. */
+  async changesSince(request: ChangesRequest): Promise<ChangeBatch> {
+    this.assertStarted();
+    const batch = await this.store.changesSince({
+      since: request.since,
+      limit: request.limit ?? 1000,
+      maxBytes: request.maxBytes ?? 1024 * 1024,
+      ...(request.peer !== undefined && { excludeSource: request.peer }),
+      ...(request.collections !== undefined && { collections: request.collections }),
+    });
+    return batch;
+  }
+
+  /**
+   * Applies a batch from `peer` and moves its cursor to `batch.upTo`, in one
+   * transaction. Each invalid revision is refused alone (reported in `rejected`);
+   * the rest apply. A batch that starts after the cursor is refused whole
+   * (SYNC_GAP). Re-delivery of a batch changes nothing.
+   */
+  async applyChanges(
+    peer: DeviceId,
+    batch: ChangeBatch,
+    options: ApplyOptions = {},
+  ): Promise<ApplyReport> {
+    this.assertStarted();
+    return this.exclusive(async () => {
+      const cursor = await this.store.getCursor(peer);
+      if (batch.since > cursor) throw new SyncGapError(batch.since, cursor);
+      const rejected: RejectedRevision[] = [];
+      const incoming: IncomingRevision[] = [];
+      const now = this.clock.now();
+      for (const raw of batch.revisions) {
+        try {
+          const { revision, bodyText } = verifyRevision(raw, this.maxRecordBytes);
+          if (this.isLocalOnly(revision.collection))
+            throw new LocalOnlyCollectionError(revision.collection);
+          const ahead = hlcTime(revision.hlc) - now;
+          if (ahead > this.maxSkewMs) throw new ClockSkewError(revision.rev, ahead, this.maxSkewMs);
+          const refusal = options.admit?.(revision);
+          if (refusal) throw refusal;
+          incoming.push({ revision, local: false, ...(bodyText !== undefined && { bodyText }) });
+        } catch (err) {
+          if (!isTrosynError(err)) throw err;
+          const r = (raw ?? {}) as Partial<Revision>;
+          rejected.push({
+            rev: String(r.rev),
+            collection: String(r.collection),
+            id: String(r.id),
+            code: err.code,
+            message: err.message,
+          });
+        }
+      }
+      const upTo = Math.max(batch.upTo, cursor) as Seq;
+      const result = await this.store.apply({
+        revisions: incoming,
+        source: peer,
+        cursor: upTo,
+        reduce: this.reducer,
+        now,
+      });
+      for (const { revision } of result.applied) this.hlc.observe(revision.hlc);
+      rejected.push(...result.rejected);
+      if (rejected.length > 0)
+        this.logger.warn(
+          { peer, rejected: rejected.length, first: rejected[0] },
+          'revisions refused',
+        );
+      this.emit(result.applied, peer);
+      return {
+        applied: result.applied.length,
+        duplicates: result.duplicates,
+        rejected,
+        cursor: upTo,
+      };
+    });
+  }
+
+  // --- internals -----------------------------------------------------------------
+
+  private buildLocalRevision(
+    collection: string,
+    id: string,
+    body: JsonObject | null,
+    heads: readonly StoredRevision[],
+  ): Revision {
+    const hlc = this.hlc.now();
+    const live = heads.filter((h) => !h.deleted);
+    let fields: Record<string, string> | undefined;
+    if (body !== null && this.resolverFor(collection).name === 'merge') {
+      // Keep each unchanged field's clock, so a concurrent change elsewhere still wins over it.
+      const { body: before, clocks } =
+        live.length > 0 ? mergeFields(live) : { body: {}, clocks: {} };
+      fields = {};
+      for (const name of new Set([...Object.keys(body), ...Object.keys(clocks)])) {
+        const had = Object.hasOwn(before, name);
+        const has = Object.hasOwn(body, name);
+        const unchanged = had === has && (!has || jsonEqual(before[name], body[name]));
+        fields[name] = unchanged && clocks[name] !== undefined ? clocks[name] : hlc;
+      }
+    }
+    return createRevision({
+      collection,
+      id,
+      parents: heads.map((h) => h.rev),
+      vv: incrementVector(joinVectors(heads.map((h) => h.vv)), this.deviceId),
+      hlc,
+      author: this.deviceId,
+      hub: this.role === 'hub',
+      body,
+      ...(fields !== undefined && { fields }),
+      maxBodyBytes: this.maxRecordBytes,
+    });
+  }
+
+  private emit(applied: readonly AppliedRevision[], origin: 'local' | DeviceId): void {
+    for (const a of applied) {
+      if (!a.record) continue;
+      const event: ChangeEvent = {
+        collection: a.record.collection,
+        id: a.record.id,
+        rev: a.record.rev,
+        seq: a.seq,
+        deleted: a.record.deleted,
+        body: a.record.body,
+        conflict: a.record.conflict,
+        origin,
+      };
+      try {
+        this.events.emit('change', event);
+      } catch (err) {
+        this.logger.error({ err }, 'change listener threw');
+      }
+    }
+  }
+
+  /** Runs store work one call at a time, so a write's heads cannot change under it. */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private assertStarted(): void {
+    if (!this.started) throw new NotStartedError('the replica');
+  }
+}

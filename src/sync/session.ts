@@ -1,0 +1,388 @@
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import { isTrosynError, type TrosynError } from '../errors.js';
+import { silentLogger } from '../observability/logger.js';
+import type { SyncChangesMessage, SyncMessage } from '../protocol/sync-messages.js';
+import type { DeviceId, RejectedRevision, Revision, Seq } from '../store/types.js';
+import type { MessageChannel } from './channel.js';
+import { SyncProtocolError } from './errors.js';
+import type { Replica } from './replica.js';
+
+export interface SyncSessionOptions {
+  replica: Replica;
+  channel: MessageChannel<SyncMessage>;
+  /** The device at the other end (authenticated by the transport). */
+  peer: DeviceId;
+  /** Send this replica's changes to the peer. Default true. */
+  send?: boolean;
+  /** Apply the peer's changes here. Default true. */
+  receive?: boolean;
+  /** Keep streaming new changes after catching up. Default true. */
+  live?: boolean;
+  /** Most revisions per batch. Default 1000. */
+  batchSize?: number;
+  /** Body bytes per batch before it is cut. Default 1 MiB. */
+  batchBytes?: number;
+  /** Batches sent but not yet acknowledged; bounds memory on both sides. Default 4. */
+  window?: number;
+  /**
+   * In live mode, how long (ms) to hold a batch that carries no revisions (only a
+   * cursor move past the peer's own changes) so that bursts share one. Default 250.
+   */
+  cursorFlushMs?: number;
+  /** Read scope: only collections this accepts are sent. */
+  readable?: (collection: string) => boolean;
+  /** Write scope: a revision this refuses is rejected alone, with the returned error. */
+  admit?: (revision: Revision) => TrosynError | undefined;
+  logger?: Logger;
+}
+
+export interface SyncSessionStats {
+  /** Revisions sent to the peer. */
+  sent: number;
+  /** Revisions received from the peer and applied here. */
+  applied: number;
+  /** Revisions received that were already here. */
+  duplicates: number;
+  /** Revisions of ours the peer refused, and of the peer's we refused. */
+  refusedByPeer: number;
+  refusedHere: number;
+  /** Last position of our change log the peer acknowledged, and of the peer's we applied. */
+  ackedUpTo: number;
+  appliedUpTo: number;
+  /** The peer's latest sequence number when the session opened. */
+  peerLatest: number;
+}
+
+type Events = {
+  /** Both directions have caught up (emitted each time the session becomes idle again). */
+  'caught-up': [];
+  /** A batch was applied or acknowledged. */
+  progress: [SyncSessionStats];
+  /** The peer refused some of our revisions (e.g. outside its write scope). */
+  refused: [RejectedRevision[]];
+  closed: [Error | undefined];
+};
+
+/**
+ * One sync exchange with one peer over a message channel: each side announces its
+ * cursor for the other, then streams the change log from there in acknowledged
+ * batches. Resumes from cursors after any interruption; re-delivered batches are
+ * no-ops. The same class runs on hub and child.
+ */
+export class SyncSession extends EventEmitter<Events> {
+  readonly peer: DeviceId;
+  private readonly replica: Replica;
+  private readonly channel: MessageChannel<SyncMessage>;
+  private readonly logger: Logger;
+  private readonly o: Required<
+    Pick<
+      SyncSessionOptions,
+      'send' | 'receive' | 'live' | 'batchSize' | 'batchBytes' | 'window' | 'cursorFlushMs'
+    >
+  >;
+  private readonly readable: SyncSessionOptions['readable'];
+  private readonly admit: SyncSessionOptions['admit'];
+  private readonly stats: SyncSessionStats = {
+    sent: 0,
+    applied: 0,
+    duplicates: 0,
+    refusedByPeer: 0,
+    refusedHere: 0,
+    ackedUpTo: 0,
+    appliedUpTo: 0,
+    peerLatest: 0,
+  };
+  private opened = false;
+  private closed = false;
+  private peerWantsChanges = false;
+  private sentUpTo = 0;
+  private inflight = 0;
+  private pumping = false;
+  private wake = false;
+  private outboundIdle = false;
+  private inboundIdle = false;
+  private caughtUp = false;
+  private flushTimer: NodeJS.Timeout | undefined;
+  private applyQueue: Promise<void> = Promise.resolve();
+  private unsubscribe: (() => void) | undefined;
+  private caughtUpWaiters: Array<() => void> = [];
+
+  constructor(options: SyncSessionOptions) {
+    super();
+    this.replica = options.replica;
+    this.channel = options.channel;
+    this.peer = options.peer;
+    this.logger = options.logger ?? silentLogger;
+    this.readable = options.readable;
+    this.admit = options.admit;
+    this.o = {
+      send: options.send ?? true,
+      receive: options.receive ?? true,
+      live: options.live ?? true,
+      batchSize: options.batchSize ?? 1000,
+      batchBytes: options.batchBytes ?? 1024 * 1024,
+      window: options.window ?? 4,
+      cursorFlushMs: options.cursorFlushMs ?? 250,
+    };
+  }
+
+  /** Opens the session: installs handlers and announces this side's cursor. */
+  async start(): Promise<void> {
+    if (this.opened) return;
+    this.opened = true;
+    this.channel.onMessage((m) => this.onMessage(m));
+    this.channel.onClose((cause) => this.onClosed(cause));
+    this.inboundIdle = !this.o.receive;
+    const [cursor, latest] = await Promise.all([
+      this.replica.cursorFor(this.peer),
+      this.replica.latestSeq(),
+    ]);
+    this.stats.appliedUpTo = cursor;
+    await this.channel.send({
+      type: 'sync.open',
+      cursor,
+      latest,
+      ...(this.o.receive ? {} : { receive: false }),
+    });
+  }
+
+  /** Ends the session and closes its channel. */
+  async stop(cause?: Error): Promise<void> {
+    this.channel.close(cause);
+    this.onClosed(cause);
+  }
+
+  isClosed(): boolean {
+    return this.closed;
+  }
+
+  isCaughtUp(): boolean {
+    return this.caughtUp;
+  }
+
+  getStats(): Readonly<SyncSessionStats> {
+    return { ...this.stats };
+  }
+
+  /** Resolves once both directions have caught up (immediately if they have). */
+  whenCaughtUp(): Promise<void> {
+    if (this.caughtUp) return Promise.resolve();
+    if (this.closed)
+      return Promise.reject(
+        new SyncProtocolError('SESSION_CLOSED', 'the sync session closed before catching up'),
+      );
+    return new Promise((resolve, reject) => {
+      this.caughtUpWaiters.push(resolve);
+      this.once('closed', (cause) =>
+        reject(
+          cause ??
+            new SyncProtocolError('SESSION_CLOSED', 'the sync session closed before catching up'),
+        ),
+      );
+    });
+  }
+
+  private onMessage(message: SyncMessage): void {
+    if (this.closed) return;
+    switch (message.type) {
+      case 'sync.open':
+        this.onOpen(message.cursor, message.latest, message.receive !== false);
+        return;
+      case 'sync.changes':
+        this.applyQueue = this.applyQueue.then(() => this.onChanges(message));
+        return;
+      case 'sync.ack':
+        this.onAck(message.upTo, message.rejected);
+        return;
+      case 'error':
+        this.fail(
+          new SyncProtocolError(message.code, `peer closed the session: ${message.message}`),
+        );
+        return;
+      default:
+        this.sendError(
+          new SyncProtocolError(
+            'UNEXPECTED_MESSAGE',
+            `unexpected message type ${(message as { type: unknown }).type}`,
+          ),
+        );
+    }
+  }
+
+  private onOpen(cursor: number, latest: number, peerReceives: boolean): void {
+    this.stats.peerLatest = latest;
+    if (!this.o.receive || latest <= this.stats.appliedUpTo) this.inboundIdle = true;
+    this.peerWantsChanges = this.o.send && peerReceives;
+    this.sentUpTo = cursor;
+    this.stats.ackedUpTo = cursor;
+    if (this.peerWantsChanges) {
+      if (this.o.live)
+        this.unsubscribe = this.replica.subscribe((e) => this.onLocalChange(e.origin));
+      void this.pump();
+    } else {
+      this.outboundIdle = true;
+      this.checkCaughtUp();
+    }
+  }
+
+  private onLocalChange(origin: string): void {
+    if (origin === this.peer) {
+      // The peer's own change echoed in our log: only the cursor moves; send it lazily.
+      this.scheduleFlush();
+      return;
+    }
+    this.outboundIdle = false;
+    this.caughtUp = false;
+    void this.pump();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushTimer || this.closed) return;
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = undefined;
+      void this.pump(true);
+    }, this.o.cursorFlushMs);
+    this.flushTimer.unref();
+  }
+
+  private async pump(flushCursor = false): Promise<void> {
+    if (this.pumping) {
+      this.wake = true;
+      return;
+    }
+    this.pumping = true;
+    try {
+      do {
+        this.wake = false;
+        while (!this.closed && this.inflight < this.o.window) {
+          const batch = await this.replica.changesSince({
+            since: this.sentUpTo as Seq,
+            peer: this.peer,
+            limit: this.o.batchSize,
+            maxBytes: this.o.batchBytes,
+            ...(this.readable && { collections: this.readable }),
+          });
+          if (this.closed) return;
+          if (batch.upTo <= this.sentUpTo) break;
+          // A batch of nothing but a cursor move waits in live mode, to share one message with others.
+          if (batch.revisions.length === 0 && this.outboundIdle && !flushCursor) {
+            this.scheduleFlush();
+            break;
+          }
+          const message: SyncChangesMessage = {
+            type: 'sync.changes',
+            since: batch.since,
+            upTo: batch.upTo,
+            more: batch.more,
+            revisions: batch.revisions,
+          };
+          this.sentUpTo = batch.upTo;
+          this.inflight++;
+          this.stats.sent += batch.revisions.length;
+          await this.channel.send(message);
+          if (!batch.more) break;
+        }
+      } while (this.wake && !this.closed);
+    } catch (err) {
+      this.fail(err);
+    } finally {
+      this.pumping = false;
+    }
+    if (this.inflight === 0) await this.checkOutboundIdle();
+  }
+
+  private onAck(upTo: number, rejected: RejectedRevision[]): void {
+    this.inflight = Math.max(0, this.inflight - 1);
+    if (upTo > this.stats.ackedUpTo) this.stats.ackedUpTo = upTo;
+    if (rejected.length > 0) {
+      this.stats.refusedByPeer += rejected.length;
+      this.emit('refused', rejected);
+    }
+    this.emit('progress', this.getStats());
+    void this.pump();
+  }
+
+  private async checkOutboundIdle(): Promise<void> {
+    if (this.closed || !this.peerWantsChanges) return;
+    const latest = await this.replica.latestSeq().catch(() => 0);
+    if (this.inflight === 0 && this.stats.ackedUpTo >= latest) {
+      this.outboundIdle = true;
+      if (!this.o.live) this.unsubscribe?.();
+      this.checkCaughtUp();
+    }
+  }
+
+  private async onChanges(message: SyncChangesMessage): Promise<void> {
+    if (this.closed) return;
+    if (!this.o.receive) {
+      this.sendError(
+        new SyncProtocolError('UNEXPECTED_MESSAGE', 'this side did not ask for changes'),
+      );
+      return;
+    }
+    try {
+      const batch = {
+        since: message.since as Seq,
+        upTo: message.upTo as Seq,
+        more: message.more,
+        revisions: message.revisions,
+      };
+      const report = await this.replica.applyChanges(
+        this.peer,
+        batch,
+        this.admit ? { admit: this.admit } : {},
+      );
+      this.stats.applied += report.applied;
+      this.stats.duplicates += report.duplicates;
+      this.stats.refusedHere += report.rejected.length;
+      this.stats.appliedUpTo = report.cursor;
+      if (this.closed) return;
+      await this.channel.send({
+        type: 'sync.ack',
+        upTo: report.cursor,
+        applied: report.applied,
+        duplicates: report.duplicates,
+        rejected: report.rejected,
+      });
+      if (!message.more && report.cursor >= this.stats.peerLatest) this.inboundIdle = true;
+      this.emit('progress', this.getStats());
+      this.checkCaughtUp();
+    } catch (err) {
+      if (isTrosynError(err)) this.sendError(err);
+      else this.fail(err);
+    }
+  }
+
+  private checkCaughtUp(): void {
+    if (this.closed || this.caughtUp || !this.inboundIdle || !this.outboundIdle) return;
+    this.caughtUp = true;
+    const waiters = this.caughtUpWaiters;
+    this.caughtUpWaiters = [];
+    for (const w of waiters) w();
+    this.emit('caught-up');
+  }
+
+  private sendError(err: TrosynError): void {
+    this.logger.warn({ peer: this.peer, code: err.code, err: err.message }, 'sync session error');
+    this.channel
+      .send({ type: 'error', code: err.code, message: err.message })
+      .catch(() => undefined);
+    this.fail(err);
+  }
+
+  private fail(err: unknown): void {
+    const error = err instanceof Error ? err : new Error(String(err));
+    this.channel.close(error);
+    this.onClosed(error);
+  }
+
+  private onClosed(cause?: Error): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.unsubscribe?.();
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    this.emit('closed', cause);
+  }
+}

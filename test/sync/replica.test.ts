@@ -1,0 +1,303 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { type OpenReplicaOptions, openReplica } from '../../src/index.js';
+import type { DeviceId, Seq } from '../../src/store/types.js';
+import { encodeHlc } from '../../src/sync/hlc.js';
+import { randomDeviceId } from '../../src/sync/ids.js';
+import type { ChangeEvent, Replica } from '../../src/sync/replica.js';
+import { createRevision } from '../../src/sync/revision.js';
+import { transfer } from '../../src/sync/transfer.js';
+import { FakeClock, tempDir } from '../helpers.js';
+
+const dir = tempDir();
+after(() => dir.remove());
+let n = 0;
+
+async function replica(options: Partial<OpenReplicaOptions> = {}): Promise<Replica> {
+  return openReplica({
+    path: join(dir.path, `r${++n}.db`),
+    deviceId: randomDeviceId(),
+    synchronous: 'off',
+    ...options,
+  });
+}
+
+/** Hub and child exchange everything both ways. */
+async function sync(child: Replica, hub: Replica): Promise<void> {
+  await transfer(child, hub);
+  await transfer(hub, child);
+}
+
+describe('Replica lifecycle', () => {
+  it('start and stop are idempotent; stop before start is safe; use before start is refused', async () => {
+    const r = await replica();
+    await r.start();
+    await r.stop();
+    await r.stop();
+    await assert.rejects(r.get('notes', 'x'), { code: 'NOT_STARTED' });
+    await r.start();
+    assert.equal(r.isStarted(), true);
+    await r.stop();
+  });
+
+  it('refuses a store that belongs to another device', async () => {
+    const path = join(dir.path, 'owned.db');
+    const r = await openReplica({ path, deviceId: randomDeviceId() });
+    await r.stop();
+    await assert.rejects(openReplica({ path, deviceId: randomDeviceId() }), {
+      code: 'INVALID_OPTION',
+    });
+  });
+});
+
+describe('Replica records', () => {
+  it('put, get, list, delete, and a change event for each', async () => {
+    const r = await replica();
+    const events: ChangeEvent[] = [];
+    const off = r.subscribe((e) => events.push(e));
+    const w = await r.put('notes', 'n1', { title: 'one' });
+    await r.create('notes', { title: 'two' });
+    assert.deepEqual((await r.get('notes', 'n1'))?.body, { title: 'one' });
+    assert.equal((await r.list('notes')).length, 2);
+    await r.delete('notes', 'n1');
+    assert.equal(await r.get('notes', 'n1'), undefined);
+    assert.equal((await r.list('notes')).length, 1);
+    assert.equal(events.length, 3);
+    assert.equal(events[0]?.rev, w.rev);
+    assert.equal(events[0]?.origin, 'local');
+    assert.equal(events[2]?.deleted, true);
+    off();
+    await r.put('notes', 'n3', { x: 1 });
+    assert.equal(events.length, 3);
+    await r.stop();
+  });
+
+  it('bad input gets a named error and loses nothing', async () => {
+    const r = await replica({ maxRecordBytes: 100 });
+    await r.put('notes', 'keep', { v: 1 });
+    const bad: Array<[Promise<unknown>, string]> = [
+      [r.put('notes', 'x', [1, 2] as never), 'INVALID_BODY'],
+      [r.put('notes', 'x', null as never), 'INVALID_BODY'],
+      [r.put('notes', 'x', { pad: 'y'.repeat(200) }), 'RECORD_TOO_LARGE'],
+      [r.put('bad name', 'x', {}), 'INVALID_COLLECTION'],
+      [r.put('_system', 'x', {}), 'INVALID_COLLECTION'],
+      [r.put('notes', '', {}), 'INVALID_RECORD_ID'],
+      [r.put('notes', 'a\nb', {}), 'INVALID_RECORD_ID'],
+      [r.put('notes', 'keep', { when: new Date() } as never), 'INVALID_BODY'],
+      [
+        r.writeMany([
+          { op: 'put', collection: 'notes', id: 'w1', body: { ok: true } },
+          { op: 'put', collection: 'notes', id: 'w2', body: { pad: 'z'.repeat(500) } },
+        ]),
+        'RECORD_TOO_LARGE',
+      ],
+    ];
+    for (const [promise, code] of bad) await assert.rejects(promise, { code });
+    assert.deepEqual((await r.get('notes', 'keep'))?.body, { v: 1 });
+    assert.equal(
+      await r.get('notes', 'w1'),
+      undefined,
+      'a failed writeMany stores none of its writes',
+    );
+    assert.equal((await r.stats()).revisions, 1);
+    await r.stop();
+  });
+});
+
+describe('history and revert', () => {
+  it('lists every revision and reverts to any, including a delete', async () => {
+    const clock = new FakeClock();
+    const r = await replica({ clock });
+    const v1 = await r.put('docs', 'd', { text: 'v1' });
+    clock.advance(1000);
+    await r.put('docs', 'd', { text: 'v2' });
+    clock.advance(1000);
+    const gone = await r.delete('docs', 'd');
+    const history = await r.history('docs', 'd');
+    assert.deepEqual(
+      history.map((h) => h.body?.text ?? null),
+      ['v1', 'v2', null],
+    );
+    assert.equal(history[0]?.author, r.deviceId);
+    assert.equal(history[0]?.time, clock.time - 2000);
+    assert.equal(history[2]?.current, true);
+    const back = await r.revert('docs', 'd', v1.rev.slice(0, 10));
+    assert.deepEqual((await r.get('docs', 'd'))?.body, { text: 'v1' });
+    assert.deepEqual(back.record.body, { text: 'v1' });
+    await r.revert('docs', 'd', gone.rev);
+    assert.equal(await r.get('docs', 'd'), undefined);
+    assert.equal((await r.history('docs', 'd')).length, 5);
+    await assert.rejects(r.revert('docs', 'd', 'ffff'), { code: 'REVISION_NOT_FOUND' });
+    await assert.rejects(r.revert('docs', 'nope', 'ffff'), { code: 'RECORD_NOT_FOUND' });
+    await r.stop();
+  });
+
+  it('retention drops old bodies by count and age, never a head; a pruned revision cannot be restored', async () => {
+    const clock = new FakeClock();
+    const r = await replica({ clock, retention: { maxRevisions: 2 } });
+    const first = await r.put('docs', 'd', { v: 0 });
+    for (let i = 1; i <= 4; i++) {
+      clock.advance(1000);
+      await r.put('docs', 'd', { v: i });
+    }
+    assert.equal(await r.prune(), 3);
+    const h = await r.history('docs', 'd');
+    assert.deepEqual(
+      h.map((e) => e.pruned),
+      [true, true, true, false, false],
+    );
+    await assert.rejects(r.revert('docs', 'd', first.rev), { code: 'REVISION_PRUNED' });
+    clock.advance(60_000);
+    assert.equal(await r.prune({ maxAgeMs: 30_000 }), 1);
+    assert.deepEqual((await r.get('docs', 'd'))?.body, { v: 4 });
+    await r.stop();
+  });
+});
+
+describe('conflicts between replicas', () => {
+  async function concurrentEdit(strategy: 'lww' | 'manual' | 'merge' | 'hub-wins') {
+    const clock = new FakeClock();
+    const collections = { c: { conflict: strategy } };
+    const hub = await replica({ role: 'hub', clock, collections });
+    const a = await replica({ clock, collections });
+    const b = await replica({ clock, collections });
+    await a.put('c', 'k', { title: 'base', n: 0 });
+    await sync(a, hub);
+    await sync(b, hub);
+    clock.advance(10);
+    await a.put('c', 'k', { title: 'from A', n: 0 });
+    clock.advance(10);
+    await b.put('c', 'k', { title: 'base', n: 2 });
+    for (const r of [a, b, a]) await sync(r, hub);
+    return { hub, a, b, stop: () => Promise.all([hub, a, b].map((r) => r.stop())) };
+  }
+
+  it('lww: the later write wins everywhere, the loser stays in history, the conflict is recorded', async () => {
+    const { hub, a, b, stop } = await concurrentEdit('lww');
+    for (const r of [hub, a, b]) {
+      assert.deepEqual((await r.get('c', 'k'))?.body, { title: 'base', n: 2 });
+      const conflicts = await r.conflicts();
+      assert.equal(conflicts.length, 1);
+      assert.equal(conflicts[0]?.status, 'auto');
+      const history = await r.history('c', 'k');
+      assert.ok(
+        history.some((h) => h.body?.title === 'from A' && h.head),
+        'the loser is kept',
+      );
+    }
+    await stop();
+  });
+
+  it('merge: both sides’ changes survive, on every replica', async () => {
+    const { hub, a, b, stop } = await concurrentEdit('merge');
+    for (const r of [hub, a, b])
+      assert.deepEqual((await r.get('c', 'k'))?.body, { title: 'from A', n: 2 });
+    await stop();
+  });
+
+  it('manual: the conflict stays open until resolved; resolving dominates both sides everywhere', async () => {
+    const { hub, a, b, stop } = await concurrentEdit('manual');
+    for (const r of [hub, a, b]) {
+      const open = await r.conflicts({ status: 'open' });
+      assert.equal(open.length, 1);
+      assert.equal((await r.get('c', 'k'))?.conflict, 'open');
+    }
+    await assert.rejects(a.resolve('c', 'nope', { body: {} }), { code: 'NO_CONFLICT' });
+    const fixed = await a.resolve('c', 'k', { body: { title: 'agreed', n: 1 } });
+    for (const r of [a, b, a]) await sync(r, hub);
+    for (const r of [hub, a, b]) {
+      assert.equal((await r.conflicts({ status: 'open' })).length, 0);
+      const rec = await r.get('c', 'k');
+      assert.equal(rec?.rev, fixed.rev);
+      assert.equal(rec?.conflict, 'none');
+      assert.equal((await r.conflicts({ status: 'resolved' }))[0]?.resolvedBy, fixed.rev);
+    }
+    await stop();
+  });
+
+  it('hub-wins: the hub’s concurrent write beats a later child write', async () => {
+    const clock = new FakeClock();
+    const collections = { policy: { conflict: 'hub-wins' as const } };
+    const hub = await replica({ role: 'hub', clock, collections });
+    const child = await replica({ clock, collections });
+    await hub.put('policy', 'p', { v: 'hub' });
+    clock.advance(1000);
+    await child.put('policy', 'p', { v: 'child' });
+    await sync(child, hub);
+    assert.deepEqual((await hub.get('policy', 'p'))?.body, { v: 'hub' });
+    assert.deepEqual((await child.get('policy', 'p'))?.body, { v: 'hub' });
+    await Promise.all([hub.stop(), child.stop()]);
+  });
+});
+
+describe('applying changes from a peer', () => {
+  it('re-delivery changes nothing; a gap is refused whole; own changes are never echoed', async () => {
+    const hub = await replica({ role: 'hub' });
+    const child = await replica();
+    await child.put('notes', 'a', { v: 1 });
+    const batch = await child.changesSince({ since: 0 as Seq, peer: hub.deviceId });
+    const first = await hub.applyChanges(child.deviceId, batch);
+    const again = await hub.applyChanges(child.deviceId, batch);
+    assert.equal(first.applied, 1);
+    assert.equal(again.applied, 0);
+    assert.equal(again.duplicates, 1);
+    const echo = await hub.changesSince({ since: 0 as Seq, peer: child.deviceId });
+    assert.equal(echo.revisions.length, 0, 'the child’s own change is not offered back');
+    assert.equal(echo.upTo, await hub.latestSeq());
+    await assert.rejects(
+      hub.applyChanges(child.deviceId, { ...batch, since: 50 as Seq, upTo: 60 as Seq }),
+      { code: 'SYNC_GAP' },
+    );
+    await Promise.all([hub.stop(), child.stop()]);
+  });
+
+  it('a tampered, skewed or local-only revision is refused alone; the rest of the batch applies', async () => {
+    const clock = new FakeClock();
+    const hub = await replica({ role: 'hub', clock, collections: { memory: { localOnly: true } } });
+    const child = await replica({ clock });
+    await child.writeMany([
+      { op: 'put', collection: 'notes', id: 'good', body: { v: 1 } },
+      { op: 'put', collection: 'notes', id: 'evil', body: { v: 1 } },
+      { op: 'put', collection: 'memory', id: 'm', body: { v: 1 } },
+    ]);
+    const batch = await child.changesSince({ since: 0 as Seq, peer: hub.deviceId });
+    const evil = batch.revisions.find((r) => r.id === 'evil');
+    if (evil?.body) evil.body.v = 666;
+    const future = createRevision({
+      collection: 'notes',
+      id: 'future',
+      parents: [],
+      vv: { [child.deviceId]: 1 },
+      hlc: encodeHlc(clock.time + 48 * 3600_000, 0),
+      author: child.deviceId,
+      hub: false,
+      body: { v: 1 },
+      maxBodyBytes: 1 << 20,
+    });
+    batch.revisions.push(future);
+    const report = await hub.applyChanges(child.deviceId, batch);
+    assert.equal(report.applied, 1);
+    assert.deepEqual(report.rejected.map((r) => r.code).sort(), [
+      'CLOCK_SKEW',
+      'INVALID_REVISION',
+      'LOCAL_ONLY_COLLECTION',
+    ]);
+    assert.deepEqual((await hub.get('notes', 'good'))?.body, { v: 1 });
+    assert.equal(await hub.get('notes', 'evil'), undefined);
+    assert.equal(await hub.cursorFor(child.deviceId), batch.upTo);
+    await Promise.all([hub.stop(), child.stop()]);
+  });
+
+  it('local-only collections are never offered to a peer', async () => {
+    const r = await replica({ collections: { memory: { localOnly: true } } });
+    await r.put('memory', 'secret', { v: 1 });
+    await r.put('notes', 'shared', { v: 1 });
+    const batch = await r.changesSince({ since: 0 as Seq, peer: randomDeviceId() as DeviceId });
+    assert.deepEqual(
+      batch.revisions.map((x) => x.collection),
+      ['notes'],
+    );
+    await r.stop();
+  });
+});

@@ -19,14 +19,7 @@ if (files.length === 0) {
 const concurrency = process.env.TEST_CONCURRENCY ?? String(Math.max(1, availableParallelism()));
 const result = spawnSync(
   process.execPath,
-  [
-    '--test',
-    `--test-concurrency=${concurrency}`,
-    '--test-reporter=spec',
-    '--import',
-    'tsx',
-    ...files,
-  ],
+  ['--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', '--import', 'tsx', ...files],
   { stdio: 'inherit' },
 );
 process.exit(result.status ?? 1);

@@ -9,12 +9,7 @@ export class TrosynError extends Error {
   /** Extra machine-readable facts about the failure (never secrets). */
   readonly details: Readonly<Record<string, unknown>> | undefined;
 
-  constructor(
-    code: string,
-    message: string,
-    details?: Record<string, unknown>,
-    options?: ErrorOptions,
-  ) {
+  constructor(code: string, message: string, details?: Record<string, unknown>, options?: ErrorOptions) {
     super(message, options);
     this.name = new.target.name;
     this.code = code;

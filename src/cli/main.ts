@@ -14,9 +14,7 @@ const program = new Command()
 program
   .command('hub')
   .description('run the Admin Hub on this machine until interrupted (Ctrl-C)')
-  .addOption(
-    new Option('--data <dir>', "the hub's data directory").default('./data/hub').env('TROSYN_DATA'),
-  )
+  .addOption(new Option('--data <dir>', "the hub's data directory").default('./data/hub').env('TROSYN_DATA'))
   .option('--name <name>', 'name shown to children and in the dashboard', 'trosyn-hub')
   .addOption(
     new Option('--log-level <level>', 'log detail')

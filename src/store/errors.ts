@@ -29,14 +29,10 @@ export class SchemaTooNewError extends TrosynError {
 /** A revision names a parent this node has never seen. */
 export class UnknownAncestorError extends TrosynError {
   constructor(rev: string, parent: string) {
-    super(
-      'UNKNOWN_ANCESTOR',
-      `revision ${rev} names parent ${parent}, which this node does not have`,
-      {
-        rev,
-        parent,
-      },
-    );
+    super('UNKNOWN_ANCESTOR', `revision ${rev} names parent ${parent}, which this node does not have`, {
+      rev,
+      parent,
+    });
   }
 }
 

@@ -101,9 +101,11 @@ export function migrate(db: Database.Database, now: number): number[] {
       db.exec(
         'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at INTEGER NOT NULL)',
       );
-      db.prepare(
-        'INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)',
-      ).run(step.version, step.description, now);
+      db.prepare('INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)').run(
+        step.version,
+        step.description,
+        now,
+      );
       db.pragma(`user_version = ${step.version}`);
     })();
     applied.push(step.version);

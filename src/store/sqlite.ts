@@ -5,12 +5,7 @@ import type { Logger } from 'pino';
 import { type Clock, systemClock } from '../lifecycle.js';
 import { silentLogger } from '../observability/logger.js';
 import type { StorageAdapter } from './adapter.js';
-import {
-  StoreClosedError,
-  StoreOpenError,
-  StoreWriteError,
-  UnknownAncestorError,
-} from './errors.js';
+import { StoreClosedError, StoreOpenError, StoreWriteError, UnknownAncestorError } from './errors.js';
 import { migrate } from './migrations.js';
 import type {
   AppliedRevision,
@@ -168,9 +163,7 @@ function prepareStatements(db: Database.Database) {
        ON CONFLICT (collection, id) DO UPDATE SET rev = excluded.rev, rev_seq = excluded.rev_seq, deleted = excluded.deleted,
          hlc = excluded.hlc, body = excluded.body, conflict = excluded.conflict, seq = excluded.seq`,
     ),
-    deleteResolution: db.prepare<[string, string]>(
-      'DELETE FROM resolutions WHERE collection = ? AND id = ?',
-    ),
+    deleteResolution: db.prepare<[string, string]>('DELETE FROM resolutions WHERE collection = ? AND id = ?'),
     getRecord: db.prepare<[string, string], RecordRow>(
       `${RECORD_SELECT} AND v.collection = ? AND v.record_id = ?`,
     ),
@@ -178,9 +171,7 @@ function prepareStatements(db: Database.Database) {
       `${RECORD_SELECT} AND v.collection = ? AND v.record_id > ? AND (coalesce(x.deleted, v.deleted) = 0 OR ?) ORDER BY v.record_id LIMIT ?`,
     ),
     collections: db
-      .prepare<[], string>(
-        'SELECT DISTINCT collection FROM revisions WHERE head = 1 ORDER BY collection',
-      )
+      .prepare<[], string>('SELECT DISTINCT collection FROM revisions WHERE head = 1 ORDER BY collection')
       .pluck(),
     history: db
       .prepare<[string, string], RevisionRow>(
@@ -197,16 +188,12 @@ function prepareStatements(db: Database.Database) {
         `SELECT ${REV_COLUMNS} FROM revisions WHERE seq > ? AND local = 0 ORDER BY seq`,
       )
       .raw(),
-    latestSeq: db
-      .prepare<[], number>("SELECT seq FROM sqlite_sequence WHERE name = 'revisions'")
-      .pluck(),
+    latestSeq: db.prepare<[], number>("SELECT seq FROM sqlite_sequence WHERE name = 'revisions'").pluck(),
     deviceById: db.prepare<[number], string>('SELECT device_id FROM devices WHERE id = ?').pluck(),
     deviceByKey: db.prepare<[string], { id: number; cursor: number }>(
       'SELECT id, cursor FROM devices WHERE device_id = ?',
     ),
-    allDevices: db.prepare<[], { id: number; device_id: string }>(
-      'SELECT id, device_id FROM devices',
-    ),
+    allDevices: db.prepare<[], { id: number; device_id: string }>('SELECT id, device_id FROM devices'),
     insertDevice: db.prepare<[string]>('INSERT INTO devices (device_id) VALUES (?)'),
     setCursor: db.prepare<[number, number, number]>(
       'UPDATE devices SET cursor = ? WHERE id = ? AND cursor < ?',
@@ -384,8 +371,7 @@ export class SqliteStore implements StorageAdapter {
         const heads = rows.map((row) => this.toStored(row));
         // Parents are usually the current heads; anything else is looked up through the record's index.
         const missing = r.parents.find(
-          (p) =>
-            !heads.some((h) => h.rev === p) && s.hasRev.get(r.collection, r.id, p) === undefined,
+          (p) => !heads.some((h) => h.rev === p) && s.hasRev.get(r.collection, r.id, p) === undefined,
         );
         if (missing !== undefined) {
           const err = new UnknownAncestorError(r.rev, missing);
@@ -428,9 +414,7 @@ export class SqliteStore implements StorageAdapter {
         const { resolution } = outcome;
         if (outcome.heads.length > 1) {
           const winnerSeq =
-            resolution.winner === r.rev
-              ? seq
-              : (heads.find((h) => h.rev === resolution.winner)?.seq ?? seq);
+            resolution.winner === r.rev ? seq : (heads.find((h) => h.rev === resolution.winner)?.seq ?? seq);
           s.upsertResolution.run(
             r.collection,
             r.id,
@@ -445,8 +429,7 @@ export class SqliteStore implements StorageAdapter {
         } else if (heads.length > 1) {
           s.deleteResolution.run(r.collection, r.id);
         }
-        if (heads.length > 1 || outcome.conflict !== 'none')
-          this.recordConflict(s, r, outcome, input.now);
+        if (heads.length > 1 || outcome.conflict !== 'none') this.recordConflict(s, r, outcome, input.now);
         applied.push({
           revision: r,
           seq,
@@ -463,8 +446,7 @@ export class SqliteStore implements StorageAdapter {
           },
         });
       }
-      if (source !== null && input.cursor !== undefined)
-        s.setCursor.run(input.cursor, source, input.cursor);
+      if (source !== null && input.cursor !== undefined) s.setCursor.run(input.cursor, source, input.cursor);
       return { applied, duplicates, rejected };
     });
   }
@@ -534,19 +516,14 @@ export class SqliteStore implements StorageAdapter {
     return s.history.all(collection, id).map((row) => this.toStored(row));
   }
 
-  async getRevision(
-    collection: string,
-    id: string,
-    rev: RevId,
-  ): Promise<StoredRevision | undefined> {
+  async getRevision(collection: string, id: string, rev: RevId): Promise<StoredRevision | undefined> {
     const row = this.open().s.getRev.get(collection, id, rev);
     return row ? this.toStored(row) : undefined;
   }
 
   async changesSince(query: ChangesQuery): Promise<ChangeBatch> {
     const { db, s } = this.open();
-    const exclude =
-      query.excludeSource === undefined ? undefined : this.deviceIds.get(query.excludeSource);
+    const exclude = query.excludeSource === undefined ? undefined : this.deviceIds.get(query.excludeSource);
     const read = db.transaction((): ChangeBatch => {
       const revisions: Revision[] = [];
       let upTo = query.since;

@@ -28,9 +28,7 @@ export function canonicalJson(value: unknown): string {
       }
       const proto = Object.getPrototypeOf(value);
       if (proto !== Object.prototype && proto !== null) {
-        throw new InvalidBodyError(
-          `a ${proto?.constructor?.name ?? 'non-plain'} object is not valid JSON`,
-        );
+        throw new InvalidBodyError(`a ${proto?.constructor?.name ?? 'non-plain'} object is not valid JSON`);
       }
       const keys = Object.keys(value).sort();
       let out = '{';

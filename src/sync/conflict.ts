@@ -155,8 +155,7 @@ export function customResolver(
         const chosen = heads.find((h) => h.rev === answer);
         return plain(chosen ?? fallback);
       }
-      if (answer.body === null)
-        return { winner: fallback.rev, deleted: true, body: null, derived: true };
+      if (answer.body === null) return { winner: fallback.rev, deleted: true, body: null, derived: true };
       if (!isJsonObject(answer.body)) return plain(fallback);
       return { winner: fallback.rev, deleted: false, body: answer.body, derived: true };
     },
@@ -173,10 +172,7 @@ export const BUILTIN_RESOLVERS: Readonly<Record<StrategyName, ConflictResolver>>
 /** A strategy name or a resolver, as collection options accept it. */
 export type ConflictStrategy = StrategyName | ConflictResolver;
 
-export function toResolver(
-  strategy: ConflictStrategy | undefined,
-  collection: string,
-): ConflictResolver {
+export function toResolver(strategy: ConflictStrategy | undefined, collection: string): ConflictResolver {
   if (strategy === undefined) return lwwResolver;
   if (typeof strategy === 'string') {
     const found = BUILTIN_RESOLVERS[strategy];

@@ -73,14 +73,10 @@ export class LocalOnlyCollectionError extends TrosynError {
 /** A batch continues from a point after this node's cursor: changes in between would be lost. */
 export class SyncGapError extends TrosynError {
   constructor(since: number, cursor: number) {
-    super(
-      'SYNC_GAP',
-      `batch starts after sequence ${since} but this node has only applied up to ${cursor}`,
-      {
-        since,
-        cursor,
-      },
-    );
+    super('SYNC_GAP', `batch starts after sequence ${since} but this node has only applied up to ${cursor}`, {
+      since,
+      cursor,
+    });
   }
 }
 
@@ -105,25 +101,17 @@ export class RevisionNotFoundError extends TrosynError {
 /** A revision prefix that matches more than one revision. */
 export class AmbiguousRevisionError extends TrosynError {
   constructor(rev: string, matches: number) {
-    super(
-      'AMBIGUOUS_REVISION',
-      `revision prefix ${rev} matches ${matches} revisions; give more characters`,
-      {
-        rev,
-        matches,
-      },
-    );
+    super('AMBIGUOUS_REVISION', `revision prefix ${rev} matches ${matches} revisions; give more characters`, {
+      rev,
+      matches,
+    });
   }
 }
 
 /** The revision's body was dropped by history retention, so it cannot be restored. */
 export class RevisionPrunedError extends TrosynError {
   constructor(rev: string) {
-    super(
-      'REVISION_PRUNED',
-      `revision ${rev} was pruned by history retention and its body is gone`,
-      { rev },
-    );
+    super('REVISION_PRUNED', `revision ${rev} was pruned by history retention and its body is gone`, { rev });
   }
 }
 

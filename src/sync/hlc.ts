@@ -14,10 +14,7 @@ const HLC_RE = /^[0-9a-f]{16}$/;
 export type Hlc = string;
 
 export function encodeHlc(wall: number, counter: number): Hlc {
-  return (
-    wall.toString(16).padStart(WALL_DIGITS, '0') +
-    counter.toString(16).padStart(COUNTER_DIGITS, '0')
-  );
+  return wall.toString(16).padStart(WALL_DIGITS, '0') + counter.toString(16).padStart(COUNTER_DIGITS, '0');
 }
 
 export function decodeHlc(hlc: Hlc): { wall: number; counter: number } {

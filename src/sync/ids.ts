@@ -6,7 +6,7 @@ import { InvalidCollectionError, InvalidRecordIdError } from './errors.js';
 const COLLECTION_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
 const HEX64_RE = /^[0-9a-f]{64}$/;
 // C0 and C1 control characters, and the Unicode line/paragraph separators.
-// biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
+// eslint-disable-next-line no-control-regex -- rejecting control characters is the point
 const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 
 /** Longest record id, in UTF-16 code units. */

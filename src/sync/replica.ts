@@ -22,12 +22,7 @@ import type {
   StoreStats,
 } from '../store/types.js';
 import { isJsonObject, jsonEqual } from './canonical.js';
-import {
-  type ConflictResolver,
-  type ConflictStrategy,
-  mergeFields,
-  toResolver,
-} from './conflict.js';
+import { type ConflictResolver, type ConflictStrategy, mergeFields, toResolver } from './conflict.js';
 import {
   AmbiguousRevisionError,
   ClockSkewError,
@@ -214,10 +209,7 @@ export class Replica implements Startable {
       await this.store.setMeta('device_id', this.deviceId);
     } else if (owner !== this.deviceId) {
       await this.store.stop();
-      throw new InvalidOptionError(
-        'deviceId',
-        `this store belongs to device ${owner}, not ${this.deviceId}`,
-      );
+      throw new InvalidOptionError('deviceId', `this store belongs to device ${owner}, not ${this.deviceId}`);
     }
     // Never issue a timestamp below one already in the log, even if the wall clock stepped back.
     const latest = await this.store.changesSince({
@@ -242,9 +234,7 @@ export class Replica implements Startable {
   }
 
   isLocalOnly(collection: string): boolean {
-    return (
-      (this.options.collections?.[collection] ?? this.options.defaultCollection)?.localOnly === true
-    );
+    return (this.options.collections?.[collection] ?? this.options.defaultCollection)?.localOnly === true;
   }
 
   /** Calls `listener` after every committed change to a record's state. Returns an unsubscribe function. */
@@ -301,9 +291,7 @@ export class Replica implements Startable {
         );
         revisions.push({ revision, local: this.isLocalOnly(op.collection) });
         // A later op on the same record in this call supersedes this one.
-        pending.set(key, [
-          { ...revision, seq: 0 as Seq, head: true, local: false, source: undefined },
-        ]);
+        pending.set(key, [{ ...revision, seq: 0 as Seq, head: true, local: false, source: undefined }]);
       }
       const result = await this.store.apply({
         revisions,
@@ -377,9 +365,7 @@ export class Replica implements Startable {
     this.assertStarted();
     const target = await this.findRevision(collection, id, rev);
     if (target.pruned) throw new RevisionPrunedError(target.rev);
-    return target.deleted
-      ? this.delete(collection, id)
-      : this.put(collection, id, target.body as JsonObject);
+    return target.deleted ? this.delete(collection, id) : this.put(collection, id, target.body as JsonObject);
   }
 
   async conflicts(
@@ -407,9 +393,7 @@ export class Replica implements Startable {
         ? this.delete(collection, id)
         : this.put(collection, id, target.body as JsonObject);
     }
-    return choice.body === null
-      ? this.delete(collection, id)
-      : this.put(collection, id, choice.body);
+    return choice.body === null ? this.delete(collection, id) : this.put(collection, id, choice.body);
   }
 
   private async findRevision(collection: string, id: string, rev: string): Promise<StoredRevision> {
@@ -466,11 +450,7 @@ export class Replica implements Startable {
    * the rest apply. A batch that starts after the cursor is refused whole
    * (SYNC_GAP). Re-delivery of a batch changes nothing.
    */
-  async applyChanges(
-    peer: DeviceId,
-    batch: ChangeBatch,
-    options: ApplyOptions = {},
-  ): Promise<ApplyReport> {
+  async applyChanges(peer: DeviceId, batch: ChangeBatch, options: ApplyOptions = {}): Promise<ApplyReport> {
     this.assertStarted();
     return this.exclusive(async () => {
       const cursor = await this.store.getCursor(peer);
@@ -481,8 +461,7 @@ export class Replica implements Startable {
       for (const raw of batch.revisions) {
         try {
           const { revision, bodyText } = verifyRevision(raw, this.maxRecordBytes);
-          if (this.isLocalOnly(revision.collection))
-            throw new LocalOnlyCollectionError(revision.collection);
+          if (this.isLocalOnly(revision.collection)) throw new LocalOnlyCollectionError(revision.collection);
           const ahead = hlcTime(revision.hlc) - now;
           if (ahead > this.maxSkewMs) throw new ClockSkewError(revision.rev, ahead, this.maxSkewMs);
           const refusal = options.admit?.(revision);
@@ -511,10 +490,7 @@ export class Replica implements Startable {
       for (const { revision } of result.applied) this.hlc.observe(revision.hlc);
       rejected.push(...result.rejected);
       if (rejected.length > 0)
-        this.logger.warn(
-          { peer, rejected: rejected.length, first: rejected[0] },
-          'revisions refused',
-        );
+        this.logger.warn({ peer, rejected: rejected.length, first: rejected[0] }, 'revisions refused');
       this.emit(result.applied, peer);
       return {
         applied: result.applied.length,
@@ -538,8 +514,7 @@ export class Replica implements Startable {
     let fields: Record<string, string> | undefined;
     if (body !== null && this.resolverFor(collection).name === 'merge') {
       // Keep each unchanged field's clock, so a concurrent change elsewhere still wins over it.
-      const { body: before, clocks } =
-        live.length > 0 ? mergeFields(live) : { body: {}, clocks: {} };
+      const { body: before, clocks } = live.length > 0 ? mergeFields(live) : { body: {}, clocks: {} };
       fields = {};
       for (const name of new Set([...Object.keys(body), ...Object.keys(clocks)])) {
         const had = Object.hasOwn(before, name);

@@ -169,8 +169,7 @@ export function verifyRevision(input: unknown, maxBodyBytes: number): VerifiedRe
       throw new InvalidRevisionError(r.rev, 'a tombstone carries a body');
   } else if (r.pruned) {
     if (r.body !== null) throw new InvalidRevisionError(r.rev, 'a pruned revision carries a body');
-    if (r.bodyHash === '')
-      throw new InvalidRevisionError(r.rev, 'a pruned revision has no body hash');
+    if (r.bodyHash === '') throw new InvalidRevisionError(r.rev, 'a pruned revision has no body hash');
   } else {
     if (r.body === null) throw new InvalidRevisionError(r.rev, 'a live revision has no body');
     // Bodies travel with sorted keys, so plain JSON text is usually already canonical:

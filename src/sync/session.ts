@@ -134,10 +134,7 @@ export class SyncSession extends EventEmitter<Events> {
     this.channel.onMessage((m) => this.onMessage(m));
     this.channel.onClose((cause) => this.onClosed(cause));
     this.inboundIdle = !this.o.receive;
-    const [cursor, latest] = await Promise.all([
-      this.replica.cursorFor(this.peer),
-      this.replica.latestSeq(),
-    ]);
+    const [cursor, latest] = await Promise.all([this.replica.cursorFor(this.peer), this.replica.latestSeq()]);
     this.stats.appliedUpTo = cursor;
     await this.channel.send({
       type: 'sync.open',
@@ -176,8 +173,7 @@ export class SyncSession extends EventEmitter<Events> {
       this.caughtUpWaiters.push(resolve);
       this.once('closed', (cause) =>
         reject(
-          cause ??
-            new SyncProtocolError('SESSION_CLOSED', 'the sync session closed before catching up'),
+          cause ?? new SyncProtocolError('SESSION_CLOSED', 'the sync session closed before catching up'),
         ),
       );
     });
@@ -196,9 +192,7 @@ export class SyncSession extends EventEmitter<Events> {
         this.onAck(message.upTo, message.rejected);
         return;
       case 'error':
-        this.fail(
-          new SyncProtocolError(message.code, `peer closed the session: ${message.message}`),
-        );
+        this.fail(new SyncProtocolError(message.code, `peer closed the session: ${message.message}`));
         return;
       default:
         this.sendError(
@@ -217,8 +211,7 @@ export class SyncSession extends EventEmitter<Events> {
     this.sentUpTo = cursor;
     this.stats.ackedUpTo = cursor;
     if (this.peerWantsChanges) {
-      if (this.o.live)
-        this.unsubscribe = this.replica.subscribe((e) => this.onLocalChange(e.origin));
+      if (this.o.live) this.unsubscribe = this.replica.subscribe((e) => this.onLocalChange(e.origin));
       void this.pump();
     } else {
       this.outboundIdle = true;
@@ -316,9 +309,7 @@ export class SyncSession extends EventEmitter<Events> {
   private async onChanges(message: SyncChangesMessage): Promise<void> {
     if (this.closed) return;
     if (!this.o.receive) {
-      this.sendError(
-        new SyncProtocolError('UNEXPECTED_MESSAGE', 'this side did not ask for changes'),
-      );
+      this.sendError(new SyncProtocolError('UNEXPECTED_MESSAGE', 'this side did not ask for changes'));
       return;
     }
     try {
@@ -365,9 +356,7 @@ export class SyncSession extends EventEmitter<Events> {
 
   private sendError(err: TrosynError): void {
     this.logger.warn({ peer: this.peer, code: err.code, err: err.message }, 'sync session error');
-    this.channel
-      .send({ type: 'error', code: err.code, message: err.message })
-      .catch(() => undefined);
+    this.channel.send({ type: 'error', code: err.code, message: err.message }).catch(() => undefined);
     this.fail(err);
   }
 

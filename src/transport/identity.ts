@@ -34,9 +34,7 @@ export async function createIdentity(commonName = 'trosyn-sync'): Promise<Device
   const notAfter = new Date(notBefore.getTime() + VALIDITY_YEARS * 365 * 24 * 3600_000);
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     name: `CN=${commonName.replace(/[,=+<>#;"\\]/g, ' ')}`,
-    keys: keys as unknown as Parameters<
-      typeof x509.X509CertificateGenerator.createSelfSigned
-    >[0]['keys'],
+    keys: keys as unknown as Parameters<typeof x509.X509CertificateGenerator.createSelfSigned>[0]['keys'],
     signingAlgorithm: algorithm,
     notBefore,
     notAfter,

@@ -68,10 +68,7 @@ describe('built-in strategies', () => {
   it('hub-wins: the hub’s revision beats a later child revision', () => {
     const hub = rev([base], A, 2000, { v: 'hub' }, { hub: true });
     const child = rev([base], B, 9000, { v: 'child' });
-    assert.equal(
-      hubWinsResolver.resolve([hub, child], { collection: 'c', id: 'r' }).winner,
-      hub.rev,
-    );
+    assert.equal(hubWinsResolver.resolve([hub, child], { collection: 'c', id: 'r' }).winner, hub.rev);
   });
 
   it('manual: provisional LWW winner and the conflict stays open', () => {
@@ -111,13 +108,7 @@ describe('built-in strategies', () => {
     const t0 = encodeHlc(1000, 0);
     const anc = rev([], A, 1000, { a: 1, b: 2 }, { fields: { a: t0, b: t0 } });
     const removed = rev([anc], A, 2000, { a: 1 }, { fields: { a: t0, b: encodeHlc(2000, 0) } });
-    const edited = rev(
-      [anc],
-      B,
-      3000,
-      { a: 5, b: 2 },
-      { fields: { a: encodeHlc(3000, 0), b: t0 } },
-    );
+    const edited = rev([anc], B, 3000, { a: 5, b: 2 }, { fields: { a: encodeHlc(3000, 0), b: t0 } });
     assert.deepEqual(mergeFields([removed, edited]).body, { a: 5 });
   });
 
@@ -125,14 +116,8 @@ describe('built-in strategies', () => {
     const edit = rev([base], A, 2000, { v: 'e' });
     const laterDelete = rev([base], B, 3000, null);
     const earlierDelete = rev([base], B, 1500, null);
-    assert.equal(
-      mergeResolver.resolve([edit, laterDelete], { collection: 'c', id: 'r' }).deleted,
-      true,
-    );
-    assert.equal(
-      mergeResolver.resolve([edit, earlierDelete], { collection: 'c', id: 'r' }).deleted,
-      false,
-    );
+    assert.equal(mergeResolver.resolve([edit, laterDelete], { collection: 'c', id: 'r' }).deleted, true);
+    assert.equal(mergeResolver.resolve([edit, earlierDelete], { collection: 'c', id: 'r' }).deleted, false);
   });
 
   it('custom: a body answer becomes the derived result; an unknown rev falls back to LWW', () => {

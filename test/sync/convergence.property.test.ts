@@ -24,9 +24,7 @@ import { tempDir } from '../helpers.js';
 
 const RUNS = Number(process.env.TROSYN_PROPERTY_RUNS ?? 200);
 const SEED =
-  process.env.TROSYN_PROPERTY_SEED === undefined
-    ? undefined
-    : Number(process.env.TROSYN_PROPERTY_SEED);
+  process.env.TROSYN_PROPERTY_SEED === undefined ? undefined : Number(process.env.TROSYN_PROPERTY_SEED);
 
 /** Highest `n` wins; ties go to the smaller rev. Deterministic, as custom resolvers must be. */
 const highestN = customResolver('highest-n', (heads) => {
@@ -155,9 +153,7 @@ async function snapshot(replica: Replica) {
   }
   const active = (await replica.conflicts())
     .filter((x) => x.status !== 'resolved' && SYNCED.includes(x.collection))
-    .map(
-      (x) => `${x.collection}/${x.id} ${x.status} ${x.strategy} ${x.winner} ${x.heads.join(',')}`,
-    )
+    .map((x) => `${x.collection}/${x.id} ${x.status} ${x.strategy} ${x.winner} ${x.heads.join(',')}`)
     .sort();
   return { records, active };
 }
@@ -220,8 +216,7 @@ async function runSchedule(schedule: Schedule): Promise<void> {
           remember(step.r, await r.delete(NAMES[step.c] as string, KEYS[step.k] as string));
           break;
         case 'sync':
-          if (step.dir === 'push')
-            await transfer(r, hub.replica, { maxRevisions: step.max, batchSize: 3 });
+          if (step.dir === 'push') await transfer(r, hub.replica, { maxRevisions: step.max, batchSize: 3 });
           else await transfer(hub.replica, r, { maxRevisions: step.max, batchSize: 3 });
           break;
         case 'syncAll':

@@ -3,12 +3,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { canonicalJson } from '../../src/sync/canonical.js';
 import { decodeHlc, encodeHlc, HybridClock } from '../../src/sync/hlc.js';
-import {
-  compareVectors,
-  dominates,
-  incrementVector,
-  joinVectors,
-} from '../../src/sync/version-vector.js';
+import { compareVectors, dominates, incrementVector, joinVectors } from '../../src/sync/version-vector.js';
 import { FakeClock } from '../helpers.js';
 
 describe('HybridClock', () => {
@@ -37,18 +32,12 @@ describe('HybridClock', () => {
 
   it('string order equals time order', () => {
     fc.assert(
-      fc.property(
-        fc.nat(2 ** 47),
-        fc.nat(0xffff),
-        fc.nat(2 ** 47),
-        fc.nat(0xffff),
-        (w1, c1, w2, c2) => {
-          const cmp = w1 !== w2 ? Math.sign(w1 - w2) : Math.sign(c1 - c2);
-          const a = encodeHlc(w1, c1);
-          const b = encodeHlc(w2, c2);
-          assert.equal(a < b ? -1 : a > b ? 1 : 0, cmp);
-        },
-      ),
+      fc.property(fc.nat(2 ** 47), fc.nat(0xffff), fc.nat(2 ** 47), fc.nat(0xffff), (w1, c1, w2, c2) => {
+        const cmp = w1 !== w2 ? Math.sign(w1 - w2) : Math.sign(c1 - c2);
+        const a = encodeHlc(w1, c1);
+        const b = encodeHlc(w2, c2);
+        assert.equal(a < b ? -1 : a > b ? 1 : 0, cmp);
+      }),
     );
   });
 });

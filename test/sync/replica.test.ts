@@ -95,11 +95,7 @@ describe('Replica records', () => {
     ];
     for (const [promise, code] of bad) await assert.rejects(promise, { code });
     assert.deepEqual((await r.get('notes', 'keep'))?.body, { v: 1 });
-    assert.equal(
-      await r.get('notes', 'w1'),
-      undefined,
-      'a failed writeMany stores none of its writes',
-    );
+    assert.equal(await r.get('notes', 'w1'), undefined, 'a failed writeMany stores none of its writes');
     assert.equal((await r.stats()).revisions, 1);
     await r.stop();
   });
@@ -191,8 +187,7 @@ describe('conflicts between replicas', () => {
 
   it('merge: both sides’ changes survive, on every replica', async () => {
     const { hub, a, b, stop } = await concurrentEdit('merge');
-    for (const r of [hub, a, b])
-      assert.deepEqual((await r.get('c', 'k'))?.body, { title: 'from A', n: 2 });
+    for (const r of [hub, a, b]) assert.deepEqual((await r.get('c', 'k'))?.body, { title: 'from A', n: 2 });
     await stop();
   });
 
@@ -245,10 +240,9 @@ describe('applying changes from a peer', () => {
     const echo = await hub.changesSince({ since: 0 as Seq, peer: child.deviceId });
     assert.equal(echo.revisions.length, 0, 'the child’s own change is not offered back');
     assert.equal(echo.upTo, await hub.latestSeq());
-    await assert.rejects(
-      hub.applyChanges(child.deviceId, { ...batch, since: 50 as Seq, upTo: 60 as Seq }),
-      { code: 'SYNC_GAP' },
-    );
+    await assert.rejects(hub.applyChanges(child.deviceId, { ...batch, since: 50 as Seq, upTo: 60 as Seq }), {
+      code: 'SYNC_GAP',
+    });
     await Promise.all([hub.stop(), child.stop()]);
   });
 

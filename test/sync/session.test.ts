@@ -57,11 +57,7 @@ describe('SyncSession over an in-memory channel', () => {
 
     const w = await a.put('notes', 'live', { text: 'hello' });
     for (const x of [b, c]) {
-      await eventually(
-        async () => (await x.get('notes', 'live'))?.rev === w.rev,
-        5000,
-        'live write relayed',
-      );
+      await eventually(async () => (await x.get('notes', 'live'))?.rev === w.rev, 5000, 'live write relayed');
     }
     // Echo suppression: A never receives its own writes back.
     assert.equal(links[0]?.atChild.getStats().applied, 1, 'A applied only the hub’s record');
@@ -125,9 +121,7 @@ describe('SyncSession over an in-memory channel', () => {
           : undefined,
     });
     const refused: string[] = [];
-    link.atChild.on('refused', (list) =>
-      refused.push(...list.map((r) => `${r.collection}:${r.code}`)),
-    );
+    link.atChild.on('refused', (list) => refused.push(...list.map((r) => `${r.collection}:${r.code}`)));
     await child.writeMany([
       { op: 'put', collection: 'policies', id: 'p', body: { v: 1 } },
       { op: 'put', collection: 'notes', id: 'n', body: { v: 1 } },

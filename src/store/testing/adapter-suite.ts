@@ -57,17 +57,14 @@ function incoming(revisions: Revision[], local = false): IncomingRevision[] {
   return revisions.map((revision) => ({ revision, local }));
 }
 
-export function runStorageAdapterSuite(
-  name: string,
-  makeHarness: () => Promise<AdapterHarness>,
-): void {
+export function runStorageAdapterSuite(name: string, makeHarness: () => Promise<AdapterHarness>): void {
   describe(`StorageAdapter acceptance: ${name}`, () => {
     const withStore = (
       title: string,
       /** May return a reopened adapter, which the harness then stops instead. */
       fn: (store: StorageAdapter, h: AdapterHarness) => Promise<unknown>,
-    ) =>
-      it(title, async () => {
+    ): void =>
+      void it(title, async () => {
         const h = await makeHarness();
         let store = await h.create();
         try {
@@ -179,29 +176,26 @@ export function runStorageAdapterSuite(
       assert.ok(await store.getRecord('notes', 'ok'));
     });
 
-    withStore(
-      'a descendant supersedes its parent; history keeps both, oldest first',
-      async (store) => {
-        const r1 = makeRevision('notes', 'n1', { v: 1 });
-        const r2 = makeRevision('notes', 'n1', { v: 2 }, deviceA, [r1]);
-        await store.apply({ revisions: incoming([r1, r2]), reduce: lww, now: 1 });
-        const heads = await store.heads('notes', 'n1');
-        assert.deepEqual(
-          heads.map((h) => h.rev),
-          [r2.rev],
-        );
-        const history = await store.history('notes', 'n1');
-        assert.deepEqual(
-          history.map((h) => h.rev),
-          [r1.rev, r2.rev],
-        );
-        assert.deepEqual(
-          history.map((h) => h.head),
-          [false, true],
-        );
-        assert.deepEqual((await store.getRecord('notes', 'n1'))?.body, { v: 2 });
-      },
-    );
+    withStore('a descendant supersedes its parent; history keeps both, oldest first', async (store) => {
+      const r1 = makeRevision('notes', 'n1', { v: 1 });
+      const r2 = makeRevision('notes', 'n1', { v: 2 }, deviceA, [r1]);
+      await store.apply({ revisions: incoming([r1, r2]), reduce: lww, now: 1 });
+      const heads = await store.heads('notes', 'n1');
+      assert.deepEqual(
+        heads.map((h) => h.rev),
+        [r2.rev],
+      );
+      const history = await store.history('notes', 'n1');
+      assert.deepEqual(
+        history.map((h) => h.rev),
+        [r1.rev, r2.rev],
+      );
+      assert.deepEqual(
+        history.map((h) => h.head),
+        [false, true],
+      );
+      assert.deepEqual((await store.getRecord('notes', 'n1'))?.body, { v: 2 });
+    });
 
     withStore('a stale revision goes to history without changing the record', async (store) => {
       const r1 = makeRevision('notes', 'n1', { v: 1 });
@@ -214,28 +208,25 @@ export function runStorageAdapterSuite(
       assert.deepEqual((await store.getRecord('notes', 'n1'))?.body, { v: 2 });
     });
 
-    withStore(
-      'concurrent revisions open a conflict; a dominating write resolves it',
-      async (store) => {
-        const base = makeRevision('tickets', 't', { s: 'new' });
-        const a = makeRevision('tickets', 't', { s: 'a' }, deviceA, [base]);
-        const b = makeRevision('tickets', 't', { s: 'b' }, deviceB, [base]);
-        await store.apply({ revisions: incoming([base, a, b]), reduce: manual, now: 100 });
-        const rec = await store.getRecord('tickets', 't');
-        assert.equal(rec?.conflict, 'open');
-        const open = await store.listConflicts({ status: 'open' });
-        assert.equal(open.length, 1);
-        assert.deepEqual(open[0]?.heads, [a.rev, b.rev].sort());
-        assert.equal(open[0]?.strategy, 'manual');
-        const fix = makeRevision('tickets', 't', { s: 'fixed' }, deviceA, [a, b]);
-        await store.apply({ revisions: incoming([fix]), reduce: manual, now: 200 });
-        assert.equal((await store.listConflicts({ status: 'open' })).length, 0);
-        const resolved = await store.listConflicts({ status: 'resolved' });
-        assert.equal(resolved[0]?.resolvedBy, fix.rev);
-        assert.equal(resolved[0]?.resolvedAt, 200);
-        assert.equal((await store.getRecord('tickets', 't'))?.conflict, 'none');
-      },
-    );
+    withStore('concurrent revisions open a conflict; a dominating write resolves it', async (store) => {
+      const base = makeRevision('tickets', 't', { s: 'new' });
+      const a = makeRevision('tickets', 't', { s: 'a' }, deviceA, [base]);
+      const b = makeRevision('tickets', 't', { s: 'b' }, deviceB, [base]);
+      await store.apply({ revisions: incoming([base, a, b]), reduce: manual, now: 100 });
+      const rec = await store.getRecord('tickets', 't');
+      assert.equal(rec?.conflict, 'open');
+      const open = await store.listConflicts({ status: 'open' });
+      assert.equal(open.length, 1);
+      assert.deepEqual(open[0]?.heads, [a.rev, b.rev].sort());
+      assert.equal(open[0]?.strategy, 'manual');
+      const fix = makeRevision('tickets', 't', { s: 'fixed' }, deviceA, [a, b]);
+      await store.apply({ revisions: incoming([fix]), reduce: manual, now: 200 });
+      assert.equal((await store.listConflicts({ status: 'open' })).length, 0);
+      const resolved = await store.listConflicts({ status: 'resolved' });
+      assert.equal(resolved[0]?.resolvedBy, fix.rev);
+      assert.equal(resolved[0]?.resolvedAt, 200);
+      assert.equal((await store.getRecord('tickets', 't'))?.conflict, 'none');
+    });
 
     withStore('changesSince bounds batches by count and bytes and reports more', async (store) => {
       const revs = Array.from({ length: 10 }, (_, i) =>
@@ -312,73 +303,67 @@ export function runStorageAdapterSuite(
       assert.equal(await store.getCursor(deviceB), 0);
     });
 
-    withStore(
-      'prune drops old bodies but never a head, and keeps stubs verifiable',
-      async (store) => {
-        let prev = makeRevision('notes', 'n', { v: 0 });
-        const chain = [prev];
-        for (let i = 1; i < 6; i++) {
-          prev = makeRevision('notes', 'n', { v: i }, deviceA, [prev]);
-          chain.push(prev);
-        }
-        const base = makeRevision('notes', 'c', { v: 0 });
-        const left = makeRevision('notes', 'c', { v: 'l' }, deviceA, [base]);
-        const right = makeRevision('notes', 'c', { v: 'r' }, deviceB, [base]);
-        await store.apply({
-          revisions: incoming([...chain, base, left, right]),
-          reduce: lww,
-          now: 1,
-        });
-        const pruned = await store.prune({ maxRevisions: 2 }, Date.now());
-        assert.equal(pruned, 5); // four of the chain, and the base of the conflict
-        const history = await store.history('notes', 'n');
-        assert.deepEqual(
-          history.map((h) => h.pruned === true),
-          [true, true, true, true, false, false],
-        );
-        assert.equal(history[0]?.body, null);
-        assert.equal(history[0]?.rev, chain[0]?.rev);
-        // A stub still proves its identity: its hash covers the metadata and the body's hash.
-        assert.doesNotThrow(() => verifyRevision(wireRevision(history[0] as Revision), 1 << 20));
-        // Both conflicting heads survive any policy.
-        await store.prune({ maxRevisions: 1, maxAgeMs: 0 }, Date.now());
-        const c = await store.history('notes', 'c');
-        assert.deepEqual(
-          c
-            .filter((h) => !h.pruned)
-            .map((h) => h.rev)
-            .sort(),
-          [left.rev, right.rev].sort(),
-        );
-        assert.deepEqual((await store.getRecord('notes', 'n'))?.body, { v: 5 });
-      },
-    );
+    withStore('prune drops old bodies but never a head, and keeps stubs verifiable', async (store) => {
+      let prev = makeRevision('notes', 'n', { v: 0 });
+      const chain = [prev];
+      for (let i = 1; i < 6; i++) {
+        prev = makeRevision('notes', 'n', { v: i }, deviceA, [prev]);
+        chain.push(prev);
+      }
+      const base = makeRevision('notes', 'c', { v: 0 });
+      const left = makeRevision('notes', 'c', { v: 'l' }, deviceA, [base]);
+      const right = makeRevision('notes', 'c', { v: 'r' }, deviceB, [base]);
+      await store.apply({
+        revisions: incoming([...chain, base, left, right]),
+        reduce: lww,
+        now: 1,
+      });
+      const pruned = await store.prune({ maxRevisions: 2 }, Date.now());
+      assert.equal(pruned, 5); // four of the chain, and the base of the conflict
+      const history = await store.history('notes', 'n');
+      assert.deepEqual(
+        history.map((h) => h.pruned === true),
+        [true, true, true, true, false, false],
+      );
+      assert.equal(history[0]?.body, null);
+      assert.equal(history[0]?.rev, chain[0]?.rev);
+      // A stub still proves its identity: its hash covers the metadata and the body's hash.
+      assert.doesNotThrow(() => verifyRevision(wireRevision(history[0] as Revision), 1 << 20));
+      // Both conflicting heads survive any policy.
+      await store.prune({ maxRevisions: 1, maxAgeMs: 0 }, Date.now());
+      const c = await store.history('notes', 'c');
+      assert.deepEqual(
+        c
+          .filter((h) => !h.pruned)
+          .map((h) => h.rev)
+          .sort(),
+        [left.rev, right.rev].sort(),
+      );
+      assert.deepEqual((await store.getRecord('notes', 'n'))?.body, { v: 5 });
+    });
 
-    withStore(
-      'everything survives reopen, and sequence numbers are never reused',
-      async (store, h) => {
-        const r1 = makeRevision('notes', 'n1', { v: 1 });
-        const r2 = makeRevision('notes', 'n2', { v: 1 });
-        await store.apply({
-          revisions: incoming([r1, r2]),
-          source: deviceB,
-          cursor: 42 as Seq,
-          reduce: lww,
-          now: 1,
-        });
-        const latest = await store.latestSeq();
-        const again = await h.reopen(store);
-        assert.equal(await again.latestSeq(), latest);
-        assert.equal(await again.getCursor(deviceB), 42);
-        assert.deepEqual((await again.getRecord('notes', 'n2'))?.body, { v: 1 });
-        const r3 = makeRevision('notes', 'n3', { v: 1 });
-        const result = await again.apply({ revisions: incoming([r3]), reduce: lww, now: 1 });
-        assert.ok((result.applied[0]?.seq ?? 0) > latest);
-        const stats = await again.stats();
-        assert.equal(stats.records, 3);
-        assert.equal(stats.revisions, 3);
-        return again;
-      },
-    );
+    withStore('everything survives reopen, and sequence numbers are never reused', async (store, h) => {
+      const r1 = makeRevision('notes', 'n1', { v: 1 });
+      const r2 = makeRevision('notes', 'n2', { v: 1 });
+      await store.apply({
+        revisions: incoming([r1, r2]),
+        source: deviceB,
+        cursor: 42 as Seq,
+        reduce: lww,
+        now: 1,
+      });
+      const latest = await store.latestSeq();
+      const again = await h.reopen(store);
+      assert.equal(await again.latestSeq(), latest);
+      assert.equal(await again.getCursor(deviceB), 42);
+      assert.deepEqual((await again.getRecord('notes', 'n2'))?.body, { v: 1 });
+      const r3 = makeRevision('notes', 'n3', { v: 1 });
+      const result = await again.apply({ revisions: incoming([r3]), reduce: lww, now: 1 });
+      assert.ok((result.applied[0]?.seq ?? 0) > latest);
+      const stats = await again.stats();
+      assert.equal(stats.records, 3);
+      assert.equal(stats.revisions, 3);
+      return again;
+    });
   });
 }

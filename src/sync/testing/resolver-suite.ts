@@ -95,8 +95,7 @@ export function runConflictResolverSuite(name: string, make: () => ConflictResol
       for (const heads of scenarios()) {
         const res = make().resolve(sortByRev(heads), { collection: 'c', id: 'r' });
         if (res.deleted) assert.equal(res.body, null);
-        else
-          assert.ok(res.body !== null && typeof res.body === 'object' && !Array.isArray(res.body));
+        else assert.ok(res.body !== null && typeof res.body === 'object' && !Array.isArray(res.body));
         const winner = heads.find((h) => h.rev === res.winner);
         if (!res.derived && !res.deleted) assert.deepEqual(res.body, winner?.body);
       }

@@ -13,7 +13,7 @@ it('every error code raised in the source is documented in docs/ERRORS.md', () =
   const doc = readFileSync('docs/ERRORS.md', 'utf8');
   const documented = new Set([...doc.matchAll(/^\|\s*`([A-Z_]+)`\s*\|/gm)].map((m) => m[1]));
   const raised = new Set<string>();
-  const pattern = /(?:super|new TrosynError|new SyncProtocolError)\(\s*'([A-Z][A-Z_]+)'/g;
+  const pattern = /(?:super|new [A-Z][A-Za-z]*Error)\(\s*'([A-Z][A-Z_]+)'/g;
   for (const file of sources('src'))
     for (const m of readFileSync(file, 'utf8').matchAll(pattern)) raised.add(m[1] as string);
   assert.ok(raised.size > 10, 'the scan finds the codes');

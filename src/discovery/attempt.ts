@@ -1,0 +1,94 @@
+/**
+ * One bounded look for hubs through any discovery sources: what the `discover`
+ * command and `findHub` run.
+ */
+import type { DiscoveredHub, Discovery, DiscoveryDiagnostics } from './types.js';
+
+/** The outcome of {@link collectHubs}: what was found and what was tried. */
+export interface DiscoveryAttempt {
+  /** Every hub the sources list at the end (one entry per method, deviceId and address). */
+  hubs: DiscoveredHub[];
+  /** The first hub that satisfied `until`, if one did. */
+  match?: DiscoveredHub;
+  /** What each source tried: interfaces, groups, errors, counters. */
+  diagnostics: DiscoveryDiagnostics[];
+  /** How long the attempt took (ms). */
+  waitedMs: number;
+}
+
+/** Options of {@link collectHubs}. */
+export interface CollectHubsOptions {
+  /** How long to look (ms). Default 3 000. */
+  timeoutMs?: number;
+  /** Time between repeated queries (ms), in case a query or its answer was lost. Default 1 000. */
+  requeryIntervalMs?: number;
+  /** Stop as soon as a hub satisfies this; without it the attempt lasts `timeoutMs`. */
+  until?: (hub: DiscoveredHub) => boolean;
+  /** Aborts the attempt; the promise then rejects with the signal's reason. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Starts the sources that are not started (and stops them again at the end), queries,
+ * re-queries every `requeryIntervalMs`, and resolves when `until` is met or the time
+ * is up. Sources that were already running are left running.
+ */
+export async function collectHubs(
+  sources: Discovery | readonly Discovery[],
+  options: CollectHubsOptions = {},
+): Promise<DiscoveryAttempt> {
+  const list = Array.isArray(sources) ? [...(sources as readonly Discovery[])] : [sources as Discovery];
+  const timeoutMs = options.timeoutMs ?? 3_000;
+  const requeryMs = options.requeryIntervalMs ?? 1_000;
+  const { until, signal } = options;
+  signal?.throwIfAborted();
+  const began = performance.now();
+  const ownStarted: Discovery[] = [];
+  let match: DiscoveredHub | undefined;
+  let finish: (() => void) | undefined;
+  const onFound = (hub: DiscoveredHub): void => {
+    if (match === undefined && until?.(hub)) {
+      match = hub;
+      finish?.();
+    }
+  };
+  const timers: NodeJS.Timeout[] = [];
+  let onAbort: (() => void) | undefined;
+  try {
+    for (const s of list) s.on('found', onFound);
+    for (const s of list) {
+      if (s.isStarted()) {
+        s.query();
+        continue;
+      }
+      await s.start();
+      ownStarted.push(s);
+    }
+    if (until) match = list.flatMap((s) => s.list()).find(until);
+    if (match === undefined) {
+      await new Promise<void>((resolve, reject) => {
+        finish = resolve;
+        timers.push(setTimeout(resolve, timeoutMs));
+        const requery = setInterval(() => {
+          for (const s of list) s.query();
+        }, requeryMs);
+        timers.push(requery);
+        if (signal) {
+          onAbort = () => reject(signal.reason);
+          signal.addEventListener('abort', onAbort, { once: true });
+        }
+      });
+    }
+    return {
+      hubs: list.flatMap((s) => s.list()),
+      ...(match && { match }),
+      diagnostics: list.flatMap((s) => s.diagnostics()),
+      waitedMs: Math.round(performance.now() - began),
+    };
+  } finally {
+    for (const t of timers) clearTimeout(t);
+    if (onAbort) signal?.removeEventListener('abort', onAbort);
+    for (const s of list) s.off('found', onFound);
+    await Promise.all(ownStarted.map((s) => s.stop()));
+  }
+}

@@ -1,12 +1,19 @@
 import type Database from 'better-sqlite3';
 import { SchemaTooNewError } from './errors.js';
 
+/** One forward step of a schema. */
+export interface Migration {
+  version: number;
+  description: string;
+  sql: string;
+}
+
 /**
- * Forward-only schema migrations. The version lives in `PRAGMA user_version` and
- * every applied step is recorded in `schema_migrations`. Add a step by appending to
- * this list; never edit a step that has shipped.
+ * Forward-only schema migrations of the sync store. The version lives in
+ * `PRAGMA user_version` and every applied step is recorded in `schema_migrations`.
+ * Add a step by appending to this list; never edit a step that has shipped.
  */
-export const MIGRATIONS: ReadonlyArray<{ version: number; description: string; sql: string }> = [
+export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
     description: 'records, revisions (change log), peers and cursors, conflicts',
@@ -89,12 +96,18 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; description: string; s
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;
 
-/** Brings the database up to the latest schema; returns the versions applied. */
+/** Brings the sync store up to the latest schema; returns the versions applied. */
 export function migrate(db: Database.Database, now: number): number[] {
+  return runMigrations(db, MIGRATIONS, now);
+}
+
+/** Applies the steps newer than the database's recorded version, each in its own transaction. */
+export function runMigrations(db: Database.Database, steps: readonly Migration[], now: number): number[] {
+  const latest = steps[steps.length - 1]?.version ?? 0;
   const current = db.pragma('user_version', { simple: true }) as number;
-  if (current > LATEST_SCHEMA_VERSION) throw new SchemaTooNewError(current, LATEST_SCHEMA_VERSION);
+  if (current > latest) throw new SchemaTooNewError(current, latest);
   const applied: number[] = [];
-  for (const step of MIGRATIONS) {
+  for (const step of steps) {
     if (step.version <= current) continue;
     db.transaction(() => {
       db.exec(step.sql);

@@ -2,12 +2,17 @@ import { hash } from 'node:crypto';
 import type { JsonObject, JsonValue } from '../store/types.js';
 import { InvalidBodyError } from './errors.js';
 
+/** Deepest nesting of objects and arrays a record body may have. */
+export const MAX_JSON_DEPTH = 64;
+
 /**
  * Canonical JSON: object keys sorted by code unit, no white space, numbers as
  * JavaScript prints them. Two equal values always give the same text, so the text
- * can be hashed. Throws InvalidBodyError on values JSON cannot carry.
+ * can be hashed. Throws InvalidBodyError on values JSON cannot carry and on
+ * nesting deeper than MAX_JSON_DEPTH.
  */
-export function canonicalJson(value: unknown): string {
+export function canonicalJson(value: unknown, depth = 0): string {
+  if (depth > MAX_JSON_DEPTH) throw new InvalidBodyError(`nested deeper than ${MAX_JSON_DEPTH} levels`);
   switch (typeof value) {
     case 'string':
       return JSON.stringify(value);
@@ -22,7 +27,7 @@ export function canonicalJson(value: unknown): string {
         let out = '[';
         for (let i = 0; i < value.length; i++) {
           if (i > 0) out += ',';
-          out += value[i] === undefined ? 'null' : canonicalJson(value[i]);
+          out += value[i] === undefined ? 'null' : canonicalJson(value[i], depth + 1);
         }
         return `${out}]`;
       }
@@ -38,7 +43,7 @@ export function canonicalJson(value: unknown): string {
         if (v === undefined) continue;
         if (!first) out += ',';
         first = false;
-        out += `${JSON.stringify(key)}:${canonicalJson(v)}`;
+        out += `${JSON.stringify(key)}:${canonicalJson(v, depth + 1)}`;
       }
       return `${out}}`;
     }
@@ -50,6 +55,31 @@ export function canonicalJson(value: unknown): string {
 /** SHA-256 as hex; the one-shot API costs half of a Hash object for short inputs. */
 export function sha256Hex(text: string): string {
   return hash('sha256', text, 'hex');
+}
+
+/**
+ * True when JSON text nests objects and arrays deeper than `max`. A scan of the
+ * text, aware of strings and escapes, so a hostile body is caught before any
+ * recursive walk could overflow the stack.
+ */
+export function jsonDepthExceeds(text: string, max = MAX_JSON_DEPTH): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c)
+        i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x7b || c === 0x5b) {
+      if (++depth > max + 1) return true;
+    } else if (c === 0x7d || c === 0x5d) {
+      depth--;
+    }
+  }
+  return false;
 }
 
 /** True for a plain JSON object (not an array, not null). */

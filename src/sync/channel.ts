@@ -6,8 +6,11 @@
  */
 export interface MessageChannel<M> {
   send(message: M): Promise<void>;
-  /** Sets the one handler for incoming messages. */
-  onMessage(handler: (message: M) => void): void;
+  /**
+   * Sets the one handler for incoming messages. When it returns a promise, a carrier
+   * that supports backpressure reads no further until it settles.
+   */
+  onMessage(handler: (message: M) => void | Promise<void>): void;
   /** Sets the one handler called once when the channel closes (with the cause, if any). */
   onClose(handler: (cause?: Error) => void): void;
   /** Closes both directions; the peer's close handler runs too. Idempotent. */
@@ -20,7 +23,7 @@ export interface MessageChannel<M> {
  */
 export function createChannelPair<M>(): [MessageChannel<M>, MessageChannel<M>] {
   type End = {
-    handler: ((m: M) => void) | undefined;
+    handler: ((m: M) => void | Promise<void>) | undefined;
     closeHandler: ((cause?: Error) => void) | undefined;
     inbox: M[];
     /** No more sends accepted. */
@@ -41,7 +44,7 @@ export function createChannelPair<M>(): [MessageChannel<M>, MessageChannel<M>] {
   const deliver = (to: End) => {
     while (to.handler && to.inbox.length > 0 && !to.closed) {
       const m = to.inbox.shift() as M;
-      to.handler(m);
+      void to.handler(m);
     }
     // Like a socket, a close reaches the reader after the data sent before it.
     if (to.closing && !to.closed && to.inbox.length === 0) {

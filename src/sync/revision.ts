@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { DeviceId, JsonObject, RevId, Revision, VersionVector } from '../store/types.js';
-import { canonicalJson, isJsonObject, sha256Hex } from './canonical.js';
+import { canonicalJson, isJsonObject, jsonDepthExceeds, MAX_JSON_DEPTH, sha256Hex } from './canonical.js';
 import { InvalidBodyError, InvalidRevisionError, RecordTooLargeError } from './errors.js';
 import { assertCollectionName, assertRecordId } from './ids.js';
 
@@ -174,7 +174,14 @@ export function verifyRevision(input: unknown, maxBodyBytes: number): VerifiedRe
     if (r.body === null) throw new InvalidRevisionError(r.rev, 'a live revision has no body');
     // Bodies travel with sorted keys, so plain JSON text is usually already canonical:
     // if it hashes to bodyHash it is the canonical text, and the slower walk is skipped.
-    const plainText = JSON.stringify(r.body);
+    let plainText: string;
+    try {
+      plainText = JSON.stringify(r.body);
+    } catch {
+      throw new InvalidRevisionError(r.rev, 'body cannot be serialised (nested too deeply?)');
+    }
+    if (jsonDepthExceeds(plainText))
+      throw new InvalidRevisionError(r.rev, `body nests deeper than ${MAX_JSON_DEPTH} levels`);
     if (sha256Hex(plainText) === r.bodyHash) {
       bodyText = plainText;
     } else {

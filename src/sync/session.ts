@@ -179,7 +179,8 @@ export class SyncSession extends EventEmitter<Events> {
     });
   }
 
-  private onMessage(message: SyncMessage): void {
+  /** Returns the apply of a `sync.changes` batch, so the carrier can hold back reading until it is done. */
+  private onMessage(message: SyncMessage): void | Promise<void> {
     if (this.closed) return;
     switch (message.type) {
       case 'sync.open':
@@ -187,7 +188,7 @@ export class SyncSession extends EventEmitter<Events> {
         return;
       case 'sync.changes':
         this.applyQueue = this.applyQueue.then(() => this.onChanges(message));
-        return;
+        return this.applyQueue;
       case 'sync.ack':
         this.onAck(message.upTo, message.rejected);
         return;

@@ -18,3 +18,94 @@ export class IdentityError extends TrosynError {
     );
   }
 }
+
+/**
+ * A transport failure with a stable code: the local side's reason for closing a
+ * connection, or the code a peer sent in its `error` message before closing.
+ */
+export class TransportError extends TrosynError {
+  constructor(code: string, message: string, details?: Record<string, unknown>) {
+    super(code, message, details);
+  }
+}
+
+/** The peer presented no client certificate (every connection is mutually authenticated). */
+export class NoClientCertificateError extends TrosynError {
+  constructor(address: string) {
+    super(
+      'NO_CLIENT_CERTIFICATE',
+      `${address} presented no client certificate; every device authenticates with its own`,
+      {
+        address,
+      },
+    );
+  }
+}
+
+/** The server's certificate is not the pinned one: another machine is answering (a man in the middle?). */
+export class HubIdentityMismatchError extends TrosynError {
+  constructor(expected: string, actual: string, address: string) {
+    super(
+      'HUB_IDENTITY_MISMATCH',
+      `the server at ${address} is device ${actual}, not the pinned hub ${expected}; nothing was sent to it`,
+      { expected, actual, address },
+    );
+  }
+}
+
+/** The authenticator refused this device. */
+export class DeviceNotAllowedError extends TrosynError {
+  constructor(
+    deviceId: string,
+    code = 'DEVICE_NOT_ALLOWED',
+    reason = 'this device is not registered with the hub; pair it first',
+  ) {
+    super(code, reason, { deviceId });
+  }
+}
+
+/** No pong (or any frame) from the peer for three heartbeat intervals. */
+export class HeartbeatTimeoutError extends TrosynError {
+  constructor(silentMs: number) {
+    super(
+      'HEARTBEAT_TIMEOUT',
+      `no answer from the peer for ${silentMs} ms (three heartbeats); connection presumed dead`,
+      {
+        silentMs,
+      },
+    );
+  }
+}
+
+/** The peer did not complete the handshake in time. */
+export class HandshakeTimeoutError extends TrosynError {
+  constructor(ms: number) {
+    super('HANDSHAKE_TIMEOUT', `the peer did not complete the handshake within ${ms} ms`, { ms });
+  }
+}
+
+/** A request got no response in time. */
+export class RequestTimeoutError extends TrosynError {
+  constructor(method: string, ms: number) {
+    super('REQUEST_TIMEOUT', `request ${method} got no response within ${ms} ms`, { method, ms });
+  }
+}
+
+/** The connection closed while the operation was waiting on it. */
+export class ConnectionClosedError extends TrosynError {
+  constructor(cause?: Error) {
+    super(
+      'CONNECTION_CLOSED',
+      `the connection closed${cause ? `: ${cause.message}` : ''}`,
+      undefined,
+      cause ? { cause } : undefined,
+    );
+  }
+}
+
+/** The peer sent a request for a method this side does not offer. */
+export class UnknownMethodError extends TrosynError {
+  constructor(method: string) {
+    super('UNKNOWN_METHOD', `no request handler for ${method}`, { method });
+  }
+}

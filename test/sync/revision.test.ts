@@ -142,3 +142,24 @@ describe('revision hashing and shape checks agree with their definitions', () =>
     );
   });
 });
+
+describe('deeply nested bodies', () => {
+  const deep = (n: number) => {
+    let v: Record<string, unknown> = { leaf: true };
+    for (let i = 0; i < n; i++) v = { v };
+    return v;
+  };
+
+  it('a local write nested deeper than 64 levels is refused with INVALID_BODY', () => {
+    assert.doesNotThrow(() => createRevision({ ...base, body: deep(60) as never }));
+    assert.throws(() => createRevision({ ...base, body: deep(65) as never }), { code: 'INVALID_BODY' });
+  });
+
+  it('a received one is refused with INVALID_REVISION, even when its hash is right', () => {
+    const body = deep(1000);
+    const text = JSON.stringify(body);
+    const forged = { ...createRevision({ ...base, body: { x: 1 } }), body, bodyHash: sha256Hex(text) };
+    forged.rev = computeRevId(forged as never);
+    assert.throws(() => verifyRevision(forged, 1 << 30), { code: 'INVALID_REVISION' });
+  });
+});

@@ -140,7 +140,9 @@ describe('SyncSession over an in-memory channel', () => {
     const [hubEnd, rogue] = createChannelPair<SyncMessage>();
     const atHub = new SyncSession({ replica: hub, channel: hubEnd, peer: child.deviceId });
     const received: SyncMessage[] = [];
-    rogue.onMessage((m) => received.push(m));
+    rogue.onMessage((m) => {
+      received.push(m);
+    });
     await atHub.start();
     const closed = new Promise<Error | undefined>((resolve) => atHub.once('closed', resolve));
     await rogue.send({ type: 'sync.changes', since: 100, upTo: 120, more: false, revisions: [] });

@@ -1,0 +1,173 @@
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import type { Clock } from '../lifecycle.js';
+import { silentLogger } from '../observability/logger.js';
+import type { DeviceId } from '../store/types.js';
+import type { Connection } from '../transport/connection.js';
+import { confirmationTag, cpace, type CPaceParty, tagsEqual } from '../transport/cpace.js';
+import { pairingChannel, pairingTranscript } from '../transport/pairing-code.js';
+import { shortDeviceId } from '../transport/device-id.js';
+import { TransportError } from '../transport/errors.js';
+import type { PeerInfo } from '../transport/server.js';
+import { RateLimiter, type RateLimit } from './rate-limit.js';
+import type { DeviceRecord, DeviceRegistry, PairingCodeRecord } from './registry.js';
+
+const b64 = (max: number) =>
+  z
+    .string()
+    .max(max)
+    .regex(/^[A-Za-z0-9+/]*={0,2}$/);
+const startParams = z.object({ lookup: z.string().min(1).max(8), nonce: b64(64) });
+const exchangeParams = z.object({ share: b64(64) });
+const confirmParams = z.object({
+  tag: b64(64),
+  name: z.string().min(1).max(128),
+  appVersion: z.string().max(64),
+});
+
+export interface PairingServiceOptions {
+  registry: DeviceRegistry;
+  hubId: DeviceId;
+  hubName: string;
+  /** pair.start attempts per source address. Default burst 5, 10 per minute. */
+  perAddress?: RateLimit;
+  /** pair.start attempts from everyone together. Default burst 20, 60 per minute. */
+  overall?: RateLimit;
+  /** A pairing connection that has not finished within this closes. Default 60 s. */
+  timeoutMs?: number;
+  onPaired?: (device: DeviceRecord) => void;
+  clock?: Clock;
+  logger?: Logger;
+}
+
+/**
+ * The hub's side of pairing. An unknown device that connects may run one pairing
+ * exchange: it names a code by its first group, both sides run CPace with the
+ * whole code as the password over a channel bound to both device IDs, and each
+ * proves the key with a tag. The child speaks first; only a device whose tag is
+ * right is registered. A wrong tag counts against the code, which burns after a few.
+ */
+export class PairingService {
+  private readonly options: PairingServiceOptions;
+  private readonly logger: Logger;
+  private readonly perAddress: RateLimiter;
+  private readonly overall: RateLimiter;
+
+  constructor(options: PairingServiceOptions) {
+    this.options = options;
+    this.logger = options.logger ?? silentLogger;
+    const clock = options.clock ? { clock: options.clock } : {};
+    this.perAddress = new RateLimiter(options.perAddress ?? { burst: 5, perMinute: 10 }, clock);
+    this.overall = new RateLimiter(options.overall ?? { burst: 20, perMinute: 60 }, clock);
+  }
+
+  /** Serves the pairing exchange on a connection from an unknown device. */
+  attach(conn: Connection, peer: PeerInfo): void {
+    const timer = setTimeout(
+      () => conn.close(new TransportError('PAIRING_TIMEOUT', 'pairing did not finish in time')),
+      this.options.timeoutMs ?? 60_000,
+    );
+    timer.unref();
+    conn.once('close', () => clearTimeout(timer));
+    const channel = pairingChannel(peer.deviceId, this.options.hubId);
+    let state:
+      | { step: 'new' }
+      | { step: 'started'; code: PairingCodeRecord; sid: Buffer }
+      | { step: 'exchanged'; code: PairingCodeRecord; sid: Buffer; transcript: Buffer; isk: Buffer }
+      | { step: 'done' } = { step: 'new' };
+
+    conn.handle('pair.start', (params) => {
+      const p = parse(startParams, params);
+      if (state.step !== 'new')
+        throw new TransportError('UNEXPECTED_MESSAGE', 'pairing already started on this connection');
+      if (!this.perAddress.take(peer.address) || !this.overall.take('*')) {
+        this.logger.warn({ address: peer.address }, 'pairing attempt rate-limited');
+        throw new TransportError(
+          'PAIRING_RATE_LIMITED',
+          'too many pairing attempts; wait a minute and try again',
+        );
+      }
+      if (this.options.registry.get(peer.deviceId)?.state === 'revoked') {
+        throw new TransportError('DEVICE_REVOKED', 'this device was revoked and cannot pair again');
+      }
+      const code = this.options.registry.findActiveCode(p.lookup);
+      if (!code)
+        throw new TransportError(
+          'PAIRING_CODE_INVALID',
+          'the pairing code is unknown, already used, burned or expired; ask for a new one',
+        );
+      const childNonce = Buffer.from(p.nonce, 'base64');
+      const hubNonce = randomBytes(32);
+      state = { step: 'started', code, sid: Buffer.concat([childNonce, hubNonce]) };
+      return { nonce: hubNonce.toString('base64'), hubName: this.options.hubName };
+    });
+
+    conn.handle('pair.exchange', (params) => {
+      const p = parse(exchangeParams, params);
+      if (state.step !== 'started')
+        throw new TransportError('UNEXPECTED_MESSAGE', 'pair.exchange before pair.start');
+      const party: CPaceParty = cpace({ password: state.code.secret, channel, sid: state.sid }, 'responder');
+      const childShare = Buffer.from(p.share, 'base64');
+      const isk = party.finish(childShare);
+      state = {
+        step: 'exchanged',
+        code: state.code,
+        sid: state.sid,
+        isk,
+        transcript: pairingTranscript(channel, state.sid, childShare, party.share),
+      };
+      return { share: Buffer.from(party.share).toString('base64') };
+    });
+
+    conn.handle('pair.confirm', (params) => {
+      const p = parse(confirmParams, params);
+      if (state.step !== 'exchanged')
+        throw new TransportError('UNEXPECTED_MESSAGE', 'pair.confirm before pair.exchange');
+      const { code, isk, transcript } = state;
+      state = { step: 'done' };
+      const expected = confirmationTag(isk, 'initiator', transcript);
+      if (!tagsEqual(expected, Buffer.from(p.tag, 'base64'))) {
+        const after = this.options.registry.recordFailedAttempt(code.codeId);
+        this.logger.warn(
+          { address: peer.address, device: shortDeviceId(peer.deviceId), code: code.lookup, after },
+          'pairing failed: wrong code or intercepted',
+        );
+        throw new TransportError(
+          'PAIRING_FAILED',
+          'pairing failed: the code does not match, or the connection is being intercepted',
+        );
+      }
+      if (!this.options.registry.consumeCode(code.codeId, peer.deviceId)) {
+        throw new TransportError(
+          'PAIRING_CODE_INVALID',
+          'the pairing code was used or expired meanwhile; ask for a new one',
+        );
+      }
+      const device = this.options.registry.register({
+        deviceId: peer.deviceId,
+        name: p.name,
+        group: code.group,
+        appVersion: p.appVersion,
+        address: peer.address,
+      });
+      this.options.onPaired?.(device);
+      // The child checks this tag before pinning the hub: it proves the hub knew the code too.
+      return {
+        tag: confirmationTag(isk, 'responder', transcript).toString('base64'),
+        state: device.state,
+        group: device.group,
+      };
+    });
+  }
+}
+
+function parse<T>(schema: z.ZodType<T>, params: unknown): T {
+  const result = schema.safeParse(params);
+  if (!result.success)
+    throw new TransportError(
+      'INVALID_MESSAGE',
+      `invalid pairing request: ${result.error.issues[0]?.message ?? 'malformed'}`,
+    );
+  return result.data;
+}

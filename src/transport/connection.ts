@@ -1,0 +1,335 @@
+import { EventEmitter, once } from 'node:events';
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { isTrosynError, TrosynError } from '../errors.js';
+import { type Clock, systemClock } from '../lifecycle.js';
+import { MessageCodec } from '../protocol/codec.js';
+import type { CompressionCodec } from '../protocol/compression.js';
+import { FrameDecoder } from '../protocol/frame.js';
+import type { Message } from '../protocol/messages.js';
+import type { DeviceId } from '../store/types.js';
+import {
+  ConnectionClosedError,
+  HeartbeatTimeoutError,
+  RequestTimeoutError,
+  TransportError,
+  UnknownMethodError,
+} from './errors.js';
+
+export interface ConnectionOptions {
+  /** The authenticated socket (TLS in production). */
+  socket: Socket;
+  /** The device at the other end, from its certificate. */
+  peer: DeviceId;
+  /** Largest frame accepted or sent. */
+  maxFrameBytes: number;
+  /** Inbound messages waiting for the handler before reading pauses. Default 8. */
+  maxQueuedMessages?: number;
+  /** Default time a request waits for its response. Default 30 s. */
+  requestTimeoutMs?: number;
+  logger: Logger;
+  clock?: Clock;
+}
+
+/** Handles one request; its result (or TrosynError) becomes the response. */
+export type RequestHandler = (params: unknown) => Promise<unknown> | unknown;
+
+export interface ConnectionStats {
+  bytesIn: number;
+  bytesOut: number;
+  framesIn: number;
+  framesOut: number;
+  connectedAt: number;
+  lastReceivedAt: number;
+}
+
+type Events = { close: [Error | undefined] };
+
+/**
+ * One framed, message-oriented connection to an authenticated peer.
+ *
+ * Inbound messages are handled one at a time in arrival order; while too many wait,
+ * the socket stops reading, so a fast sender is slowed by TCP rather than by this
+ * process's memory. `send` resolves once the socket has room again (backpressure
+ * on the writer). Heartbeats and responses are handled as they arrive, never
+ * queued behind slow work. Any protocol violation sends an `error` message with a
+ * stable code and closes this connection only.
+ */
+export class Connection extends EventEmitter<Events> {
+  readonly peer: DeviceId;
+  readonly remoteAddress: string;
+  private readonly socket: Socket;
+  private readonly codec: MessageCodec;
+  private readonly decoder: FrameDecoder;
+  private readonly logger: Logger;
+  private readonly clock: Clock;
+  private readonly maxQueued: number;
+  private readonly requestTimeoutMs: number;
+  private readonly queue: Message[] = [];
+  private draining = false;
+  private handler: ((message: Message) => void | Promise<void>) | undefined;
+  private readonly requestHandlers = new Map<string, RequestHandler>();
+  private readonly pending = new Map<
+    number,
+    { resolve(v: unknown): void; reject(e: Error): void; timer: NodeJS.Timeout }
+  >();
+  private nextRequestId = 1;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private closedWith: { cause: Error | undefined } | undefined;
+  private readonly stats: ConnectionStats;
+
+  constructor(options: ConnectionOptions) {
+    super();
+    this.socket = options.socket;
+    this.peer = options.peer;
+    this.remoteAddress = `${options.socket.remoteAddress ?? '?'}:${options.socket.remotePort ?? '?'}`;
+    this.logger = options.logger;
+    this.clock = options.clock ?? systemClock;
+    this.maxQueued = options.maxQueuedMessages ?? 8;
+    this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
+    this.codec = new MessageCodec({ maxFrameBytes: options.maxFrameBytes });
+    this.decoder = new FrameDecoder({ maxFrameBytes: options.maxFrameBytes });
+    const now = this.clock.now();
+    this.stats = {
+      bytesIn: 0,
+      bytesOut: 0,
+      framesIn: 0,
+      framesOut: 0,
+      connectedAt: now,
+      lastReceivedAt: now,
+    };
+    this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    this.socket.on('error', (err) => this.finish(err));
+    this.socket.on('close', () => this.finish(this.closedWith?.cause ?? new ConnectionClosedError()));
+    this.socket.on('end', () => this.socket.end());
+  }
+
+  get closed(): boolean {
+    return this.closedWith !== undefined;
+  }
+
+  private ended(): { cause: Error | undefined } | undefined {
+    return this.closedWith;
+  }
+
+  getStats(): Readonly<ConnectionStats> {
+    return { ...this.stats };
+  }
+
+  /** Compression for frames sent from now on (set once the handshake has chosen a codec). */
+  setCompression(codec: CompressionCodec): void {
+    this.codec.setCompression(codec);
+  }
+
+  /** Sets the handler of ordinary messages (everything but heartbeats, requests and responses). */
+  setHandler(handler: ((message: Message) => void | Promise<void>) | undefined): void {
+    this.handler = handler;
+    if (handler) void this.drain();
+  }
+
+  /** Offers a request method to the peer. */
+  handle(method: string, handler: RequestHandler): void {
+    this.requestHandlers.set(method, handler);
+  }
+
+  /** Sends one message; resolves when the socket can take more (backpressure). */
+  async send(message: Message): Promise<void> {
+    if (this.closedWith) throw new ConnectionClosedError(this.closedWith.cause);
+    const frame = this.codec.encode(message);
+    this.stats.bytesOut += frame.length;
+    this.stats.framesOut++;
+    if (!this.socket.write(frame)) {
+      await Promise.race([once(this.socket, 'drain'), once(this, 'close')]);
+      // Re-read after the wait: the connection may have closed meanwhile.
+      const ended = this.ended();
+      if (ended) throw new ConnectionClosedError(ended.cause);
+    }
+  }
+
+  /** Sends a request and waits for its response (or a timeout, or the connection closing). */
+  async request(
+    method: string,
+    params?: unknown,
+    options: { timeoutMs?: number; signal?: AbortSignal } = {},
+  ): Promise<unknown> {
+    const id = this.nextRequestId++;
+    const timeoutMs = options.timeoutMs ?? this.requestTimeoutMs;
+    const result = new Promise<unknown>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new RequestTimeoutError(method, timeoutMs));
+      }, timeoutMs);
+      timer.unref();
+      this.pending.set(id, { resolve, reject, timer });
+      options.signal?.addEventListener(
+        'abort',
+        () => {
+          clearTimeout(timer);
+          this.pending.delete(id);
+          reject(options.signal?.reason instanceof Error ? options.signal.reason : new Error('aborted'));
+        },
+        { once: true },
+      );
+    });
+    await this.send({ type: 'request', id, method, ...(params !== undefined && { params }) });
+    return result;
+  }
+
+  /**
+   * Pings every `intervalMs`; a peer silent for three intervals is dead and the
+   * connection closes with HEARTBEAT_TIMEOUT. Any frame counts as a sign of life.
+   */
+  startHeartbeat(intervalMs: number): void {
+    if (this.heartbeat || this.closedWith) return;
+    this.heartbeat = setInterval(() => {
+      const silent = this.clock.now() - this.stats.lastReceivedAt;
+      if (silent > 3 * intervalMs) {
+        this.close(new HeartbeatTimeoutError(silent));
+        return;
+      }
+      this.send({ type: 'ping', t: this.clock.now() }).catch(() => undefined);
+    }, intervalMs);
+    this.heartbeat.unref();
+  }
+
+  /**
+   * Closes the connection. With a TrosynError the peer first gets an `error`
+   * message carrying its code; queued outbound data is flushed before the close.
+   */
+  close(error?: Error): void {
+    if (this.closedWith) return;
+    this.closedWith = { cause: error };
+    if (error && isTrosynError(error) && !(error instanceof PeerError)) {
+      try {
+        const frame = this.codec.encode({
+          type: 'error',
+          code: error.code,
+          message: error.message.slice(0, 1024),
+        });
+        this.socket.write(frame);
+      } catch {
+        // The error message itself could not be encoded; closing is what matters.
+      }
+    }
+    this.socket.end();
+    // A peer that never reads would hold the socket open; give the goodbye a moment, then cut.
+    setTimeout(() => this.socket.destroy(), 2000).unref();
+    this.finish(error);
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.closedWith) return;
+    this.stats.bytesIn += chunk.length;
+    this.stats.lastReceivedAt = this.clock.now();
+    let messages: Message[];
+    try {
+      messages = [];
+      for (const frame of this.decoder.push(chunk)) {
+        this.stats.framesIn++;
+        const decoded = this.codec.decode(frame);
+        if (decoded.kind === 'message') messages.push(decoded.message);
+        else throw new TransportError('UNEXPECTED_MESSAGE', 'a chunk frame arrived where none was expected');
+      }
+    } catch (err) {
+      this.logger.warn(
+        { peer: this.peer, address: this.remoteAddress, err: (err as Error).message },
+        'bad input from peer',
+      );
+      this.close(isTrosynError(err) ? err : new TransportError('BAD_FRAME', String(err)));
+      return;
+    }
+    for (const message of messages) this.dispatch(message);
+  }
+
+  private dispatch(message: Message): void {
+    switch (message.type) {
+      case 'ping':
+        this.send({ type: 'pong', t: message.t }).catch(() => undefined);
+        return;
+      case 'pong':
+        return;
+      case 'response': {
+        const waiting = this.pending.get(message.re);
+        if (!waiting) return;
+        this.pending.delete(message.re);
+        clearTimeout(waiting.timer);
+        if (message.ok) waiting.resolve(message.result);
+        else
+          waiting.reject(
+            new PeerError(
+              message.error?.code ?? 'REQUEST_FAILED',
+              message.error?.message ?? 'request failed',
+              message.error?.details,
+            ),
+          );
+        return;
+      }
+      case 'error':
+        this.close(new PeerError(message.code, message.message, message.details));
+        return;
+      default:
+        this.queue.push(message);
+        if (this.queue.length >= this.maxQueued) this.socket.pause();
+        void this.drain();
+    }
+  }
+
+  private async drain(): Promise<void> {
+    if (this.draining || !this.handler) return;
+    this.draining = true;
+    try {
+      while (this.queue.length > 0 && !this.closedWith && this.handler) {
+        const message = this.queue.shift() as Message;
+        if (this.queue.length < this.maxQueued / 2 && this.socket.isPaused()) this.socket.resume();
+        if (message.type === 'request') await this.answer(message.id, message.method, message.params);
+        else await this.handler(message);
+      }
+    } catch (err) {
+      this.logger.error({ peer: this.peer, err }, 'message handler failed');
+      this.close(
+        isTrosynError(err) ? err : new TransportError('INTERNAL_ERROR', 'the message could not be handled'),
+      );
+    } finally {
+      this.draining = false;
+    }
+    if (this.socket.isPaused() && !this.closedWith) this.socket.resume();
+  }
+
+  private async answer(id: number, method: string, params: unknown): Promise<void> {
+    const handler = this.requestHandlers.get(method);
+    try {
+      if (!handler) throw new UnknownMethodError(method);
+      const result = await handler(params);
+      await this.send({ type: 'response', re: id, ok: true, ...(result !== undefined && { result }) });
+    } catch (err) {
+      if (this.closedWith) return;
+      const e = isTrosynError(err)
+        ? err
+        : new TransportError('INTERNAL_ERROR', 'the request failed on the peer');
+      if (!isTrosynError(err)) this.logger.error({ peer: this.peer, method, err }, 'request handler failed');
+      await this.send({ type: 'response', re: id, ok: false, error: e.toJSON() }).catch(() => undefined);
+    }
+  }
+
+  /** Releases everything once, however the connection ended, and emits `close` once. */
+  private finish(cause: Error | undefined): void {
+    if (!this.closedWith) this.closedWith = { cause };
+    if (this.finished) return;
+    this.finished = true;
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = undefined;
+    for (const [id, waiting] of this.pending) {
+      clearTimeout(waiting.timer);
+      waiting.reject(new ConnectionClosedError(this.closedWith.cause));
+      this.pending.delete(id);
+    }
+    this.queue.length = 0;
+    if (!this.socket.destroyed && !this.socket.writableEnded) this.socket.end();
+    this.emit('close', this.closedWith.cause);
+  }
+
+  private finished = false;
+}
+
+/** An error the peer reported (its `error` message, or a failed response). */
+export class PeerError extends TrosynError {}

@@ -1,0 +1,154 @@
+import { once } from 'node:events';
+import { PROTOCOL_NAME, PROTOCOL_VERSIONS } from '../protocol/constants.js';
+import { negotiateVersion } from '../protocol/codec.js';
+import { chooseCodec, type CompressionCodec, supportedCodecs } from '../protocol/compression.js';
+import type { Message } from '../protocol/messages.js';
+import { ProtocolError } from '../protocol/errors.js';
+import type { Connection } from './connection.js';
+import { ConnectionClosedError, HandshakeTimeoutError } from './errors.js';
+
+type Hello = Extract<Message, { type: 'hello' }>;
+type Welcome = Extract<Message, { type: 'welcome' }>;
+
+/** What this side says about itself in the handshake. */
+export interface LocalPeer {
+  name: string;
+  role: 'hub' | 'child';
+  appVersion: string;
+  /** Heartbeat interval (ms) this side wants; the server's choice wins. */
+  heartbeatMs: number;
+  /** Compression codecs offered or accepted, in order of preference. Default: all supported. */
+  compression?: CompressionCodec[];
+  features?: string[];
+}
+
+export interface HandshakeResult {
+  version: number;
+  compression: CompressionCodec;
+  heartbeatMs: number;
+  /** The peer's own description. */
+  peerName: string;
+  peerRole: 'hub' | 'child';
+  peerAppVersion: string;
+  features: string[];
+}
+
+/** Waits for the first ordinary message on a fresh connection, or fails after `timeoutMs`. */
+async function firstMessage(conn: Connection, timeoutMs: number): Promise<Message> {
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(), timeoutMs);
+  timer.unref();
+  try {
+    const message = new Promise<Message>((resolve) => conn.setHandler((m) => resolve(m)));
+    const closed = once(conn, 'close', { signal: ac.signal }).then(([cause]) => {
+      throw cause instanceof Error ? cause : new ConnectionClosedError();
+    });
+    const timeout = once(ac.signal, 'abort').then(() => {
+      throw new HandshakeTimeoutError(timeoutMs);
+    });
+    return await Promise.race([message, closed, timeout]);
+  } finally {
+    clearTimeout(timer);
+    ac.abort();
+    conn.setHandler(undefined);
+  }
+}
+
+/** Client side: sends `hello`, expects `welcome`; switches on the chosen compression. */
+export async function clientHandshake(
+  conn: Connection,
+  local: LocalPeer,
+  timeoutMs: number,
+): Promise<HandshakeResult> {
+  const reply = firstMessage(conn, timeoutMs);
+  await conn.send({
+    type: 'hello',
+    protocol: PROTOCOL_NAME,
+    versions: [...PROTOCOL_VERSIONS],
+    name: local.name,
+    role: local.role,
+    appVersion: local.appVersion,
+    compression: local.compression ?? supportedCodecs(),
+    features: local.features ?? [],
+    heartbeatMs: local.heartbeatMs,
+  });
+  const message = await reply;
+  if (message.type !== 'welcome') {
+    const err = new ProtocolError('UNEXPECTED_MESSAGE', `expected welcome, got ${message.type}`);
+    conn.close(err);
+    throw err;
+  }
+  const welcome = message as Welcome;
+  const offered = local.compression ?? supportedCodecs();
+  if (
+    !PROTOCOL_VERSIONS.includes(welcome.version) ||
+    (welcome.compression !== 'none' && !offered.includes(welcome.compression))
+  ) {
+    const err = new ProtocolError(
+      'UNSUPPORTED_VERSION',
+      `the hub chose version ${welcome.version} with ${welcome.compression} compression, which this device did not offer`,
+    );
+    conn.close(err);
+    throw err;
+  }
+  conn.setCompression(welcome.compression);
+  return {
+    version: welcome.version,
+    compression: welcome.compression,
+    heartbeatMs: welcome.heartbeatMs,
+    peerName: welcome.name,
+    peerRole: welcome.role,
+    peerAppVersion: welcome.appVersion,
+    features: welcome.features,
+  };
+}
+
+/**
+ * Server side: expects `hello`, picks the highest common version and the first of
+ * its own codecs the client offered, answers `welcome` (or UNSUPPORTED_VERSION and
+ * closes).
+ */
+export async function serverHandshake(
+  conn: Connection,
+  local: LocalPeer,
+  timeoutMs: number,
+): Promise<HandshakeResult> {
+  const message = await firstMessage(conn, timeoutMs);
+  if (message.type !== 'hello') {
+    const err = new ProtocolError('UNEXPECTED_MESSAGE', `expected hello, got ${message.type}`);
+    conn.close(err);
+    throw err;
+  }
+  const hello = message as Hello;
+  const version = negotiateVersion(hello.versions);
+  if (hello.protocol !== PROTOCOL_NAME || version === undefined) {
+    const err = new ProtocolError(
+      'UNSUPPORTED_VERSION',
+      `this hub speaks ${PROTOCOL_NAME} versions ${PROTOCOL_VERSIONS.join(', ')}; the client offered ${hello.protocol} ${hello.versions.join(', ')}`,
+    );
+    conn.close(err);
+    throw err;
+  }
+  const compression = chooseCodec(hello.compression, local.compression ?? supportedCodecs());
+  const heartbeatMs = local.heartbeatMs;
+  await conn.send({
+    type: 'welcome',
+    version,
+    name: local.name,
+    role: local.role,
+    appVersion: local.appVersion,
+    compression,
+    features: local.features ?? [],
+    heartbeatMs,
+  });
+  conn.setCompression(compression);
+  return {
+    version,
+    compression,
+    heartbeatMs,
+    peerName: hello.name,
+    peerRole: hello.role,
+    peerAppVersion: hello.appVersion,
+    features: hello.features,
+  };
+}

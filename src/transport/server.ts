@@ -1,0 +1,221 @@
+import { EventEmitter, once } from 'node:events';
+import type { AddressInfo, Socket } from 'node:net';
+import { createServer, type Server, type TLSSocket } from 'node:tls';
+import type { Logger } from 'pino';
+import { isTrosynError } from '../errors.js';
+import { type Clock, type Startable, systemClock } from '../lifecycle.js';
+import { componentLogger, silentLogger } from '../observability/logger.js';
+import { DEFAULT_MAX_FRAME_BYTES, DEFAULT_SYNC_PORT } from '../protocol/constants.js';
+import type { DeviceId } from '../store/types.js';
+import type { Authenticator } from './authenticator.js';
+import { Connection } from './connection.js';
+import { shortDeviceId } from './device-id.js';
+import { DeviceNotAllowedError, NoClientCertificateError, TransportError } from './errors.js';
+import { type HandshakeResult, type LocalPeer, serverHandshake } from './handshake.js';
+import type { DeviceIdentity } from './identity.js';
+import { formatAddress, peerDeviceId, tlsOptions } from './tls.js';
+
+export interface TransportServerOptions {
+  identity: DeviceIdentity;
+  local: LocalPeer;
+  authenticator: Authenticator;
+  /** Address to listen on. Default '::' (every IPv6 and IPv4 address, dual stack). */
+  host?: string;
+  /** TCP port. Default 17700; 0 picks a free port. */
+  port?: number;
+  /** Largest frame accepted. Default 16 MiB. */
+  maxFrameBytes?: number;
+  /** Time a client has to finish TLS and send `hello`. Default 10 s. */
+  handshakeTimeoutMs?: number;
+  /**
+   * Called for each TCP connection before TLS starts; returning false drops it at
+   * once (connection rate limits). Default: admit all.
+   */
+  admit?: (address: string) => boolean;
+  /** Called for every connection that passed authentication and the handshake. */
+  onConnection: (conn: Connection, peer: PeerInfo) => void;
+  logger?: Logger;
+  clock?: Clock;
+}
+
+/** An authenticated peer on an open connection. */
+export interface PeerInfo {
+  deviceId: DeviceId;
+  /** Source IP (IPv4-mapped IPv6 addresses shown as plain IPv4). */
+  address: string;
+  access: 'sync' | 'pairing';
+  handshake: HandshakeResult;
+}
+
+type Events = {
+  /** A connection failed before it was handed on (TLS error, no certificate, refused, bad handshake). */
+  rejected: [{ address: string; code: string; deviceId?: DeviceId }];
+};
+
+/** `::ffff:10.0.0.5` -> `10.0.0.5`. */
+export function plainAddress(address: string | undefined): string {
+  if (!address) return '?';
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}
+
+/**
+ * The TLS 1.3 server of the sync service. Every client must present a certificate;
+ * its device ID goes to the Authenticator before any message is read, and only
+ * then does the handshake run. Plaintext and TLS 1.2 clients fail in the TLS
+ * handshake and never reach the application.
+ */
+export class TransportServer extends EventEmitter<Events> implements Startable {
+  private readonly options: TransportServerOptions;
+  private readonly logger: Logger;
+  private readonly clock: Clock;
+  private server: Server | undefined;
+  private readonly connections = new Set<Connection>();
+  private readonly sockets = new Set<Socket>();
+
+  constructor(options: TransportServerOptions) {
+    super();
+    this.options = options;
+    this.logger = componentLogger(options.logger ?? silentLogger, 'transport');
+    this.clock = options.clock ?? systemClock;
+  }
+
+  isStarted(): boolean {
+    return this.server !== undefined;
+  }
+
+  /** The bound port (useful with port 0). */
+  get port(): number {
+    return (this.server?.address() as AddressInfo | null)?.port ?? 0;
+  }
+
+  async start(): Promise<void> {
+    if (this.server) return;
+    const server = createServer({ ...tlsOptions(this.options.identity), requestCert: true });
+    server.on('connection', (socket: Socket) => {
+      const address = plainAddress(socket.remoteAddress);
+      if (this.options.admit && !this.options.admit(address)) {
+        socket.destroy();
+        this.emit('rejected', { address, code: 'RATE_LIMITED' });
+        return;
+      }
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
+      // A client that opens TCP and never finishes TLS must not hold a socket forever.
+      socket.setTimeout(this.options.handshakeTimeoutMs ?? 10_000, () => socket.destroy());
+    });
+    server.on('secureConnection', (socket: TLSSocket) => {
+      void this.onSecure(socket);
+    });
+    server.on('tlsClientError', (err, socket) => {
+      const address = plainAddress(socket.remoteAddress);
+      this.logger.debug({ address, err: err.message }, 'TLS handshake failed');
+      this.emit('rejected', { address, code: 'TLS_HANDSHAKE_FAILED' });
+    });
+    const host = this.options.host ?? '::';
+    const port = this.options.port ?? DEFAULT_SYNC_PORT;
+    try {
+      await listen(server, host, port);
+    } catch (err) {
+      // A host with IPv6 disabled cannot bind '::'; IPv4 alone still serves the office.
+      if (this.options.host === undefined && (err as NodeJS.ErrnoException).code === 'EAFNOSUPPORT') {
+        await listen(server, '0.0.0.0', port);
+      } else {
+        throw err;
+      }
+    }
+    this.server = server;
+    this.logger.info({ host, port: this.port }, 'sync service listening');
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = undefined;
+    const closed = once(server, 'close');
+    server.close();
+    for (const conn of this.connections)
+      conn.close(new TransportError('SERVER_SHUTTING_DOWN', 'the hub is shutting down'));
+    for (const socket of this.sockets) socket.destroy();
+    await closed;
+  }
+
+  /** Open, authenticated connections. */
+  list(): Connection[] {
+    return [...this.connections];
+  }
+
+  /** Closes every connection of a device at once (revocation), telling it why. */
+  disconnect(deviceId: DeviceId, error: Error): number {
+    let n = 0;
+    for (const conn of this.connections) {
+      if (conn.peer === deviceId) {
+        conn.close(error);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  private async onSecure(socket: TLSSocket): Promise<void> {
+    const address = plainAddress(socket.remoteAddress);
+    const deviceId = peerDeviceId(socket);
+    const conn = new Connection({
+      socket,
+      peer: deviceId ?? ('0'.repeat(64) as DeviceId),
+      maxFrameBytes: this.options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+      logger: this.logger,
+      clock: this.clock,
+    });
+    const reject = (err: Error & { code?: string }) => {
+      conn.close(err);
+      this.emit('rejected', { address, code: err.code ?? 'REJECTED', ...(deviceId && { deviceId }) });
+    };
+    if (!deviceId) {
+      reject(new NoClientCertificateError(formatAddress(address, socket.remotePort)));
+      return;
+    }
+    let access: 'sync' | 'pairing';
+    try {
+      const decision = await this.options.authenticator.authenticate({ deviceId, address });
+      if ('deny' in decision) {
+        this.logger.info(
+          { device: shortDeviceId(deviceId), address, code: decision.deny },
+          'connection refused',
+        );
+        reject(new DeviceNotAllowedError(deviceId, decision.deny, decision.reason));
+        return;
+      }
+      access = decision.allow;
+    } catch (err) {
+      this.logger.error({ err, address }, 'authenticator failed');
+      reject(new TransportError('INTERNAL_ERROR', 'the hub could not check this device'));
+      return;
+    }
+    try {
+      const handshake = await serverHandshake(
+        conn,
+        this.options.local,
+        this.options.handshakeTimeoutMs ?? 10_000,
+      );
+      socket.setTimeout(0);
+      conn.startHeartbeat(handshake.heartbeatMs);
+      this.connections.add(conn);
+      conn.once('close', () => this.connections.delete(conn));
+      this.options.onConnection(conn, { deviceId, address, access, handshake });
+    } catch (err) {
+      this.logger.debug({ address, err: (err as Error).message }, 'handshake failed');
+      reject(isTrosynError(err) ? err : new TransportError('HANDSHAKE_FAILED', String(err)));
+    }
+  }
+}
+
+function listen(server: Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error) => reject(err);
+    server.once('error', onError);
+    server.listen({ host, port, ipv6Only: false }, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}

@@ -1,0 +1,20 @@
+import type { SyncMessage } from '../protocol/sync-messages.js';
+import type { MessageChannel } from '../sync/channel.js';
+import type { Connection } from './connection.js';
+
+/**
+ * The sync engine's MessageChannel over a transport connection: `sync.*` messages
+ * go to the session; the handler's promise holds back further reading, so a
+ * receiver applying a large batch slows its sender.
+ */
+export function syncChannel(conn: Connection): MessageChannel<SyncMessage> {
+  return {
+    send: (message) => conn.send(message),
+    onMessage: (handler) => conn.setHandler((message) => handler(message as SyncMessage)),
+    onClose: (handler) => {
+      if (conn.closed) setImmediate(() => handler(undefined));
+      else conn.once('close', (cause) => handler(cause));
+    },
+    close: (cause) => conn.close(cause),
+  };
+}

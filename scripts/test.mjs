@@ -19,7 +19,18 @@ if (files.length === 0) {
 const concurrency = process.env.TEST_CONCURRENCY ?? String(Math.max(1, availableParallelism()));
 const result = spawnSync(
   process.execPath,
-  ['--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', '--import', 'tsx', ...files],
+  [
+    '--test',
+    `--test-concurrency=${concurrency}`,
+    // A failing test that leaves a socket open must not hang the run: each test has a
+    // time limit, and a file's process exits when its tests are done.
+    `--test-timeout=${process.env.TEST_TIMEOUT_MS ?? 300_000}`,
+    '--test-force-exit',
+    '--test-reporter=spec',
+    '--import',
+    'tsx',
+    ...files,
+  ],
   { stdio: 'inherit' },
 );
 process.exit(result.status ?? 1);

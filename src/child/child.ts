@@ -1,10 +1,13 @@
-import { EventEmitter } from 'node:events';
+import { EventEmitter, once } from 'node:events';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { Clock, Startable } from '../lifecycle.js';
+import type { InterfaceSelectionOptions } from '../discovery/interfaces.js';
+import { HubBrowser } from '../discovery/multicast.js';
+import { hubCandidates, LastAddressMemory, parseStaticAddress } from '../discovery/static.js';
+import { type Clock, type Startable, systemClock } from '../lifecycle.js';
 import { componentLogger, silentLogger } from '../observability/logger.js';
 import { SqliteStore } from '../store/sqlite.js';
-import type { DeviceId } from '../store/types.js';
+import type { DeviceId, Seq } from '../store/types.js';
 import type { CollectionOptions } from '../sync/replica.js';
 import { Replica } from '../sync/replica.js';
 import { SyncSession, type SyncSessionStats } from '../sync/session.js';
@@ -14,16 +17,21 @@ import { TransportError } from '../transport/errors.js';
 import { type DeviceIdentity, loadOrCreateIdentity } from '../transport/identity.js';
 import { syncChannel } from '../transport/sync-channel.js';
 import { APP_VERSION } from '../version.js';
+import { loadPairedHub, NotPairedError } from './paired-hub.js';
 
 export interface ChildOptions {
   /** The child's data directory: identity, database, paired hub. Created if missing. */
   dataDir: string;
   /** Name shown on the hub. Default 'trosyn-child'. */
   name?: string;
-  /** The pinned hub: only a server presenting this device's certificate is trusted. */
-  hubId: DeviceId;
-  /** Where to find the hub, best first; asked again before each round of attempts. */
-  hubAddresses: () => HubAddress[] | Promise<HubAddress[]>;
+  /** The pinned hub. Default: the hub this data directory paired with (hub.json). */
+  hubId?: DeviceId;
+  /** Static `host:port` addresses of the hub, tried after the last good one. */
+  staticAddresses?: string[];
+  /** Find the hub by LAN discovery when the known addresses fail. Default true. */
+  discovery?: boolean | (InterfaceSelectionOptions & { discoveryPort?: number });
+  /** Replaces the built-in address search (last, static, discovered) entirely; for tests and embedding. */
+  hubAddresses?: () => HubAddress[] | Promise<HubAddress[]>;
   /** Heartbeat interval (ms) this child offers; the hub's choice wins. Default 15 s. */
   heartbeatMs?: number;
   backoff?: BackoffOptions;
@@ -33,12 +41,14 @@ export interface ChildOptions {
   clock?: Clock;
 }
 
-/** What the end user's app shows: synced / syncing / offline / error. */
+/** What the end user's app shows: synced / syncing / offline / paused / error. */
 export interface SyncStatus {
-  state: 'synced' | 'syncing' | 'offline' | 'error';
+  state: 'synced' | 'syncing' | 'offline' | 'paused' | 'error';
   connection: ClientStatus;
   hubId: DeviceId;
-  /** Revisions of this device not yet acknowledged by the hub. */
+  deviceId: DeviceId;
+  /** Local changes the hub has not acknowledged yet (the outbox). */
+  pending: number;
   session?: SyncSessionStats;
 }
 
@@ -56,19 +66,26 @@ type Events = {
 export class Child extends EventEmitter<Events> implements Startable {
   private readonly options: ChildOptions;
   private readonly logger: Logger;
+  private readonly clock: Clock;
   private identity: DeviceIdentity | undefined;
   private replicaInstance: Replica | undefined;
+  private hubId: DeviceId | undefined;
   private client: TransportClient | undefined;
+  private browser: HubBrowser | undefined;
+  private memory: LastAddressMemory | undefined;
   private session: SyncSession | undefined;
+  private paused = false;
+  private acked = 0;
 
   constructor(options: ChildOptions) {
     super();
     this.options = options;
     this.logger = componentLogger(options.logger ?? silentLogger, 'child');
+    this.clock = options.clock ?? systemClock;
   }
 
   isStarted(): boolean {
-    return this.client !== undefined;
+    return this.replicaInstance !== undefined;
   }
 
   get deviceId(): DeviceId {
@@ -82,8 +99,10 @@ export class Child extends EventEmitter<Events> implements Startable {
   }
 
   async start(): Promise<void> {
-    if (this.client) return;
+    if (this.replicaInstance) return;
     const { dataDir } = this.options;
+    const hubId = this.options.hubId ?? loadPairedHub(dataDir)?.hubId;
+    if (!hubId) throw new NotPairedError(dataDir);
     const identity = await loadOrCreateIdentity(join(dataDir, 'identity'), {
       commonName: this.options.name ?? 'trosyn-child',
       logger: this.logger,
@@ -102,6 +121,121 @@ export class Child extends EventEmitter<Events> implements Startable {
       ...(this.options.clock && { clock: this.options.clock }),
     });
     await replica.start();
+    this.identity = identity;
+    this.replicaInstance = replica;
+    this.hubId = hubId;
+    this.acked = Number((await replica.getNote(`acked:${hubId}`)) ?? 0);
+    this.memory = new LastAddressMemory({ dataDir, logger: this.logger });
+    if (!this.options.hubAddresses && this.options.discovery !== false) {
+      const d =
+        this.options.discovery === true || this.options.discovery === undefined ? {} : this.options.discovery;
+      this.browser = new HubBrowser({
+        deviceId: hubId,
+        logger: this.logger,
+        ...d,
+        ...(this.options.clock && { clock: this.options.clock }),
+      });
+      try {
+        await this.browser.start();
+      } catch (err) {
+        this.logger.warn(
+          { err: (err as Error).message },
+          'LAN discovery unavailable; using known addresses only',
+        );
+        this.browser = undefined;
+      }
+    }
+    if (!this.paused) await this.connect();
+    this.logger.info({ deviceId: identity.deviceId, hubId }, 'child agent started');
+  }
+
+  async stop(): Promise<void> {
+    if (!this.replicaInstance) return;
+    await this.disconnect();
+    await this.browser?.stop();
+    this.browser = undefined;
+    await this.replicaInstance.stop();
+    this.replicaInstance = undefined;
+    this.logger.info('child agent stopped');
+  }
+
+  /** Stops syncing (the app keeps working locally); `resume()` continues from the cursors. */
+  async pause(): Promise<void> {
+    this.paused = true;
+    await this.disconnect();
+  }
+
+  async resume(): Promise<void> {
+    this.paused = false;
+    if (this.replicaInstance && !this.client) await this.connect();
+  }
+
+  /** Tries to reach the hub now instead of waiting out the backoff. */
+  syncNow(): void {
+    this.client?.retryNow();
+  }
+
+  async status(): Promise<SyncStatus> {
+    const connection = this.client?.status() ?? { state: 'stopped' as const, attempts: 0 };
+    const session = this.session?.getStats();
+    if (session) this.acked = Math.max(this.acked, session.ackedUpTo);
+    const pending = this.replicaInstance ? await this.replicaInstance.pendingSince(this.acked as Seq) : 0;
+    let state: SyncStatus['state'] = 'offline';
+    if (this.paused) state = 'paused';
+    else if (connection.state === 'failed') state = 'error';
+    else if (connection.state === 'connected') state = this.session?.isCaughtUp() ? 'synced' : 'syncing';
+    return {
+      state,
+      connection,
+      hubId: this.hubId as DeviceId,
+      deviceId: this.deviceId,
+      pending,
+      ...(session && { session }),
+    };
+  }
+
+  /** Where to look for the hub now: the last good address, static ones, then what discovery sees. */
+  private async addresses(): Promise<HubAddress[]> {
+    if (this.options.hubAddresses) return this.options.hubAddresses();
+    const statics = [...(this.options.staticAddresses ?? []), ...this.pairedAddresses()].flatMap((text) => {
+      try {
+        return [parseStaticAddress(text)];
+      } catch {
+        return [];
+      }
+    });
+    const last = await this.memory?.load();
+    let discovered = this.browser?.list() ?? [];
+    if (discovered.length === 0 && this.browser) {
+      // Ask now and give the hub a moment to answer, rather than waiting for its next announcement.
+      this.browser.query();
+      await Promise.race([once(this.browser, 'found'), new Promise((r) => setTimeout(r, 1500).unref())]);
+      discovered = this.browser.list();
+    }
+    return hubCandidates({
+      ...(last && { last }),
+      statics,
+      discovered,
+      ...(this.hubId && { deviceId: this.hubId }),
+    }).map((c) => ({
+      host: c.host,
+      port: c.port,
+    }));
+  }
+
+  private pairedAddresses(): string[] {
+    try {
+      return (loadPairedHub(this.options.dataDir)?.addresses ?? []).map(
+        (a) => `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`,
+      );
+    } catch {
+      return [];
+    }
+  }
+
+  private async connect(): Promise<void> {
+    const identity = this.identity as DeviceIdentity;
+    const replica = this.replicaInstance as Replica;
     const client = new TransportClient({
       identity,
       local: {
@@ -110,9 +244,11 @@ export class Child extends EventEmitter<Events> implements Startable {
         appVersion: APP_VERSION,
         heartbeatMs: this.options.heartbeatMs ?? 15_000,
       },
-      hubId: this.options.hubId,
-      addresses: this.options.hubAddresses,
+      hubId: this.hubId as DeviceId,
+      addresses: () => this.addresses(),
       onConnected: async (hub) => {
+        if (!this.options.hubAddresses)
+          await this.memory?.remember({ ...hub.address, deviceId: hub.hubId }).catch(() => undefined);
         const session = new SyncSession({
           replica,
           channel: syncChannel(hub.conn),
@@ -120,14 +256,24 @@ export class Child extends EventEmitter<Events> implements Startable {
           logger: componentLogger(this.logger, 'sync'),
         });
         this.session = session;
-        session.on('caught-up', () => this.emit('caught-up'));
+        const noteAcked = () => {
+          this.acked = Math.max(this.acked, session.getStats().ackedUpTo);
+          replica.setNote(`acked:${hub.hubId}`, String(this.acked)).catch(() => undefined);
+        };
+        session.on('caught-up', () => {
+          noteAcked();
+          this.emit('caught-up');
+        });
         hub.conn.once('close', () => {
-          if (this.session === session) this.session = undefined;
+          if (this.session === session) {
+            noteAcked();
+            this.session = undefined;
+          }
         });
         await session.start();
       },
       ...(this.options.backoff && { backoff: this.options.backoff }),
-      fatalCodes: ['DEVICE_REVOKED'],
+      fatalCodes: ['DEVICE_REVOKED', 'HUB_IDENTITY_MISMATCH'],
       logger: this.logger,
       ...(this.options.clock && { clock: this.options.clock }),
     });
@@ -136,36 +282,15 @@ export class Child extends EventEmitter<Events> implements Startable {
       const code = (cause as { code?: string } | undefined)?.code;
       this.emit('disconnected', code ? { code } : {});
     });
-    this.identity = identity;
-    this.replicaInstance = replica;
     this.client = client;
     await client.start();
-    this.logger.info({ deviceId: identity.deviceId, hubId: this.options.hubId }, 'child agent started');
   }
 
-  async stop(): Promise<void> {
+  private async disconnect(): Promise<void> {
     const client = this.client;
-    if (!client) return;
     this.client = undefined;
-    await client.stop();
+    await client?.stop();
     await this.session?.stop();
     this.session = undefined;
-    await this.replicaInstance?.stop();
-    this.replicaInstance = undefined;
-    this.logger.info('child agent stopped');
-  }
-
-  status(): SyncStatus {
-    const connection = this.client?.status() ?? { state: 'stopped' as const, attempts: 0 };
-    const session = this.session?.getStats();
-    let state: SyncStatus['state'] = 'offline';
-    if (connection.state === 'failed') state = 'error';
-    else if (connection.state === 'connected') state = this.session?.isCaughtUp() ? 'synced' : 'syncing';
-    return { state, connection, hubId: this.options.hubId, ...(session && { session }) };
-  }
-
-  /** Tries to reach the hub now instead of waiting out the backoff. */
-  syncNow(): void {
-    this.client?.retryNow();
   }
 }

@@ -1,18 +1,19 @@
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { Clock, Startable } from '../lifecycle.js';
+import type { DiscoveryDiagnostics } from '../discovery/types.js';
+import { DnsSdPublisher } from '../discovery/dns-sd.js';
+import type { InterfaceSelectionOptions } from '../discovery/interfaces.js';
+import { HubAnnouncer } from '../discovery/multicast.js';
+import { type Clock, type Startable, systemClock } from '../lifecycle.js';
 import { componentLogger, silentLogger } from '../observability/logger.js';
 import { DEFAULT_SYNC_PORT } from '../protocol/constants.js';
 import { SqliteStore } from '../store/sqlite.js';
-import type { DeviceId, RejectedRevision } from '../store/types.js';
+import type { DeviceId, StoreStats } from '../store/types.js';
 import type { CollectionOptions } from '../sync/replica.js';
 import { Replica } from '../sync/replica.js';
-import { SyncSession, type SyncSessionStats } from '../sync/session.js';
+import { SyncSession } from '../sync/session.js';
 import type { Authenticator } from '../transport/authenticator.js';
-import { PairingService } from './pairing.js';
-import { RateLimiter, type RateLimit } from './rate-limit.js';
-import { type DeviceRecord, DeviceRegistry } from './registry.js';
 import type { Connection } from '../transport/connection.js';
 import { shortDeviceId } from '../transport/device-id.js';
 import { TransportError } from '../transport/errors.js';
@@ -20,6 +21,13 @@ import { type DeviceIdentity, loadOrCreateIdentity } from '../transport/identity
 import { type PeerInfo, TransportServer } from '../transport/server.js';
 import { syncChannel } from '../transport/sync-channel.js';
 import { APP_VERSION } from '../version.js';
+import type { ChildSession, HubEvent } from './events.js';
+import { PairingService } from './pairing.js';
+import { type RateLimit, RateLimiter } from './rate-limit.js';
+import { type DeviceRecord, DeviceRegistry, type GroupRecord, RegistryError } from './registry.js';
+import { compileScope } from './scopes.js';
+
+export type { ChildSession, HubEvent } from './events.js';
 
 /** Everything a hub is configured with. */
 export interface HubOptions {
@@ -43,30 +51,36 @@ export interface HubOptions {
   pairingLimits?: { perAddress?: RateLimit; overall?: RateLimit };
   /** Per-collection conflict strategy and local-only flag; children must use the same. */
   collections?: Record<string, CollectionOptions>;
+  /** Collections kept on the hub: never sent to children, never accepted from them. Patterns as in scopes. */
+  hubOnly?: string[];
+  /**
+   * Announce the hub on the LAN (multicast and DNS-SD). Default true. `false` for
+   * networks where devices use static addresses only.
+   */
+  discovery?:
+    | boolean
+    | (InterfaceSelectionOptions & { announceIntervalMs?: number; discoveryPort?: number; dnsSd?: boolean });
   /** SQLite durability; see SqliteStoreOptions. Default 'full'. */
   synchronous?: 'full' | 'normal' | 'off';
   logger?: Logger;
   clock?: Clock;
 }
 
-/** One child's live sync session, as status and the dashboard show it. */
-export interface ChildSession {
+export interface HubStatus {
   deviceId: DeviceId;
-  address: string;
   name: string;
-  appVersion: string;
-  connectedAt: number;
-  caughtUp: boolean;
-  stats: SyncSessionStats;
+  version: string;
+  startedAt: number;
+  syncPort: number;
+  devices: { approved: number; pending: number; revoked: number };
+  connected: ChildSession[];
+  store: StoreStats;
+  discovery: DiscoveryDiagnostics[];
 }
 
 type Events = {
-  'device-paired': [DeviceRecord];
-  'device-revoked': [DeviceRecord];
-  'device-connected': [ChildSession];
-  'device-disconnected': [{ deviceId: DeviceId; code?: string }];
-  'sync-caught-up': [ChildSession];
-  'writes-refused': [{ deviceId: DeviceId; rejected: RejectedRevision[] }];
+  /** Every hub event, for the admin event stream. */
+  event: [HubEvent];
 };
 
 interface LiveSession {
@@ -77,24 +91,32 @@ interface LiveSession {
 }
 
 /**
- * The Admin Hub: wires identity, store, engine and the TLS sync service together,
- * and relays every child's changes to the others (each session streams the hub's
- * change log, live, to its child).
+ * The Admin Hub: wires identity, store, engine, device registry, pairing, the TLS
+ * sync service and LAN announcements together, and relays every child's changes
+ * to the others (each session streams the hub's change log, live, to its child,
+ * within that child's read scope).
  */
 export class Hub extends EventEmitter<Events> implements Startable {
   private readonly options: HubOptions;
   private readonly logger: Logger;
+  private readonly clock: Clock;
   private identity: DeviceIdentity | undefined;
   private registryInstance: DeviceRegistry | undefined;
   private pairing: PairingService | undefined;
   private replicaInstance: Replica | undefined;
   private server: TransportServer | undefined;
+  private announcers: Startable[] = [];
   private readonly sessions = new Map<DeviceId, LiveSession>();
+  private readonly conflicted = new Set<string>();
+  private unsubscribe: (() => void) | undefined;
+  private startedAt = 0;
 
   constructor(options: HubOptions) {
     super();
     this.options = options;
     this.logger = componentLogger(options.logger ?? silentLogger, 'hub');
+    this.clock = options.clock ?? systemClock;
+    this.setMaxListeners(0);
   }
 
   isStarted(): boolean {
@@ -111,8 +133,7 @@ export class Hub extends EventEmitter<Events> implements Startable {
 
   /** Devices, groups and pairing codes. */
   get registry(): DeviceRegistry {
-    if (!this.registryInstance) throw new TransportError('NOT_STARTED', 'the hub is not started');
-    return this.registryInstance;
+    return this.started().registry;
   }
 
   /** The port the sync service listens on. */
@@ -127,6 +148,7 @@ export class Hub extends EventEmitter<Events> implements Startable {
   async start(): Promise<void> {
     if (this.server) return;
     const { dataDir } = this.options;
+    const clockOption = this.options.clock ? { clock: this.options.clock } : {};
     const identity = await loadOrCreateIdentity(join(dataDir, 'identity'), {
       commonName: this.name,
       logger: this.logger,
@@ -136,35 +158,24 @@ export class Hub extends EventEmitter<Events> implements Startable {
         path: join(dataDir, 'trosyn.db'),
         logger: this.logger,
         ...(this.options.synchronous && { synchronous: this.options.synchronous }),
-        ...(this.options.clock && { clock: this.options.clock }),
+        ...clockOption,
       }),
       deviceId: identity.deviceId,
       role: 'hub',
       ...(this.options.collections && { collections: this.options.collections }),
       logger: this.logger,
-      ...(this.options.clock && { clock: this.options.clock }),
+      ...clockOption,
     });
-    await replica.start();
     const registry = new DeviceRegistry({
       path: join(dataDir, 'hub.db'),
       ...(this.options.requireApproval !== undefined && { requireApproval: this.options.requireApproval }),
       logger: this.logger,
-      ...(this.options.clock && { clock: this.options.clock }),
+      ...clockOption,
     });
-    await registry.start();
-    this.registryInstance = registry;
-    this.pairing = new PairingService({
-      registry,
-      hubId: identity.deviceId,
-      hubName: this.name,
-      ...this.options.pairingLimits,
-      onPaired: (device) => this.emit('device-paired', device),
-      logger: this.logger,
-      ...(this.options.clock && { clock: this.options.clock }),
-    });
-    const connections = new RateLimiter(this.options.connectionLimit ?? { burst: 30, perMinute: 120 }, {
-      ...(this.options.clock && { clock: this.options.clock }),
-    });
+    const connections = new RateLimiter(
+      this.options.connectionLimit ?? { burst: 30, perMinute: 120 },
+      clockOption,
+    );
     const server = new TransportServer({
       identity,
       local: {
@@ -174,24 +185,53 @@ export class Hub extends EventEmitter<Events> implements Startable {
         heartbeatMs: this.options.heartbeatMs ?? 15_000,
       },
       authenticator: this.options.authenticator ?? registry,
-      admit: (address) => connections.take(address),
       ...(this.options.host !== undefined && { host: this.options.host }),
       port: this.options.port ?? DEFAULT_SYNC_PORT,
+      admit: (address) => connections.take(address),
       onConnection: (conn, peer) => this.onConnection(conn, peer),
       logger: this.logger,
-      ...(this.options.clock && { clock: this.options.clock }),
+      ...clockOption,
     });
+    await replica.start();
     try {
+      await registry.start();
+      this.identity = identity;
+      this.replicaInstance = replica;
+      this.registryInstance = registry;
+      this.pairing = new PairingService({
+        registry,
+        hubId: identity.deviceId,
+        hubName: this.name,
+        ...this.options.pairingLimits,
+        onPaired: (d) =>
+          this.publish({
+            type: 'device-paired',
+            deviceId: d.deviceId,
+            name: d.name,
+            state: d.state,
+            group: d.group,
+          }),
+        logger: this.logger,
+        ...clockOption,
+      });
+      for (const c of await replica.conflicts())
+        if (c.status !== 'resolved') this.conflicted.add(`${c.collection}\u0000${c.id}`);
+      this.unsubscribe = replica.subscribe((e) => this.trackConflict(e.collection, e.id, e.conflict));
+      // Assigned before listening: a child may connect the moment the port opens.
+      this.server = server;
       await server.start();
+      await this.startDiscovery(identity.deviceId, server.port);
     } catch (err) {
+      this.unsubscribe?.();
+      await server.stop();
       await replica.stop();
       await registry.stop();
+      this.server = undefined;
+      this.replicaInstance = undefined;
       this.registryInstance = undefined;
       throw err;
     }
-    this.identity = identity;
-    this.replicaInstance = replica;
-    this.server = server;
+    this.startedAt = this.clock.now();
     this.logger.info({ deviceId: identity.deviceId, port: server.port, dataDir }, 'hub started');
   }
 
@@ -199,9 +239,12 @@ export class Hub extends EventEmitter<Events> implements Startable {
     const server = this.server;
     if (!server) return;
     this.server = undefined;
+    for (const a of this.announcers) await a.stop();
+    this.announcers = [];
     await server.stop();
     for (const live of this.sessions.values()) await live.session.stop();
     this.sessions.clear();
+    this.unsubscribe?.();
     await this.replicaInstance?.stop();
     this.replicaInstance = undefined;
     await this.registryInstance?.stop();
@@ -209,9 +252,30 @@ export class Hub extends EventEmitter<Events> implements Startable {
     this.logger.info('hub stopped');
   }
 
+  // --- status and devices -----------------------------------------------------------
+
   /** Children connected now. */
   connectedChildren(): ChildSession[] {
     return [...this.sessions.values()].map((s) => this.describe(s));
+  }
+
+  async status(): Promise<HubStatus> {
+    const { identity, registry, replica, server } = this.started();
+    const devices = { approved: 0, pending: 0, revoked: 0 };
+    for (const d of registry.list()) devices[d.state]++;
+    return {
+      deviceId: identity.deviceId,
+      name: this.name,
+      version: APP_VERSION,
+      startedAt: this.startedAt,
+      syncPort: server.port,
+      devices,
+      connected: this.connectedChildren(),
+      store: await replica.stats(),
+      discovery: this.announcers.flatMap(
+        (a) => (a as { diagnostics?: () => DiscoveryDiagnostics[] }).diagnostics?.() ?? [],
+      ),
+    };
   }
 
   /** Drops a device's connections at once with a reason it is told. */
@@ -227,8 +291,88 @@ export class Hub extends EventEmitter<Events> implements Startable {
       'DEVICE_REVOKED',
       'this device was revoked by the hub admin and can no longer sync',
     );
-    this.emit('device-revoked', device);
+    this.publish({ type: 'device-revoked', deviceId });
     return device;
+  }
+
+  approve(deviceId: DeviceId): DeviceRecord {
+    const device = this.registry.approve(deviceId);
+    this.publish({ type: 'device-approved', deviceId });
+    return device;
+  }
+
+  rename(deviceId: DeviceId, name: string): DeviceRecord {
+    const device = this.registry.rename(deviceId, name);
+    this.publish({ type: 'device-updated', deviceId });
+    return device;
+  }
+
+  /** Moves a device to another group; its new scopes apply from its next connection, which starts now. */
+  setGroup(deviceId: DeviceId, group: string): DeviceRecord {
+    const device = this.registry.setGroup(deviceId, group);
+    this.disconnect(
+      deviceId,
+      'SCOPES_CHANGED',
+      'this device moved to another group; reconnecting with its new scopes',
+    );
+    this.publish({ type: 'device-updated', deviceId });
+    return device;
+  }
+
+  /** Creates or changes a group's scopes; its connected devices reconnect under the new ones. */
+  putGroup(group: GroupRecord): GroupRecord {
+    const saved = this.registry.putGroup(group);
+    for (const d of this.registry.list({ group: saved.name })) {
+      this.disconnect(
+        d.deviceId,
+        'SCOPES_CHANGED',
+        `the scopes of group ${saved.name} changed; reconnecting with the new ones`,
+      );
+    }
+    this.publish({ type: 'scopes-changed', group: saved.name });
+    return saved;
+  }
+
+  // --- internals -------------------------------------------------------------------------
+
+  private async startDiscovery(deviceId: DeviceId, syncPort: number): Promise<void> {
+    const config = this.options.discovery ?? true;
+    if (config === false) return;
+    const settings = config === true ? {} : config;
+    const common = {
+      deviceId,
+      name: this.name.slice(0, 64),
+      syncPort,
+      logger: this.logger,
+      ...(settings.interfaces && { interfaces: settings.interfaces }),
+      ...(settings.includeLoopback !== undefined && { includeLoopback: settings.includeLoopback }),
+      ...(settings.discoveryPort !== undefined && { discoveryPort: settings.discoveryPort }),
+      ...(this.options.clock && { clock: this.options.clock }),
+    };
+    const parts: Startable[] = [
+      new HubAnnouncer({
+        ...common,
+        ...(settings.announceIntervalMs !== undefined && { announceIntervalMs: settings.announceIntervalMs }),
+      }),
+    ];
+    if (settings.dnsSd !== false) parts.push(new DnsSdPublisher(common));
+    for (const part of parts) {
+      try {
+        await part.start();
+        this.announcers.push(part);
+      } catch (err) {
+        // A network without multicast still works with static addresses: warn, do not fail.
+        this.logger.warn(
+          { err: (err as Error).message },
+          'LAN announcements unavailable; children need a static address',
+        );
+        this.publish({
+          type: 'error',
+          code: (err as { code?: string }).code ?? 'DISCOVERY_BIND_FAILED',
+          message: (err as Error).message,
+        });
+      }
+    }
   }
 
   private onConnection(conn: Connection, peer: PeerInfo): void {
@@ -240,32 +384,100 @@ export class Hub extends EventEmitter<Events> implements Startable {
       this.pairing.attach(conn, peer);
       return;
     }
-    this.registryInstance?.touch(peer.deviceId, {
-      address: peer.address,
-      appVersion: peer.handshake.peerAppVersion,
-    });
+    const { registry, replica } = this.started();
+    registry.touch(peer.deviceId, { address: peer.address, appVersion: peer.handshake.peerAppVersion });
     // A reconnecting child may arrive before its old connection is found dead: the newest wins.
     this.sessions
       .get(peer.deviceId)
       ?.conn.close(new TransportError('REPLACED', 'replaced by a newer connection from the same device'));
-    const replica = this.started().replica;
+
+    const device = registry.get(peer.deviceId);
+    const group = registry.getGroup(device?.group ?? 'default') ?? {
+      name: 'default',
+      description: '',
+      read: ['*'],
+      write: ['*'],
+    };
+    const scope = compileScope(peer.deviceId, group, this.options.hubOnly ?? []);
+    // A widened read scope: send from the start, so the child gets older revisions it may now read.
+    const scopeKey = `read_scope:${peer.deviceId}`;
+    const widened = registry.getSetting(scopeKey) !== scope.readHash;
+    if (widened) registry.setSetting(scopeKey, scope.readHash);
+
     const session = new SyncSession({
       replica,
       channel: syncChannel(conn),
       peer: peer.deviceId,
+      readable: scope.readable,
+      admit: scope.admit,
+      ...(widened && { resendFrom: 0 }),
       logger: componentLogger(this.logger, `sync:${shortDeviceId(peer.deviceId)}`),
     });
-    const live: LiveSession = { conn, session, peer, connectedAt: Date.now() };
+    const live: LiveSession = { conn, session, peer, connectedAt: this.clock.now() };
     this.sessions.set(peer.deviceId, live);
-    session.on('caught-up', () => this.emit('sync-caught-up', this.describe(live)));
-    session.on('refused', (rejected) => this.emit('writes-refused', { deviceId: peer.deviceId, rejected }));
+    let lastProgress = 0;
+    session.on('progress', () => {
+      const now = this.clock.now();
+      if (now - lastProgress < 1000) return;
+      lastProgress = now;
+      this.publish({ type: 'sync-progress', session: this.describe(live) });
+    });
+    session.on('caught-up', () => this.publish({ type: 'sync-completed', session: this.describe(live) }));
+    session.on('refused', (rejected) => {
+      this.logger.warn(
+        { device: shortDeviceId(peer.deviceId), count: rejected.length, first: rejected[0] },
+        'writes refused',
+      );
+      this.publish({
+        type: 'writes-refused',
+        deviceId: peer.deviceId,
+        count: rejected.length,
+        codes: [...new Set(rejected.map((r) => r.code))],
+        collections: [...new Set(rejected.map((r) => r.collection))],
+      });
+    });
     conn.once('close', (cause) => {
       if (this.sessions.get(peer.deviceId) === live) this.sessions.delete(peer.deviceId);
-      const code = (cause as { code?: string } | undefined)?.code;
-      this.emit('device-disconnected', { deviceId: peer.deviceId, ...(code && { code }) });
+      const e = cause as { code?: string; message?: string } | undefined;
+      const expected = [
+        'CONNECTION_CLOSED',
+        'REPLACED',
+        'SERVER_SHUTTING_DOWN',
+        'SCOPES_CHANGED',
+        'DEVICE_REVOKED',
+      ];
+      if (e?.code && !expected.includes(e.code)) {
+        this.publish({
+          type: 'sync-failed',
+          deviceId: peer.deviceId,
+          code: e.code,
+          message: e.message ?? '',
+        });
+      }
+      this.publish({
+        type: 'device-disconnected',
+        deviceId: peer.deviceId,
+        ...(e?.code && { code: e.code }),
+        ...(e?.message && { message: e.message }),
+      });
     });
     session.start().catch((err: unknown) => conn.close(err as Error));
-    this.emit('device-connected', this.describe(live));
+    this.publish({ type: 'device-connected', session: this.describe(live) });
+    this.publish({ type: 'sync-started', deviceId: peer.deviceId });
+  }
+
+  private trackConflict(collection: string, id: string, conflict: 'none' | 'open' | 'auto'): void {
+    const key = `${collection}\u0000${id}`;
+    if (conflict !== 'none' && !this.conflicted.has(key)) {
+      this.conflicted.add(key);
+      this.publish({ type: 'conflict-opened', collection, id, status: conflict });
+    } else if (conflict === 'none' && this.conflicted.delete(key)) {
+      this.publish({ type: 'conflict-resolved', collection, id });
+    }
+  }
+
+  private publish(event: DistributiveOmit<HubEvent, 'at'>): void {
+    this.emit('event', { ...event, at: this.clock.now() } as HubEvent);
   }
 
   private describe(live: LiveSession): ChildSession {
@@ -280,9 +492,22 @@ export class Hub extends EventEmitter<Events> implements Startable {
     };
   }
 
-  private started(): { identity: DeviceIdentity; replica: Replica; server: TransportServer } {
-    if (!this.identity || !this.replicaInstance || !this.server)
-      throw new TransportError('NOT_STARTED', 'the hub is not started');
-    return { identity: this.identity, replica: this.replicaInstance, server: this.server };
+  private started(): {
+    identity: DeviceIdentity;
+    replica: Replica;
+    registry: DeviceRegistry;
+    server: TransportServer;
+  } {
+    if (!this.identity || !this.replicaInstance || !this.registryInstance || !this.server) {
+      throw new RegistryError('NOT_STARTED', 'the hub is not started');
+    }
+    return {
+      identity: this.identity,
+      replica: this.replicaInstance,
+      registry: this.registryInstance,
+      server: this.server,
+    };
   }
 }
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;

@@ -435,19 +435,28 @@ export class DeviceRegistry implements Startable, Authenticator {
 
   // --- settings ------------------------------------------------------------------------
 
+  /** A hub setting (admin token hash, approval mode, ...), or undefined. */
+  getSetting(key: string): string | undefined {
+    return this.sql.prepare<[string], { value: string }>('SELECT value FROM settings WHERE key = ?').get(key)
+      ?.value;
+  }
+
+  setSetting(key: string, value: string): void {
+    this.sql
+      .prepare(
+        'INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+      )
+      .run(key, value);
+  }
+
+  /** Whether newly paired devices wait for approval: the stored setting, else the start option. */
   get requireApproval(): boolean {
-    const stored = this.sql
-      .prepare<[string], { value: string }>('SELECT value FROM settings WHERE key = ?')
-      .get('require_approval');
-    return stored ? stored.value === 'true' : (this.options.requireApproval ?? false);
+    const stored = this.getSetting('require_approval');
+    return stored ? stored === 'true' : (this.options.requireApproval ?? false);
   }
 
   setRequireApproval(on: boolean): void {
-    this.sql
-      .prepare(
-        "INSERT INTO settings (key, value) VALUES ('require_approval', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-      )
-      .run(String(on));
+    this.setSetting('require_approval', String(on));
   }
 
   private toCode(row: CodeRow): PairingCodeRecord {

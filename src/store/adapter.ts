@@ -48,6 +48,8 @@ export interface StorageAdapter extends Startable {
   /** The change log after `since`, bounded by count and bytes. */
   changesSince(query: ChangesQuery): Promise<ChangeBatch>;
   latestSeq(): Promise<Seq>;
+  /** Writes made on this node (not received, not local-only) after `since`: a peer's outbox. */
+  countLocalChanges(since: Seq): Promise<number>;
 
   /** The last sequence number of `peer`'s change log that this node has applied. */
   getCursor(peer: DeviceId): Promise<Seq>;

@@ -189,6 +189,11 @@ function prepareStatements(db: Database.Database) {
       )
       .raw(),
     latestSeq: db.prepare<[], number>("SELECT seq FROM sqlite_sequence WHERE name = 'revisions'").pluck(),
+    countLocal: db
+      .prepare<[number], number>(
+        'SELECT count(*) FROM revisions WHERE seq > ? AND source IS NULL AND local = 0',
+      )
+      .pluck(),
     deviceById: db.prepare<[number], string>('SELECT device_id FROM devices WHERE id = ?').pluck(),
     deviceByKey: db.prepare<[string], { id: number; cursor: number }>(
       'SELECT id, cursor FROM devices WHERE device_id = ?',
@@ -559,6 +564,10 @@ export class SqliteStore implements StorageAdapter {
 
   async latestSeq(): Promise<Seq> {
     return (this.open().s.latestSeq.get() ?? 0) as Seq;
+  }
+
+  async countLocalChanges(since: Seq): Promise<number> {
+    return this.open().s.countLocal.get(since) ?? 0;
   }
 
   async getCursor(peer: DeviceId): Promise<Seq> {

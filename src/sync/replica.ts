@@ -425,6 +425,23 @@ export class Replica implements Startable {
     return this.store.latestSeq();
   }
 
+  /** Writes made here after `since` (a peer's acknowledged position): the outbox toward that peer. */
+  async pendingSince(since: Seq): Promise<number> {
+    this.assertStarted();
+    return this.store.countLocalChanges(since);
+  }
+
+  /** A small persistent note of this replica (e.g. a peer's last acknowledgement). */
+  async getNote(key: string): Promise<string | undefined> {
+    this.assertStarted();
+    return this.store.getMeta(`note:${key}`);
+  }
+
+  async setNote(key: string, value: string): Promise<void> {
+    this.assertStarted();
+    await this.store.setMeta(`note:${key}`, value);
+  }
+
   /** The last position of `peer`'s change log applied here. */
   async cursorFor(peer: DeviceId): Promise<Seq> {
     this.assertStarted();

@@ -34,6 +34,12 @@ export interface SyncSessionOptions {
   readable?: (collection: string) => boolean;
   /** Write scope: a revision this refuses is rejected alone, with the returned error. */
   admit?: (revision: Revision) => TrosynError | undefined;
+  /**
+   * Send from this position even when the peer's cursor is further on (e.g. 0 after
+   * its read scope widened, so it gets older revisions it may now read). The peer
+   * skips what it already has.
+   */
+  resendFrom?: number;
   logger?: Logger;
 }
 
@@ -83,6 +89,7 @@ export class SyncSession extends EventEmitter<Events> {
   >;
   private readonly readable: SyncSessionOptions['readable'];
   private readonly admit: SyncSessionOptions['admit'];
+  private readonly resendFrom: number | undefined;
   private readonly stats: SyncSessionStats = {
     sent: 0,
     applied: 0,
@@ -116,6 +123,7 @@ export class SyncSession extends EventEmitter<Events> {
     this.logger = options.logger ?? silentLogger;
     this.readable = options.readable;
     this.admit = options.admit;
+    this.resendFrom = options.resendFrom;
     this.o = {
       send: options.send ?? true,
       receive: options.receive ?? true,
@@ -209,8 +217,8 @@ export class SyncSession extends EventEmitter<Events> {
     this.stats.peerLatest = latest;
     if (!this.o.receive || latest <= this.stats.appliedUpTo) this.inboundIdle = true;
     this.peerWantsChanges = this.o.send && peerReceives;
-    this.sentUpTo = cursor;
-    this.stats.ackedUpTo = cursor;
+    this.sentUpTo = this.resendFrom === undefined ? cursor : Math.min(cursor, this.resendFrom);
+    this.stats.ackedUpTo = this.sentUpTo;
     if (this.peerWantsChanges) {
       if (this.o.live) this.unsubscribe = this.replica.subscribe((e) => this.onLocalChange(e.origin));
       void this.pump();

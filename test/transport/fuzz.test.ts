@@ -238,6 +238,7 @@ describe('fuzzing a live TLS hub', () => {
     const fuzzId = await createIdentity('fuzzer');
     const goodId = (await loadOrCreateIdentity(join(dir.path, 'good', 'identity'))).deviceId;
     const hub = new Hub({
+      discovery: false,
       dataDir: join(dir.path, 'hub'),
       host: '127.0.0.1',
       port: 0,

@@ -20,6 +20,7 @@ describe('sync over mutual TLS (in one process)', () => {
     const [a, b] = await Promise.all([childIdentity('a'), childIdentity('b')]);
     const auth = new StaticAuthenticator([a, b] as DeviceId[]);
     const hub = new Hub({
+      discovery: false,
       dataDir: join(dir.path, 'hub'),
       host: '127.0.0.1',
       port: 0,
@@ -47,7 +48,7 @@ describe('sync over mutual TLS (in one process)', () => {
       'write relayed A -> hub -> B',
     );
     assert.deepEqual((await hub.replica.get('notes', 'n1'))?.body, { text: 'over TLS' });
-    await eventually(() => childA.status().state === 'synced', 5000, 'A reports synced');
+    await eventually(async () => (await childA.status()).state === 'synced', 5000, 'A reports synced');
 
     await childB.stop();
     for (let i = 0; i < 20; i++) await childA.replica.put('notes', `later-${i}`, { i });
@@ -59,11 +60,11 @@ describe('sync over mutual TLS (in one process)', () => {
       'B caught up',
     );
     await eventually(
-      () => childB.status().session?.applied === 20,
+      async () => (await childB.status()).session?.applied === 20,
       5000,
       'B applied exactly the 20 new revisions',
     );
-    assert.equal(childB.status().session?.duplicates, 0);
+    assert.equal((await childB.status()).session?.duplicates, 0);
 
     await Promise.all([childA.stop(), childB.stop()]);
     await hub.stop();
@@ -71,6 +72,7 @@ describe('sync over mutual TLS (in one process)', () => {
 
   it('start and stop are idempotent; stop before start is safe; everything is released', async () => {
     const hub = new Hub({
+      discovery: false,
       dataDir: join(dir.path, 'idem-hub'),
       host: '127.0.0.1',
       port: 0,
@@ -86,6 +88,7 @@ describe('sync over mutual TLS (in one process)', () => {
     await hub.stop();
     // The port and the database are free again.
     const again = new Hub({
+      discovery: false,
       dataDir: join(dir.path, 'idem-hub'),
       host: '127.0.0.1',
       port,

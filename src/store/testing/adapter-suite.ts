@@ -281,6 +281,24 @@ export function runStorageAdapterSuite(name: string, makeHarness: () => Promise<
       },
     );
 
+    withStore('countLocalChanges counts writes made here, not received or local-only ones', async (store) => {
+      const mine = [1, 2, 3].map((i) => makeRevision('notes', `m${i}`, { i }));
+      await store.apply({ revisions: incoming(mine), reduce: lww, now: 1 });
+      await store.apply({
+        revisions: incoming([makeRevision('notes', 'r', { v: 1 }, deviceB)]),
+        source: deviceB,
+        reduce: lww,
+        now: 1,
+      });
+      await store.apply({
+        revisions: incoming([makeRevision('memory', 'x', { v: 1 })], true),
+        reduce: lww,
+        now: 1,
+      });
+      assert.equal(await store.countLocalChanges(0 as Seq), 3);
+      assert.equal(await store.countLocalChanges(1 as Seq), 2);
+    });
+
     withStore('a failing batch stores nothing, cursor included', async (store) => {
       const revs = [1, 2, 3].map((i) => makeRevision('notes', `n${i}`, { i }));
       let calls = 0;

@@ -1,0 +1,35 @@
+import type { DeviceId } from '../store/types.js';
+import type { SyncSessionStats } from '../sync/session.js';
+
+/** One child's live sync session, as status and the dashboard show it. */
+export interface ChildSession {
+  deviceId: DeviceId;
+  address: string;
+  name: string;
+  appVersion: string;
+  connectedAt: number;
+  caughtUp: boolean;
+  stats: SyncSessionStats;
+}
+
+/**
+ * Everything that happens on a hub worth showing live, as one discriminated union:
+ * the admin event stream sends these as they are, and the dashboard is built on it.
+ */
+export type HubEvent = { at: number } & (
+  | { type: 'device-paired'; deviceId: DeviceId; name: string; state: string; group: string }
+  | { type: 'device-approved' | 'device-revoked' | 'device-updated'; deviceId: DeviceId }
+  | { type: 'device-connected'; session: ChildSession }
+  | { type: 'device-disconnected'; deviceId: DeviceId; code?: string; message?: string }
+  | { type: 'sync-started'; deviceId: DeviceId }
+  | { type: 'sync-progress'; session: ChildSession }
+  | { type: 'sync-completed'; session: ChildSession }
+  | { type: 'sync-failed'; deviceId: DeviceId; code: string; message: string }
+  | { type: 'writes-refused'; deviceId: DeviceId; count: number; codes: string[]; collections: string[] }
+  | { type: 'conflict-opened'; collection: string; id: string; status: 'open' | 'auto' }
+  | { type: 'conflict-resolved'; collection: string; id: string }
+  | { type: 'scopes-changed'; group: string }
+  | { type: 'error'; code: string; message: string; deviceId?: DeviceId }
+);
+
+export type HubEventType = HubEvent['type'];

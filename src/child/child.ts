@@ -117,6 +117,7 @@ export class Child extends EventEmitter<Events> implements Startable {
       deviceId: identity.deviceId,
       role: 'child',
       ...(this.options.collections && { collections: this.options.collections }),
+      watchExternalWritesMs: 250,
       logger: this.logger,
       ...(this.options.clock && { clock: this.options.clock }),
     });

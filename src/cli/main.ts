@@ -1,51 +1,55 @@
 #!/usr/bin/env node
-import { resolve } from 'node:path';
-import { Command, Option } from 'commander';
-import { Hub } from '../hub/hub.js';
-import { createLogger } from '../observability/logger.js';
-import { formatDeviceId } from '../transport/device-id.js';
+import { Command, CommanderError } from 'commander';
+import { isTrosynError } from '../errors.js';
+import { APP_VERSION } from '../version.js';
+import { registerAdmin } from './commands/admin.js';
+import { registerAgents } from './commands/agents.js';
+import { registerPairing } from './commands/pairing.js';
+import { registerRecords } from './commands/records.js';
+import { registerStatus } from './commands/status.js';
+import { UsageError } from './context.js';
 
 const program = new Command()
   .name('trosyn-sync')
   .description('LAN sync for Trosyn AI: an Admin Hub and the child agents that sync with it.')
-  .version('0.1.0')
-  .showHelpAfterError('(run with --help for usage)');
+  .version(APP_VERSION)
+  .showHelpAfterError('(run with --help for usage)')
+  .exitOverride()
+  .addHelpText(
+    'after',
+    `
+Getting started:
+  trosyn-sync hub                       run the hub (prints a pairing code)
+  trosyn-sync pair CODE                 on a device: pair with the hub
+  trosyn-sync child                     on that device: keep it in sync
 
-program
-  .command('hub')
-  .description('run the Admin Hub on this machine until interrupted (Ctrl-C)')
-  .addOption(new Option('--data <dir>', "the hub's data directory").default('./data/hub').env('TROSYN_DATA'))
-  .option('--name <name>', 'name shown to children and in the dashboard', 'trosyn-hub')
-  .addOption(
-    new Option('--log-level <level>', 'log detail')
-      .choices(['trace', 'debug', 'info', 'warn', 'error', 'silent'])
-      .default('info'),
-  )
-  .action(async (opts: { data: string; name: string; logLevel: string }) => {
-    const logger = createLogger({ level: opts.logLevel, name: 'trosyn' });
-    const hub = new Hub({ dataDir: resolve(opts.data), name: opts.name, logger });
-    await hub.start();
-    process.stderr.write(
-      `Trosyn Sync hub "${opts.name}" is running.\n  device ID  ${formatDeviceId(hub.deviceId)}\n  data       ${resolve(opts.data)}\nPress Ctrl-C to stop.\n`,
+Every command takes --data DIR (default $TROSYN_DATA, or ./data/hub or ./data/child)
+and --json; "trosyn-sync <command> --help" shows its options. Errors print one line
+"trosyn-sync: CODE: cause" and exit with status 1 (2 for usage errors); codes are
+explained in docs/ERRORS.md.`,
+  );
+
+registerAgents(program);
+registerPairing(program);
+registerRecords(program);
+registerAdmin(program);
+registerStatus(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    // Help and version are not failures; commander has printed its message already.
+    process.exit(
+      err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0
+        ? 0
+        : 2,
     );
-    await waitForSignal();
-    await hub.stop();
-  });
-
-function waitForSignal(): Promise<void> {
-  return new Promise((done) => {
-    const stop = () => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      done();
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
+  }
+  const code = isTrosynError(err) ? err.code : 'INTERNAL_ERROR';
+  const message = err instanceof Error ? err.message : String(err);
+  process.stderr.write(`trosyn-sync: ${code}: ${message}\n`);
+  if (!isTrosynError(err) && process.env.TROSYN_DEBUG)
+    process.stderr.write(`${(err as Error).stack ?? ''}\n`);
+  process.exit(err instanceof UsageError ? 2 : 1);
 }
-
-program.parseAsync(process.argv).catch((err: unknown) => {
-  const e = err as { code?: string; message?: string };
-  process.stderr.write(`trosyn-sync: ${e.code ? `${e.code}: ` : ''}${e.message ?? String(err)}\n`);
-  process.exit(1);
-});

@@ -88,6 +88,8 @@ interface LiveSession {
   session: SyncSession;
   peer: PeerInfo;
   connectedAt: number;
+  /** The group and scopes the session runs under, to notice when they change. */
+  scopeKey: string;
 }
 
 /**
@@ -109,6 +111,7 @@ export class Hub extends EventEmitter<Events> implements Startable {
   private readonly sessions = new Map<DeviceId, LiveSession>();
   private readonly conflicted = new Set<string>();
   private unsubscribe: (() => void) | undefined;
+  private registryWatch: NodeJS.Timeout | undefined;
   private startedAt = 0;
 
   constructor(options: HubOptions) {
@@ -163,6 +166,7 @@ export class Hub extends EventEmitter<Events> implements Startable {
       deviceId: identity.deviceId,
       role: 'hub',
       ...(this.options.collections && { collections: this.options.collections }),
+      watchExternalWritesMs: 250,
       logger: this.logger,
       ...clockOption,
     });
@@ -231,6 +235,11 @@ export class Hub extends EventEmitter<Events> implements Startable {
       this.registryInstance = undefined;
       throw err;
     }
+    if (!this.options.authenticator) {
+      // Changes made to the registry by another process (the CLI) take effect within a second.
+      this.registryWatch = setInterval(() => this.enforceRegistry(), 1000);
+      this.registryWatch.unref();
+    }
     this.startedAt = this.clock.now();
     this.logger.info({ deviceId: identity.deviceId, port: server.port, dataDir }, 'hub started');
   }
@@ -239,6 +248,8 @@ export class Hub extends EventEmitter<Events> implements Startable {
     const server = this.server;
     if (!server) return;
     this.server = undefined;
+    if (this.registryWatch) clearInterval(this.registryWatch);
+    this.registryWatch = undefined;
     for (const a of this.announcers) await a.stop();
     this.announcers = [];
     await server.stop();
@@ -413,7 +424,13 @@ export class Hub extends EventEmitter<Events> implements Startable {
       ...(widened && { resendFrom: 0 }),
       logger: componentLogger(this.logger, `sync:${shortDeviceId(peer.deviceId)}`),
     });
-    const live: LiveSession = { conn, session, peer, connectedAt: this.clock.now() };
+    const live: LiveSession = {
+      conn,
+      session,
+      peer,
+      connectedAt: this.clock.now(),
+      scopeKey: scopeKeyOf(group),
+    };
     this.sessions.set(peer.deviceId, live);
     let lastProgress = 0;
     session.on('progress', () => {
@@ -466,6 +483,42 @@ export class Hub extends EventEmitter<Events> implements Startable {
     this.publish({ type: 'sync-started', deviceId: peer.deviceId });
   }
 
+  /** Disconnects sessions whose device was revoked, unapproved or moved to other scopes meanwhile. */
+  private enforceRegistry(): void {
+    const registry = this.registryInstance;
+    if (!registry) return;
+    try {
+      for (const live of this.sessions.values()) {
+        const device = registry.get(live.peer.deviceId);
+        if (!device || device.state === 'revoked') {
+          this.disconnect(
+            live.peer.deviceId,
+            'DEVICE_REVOKED',
+            'this device was revoked by the hub admin and can no longer sync',
+          );
+          if (device) this.publish({ type: 'device-revoked', deviceId: device.deviceId });
+        } else if (device.state === 'pending') {
+          this.disconnect(
+            live.peer.deviceId,
+            'DEVICE_PENDING_APPROVAL',
+            'this device waits for an admin to approve it',
+          );
+        } else {
+          const group = registry.getGroup(device.group);
+          if (group && scopeKeyOf(group) !== live.scopeKey) {
+            this.disconnect(
+              live.peer.deviceId,
+              'SCOPES_CHANGED',
+              'this device has new scopes; reconnecting with them',
+            );
+          }
+        }
+      }
+    } catch (err) {
+      this.logger.warn({ err }, 'registry check failed');
+    }
+  }
+
   private trackConflict(collection: string, id: string, conflict: 'none' | 'open' | 'auto'): void {
     const key = `${collection}\u0000${id}`;
     if (conflict !== 'none' && !this.conflicted.has(key)) {
@@ -511,3 +564,7 @@ export class Hub extends EventEmitter<Events> implements Startable {
 }
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+function scopeKeyOf(group: GroupRecord): string {
+  return JSON.stringify([group.name, group.read, group.write]);
+}

@@ -70,6 +70,10 @@ export class PairingService {
     );
     timer.unref();
     conn.once('close', () => clearTimeout(timer));
+    // A pairing connection carries the pairing requests and nothing else.
+    conn.setHandler((message) =>
+      conn.close(new TransportError('UNEXPECTED_MESSAGE', `${message.type} on a pairing connection`)),
+    );
     const channel = pairingChannel(peer.deviceId, this.options.hubId);
     let state:
       | { step: 'new' }

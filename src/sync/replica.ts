@@ -70,6 +70,12 @@ export interface ReplicaOptions {
   maxClockSkewMs?: number;
   /** History retention applied by `prune()`. Default: keep everything. */
   retention?: RetentionPolicy;
+  /**
+   * Every this many ms, look for writes other processes made to the same store (the
+   * CLI, a second program) and report them as change events, so sync sessions push
+   * them at once. Default: off; the hub and child agents turn it on.
+   */
+  watchExternalWritesMs?: number;
   clock?: Clock;
   logger?: Logger;
 }
@@ -169,6 +175,11 @@ export class Replica implements Startable {
   private readonly events = new EventEmitter<Events>();
   private queue: Promise<unknown> = Promise.resolve();
   private started = false;
+  /** Sequence numbers up to here are checked for writes by other processes. */
+  private checkedSeq = 0;
+  /** Revisions this process applied above `checkedSeq` (rev -> seq): its own, already reported. */
+  private readonly ownRevs = new Map<string, number>();
+  private watcher: NodeJS.Timeout | undefined;
 
   constructor(options: ReplicaOptions) {
     if (!isDeviceId(options.deviceId)) {
@@ -218,12 +229,25 @@ export class Replica implements Startable {
       maxBytes: Number.MAX_SAFE_INTEGER,
     });
     for (const r of latest.revisions) this.hlc.observe(r.hlc);
+    this.checkedSeq = await this.store.latestSeq();
+    this.ownRevs.clear();
     this.started = true;
+    const every = this.options.watchExternalWritesMs;
+    if (every !== undefined && every > 0) {
+      this.watcher = setInterval(() => {
+        this.exclusive(() => this.reportExternalWrites()).catch((err: unknown) =>
+          this.logger.warn({ err }, 'checking for external writes failed'),
+        );
+      }, every);
+      this.watcher.unref();
+    }
   }
 
   async stop(): Promise<void> {
     if (!this.started) return;
     this.started = false;
+    if (this.watcher) clearInterval(this.watcher);
+    this.watcher = undefined;
     await this.queue.catch(() => undefined);
     await this.store.stop();
   }
@@ -554,8 +578,43 @@ export class Replica implements Startable {
     });
   }
 
+  /** Reports records changed by other processes since the last look, as local changes. */
+  private async reportExternalWrites(): Promise<void> {
+    if (!this.started) return;
+    const latest = await this.store.latestSeq();
+    if (latest <= this.checkedSeq) return;
+    let since = this.checkedSeq as Seq;
+    const changed = new Map<string, { collection: string; id: string }>();
+    for (let guard = 0; guard < 1000; guard++) {
+      const batch = await this.store.changesSince({ since, limit: 1000, maxBytes: 8 * 1024 * 1024 });
+      for (const r of batch.revisions) {
+        if (this.ownRevs.has(r.rev)) continue;
+        changed.set(`${r.collection}\u0000${r.id}`, { collection: r.collection, id: r.id });
+      }
+      since = batch.upTo;
+      if (!batch.more) break;
+    }
+    this.checkedSeq = latest;
+    for (const [rev, seq] of this.ownRevs) if (seq <= latest) this.ownRevs.delete(rev);
+    for (const k of changed.values()) {
+      const record = await this.store.getRecord(k.collection, k.id);
+      if (!record) continue;
+      this.events.emit('change', {
+        collection: record.collection,
+        id: record.id,
+        rev: record.rev,
+        seq: record.seq,
+        deleted: record.deleted,
+        body: record.body,
+        conflict: record.conflict,
+        origin: 'local',
+      });
+    }
+  }
+
   private emit(applied: readonly AppliedRevision[], origin: 'local' | DeviceId): void {
     for (const a of applied) {
+      if (this.watcher && a.seq > this.checkedSeq) this.ownRevs.set(a.revision.rev, a.seq);
       if (!a.record) continue;
       const event: ChangeEvent = {
         collection: a.record.collection,

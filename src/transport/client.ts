@@ -232,8 +232,11 @@ export class TransportClient extends EventEmitter<Events> implements Startable {
     const cause = await closed;
     this.current = undefined;
     if (this.clock.now() - since >= (this.options.healthyAfterMs ?? 10_000)) this.backoff.reset();
-    if (cause && isTrosynError(cause))
+    if (cause && isTrosynError(cause)) {
       this.state.lastError = { code: cause.code, message: cause.message, at: this.clock.now() };
+    }
+    this.state.state = this.isFatal(cause) ? 'failed' : 'connecting';
+    delete this.state.connectedSince;
     this.logger.info({ code: (cause as { code?: string } | undefined)?.code }, 'disconnected from hub');
     this.emit('disconnected', cause);
   }

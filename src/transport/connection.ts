@@ -274,15 +274,22 @@ export class Connection extends EventEmitter<Events> {
     }
   }
 
+  /**
+   * Works through the inbound queue in order. Requests are always answered;
+   * ordinary messages wait (with reading paused once too many are queued) until a
+   * handler is set.
+   */
   private async drain(): Promise<void> {
-    if (this.draining || !this.handler) return;
+    if (this.draining) return;
     this.draining = true;
     try {
-      while (this.queue.length > 0 && !this.closedWith && this.handler) {
-        const message = this.queue.shift() as Message;
+      while (this.queue.length > 0 && !this.closedWith) {
+        const next = this.queue[0] as Message;
+        if (next.type !== 'request' && !this.handler) break;
+        this.queue.shift();
         if (this.queue.length < this.maxQueued / 2 && this.socket.isPaused()) this.socket.resume();
-        if (message.type === 'request') await this.answer(message.id, message.method, message.params);
-        else await this.handler(message);
+        if (next.type === 'request') await this.answer(next.id, next.method, next.params);
+        else await this.handler?.(next);
       }
     } catch (err) {
       this.logger.error({ peer: this.peer, err }, 'message handler failed');
@@ -292,7 +299,8 @@ export class Connection extends EventEmitter<Events> {
     } finally {
       this.draining = false;
     }
-    if (this.socket.isPaused() && !this.closedWith) this.socket.resume();
+    if (this.socket.isPaused() && !this.closedWith && this.queue.length < this.maxQueued)
+      this.socket.resume();
   }
 
   private async answer(id: number, method: string, params: unknown): Promise<void> {

@@ -295,3 +295,25 @@ describe('applying changes from a peer', () => {
     await r.stop();
   });
 });
+
+describe('writes from other processes', () => {
+  it('a replica watching its store reports records another writer changed, once, as local changes', async () => {
+    const path = join(dir.path, 'shared.db');
+    const deviceId = randomDeviceId();
+    const agent = await openReplica({ path, deviceId, synchronous: 'off', watchExternalWritesMs: 20 });
+    const events: string[] = [];
+    agent.subscribe((e) => events.push(`${e.origin}:${e.id}`));
+    await agent.put('notes', 'own', { v: 1 });
+    // A second writer on the same file, as the CLI is while the agent runs.
+    const cli = await openReplica({ path, deviceId, synchronous: 'off' });
+    await cli.put('notes', 'from-cli', { v: 1 });
+    await cli.put('notes', 'from-cli-2', { v: 1 });
+    await cli.stop();
+    await agent.put('notes', 'own-2', { v: 1 });
+    const { eventually } = await import('../helpers.js');
+    await eventually(() => events.includes('local:from-cli-2'), 5000, 'external write reported');
+    await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(events.sort(), ['local:from-cli', 'local:from-cli-2', 'local:own', 'local:own-2']);
+    await agent.stop();
+  });
+});

@@ -1,0 +1,145 @@
+import type { Command } from 'commander';
+import type { DeviceRecord } from '../../hub/registry.js';
+import { formatDeviceId, parseDeviceId, shortDeviceId } from '../../transport/device-id.js';
+import {
+  type CommonOptions,
+  common,
+  dataDir,
+  print,
+  table,
+  UsageError,
+  when,
+  withRegistry,
+} from '../context.js';
+
+function deviceRows(devices: DeviceRecord[]): string[] {
+  if (devices.length === 0) return ['no devices paired yet: issue a code with `trosyn-sync pairing-code`'];
+  return table([
+    ['DEVICE', 'NAME', 'GROUP', 'STATE', 'LAST SEEN', 'ADDRESS', 'VERSION'],
+    ...devices.map((d) => [
+      shortDeviceId(d.deviceId),
+      d.name,
+      d.group,
+      d.state,
+      when(d.lastSeen),
+      d.lastAddress ?? '-',
+      d.appVersion ?? '-',
+    ]),
+  ]);
+}
+
+/** Changes made here reach a running hub within a second: it re-reads the registry and disconnects as needed. */
+export function registerAdmin(program: Command): void {
+  const devices = common(
+    program
+      .command('devices')
+      .description('list the devices paired with this hub')
+      .option('--state <state>', 'pending, approved or revoked'),
+    'hub',
+  ).action(async (opts: CommonOptions & { state?: string }) => {
+    if (opts.state && !['pending', 'approved', 'revoked'].includes(opts.state))
+      throw new UsageError('--state is pending, approved or revoked');
+    const list = await withRegistry(dataDir(opts, 'hub'), (r) =>
+      r.list(opts.state ? { state: opts.state as DeviceRecord['state'] } : {}),
+    );
+    print(opts, list, () => deviceRows(list));
+  });
+
+  const change = (
+    name: string,
+    description: string,
+    args: string[],
+    run: (
+      r: import('../../hub/registry.js').DeviceRegistry,
+      id: ReturnType<typeof parseDeviceId>,
+      ...rest: string[]
+    ) => DeviceRecord,
+  ) => {
+    let cmd = devices
+      .command(name)
+      .description(description)
+      .argument('<device>', 'device ID (hex, the readable form, or its first group as listed)');
+    for (const a of args) cmd = cmd.argument(`<${a}>`);
+    common(cmd, 'hub').action(async (...params: unknown[]) => {
+      const opts = params[args.length + 1] as CommonOptions;
+      const idArg = params[0] as string;
+      const rest = params.slice(1, args.length + 1) as string[];
+      const device = await withRegistry(dataDir(opts, 'hub'), (r) =>
+        run(r, resolveDevice(r.list(), idArg), ...rest),
+      );
+      print(
+        opts,
+        device,
+        () => `${device.name} (${formatDeviceId(device.deviceId)}): ${device.state}, group ${device.group}`,
+      );
+    });
+  };
+  change('approve', 'let a paired device sync (approval mode)', [], (r, id) => r.approve(id));
+  change('revoke', 'revoke a device for good: disconnected at once and refused from then on', [], (r, id) =>
+    r.revoke(id),
+  );
+  change('rename', 'rename a device', ['name'], (r, id, name) => r.rename(id, name as string));
+  change('group', 'move a device to another group (its scopes follow)', ['group'], (r, id, group) =>
+    r.setGroup(id, group as string),
+  );
+
+  const groups = common(
+    program.command('groups').description('list device groups and their read and write scopes'),
+    'hub',
+  ).action(async (opts: CommonOptions) => {
+    const list = await withRegistry(dataDir(opts, 'hub'), (r) => r.listGroups());
+    print(opts, list, () =>
+      table([
+        ['GROUP', 'READ', 'WRITE', 'DESCRIPTION'],
+        ...list.map((g) => [g.name, g.read.join(',') || '-', g.write.join(',') || '-', g.description]),
+      ]),
+    );
+  });
+  common(
+    groups
+      .command('set')
+      .argument('<name>')
+      .description("create or change a group's scopes (collection names, `*` for all, `prefix.*`)")
+      .requiredOption('--read <list>', 'collections its devices may read, comma-separated')
+      .requiredOption('--write <list>', 'collections its devices may write, comma-separated ("" for none)')
+      .option('--description <text>', 'what the group is', ''),
+    'hub',
+  ).action(
+    async (name: string, opts: CommonOptions & { read: string; write: string; description: string }) => {
+      const split = (s: string) =>
+        s
+          .split(',')
+          .map((x) => x.trim())
+          .filter(Boolean);
+      const group = await withRegistry(dataDir(opts, 'hub'), (r) =>
+        r.putGroup({ name, description: opts.description, read: split(opts.read), write: split(opts.write) }),
+      );
+      print(
+        opts,
+        group,
+        () =>
+          `group ${group.name}: read ${group.read.join(',') || '(nothing)'}; write ${group.write.join(',') || '(nothing)'}`,
+      );
+    },
+  );
+}
+
+/** A device by full ID, readable ID, or a unique prefix of either form. */
+function resolveDevice(devices: DeviceRecord[], input: string): ReturnType<typeof parseDeviceId> {
+  try {
+    return parseDeviceId(input);
+  } catch {
+    const needle = input.toUpperCase().replace(/-/g, '');
+    const matches = devices.filter(
+      (d) =>
+        d.deviceId.startsWith(input.toLowerCase()) ||
+        formatDeviceId(d.deviceId).replace(/-/g, '').startsWith(needle),
+    );
+    if (matches.length === 1) return (matches[0] as DeviceRecord).deviceId;
+    throw new UsageError(
+      matches.length === 0
+        ? `no device matches ${input}`
+        : `${input} matches ${matches.length} devices; give more characters`,
+    );
+  }
+}

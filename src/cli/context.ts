@@ -1,0 +1,148 @@
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { collectionOptions, loadNodeConfig } from '../config.js';
+import { TrosynError } from '../errors.js';
+import { DeviceRegistry } from '../hub/registry.js';
+import { SqliteStore } from '../store/sqlite.js';
+import type { DeviceId } from '../store/types.js';
+import { Replica } from '../sync/replica.js';
+import { deviceIdOfPem } from '../transport/identity.js';
+import { readFileSync } from 'node:fs';
+
+/** Options every command has. */
+export interface CommonOptions {
+  data?: string;
+  json?: boolean;
+}
+
+/** A problem with how the command was called; exits with status 2. */
+export class UsageError extends TrosynError {
+  constructor(message: string) {
+    super('USAGE', message);
+  }
+}
+
+/** Adds the options every command has: --data and --json. */
+export function common(cmd: Command, defaultData: 'hub' | 'child' | 'any'): Command {
+  const hint =
+    defaultData === 'hub'
+      ? './data/hub'
+      : defaultData === 'child'
+        ? './data/child'
+        : './data/child, or ./data/hub if that is the only one';
+  return cmd
+    .option('--data <dir>', `the node's data directory (default: $TROSYN_DATA or ${hint})`)
+    .option('--json', 'print machine-readable JSON instead of text');
+}
+
+/** The data directory: --data, then $TROSYN_DATA, then the default for the command. */
+export function dataDir(opts: CommonOptions, kind: 'hub' | 'child' | 'any'): string {
+  const explicit = opts.data ?? process.env.TROSYN_DATA;
+  if (explicit) return resolve(explicit);
+  if (kind === 'hub') return resolve('data/hub');
+  if (kind === 'child') return resolve('data/child');
+  return existsSync('data/child') || !existsSync('data/hub') ? resolve('data/child') : resolve('data/hub');
+}
+
+/** Prints a result: JSON with --json, otherwise the human lines. */
+export function print(opts: CommonOptions, json: unknown, human: () => string | string[]): void {
+  if (opts.json) {
+    process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
+    return;
+  }
+  const text = human();
+  const lines = Array.isArray(text) ? text : [text];
+  if (lines.length > 0) process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+/** The device ID of the node whose data directory this is; refuses a directory that holds no node. */
+export function nodeDeviceId(dir: string): DeviceId {
+  const cert = join(dir, 'identity', 'cert.pem');
+  if (!existsSync(cert)) {
+    throw new TrosynError(
+      'NO_NODE',
+      `${dir} holds no Trosyn Sync node: start a hub there, or pair a child with \`trosyn-sync pair CODE --data ${dir}\``,
+      {
+        dataDir: dir,
+      },
+    );
+  }
+  return deviceIdOfPem(readFileSync(cert, 'utf8'));
+}
+
+export function isHubDir(dir: string): boolean {
+  return existsSync(join(dir, 'hub.db'));
+}
+
+/**
+ * Opens the node's store directly, whether or not its agent runs: SQLite lets both
+ * write, and a running agent notices the CLI's writes within a second and syncs them.
+ */
+export async function withReplica<T>(dir: string, fn: (replica: Replica) => Promise<T>): Promise<T> {
+  const deviceId = nodeDeviceId(dir);
+  const config = loadNodeConfig(dir);
+  const collections = collectionOptions(config);
+  const replica = new Replica({
+    store: new SqliteStore({ path: join(dir, 'trosyn.db') }),
+    deviceId,
+    role: isHubDir(dir) ? 'hub' : 'child',
+    ...(collections && { collections }),
+  });
+  await replica.start();
+  try {
+    return await fn(replica);
+  } finally {
+    await replica.stop();
+  }
+}
+
+/** Opens a hub's device registry directly. */
+export async function withRegistry<T>(
+  dir: string,
+  fn: (registry: DeviceRegistry) => T | Promise<T>,
+): Promise<T> {
+  if (!isHubDir(dir)) {
+    throw new TrosynError(
+      'NOT_A_HUB',
+      `${dir} is not a hub's data directory (no hub.db): pass the hub's --data`,
+      { dataDir: dir },
+    );
+  }
+  const registry = new DeviceRegistry({ path: join(dir, 'hub.db') });
+  await registry.start();
+  try {
+    return await fn(registry);
+  } finally {
+    await registry.stop();
+  }
+}
+
+/** Parses a JSON argument, with a clear message on failure. */
+export function parseJsonArg(text: string, what: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new UsageError(
+      `${what} is not valid JSON (${(err as Error).message}); quote it for the shell, e.g. '{"title":"x"}'`,
+    );
+  }
+}
+
+/** Milliseconds since the epoch as a short local date-time. */
+export function when(ms: number | null | undefined): string {
+  if (!ms) return '-';
+  return new Date(ms).toISOString().replace('T', ' ').slice(0, 19);
+}
+
+/** Pads columns of a small table. */
+export function table(rows: string[][]): string[] {
+  if (rows.length === 0) return [];
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
+  return rows.map((r) =>
+    r
+      .map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd(),
+  );
+}

@@ -1,0 +1,64 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { TrosynError } from './errors.js';
+import type { CollectionOptions } from './sync/replica.js';
+
+/**
+ * Optional settings in `<data dir>/config.json`, read by the agent and by CLI
+ * commands on the same data directory, so both open the store the same way.
+ * Conflict strategies must be the same on the hub and every child.
+ */
+export interface NodeConfig {
+  /** Per collection: conflict strategy ('lww', 'hub-wins', 'merge', 'manual') and local-only flag. */
+  collections?: Record<string, { conflict?: 'lww' | 'hub-wins' | 'merge' | 'manual'; localOnly?: boolean }>;
+  /** Hub only: collections never sent to children nor accepted from them (patterns, `*` allowed at the end). */
+  hubOnly?: string[];
+  /** Hub only: newly paired devices wait for an admin's approval. */
+  requireApproval?: boolean;
+}
+
+const schema = z
+  .object({
+    collections: z
+      .record(
+        z.string(),
+        z
+          .object({
+            conflict: z.enum(['lww', 'hub-wins', 'merge', 'manual']).optional(),
+            localOnly: z.boolean().optional(),
+          })
+          .strict(),
+      )
+      .optional(),
+    hubOnly: z.array(z.string()).optional(),
+    requireApproval: z.boolean().optional(),
+  })
+  .strict();
+
+/** The data directory's config.json, or `{}` when there is none; a broken file fails with INVALID_CONFIG. */
+export function loadNodeConfig(dataDir: string): NodeConfig {
+  const path = join(dataDir, 'config.json');
+  if (!existsSync(path)) return {};
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new TrosynError('INVALID_CONFIG', `${path} is not valid JSON: ${(err as Error).message}`, { path });
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new TrosynError(
+      'INVALID_CONFIG',
+      `${path}: ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`,
+      { path },
+    );
+  }
+  return parsed.data as NodeConfig;
+}
+
+/** The collection options of a config, as Replica takes them. */
+export function collectionOptions(config: NodeConfig): Record<string, CollectionOptions> | undefined {
+  return config.collections as Record<string, CollectionOptions> | undefined;
+}

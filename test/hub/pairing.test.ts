@@ -1,0 +1,420 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect as netConnect } from 'node:net';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { connect as tlsConnect, createServer as tlsServer, type TLSSocket } from 'node:tls';
+import { Child } from '../../src/child/child.js';
+import { savePairedHub } from '../../src/child/paired-hub.js';
+import { pairWithHub } from '../../src/child/pairing.js';
+import { Hub, type HubEvent } from '../../src/hub/hub.js';
+import { connectToHub } from '../../src/transport/client.js';
+import { createIdentity, type DeviceIdentity, loadOrCreateIdentity } from '../../src/transport/identity.js';
+import { eventually, tempDir } from '../helpers.js';
+
+const dir = tempDir();
+after(() => dir.remove());
+let n = 0;
+
+async function startHub(options: Partial<ConstructorParameters<typeof Hub>[0]> = {}) {
+  const hub = new Hub({
+    discovery: false,
+    dataDir: join(dir.path, `hub-${++n}`),
+    host: '127.0.0.1',
+    port: 0,
+    synchronous: 'off',
+    ...options,
+  });
+  await hub.start();
+  const events: HubEvent[] = [];
+  hub.on('event', (e) => events.push(e));
+  return { hub, events, address: { host: '127.0.0.1', port: hub.port } };
+}
+
+function childDir(name: string) {
+  return join(dir.path, `${name}-${++n}`);
+}
+
+async function identityIn(dataDir: string): Promise<DeviceIdentity> {
+  return loadOrCreateIdentity(join(dataDir, 'identity'));
+}
+
+/**
+ * A man in the middle: terminates the child's TLS with its own certificate and
+ * opens its own TLS session to the hub, relaying the decrypted bytes both ways.
+ */
+async function startRelay(target: { host: string; port: number }) {
+  const identity = await createIdentity('relay');
+  const sockets: TLSSocket[] = [];
+  let relayedBytes = 0;
+  const server = tlsServer(
+    {
+      key: identity.keyPem,
+      cert: identity.certPem,
+      minVersion: 'TLSv1.3',
+      requestCert: true,
+      rejectUnauthorized: false,
+    },
+    (inbound) => {
+      const outbound = tlsConnect({
+        ...target,
+        key: identity.keyPem,
+        cert: identity.certPem,
+        rejectUnauthorized: false,
+        minVersion: 'TLSv1.3',
+      });
+      sockets.push(inbound, outbound);
+      inbound.on('data', (d: Buffer) => {
+        relayedBytes += d.length;
+        outbound.write(d);
+      });
+      outbound.on('data', (d: Buffer) => inbound.write(d));
+      for (const [a, b] of [
+        [inbound, outbound],
+        [outbound, inbound],
+      ] as const) {
+        a.on('close', () => b.destroy());
+        a.on('error', () => b.destroy());
+      }
+    },
+  );
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as { port: number }).port;
+  return {
+    identity,
+    address: { host: '127.0.0.1', port },
+    relayedBytes: () => relayedBytes,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      server.close();
+    },
+  };
+}
+
+describe('pairing', () => {
+  it('a child pairs with a code, pins the hub, then syncs', async () => {
+    const { hub, events, address } = await startHub();
+    const { code } = hub.registry.issueCode();
+    const dataDir = childDir('child');
+    const identity = await identityIn(dataDir);
+    const result = await pairWithHub({ identity, code: code.toLowerCase(), address, name: 'laptop-1' });
+    assert.equal(result.hubId, hub.deviceId);
+    assert.equal(result.state, 'approved');
+    const device = hub.registry.get(identity.deviceId);
+    assert.equal(device?.name, 'laptop-1');
+    assert.equal(device?.state, 'approved');
+    assert.ok(events.some((e) => e.type === 'device-paired'));
+    assert.equal(hub.registry.findActiveCode(code.slice(0, 4)), undefined, 'the code is used up');
+
+    savePairedHub(dataDir, {
+      hubId: result.hubId,
+      hubName: result.hubName,
+      addresses: [address],
+      pairedAt: Date.now(),
+      group: result.group,
+    });
+    const child = new Child({
+      dataDir,
+      discovery: false,
+      synchronous: 'off',
+      backoff: { initialMs: 50, maxMs: 500 },
+    });
+    await child.start();
+    const w = await child.replica.put('notes', 'hello', { from: 'paired child' });
+    await eventually(
+      async () => (await hub.replica.get('notes', 'hello'))?.rev === w.rev,
+      10_000,
+      'the write reached the hub',
+    );
+    await child.stop();
+    await hub.stop();
+  });
+
+  it('in approval mode a paired device is refused until an admin approves it', async () => {
+    const { hub, address } = await startHub({ requireApproval: true });
+    const dataDir = childDir('pending');
+    const identity = await identityIn(dataDir);
+    const result = await pairWithHub({
+      identity,
+      code: hub.registry.issueCode().code,
+      address,
+      name: 'pending-1',
+    });
+    assert.equal(result.state, 'pending');
+    await assert.rejects(
+      connectToHub(address, {
+        identity,
+        local: { name: 'x', role: 'child', appVersion: '0', heartbeatMs: 15000 },
+        hubId: hub.deviceId,
+      }),
+      { code: 'DEVICE_PENDING_APPROVAL' },
+    );
+    hub.approve(identity.deviceId);
+    const ok = await connectToHub(address, {
+      identity,
+      local: { name: 'x', role: 'child', appVersion: '0', heartbeatMs: 15000 },
+      hubId: hub.deviceId,
+    });
+    ok.conn.close();
+    await hub.stop();
+  });
+
+  it('a wrong code fails without pinning; three wrong guesses burn the code', async () => {
+    const { hub, address } = await startHub({
+      pairingLimits: { perAddress: { burst: 100, perMinute: 100 } },
+    });
+    const { code } = hub.registry.issueCode();
+    const plain = code.replace(/-/g, '');
+    const wrong = `${plain.slice(0, 10)}${plain.slice(10) === 'ZZ' ? 'YY' : 'ZZ'}`;
+    for (let i = 0; i < 3; i++) {
+      const identity = await createIdentity(`guesser-${i}`);
+      await assert.rejects(pairWithHub({ identity, code: wrong, address, name: 'guess' }), {
+        code: 'PAIRING_FAILED',
+      });
+      assert.equal(hub.registry.get(identity.deviceId), undefined, 'nothing registered');
+    }
+    const honest = await createIdentity('honest');
+    await assert.rejects(pairWithHub({ identity: honest, code, address, name: 'late' }), {
+      code: 'PAIRING_CODE_INVALID',
+    });
+    assert.equal(hub.registry.listCodes()[0]?.state, 'burned');
+    await hub.stop();
+  });
+
+  it('pairing attempts are rate-limited per address and overall', async () => {
+    const { hub, address } = await startHub({
+      pairingLimits: { perAddress: { burst: 3, perMinute: 1 }, overall: { burst: 100, perMinute: 100 } },
+    });
+    const codes: string[] = [];
+    const identity = await createIdentity('limited');
+    const outcomes: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      codes.push(hub.registry.issueCode().code);
+      outcomes.push(
+        await pairWithHub({ identity, code: `${codes[i]?.slice(0, 5)}0000-0000`, address, name: 'x' }).then(
+          () => 'paired',
+          (e: { code: string }) => e.code,
+        ),
+      );
+    }
+    assert.deepEqual(outcomes.slice(3), ['PAIRING_RATE_LIMITED', 'PAIRING_RATE_LIMITED']);
+    await hub.stop();
+
+    const overall = await startHub({
+      pairingLimits: { perAddress: { burst: 100, perMinute: 100 }, overall: { burst: 2, perMinute: 1 } },
+    });
+    const results: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const someone = await createIdentity(`o${i}`);
+      results.push(
+        await pairWithHub({
+          identity: someone,
+          code: '0000-0000-0000',
+          address: overall.address,
+          name: 'x',
+        }).then(
+          () => 'paired',
+          (e: { code: string }) => e.code,
+        ),
+      );
+    }
+    assert.equal(results[2], 'PAIRING_RATE_LIMITED');
+    await overall.hub.stop();
+  });
+
+  it('a man in the middle can neither pair its own device nor make the child pin it; afterwards sync never flows through it', async () => {
+    const { hub, address } = await startHub();
+    const relay = await startRelay(address);
+    const { code } = hub.registry.issueCode();
+    const dataDir = childDir('victim');
+    const identity = await identityIn(dataDir);
+    await assert.rejects(pairWithHub({ identity, code, address: relay.address, name: 'victim' }), {
+      code: 'PAIRING_FAILED',
+    });
+    assert.equal(hub.registry.get(identity.deviceId), undefined);
+    assert.equal(hub.registry.get(relay.identity.deviceId), undefined, 'the relay did not pair itself');
+
+    // Paired for real (new code), the child is pinned: the relay is refused before any byte of sync is sent.
+    const result = await pairWithHub({
+      identity,
+      code: hub.registry.issueCode().code,
+      address,
+      name: 'victim',
+    });
+    savePairedHub(dataDir, {
+      hubId: result.hubId,
+      hubName: result.hubName,
+      addresses: [relay.address],
+      pairedAt: Date.now(),
+      group: 'default',
+    });
+    const child = new Child({
+      dataDir,
+      discovery: false,
+      synchronous: 'off',
+      backoff: { initialMs: 20, maxMs: 100 },
+    });
+    const before = relay.relayedBytes();
+    await child.start();
+    await child.replica.put('secrets', 's1', { v: 'not for the relay' });
+    await eventually(
+      async () => (await child.status()).connection.lastError?.code === 'HUB_IDENTITY_MISMATCH',
+      5000,
+      'child refuses the relay',
+    );
+    assert.equal(relay.relayedBytes(), before, 'no application byte went through the relay');
+    assert.equal(await hub.replica.get('secrets', 's1'), undefined);
+    await child.stop();
+    await relay.close();
+    await hub.stop();
+  });
+
+  it('a captured pairing exchange cannot be replayed', async () => {
+    const { hub, address } = await startHub({
+      pairingLimits: { perAddress: { burst: 100, perMinute: 100 } },
+    });
+    const { code } = hub.registry.issueCode();
+    const identity = await createIdentity('original');
+    // Record what the child sends in a successful exchange.
+    const sent: Array<{ method: string; params: unknown }> = [];
+    const { Connection } = await import('../../src/transport/connection.js');
+    const original = Connection.prototype.request;
+    Connection.prototype.request = function (
+      this: InstanceType<typeof Connection>,
+      method: string,
+      params?: unknown,
+      options?: object,
+    ) {
+      sent.push({ method, params });
+      return original.call(this, method, params, options);
+    };
+    try {
+      await pairWithHub({ identity, code, address, name: 'original' });
+    } finally {
+      Connection.prototype.request = original;
+    }
+    assert.deepEqual(
+      sent.map((s) => s.method),
+      ['pair.start', 'pair.exchange', 'pair.confirm'],
+    );
+    // Replayed by an attacker (its own certificate), the used code is refused at once.
+    const attacker = await createIdentity('attacker');
+    const replay = async () => {
+      const c = await connectToHub(address, {
+        identity: attacker,
+        local: { name: 'a', role: 'child', appVersion: '0', heartbeatMs: 15000 },
+        hubId: undefined,
+      });
+      try {
+        for (const s of sent) await c.conn.request(s.method, s.params);
+        return 'accepted';
+      } catch (e) {
+        return (e as { code: string }).code;
+      } finally {
+        c.conn.close();
+      }
+    };
+    assert.equal(await replay(), 'PAIRING_CODE_INVALID');
+    // Even against a fresh code with the same first group, the old proof does not fit the new session.
+    const fresh = hub.registry.issueCode();
+    const first = sent[0]?.params as { lookup: string; nonce: string };
+    sent[0] = { method: 'pair.start', params: { ...first, lookup: fresh.code.slice(0, 4) } };
+    assert.equal(await replay(), 'PAIRING_FAILED');
+    assert.equal(hub.registry.get(attacker.deviceId), undefined);
+    await hub.stop();
+  });
+
+  it('revoke disconnects a device at once, refuses it from then on, and it cannot pair again', async () => {
+    const { hub, events, address } = await startHub();
+    const dataDir = childDir('revoked');
+    const identity = await identityIn(dataDir);
+    const result = await pairWithHub({
+      identity,
+      code: hub.registry.issueCode().code,
+      address,
+      name: 'soon-gone',
+    });
+    savePairedHub(dataDir, {
+      hubId: result.hubId,
+      hubName: result.hubName,
+      addresses: [address],
+      pairedAt: Date.now(),
+      group: 'default',
+    });
+    const child = new Child({
+      dataDir,
+      discovery: false,
+      synchronous: 'off',
+      backoff: { initialMs: 20, maxMs: 100 },
+    });
+    await child.start();
+    await eventually(() => hub.connectedChildren().length === 1, 5000, 'connected');
+    hub.revoke(identity.deviceId);
+    await eventually(async () => (await child.status()).state === 'error', 5000, 'child knows it is revoked');
+    assert.equal((await child.status()).connection.lastError?.code, 'DEVICE_REVOKED');
+    assert.equal(hub.connectedChildren().length, 0);
+    assert.ok(events.some((e) => e.type === 'device-revoked'));
+    await assert.rejects(
+      connectToHub(address, {
+        identity,
+        local: { name: 'x', role: 'child', appVersion: '0', heartbeatMs: 15000 },
+        hubId: hub.deviceId,
+      }),
+      { code: 'DEVICE_REVOKED' },
+    );
+    await assert.rejects(
+      pairWithHub({ identity, code: hub.registry.issueCode().code, address, name: 'again' }),
+      { code: 'DEVICE_REVOKED' },
+    );
+    await child.stop();
+    await hub.stop();
+  });
+
+  it('a connection flood from one address is cut off while paired devices keep syncing', async () => {
+    const { hub, address } = await startHub({ connectionLimit: { burst: 10, perMinute: 10 } });
+    const dataDir = childDir('steady');
+    const identity = await identityIn(dataDir);
+    const result = await pairWithHub({
+      identity,
+      code: hub.registry.issueCode().code,
+      address,
+      name: 'steady',
+    });
+    savePairedHub(dataDir, {
+      hubId: result.hubId,
+      hubName: result.hubName,
+      addresses: [address],
+      pairedAt: Date.now(),
+      group: 'default',
+    });
+    const child = new Child({
+      dataDir,
+      discovery: false,
+      synchronous: 'off',
+      backoff: { initialMs: 20, maxMs: 100 },
+    });
+    await child.start();
+    await eventually(() => hub.connectedChildren().length === 1, 5000, 'connected');
+    // 200 connections from another loopback address: after the burst, each is dropped at once.
+    let dropped = 0;
+    await Promise.all(
+      Array.from({ length: 200 }, async () => {
+        const s = netConnect({ host: '127.0.0.1', port: address.port, localAddress: '127.0.0.2' });
+        s.on('error', () => undefined);
+        await once(s, 'close');
+        dropped++;
+      }),
+    );
+    assert.equal(dropped, 200);
+    const w = await child.replica.put('notes', 'during-flood', { ok: true });
+    await eventually(
+      async () => (await hub.replica.get('notes', 'during-flood'))?.rev === w.rev,
+      10_000,
+      'the paired child still syncs',
+    );
+    assert.equal(hub.connectedChildren().length, 1, 'the paired session was never dropped');
+    await child.stop();
+    await hub.stop();
+  });
+});

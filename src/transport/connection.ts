@@ -5,7 +5,7 @@ import { isTrosynError, TrosynError } from '../errors.js';
 import { type Clock, systemClock } from '../lifecycle.js';
 import { MessageCodec } from '../protocol/codec.js';
 import type { CompressionCodec } from '../protocol/compression.js';
-import { FrameDecoder } from '../protocol/frame.js';
+import { type Frame, FrameDecoder } from '../protocol/frame.js';
 import type { Message } from '../protocol/messages.js';
 import type { DeviceId } from '../store/types.js';
 import {
@@ -41,6 +41,10 @@ export interface ConnectionStats {
   framesOut: number;
   connectedAt: number;
   lastReceivedAt: number;
+  /** Inbound messages waiting for the handler now. */
+  queued: number;
+  /** Most inbound messages that ever waited at once. */
+  maxQueued: number;
 }
 
 type Events = { close: [Error | undefined] };
@@ -66,6 +70,8 @@ export class Connection extends EventEmitter<Events> {
   private readonly maxQueued: number;
   private readonly requestTimeoutMs: number;
   private readonly queue: Message[] = [];
+  /** Frames received but not decoded yet (see decodeBacklog). */
+  private readonly backlog: Frame[] = [];
   private draining = false;
   private handler: ((message: Message) => void | Promise<void>) | undefined;
   private readonly requestHandlers = new Map<string, RequestHandler>();
@@ -97,6 +103,8 @@ export class Connection extends EventEmitter<Events> {
       framesOut: 0,
       connectedAt: now,
       lastReceivedAt: now,
+      queued: 0,
+      maxQueued: 0,
     };
     this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
     this.socket.on('error', (err) => this.finish(err));
@@ -113,7 +121,7 @@ export class Connection extends EventEmitter<Events> {
   }
 
   getStats(): Readonly<ConnectionStats> {
-    return { ...this.stats };
+    return { ...this.stats, queued: this.queue.length };
   }
 
   /** Compression for frames sent from now on (set once the handshake has chosen a codec). */
@@ -221,24 +229,51 @@ export class Connection extends EventEmitter<Events> {
     if (this.closedWith) return;
     this.stats.bytesIn += chunk.length;
     this.stats.lastReceivedAt = this.clock.now();
-    let messages: Message[];
     try {
-      messages = [];
       for (const frame of this.decoder.push(chunk)) {
         this.stats.framesIn++;
-        const decoded = this.codec.decode(frame);
-        if (decoded.kind === 'message') messages.push(decoded.message);
-        else throw new TransportError('UNEXPECTED_MESSAGE', 'a chunk frame arrived where none was expected');
+        this.backlog.push(frame);
       }
     } catch (err) {
-      this.logger.warn(
-        { peer: this.peer, address: this.remoteAddress, err: (err as Error).message },
-        'bad input from peer',
-      );
-      this.close(isTrosynError(err) ? err : new TransportError('BAD_FRAME', String(err)));
+      this.badInput(err);
       return;
     }
-    for (const message of messages) this.dispatch(message);
+    this.decodeBacklog();
+  }
+
+  /**
+   * Decodes waiting frames only while the message queue has room. Frames are kept
+   * as received (compressed, small) until then: one TCP chunk can carry hundreds
+   * of compressed frames, and inflating them all at once would let a peer expand a
+   * few kilobytes into gigabytes. Reading pauses while frames wait.
+   */
+  private decodeBacklog(): void {
+    while (this.backlog.length > 0 && this.queue.length < this.maxQueued && !this.closedWith) {
+      const frame = this.backlog.shift() as Frame;
+      let message: Message;
+      try {
+        const decoded = this.codec.decode(frame);
+        if (decoded.kind !== 'message')
+          throw new TransportError('UNEXPECTED_MESSAGE', 'a chunk frame arrived where none was expected');
+        message = decoded.message;
+      } catch (err) {
+        this.badInput(err);
+        return;
+      }
+      this.dispatch(message);
+    }
+    if (this.closedWith) return;
+    const full = this.backlog.length > 0 || this.queue.length >= this.maxQueued;
+    if (full && !this.socket.isPaused()) this.socket.pause();
+    else if (!full && this.socket.isPaused()) this.socket.resume();
+  }
+
+  private badInput(err: unknown): void {
+    this.logger.warn(
+      { peer: this.peer, address: this.remoteAddress, err: (err as Error).message },
+      'bad input from peer',
+    );
+    this.close(isTrosynError(err) ? err : new TransportError('BAD_FRAME', String(err)));
   }
 
   private dispatch(message: Message): void {
@@ -269,7 +304,7 @@ export class Connection extends EventEmitter<Events> {
         return;
       default:
         this.queue.push(message);
-        if (this.queue.length >= this.maxQueued) this.socket.pause();
+        if (this.queue.length > this.stats.maxQueued) this.stats.maxQueued = this.queue.length;
         void this.drain();
     }
   }
@@ -287,7 +322,7 @@ export class Connection extends EventEmitter<Events> {
         const next = this.queue[0] as Message;
         if (next.type !== 'request' && !this.handler) break;
         this.queue.shift();
-        if (this.queue.length < this.maxQueued / 2 && this.socket.isPaused()) this.socket.resume();
+        this.decodeBacklog();
         if (next.type === 'request') await this.answer(next.id, next.method, next.params);
         else await this.handler?.(next);
       }
@@ -299,8 +334,7 @@ export class Connection extends EventEmitter<Events> {
     } finally {
       this.draining = false;
     }
-    if (this.socket.isPaused() && !this.closedWith && this.queue.length < this.maxQueued)
-      this.socket.resume();
+    this.decodeBacklog();
   }
 
   private async answer(id: number, method: string, params: unknown): Promise<void> {
@@ -332,6 +366,7 @@ export class Connection extends EventEmitter<Events> {
       this.pending.delete(id);
     }
     this.queue.length = 0;
+    this.backlog.length = 0;
     if (!this.socket.destroyed && !this.socket.writableEnded) this.socket.end();
     this.emit('close', this.closedWith.cause);
   }

@@ -143,10 +143,24 @@ export function registerAgents(program: Command): void {
       )
       .option('--name <name>', 'name shown on the hub', 'trosyn-child')
       .option('--no-discovery', 'do not look for the hub on the LAN')
+      .option(
+        '--retry-max <ms>',
+        'longest wait between reconnect attempts (waits grow from 0.5 s, with jitter)',
+        (v) => Number(v),
+        30_000,
+      )
       .addOption(logLevel()),
     'child',
   ).action(
-    async (opts: CommonOptions & { hub: string[]; name: string; discovery: boolean; logLevel: string }) => {
+    async (
+      opts: CommonOptions & {
+        hub: string[];
+        name: string;
+        discovery: boolean;
+        retryMax: number;
+        logLevel: string;
+      },
+    ) => {
       const dir = dataDir(opts, 'child');
       const config = loadNodeConfig(dir);
       const collections = collectionOptions(config);
@@ -156,6 +170,7 @@ export function registerAgents(program: Command): void {
         name: opts.name,
         staticAddresses: opts.hub,
         discovery: opts.discovery,
+        backoff: { maxMs: Math.max(100, opts.retryMax) },
         ...(collections && { collections }),
         logger,
       });

@@ -1,0 +1,135 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { openReplica } from '../../src/index.js';
+import type { Replica } from '../../src/sync/replica.js';
+import { deviceIdOfPem } from '../../src/transport/identity.js';
+import { readFileSync } from 'node:fs';
+
+/** The built command line program, as users run it. */
+export const CLI = join(process.cwd(), 'dist', 'cli', 'main.js');
+
+/** A free TCP port on loopback (the port may be taken again in between, rarely). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+/** A running CLI process whose stdout JSON lines can be awaited. */
+export interface Agent {
+  proc: ChildProcess;
+  lines: unknown[];
+  waitFor(
+    predicate: (line: Record<string, unknown>) => boolean,
+    timeoutMs?: number,
+    what?: string,
+  ): Promise<Record<string, unknown>>;
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const p of running) p.kill('SIGKILL');
+});
+
+/** Starts `trosyn-sync <args>` with --json output. */
+export function startAgent(args: string[]): Agent {
+  const proc = spawn(process.execPath, [CLI, ...args, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  running.add(proc);
+  proc.once('exit', () => running.delete(proc));
+  const lines: unknown[] = [];
+  const waiters = new Set<() => void>();
+  let buffer = '';
+  let stderr = '';
+  proc.stderr?.setEncoding('utf8').on('data', (d: string) => {
+    stderr += d;
+  });
+  proc.stdout?.setEncoding('utf8').on('data', (d: string) => {
+    buffer += d;
+    let nl = buffer.indexOf('\n');
+    while (nl >= 0) {
+      const line = buffer.slice(0, nl);
+      buffer = buffer.slice(nl + 1);
+      try {
+        lines.push(JSON.parse(line));
+      } catch {
+        lines.push({ text: line });
+      }
+      nl = buffer.indexOf('\n');
+    }
+    for (const w of waiters) w();
+  });
+  return {
+    proc,
+    lines,
+    waitFor: (predicate, timeoutMs = 15_000, what = 'output') =>
+      new Promise((resolve, reject) => {
+        let seen = 0;
+        const check = () => {
+          for (; seen < lines.length; seen++) {
+            const line = lines[seen] as Record<string, unknown>;
+            if (predicate(line)) {
+              cleanup();
+              resolve(line);
+              return;
+            }
+          }
+        };
+        const timer = setTimeout(() => {
+          cleanup();
+          reject(new Error(`timed out waiting for ${what}; stderr: ${stderr.slice(-2000)}`));
+        }, timeoutMs);
+        const onExit = () => {
+          cleanup();
+          reject(new Error(`process exited while waiting for ${what}; stderr: ${stderr.slice(-2000)}`));
+        };
+        const cleanup = () => {
+          clearTimeout(timer);
+          waiters.delete(check);
+          proc.off('exit', onExit);
+        };
+        waiters.add(check);
+        proc.once('exit', onExit);
+        check();
+      }),
+    kill: async (signal = 'SIGTERM') => {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      const exited = new Promise((r) => proc.once('exit', r));
+      proc.kill(signal);
+      await exited;
+    },
+  };
+}
+
+/** Runs `trosyn-sync <args> --json` to completion; resolves with its parsed output, rejects with stderr on failure. */
+export function runCli(args: string[]): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(process.execPath, [CLI, ...args, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    proc.stdout.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+    });
+    proc.stderr.setEncoding('utf8').on('data', (d: string) => {
+      err += d;
+    });
+    proc.once('exit', (code) => {
+      if (code === 0) resolve(out.trim() ? (JSON.parse(out) as Record<string, unknown>) : {});
+      else reject(Object.assign(new Error(err.trim()), { exitCode: code, stderr: err }));
+    });
+  });
+}
+
+/** Opens a node's store from the test, beside its running agent (as the CLI does). */
+export async function openNode(dataDir: string): Promise<Replica> {
+  const deviceId = deviceIdOfPem(readFileSync(join(dataDir, 'identity', 'cert.pem'), 'utf8'));
+  const { existsSync } = await import('node:fs');
+  return openReplica({
+    path: join(dataDir, 'trosyn.db'),
+    deviceId,
+    role: existsSync(join(dataDir, 'hub.db')) ? 'hub' : 'child',
+  });
+}

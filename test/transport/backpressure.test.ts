@@ -1,0 +1,52 @@
+import assert from 'node:assert/strict';
+import type { Socket } from 'node:net';
+import { describe, it } from 'node:test';
+import { connectToHub } from '../../src/transport/client.js';
+import type { Connection } from '../../src/transport/connection.js';
+import { createIdentity } from '../../src/transport/identity.js';
+import { eventually } from '../helpers.js';
+import { childPeer, startServer } from './helpers.js';
+
+describe('backpressure', () => {
+  it('a slow reader slows the writer: the writer buffers little and the reader queues at most its limit', async () => {
+    const child = await createIdentity('writer');
+    let serverConn: Connection | undefined;
+    let handled = 0;
+    const { server, identity } = await startServer([child.deviceId], {
+      onConnection: (conn) => {
+        serverConn = conn;
+        conn.setHandler(async () => {
+          await new Promise((r) => setTimeout(r, 15));
+          handled++;
+        });
+      },
+    });
+    const hub = await connectToHub(
+      { host: '127.0.0.1', port: server.port },
+      { identity: child, local: childPeer, hubId: identity.deviceId },
+    );
+    const socket = (hub.conn as unknown as { socket: Socket }).socket;
+    const payload = 'x'.repeat(256 * 1024);
+    const messages = 120; // 30 MiB in all: far more than any socket buffer holds
+    let maxBuffered = 0;
+    for (let i = 0; i < messages; i++) {
+      await hub.conn.send({
+        type: 'sync.changes',
+        since: i,
+        upTo: i + 1,
+        more: true,
+        revisions: [{ pad: payload } as never],
+      });
+      maxBuffered = Math.max(maxBuffered, socket.writableLength);
+    }
+    await eventually(() => handled === messages, 60_000, 'every message handled');
+    const stats = serverConn?.getStats();
+    assert.ok(stats, 'the server saw the connection');
+    // The reader pauses at 8 queued messages; one more may already be in the chunk being read.
+    assert.ok(stats.maxQueued <= 9, `reader queued at most its limit (saw ${stats.maxQueued})`);
+    // The writer waited for 'drain' instead of buffering the 30 MiB it was asked to send.
+    assert.ok(maxBuffered < 4 * 1024 * 1024, `writer buffered ${maxBuffered} bytes at most`);
+    hub.conn.close();
+    await server.stop();
+  });
+});

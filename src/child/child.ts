@@ -17,6 +17,7 @@ import { TransportError } from '../transport/errors.js';
 import { type DeviceIdentity, loadOrCreateIdentity } from '../transport/identity.js';
 import { syncChannel } from '../transport/sync-channel.js';
 import { APP_VERSION } from '../version.js';
+import { type LocalApiOptions, LocalApiServer } from './local-api.js';
 import { loadPairedHub, NotPairedError } from './paired-hub.js';
 
 export interface ChildOptions {
@@ -37,6 +38,8 @@ export interface ChildOptions {
   backoff?: BackoffOptions;
   collections?: Record<string, CollectionOptions>;
   synchronous?: 'full' | 'normal' | 'off';
+  /** The local REST API for apps on this machine (127.0.0.1 only); off unless given. */
+  localApi?: Omit<LocalApiOptions, 'dataDir'>;
   logger?: Logger;
   clock?: Clock;
 }
@@ -75,6 +78,7 @@ export class Child extends EventEmitter<Events> implements Startable {
   private memory: LastAddressMemory | undefined;
   private session: SyncSession | undefined;
   private paused = false;
+  private api: LocalApiServer | undefined;
   private acked = 0;
 
   constructor(options: ChildOptions) {
@@ -147,17 +151,39 @@ export class Child extends EventEmitter<Events> implements Startable {
       }
     }
     if (!this.paused) await this.connect();
+    if (this.options.localApi) {
+      const api = new LocalApiServer(this, {
+        dataDir,
+        logger: this.logger,
+        ...(this.options.clock && { clock: this.options.clock }),
+        ...this.options.localApi,
+      });
+      try {
+        await api.start();
+      } catch (err) {
+        await this.stop();
+        throw err;
+      }
+      this.api = api;
+    }
     this.logger.info({ deviceId: identity.deviceId, hubId }, 'child agent started');
   }
 
   async stop(): Promise<void> {
     if (!this.replicaInstance) return;
+    await this.api?.stop();
+    this.api = undefined;
     await this.disconnect();
     await this.browser?.stop();
     this.browser = undefined;
     await this.replicaInstance.stop();
     this.replicaInstance = undefined;
     this.logger.info('child agent stopped');
+  }
+
+  /** The local API's port, when it runs. */
+  get apiPort(): number | undefined {
+    return this.api?.port;
   }
 
   /** Stops syncing (the app keeps working locally); `resume()` continues from the cursors. */

@@ -23,7 +23,8 @@ import { syncChannel } from '../transport/sync-channel.js';
 import { APP_VERSION } from '../version.js';
 import type { ChildSession, HubEvent } from './events.js';
 import { PairingService } from './pairing.js';
-import { type RateLimit, RateLimiter } from './rate-limit.js';
+import { type RateLimit, RateLimiter } from '../transport/rate-limit.js';
+import { AdminApiServer, type AdminApiOptions } from './admin-api.js';
 import { type DeviceRecord, DeviceRegistry, type GroupRecord, RegistryError } from './registry.js';
 import { compileScope } from './scopes.js';
 
@@ -60,6 +61,8 @@ export interface HubOptions {
   discovery?:
     | boolean
     | (InterfaceSelectionOptions & { announceIntervalMs?: number; discoveryPort?: number; dnsSd?: boolean });
+  /** The admin HTTP API and dashboard; off unless given. See AdminApiOptions. */
+  adminApi?: AdminApiOptions;
   /** SQLite durability; see SqliteStoreOptions. Default 'full'. */
   synchronous?: 'full' | 'normal' | 'off';
   logger?: Logger;
@@ -72,6 +75,8 @@ export interface HubStatus {
   version: string;
   startedAt: number;
   syncPort: number;
+  /** Port of the admin API, when it runs. */
+  adminPort?: number;
   devices: { approved: number; pending: number; revoked: number };
   connected: ChildSession[];
   store: StoreStats;
@@ -108,6 +113,7 @@ export class Hub extends EventEmitter<Events> implements Startable {
   private replicaInstance: Replica | undefined;
   private server: TransportServer | undefined;
   private announcers: Startable[] = [];
+  private admin: AdminApiServer | undefined;
   private readonly sessions = new Map<DeviceId, LiveSession>();
   private readonly conflicted = new Set<string>();
   private unsubscribe: (() => void) | undefined;
@@ -137,6 +143,16 @@ export class Hub extends EventEmitter<Events> implements Startable {
   /** Devices, groups and pairing codes. */
   get registry(): DeviceRegistry {
     return this.started().registry;
+  }
+
+  /** The admin API's port, when it runs. */
+  get adminPort(): number | undefined {
+    return this.admin?.port;
+  }
+
+  /** The admin token, once, when this start created it (first start); undefined after. */
+  takeCreatedAdminToken(): string | undefined {
+    return this.admin?.takeCreatedToken();
   }
 
   /** The port the sync service listens on. */
@@ -235,6 +251,20 @@ export class Hub extends EventEmitter<Events> implements Startable {
       this.registryInstance = undefined;
       throw err;
     }
+    if (this.options.adminApi) {
+      const admin = new AdminApiServer(this, {
+        logger: this.logger,
+        ...clockOption,
+        ...this.options.adminApi,
+      });
+      try {
+        await admin.start();
+      } catch (err) {
+        await this.stop();
+        throw err;
+      }
+      this.admin = admin;
+    }
     if (!this.options.authenticator) {
       // Changes made to the registry by another process (the CLI) take effect within a second.
       this.registryWatch = setInterval(() => this.enforceRegistry(), 1000);
@@ -247,6 +277,8 @@ export class Hub extends EventEmitter<Events> implements Startable {
   async stop(): Promise<void> {
     const server = this.server;
     if (!server) return;
+    await this.admin?.stop();
+    this.admin = undefined;
     this.server = undefined;
     if (this.registryWatch) clearInterval(this.registryWatch);
     this.registryWatch = undefined;
@@ -280,6 +312,7 @@ export class Hub extends EventEmitter<Events> implements Startable {
       version: APP_VERSION,
       startedAt: this.startedAt,
       syncPort: server.port,
+      ...(this.admin && { adminPort: this.admin.port }),
       devices,
       connected: this.connectedChildren(),
       store: await replica.stats(),

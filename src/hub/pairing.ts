@@ -10,7 +10,7 @@ import { pairingChannel, pairingTranscript } from '../transport/pairing-code.js'
 import { shortDeviceId } from '../transport/device-id.js';
 import { TransportError } from '../transport/errors.js';
 import type { PeerInfo } from '../transport/server.js';
-import { RateLimiter, type RateLimit } from './rate-limit.js';
+import { RateLimiter, type RateLimit } from '../transport/rate-limit.js';
 import type { DeviceRecord, DeviceRegistry, PairingCodeRecord } from './registry.js';
 
 const b64 = (max: number) =>

@@ -1,18 +1,19 @@
 import { networkInterfaces } from 'node:os';
-import { relative } from 'node:path';
+import { join, relative } from 'node:path';
+import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import cliProgress from 'cli-progress';
 import qrcode from 'qrcode-terminal';
 import { Child } from '../../child/child.js';
 import { collectionOptions, loadNodeConfig } from '../../config.js';
+import { pairingUri, resetAdminToken } from '../../hub/admin-api.js';
 import { Hub } from '../../hub/hub.js';
-import { writeAgentFile, removeAgentFile } from '../../observability/agent-file.js';
+import { removeAgentFile, writeAgentFile } from '../../observability/agent-file.js';
 import { createLogger } from '../../observability/logger.js';
-import { DEFAULT_SYNC_PORT } from '../../protocol/constants.js';
+import { DEFAULT_ADMIN_PORT, DEFAULT_CHILD_API_PORT, DEFAULT_SYNC_PORT } from '../../protocol/constants.js';
 import { formatDeviceId } from '../../transport/device-id.js';
 import { APP_VERSION } from '../../version.js';
-import { type CommonOptions, common, dataDir, UsageError } from '../context.js';
+import { type CommonOptions, common, dataDir, print, UsageError, withRegistry } from '../context.js';
 
 const logLevel = () =>
   new Option('--log-level <level>', 'log detail (JSON lines on stderr)')
@@ -51,6 +52,19 @@ interface HubOpts extends CommonOptions {
   name: string;
   discovery: boolean;
   requireApproval?: boolean;
+  adminApi: boolean;
+  adminPort: number;
+  adminHost?: string;
+  logLevel: string;
+}
+
+interface ChildOpts extends CommonOptions {
+  hub: string[];
+  name: string;
+  discovery: boolean;
+  retryMax: number;
+  api: boolean;
+  apiPort: number;
   logLevel: string;
 }
 
@@ -60,17 +74,29 @@ export function registerAgents(program: Command): void {
       .command('hub')
       .description('run the Admin Hub on this machine until interrupted (Ctrl-C)')
       .option('--port <n>', 'TCP port of the sync service (TLS)', port, DEFAULT_SYNC_PORT)
-      .option('--host <addr>', 'address to listen on (default: all, IPv4 and IPv6)')
+      .option('--host <addr>', 'address of the sync service (default: all, IPv4 and IPv6)')
       .option('--name <name>', 'name shown to children and in the dashboard', 'trosyn-hub')
       .option('--no-discovery', 'do not announce the hub on the LAN (children then need --hub HOST:PORT)')
       .option('--require-approval', 'newly paired devices wait for an admin to approve them')
+      .option('--http-port <n>', 'TCP port of the admin API and dashboard', port, DEFAULT_ADMIN_PORT)
+      .option(
+        '--http-host <addr>',
+        'address of the admin API (default: all; every route needs the admin token)',
+      )
+      .option('--no-admin-api', 'do not serve the admin API')
       .addOption(logLevel()),
     'hub',
-  ).action(async (opts: HubOpts) => {
+  ).action(async (raw: HubOpts & { httpPort: number; httpHost?: string }) => {
+    const opts: HubOpts = {
+      ...raw,
+      adminPort: raw.httpPort,
+      ...(raw.httpHost && { adminHost: raw.httpHost }),
+    };
     const dir = dataDir(opts, 'hub');
     const config = loadNodeConfig(dir);
     const collections = collectionOptions(config);
     const logger = createLogger({ level: opts.logLevel, name: 'trosyn', destination: process.stderr });
+    const requireApproval = opts.requireApproval ?? config.requireApproval;
     const hub = new Hub({
       dataDir: dir,
       name: opts.name,
@@ -79,12 +105,14 @@ export function registerAgents(program: Command): void {
       discovery: opts.discovery,
       ...(collections && { collections }),
       ...(config.hubOnly && { hubOnly: config.hubOnly }),
-      ...((opts.requireApproval ?? config.requireApproval) !== undefined && {
-        requireApproval: opts.requireApproval ?? config.requireApproval,
+      ...(requireApproval !== undefined && { requireApproval }),
+      ...(opts.adminApi && {
+        adminApi: { port: opts.adminPort, ...(opts.adminHost && { host: opts.adminHost }) },
       }),
       logger,
     });
     await hub.start();
+    const adminPort = hub.adminPort;
     writeAgentFile(dir, {
       pid: process.pid,
       role: 'hub',
@@ -93,37 +121,51 @@ export function registerAgents(program: Command): void {
       version: APP_VERSION,
       startedAt: Date.now(),
       syncPort: hub.port,
+      ...(adminPort !== undefined && { adminPort }),
     });
+    const adminToken = hub.takeCreatedAdminToken();
     const { code, expiresAt } = hub.registry.issueCode();
     const addresses = lanAddresses();
     const hubArg = `${addresses[0] ?? '<this-machine>'}:${hub.port}`;
-    const here = relative(process.cwd(), dir) || '.';
+    const adminUrl =
+      adminPort === undefined
+        ? undefined
+        : `http://${opts.adminHost && opts.adminHost !== '::' ? opts.adminHost : (addresses[0] ?? '127.0.0.1')}:${adminPort}`;
     if (opts.json) {
       process.stdout.write(
-        `${JSON.stringify({ event: 'started', deviceId: hub.deviceId, syncPort: hub.port, dataDir: dir, pairingCode: code, pairingCodeExpiresAt: expiresAt, addresses })}\n`,
+        `${JSON.stringify({ event: 'started', deviceId: hub.deviceId, syncPort: hub.port, adminPort, adminUrl, adminToken, dataDir: dir, pairingCode: code, pairingCodeExpiresAt: expiresAt, addresses })}\n`,
       );
     } else {
+      const here = relative(process.cwd(), dir) || '.';
       const lines = [
         `Trosyn Sync hub "${hub.name}" is running (version ${APP_VERSION}).`,
         `  device ID     ${formatDeviceId(hub.deviceId)}`,
         `  sync service  port ${hub.port} (TLS 1.3, mutual authentication)${addresses.length ? ` on ${addresses.join(', ')}` : ''}`,
         `  LAN discovery ${opts.discovery ? 'on (multicast and DNS-SD)' : 'off'}`,
+        ...(adminUrl
+          ? [`  admin API     ${adminUrl}/api/  (OpenAPI: ${adminUrl}/api/openapi.json)`]
+          : ['  admin API     off']),
         `  data          ${dir}`,
+        ...(adminToken
+          ? [
+              '',
+              `Admin token (shown only now; keep it safe, or make a new one with \`trosyn-sync admin-token --reset --data ${here}\`):`,
+              `  ${adminToken}`,
+            ]
+          : []),
         '',
         `Pairing code (single use, valid until ${new Date(expiresAt).toLocaleTimeString()}):  ${code}`,
         '',
         'To add a child device, run on that machine:',
         `  npx trosyn-sync pair ${code} --data ./data/child${opts.discovery ? '' : ` --hub ${hubArg}`}`,
         `  npx trosyn-sync child --data ./data/child${opts.discovery ? '' : ` --hub ${hubArg}`}`,
-        opts.discovery ? `(add --hub ${hubArg} where the network blocks multicast)` : '',
+        ...(opts.discovery ? [`(add --hub ${hubArg} to both where the network blocks multicast)`] : []),
         '',
         `More codes: trosyn-sync pairing-code --data ${here}    Stop: Ctrl-C`,
       ];
-      process.stdout.write(`${lines.filter((l, i, all) => l !== '' || all[i - 1] !== '').join('\n')}\n`);
-      qrcode.generate(
-        `trosyn-sync://pair?code=${code}&hub=${hub.deviceId}&port=${hub.port}`,
-        { small: true },
-        (qr) => process.stdout.write(`${qr}\n`),
+      process.stdout.write(`${lines.join('\n')}\n`);
+      qrcode.generate(pairingUri(code, hub.deviceId, hub.port), { small: true }, (qr) =>
+        process.stdout.write(`${qr}\n`),
       );
     }
     await waitForSignal();
@@ -149,65 +191,91 @@ export function registerAgents(program: Command): void {
         (v) => Number(v),
         30_000,
       )
+      .option(
+        '--api-port <n>',
+        'port of the local REST API for apps on this machine (127.0.0.1 only)',
+        port,
+        DEFAULT_CHILD_API_PORT,
+      )
+      .option('--no-api', 'do not serve the local REST API')
       .addOption(logLevel()),
     'child',
-  ).action(
-    async (
-      opts: CommonOptions & {
-        hub: string[];
-        name: string;
-        discovery: boolean;
-        retryMax: number;
-        logLevel: string;
-      },
-    ) => {
-      const dir = dataDir(opts, 'child');
-      const config = loadNodeConfig(dir);
-      const collections = collectionOptions(config);
-      const logger = createLogger({ level: opts.logLevel, name: 'trosyn', destination: process.stderr });
-      const child = new Child({
-        dataDir: dir,
-        name: opts.name,
-        staticAddresses: opts.hub,
-        discovery: opts.discovery,
-        backoff: { maxMs: Math.max(100, opts.retryMax) },
-        ...(collections && { collections }),
-        logger,
-      });
-      await child.start();
-      writeAgentFile(dir, {
-        pid: process.pid,
-        role: 'child',
-        deviceId: child.deviceId,
-        name: opts.name,
-        version: APP_VERSION,
-        startedAt: Date.now(),
-      });
-      if (opts.json) {
-        process.stdout.write(
-          `${JSON.stringify({ event: 'started', deviceId: child.deviceId, dataDir: dir })}\n`,
-        );
-        child.on('connected', () => process.stdout.write(`${JSON.stringify({ event: 'connected' })}\n`));
-        child.on('caught-up', () => process.stdout.write(`${JSON.stringify({ event: 'caught-up' })}\n`));
-        child.on('disconnected', (e) =>
-          process.stdout.write(`${JSON.stringify({ event: 'disconnected', ...e })}\n`),
-        );
-      } else {
-        process.stdout.write(
-          `Trosyn Sync child agent is running.\n  device ID  ${formatDeviceId(child.deviceId)}\n  data       ${dir}\nPress Ctrl-C to stop.\n`,
-        );
-        child.on('connected', () => process.stdout.write('connected to the hub\n'));
-        child.on('disconnected', (e) =>
-          process.stdout.write(`disconnected from the hub${e.code ? ` (${e.code})` : ''}\n`),
-        );
-      }
-      const bar = progressBar(child, !opts.json && process.stdout.isTTY === true);
-      await waitForSignal();
-      bar.stop();
-      removeAgentFile(dir);
-      await child.stop();
-    },
-  );
+  ).action(async (opts: ChildOpts) => {
+    const dir = dataDir(opts, 'child');
+    const config = loadNodeConfig(dir);
+    const collections = collectionOptions(config);
+    const logger = createLogger({ level: opts.logLevel, name: 'trosyn', destination: process.stderr });
+    const child = new Child({
+      dataDir: dir,
+      name: opts.name,
+      staticAddresses: opts.hub,
+      discovery: opts.discovery,
+      backoff: { maxMs: Math.max(100, opts.retryMax) },
+      ...(collections && { collections }),
+      ...(opts.api && { localApi: { port: opts.apiPort } }),
+      logger,
+    });
+    await child.start();
+    const apiPort = child.apiPort;
+    writeAgentFile(dir, {
+      pid: process.pid,
+      role: 'child',
+      deviceId: child.deviceId,
+      name: opts.name,
+      version: APP_VERSION,
+      startedAt: Date.now(),
+      ...(apiPort !== undefined && { apiPort }),
+    });
+    const tokenFile = join(dir, 'api-token');
+    if (opts.json) {
+      process.stdout.write(
+        `${JSON.stringify({ event: 'started', deviceId: child.deviceId, dataDir: dir, apiPort, ...(apiPort !== undefined && { apiTokenFile: tokenFile }) })}\n`,
+      );
+      child.on('connected', () => process.stdout.write(`${JSON.stringify({ event: 'connected' })}\n`));
+      child.on('caught-up', () => process.stdout.write(`${JSON.stringify({ event: 'caught-up' })}\n`));
+      child.on('disconnected', (e) =>
+        process.stdout.write(`${JSON.stringify({ event: 'disconnected', ...e })}\n`),
+      );
+    } else {
+      process.stdout.write(
+        [
+          'Trosyn Sync child agent is running.',
+          `  device ID  ${formatDeviceId(child.deviceId)}`,
+          `  data       ${dir}`,
+          apiPort !== undefined
+            ? `  local API  http://127.0.0.1:${apiPort}/api/  (token in ${tokenFile})`
+            : '  local API  off',
+          'Press Ctrl-C to stop.',
+          '',
+        ].join('\n'),
+      );
+      child.on('connected', () => process.stdout.write('connected to the hub\n'));
+      child.on('disconnected', (e) =>
+        process.stdout.write(`disconnected from the hub${e.code ? ` (${e.code})` : ''}\n`),
+      );
+    }
+    const bar = progressBar(child, !opts.json && process.stdout.isTTY === true);
+    await waitForSignal();
+    bar.stop();
+    removeAgentFile(dir);
+    await child.stop();
+  });
+
+  common(
+    program
+      .command('admin-token')
+      .description("manage the hub's admin API token (stored only as a hash)")
+      .option('--reset', 'make a new token (the old one stops working at once) and print it'),
+    'hub',
+  ).action(async (opts: CommonOptions & { reset?: boolean }) => {
+    if (!opts.reset) {
+      throw new UsageError(
+        'the admin token is stored only as a hash and cannot be shown again; use --reset to make a new one',
+      );
+    }
+    const token = await withRegistry(dataDir(opts, 'hub'), (r) => resetAdminToken(r));
+    print(opts, { token }, () => [`New admin token (the old one no longer works):`, `  ${token}`]);
+  });
 }
 
 /** A progress bar while a long catch-up runs, in a terminal only. */

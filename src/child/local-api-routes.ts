@@ -1,0 +1,198 @@
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
+import type { Logger } from 'pino';
+import {
+  collectionParams,
+  errorResponses,
+  jsonSchema,
+  recordBody,
+  type RecordParams,
+  recordParams,
+  revertBody,
+  writeResult,
+} from '../http/schemas.js';
+import type { EventStreams } from '../http/sse.js';
+import type { JsonObject } from '../store/types.js';
+import { NotStartedError, RecordNotFoundError } from '../sync/errors.js';
+import type { ChangeEvent } from '../sync/replica.js';
+import type { Child } from './child.js';
+import { changesQuery, type ChangesQuery, syncStatus } from './local-api-schemas.js';
+
+/** What the local routes share with the app that serves them. */
+export interface LocalRoutesOptions {
+  streams: EventStreams;
+  eventHeartbeatMs: number;
+  logger: Logger;
+}
+
+/**
+ * The child-specific local routes: record writes, revert, the change stream and
+ * sync control. Reads and conflicts are the shared replica routes.
+ */
+export function localRoutes(child: Child, options: LocalRoutesOptions): FastifyPluginAsync {
+  return async (app: FastifyInstance) => {
+    // --- records ------------------------------------------------------------------------
+
+    app.put<{ Params: RecordParams; Body: JsonObject }>(
+      '/records/:collection/:id',
+      {
+        schema: {
+          tags: ['records'],
+          summary: 'Creates or replaces a record; the write syncs to the hub',
+          params: jsonSchema(recordParams),
+          body: jsonSchema(recordBody),
+          response: { 200: jsonSchema(writeResult), ...errorResponses(400, 401, 413, 503) },
+        },
+      },
+      async (request) => child.replica.put(request.params.collection, request.params.id, request.body),
+    );
+
+    app.post<{ Params: { collection: string }; Body: JsonObject }>(
+      '/records/:collection',
+      {
+        schema: {
+          tags: ['records'],
+          summary: 'Creates a record with a new ULID id',
+          params: jsonSchema(collectionParams),
+          body: jsonSchema(recordBody),
+          response: { 201: jsonSchema(writeResult), ...errorResponses(400, 401, 413, 503) },
+        },
+      },
+      async (request, reply) =>
+        reply.code(201).send(await child.replica.create(request.params.collection, request.body)),
+    );
+
+    app.delete<{ Params: RecordParams }>(
+      '/records/:collection/:id',
+      {
+        schema: {
+          tags: ['records'],
+          summary:
+            'Deletes a record (a tombstone, which syncs like any write; history keeps the old revisions)',
+          params: jsonSchema(recordParams),
+          response: { 200: jsonSchema(writeResult), ...errorResponses(400, 401, 404, 503) },
+        },
+      },
+      async (request) => {
+        const { collection, id } = request.params;
+        // Deleting what is not there would write a tombstone for nothing and hide a mistaken id.
+        if (!(await child.replica.get(collection, id))) throw new RecordNotFoundError(collection, id);
+        return child.replica.delete(collection, id);
+      },
+    );
+
+    app.post<{ Params: RecordParams; Body: { rev: string } }>(
+      '/records/:collection/:id/revert',
+      {
+        schema: {
+          tags: ['records'],
+          summary: "Writes an old revision's content as a new revision (a tombstone deletes)",
+          params: jsonSchema(recordParams),
+          body: jsonSchema(revertBody),
+          response: { 200: jsonSchema(writeResult), ...errorResponses(400, 401, 404, 410, 503) },
+        },
+      },
+      async (request) => child.replica.revert(request.params.collection, request.params.id, request.body.rev),
+    );
+
+    // --- change stream ------------------------------------------------------------------------
+
+    app.get<{ Querystring: ChangesQuery }>(
+      '/changes',
+      {
+        config: { queryToken: true },
+        schema: {
+          tags: ['records'],
+          summary:
+            'Live record changes (local writes and those from the hub) as Server-Sent Events: `event: change`, `id: <seq>`, `data: <ChangeEvent JSON>`',
+          querystring: jsonSchema(changesQuery),
+          response: {
+            200: {
+              description: 'an endless text/event-stream; a `: heartbeat` comment every 15 s',
+              content: { 'text/event-stream': { schema: { type: 'string' } } },
+            },
+            ...errorResponses(401, 429, 503),
+          },
+        },
+      },
+      async (request, reply) => {
+        // Refused before the stream opens, while an error response can still be sent.
+        if (!child.isStarted()) throw new NotStartedError('the child agent');
+        const only = request.query.collection;
+        let unsubscribe: () => void = () => undefined;
+        const stream = options.streams.start(
+          reply,
+          { heartbeatMs: options.eventHeartbeatMs, logger: options.logger },
+          () => unsubscribe(),
+        );
+        unsubscribe = child.replica.subscribe((change: ChangeEvent) => {
+          if (only === undefined || change.collection === only) stream.send('change', change, change.seq);
+        });
+      },
+    );
+
+    // --- sync control ---------------------------------------------------------------------------
+
+    const statusResponse = { 200: jsonSchema(syncStatus), ...errorResponses(401, 503) };
+
+    app.get(
+      '/status',
+      {
+        schema: {
+          tags: ['sync'],
+          summary:
+            'Sync state for the app to show (synced, syncing, offline, paused, error) and the outbox size',
+          response: statusResponse,
+        },
+      },
+      async () => child.status(),
+    );
+
+    app.post(
+      '/sync/now',
+      {
+        schema: {
+          tags: ['sync'],
+          summary: 'Tries to reach the hub now instead of waiting out the retry delay',
+          response: { 202: jsonSchema(syncStatus), ...errorResponses(401, 503) },
+        },
+      },
+      async (_request, reply) => {
+        const status = await child.status();
+        child.syncNow();
+        return reply.code(202).send(status);
+      },
+    );
+
+    app.post(
+      '/sync/pause',
+      {
+        schema: {
+          tags: ['sync'],
+          summary: 'Stops syncing; the app keeps reading and writing locally',
+          response: statusResponse,
+        },
+      },
+      async () => {
+        if (!child.isStarted()) throw new NotStartedError('the child agent');
+        await child.pause();
+        return child.status();
+      },
+    );
+
+    app.post(
+      '/sync/resume',
+      {
+        schema: {
+          tags: ['sync'],
+          summary: 'Resumes syncing from where it stopped',
+          response: statusResponse,
+        },
+      },
+      async () => {
+        if (!child.isStarted()) throw new NotStartedError('the child agent');
+        await child.resume();
+        return child.status();
+      },
+    );
+  };
+}

@@ -1,0 +1,144 @@
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { createApiApp, openApiRoute } from '../http/app.js';
+import { bearerGuard, tokenHash, tokenMatches } from '../http/bearer.js';
+import { replicaReadRoutes } from '../http/replica-routes.js';
+import { HttpApiListener } from '../http/server.js';
+import type { RateLimit } from '../transport/rate-limit.js';
+import { type Clock, type Startable, systemClock } from '../lifecycle.js';
+import { componentLogger, silentLogger } from '../observability/logger.js';
+import { DEFAULT_CHILD_API_PORT } from '../protocol/constants.js';
+import { InvalidOptionError } from '../sync/errors.js';
+import { APP_VERSION } from '../version.js';
+import type { Child } from './child.js';
+import { localRoutes } from './local-api-routes.js';
+import { API_TOKEN_FILE, ensureApiToken } from './local-api-token.js';
+
+export { API_TOKEN_FILE, ensureApiToken } from './local-api-token.js';
+
+/** The only address the local API listens on. */
+export const LOCAL_API_HOST = '127.0.0.1';
+
+/** Everything the local API is configured with. There is no host: it listens on 127.0.0.1 only. */
+export interface LocalApiOptions {
+  /** The child's data directory; the token file `api-token` lives there. */
+  dataDir: string;
+  /** TCP port on 127.0.0.1. Default 17710 (DEFAULT_CHILD_API_PORT); 0 picks a free port. */
+  port?: number;
+  /**
+   * Largest request body in bytes. Default 2 MiB: above the engine's 1 MiB record
+   * limit, so an oversized record is refused by the engine with RECORD_TOO_LARGE
+   * and its size, not by the HTTP layer.
+   */
+  bodyLimit?: number;
+  /** Wrong tokens allowed per client before 429 RATE_LIMITED. Default burst 20, then 60 per minute. */
+  authFailureLimit?: RateLimit;
+  /** Interval (ms) of the heartbeat comment on `/api/changes`. Default 15 s. */
+  eventHeartbeatMs?: number;
+  logger?: Logger;
+  clock?: Clock;
+}
+
+/**
+ * Builds the local API without listening (tests use `inject()`), creating the
+ * token file if needed. Every `/api` route except `/api/openapi.json` needs
+ * `Authorization: Bearer <contents of <dataDir>/api-token>`. The child may be
+ * started after this is built: until then requests get 503 NOT_STARTED.
+ */
+export function buildLocalApi(child: Child, options: LocalApiOptions): FastifyInstance {
+  assertLocalOnly(options);
+  const logger = componentLogger(options.logger ?? silentLogger, 'local-api');
+  const hash = tokenHash(ensureApiToken(options.dataDir, logger));
+  const { app, streams } = createApiApp({
+    title: 'Trosyn Sync local API',
+    version: APP_VERSION,
+    description:
+      "A child agent's API for apps on the same machine: records, history, conflicts, a change stream and sync control. " +
+      `Listens on 127.0.0.1 only; every route needs \`Authorization: Bearer <token>\` with the token from \`<dataDir>/${API_TOKEN_FILE}\`.`,
+    bodyLimit: options.bodyLimit ?? 2 * 1024 * 1024,
+    logger,
+  });
+  void app.register(openApiRoute);
+  void app.register(
+    async (api) => {
+      api.addHook(
+        'onRequest',
+        bearerGuard({
+          verify: (token) => tokenMatches(token, hash),
+          failureLimit: options.authFailureLimit ?? { burst: 20, perMinute: 60 },
+          hint: `read the token from ${API_TOKEN_FILE} in the agent's data directory`,
+          clock: options.clock ?? systemClock,
+          logger,
+        }),
+      );
+      await api.register(
+        localRoutes(child, { streams, eventHeartbeatMs: options.eventHeartbeatMs ?? 15_000, logger }),
+      );
+      await api.register(replicaReadRoutes(() => child.replica));
+    },
+    { prefix: '/api' },
+  );
+  return app;
+}
+
+/**
+ * The child agent's local REST API as a Startable, on 127.0.0.1 only. Start it
+ * after the child agent and stop it before.
+ */
+export class LocalApiServer implements Startable {
+  private readonly listener: HttpApiListener;
+
+  constructor(child: Child, options: LocalApiOptions) {
+    assertLocalOnly(options);
+    const port = options.port ?? DEFAULT_CHILD_API_PORT;
+    if (!Number.isInteger(port) || port < 0 || port > 65_535) {
+      throw new InvalidOptionError('port', 'must be an integer from 0 to 65535 (0 picks a free port)');
+    }
+    if (typeof options.dataDir !== 'string' || options.dataDir === '') {
+      throw new InvalidOptionError('dataDir', "must be the child agent's data directory");
+    }
+    this.listener = new HttpApiListener(() => buildLocalApi(child, options), {
+      host: LOCAL_API_HOST,
+      port,
+      portOption: 'the local API port option',
+      what: 'local API',
+      logger: componentLogger(options.logger ?? silentLogger, 'local-api'),
+    });
+  }
+
+  isStarted(): boolean {
+    return this.listener.isStarted();
+  }
+
+  /** The port the API listens on (useful with port 0). */
+  get port(): number {
+    return this.listener.address().port;
+  }
+
+  /** The address the API is bound to: always 127.0.0.1. */
+  address(): { address: string; port: number; family: string } {
+    return this.listener.address();
+  }
+
+  async start(): Promise<void> {
+    await this.listener.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.listener.stop();
+  }
+}
+
+/**
+ * Refuses any other address: the API is for apps on this machine, and a token
+ * file readable by the user is no protection on the network.
+ */
+function assertLocalOnly(options: LocalApiOptions): void {
+  const host = (options as { host?: unknown }).host;
+  if (host !== undefined && host !== LOCAL_API_HOST) {
+    throw new InvalidOptionError(
+      'host',
+      `the local API listens on ${LOCAL_API_HOST} only, for apps on this machine; it cannot listen on ${String(host)}`,
+    );
+  }
+}

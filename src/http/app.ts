@@ -1,0 +1,82 @@
+import swagger from '@fastify/swagger';
+import Fastify, { type FastifyInstance, LogController } from 'fastify';
+import type { Logger } from 'pino';
+import { installErrorHandling } from './errors.js';
+import { EventStreams } from './sse.js';
+
+/** What an API app is called and how it logs and limits bodies. */
+export interface ApiAppOptions {
+  /** OpenAPI `info` of the document the app serves. */
+  title: string;
+  version: string;
+  description: string;
+  /** Largest request body in bytes. */
+  bodyLimit: number;
+  logger: Logger;
+}
+
+/** A fastify app and the event streams it has open. */
+export interface ApiApp {
+  app: FastifyInstance;
+  streams: EventStreams;
+}
+
+/**
+ * The common base of both HTTP APIs: JSON errors with stable codes, the OpenAPI
+ * generator, request logging that never writes a URL's query (it may carry a
+ * token), and event streams that end when the app closes. Register routes in
+ * plugins (`app.register`), after this, so the OpenAPI generator sees them.
+ */
+export function createApiApp(options: ApiAppOptions): ApiApp {
+  const app = Fastify({
+    loggerInstance: options.logger,
+    // fastify's own request lines contain the full URL, query included; the hook below logs the route instead.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: options.bodyLimit,
+    // Not behind a proxy: request.ip is the real client address the rate limit counts.
+    trustProxy: false,
+    return503OnClosing: true,
+  }) as unknown as FastifyInstance;
+  // Response schemas document the API; serialising with them would silently drop
+  // or coerce fields of record bodies that the schema does not spell out.
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+  installErrorHandling(app, options.logger);
+
+  const streams = new EventStreams();
+  // A server waits for open responses before it closes; event streams never end on their own.
+  app.addHook('preClose', async () => streams.closeAll());
+  app.addHook('onResponse', async (request, reply) => {
+    options.logger.debug(
+      {
+        method: request.method,
+        route: request.routeOptions.url ?? '(no route)',
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime),
+      },
+      'request',
+    );
+  });
+
+  void app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: options.title, version: options.version, description: options.description },
+      components: {
+        securitySchemes: {
+          bearer: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'The API token, sent as `Authorization: Bearer <token>`.',
+          },
+        },
+      },
+      security: [{ bearer: [] }],
+    },
+  });
+  return { app, streams };
+}
+
+/** Serves the OpenAPI document at `/api/openapi.json`, without authentication: it holds no data. */
+export async function openApiRoute(app: FastifyInstance): Promise<void> {
+  app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+}

@@ -1,0 +1,148 @@
+/** Request and response schemas of the hub's admin API (zod; see src/http/schemas.ts). */
+import { z } from 'zod';
+
+const ms = z.number().int().describe('milliseconds since 1970-01-01 UTC');
+const deviceIdHex = z.string().regex(/^[0-9a-f]{64}$/);
+const groupName = z.string().min(1).max(64);
+
+/** Path parameter naming a device, in either form. */
+export const deviceParams = z.object({
+  id: z
+    .string()
+    .min(1)
+    .max(128)
+    .describe('device ID: 64 hex characters or the readable XXXXXXX-XXXXXXX-... form'),
+});
+
+/** A child's live sync session. */
+export const childSession = z.object({
+  deviceId: deviceIdHex,
+  address: z.string(),
+  name: z.string(),
+  appVersion: z.string(),
+  connectedAt: ms,
+  caughtUp: z.boolean(),
+  stats: z.record(z.string(), z.unknown()).describe('sync session counters'),
+});
+
+/** A registered device, with its readable ID and whether it is connected. */
+export const device = z.object({
+  deviceId: deviceIdHex,
+  readableId: z.string().describe('the device ID in its readable, check-summed form'),
+  name: z.string(),
+  group: z.string(),
+  state: z.enum(['pending', 'approved', 'revoked']),
+  firstSeen: ms,
+  lastSeen: ms.nullable(),
+  lastAddress: z.string().nullable(),
+  appVersion: z.string().nullable(),
+  pairedAt: ms,
+  revokedAt: ms.nullable(),
+  connected: z.boolean().describe('has a live sync connection now'),
+});
+
+/** One device with its live session. */
+export const deviceDetail = device.extend({
+  session: childSession.nullable().describe('the live sync session, when connected'),
+});
+
+/** Filters of the device list. */
+export const devicesQuery = z.object({
+  state: z.enum(['pending', 'approved', 'revoked']).optional(),
+  group: groupName.optional(),
+});
+
+/** The device list. */
+export const devices = z.object({ devices: z.array(device) });
+
+/** A rename and/or a move to another group. */
+export const devicePatch = z.object({
+  name: z.string().min(1).max(128).optional(),
+  group: groupName.optional(),
+});
+
+/** The hub's status. */
+export const hubStatus = z.object({
+  deviceId: deviceIdHex,
+  readableId: z.string(),
+  name: z.string(),
+  version: z.string(),
+  startedAt: ms,
+  syncPort: z.number().int(),
+  devices: z.object({ approved: z.number().int(), pending: z.number().int(), revoked: z.number().int() }),
+  connected: z.array(childSession),
+  store: z.record(z.string(), z.unknown()).describe('store counters'),
+  discovery: z.array(z.record(z.string(), z.unknown())).describe('LAN announcement diagnostics'),
+});
+
+/** Options of a new pairing code. */
+export const pairingCodeRequest = z.object({
+  ttlMinutes: z.number().int().min(1).max(1440).optional().describe('lifetime; default 10 minutes'),
+  group: groupName.optional().describe('group the paired device joins; default "default"'),
+});
+
+/** A new pairing code, shown once, and the text of its QR code. */
+export const pairingCodeIssued = z.object({
+  code: z.string().describe('XXXX-XXXX-XXXX, single use; show it to the person pairing the device'),
+  expiresAt: ms,
+  group: z.string(),
+  qr: z
+    .string()
+    .describe('the text a QR code for this code encodes: trosyn-sync://pair?code=...&hub=...&port=...'),
+});
+
+/** A pairing code as listed: never the secret part. */
+export const pairingCodeEntry = z.object({
+  codeId: z.number().int(),
+  lookup: z.string().describe('the first group of the code (the rest is never shown again)'),
+  group: z.string(),
+  createdAt: ms,
+  expiresAt: ms,
+  failedAttempts: z.number().int(),
+  state: z.enum(['active', 'used', 'burned', 'expired']),
+  usedBy: deviceIdHex.nullable(),
+});
+
+/** The pairing code list. */
+export const pairingCodes = z.object({
+  codes: z.array(pairingCodeEntry).describe('newest first, at most 100'),
+});
+
+/** A device group and its scopes. */
+export const group = z.object({
+  name: z.string(),
+  description: z.string(),
+  read: z.array(z.string()),
+  write: z.array(z.string()),
+});
+
+/** The group list. */
+export const groups = z.object({ groups: z.array(group) });
+
+/** Path parameter naming a group. */
+export const groupParams = z.object({ name: groupName });
+
+const scopePattern = z.string().min(1).max(66).describe('a collection name, `*`, or `prefix.*`');
+/** A group's new description and scopes. */
+export const groupPut = z.object({
+  description: z.string().max(500).optional(),
+  read: z.array(scopePattern).max(256),
+  write: z.array(scopePattern).max(256),
+});
+
+/** Query of the event stream. */
+export const eventsQuery = z.object({
+  token: z
+    .string()
+    .optional()
+    .describe('the admin token, for browsers whose EventSource cannot set headers; prefer the header'),
+});
+
+/** Parsed device filters. */
+export type DevicesQuery = z.infer<typeof devicesQuery>;
+/** Parsed device change. */
+export type DevicePatch = z.infer<typeof devicePatch>;
+/** Parsed pairing code options. */
+export type PairingCodeRequest = z.infer<typeof pairingCodeRequest>;
+/** Parsed group change. */
+export type GroupPut = z.infer<typeof groupPut>;

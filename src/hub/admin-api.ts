@@ -1,0 +1,156 @@
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { createApiApp, openApiRoute } from '../http/app.js';
+import { bearerGuard } from '../http/bearer.js';
+import { replicaReadRoutes } from '../http/replica-routes.js';
+import { HttpApiListener } from '../http/server.js';
+import { type Clock, type Startable, systemClock } from '../lifecycle.js';
+import { componentLogger, silentLogger } from '../observability/logger.js';
+import { DEFAULT_ADMIN_PORT } from '../protocol/constants.js';
+import { InvalidOptionError } from '../sync/errors.js';
+import { APP_VERSION } from '../version.js';
+import { adminRoutes } from './admin-api-routes.js';
+import { ensureAdminToken, verifyAdminToken } from './admin-api-token.js';
+import type { Hub } from './hub.js';
+import type { RateLimit } from '../transport/rate-limit.js';
+
+export { pairingUri } from './admin-api-routes.js';
+export {
+  ADMIN_TOKEN_SETTING,
+  ensureAdminToken,
+  resetAdminToken,
+  verifyAdminToken,
+} from './admin-api-token.js';
+
+/** Everything the admin API is configured with. */
+export interface AdminApiOptions {
+  /**
+   * Address to listen on. Default '::' (every address, IPv4 and IPv6): the
+   * dashboard is used from the admin's own PC on the LAN, and every `/api` route
+   * needs the admin token. Use '127.0.0.1' to allow only this machine (e.g. behind
+   * a reverse proxy that adds TLS).
+   */
+  host?: string;
+  /** TCP port. Default 17701 (DEFAULT_ADMIN_PORT); 0 picks a free port. */
+  port?: number;
+  /**
+   * Wrong admin tokens allowed per client address. Default burst 10, then 10 per
+   * minute; past it the address gets 429 RATE_LIMITED, even with the right token,
+   * until an attempt has refilled.
+   */
+  authFailureLimit?: RateLimit;
+  /** Interval (ms) of the heartbeat comment on `/api/events`. Default 15 s. */
+  eventHeartbeatMs?: number;
+  logger?: Logger;
+  clock?: Clock;
+}
+
+/**
+ * Builds the admin API without listening (tests use `inject()`). Every `/api`
+ * route except `/api/openapi.json` needs `Authorization: Bearer <admin token>`;
+ * `/api/events` also takes `?token=`. The hub may be started after this is built:
+ * requests before then get 503 NOT_STARTED.
+ */
+export function buildAdminApi(hub: Hub, options: AdminApiOptions = {}): FastifyInstance {
+  const logger = componentLogger(options.logger ?? silentLogger, 'admin-api');
+  const clock = options.clock ?? systemClock;
+  const { app, streams } = createApiApp({
+    title: 'Trosyn Sync admin API',
+    version: APP_VERSION,
+    description:
+      "The Admin Hub's HTTP API: devices, pairing codes, groups, records, conflicts and a live event stream. " +
+      'Every route needs `Authorization: Bearer <admin token>`.',
+    bodyLimit: 2 * 1024 * 1024,
+    logger,
+  });
+  void app.register(openApiRoute);
+  void app.register(
+    async (api) => {
+      api.addHook(
+        'onRequest',
+        bearerGuard({
+          verify: (token) => verifyAdminToken(hub.registry, token),
+          failureLimit: options.authFailureLimit ?? { burst: 10, perMinute: 10 },
+          hint: 'the admin token is shown once when the hub first starts; `trosyn-sync admin-token --reset` makes a new one',
+          clock,
+          logger,
+        }),
+      );
+      await api.register(
+        adminRoutes(hub, { streams, eventHeartbeatMs: options.eventHeartbeatMs ?? 15_000, logger }),
+      );
+      await api.register(replicaReadRoutes(() => hub.replica));
+    },
+    { prefix: '/api' },
+  );
+  return app;
+}
+
+/**
+ * The hub's admin HTTP API as a Startable: start it after the hub (it creates the
+ * admin token on first start) and stop it before the hub.
+ */
+export class AdminApiServer implements Startable {
+  private readonly hub: Hub;
+  private readonly logger: Logger;
+  private readonly listener: HttpApiListener;
+  private createdToken: string | undefined;
+
+  constructor(hub: Hub, options: AdminApiOptions = {}) {
+    const port = options.port ?? DEFAULT_ADMIN_PORT;
+    if (!Number.isInteger(port) || port < 0 || port > 65_535) {
+      throw new InvalidOptionError('port', 'must be an integer from 0 to 65535 (0 picks a free port)');
+    }
+    if (options.host !== undefined && (typeof options.host !== 'string' || options.host.trim() === '')) {
+      throw new InvalidOptionError('host', "must be an address such as '::', '0.0.0.0' or '127.0.0.1'");
+    }
+    this.hub = hub;
+    this.logger = componentLogger(options.logger ?? silentLogger, 'admin-api');
+    this.listener = new HttpApiListener(() => buildAdminApi(hub, options), {
+      host: options.host ?? '::',
+      port,
+      portOption: 'the admin port option',
+      what: 'admin API',
+      logger: this.logger,
+    });
+  }
+
+  isStarted(): boolean {
+    return this.listener.isStarted();
+  }
+
+  /** The port the API listens on (useful with port 0). */
+  get port(): number {
+    return this.listener.address().port;
+  }
+
+  /** The address the API is bound to. */
+  address(): { address: string; port: number; family: string } {
+    return this.listener.address();
+  }
+
+  async start(): Promise<void> {
+    if (this.listener.isStarted()) return;
+    // Throws NOT_STARTED when the hub is not running: its registry holds the token.
+    const { token } = ensureAdminToken(this.hub.registry);
+    if (token !== undefined) {
+      this.createdToken = token;
+      this.logger.warn('a new admin token was created; it is shown once, where the hub was started');
+    }
+    await this.listener.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.listener.stop();
+  }
+
+  /**
+   * The admin token if this start created it, once: the caller shows it to the
+   * admin (it cannot be read back later) and the server forgets it.
+   */
+  takeCreatedToken(): string | undefined {
+    const token = this.createdToken;
+    this.createdToken = undefined;
+    return token;
+  }
+}

@@ -1,0 +1,208 @@
+import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { Child } from '../../src/child/child.js';
+import { AdminApiServer, ensureAdminToken } from '../../src/hub/admin-api.js';
+import { deviceDetail } from '../../src/hub/admin-api-schemas.js';
+import { Hub } from '../../src/hub/hub.js';
+import { formatDeviceId } from '../../src/transport/device-id.js';
+import { loadOrCreateIdentity } from '../../src/transport/identity.js';
+import { eventually, tempDir } from '../helpers.js';
+import { SseClient } from './helpers.js';
+
+const dir = tempDir('trosyn-admin-live-');
+after(() => dir.remove());
+let n = 0;
+
+async function startHub(options: Partial<ConstructorParameters<typeof Hub>[0]> = {}) {
+  const hub = new Hub({
+    discovery: false,
+    dataDir: join(dir.path, `hub-${++n}`),
+    host: '127.0.0.1',
+    port: 0,
+    synchronous: 'off',
+    ...options,
+  });
+  await hub.start();
+  return hub;
+}
+
+function childFor(hub: Hub, dataDir: string) {
+  return new Child({
+    dataDir,
+    name: 'reception',
+    hubId: hub.deviceId,
+    hubAddresses: () => [{ host: '127.0.0.1', port: hub.port }],
+    discovery: false,
+    backoff: { initialMs: 50, maxMs: 300 },
+    synchronous: 'off',
+  });
+}
+
+describe('admin API over a real socket, with a hub and a child over mutual TLS', () => {
+  it('streams hub events as SSE; approve lets a child in, revoke disconnects it; the listener goes away with the client', async () => {
+    const hub = await startHub({ requireApproval: true });
+    const server = new AdminApiServer(hub, { host: '127.0.0.1', port: 0, eventHeartbeatMs: 200 });
+    await server.start();
+    const token = server.takeCreatedToken() as string;
+    assert.ok(token, 'the first start creates the admin token');
+    const base = `http://127.0.0.1:${server.port}`;
+    const headers = { authorization: `Bearer ${token}` };
+    const baseline = hub.listenerCount('event');
+
+    const stream = new SseClient(`${base}/api/events`, headers);
+    await eventually(() => stream.comments.includes('connected'), 5000, 'the stream opened');
+    assert.equal(hub.listenerCount('event'), baseline + 1);
+    assert.equal(stream.status, 200);
+    assert.match(String(stream.headers['content-type']), /^text\/event-stream/);
+    await eventually(() => stream.comments.includes('heartbeat'), 5000, 'a heartbeat comment');
+
+    // A paired device waiting for approval: the hub refuses it until an admin approves.
+    const childDir = join(dir.path, 'child');
+    const childId = (await loadOrCreateIdentity(join(childDir, 'identity'))).deviceId;
+    hub.registry.register({ deviceId: childId, name: 'reception', group: 'default' });
+    const child = childFor(hub, childDir);
+    await child.start();
+    const approve = await fetch(`${base}/api/devices/${formatDeviceId(childId)}/approve`, {
+      method: 'POST',
+      headers,
+    });
+    assert.equal(approve.status, 200);
+    assert.equal(hub.registry.get(childId)?.state, 'approved');
+    child.syncNow();
+
+    const connected = await stream.next(
+      (e) => e.event === 'device-connected' && JSON.parse(e.data).session.deviceId === childId,
+      'device-connected event',
+    );
+    assert.equal(JSON.parse(connected.data).type, 'device-connected');
+    assert.ok(stream.events.some((e) => e.event === 'device-approved'));
+
+    // Record changes made by the child show up as the hub relays them.
+    await child.replica.put('notes', 'n1', { text: 'hello' });
+    await eventually(
+      async () => (await hub.replica.get('notes', 'n1')) !== undefined,
+      10_000,
+      'the write reached the hub',
+    );
+    const device = deviceDetail.parse(
+      await (await fetch(`${base}/api/devices/${childId}`, { headers })).json(),
+    );
+    assert.equal(device.connected, true);
+    assert.equal(device.session?.deviceId, childId);
+
+    const revoke = await fetch(`${base}/api/devices/${childId}/revoke`, { method: 'POST', headers });
+    assert.equal(revoke.status, 200);
+    assert.equal(hub.registry.get(childId)?.state, 'revoked');
+    await eventually(() => hub.connectedChildren().length === 0, 5000, 'the revoked child is disconnected');
+    const gone = await stream.next(
+      (e) => e.event === 'device-disconnected' && JSON.parse(e.data).deviceId === childId,
+      'device-disconnected event',
+    );
+    assert.equal(JSON.parse(gone.data).code, 'DEVICE_REVOKED');
+    await eventually(
+      async () => (await child.status()).connection.lastError?.code === 'DEVICE_REVOKED',
+      5000,
+      'the child learns why',
+    );
+
+    stream.close();
+    await eventually(() => hub.listenerCount('event') === baseline, 5000, 'the listener was removed');
+
+    await child.stop();
+    await server.stop();
+    await hub.stop();
+  });
+
+  it('the event stream takes ?token= for browsers; wrong tokens get 401; stopping the server ends open streams', async () => {
+    const hub = await startHub();
+    const server = new AdminApiServer(hub, { host: '127.0.0.1', port: 0 });
+    await server.start();
+    const token = server.takeCreatedToken() as string;
+    const base = `http://127.0.0.1:${server.port}`;
+    const baseline = hub.listenerCount('event');
+
+    const wrong = new SseClient(`${base}/api/events?token=tsa_nope`);
+    await eventually(() => wrong.ended, 5000, 'refused');
+    assert.equal(wrong.status, 401);
+
+    const viaQuery = new SseClient(`${base}/api/events?token=${encodeURIComponent(token)}`);
+    await eventually(() => viaQuery.comments.includes('connected'), 5000, 'connected');
+    assert.equal(viaQuery.status, 200);
+    hub.putGroup({ name: 'sales', description: '', read: ['*'], write: ['*'] });
+    const e = await viaQuery.next((x) => x.event === 'scopes-changed', 'scopes-changed event');
+    assert.deepEqual({ ...JSON.parse(e.data), at: 0 }, { type: 'scopes-changed', group: 'sales', at: 0 });
+
+    // stop() must not wait for the endless response: it ends it.
+    await server.stop();
+    await eventually(() => viaQuery.ended, 5000, 'the stream ended');
+    assert.equal(hub.listenerCount('event'), baseline);
+    await hub.stop();
+  });
+
+  it('lifecycle: stop before start, start twice, stop twice; the port is released; the token is created once', async () => {
+    const hub = await startHub();
+    const server = new AdminApiServer(hub, { host: '127.0.0.1', port: 0 });
+    await server.stop();
+    assert.equal(server.isStarted(), false);
+    await server.start();
+    const port = server.port;
+    assert.equal(server.address().address, '127.0.0.1');
+    await server.start();
+    assert.equal(server.port, port);
+    const token = server.takeCreatedToken();
+    assert.ok(token);
+    assert.equal(server.takeCreatedToken(), undefined, 'handed out once');
+    const res = await fetch(`http://127.0.0.1:${port}/api/status`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    assert.equal(res.status, 200);
+    await server.stop();
+    await server.stop();
+    assert.equal(server.isStarted(), false);
+    assert.throws(() => server.port, { code: 'NOT_STARTED' });
+
+    // The port is free again, and a restart on it keeps the same token.
+    const again = new AdminApiServer(hub, { host: '127.0.0.1', port });
+    await again.start();
+    assert.equal(again.port, port);
+    assert.equal(again.takeCreatedToken(), undefined, 'the token already exists');
+    const still = await fetch(`http://127.0.0.1:${port}/api/status`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    assert.equal(still.status, 200);
+    await again.stop();
+    await hub.stop();
+  });
+
+  it('fails fast: a hub that is not started, a port in use, an invalid port', async () => {
+    const stopped = new Hub({
+      discovery: false,
+      dataDir: join(dir.path, 'stopped'),
+      host: '127.0.0.1',
+      port: 0,
+    });
+    await assert.rejects(new AdminApiServer(stopped, { host: '127.0.0.1', port: 0 }).start(), {
+      code: 'NOT_STARTED',
+    });
+    assert.throws(() => new AdminApiServer(stopped, { port: 70_000 }), { code: 'INVALID_OPTION' });
+    assert.throws(() => new AdminApiServer(stopped, { host: '' }), { code: 'INVALID_OPTION' });
+
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const taken = (blocker.address() as { port: number }).port;
+    const hub = await startHub();
+    ensureAdminToken(hub.registry);
+    const server = new AdminApiServer(hub, { host: '127.0.0.1', port: taken });
+    await assert.rejects(server.start(), (err: { code: string; message: string }) => {
+      assert.equal(err.code, 'API_LISTEN_FAILED');
+      assert.match(err.message, /in use/);
+      return true;
+    });
+    assert.equal(server.isStarted(), false);
+    await server.stop();
+    await new Promise((r) => blocker.close(r));
+    await hub.stop();
+  });
+});

@@ -1,0 +1,562 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import {
+  ADMIN_TOKEN_SETTING,
+  buildAdminApi,
+  ensureAdminToken,
+  resetAdminToken,
+} from '../../src/hub/admin-api.js';
+import * as s from '../../src/hub/admin-api-schemas.js';
+import { Hub, type HubEvent } from '../../src/hub/hub.js';
+import { createLogger } from '../../src/observability/logger.js';
+import * as shared from '../../src/http/schemas.js';
+import type { DeviceId } from '../../src/store/types.js';
+import { randomDeviceId } from '../../src/sync/ids.js';
+import { formatDeviceId } from '../../src/transport/device-id.js';
+import { FakeClock, tempDir } from '../helpers.js';
+import { authed, makeConflict, operations, type RouteCall } from './helpers.js';
+
+const dir = tempDir('trosyn-admin-api-');
+after(() => dir.remove());
+
+const collections = { tickets: { conflict: 'manual' as const } };
+let hub: Hub;
+let app: FastifyInstance;
+let token: string;
+let call: ReturnType<typeof authed>;
+const events: HubEvent[] = [];
+
+before(async () => {
+  hub = new Hub({
+    discovery: false,
+    dataDir: join(dir.path, 'hub'),
+    host: '127.0.0.1',
+    port: 0,
+    synchronous: 'off',
+    requireApproval: true,
+    collections,
+  });
+  await hub.start();
+  hub.on('event', (e) => events.push(e));
+  token = ensureAdminToken(hub.registry).token as string;
+  // Generous: the route loop below sends many wrong tokens from one address.
+  app = buildAdminApi(hub, { authFailureLimit: { burst: 1000, perMinute: 1000 } });
+  call = authed(app, token);
+});
+after(async () => {
+  await app.close();
+  await hub.stop();
+});
+
+function json<T>(schema: z.ZodType<T>, body: string): T {
+  return schema.parse(JSON.parse(body));
+}
+
+const knownDevice = randomDeviceId();
+
+/** Every admin route, with parameters that exist. */
+function routeTable(): RouteCall[] {
+  const d = knownDevice;
+  return [
+    { method: 'GET', url: '/api/status', path: '/api/status' },
+    { method: 'GET', url: '/api/devices', path: '/api/devices' },
+    { method: 'GET', url: `/api/devices/${d}`, path: '/api/devices/{id}' },
+    { method: 'PATCH', url: `/api/devices/${d}`, path: '/api/devices/{id}', payload: { name: 'x' } },
+    { method: 'POST', url: `/api/devices/${d}/approve`, path: '/api/devices/{id}/approve' },
+    { method: 'POST', url: `/api/devices/${d}/revoke`, path: '/api/devices/{id}/revoke' },
+    { method: 'POST', url: '/api/pairing-codes', path: '/api/pairing-codes', payload: {} },
+    { method: 'GET', url: '/api/pairing-codes', path: '/api/pairing-codes' },
+    { method: 'GET', url: '/api/groups', path: '/api/groups' },
+    {
+      method: 'PUT',
+      url: '/api/groups/x',
+      path: '/api/groups/{name}',
+      payload: { read: ['*'], write: [] },
+    },
+    { method: 'GET', url: '/api/events', path: '/api/events' },
+    { method: 'GET', url: '/api/collections', path: '/api/collections' },
+    { method: 'GET', url: '/api/records/notes', path: '/api/records/{collection}' },
+    { method: 'GET', url: '/api/records/notes/n1', path: '/api/records/{collection}/{id}' },
+    {
+      method: 'GET',
+      url: '/api/records/notes/n1/history',
+      path: '/api/records/{collection}/{id}/history',
+    },
+    { method: 'GET', url: '/api/conflicts', path: '/api/conflicts' },
+    {
+      method: 'POST',
+      url: '/api/conflicts/tickets/t1/resolve',
+      path: '/api/conflicts/{collection}/{id}/resolve',
+      payload: { rev: 'abcd' },
+    },
+  ];
+}
+
+describe('admin API: authentication', () => {
+  it('the OpenAPI document is public, valid JSON, and has a path for every route', async () => {
+    const res = await app.inject({ method: 'GET', url: '/api/openapi.json' });
+    assert.equal(res.statusCode, 200);
+    const doc = JSON.parse(res.body) as {
+      openapi: string;
+      paths: Record<string, Record<string, { responses: Record<string, unknown>; summary?: string }>>;
+      components: { securitySchemes: Record<string, { scheme: string }> };
+      security: unknown[];
+    };
+    assert.equal(doc.openapi, '3.1.0');
+    assert.equal(doc.components.securitySchemes['bearer']?.scheme, 'bearer');
+    assert.deepEqual(doc.security, [{ bearer: [] }]);
+    assert.deepEqual(
+      operations(doc),
+      routeTable()
+        .map((r) => `${r.method} ${r.path}`)
+        .sort(),
+    );
+    for (const [path, ops] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(ops)) {
+        assert.ok(op.summary, `${method} ${path} has a summary`);
+        assert.ok(
+          Object.keys(op.responses).some((c) => c.startsWith('2')),
+          `${method} ${path} documents its success`,
+        );
+        assert.ok(op.responses['401'], `${method} ${path} documents 401`);
+      }
+    }
+  });
+
+  it('every /api route answers 401 UNAUTHORIZED without a token and with a wrong one', async () => {
+    for (const route of routeTable()) {
+      for (const headers of [
+        {},
+        { authorization: 'Bearer tsa_wrong' },
+        { authorization: `Basic ${token}` },
+      ]) {
+        const res = await app.inject({
+          method: route.method,
+          url: route.url,
+          headers,
+          ...(route.payload !== undefined && { payload: route.payload as object }),
+        });
+        assert.equal(res.statusCode, 401, `${route.method} ${route.url} with ${JSON.stringify(headers)}`);
+        assert.equal(JSON.parse(res.body).code, 'UNAUTHORIZED');
+        assert.equal(res.headers['www-authenticate'], 'Bearer');
+      }
+    }
+    // The query token counts only on the event stream, and a wrong one there is refused too.
+    const viaQuery = await app.inject({ method: 'GET', url: `/api/status?token=${token}` });
+    assert.equal(viaQuery.statusCode, 401);
+    const wrongQuery = await app.inject({ method: 'GET', url: '/api/events?token=tsa_wrong' });
+    assert.equal(wrongQuery.statusCode, 401);
+  });
+
+  it('the token is stored only as its SHA-256; the plaintext is never in the registry file', async () => {
+    assert.match(token, /^tsa_[A-Za-z0-9_-]{43}$/);
+    const hash = createHash('sha256').update(token).digest('hex');
+    assert.equal(hub.registry.getSetting(ADMIN_TOKEN_SETTING), hash);
+    assert.deepEqual(ensureAdminToken(hub.registry), { token: undefined }, 'shown once: not returned again');
+
+    // A separate hub, so the file can be read after it is closed and checkpointed.
+    const other = new Hub({
+      discovery: false,
+      dataDir: join(dir.path, 'hashed'),
+      host: '127.0.0.1',
+      port: 0,
+    });
+    await other.start();
+    const plain = ensureAdminToken(other.registry).token as string;
+    const plainHash = createHash('sha256').update(plain).digest('hex');
+    await other.stop();
+    const files = ['hub.db', 'hub.db-wal', 'hub.db-shm']
+      .map((f) => join(dir.path, 'hashed', f))
+      .filter((f) => existsSync(f));
+    const bytes = Buffer.concat(files.map((f) => readFileSync(f)));
+    assert.ok(bytes.includes(plainHash), 'the hash is stored (so the search below can find text)');
+    assert.ok(!bytes.includes(plain), 'the token itself is not');
+    assert.ok(!bytes.includes(plain.slice(4)), 'nor its random part');
+  });
+
+  it('resetting the token retires the old one at once', async () => {
+    const first = resetAdminToken(hub.registry);
+    assert.equal((await authed(app, first)({ method: 'GET', url: '/api/status' })).statusCode, 200);
+    const second = resetAdminToken(hub.registry);
+    assert.notEqual(first, second);
+    assert.equal((await authed(app, first)({ method: 'GET', url: '/api/status' })).statusCode, 401);
+    assert.equal((await authed(app, second)({ method: 'GET', url: '/api/status' })).statusCode, 200);
+    token = second;
+    call = authed(app, token);
+  });
+
+  it('wrong tokens are rate-limited per address: 429 RATE_LIMITED, even for the right token, until one refills', async () => {
+    const clock = new FakeClock();
+    const limited = buildAdminApi(hub, { authFailureLimit: { burst: 3, perMinute: 6 }, clock });
+    const from = (remoteAddress: string, bearer: string) =>
+      limited.inject({
+        method: 'GET',
+        url: '/api/status',
+        remoteAddress,
+        headers: { authorization: `Bearer ${bearer}` },
+      });
+    for (let i = 0; i < 3; i++) assert.equal((await from('10.0.0.5', 'tsa_guess')).statusCode, 401);
+    const blocked = await from('10.0.0.5', 'tsa_guess');
+    assert.equal(blocked.statusCode, 429);
+    assert.equal(JSON.parse(blocked.body).code, 'RATE_LIMITED');
+    assert.equal(blocked.headers['retry-after'], '10');
+    assert.equal(
+      (await from('10.0.0.5', token)).statusCode,
+      429,
+      'locked out: a right guess is not confirmed',
+    );
+    assert.equal((await from('10.0.0.6', token)).statusCode, 200, 'other addresses are not affected');
+    // Missing tokens are not guesses and do not count.
+    const none = await limited.inject({ method: 'GET', url: '/api/status', remoteAddress: '10.0.0.6' });
+    assert.equal(none.statusCode, 401);
+    clock.advance(10_000);
+    assert.equal((await from('10.0.0.5', token)).statusCode, 200);
+    await limited.close();
+  });
+
+  it('never writes a token to the log, from the header or the query', async () => {
+    const lines: string[] = [];
+    const logger = createLogger({
+      level: 'trace',
+      destination: { write: (line: string) => lines.push(line) },
+    });
+    const logged = buildAdminApi(hub, { logger });
+    const secret = resetAdminToken(hub.registry);
+    const wrong = 'tsa_wrong-guess-that-should-not-be-logged';
+    await logged.inject({
+      method: 'GET',
+      url: '/api/status',
+      headers: { authorization: `Bearer ${secret}` },
+    });
+    await logged.inject({ method: 'GET', url: '/api/status', headers: { authorization: `Bearer ${wrong}` } });
+    await logged.inject({ method: 'GET', url: `/api/events?token=${wrong}` });
+    await logged.inject({ method: 'GET', url: `/api/nothing?token=${secret}` });
+    const original = hub.status.bind(hub);
+    hub.status = async () => {
+      throw new Error('boom');
+    };
+    await logged.inject({
+      method: 'GET',
+      url: `/api/status`,
+      headers: { authorization: `Bearer ${secret}` },
+    });
+    hub.status = original;
+    await logged.close();
+    const text = lines.join('');
+    assert.ok(text.includes('wrong token') && text.includes('request failed'), 'the requests were logged');
+    assert.ok(!text.includes(secret) && !text.includes(wrong), 'but no token');
+    token = secret;
+    call = authed(app, token);
+  });
+
+  it('a hub that is not started answers 503 NOT_STARTED', async () => {
+    const stopped = new Hub({
+      discovery: false,
+      dataDir: join(dir.path, 'never'),
+      host: '127.0.0.1',
+      port: 0,
+    });
+    const api = buildAdminApi(stopped);
+    const res = await authed(api, token)({ method: 'GET', url: '/api/status' });
+    assert.equal(res.statusCode, 503);
+    assert.equal(JSON.parse(res.body).code, 'NOT_STARTED');
+    await api.close();
+  });
+});
+
+describe('admin API: status and devices', () => {
+  const pendingId = randomDeviceId();
+
+  before(() => {
+    hub.registry.register({ deviceId: knownDevice, name: 'front desk', group: 'default' });
+    hub.registry.register({ deviceId: pendingId, name: 'laptop 7', group: 'default' });
+  });
+
+  it('GET /api/status returns the hub status with its readable ID', async () => {
+    const res = await call({ method: 'GET', url: '/api/status' });
+    assert.equal(res.statusCode, 200);
+    const status = json(s.hubStatus, res.body);
+    assert.equal(status.deviceId, hub.deviceId);
+    assert.equal(status.readableId, formatDeviceId(hub.deviceId));
+    assert.equal(status.syncPort, hub.port);
+    assert.ok(status.devices.pending >= 2);
+  });
+
+  it('GET /api/devices lists devices and filters by state and group', async () => {
+    const all = json(s.devices, (await call({ method: 'GET', url: '/api/devices' })).body).devices;
+    assert.ok(all.some((d) => d.deviceId === knownDevice && d.readableId === formatDeviceId(knownDevice)));
+    const pending = json(s.devices, (await call({ method: 'GET', url: '/api/devices?state=pending' })).body);
+    assert.ok(pending.devices.every((d) => d.state === 'pending'));
+    const none = json(s.devices, (await call({ method: 'GET', url: '/api/devices?group=nobody' })).body);
+    assert.deepEqual(none.devices, []);
+    const bad = await call({ method: 'GET', url: '/api/devices?state=sleeping' });
+    assert.equal(bad.statusCode, 400);
+    assert.equal(JSON.parse(bad.body).code, 'INVALID_REQUEST');
+  });
+
+  it('GET /api/devices/:id accepts the hex and the readable form; unknown is 404, malformed is 400', async () => {
+    for (const id of [pendingId, formatDeviceId(pendingId), formatDeviceId(pendingId).toLowerCase()]) {
+      const res = await call({ method: 'GET', url: `/api/devices/${id}` });
+      assert.equal(res.statusCode, 200, id);
+      const d = json(s.deviceDetail, res.body);
+      assert.equal(d.deviceId, pendingId);
+      assert.equal(d.session, null);
+      assert.equal(d.connected, false);
+    }
+    const unknown = await call({ method: 'GET', url: `/api/devices/${randomDeviceId()}` });
+    assert.equal(unknown.statusCode, 404);
+    assert.equal(JSON.parse(unknown.body).code, 'DEVICE_NOT_FOUND');
+    const typo = formatDeviceId(pendingId).replace(/^./, (c) => (c === 'A' ? 'B' : 'A'));
+    const bad = await call({ method: 'GET', url: `/api/devices/${typo}` });
+    assert.equal(bad.statusCode, 400);
+    assert.equal(JSON.parse(bad.body).code, 'INVALID_DEVICE_ID');
+  });
+
+  it('approve and revoke change the registry and publish events; a revoked device cannot be approved', async () => {
+    const approved = await call({ method: 'POST', url: `/api/devices/${formatDeviceId(pendingId)}/approve` });
+    assert.equal(approved.statusCode, 200);
+    assert.equal(json(s.device, approved.body).state, 'approved');
+    assert.equal(hub.registry.get(pendingId as DeviceId)?.state, 'approved');
+    assert.ok(events.some((e) => e.type === 'device-approved' && e.deviceId === pendingId));
+
+    const revoked = await call({ method: 'POST', url: `/api/devices/${pendingId}/revoke` });
+    assert.equal(revoked.statusCode, 200);
+    assert.equal(json(s.device, revoked.body).state, 'revoked');
+    assert.equal(hub.registry.get(pendingId as DeviceId)?.state, 'revoked');
+    assert.ok(events.some((e) => e.type === 'device-revoked' && e.deviceId === pendingId));
+
+    const again = await call({ method: 'POST', url: `/api/devices/${pendingId}/approve` });
+    assert.equal(again.statusCode, 409);
+    assert.equal(JSON.parse(again.body).code, 'DEVICE_REVOKED');
+    const missing = await call({ method: 'POST', url: `/api/devices/${randomDeviceId()}/revoke` });
+    assert.equal(missing.statusCode, 404);
+  });
+
+  it('PATCH renames and moves a device; a bad group changes nothing', async () => {
+    hub.putGroup({ name: 'sales', description: '', read: ['*'], write: ['sales.*'] });
+    const res = await call({
+      method: 'PATCH',
+      url: `/api/devices/${knownDevice}`,
+      payload: { name: '  Reception PC ', group: 'sales' },
+    });
+    assert.equal(res.statusCode, 200);
+    const d = json(s.device, res.body);
+    assert.equal(d.name, 'Reception PC');
+    assert.equal(d.group, 'sales');
+    assert.ok(events.some((e) => e.type === 'device-updated' && e.deviceId === knownDevice));
+
+    const badGroup = await call({
+      method: 'PATCH',
+      url: `/api/devices/${knownDevice}`,
+      payload: { name: 'Renamed', group: 'nope' },
+    });
+    assert.equal(badGroup.statusCode, 404);
+    assert.equal(JSON.parse(badGroup.body).code, 'GROUP_NOT_FOUND');
+    assert.equal(hub.registry.get(knownDevice)?.name, 'Reception PC', 'not renamed either');
+
+    const blank = await call({
+      method: 'PATCH',
+      url: `/api/devices/${knownDevice}`,
+      payload: { name: '   ' },
+    });
+    assert.equal(JSON.parse(blank.body).code, 'INVALID_NAME');
+    assert.equal(blank.statusCode, 400);
+    const empty = await call({ method: 'PATCH', url: `/api/devices/${knownDevice}`, payload: {} });
+    assert.equal(empty.statusCode, 400);
+    assert.equal(JSON.parse(empty.body).code, 'INVALID_REQUEST');
+  });
+});
+
+describe('admin API: pairing codes and groups', () => {
+  it('POST /api/pairing-codes issues a code with its QR text; GET lists codes without the secret', async () => {
+    const before = Date.now();
+    const res = await call({
+      method: 'POST',
+      url: '/api/pairing-codes',
+      payload: { ttlMinutes: 5, group: 'sales' },
+    });
+    assert.equal(res.statusCode, 201);
+    const issued = json(s.pairingCodeIssued, res.body);
+    assert.match(issued.code, /^[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}$/);
+    assert.equal(issued.group, 'sales');
+    assert.ok(issued.expiresAt >= before + 5 * 60_000 && issued.expiresAt <= Date.now() + 5 * 60_000);
+    const qr = new URL(issued.qr);
+    assert.equal(qr.protocol, 'trosyn-sync:');
+    assert.equal(qr.searchParams.get('code'), issued.code);
+    assert.equal(qr.searchParams.get('hub'), hub.deviceId);
+    assert.equal(qr.searchParams.get('port'), String(hub.port));
+
+    const plain = await call({ method: 'POST', url: '/api/pairing-codes' });
+    assert.equal(plain.statusCode, 201, 'no body means the defaults');
+    assert.equal(json(s.pairingCodeIssued, plain.body).group, 'default');
+
+    const list = await call({ method: 'GET', url: '/api/pairing-codes' });
+    assert.equal(list.statusCode, 200);
+    const codes = json(s.pairingCodes, list.body).codes;
+    assert.ok(codes.some((c) => c.lookup === issued.code.slice(0, 4) && c.state === 'active'));
+    assert.ok(!list.body.includes(issued.code), 'the whole code is never listed');
+    assert.ok(!list.body.includes('secret'));
+
+    const noGroup = await call({ method: 'POST', url: '/api/pairing-codes', payload: { group: 'nope' } });
+    assert.equal(noGroup.statusCode, 404);
+    assert.equal(JSON.parse(noGroup.body).code, 'GROUP_NOT_FOUND');
+    const badTtl = await call({ method: 'POST', url: '/api/pairing-codes', payload: { ttlMinutes: 0 } });
+    assert.equal(badTtl.statusCode, 400);
+    assert.equal(JSON.parse(badTtl.body).code, 'INVALID_REQUEST');
+  });
+
+  it('PUT /api/groups/:name creates a group (through the hub: scopes-changed); GET lists it', async () => {
+    const res = await call({
+      method: 'PUT',
+      url: '/api/groups/hr',
+      payload: { description: 'Human resources', read: ['hr.*', 'policies'], write: ['hr.*'] },
+    });
+    assert.equal(res.statusCode, 200);
+    assert.deepEqual(json(s.group, res.body), {
+      name: 'hr',
+      description: 'Human resources',
+      read: ['hr.*', 'policies'],
+      write: ['hr.*'],
+    });
+    assert.ok(events.some((e) => e.type === 'scopes-changed' && e.group === 'hr'));
+    const list = json(s.groups, (await call({ method: 'GET', url: '/api/groups' })).body).groups;
+    assert.ok(list.some((g) => g.name === 'hr') && list.some((g) => g.name === 'default'));
+
+    const badName = await call({ method: 'PUT', url: '/api/groups/-bad', payload: { read: [], write: [] } });
+    assert.equal(badName.statusCode, 400);
+    assert.equal(JSON.parse(badName.body).code, 'INVALID_GROUP');
+    const missing = await call({ method: 'PUT', url: '/api/groups/x', payload: { read: ['*'] } });
+    assert.equal(missing.statusCode, 400);
+    assert.equal(JSON.parse(missing.body).code, 'INVALID_REQUEST');
+  });
+});
+
+describe('admin API: records and conflicts', () => {
+  it('lists collections and pages through records with a next cursor', async () => {
+    for (let i = 0; i < 5; i++) await hub.replica.put('notes', `n${i}`, { i });
+    const cols = json(shared.collections, (await call({ method: 'GET', url: '/api/collections' })).body);
+    assert.ok(cols.collections.includes('notes'));
+
+    const seen: string[] = [];
+    let url = '/api/records/notes?limit=2';
+    let pages = 0;
+    for (;;) {
+      const res = await call({ method: 'GET', url });
+      assert.equal(res.statusCode, 200);
+      const page = json(shared.recordsPage, res.body);
+      seen.push(...page.records.map((r) => r.id));
+      pages++;
+      if (page.next === null) break;
+      url = `/api/records/notes?limit=2&after=${encodeURIComponent(page.next)}`;
+    }
+    assert.deepEqual(seen, ['n0', 'n1', 'n2', 'n3', 'n4']);
+    assert.equal(pages, 3);
+    const bad = await call({ method: 'GET', url: '/api/records/notes?limit=0' });
+    assert.equal(bad.statusCode, 400);
+  });
+
+  it('gets a record and its history; ids with slashes work URL-encoded; unknown is 404', async () => {
+    await hub.replica.put('notes', 'a/b c', { v: 1 });
+    await hub.replica.put('notes', 'a/b c', { v: 2 });
+    const one = await call({ method: 'GET', url: `/api/records/notes/${encodeURIComponent('a/b c')}` });
+    assert.equal(one.statusCode, 200);
+    assert.deepEqual(json(shared.recordView, one.body).body, { v: 2 });
+    const hist = await call({
+      method: 'GET',
+      url: `/api/records/notes/${encodeURIComponent('a/b c')}/history`,
+    });
+    assert.equal(hist.statusCode, 200);
+    const entries = json(shared.history, hist.body).history;
+    assert.deepEqual(
+      entries.map((e) => e.body),
+      [{ v: 1 }, { v: 2 }],
+    );
+    assert.equal(entries[1]?.current, true);
+    for (const url of ['/api/records/notes/nope', '/api/records/notes/nope/history']) {
+      const res = await call({ method: 'GET', url });
+      assert.equal(res.statusCode, 404);
+      assert.equal(JSON.parse(res.body).code, 'RECORD_NOT_FOUND');
+    }
+  });
+
+  it('lists open conflicts and resolves one; resolving again is 409 NO_CONFLICT', async () => {
+    await makeConflict(hub.replica, dir.path, collections, 'tickets', 't1');
+    const res = await call({ method: 'GET', url: '/api/conflicts?status=open&collection=tickets' });
+    assert.equal(res.statusCode, 200);
+    const open = json(shared.conflicts, res.body).conflicts;
+    assert.equal(open.length, 1);
+    const c = open[0] as (typeof open)[number];
+    assert.equal(c.heads.length, 2);
+    assert.ok(events.some((e) => e.type === 'conflict-opened' && e.id === 't1'));
+
+    const both = await call({
+      method: 'POST',
+      url: '/api/conflicts/tickets/t1/resolve',
+      payload: { rev: c.heads[0], body: {} },
+    });
+    assert.equal(both.statusCode, 400);
+    assert.equal(JSON.parse(both.body).code, 'INVALID_REQUEST');
+
+    const loser = c.heads.find((h) => h !== c.winner) as string;
+    const resolved = await call({
+      method: 'POST',
+      url: '/api/conflicts/tickets/t1/resolve',
+      payload: { rev: loser.slice(0, 12) },
+    });
+    assert.equal(resolved.statusCode, 200);
+    const write = json(shared.writeResult, resolved.body);
+    assert.equal(write.record.conflict, 'none');
+    assert.equal(
+      json(shared.conflicts, (await call({ method: 'GET', url: '/api/conflicts?status=open' })).body)
+        .conflicts.length,
+      0,
+    );
+    const again = await call({
+      method: 'POST',
+      url: '/api/conflicts/tickets/t1/resolve',
+      payload: { rev: loser },
+    });
+    assert.equal(again.statusCode, 409);
+    assert.equal(JSON.parse(again.body).code, 'NO_CONFLICT');
+  });
+});
+
+describe('admin API: errors', () => {
+  it('an unexpected failure is 500 INTERNAL_ERROR with a request ID and nothing of the cause', async () => {
+    const original = hub.status.bind(hub);
+    hub.status = async () => {
+      throw new Error('disk /srv/secret-path exploded');
+    };
+    try {
+      const res = await call({ method: 'GET', url: '/api/status' });
+      assert.equal(res.statusCode, 500);
+      const body = JSON.parse(res.body) as { code: string; message: string; details: { requestId: string } };
+      assert.equal(body.code, 'INTERNAL_ERROR');
+      assert.ok(body.details.requestId);
+      assert.ok(!res.body.includes('secret-path'));
+    } finally {
+      hub.status = original;
+    }
+  });
+
+  it('unknown routes are 404 ROUTE_NOT_FOUND, bad JSON is 400 INVALID_REQUEST, and errors are JSON', async () => {
+    const unknown = await call({ method: 'GET', url: '/api/nothing-here?token=abc' });
+    assert.equal(unknown.statusCode, 404);
+    assert.equal(JSON.parse(unknown.body).code, 'ROUTE_NOT_FOUND');
+    assert.ok(!unknown.body.includes('abc'), 'the query is not echoed');
+    const badJson = await call({
+      method: 'PUT',
+      url: '/api/groups/x',
+      headers: { 'content-type': 'application/json' },
+      payload: '{"read": [',
+    });
+    assert.equal(badJson.statusCode, 400);
+    assert.equal(JSON.parse(badJson.body).code, 'INVALID_REQUEST');
+    assert.match(String(badJson.headers['content-type']), /^application\/json/);
+  });
+});

@@ -7,7 +7,7 @@ import { hubCandidates, LastAddressMemory, parseStaticAddress } from '../discove
 import { type Clock, type Startable, systemClock } from '../lifecycle.js';
 import { componentLogger, silentLogger } from '../observability/logger.js';
 import { SqliteStore } from '../store/sqlite.js';
-import type { DeviceId, Seq } from '../store/types.js';
+import type { DeviceId, RejectedRevision, Seq } from '../store/types.js';
 import type { CollectionOptions } from '../sync/replica.js';
 import { Replica } from '../sync/replica.js';
 import { SyncSession, type SyncSessionStats } from '../sync/session.js';
@@ -52,10 +52,14 @@ export interface SyncStatus {
   deviceId: DeviceId;
   /** Local changes the hub has not acknowledged yet (the outbox). */
   pending: number;
+  /** The latest writes the hub refused (e.g. SCOPE_WRITE_DENIED), newest last. They stay on this device. */
+  refused: RejectedRevision[];
   session?: SyncSessionStats;
 }
 
 type Events = {
+  /** The hub refused some of this device's writes; each entry names the cause. */
+  refused: [RejectedRevision[]];
   connected: [];
   disconnected: [{ code?: string }];
   'caught-up': [];
@@ -79,6 +83,7 @@ export class Child extends EventEmitter<Events> implements Startable {
   private session: SyncSession | undefined;
   private paused = false;
   private api: LocalApiServer | undefined;
+  private readonly refused: RejectedRevision[] = [];
   private acked = 0;
 
   constructor(options: ChildOptions) {
@@ -217,6 +222,7 @@ export class Child extends EventEmitter<Events> implements Startable {
       hubId: this.hubId as DeviceId,
       deviceId: this.deviceId,
       pending,
+      refused: [...this.refused],
       ...(session && { session }),
     };
   }
@@ -287,6 +293,12 @@ export class Child extends EventEmitter<Events> implements Startable {
           this.acked = Math.max(this.acked, session.getStats().ackedUpTo);
           replica.setNote(`acked:${hub.hubId}`, String(this.acked)).catch(() => undefined);
         };
+        session.on('refused', (list) => {
+          this.refused.push(...list);
+          this.refused.splice(0, Math.max(0, this.refused.length - 100));
+          this.logger.warn({ count: list.length, first: list[0] }, 'the hub refused writes');
+          this.emit('refused', list);
+        });
         session.on('caught-up', () => {
           noteAcked();
           this.emit('caught-up');

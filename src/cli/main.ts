@@ -14,6 +14,8 @@ const program = new Command()
   .description('LAN sync for Trosyn AI: an Admin Hub and the child agents that sync with it.')
   .version(APP_VERSION)
   .showHelpAfterError('(run with --help for usage)')
+  // Options after a subcommand belong to it (`conflicts resolve ... --data X`), not to its parent.
+  .enablePositionalOptions()
   .exitOverride()
   .addHelpText(
     'after',

@@ -33,6 +33,7 @@ export function registerAdmin(program: Command): void {
   const devices = common(
     program
       .command('devices')
+      .enablePositionalOptions()
       .description('list the devices paired with this hub')
       .option('--state <state>', 'pending, approved or revoked'),
     'hub',
@@ -84,7 +85,10 @@ export function registerAdmin(program: Command): void {
   );
 
   const groups = common(
-    program.command('groups').description('list device groups and their read and write scopes'),
+    program
+      .command('groups')
+      .enablePositionalOptions()
+      .description('list device groups and their read and write scopes'),
     'hub',
   ).action(async (opts: CommonOptions) => {
     const list = await withRegistry(dataDir(opts, 'hub'), (r) => r.listGroups());

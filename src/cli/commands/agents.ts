@@ -233,6 +233,9 @@ export function registerAgents(program: Command): void {
       );
       child.on('connected', () => process.stdout.write(`${JSON.stringify({ event: 'connected' })}\n`));
       child.on('caught-up', () => process.stdout.write(`${JSON.stringify({ event: 'caught-up' })}\n`));
+      child.on('refused', (list) =>
+        process.stdout.write(`${JSON.stringify({ event: 'refused', refused: list })}\n`),
+      );
       child.on('disconnected', (e) =>
         process.stdout.write(`${JSON.stringify({ event: 'disconnected', ...e })}\n`),
       );
@@ -250,6 +253,10 @@ export function registerAgents(program: Command): void {
         ].join('\n'),
       );
       child.on('connected', () => process.stdout.write('connected to the hub\n'));
+      child.on('refused', (list) => {
+        for (const r of list)
+          process.stdout.write(`the hub refused ${r.collection}/${r.id}: ${r.code}: ${r.message}\n`);
+      });
       child.on('disconnected', (e) =>
         process.stdout.write(`disconnected from the hub${e.code ? ` (${e.code})` : ''}\n`),
       );

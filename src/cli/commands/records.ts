@@ -144,6 +144,7 @@ export function registerRecords(program: Command): void {
   const conflicts = common(
     program
       .command('conflicts')
+      .enablePositionalOptions()
       .description('list conflicts (open ones wait for a person; auto ones were settled by the strategy)')
       .option('--status <status>', 'open, auto or resolved (default: open and auto)')
       .option('--collection <name>', 'only this collection'),

@@ -312,7 +312,9 @@ export class Child extends EventEmitter<Events> implements Startable {
         await session.start();
       },
       ...(this.options.backoff && { backoff: this.options.backoff }),
-      fatalCodes: ['DEVICE_REVOKED', 'HUB_IDENTITY_MISMATCH'],
+      // Only the hub's own verdict stops retrying. Another certificate at an address
+      // (a spoofed announcement, a stale address) just means: try the next one.
+      fatalCodes: ['DEVICE_REVOKED'],
       logger: this.logger,
       ...(this.options.clock && { clock: this.options.clock }),
     });

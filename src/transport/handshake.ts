@@ -80,16 +80,21 @@ export async function clientHandshake(
   }
   const welcome = message as Welcome;
   const offered = local.compression ?? supportedCodecs();
-  if (
-    !PROTOCOL_VERSIONS.includes(welcome.version) ||
-    (welcome.compression !== 'none' && !offered.includes(welcome.compression))
-  ) {
-    const err = new ProtocolError(
+  let refusal: ProtocolError | undefined;
+  if (!PROTOCOL_VERSIONS.includes(welcome.version)) {
+    refusal = new ProtocolError(
       'UNSUPPORTED_VERSION',
-      `the hub chose version ${welcome.version} with ${welcome.compression} compression, which this device did not offer`,
+      `the hub chose protocol version ${welcome.version}, which this device did not offer`,
     );
-    conn.close(err);
-    throw err;
+  } else if (welcome.compression !== 'none' && !offered.includes(welcome.compression)) {
+    refusal = new ProtocolError(
+      'UNSUPPORTED_COMPRESSION',
+      `the hub chose ${welcome.compression} compression, which this device did not offer`,
+    );
+  }
+  if (refusal) {
+    conn.close(refusal);
+    throw refusal;
   }
   conn.setCompression(welcome.compression);
   return {

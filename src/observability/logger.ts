@@ -30,25 +30,43 @@ export interface LoggerFactoryOptions {
   destination?: pino.DestinationStream;
 }
 
-/** The root logger of a program: JSON lines, secrets redacted. */
+/** Each component logger's root and path, so that nested components do not repeat keys. */
+const lineage = new WeakMap<Logger, { root: Logger; path: string | undefined }>();
+
+/** The root logger of a program: JSON lines, secrets redacted, `component` set to `name`. */
 export function createLogger(options: LoggerFactoryOptions = {}): Logger {
   const config: LoggerOptions = {
     level: options.level ?? 'info',
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
-    base: options.name ? { component: options.name } : {},
+    base: {},
   };
-  return options.destination ? pino(config, options.destination) : pino(config);
+  const root = options.destination ? pino(config, options.destination) : pino(config);
+  if (!options.name) return root;
+  const named = root.child({ component: options.name });
+  lineage.set(named, { root, path: options.name });
+  return named;
 }
 
 /** A logger that writes nothing: the default for library use. */
 export const silentLogger: Logger = pino({ level: 'silent' });
 
-/** A child logger whose `component` extends the parent's, e.g. `hub:sync:<deviceId>`. */
+/**
+ * A child logger whose `component` extends the parent's, e.g. `hub:sync:<deviceId>`.
+ * It is made from the root logger with the parent's other bindings, because pino
+ * would otherwise write a second `component` key instead of replacing the first.
+ */
 export function componentLogger(
   parent: Logger,
   component: string,
   bindings: Record<string, unknown> = {},
 ): Logger {
-  const base = (parent.bindings() as { component?: string }).component;
-  return parent.child({ ...bindings, component: base ? `${base}:${component}` : component });
+  const known = lineage.get(parent);
+  const inherited = { ...(parent.bindings() as Record<string, unknown>) };
+  const path = known ? known.path : (inherited.component as string | undefined);
+  delete inherited.component;
+  const root = known?.root ?? parent;
+  const full = path ? `${path}:${component}` : component;
+  const child = (known ? root : parent).child({ ...(known ? inherited : {}), ...bindings, component: full });
+  lineage.set(child, { root, path: full });
+  return child;
 }

@@ -126,7 +126,10 @@ export function registerAgents(program: Command): void {
     const adminToken = hub.takeCreatedAdminToken();
     const { code, expiresAt } = hub.registry.issueCode();
     const addresses = lanAddresses();
-    const hubArg = `${addresses[0] ?? '<this-machine>'}:${hub.port}`;
+    // The address children should use: the one the sync service is bound to, or this machine's LAN address.
+    const boundHost = opts.host && !['::', '0.0.0.0'].includes(opts.host) ? opts.host : undefined;
+    const shownHost = boundHost ?? addresses[0] ?? '<this-machine>';
+    const hubArg = `${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${hub.port}`;
     const adminUrl =
       adminPort === undefined
         ? undefined

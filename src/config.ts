@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { TrosynError } from './errors.js';
+import type { RetentionPolicy } from './store/types.js';
 import type { CollectionOptions } from './sync/replica.js';
 
 /**
@@ -16,6 +17,8 @@ export interface NodeConfig {
   hubOnly?: string[];
   /** Hub only: newly paired devices wait for an admin's approval. */
   requireApproval?: boolean;
+  /** History kept per record; older bodies are dropped hourly (a head never is). Default: keep all. */
+  retention?: { maxRevisions?: number; maxAgeDays?: number };
 }
 
 const schema = z
@@ -33,6 +36,13 @@ const schema = z
       .optional(),
     hubOnly: z.array(z.string()).optional(),
     requireApproval: z.boolean().optional(),
+    retention: z
+      .object({
+        maxRevisions: z.number().int().min(1).optional(),
+        maxAgeDays: z.number().positive().optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -56,6 +66,16 @@ export function loadNodeConfig(dataDir: string): NodeConfig {
     );
   }
   return parsed.data as NodeConfig;
+}
+
+/** The retention policy of a config, as Replica takes it. */
+export function retentionPolicy(config: NodeConfig): RetentionPolicy | undefined {
+  const r = config.retention;
+  if (!r) return undefined;
+  return {
+    ...(r.maxRevisions !== undefined && { maxRevisions: r.maxRevisions }),
+    ...(r.maxAgeDays !== undefined && { maxAgeMs: r.maxAgeDays * 24 * 3600_000 }),
+  };
 }
 
 /** The collection options of a config, as Replica takes them. */

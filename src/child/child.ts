@@ -7,7 +7,7 @@ import { hubCandidates, LastAddressMemory, parseStaticAddress } from '../discove
 import { type Clock, type Startable, systemClock } from '../lifecycle.js';
 import { componentLogger, silentLogger } from '../observability/logger.js';
 import { SqliteStore } from '../store/sqlite.js';
-import type { DeviceId, RejectedRevision, Seq } from '../store/types.js';
+import type { DeviceId, RejectedRevision, RetentionPolicy, Seq } from '../store/types.js';
 import type { CollectionOptions } from '../sync/replica.js';
 import { Replica } from '../sync/replica.js';
 import { SyncSession, type SyncSessionStats } from '../sync/session.js';
@@ -38,6 +38,8 @@ export interface ChildOptions {
   backoff?: BackoffOptions;
   collections?: Record<string, CollectionOptions>;
   synchronous?: 'full' | 'normal' | 'off';
+  /** History kept per record, applied hourly and at start. Default: keep everything. */
+  retention?: RetentionPolicy;
   /** The local REST API for apps on this machine (127.0.0.1 only); off unless given. */
   localApi?: Omit<LocalApiOptions, 'dataDir'>;
   logger?: Logger;
@@ -127,6 +129,7 @@ export class Child extends EventEmitter<Events> implements Startable {
       role: 'child',
       ...(this.options.collections && { collections: this.options.collections }),
       watchExternalWritesMs: 250,
+      ...(this.options.retention && { retention: this.options.retention, pruneEveryMs: 3600_000 }),
       logger: this.logger,
       ...(this.options.clock && { clock: this.options.clock }),
     });

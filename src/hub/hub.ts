@@ -9,7 +9,7 @@ import { type Clock, type Startable, systemClock } from '../lifecycle.js';
 import { componentLogger, silentLogger } from '../observability/logger.js';
 import { DEFAULT_SYNC_PORT } from '../protocol/constants.js';
 import { SqliteStore } from '../store/sqlite.js';
-import type { DeviceId, StoreStats } from '../store/types.js';
+import type { DeviceId, RetentionPolicy, StoreStats } from '../store/types.js';
 import type { CollectionOptions } from '../sync/replica.js';
 import { Replica } from '../sync/replica.js';
 import { SyncSession } from '../sync/session.js';
@@ -63,6 +63,8 @@ export interface HubOptions {
     | (InterfaceSelectionOptions & { announceIntervalMs?: number; discoveryPort?: number; dnsSd?: boolean });
   /** The admin HTTP API and dashboard; off unless given. See AdminApiOptions. */
   adminApi?: AdminApiOptions;
+  /** History kept per record, applied hourly and at start. Default: keep everything. */
+  retention?: RetentionPolicy;
   /** SQLite durability; see SqliteStoreOptions. Default 'full'. */
   synchronous?: 'full' | 'normal' | 'off';
   logger?: Logger;
@@ -183,6 +185,7 @@ export class Hub extends EventEmitter<Events> implements Startable {
       role: 'hub',
       ...(this.options.collections && { collections: this.options.collections }),
       watchExternalWritesMs: 250,
+      ...(this.options.retention && { retention: this.options.retention, pruneEveryMs: 3600_000 }),
       logger: this.logger,
       ...clockOption,
     });

@@ -70,6 +70,8 @@ export interface ReplicaOptions {
   maxClockSkewMs?: number;
   /** History retention applied by `prune()`. Default: keep everything. */
   retention?: RetentionPolicy;
+  /** Run `prune()` this often (ms) while started, and once at start. Default: only when called. */
+  pruneEveryMs?: number;
   /**
    * Every this many ms, look for writes other processes made to the same store (the
    * CLI, a second program) and report them as change events, so sync sessions push
@@ -180,6 +182,7 @@ export class Replica implements Startable {
   /** Revisions this process applied above `checkedSeq` (rev -> seq): its own, already reported. */
   private readonly ownRevs = new Map<string, number>();
   private watcher: NodeJS.Timeout | undefined;
+  private pruner: NodeJS.Timeout | undefined;
 
   constructor(options: ReplicaOptions) {
     if (!isDeviceId(options.deviceId)) {
@@ -232,6 +235,18 @@ export class Replica implements Startable {
     this.checkedSeq = await this.store.latestSeq();
     this.ownRevs.clear();
     this.started = true;
+    const pruneEvery = this.options.pruneEveryMs;
+    if (pruneEvery !== undefined && pruneEvery > 0 && this.options.retention) {
+      const prune = () => {
+        this.prune().then(
+          (n) => n > 0 && this.logger.info({ dropped: n }, 'history retention dropped old revision bodies'),
+          (err: unknown) => this.logger.warn({ err }, 'history retention failed'),
+        );
+      };
+      prune();
+      this.pruner = setInterval(prune, pruneEvery);
+      this.pruner.unref();
+    }
     const every = this.options.watchExternalWritesMs;
     if (every !== undefined && every > 0) {
       this.watcher = setInterval(() => {
@@ -248,6 +263,8 @@ export class Replica implements Startable {
     this.started = false;
     if (this.watcher) clearInterval(this.watcher);
     this.watcher = undefined;
+    if (this.pruner) clearInterval(this.pruner);
+    this.pruner = undefined;
     await this.queue.catch(() => undefined);
     await this.store.stop();
   }

@@ -317,3 +317,39 @@ describe('writes from other processes', () => {
     await agent.stop();
   });
 });
+
+describe('retention while running', () => {
+  it('a replica with pruneEveryMs applies its retention at start and on a timer, never to a head', async () => {
+    const clock = new FakeClock();
+    const path = join(dir.path, 'retained.db');
+    const deviceId = randomDeviceId();
+    const first = await openReplica({ path, deviceId, clock, synchronous: 'off' });
+    for (let i = 0; i < 6; i++) {
+      clock.advance(1000);
+      await first.put('docs', 'd', { v: i });
+    }
+    await first.stop();
+    const agent = await openReplica({
+      path,
+      deviceId,
+      clock,
+      synchronous: 'off',
+      retention: { maxRevisions: 2 },
+      pruneEveryMs: 20,
+    });
+    const { eventually } = await import('../helpers.js');
+    await eventually(
+      async () => (await agent.history('docs', 'd')).filter((h) => h.pruned).length === 4,
+      5000,
+      'pruned at start',
+    );
+    await agent.put('docs', 'd', { v: 6 });
+    await eventually(
+      async () => (await agent.history('docs', 'd')).filter((h) => h.pruned).length === 5,
+      5000,
+      'pruned again later',
+    );
+    assert.deepEqual((await agent.get('docs', 'd'))?.body, { v: 6 });
+    await agent.stop();
+  });
+});

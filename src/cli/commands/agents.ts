@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import qrcode from 'qrcode-terminal';
 import { Child } from '../../child/child.js';
-import { collectionOptions, loadNodeConfig } from '../../config.js';
+import { collectionOptions, loadNodeConfig, retentionPolicy } from '../../config.js';
 import { pairingUri, resetAdminToken } from '../../hub/admin-api.js';
 import { Hub } from '../../hub/hub.js';
 import { removeAgentFile, writeAgentFile } from '../../observability/agent-file.js';
@@ -106,6 +106,7 @@ export function registerAgents(program: Command): void {
       ...(collections && { collections }),
       ...(config.hubOnly && { hubOnly: config.hubOnly }),
       ...(requireApproval !== undefined && { requireApproval }),
+      ...(retentionPolicy(config) && { retention: retentionPolicy(config) }),
       ...(opts.adminApi && {
         adminApi: { port: opts.adminPort, ...(opts.adminHost && { host: opts.adminHost }) },
       }),
@@ -215,6 +216,7 @@ export function registerAgents(program: Command): void {
       discovery: opts.discovery,
       backoff: { maxMs: Math.max(100, opts.retryMax) },
       ...(collections && { collections }),
+      ...(retentionPolicy(config) && { retention: retentionPolicy(config) }),
       ...(opts.api && { localApi: { port: opts.apiPort } }),
       logger,
     });

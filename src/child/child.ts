@@ -17,6 +17,7 @@ import { TransportError } from '../transport/errors.js';
 import { type DeviceIdentity, loadOrCreateIdentity } from '../transport/identity.js';
 import { syncChannel } from '../transport/sync-channel.js';
 import { APP_VERSION } from '../version.js';
+import type { CompressionCodec } from '../protocol/compression.js';
 import { type LocalApiOptions, LocalApiServer } from './local-api.js';
 import { loadPairedHub, NotPairedError } from './paired-hub.js';
 
@@ -33,6 +34,8 @@ export interface ChildOptions {
   discovery?: boolean | (InterfaceSelectionOptions & { discoveryPort?: number });
   /** Replaces the built-in address search (last, static, discovered) entirely; for tests and embedding. */
   hubAddresses?: () => HubAddress[] | Promise<HubAddress[]>;
+  /** Compression codecs offered to the hub, best first. Default: every one this build has. */
+  compression?: CompressionCodec[];
   /** Heartbeat interval (ms) this child offers; the hub's choice wins. Default 15 s. */
   heartbeatMs?: number;
   backoff?: BackoffOptions;
@@ -279,6 +282,7 @@ export class Child extends EventEmitter<Events> implements Startable {
         role: 'child',
         appVersion: APP_VERSION,
         heartbeatMs: this.options.heartbeatMs ?? 15_000,
+        ...(this.options.compression && { compression: this.options.compression }),
       },
       hubId: this.hubId as DeviceId,
       addresses: () => this.addresses(),

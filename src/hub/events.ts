@@ -10,6 +10,9 @@ export interface ChildSession {
   connectedAt: number;
   caughtUp: boolean;
   stats: SyncSessionStats;
+  /** Bytes on this connection (frames, after compression) in and out. */
+  bytesIn: number;
+  bytesOut: number;
 }
 
 /**

@@ -7,6 +7,7 @@ import type { InterfaceSelectionOptions } from '../discovery/interfaces.js';
 import { HubAnnouncer } from '../discovery/multicast.js';
 import { type Clock, type Startable, systemClock } from '../lifecycle.js';
 import { componentLogger, silentLogger } from '../observability/logger.js';
+import type { CompressionCodec } from '../protocol/compression.js';
 import { DEFAULT_SYNC_PORT } from '../protocol/constants.js';
 import { SqliteStore } from '../store/sqlite.js';
 import type { DeviceId, RetentionPolicy, StoreStats } from '../store/types.js';
@@ -61,6 +62,8 @@ export interface HubOptions {
   discovery?:
     | boolean
     | (InterfaceSelectionOptions & { announceIntervalMs?: number; discoveryPort?: number; dnsSd?: boolean });
+  /** Compression codecs the hub accepts, in its order of preference. Default: every one this build has. */
+  compression?: CompressionCodec[];
   /** The admin HTTP API and dashboard; off unless given. See AdminApiOptions. */
   adminApi?: AdminApiOptions;
   /** History kept per record, applied hourly and at start. Default: keep everything. */
@@ -206,6 +209,7 @@ export class Hub extends EventEmitter<Events> implements Startable {
         role: 'hub',
         appVersion: APP_VERSION,
         heartbeatMs: this.options.heartbeatMs ?? 15_000,
+        ...(this.options.compression && { compression: this.options.compression }),
       },
       authenticator: this.options.authenticator ?? registry,
       ...(this.options.host !== undefined && { host: this.options.host }),
@@ -578,6 +582,8 @@ export class Hub extends EventEmitter<Events> implements Startable {
       connectedAt: live.connectedAt,
       caughtUp: live.session.isCaughtUp(),
       stats: live.session.getStats(),
+      bytesIn: live.conn.getStats().bytesIn,
+      bytesOut: live.conn.getStats().bytesOut,
     };
   }
 

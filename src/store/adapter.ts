@@ -64,6 +64,13 @@ export interface StorageAdapter extends Startable {
   /** Drops bodies that the policy no longer keeps; returns how many. Heads are never pruned. */
   prune(policy: RetentionPolicy, now: number): Promise<number>;
 
+  /**
+   * A number that changes whenever another connection (another process) commits to
+   * the same storage, and not on this adapter's own commits: lets an agent notice
+   * outside writes without reading anything.
+   */
+  dataVersion(): Promise<number>;
+
   getMeta(key: string): Promise<string | undefined>;
   setMeta(key: string, value: string): Promise<void>;
 

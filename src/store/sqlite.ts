@@ -101,8 +101,12 @@ interface ConflictRow {
 const CONFLICT_CODE: Record<ConflictStatus, number> = { none: 0, open: 1, auto: 2 };
 const CONFLICT_NAME: ConflictStatus[] = ['none', 'open', 'auto'];
 
-/** Upper bound on rows examined per changesSince call when filters skip most of them. */
-const MAX_SCAN_FACTOR = 16;
+/**
+ * Upper bound on rows examined per changesSince call, as a multiple of its limit,
+ * when filters skip most of them (a child's log is mostly the hub's own revisions,
+ * which it never sends back). The scan reads only small columns, so it can be long.
+ */
+const MAX_SCAN_FACTOR = 100;
 
 type Statements = ReturnType<typeof prepareStatements>;
 
@@ -183,11 +187,13 @@ function prepareStatements(db: Database.Database) {
         `SELECT ${REV_COLUMNS} FROM revisions WHERE collection = ? AND record_id = ? AND rev = ?`,
       )
       .raw(),
-    changes: db
-      .prepare<[number], RevisionRow>(
-        `SELECT ${REV_COLUMNS} FROM revisions WHERE seq > ? AND local = 0 ORDER BY seq`,
+    // The change log scan reads small columns only; full rows are fetched for the revisions sent.
+    changeKeys: db
+      .prepare<[number], [number, number | null, string, number]>(
+        'SELECT seq, source, collection, coalesce(octet_length(body), 0) FROM revisions WHERE seq > ? AND local = 0 ORDER BY seq',
       )
       .raw(),
+    revBySeq: db.prepare<[number], RevisionRow>(`SELECT ${REV_COLUMNS} FROM revisions WHERE seq = ?`).raw(),
     latestSeq: db.prepare<[], number>("SELECT seq FROM sqlite_sequence WHERE name = 'revisions'").pluck(),
     countLocal: db
       .prepare<[number], number>(
@@ -217,6 +223,7 @@ function prepareStatements(db: Database.Database) {
       "UPDATE conflicts SET status = 'resolved', resolved_at = ?, updated_at = ?, resolved_by = ? WHERE id = ?",
     ),
     getMeta: db.prepare<[string], string>('SELECT value FROM meta WHERE key = ?').pluck(),
+    dataVersion: db.prepare<[], number>('PRAGMA data_version').pluck(),
     setMeta: db.prepare<[string, string]>(
       'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
     ),
@@ -536,7 +543,7 @@ export class SqliteStore implements StorageAdapter {
       let scanned = 0;
       let stoppedEarly = false;
       const maxScan = query.limit * MAX_SCAN_FACTOR;
-      for (const row of s.changes.iterate(query.since)) {
+      for (const [seq, source, collection, bodyBytes] of s.changeKeys.iterate(query.since)) {
         if (
           revisions.length >= query.limit ||
           (revisions.length > 0 && bytes >= query.maxBytes) ||
@@ -546,11 +553,13 @@ export class SqliteStore implements StorageAdapter {
           break;
         }
         scanned++;
-        upTo = row[0] as Seq;
-        if (exclude !== undefined && row[16] === exclude) continue;
-        if (query.collections && !query.collections(row[2])) continue;
+        upTo = seq as Seq;
+        if (exclude !== undefined && source === exclude) continue;
+        if (query.collections && !query.collections(collection)) continue;
+        const row = s.revBySeq.get(seq);
+        if (!row) continue;
         revisions.push(this.toRevision(row));
-        bytes += (row[11]?.length ?? 0) + 64;
+        bytes += bodyBytes + 64;
       }
       if (!stoppedEarly) {
         // Nothing left to offer: skip past trailing local-only revisions too.
@@ -632,6 +641,10 @@ export class SqliteStore implements StorageAdapter {
           )
           .run({ max, cutoff }).changes,
     );
+  }
+
+  async dataVersion(): Promise<number> {
+    return this.open().s.dataVersion.get() as number;
   }
 
   async getMeta(key: string): Promise<string | undefined> {

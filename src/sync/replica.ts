@@ -181,6 +181,15 @@ export class Replica implements Startable {
   private checkedSeq = 0;
   /** Revisions this process applied above `checkedSeq` (rev -> seq): its own, already reported. */
   private readonly ownRevs = new Map<string, number>();
+  /**
+   * Cursor moves from batches that carried no revisions (only the peer's own
+   * changes, skipped): kept here and written within a second instead of one
+   * transaction each. Losing one in a crash only makes the peer resend nothing.
+   */
+  private readonly lazyCursors = new Map<DeviceId, Seq>();
+  private lazyFlush: NodeJS.Timeout | undefined;
+  /** The store's data version at the last look: unchanged means no other process wrote. */
+  private dataVersion = -1;
   private watcher: NodeJS.Timeout | undefined;
   private pruner: NodeJS.Timeout | undefined;
 
@@ -233,6 +242,7 @@ export class Replica implements Startable {
     });
     for (const r of latest.revisions) this.hlc.observe(r.hlc);
     this.checkedSeq = await this.store.latestSeq();
+    this.dataVersion = await this.store.dataVersion();
     this.ownRevs.clear();
     this.started = true;
     const pruneEvery = this.options.pruneEveryMs;
@@ -260,6 +270,9 @@ export class Replica implements Startable {
 
   async stop(): Promise<void> {
     if (!this.started) return;
+    await this.exclusive(() => this.flushLazyCursors()).catch((err: unknown) =>
+      this.logger.warn({ err }, 'saving cursors failed'),
+    );
     this.started = false;
     if (this.watcher) clearInterval(this.watcher);
     this.watcher = undefined;
@@ -486,7 +499,16 @@ export class Replica implements Startable {
   /** The last position of `peer`'s change log applied here. */
   async cursorFor(peer: DeviceId): Promise<Seq> {
     this.assertStarted();
-    return this.store.getCursor(peer);
+    const stored = await this.store.getCursor(peer);
+    return Math.max(stored, this.lazyCursors.get(peer) ?? 0) as Seq;
+  }
+
+  private async flushLazyCursors(): Promise<void> {
+    if (this.lazyFlush) clearTimeout(this.lazyFlush);
+    this.lazyFlush = undefined;
+    const pending = [...this.lazyCursors];
+    this.lazyCursors.clear();
+    for (const [peer, seq] of pending) await this.store.setCursor(peer, seq);
   }
 
   /** The change log after `since`, for a peer: its own revisions and local-only ones left out. */
@@ -511,8 +533,21 @@ export class Replica implements Startable {
   async applyChanges(peer: DeviceId, batch: ChangeBatch, options: ApplyOptions = {}): Promise<ApplyReport> {
     this.assertStarted();
     return this.exclusive(async () => {
-      const cursor = await this.store.getCursor(peer);
+      const cursor = Math.max(await this.store.getCursor(peer), this.lazyCursors.get(peer) ?? 0) as Seq;
       if (batch.since > cursor) throw new SyncGapError(batch.since, cursor);
+      if (batch.revisions.length === 0) {
+        const upTo = Math.max(batch.upTo, cursor) as Seq;
+        this.lazyCursors.set(peer, upTo);
+        if (!this.lazyFlush) {
+          this.lazyFlush = setTimeout(() => {
+            this.exclusive(() => this.flushLazyCursors()).catch((err: unknown) =>
+              this.logger.warn({ err }, 'saving cursors failed'),
+            );
+          }, 1000);
+          this.lazyFlush.unref();
+        }
+        return { applied: 0, duplicates: 0, rejected: [], cursor: upTo };
+      }
       const rejected: RejectedRevision[] = [];
       const incoming: IncomingRevision[] = [];
       const now = this.clock.now();
@@ -545,6 +580,7 @@ export class Replica implements Startable {
         reduce: this.reducer,
         now,
       });
+      this.lazyCursors.delete(peer);
       for (const { revision } of result.applied) this.hlc.observe(revision.hlc);
       rejected.push(...result.rejected);
       if (rejected.length > 0)
@@ -598,6 +634,14 @@ export class Replica implements Startable {
   /** Reports records changed by other processes since the last look, as local changes. */
   private async reportExternalWrites(): Promise<void> {
     if (!this.started) return;
+    const version = await this.store.dataVersion();
+    if (version === this.dataVersion) {
+      // Nothing committed by anyone else: everything up to here is this process's own.
+      this.checkedSeq = await this.store.latestSeq();
+      this.ownRevs.clear();
+      return;
+    }
+    this.dataVersion = version;
     const latest = await this.store.latestSeq();
     if (latest <= this.checkedSeq) return;
     let since = this.checkedSeq as Seq;

@@ -147,7 +147,16 @@ export class Connection extends EventEmitter<Events> {
     this.stats.bytesOut += frame.length;
     this.stats.framesOut++;
     if (!this.socket.write(frame)) {
-      await Promise.race([once(this.socket, 'drain'), once(this, 'close')]);
+      // Whichever wait loses is cancelled, so no listeners pile up over a long transfer.
+      const done = new AbortController();
+      try {
+        await Promise.race([
+          once(this.socket, 'drain', { signal: done.signal }),
+          once(this, 'close', { signal: done.signal }),
+        ]);
+      } finally {
+        done.abort();
+      }
       // Re-read after the wait: the connection may have closed meanwhile.
       const ended = this.ended();
       if (ended) throw new ConnectionClosedError(ended.cause);

@@ -18,6 +18,11 @@ runStorageAdapterSuite('SqliteStore', async () => {
       await again.start();
       return again;
     },
+    second: async () => {
+      const other = new SqliteStore({ path, synchronous: 'normal' });
+      await other.start();
+      return other;
+    },
     cleanup: async () => dir.remove(),
   };
 });

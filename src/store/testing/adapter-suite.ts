@@ -22,6 +22,8 @@ export interface AdapterHarness {
   reopen(adapter: StorageAdapter): Promise<StorageAdapter>;
   /** Removes everything the harness created. */
   cleanup(): Promise<void>;
+  /** A second, started adapter on the same storage (another connection), where the storage allows it. */
+  second?(): Promise<StorageAdapter>;
 }
 
 const deviceA = randomBytes(32).toString('hex') as DeviceId;
@@ -297,6 +299,25 @@ export function runStorageAdapterSuite(name: string, makeHarness: () => Promise<
       });
       assert.equal(await store.countLocalChanges(0 as Seq), 3);
       assert.equal(await store.countLocalChanges(1 as Seq), 2);
+    });
+
+    withStore("dataVersion changes on another connection's commit, not on its own", async (store, h) => {
+      const before = await store.dataVersion();
+      await store.apply({
+        revisions: incoming([makeRevision('notes', 'own', { v: 1 })]),
+        reduce: lww,
+        now: 1,
+      });
+      assert.equal(await store.dataVersion(), before, 'own commits do not count');
+      const other = await h.second?.();
+      if (!other) return;
+      await other.apply({
+        revisions: incoming([makeRevision('notes', 'other', { v: 1 })]),
+        reduce: lww,
+        now: 1,
+      });
+      await other.stop();
+      assert.notEqual(await store.dataVersion(), before, "another connection's commit does");
     });
 
     withStore('a failing batch stores nothing, cursor included', async (store) => {

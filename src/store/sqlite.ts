@@ -102,11 +102,11 @@ const CONFLICT_CODE: Record<ConflictStatus, number> = { none: 0, open: 1, auto: 
 const CONFLICT_NAME: ConflictStatus[] = ['none', 'open', 'auto'];
 
 /**
- * Upper bound on rows examined per changesSince call, as a multiple of its limit,
- * when filters skip most of them (a child's log is mostly the hub's own revisions,
- * which it never sends back). The scan reads only small columns, so it can be long.
+ * Upper bound on rows read per changesSince call, as a multiple of its limit, when
+ * the collection filter (a read scope) skips most of them. The peer's own revisions
+ * are skipped inside SQLite and do not count.
  */
-const MAX_SCAN_FACTOR = 100;
+const MAX_SCAN_FACTOR = 16;
 
 type Statements = ReturnType<typeof prepareStatements>;
 
@@ -187,13 +187,12 @@ function prepareStatements(db: Database.Database) {
         `SELECT ${REV_COLUMNS} FROM revisions WHERE collection = ? AND record_id = ? AND rev = ?`,
       )
       .raw(),
-    // The change log scan reads small columns only; full rows are fetched for the revisions sent.
-    changeKeys: db
-      .prepare<[number], [number, number | null, string, number]>(
-        'SELECT seq, source, collection, coalesce(octet_length(body), 0) FROM revisions WHERE seq > ? AND local = 0 ORDER BY seq',
+    // The peer's own revisions are skipped inside SQLite, so they are never read into JavaScript.
+    changes: db
+      .prepare<[number, number], RevisionRow>(
+        `SELECT ${REV_COLUMNS} FROM revisions WHERE seq > ? AND local = 0 AND (source IS NULL OR source != ?) ORDER BY seq`,
       )
       .raw(),
-    revBySeq: db.prepare<[number], RevisionRow>(`SELECT ${REV_COLUMNS} FROM revisions WHERE seq = ?`).raw(),
     latestSeq: db.prepare<[], number>("SELECT seq FROM sqlite_sequence WHERE name = 'revisions'").pluck(),
     countLocal: db
       .prepare<[number], number>(
@@ -543,7 +542,7 @@ export class SqliteStore implements StorageAdapter {
       let scanned = 0;
       let stoppedEarly = false;
       const maxScan = query.limit * MAX_SCAN_FACTOR;
-      for (const [seq, source, collection, bodyBytes] of s.changeKeys.iterate(query.since)) {
+      for (const row of s.changes.iterate(query.since, exclude ?? -1)) {
         if (
           revisions.length >= query.limit ||
           (revisions.length > 0 && bytes >= query.maxBytes) ||
@@ -553,13 +552,11 @@ export class SqliteStore implements StorageAdapter {
           break;
         }
         scanned++;
-        upTo = seq as Seq;
-        if (exclude !== undefined && source === exclude) continue;
-        if (query.collections && !query.collections(collection)) continue;
-        const row = s.revBySeq.get(seq);
-        if (!row) continue;
+        // Rows skipped by SQLite before this one are covered too: upTo moves past them.
+        upTo = row[0] as Seq;
+        if (query.collections && !query.collections(row[2])) continue;
         revisions.push(this.toRevision(row));
-        bytes += bodyBytes + 64;
+        bytes += (row[11]?.length ?? 0) + 64;
       }
       if (!stoppedEarly) {
         // Nothing left to offer: skip past trailing local-only revisions too.

@@ -36,6 +36,7 @@ import type {
   DiscoveryDiagnostics,
   DiscoveryEvents,
 } from './types.js';
+import { emptyCounters } from './types.js';
 import { SerialQueue } from './serial.js';
 import { isPort, isValidHubName, isVersionList } from './wire.js';
 
@@ -60,20 +61,6 @@ const LEGACY_TTL_S = 10;
 const REANNOUNCE_DELAY_MS = 1_000;
 /** How long stop() waits for the goodbye to leave (ms). */
 const GOODBYE_TIMEOUT_MS = 500;
-
-function emptyCounters(): DiscoveryCounters {
-  return {
-    received: 0,
-    malformed: 0,
-    oversized: 0,
-    ignored: 0,
-    sent: 0,
-    sendErrors: 0,
-    queries: 0,
-    answersSuppressed: 0,
-    entriesDropped: 0,
-  };
-}
 
 function sameName(a: string, b: string): boolean {
   return a.toLowerCase() === b.toLowerCase();

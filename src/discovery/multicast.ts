@@ -31,6 +31,7 @@ import type {
   DiscoveryDiagnostics,
   DiscoveryEvents,
 } from './types.js';
+import { emptyCounters } from './types.js';
 import {
   type DecodeResult,
   type DiscoveryMessage,
@@ -100,20 +101,6 @@ function resolveCommon(o: MulticastDiscoveryOptions): ResolvedCommon {
   if (o.interfaces !== undefined) selection.interfaces = [...o.interfaces];
   if (o.includeLoopback !== undefined) selection.includeLoopback = o.includeLoopback;
   return { port, families, ttl, selection, clock: o.clock ?? systemClock, table: o.interfaceTable };
-}
-
-function emptyCounters(): DiscoveryCounters {
-  return {
-    received: 0,
-    malformed: 0,
-    oversized: 0,
-    ignored: 0,
-    sent: 0,
-    sendErrors: 0,
-    queries: 0,
-    answersSuppressed: 0,
-    entriesDropped: 0,
-  };
 }
 
 function groupsOf(family: AddressFamily): string[] {

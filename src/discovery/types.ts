@@ -139,3 +139,18 @@ export interface Discovery extends Startable {
   /** What was tried: interfaces, groups, errors, counters. */
   diagnostics(): DiscoveryDiagnostics[];
 }
+
+/** Counters of a discovery component, all at zero. */
+export function emptyCounters(): DiscoveryCounters {
+  return {
+    received: 0,
+    malformed: 0,
+    oversized: 0,
+    ignored: 0,
+    sent: 0,
+    sendErrors: 0,
+    queries: 0,
+    answersSuppressed: 0,
+    entriesDropped: 0,
+  };
+}

@@ -40,6 +40,30 @@ async function identityIn(dataDir: string): Promise<DeviceIdentity> {
 }
 
 /**
+ * Pairs a device with a fresh code, records the hub in its data directory (to be
+ * reached at `connectVia`, by default the hub itself), and returns its child agent,
+ * not started yet.
+ */
+async function pairedChild(
+  hub: Hub,
+  identity: DeviceIdentity,
+  dataDir: string,
+  name: string,
+  options: { connectVia?: { host: string; port: number } } = {},
+): Promise<Child> {
+  const address = { host: '127.0.0.1', port: hub.port };
+  const result = await pairWithHub({ identity, code: hub.registry.issueCode().code, address, name });
+  savePairedHub(dataDir, {
+    hubId: result.hubId,
+    hubName: result.hubName,
+    addresses: [options.connectVia ?? address],
+    pairedAt: Date.now(),
+    group: result.group,
+  });
+  return new Child({ dataDir, discovery: false, synchronous: 'off', backoff: { initialMs: 20, maxMs: 100 } });
+}
+
+/**
  * A man in the middle: terminates the child's TLS with its own certificate and
  * opens its own TLS session to the hub, relaying the decrypted bytes both ways.
  */
@@ -236,25 +260,7 @@ describe('pairing', () => {
     assert.equal(hub.registry.get(relay.identity.deviceId), undefined, 'the relay did not pair itself');
 
     // Paired for real (new code), the child is pinned: the relay is refused before any byte of sync is sent.
-    const result = await pairWithHub({
-      identity,
-      code: hub.registry.issueCode().code,
-      address,
-      name: 'victim',
-    });
-    savePairedHub(dataDir, {
-      hubId: result.hubId,
-      hubName: result.hubName,
-      addresses: [relay.address],
-      pairedAt: Date.now(),
-      group: 'default',
-    });
-    const child = new Child({
-      dataDir,
-      discovery: false,
-      synchronous: 'off',
-      backoff: { initialMs: 20, maxMs: 100 },
-    });
+    const child = await pairedChild(hub, identity, dataDir, 'victim', { connectVia: relay.address });
     const before = relay.relayedBytes();
     await child.start();
     await child.replica.put('secrets', 's1', { v: 'not for the relay' });
@@ -329,25 +335,7 @@ describe('pairing', () => {
     const { hub, events, address } = await startHub();
     const dataDir = childDir('revoked');
     const identity = await identityIn(dataDir);
-    const result = await pairWithHub({
-      identity,
-      code: hub.registry.issueCode().code,
-      address,
-      name: 'soon-gone',
-    });
-    savePairedHub(dataDir, {
-      hubId: result.hubId,
-      hubName: result.hubName,
-      addresses: [address],
-      pairedAt: Date.now(),
-      group: 'default',
-    });
-    const child = new Child({
-      dataDir,
-      discovery: false,
-      synchronous: 'off',
-      backoff: { initialMs: 20, maxMs: 100 },
-    });
+    const child = await pairedChild(hub, identity, dataDir, 'soon-gone');
     await child.start();
     await eventually(() => hub.connectedChildren().length === 1, 5000, 'connected');
     hub.revoke(identity.deviceId);
@@ -375,25 +363,7 @@ describe('pairing', () => {
     const { hub, address } = await startHub({ connectionLimit: { burst: 10, perMinute: 10 } });
     const dataDir = childDir('steady');
     const identity = await identityIn(dataDir);
-    const result = await pairWithHub({
-      identity,
-      code: hub.registry.issueCode().code,
-      address,
-      name: 'steady',
-    });
-    savePairedHub(dataDir, {
-      hubId: result.hubId,
-      hubName: result.hubName,
-      addresses: [address],
-      pairedAt: Date.now(),
-      group: 'default',
-    });
-    const child = new Child({
-      dataDir,
-      discovery: false,
-      synchronous: 'off',
-      backoff: { initialMs: 20, maxMs: 100 },
-    });
+    const child = await pairedChild(hub, identity, dataDir, 'steady');
     await child.start();
     await eventually(() => hub.connectedChildren().length === 1, 5000, 'connected');
     // 200 connections from another loopback address: after the burst, each is dropped at once.

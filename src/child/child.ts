@@ -6,10 +6,10 @@ import { HubBrowser } from '../discovery/multicast.js';
 import { hubCandidates, LastAddressMemory, parseStaticAddress } from '../discovery/static.js';
 import { type Clock, type Startable, systemClock } from '../lifecycle.js';
 import { componentLogger, silentLogger } from '../observability/logger.js';
-import { SqliteStore } from '../store/sqlite.js';
 import type { DeviceId, RejectedRevision, RetentionPolicy, Seq } from '../store/types.js';
 import type { CollectionOptions } from '../sync/replica.js';
-import { Replica } from '../sync/replica.js';
+import type { Replica } from '../sync/replica.js';
+import { nodeReplica } from '../sync/node-replica.js';
 import { SyncSession, type SyncSessionStats } from '../sync/session.js';
 import type { BackoffOptions } from '../transport/backoff.js';
 import { type ClientStatus, type HubAddress, TransportClient } from '../transport/client.js';
@@ -121,18 +121,14 @@ export class Child extends EventEmitter<Events> implements Startable {
       commonName: this.options.name ?? 'trosyn-child',
       logger: this.logger,
     });
-    const replica = new Replica({
-      store: new SqliteStore({
-        path: join(dataDir, 'trosyn.db'),
-        logger: this.logger,
-        ...(this.options.synchronous && { synchronous: this.options.synchronous }),
-        ...(this.options.clock && { clock: this.options.clock }),
-      }),
+    const replica = nodeReplica({
+      dataDir,
       deviceId: identity.deviceId,
       role: 'child',
       ...(this.options.collections && { collections: this.options.collections }),
+      ...(this.options.synchronous && { synchronous: this.options.synchronous }),
+      ...(this.options.retention && { retention: this.options.retention }),
       watchExternalWritesMs: 250,
-      ...(this.options.retention && { retention: this.options.retention, pruneEveryMs: 3600_000 }),
       logger: this.logger,
       ...(this.options.clock && { clock: this.options.clock }),
     });

@@ -4,9 +4,9 @@ import type { Command } from 'commander';
 import { collectionOptions, loadNodeConfig } from '../config.js';
 import { TrosynError } from '../errors.js';
 import { DeviceRegistry } from '../hub/registry.js';
-import { SqliteStore } from '../store/sqlite.js';
 import type { DeviceId } from '../store/types.js';
-import { Replica } from '../sync/replica.js';
+import type { Replica } from '../sync/replica.js';
+import { nodeReplica } from '../sync/node-replica.js';
 import { deviceIdOfPem } from '../transport/identity.js';
 import { readFileSync } from 'node:fs';
 
@@ -83,8 +83,8 @@ export async function withReplica<T>(dir: string, fn: (replica: Replica) => Prom
   const deviceId = nodeDeviceId(dir);
   const config = loadNodeConfig(dir);
   const collections = collectionOptions(config);
-  const replica = new Replica({
-    store: new SqliteStore({ path: join(dir, 'trosyn.db') }),
+  const replica = nodeReplica({
+    dataDir: dir,
     deviceId,
     role: isHubDir(dir) ? 'hub' : 'child',
     ...(collections && { collections }),

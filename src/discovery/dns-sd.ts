@@ -37,6 +37,7 @@ import type {
   DiscoveryEvents,
 } from './types.js';
 import { emptyCounters } from './types.js';
+import { AnswerBudget } from './answer-budget.js';
 import { SerialQueue } from './serial.js';
 import { isPort, isValidHubName, isVersionList } from './wire.js';
 
@@ -245,7 +246,7 @@ export class DnsSdPublisher implements Startable {
   private readonly families: AddressFamily[];
   private readonly port: number;
   private readonly ttl: number;
-  private readonly maxAnswers: number;
+  private readonly answers: AnswerBudget;
   /** `<instance>._trosyn-sync._tcp.local`. */
   readonly instance: string;
   /** `<host>.local`. */
@@ -256,8 +257,6 @@ export class DnsSdPublisher implements Startable {
   private readonly lifecycle = new SerialQueue();
   private started = false;
   private reannounce: NodeJS.Timeout | undefined;
-  private answerWindowStart = 0;
-  private answersInWindow = 0;
 
   constructor(options: DnsSdPublisherOptions) {
     if (!isDeviceId(options.deviceId))
@@ -274,8 +273,8 @@ export class DnsSdPublisher implements Startable {
     this.ttl = options.recordTtlSeconds ?? 120;
     if (!Number.isInteger(this.ttl) || this.ttl < 1)
       throw new DiscoveryOptionError('recordTtlSeconds', 'must be a positive integer');
-    this.maxAnswers = options.maxAnswersPerSecond ?? 50;
-    if (!Number.isInteger(this.maxAnswers) || this.maxAnswers < 1)
+    const maxAnswers = options.maxAnswersPerSecond ?? 50;
+    if (!Number.isInteger(maxAnswers) || maxAnswers < 1)
       throw new DiscoveryOptionError('maxAnswersPerSecond', 'must be a positive integer');
     const label = toLabel(options.instanceName ?? `${options.name}-${shortDeviceId(options.deviceId)}`);
     if (label.length === 0) throw new DiscoveryOptionError('instanceName', 'must not be empty');
@@ -296,6 +295,7 @@ export class DnsSdPublisher implements Startable {
     this.logger = componentLogger(options.logger ?? silentLogger, 'discovery', { role: 'dns-sd-publisher' });
     const clock = options.clock ?? systemClock;
     this.clock = clock;
+    this.answers = new AnswerBudget(maxAnswers, clock);
     this.channels = this.families.map((family) => {
       const channel = new MdnsChannel(
         family,
@@ -438,17 +438,10 @@ export class DnsSdPublisher implements Startable {
       return;
     }
     this.counters.queries++;
-    // The injected clock, so tests can hold time still; a wall-clock jump only resets one window.
-    const now = this.clock.now();
-    if (now - this.answerWindowStart >= 1000 || now < this.answerWindowStart) {
-      this.answerWindowStart = now;
-      this.answersInWindow = 0;
-    }
-    if (this.answersInWindow >= this.maxAnswers) {
+    if (!this.answers.take()) {
       this.counters.answersSuppressed++;
       return;
     }
-    this.answersInWindow++;
     if (legacy) {
       // Legacy resolvers reject an answer whose cache-flush bit sets the class's top bit.
       const plain = (list: Answer[]): Answer[] => list.map((a) => ({ ...a, flush: false }) as Answer);

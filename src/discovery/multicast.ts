@@ -32,6 +32,7 @@ import type {
   DiscoveryEvents,
 } from './types.js';
 import { emptyCounters } from './types.js';
+import { AnswerBudget } from './answer-budget.js';
 import {
   type DecodeResult,
   type DiscoveryMessage,
@@ -194,7 +195,7 @@ export class HubAnnouncer implements Startable {
   private readonly c: ResolvedCommon;
   private readonly logger: Logger;
   private readonly intervalMs: number;
-  private readonly maxAnswers: number;
+  private readonly answers: AnswerBudget;
   private readonly deviceId: DeviceId;
   private readonly syncPort: number;
   private readonly announcement: Buffer;
@@ -204,8 +205,6 @@ export class HubAnnouncer implements Startable {
   private readonly counters = emptyCounters();
   private started = false;
   private timer: NodeJS.Timeout | undefined;
-  private answerWindowStart = 0;
-  private answersInWindow = 0;
   /** Counts starts, so timers of an earlier run recognise they are stale. */
   private run = 0;
 
@@ -226,7 +225,10 @@ export class HubAnnouncer implements Startable {
       DEFAULT_ANNOUNCE_INTERVAL_MS,
       100,
     );
-    this.maxAnswers = positiveInteger('maxAnswersPerSecond', options.maxAnswersPerSecond, 50);
+    this.answers = new AnswerBudget(
+      positiveInteger('maxAnswersPerSecond', options.maxAnswersPerSecond, 50),
+      this.c.clock,
+    );
     this.deviceId = options.deviceId;
     this.syncPort = syncPort;
     this.logger = componentLogger(options.logger ?? silentLogger, 'discovery', { role: 'announcer' });
@@ -335,17 +337,10 @@ export class HubAnnouncer implements Startable {
       return;
     }
     this.counters.queries++;
-    // The injected clock, so tests can hold time still; a wall-clock jump only resets one window.
-    const now = this.c.clock.now();
-    if (now - this.answerWindowStart >= 1000 || now < this.answerWindowStart) {
-      this.answerWindowStart = now;
-      this.answersInWindow = 0;
-    }
-    if (this.answersInWindow >= this.maxAnswers) {
+    if (!this.answers.take()) {
       this.counters.answersSuppressed++;
       return;
     }
-    this.answersInWindow++;
     const endpoint = this.endpoints.get(familyOfRemote(rinfo));
     if (!endpoint) return;
     void endpoint.sendTo(this.announcement, rinfo.address, rinfo.port).then((err) => {

@@ -9,10 +9,10 @@ import { type Clock, type Startable, systemClock } from '../lifecycle.js';
 import { componentLogger, silentLogger } from '../observability/logger.js';
 import type { CompressionCodec } from '../protocol/compression.js';
 import { DEFAULT_SYNC_PORT } from '../protocol/constants.js';
-import { SqliteStore } from '../store/sqlite.js';
 import type { DeviceId, RetentionPolicy, StoreStats } from '../store/types.js';
 import type { CollectionOptions } from '../sync/replica.js';
-import { Replica } from '../sync/replica.js';
+import type { Replica } from '../sync/replica.js';
+import { nodeReplica } from '../sync/node-replica.js';
 import { SyncSession } from '../sync/session.js';
 import type { Authenticator } from '../transport/authenticator.js';
 import type { Connection } from '../transport/connection.js';
@@ -177,20 +177,16 @@ export class Hub extends EventEmitter<Events> implements Startable {
       commonName: this.name,
       logger: this.logger,
     });
-    const replica = new Replica({
-      store: new SqliteStore({
-        path: join(dataDir, 'trosyn.db'),
-        logger: this.logger,
-        ...(this.options.synchronous && { synchronous: this.options.synchronous }),
-        ...clockOption,
-      }),
+    const replica = nodeReplica({
+      dataDir,
       deviceId: identity.deviceId,
       role: 'hub',
       ...(this.options.collections && { collections: this.options.collections }),
+      ...(this.options.synchronous && { synchronous: this.options.synchronous }),
+      ...(this.options.retention && { retention: this.options.retention }),
       watchExternalWritesMs: 250,
-      ...(this.options.retention && { retention: this.options.retention, pruneEveryMs: 3600_000 }),
       logger: this.logger,
-      ...clockOption,
+      ...(this.options.clock && { clock: this.options.clock }),
     });
     const registry = new DeviceRegistry({
       path: join(dataDir, 'hub.db'),

@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import { PROTOCOL_NAME, PROTOCOL_VERSIONS } from '../protocol/constants.js';
 import { negotiateVersion } from '../protocol/codec.js';
 import { chooseCodec, type CompressionCodec, supportedCodecs } from '../protocol/compression.js';
@@ -33,25 +32,33 @@ export interface HandshakeResult {
   features: string[];
 }
 
-/** Waits for the first ordinary message on a fresh connection, or fails after `timeoutMs`. */
-async function firstMessage(conn: Connection, timeoutMs: number): Promise<Message> {
-  const ac = new AbortController();
-  const timer = setTimeout(() => ac.abort(), timeoutMs);
-  timer.unref();
-  try {
-    const message = new Promise<Message>((resolve) => conn.setHandler((m) => resolve(m)));
-    const closed = once(conn, 'close', { signal: ac.signal }).then(([cause]) => {
-      throw cause instanceof Error ? cause : new ConnectionClosedError();
+/**
+ * Waits for the first ordinary message on a fresh connection, or fails after
+ * `timeoutMs` with HANDSHAKE_TIMEOUT (so the peer is told why it is dropped).
+ * Every listener and timer it sets is removed whichever way it ends.
+ */
+function firstMessage(conn: Connection, timeoutMs: number): Promise<Message> {
+  return new Promise<Message>((resolve, reject) => {
+    const settle = () => {
+      clearTimeout(timer);
+      conn.off('close', onClose);
+      conn.setHandler(undefined);
+    };
+    const onClose = (cause: Error | undefined) => {
+      settle();
+      reject(cause ?? new ConnectionClosedError());
+    };
+    const timer = setTimeout(() => {
+      settle();
+      reject(new HandshakeTimeoutError(timeoutMs));
+    }, timeoutMs);
+    timer.unref();
+    conn.once('close', onClose);
+    conn.setHandler((message) => {
+      settle();
+      resolve(message);
     });
-    const timeout = once(ac.signal, 'abort').then(() => {
-      throw new HandshakeTimeoutError(timeoutMs);
-    });
-    return await Promise.race([message, closed, timeout]);
-  } finally {
-    clearTimeout(timer);
-    ac.abort();
-    conn.setHandler(undefined);
-  }
+  });
 }
 
 /** Client side: sends `hello`, expects `welcome`; switches on the chosen compression. */
@@ -61,6 +68,9 @@ export async function clientHandshake(
   timeoutMs: number,
 ): Promise<HandshakeResult> {
   const reply = firstMessage(conn, timeoutMs);
+  // If the send fails the connection is closed, and the reply's rejection is the
+  // same failure: keep it from surfacing as an unhandled rejection.
+  reply.catch(() => undefined);
   await conn.send({
     type: 'hello',
     protocol: PROTOCOL_NAME,

@@ -25,7 +25,10 @@ export interface TransportServerOptions {
   port?: number;
   /** Largest frame accepted. Default 16 MiB. */
   maxFrameBytes?: number;
-  /** Time a client has to finish TLS and send `hello`. Default 10 s. */
+  /**
+   * Time a client has for each step of joining: the TLS handshake, then sending
+   * `hello` (so at most twice this in all). Default 10 s.
+   */
   handshakeTimeoutMs?: number;
   /**
    * Called for each TCP connection before TLS starts; returning false drops it at
@@ -90,7 +93,16 @@ export class TransportServer extends EventEmitter<Events> implements Startable {
 
   async start(): Promise<void> {
     if (this.server) return;
-    const server = createServer({ ...tlsOptions(this.options.identity), requestCert: true });
+    const handshakeTimeoutMs = this.options.handshakeTimeoutMs ?? 10_000;
+    const server = createServer({
+      ...tlsOptions(this.options.identity),
+      requestCert: true,
+      // Node's own TLS handshake limit: it runs on the TLS socket and is cleared the
+      // moment the session is established. An idle timeout on the raw TCP socket
+      // would outlive the handshake (the TLS socket's setTimeout(0) does not clear
+      // its parent's) and cut every connection that idles between heartbeats.
+      handshakeTimeout: handshakeTimeoutMs,
+    });
     server.on('connection', (socket: Socket) => {
       const address = plainAddress(socket.remoteAddress);
       if (this.options.admit && !this.options.admit(address)) {
@@ -100,16 +112,18 @@ export class TransportServer extends EventEmitter<Events> implements Startable {
       }
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
-      // A client that opens TCP and never finishes TLS must not hold a socket forever.
-      socket.setTimeout(this.options.handshakeTimeoutMs ?? 10_000, () => socket.destroy());
     });
     server.on('secureConnection', (socket: TLSSocket) => {
       void this.onSecure(socket);
     });
-    server.on('tlsClientError', (err, socket) => {
+    server.on('tlsClientError', (err: Error & { code?: string }, socket) => {
       const address = plainAddress(socket.remoteAddress);
+      const timedOut = err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT';
       this.logger.debug({ address, err: err.message }, 'TLS handshake failed');
-      this.emit('rejected', { address, code: 'TLS_HANDSHAKE_FAILED' });
+      // Node reports a handshake timeout but leaves the socket open; a client that
+      // opened TCP and never finished TLS must not hold it.
+      socket.destroy();
+      this.emit('rejected', { address, code: timedOut ? 'HANDSHAKE_TIMEOUT' : 'TLS_HANDSHAKE_FAILED' });
     });
     const host = this.options.host ?? '::';
     const port = this.options.port ?? DEFAULT_SYNC_PORT;
@@ -197,7 +211,6 @@ export class TransportServer extends EventEmitter<Events> implements Startable {
         this.options.local,
         this.options.handshakeTimeoutMs ?? 10_000,
       );
-      socket.setTimeout(0);
       conn.startHeartbeat(handshake.heartbeatMs);
       this.connections.add(conn);
       conn.once('close', () => this.connections.delete(conn));

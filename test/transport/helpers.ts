@@ -1,5 +1,5 @@
 import type { DeviceId } from '../../src/store/types.js';
-import { StaticAuthenticator } from '../../src/transport/authenticator.js';
+import { type Authenticator, StaticAuthenticator } from '../../src/transport/authenticator.js';
 import type { Connection } from '../../src/transport/connection.js';
 import { createIdentity, type DeviceIdentity } from '../../src/transport/identity.js';
 import { type PeerInfo, TransportServer } from '../../src/transport/server.js';
@@ -18,6 +18,8 @@ export async function startServer(
   options: {
     host?: string;
     heartbeatMs?: number;
+    handshakeTimeoutMs?: number;
+    authenticator?: Authenticator;
     identity?: DeviceIdentity;
     onConnection?: (conn: Connection, peer: PeerInfo) => void;
   } = {},
@@ -28,9 +30,10 @@ export async function startServer(
   const server = new TransportServer({
     identity,
     local: { ...hubPeer, heartbeatMs: options.heartbeatMs ?? 15_000 },
-    authenticator: new StaticAuthenticator(allowed),
+    authenticator: options.authenticator ?? new StaticAuthenticator(allowed),
     host: options.host ?? '127.0.0.1',
     port: 0,
+    ...(options.handshakeTimeoutMs !== undefined && { handshakeTimeoutMs: options.handshakeTimeoutMs }),
     onConnection: (conn, peer) => {
       connections.push({ conn, peer });
       options.onConnection?.(conn, peer);

@@ -1,4 +1,4 @@
-import { EventEmitter, once } from 'node:events';
+import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { isTrosynError, TrosynError } from '../errors.js';
@@ -32,7 +32,7 @@ export interface ConnectionOptions {
 }
 
 /** Handles one request; its result (or TrosynError) becomes the response. */
-export type RequestHandler = (params: unknown) => Promise<unknown> | unknown;
+export type RequestHandler = (params: unknown, method: string) => Promise<unknown> | unknown;
 
 export interface ConnectionStats {
   bytesIn: number;
@@ -75,10 +75,10 @@ export class Connection extends EventEmitter<Events> {
   private draining = false;
   private handler: ((message: Message) => void | Promise<void>) | undefined;
   private readonly requestHandlers = new Map<string, RequestHandler>();
-  private readonly pending = new Map<
-    number,
-    { resolve(v: unknown): void; reject(e: Error): void; timer: NodeJS.Timeout }
-  >();
+  /** Requests waiting for their response; settling one removes its timer and abort listener. */
+  private readonly pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
+  /** The one wait for the socket to drain, shared by every sender held back (see whenWritable). */
+  private writable: Promise<void> | undefined;
   private nextRequestId = 1;
   private heartbeat: NodeJS.Timeout | undefined;
   private closedWith: { cause: Error | undefined } | undefined;
@@ -135,7 +135,7 @@ export class Connection extends EventEmitter<Events> {
     if (handler) void this.drain();
   }
 
-  /** Offers a request method to the peer. */
+  /** Offers a request method to the peer; `'*'` answers every method without a handler of its own. */
   handle(method: string, handler: RequestHandler): void {
     this.requestHandlers.set(method, handler);
   }
@@ -147,20 +147,30 @@ export class Connection extends EventEmitter<Events> {
     this.stats.bytesOut += frame.length;
     this.stats.framesOut++;
     if (!this.socket.write(frame)) {
-      // Whichever wait loses is cancelled, so no listeners pile up over a long transfer.
-      const done = new AbortController();
-      try {
-        await Promise.race([
-          once(this.socket, 'drain', { signal: done.signal }),
-          once(this, 'close', { signal: done.signal }),
-        ]);
-      } finally {
-        done.abort();
-      }
+      await this.whenWritable();
       // Re-read after the wait: the connection may have closed meanwhile.
       const ended = this.ended();
       if (ended) throw new ConnectionClosedError(ended.cause);
     }
+  }
+
+  /**
+   * Resolves when the socket drains or the connection ends. Every sender held back
+   * shares one wait: a wait per sender would add a listener per pong, response or
+   * write queued behind a slow reader, without bound.
+   */
+  private whenWritable(): Promise<void> {
+    this.writable ??= new Promise<void>((resolve) => {
+      const done = () => {
+        this.socket.off('drain', done);
+        this.off('close', done);
+        this.writable = undefined;
+        resolve();
+      };
+      this.socket.on('drain', done);
+      this.on('close', done);
+    });
+    return this.writable;
   }
 
   /** Sends a request and waits for its response (or a timeout, or the connection closing). */
@@ -171,24 +181,46 @@ export class Connection extends EventEmitter<Events> {
   ): Promise<unknown> {
     const id = this.nextRequestId++;
     const timeoutMs = options.timeoutMs ?? this.requestTimeoutMs;
+    const { signal } = options;
     const result = new Promise<unknown>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      // However the request ends, it leaves no timer, map entry or abort listener
+      // behind: a caller may reuse one signal for every request of a long session.
+      const settle = () => {
+        clearTimeout(timer);
         this.pending.delete(id);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      const onAbort = () => {
+        settle();
+        reject(
+          signal?.reason instanceof Error
+            ? signal.reason
+            : new TransportError('ABORTED', `request ${method} cancelled`),
+        );
+      };
+      const timer = setTimeout(() => {
+        settle();
         reject(new RequestTimeoutError(method, timeoutMs));
       }, timeoutMs);
       timer.unref();
-      this.pending.set(id, { resolve, reject, timer });
-      options.signal?.addEventListener(
-        'abort',
-        () => {
-          clearTimeout(timer);
-          this.pending.delete(id);
-          reject(options.signal?.reason instanceof Error ? options.signal.reason : new Error('aborted'));
+      this.pending.set(id, {
+        resolve: (value) => {
+          settle();
+          resolve(value);
         },
-        { once: true },
-      );
+        reject: (err) => {
+          settle();
+          reject(err);
+        },
+      });
+      if (signal?.aborted) onAbort();
+      else signal?.addEventListener('abort', onAbort, { once: true });
     });
-    await this.send({ type: 'request', id, method, ...(params !== undefined && { params }) });
+    try {
+      await this.send({ type: 'request', id, method, ...(params !== undefined && { params }) });
+    } catch (err) {
+      this.pending.get(id)?.reject(err as Error);
+    }
     return result;
   }
 
@@ -288,15 +320,16 @@ export class Connection extends EventEmitter<Events> {
   private dispatch(message: Message): void {
     switch (message.type) {
       case 'ping':
-        this.send({ type: 'pong', t: message.t }).catch(() => undefined);
+        // A peer that sends pings but does not read would have its pongs pile up in
+        // this process's memory; while the socket is full a pong is skipped (any
+        // frame that gets through later shows this side is alive).
+        if (!this.socket.writableNeedDrain) this.send({ type: 'pong', t: message.t }).catch(() => undefined);
         return;
       case 'pong':
         return;
       case 'response': {
         const waiting = this.pending.get(message.re);
         if (!waiting) return;
-        this.pending.delete(message.re);
-        clearTimeout(waiting.timer);
         if (message.ok) waiting.resolve(message.result);
         else
           waiting.reject(
@@ -347,10 +380,10 @@ export class Connection extends EventEmitter<Events> {
   }
 
   private async answer(id: number, method: string, params: unknown): Promise<void> {
-    const handler = this.requestHandlers.get(method);
+    const handler = this.requestHandlers.get(method) ?? this.requestHandlers.get('*');
     try {
       if (!handler) throw new UnknownMethodError(method);
-      const result = await handler(params);
+      const result = await handler(params, method);
       await this.send({ type: 'response', re: id, ok: true, ...(result !== undefined && { result }) });
     } catch (err) {
       if (this.closedWith) return;
@@ -369,11 +402,8 @@ export class Connection extends EventEmitter<Events> {
     this.finished = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.heartbeat = undefined;
-    for (const [id, waiting] of this.pending) {
-      clearTimeout(waiting.timer);
+    for (const waiting of [...this.pending.values()])
       waiting.reject(new ConnectionClosedError(this.closedWith.cause));
-      this.pending.delete(id);
-    }
     this.queue.length = 0;
     this.backlog.length = 0;
     if (!this.socket.destroyed && !this.socket.writableEnded) this.socket.end();

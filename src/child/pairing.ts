@@ -3,13 +3,16 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { DeviceId } from '../store/types.js';
 import { connectToHub, type HubAddress } from '../transport/client.js';
-import { confirmationTag, cpace, tagsEqual } from '../transport/cpace.js';
+import type { Connection } from '../transport/connection.js';
+import { cpace, type CPaceKeys, tagsEqual } from '../transport/cpace.js';
 import { TransportError } from '../transport/errors.js';
 import {
+  CODE_LOOKUP_LENGTH,
   isWellFormedCode,
   normalizeCode,
+  PAIRING_NONCE_BYTES,
   pairingChannel,
-  pairingTranscript,
+  pairingPassword,
 } from '../transport/pairing-code.js';
 import type { DeviceIdentity } from '../transport/identity.js';
 import { APP_VERSION } from '../version.js';
@@ -35,19 +38,99 @@ export interface PairResult {
   group: string;
 }
 
-const startReply = z.object({ nonce: z.string(), hubName: z.string() });
-const exchangeReply = z.object({ share: z.string() });
+const base64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/);
+const startReply = z.object({ nonce: base64, hubName: z.string() });
+const exchangeReply = z.object({ share: base64 });
 const confirmReply = z.object({
-  tag: z.string(),
+  tag: base64,
   state: z.enum(['approved', 'pending', 'revoked']),
   group: z.string(),
 });
 
 /**
- * The child's side of pairing (see PairingService). The hub's certificate is not
- * known yet, so the TLS session alone proves nothing; the exchange does: only a
- * hub that knows the code and saw this device's certificate can produce the tag
- * checked last, and only then is the hub's device ID returned for pinning.
+ * The child's side of one pairing exchange on an open connection, step by step
+ * (PairingService is the hub's). The hub's certificate is not trusted yet, so the
+ * TLS session alone proves nothing; the exchange does: only a hub that knows the
+ * code and saw this device's certificate can produce the tag checked last.
+ */
+export class PairingExchange {
+  private readonly conn: Connection;
+  private readonly code: string;
+  private readonly channel: Uint8Array;
+  private readonly timeout: { timeoutMs: number };
+  private readonly childNonce = randomBytes(PAIRING_NONCE_BYTES);
+  private sid: Uint8Array | undefined;
+  private keys: CPaceKeys | undefined;
+  private hubName = '';
+
+  /** `childId` is this device's ID, `hubId` the one the hub presented in this TLS session. */
+  constructor(
+    conn: Connection,
+    options: { code: string; childId: DeviceId; hubId: DeviceId; timeoutMs?: number },
+  ) {
+    this.conn = conn;
+    this.code = normalizeCode(options.code);
+    this.channel = pairingChannel(options.childId, options.hubId);
+    this.timeout = { timeoutMs: options.timeoutMs ?? 10_000 };
+  }
+
+  /** pair.start: names the code by its first group; both nonces make the session id. */
+  async start(): Promise<{ hubName: string }> {
+    const started = startReply.parse(
+      await this.conn.request(
+        'pair.start',
+        { lookup: this.code.slice(0, CODE_LOOKUP_LENGTH), nonce: this.childNonce.toString('base64') },
+        this.timeout,
+      ),
+    );
+    const hubNonce = Buffer.from(started.nonce, 'base64');
+    if (hubNonce.length !== PAIRING_NONCE_BYTES)
+      throw new TransportError('PAIRING_FAILED', 'the hub sent a nonce of the wrong size');
+    this.sid = Buffer.concat([this.childNonce, hubNonce]);
+    this.hubName = started.hubName;
+    return { hubName: started.hubName };
+  }
+
+  /** pair.exchange: CPace's two messages, Ya out and Yb back; derives ISK and both tags. */
+  async exchange(): Promise<void> {
+    if (!this.sid) throw new TransportError('UNEXPECTED_MESSAGE', 'pair.exchange before pair.start');
+    const party = cpace({ prs: pairingPassword(this.code), ci: this.channel, sid: this.sid }, 'initiator');
+    const exchanged = exchangeReply.parse(
+      await this.conn.request(
+        'pair.exchange',
+        { share: Buffer.from(party.share).toString('base64') },
+        this.timeout,
+      ),
+    );
+    this.keys = party.finish(Buffer.from(exchanged.share, 'base64'));
+  }
+
+  /** pair.confirm: sends this side's tag, and checks the hub's before anything is trusted. */
+  async confirm(name: string): Promise<Omit<PairResult, 'hubId'>> {
+    if (!this.keys) throw new TransportError('UNEXPECTED_MESSAGE', 'pair.confirm before pair.exchange');
+    const confirmed = confirmReply.parse(
+      await this.conn.request(
+        'pair.confirm',
+        { tag: Buffer.from(this.keys.ownTag).toString('base64'), name, appVersion: APP_VERSION },
+        this.timeout,
+      ),
+    );
+    if (!tagsEqual(this.keys.peerTag, Buffer.from(confirmed.tag, 'base64'))) {
+      throw new TransportError(
+        'PAIRING_FAILED',
+        'the hub could not prove it knows the code: the connection may be intercepted; nothing was pinned',
+      );
+    }
+    if (confirmed.state === 'revoked')
+      throw new TransportError('DEVICE_REVOKED', 'this device was revoked by the hub admin');
+    return { hubName: this.hubName, state: confirmed.state, group: confirmed.group };
+  }
+}
+
+/**
+ * Pairs this device with a hub: connects with its certificate (unknown to the hub),
+ * runs the exchange, and returns the hub's device ID for pinning only once the
+ * hub's tag checked out.
  */
 export async function pairWithHub(options: PairOptions): Promise<PairResult> {
   const code = normalizeCode(options.code);
@@ -64,47 +147,17 @@ export async function pairWithHub(options: PairOptions): Promise<PairResult> {
     timeoutMs: options.timeoutMs ?? 10_000,
     ...(options.logger && { logger: options.logger }),
   });
-  const { conn } = hub;
   try {
-    const timeout = { timeoutMs: options.timeoutMs ?? 10_000 };
-    const childNonce = randomBytes(32);
-    const started = startReply.parse(
-      await conn.request(
-        'pair.start',
-        { lookup: code.slice(0, 4), nonce: childNonce.toString('base64') },
-        timeout,
-      ),
-    );
-    const sid = Buffer.concat([childNonce, Buffer.from(started.nonce, 'base64')]);
-    const channel = pairingChannel(options.identity.deviceId, hub.hubId);
-    const party = cpace({ password: code, channel, sid }, 'initiator');
-    const exchanged = exchangeReply.parse(
-      await conn.request('pair.exchange', { share: Buffer.from(party.share).toString('base64') }, timeout),
-    );
-    const hubShare = Buffer.from(exchanged.share, 'base64');
-    const isk = party.finish(hubShare);
-    const transcript = pairingTranscript(channel, sid, party.share, hubShare);
-    const confirmed = confirmReply.parse(
-      await conn.request(
-        'pair.confirm',
-        {
-          tag: confirmationTag(isk, 'initiator', transcript).toString('base64'),
-          name: options.name,
-          appVersion: APP_VERSION,
-        },
-        timeout,
-      ),
-    );
-    if (!tagsEqual(confirmationTag(isk, 'responder', transcript), Buffer.from(confirmed.tag, 'base64'))) {
-      throw new TransportError(
-        'PAIRING_FAILED',
-        'the hub could not prove it knows the code: the connection may be intercepted; nothing was pinned',
-      );
-    }
-    if (confirmed.state === 'revoked')
-      throw new TransportError('DEVICE_REVOKED', 'this device was revoked by the hub admin');
-    return { hubId: hub.hubId, hubName: started.hubName, state: confirmed.state, group: confirmed.group };
+    const exchange = new PairingExchange(hub.conn, {
+      code,
+      childId: options.identity.deviceId,
+      hubId: hub.hubId,
+      ...(options.timeoutMs !== undefined && { timeoutMs: options.timeoutMs }),
+    });
+    await exchange.start();
+    await exchange.exchange();
+    return { hubId: hub.hubId, ...(await exchange.confirm(options.name)) };
   } finally {
-    conn.close();
+    hub.conn.close();
   }
 }

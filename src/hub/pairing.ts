@@ -5,21 +5,25 @@ import type { Clock } from '../lifecycle.js';
 import { silentLogger } from '../observability/logger.js';
 import type { DeviceId } from '../store/types.js';
 import type { Connection } from '../transport/connection.js';
-import { confirmationTag, cpace, type CPaceParty, tagsEqual } from '../transport/cpace.js';
-import { pairingChannel, pairingTranscript } from '../transport/pairing-code.js';
+import { cpace, type CPaceKeys, tagsEqual } from '../transport/cpace.js';
+import { PAIRING_NONCE_BYTES, pairingChannel, pairingPassword } from '../transport/pairing-code.js';
 import { shortDeviceId } from '../transport/device-id.js';
 import { TransportError } from '../transport/errors.js';
 import type { PeerInfo } from '../transport/server.js';
 import { RateLimiter, type RateLimit } from '../transport/rate-limit.js';
 import type { DeviceRecord, DeviceRegistry, PairingCodeRecord } from './registry.js';
 
-const b64 = (max: number) =>
+/** Exactly `bytes` bytes in padded base64. */
+const b64 = (bytes: number) =>
   z
     .string()
-    .max(max)
-    .regex(/^[A-Za-z0-9+/]*={0,2}$/);
-const startParams = z.object({ lookup: z.string().min(1).max(8), nonce: b64(64) });
-const exchangeParams = z.object({ share: b64(64) });
+    .length(4 * Math.ceil(bytes / 3))
+    .regex(/^[A-Za-z0-9+/]*={0,2}$/)
+    .refine((s) => Buffer.from(s, 'base64').length === bytes, `must be ${bytes} bytes in base64`);
+const startParams = z.object({ lookup: z.string().min(1).max(8), nonce: b64(PAIRING_NONCE_BYTES) });
+/** A ristretto255 encoding: 32 bytes. */
+const exchangeParams = z.object({ share: b64(32) });
+/** HMAC-SHA-512: 64 bytes. */
 const confirmParams = z.object({
   tag: b64(64),
   name: z.string().min(1).max(128),
@@ -43,10 +47,11 @@ export interface PairingServiceOptions {
 
 /**
  * The hub's side of pairing. An unknown device that connects may run one pairing
- * exchange: it names a code by its first group, both sides run CPace with the
- * whole code as the password over a channel bound to both device IDs, and each
- * proves the key with a tag. The child speaks first; only a device whose tag is
- * right is registered. A wrong tag counts against the code, which burns after a few.
+ * exchange and nothing else: it names a code by its first group, both sides run
+ * CPace with the whole code as the password over a channel bound to both device
+ * IDs, and each proves the key with a tag. The child speaks first; only a device
+ * whose tag is right is registered. A wrong tag counts against the code, which
+ * burns after a few.
  */
 export class PairingService {
   private readonly options: PairingServiceOptions;
@@ -78,13 +83,14 @@ export class PairingService {
     let state:
       | { step: 'new' }
       | { step: 'started'; code: PairingCodeRecord; sid: Buffer }
-      | { step: 'exchanged'; code: PairingCodeRecord; sid: Buffer; transcript: Buffer; isk: Buffer }
+      | { step: 'exchanged'; code: PairingCodeRecord; keys: CPaceKeys }
       | { step: 'done' } = { step: 'new' };
 
     conn.handle('pair.start', (params) => {
       const p = parse(startParams, params);
       if (state.step !== 'new')
         throw new TransportError('UNEXPECTED_MESSAGE', 'pairing already started on this connection');
+      state = { step: 'done' };
       if (!this.perAddress.take(peer.address) || !this.overall.take('*')) {
         this.logger.warn({ address: peer.address }, 'pairing attempt rate-limited');
         throw new TransportError(
@@ -96,13 +102,9 @@ export class PairingService {
         throw new TransportError('DEVICE_REVOKED', 'this device was revoked and cannot pair again');
       }
       const code = this.options.registry.findActiveCode(p.lookup);
-      if (!code)
-        throw new TransportError(
-          'PAIRING_CODE_INVALID',
-          'the pairing code is unknown, already used, burned or expired; ask for a new one',
-        );
+      if (!code) throw codeInvalid();
       const childNonce = Buffer.from(p.nonce, 'base64');
-      const hubNonce = randomBytes(32);
+      const hubNonce = randomBytes(PAIRING_NONCE_BYTES);
       state = { step: 'started', code, sid: Buffer.concat([childNonce, hubNonce]) };
       return { nonce: hubNonce.toString('base64'), hubName: this.options.hubName };
     });
@@ -111,16 +113,12 @@ export class PairingService {
       const p = parse(exchangeParams, params);
       if (state.step !== 'started')
         throw new TransportError('UNEXPECTED_MESSAGE', 'pair.exchange before pair.start');
-      const party: CPaceParty = cpace({ password: state.code.secret, channel, sid: state.sid }, 'responder');
-      const childShare = Buffer.from(p.share, 'base64');
-      const isk = party.finish(childShare);
-      state = {
-        step: 'exchanged',
-        code: state.code,
-        sid: state.sid,
-        isk,
-        transcript: pairingTranscript(channel, state.sid, childShare, party.share),
-      };
+      const { code, sid } = state;
+      state = { step: 'done' };
+      const party = cpace({ prs: pairingPassword(code.secret), ci: channel, sid }, 'responder');
+      // An invalid share (K = G.I) aborts the exchange; it tests no guess, so it is not counted.
+      const keys = party.finish(Buffer.from(p.share, 'base64'));
+      state = { step: 'exchanged', code, keys };
       return { share: Buffer.from(party.share).toString('base64') };
     });
 
@@ -128,10 +126,9 @@ export class PairingService {
       const p = parse(confirmParams, params);
       if (state.step !== 'exchanged')
         throw new TransportError('UNEXPECTED_MESSAGE', 'pair.confirm before pair.exchange');
-      const { code, isk, transcript } = state;
+      const { code, keys } = state;
       state = { step: 'done' };
-      const expected = confirmationTag(isk, 'initiator', transcript);
-      if (!tagsEqual(expected, Buffer.from(p.tag, 'base64'))) {
+      if (!tagsEqual(keys.peerTag, Buffer.from(p.tag, 'base64'))) {
         const after = this.options.registry.recordFailedAttempt(code.codeId);
         this.logger.warn(
           { address: peer.address, device: shortDeviceId(peer.deviceId), code: code.lookup, after },
@@ -142,12 +139,7 @@ export class PairingService {
           'pairing failed: the code does not match, or the connection is being intercepted',
         );
       }
-      if (!this.options.registry.consumeCode(code.codeId, peer.deviceId)) {
-        throw new TransportError(
-          'PAIRING_CODE_INVALID',
-          'the pairing code was used or expired meanwhile; ask for a new one',
-        );
-      }
+      if (!this.options.registry.consumeCode(code.codeId, peer.deviceId)) throw codeInvalid();
       const device = this.options.registry.register({
         deviceId: peer.deviceId,
         name: p.name,
@@ -158,12 +150,19 @@ export class PairingService {
       this.options.onPaired?.(device);
       // The child checks this tag before pinning the hub: it proves the hub knew the code too.
       return {
-        tag: confirmationTag(isk, 'responder', transcript).toString('base64'),
+        tag: Buffer.from(keys.ownTag).toString('base64'),
         state: device.state,
         group: device.group,
       };
     });
   }
+}
+
+function codeInvalid(): TransportError {
+  return new TransportError(
+    'PAIRING_CODE_INVALID',
+    'the pairing code is unknown, already used, burned or expired; ask for a new one',
+  );
 }
 
 function parse<T>(schema: z.ZodType<T>, params: unknown): T {

@@ -1,5 +1,5 @@
 import type { DeviceId } from '../store/types.js';
-import { lengthPrefixed } from './cpace.js';
+import { lvCat } from './cpace.js';
 
 /**
  * Pairing codes and the parts of the pairing exchange both sides compute
@@ -29,20 +29,30 @@ export function isWellFormedCode(code: string): boolean {
   return normal.length === CODE_LENGTH && [...normal].every((c) => CODE_ALPHABET.includes(c));
 }
 
-/** Label mixed into the channel identifier, so keys from other protocols never match. */
-const CHANNEL_LABEL = Buffer.from('trosyn-sync pairing v1');
+/**
+ * The first field of CI. CPace's own domain tag (its DSI) is fixed by the
+ * specification, so this label is what keeps keys of this exchange apart from
+ * those of any other protocol or version that uses CPace with the same code.
+ */
+export const CHANNEL_LABEL = 'trosyn-sync pairing v1';
 
-/** Binds the exchange to both certificates, as each side sees them. */
-export function pairingChannel(childId: DeviceId, hubId: DeviceId): Buffer {
-  return lengthPrefixed(CHANNEL_LABEL, Buffer.from(childId, 'hex'), Buffer.from(hubId, 'hex'));
+/** PRS, the CPace password: the normalised 12-character code as ASCII bytes. */
+export function pairingPassword(code: string): Uint8Array {
+  return new TextEncoder().encode(normalizeCode(code));
 }
 
-/** What both confirmation tags cover: the channel, the session id and both key shares. */
-export function pairingTranscript(
-  channel: Uint8Array,
-  sid: Uint8Array,
-  childShare: Uint8Array,
-  hubShare: Uint8Array,
-): Buffer {
-  return lengthPrefixed(channel, sid, childShare, hubShare);
+/**
+ * CI, the channel identifier: lv_cat(label, child device ID, hub device ID), each
+ * device ID as its 32 raw bytes. The child is CPace's initiator and comes first, as
+ * the specification asks; each side fills in what it saw in its own TLS session.
+ */
+export function pairingChannel(childId: DeviceId, hubId: DeviceId): Uint8Array {
+  return lvCat(
+    new TextEncoder().encode(CHANNEL_LABEL),
+    Buffer.from(childId, 'hex'),
+    Buffer.from(hubId, 'hex'),
+  );
 }
+
+/** Bytes of each side's nonce; sid = child nonce || hub nonce (64 bytes). */
+export const PAIRING_NONCE_BYTES = 32;

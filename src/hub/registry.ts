@@ -17,6 +17,7 @@ import {
   formatCode,
   normalizeCode,
 } from '../transport/pairing-code.js';
+import { assertScopePattern } from './scopes.js';
 
 /** A device the hub knows of. */
 export interface DeviceRecord {
@@ -344,6 +345,7 @@ export class DeviceRegistry implements Startable, Authenticator {
   putGroup(group: GroupRecord): GroupRecord {
     if (!GROUP_NAME.test(group.name))
       throw new RegistryError('INVALID_GROUP', `invalid group name ${JSON.stringify(group.name)}`);
+    for (const pattern of [...group.read, ...group.write]) assertScopePattern(pattern);
     this.sql
       .prepare(
         `INSERT INTO groups (name, description, read, write) VALUES (?, ?, ?, ?)

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { TrosynError } from '../errors.js';
 import type { DeviceId, Revision } from '../store/types.js';
+import { assertCollectionName } from '../sync/ids.js';
 import type { GroupRecord } from './registry.js';
 
 /** A write outside the device's write scope; refused alone, the rest of the batch applies. */
@@ -21,6 +22,37 @@ export class AuthorMismatchError extends TrosynError {
       `revision ${rev} claims author ${author}, but a device may only send its own writes`,
       { rev, author },
     );
+  }
+}
+
+/**
+ * A group's scope pattern that matches no collection the way it reads (`../x`,
+ * `*x`, `a*b`): refused when the group is saved rather than silently never matching.
+ */
+export class InvalidScopePatternError extends TrosynError {
+  constructor(pattern: string) {
+    super(
+      'INVALID_SCOPE_PATTERN',
+      `invalid scope pattern ${JSON.stringify(pattern.length > 80 ? `${pattern.slice(0, 80)}...` : pattern)}: use a collection name (A-Z a-z 0-9 _ . -, not starting with . or -), * for every collection, or a name's beginning followed by * (sales.* or sales*)`,
+      { pattern },
+    );
+  }
+}
+
+/**
+ * Checks one scope pattern against the forms matchesScope gives a meaning to: `*`,
+ * an exact collection name, or the beginning of a collection name followed by one
+ * trailing `*` (`sales.*`, `sales*`).
+ */
+export function assertScopePattern(pattern: string): void {
+  if (pattern === '*') return;
+  const stem = pattern.endsWith('*') ? pattern.slice(0, -1) : pattern;
+  // The stem follows the collection-name rule itself, so a pattern can name any
+  // collection, reserved ones (`_...`) included, and nothing that is not one.
+  try {
+    assertCollectionName(stem, true);
+  } catch {
+    throw new InvalidScopePatternError(pattern);
   }
 }
 

@@ -51,7 +51,8 @@ export interface PairingServiceOptions {
  * CPace with the whole code as the password over a channel bound to both device
  * IDs, and each proves the key with a tag. The child speaks first; only a device
  * whose tag is right is registered. A wrong tag counts against the code, which
- * burns after a few.
+ * burns after a few; once the code is spent, every session still open on it gets
+ * the same answer whatever its tag, so parallel sessions add no guesses.
  */
 export class PairingService {
   private readonly options: PairingServiceOptions;
@@ -128,10 +129,19 @@ export class PairingService {
         throw new TransportError('UNEXPECTED_MESSAGE', 'pair.confirm before pair.exchange');
       const { code, keys } = state;
       state = { step: 'done' };
-      if (!tagsEqual(keys.peerTag, Buffer.from(p.tag, 'base64'))) {
-        const after = this.options.registry.recordFailedAttempt(code.codeId);
+      const settled = this.options.registry.settlePairingAttempt(code.codeId, {
+        tagMatched: tagsEqual(keys.peerTag, Buffer.from(p.tag, 'base64')),
+        device: { deviceId: peer.deviceId, name: p.name, appVersion: p.appVersion, address: peer.address },
+      });
+      if (settled.outcome === 'code-invalid') throw codeInvalid();
+      if (settled.outcome === 'wrong-code') {
         this.logger.warn(
-          { address: peer.address, device: shortDeviceId(peer.deviceId), code: code.lookup, after },
+          {
+            address: peer.address,
+            device: shortDeviceId(peer.deviceId),
+            code: code.lookup,
+            after: settled.codeState,
+          },
           'pairing failed: wrong code or intercepted',
         );
         throw new TransportError(
@@ -139,14 +149,7 @@ export class PairingService {
           'pairing failed: the code does not match, or the connection is being intercepted',
         );
       }
-      if (!this.options.registry.consumeCode(code.codeId, peer.deviceId)) throw codeInvalid();
-      const device = this.options.registry.register({
-        deviceId: peer.deviceId,
-        name: p.name,
-        group: code.group,
-        appVersion: p.appVersion,
-        address: peer.address,
-      });
+      const device = settled.result;
       this.options.onPaired?.(device);
       // The child checks this tag before pinning the hub: it proves the hub knew the code too.
       return {

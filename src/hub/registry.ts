@@ -1,4 +1,3 @@
-import { randomInt } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
@@ -11,13 +10,15 @@ import { type Migration, runMigrations } from '../store/migrations.js';
 import type { DeviceId } from '../store/types.js';
 import type { AuthDecision, Authenticator, PeerCredentials } from '../transport/authenticator.js';
 import {
-  CODE_ALPHABET,
-  CODE_LENGTH,
-  CODE_LOOKUP_LENGTH,
-  formatCode,
-  normalizeCode,
-} from '../transport/pairing-code.js';
+  type ListedPairingCode,
+  type PairingAttemptOutcome,
+  type PairingCodeRecord,
+  PAIRING_CODES_MIGRATION,
+  PairingCodes,
+} from './pairing-codes.js';
 import { assertScopePattern } from './scopes.js';
+
+export type { ListedPairingCode, PairingAttemptOutcome, PairingCodeRecord } from './pairing-codes.js';
 
 /** A device the hub knows of. */
 export interface DeviceRecord {
@@ -43,21 +44,6 @@ export interface GroupRecord {
   write: string[];
 }
 
-/** A pairing code as the hub keeps it. */
-export interface PairingCodeRecord {
-  codeId: number;
-  /** The first group of the code, sent in clear to find it; the rest stays secret. */
-  lookup: string;
-  /** The whole normalised code: the PAKE password. */
-  secret: string;
-  group: string;
-  createdAt: number;
-  expiresAt: number;
-  failedAttempts: number;
-  state: 'active' | 'used' | 'burned' | 'expired';
-  usedBy: DeviceId | null;
-}
-
 export interface DeviceRegistryOptions {
   /** Path of the registry database (created owner-only). */
   path: string;
@@ -65,6 +51,8 @@ export interface DeviceRegistryOptions {
   requireApproval?: boolean;
   /** Wrong guesses after which a pairing code is burned. Default 3. */
   maxCodeAttempts?: number;
+  /** Source of pairing codes' characters (an index below `max`). Default crypto.randomInt; tests force collisions with it. */
+  randomInt?: (max: number) => number;
   clock?: Clock;
   logger?: Logger;
 }
@@ -72,7 +60,8 @@ export interface DeviceRegistryOptions {
 /** Unknown device, wrong state, or a bad group: a named error with a stable code. */
 export class RegistryError extends TrosynError {}
 
-const MIGRATIONS: Migration[] = [
+/** The schema steps of hub.db. */
+export const REGISTRY_MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
     description: 'devices, groups, pairing codes, settings',
@@ -118,6 +107,7 @@ const MIGRATIONS: Migration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  PAIRING_CODES_MIGRATION,
 ];
 
 interface DeviceRow {
@@ -133,18 +123,6 @@ interface DeviceRow {
   revoked_at: number | null;
 }
 
-interface CodeRow {
-  id: number;
-  lookup: string;
-  secret: string;
-  grp: string;
-  created_at: number;
-  expires_at: number;
-  failed_attempts: number;
-  state: 'active' | 'used' | 'burned';
-  used_by: string | null;
-}
-
 const GROUP_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 /**
@@ -158,6 +136,7 @@ export class DeviceRegistry implements Startable, Authenticator {
   private readonly clock: Clock;
   private readonly logger: Logger;
   private db: Database.Database | undefined;
+  private codes: PairingCodes | undefined;
 
   constructor(options: DeviceRegistryOptions) {
     this.options = options;
@@ -178,18 +157,35 @@ export class DeviceRegistry implements Startable, Authenticator {
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = FULL');
     db.pragma('busy_timeout = 5000');
-    runMigrations(db, MIGRATIONS, this.clock.now());
+    // Deleted and overwritten content (a spent code's secret) is zeroed on disk, not
+    // just unlinked from the B-tree where a file reader could still find it.
+    db.pragma('secure_delete = ON');
+    runMigrations(db, REGISTRY_MIGRATIONS, this.clock.now());
+    const codes = new PairingCodes(db, {
+      clock: this.clock,
+      logger: this.logger,
+      maxAttempts: this.options.maxCodeAttempts ?? 3,
+      ...(this.options.randomInt && { random: this.options.randomInt }),
+    });
+    codes.expire();
     this.db = db;
+    this.codes = codes;
   }
 
   async stop(): Promise<void> {
     this.db?.close();
     this.db = undefined;
+    this.codes = undefined;
   }
 
   private get sql(): Database.Database {
     if (!this.db) throw new StoreClosedError();
     return this.db;
+  }
+
+  private get pairingCodes(): PairingCodes {
+    if (!this.codes) throw new StoreClosedError();
+    return this.codes;
   }
 
   // --- authentication ------------------------------------------------------------
@@ -368,7 +364,8 @@ export class DeviceRegistry implements Startable, Authenticator {
 
   /**
    * A new single-use pairing code, `XXXX-XXXX-XXXX` in Crockford base32: the first
-   * group finds the code, the 40-bit rest is the secret the PAKE protects.
+   * group finds the code (no other active code has it), the 40-bit rest is the
+   * secret the PAKE protects.
    */
   issueCode(options: { ttlMs?: number; group?: string } = {}): {
     code: string;
@@ -377,62 +374,46 @@ export class DeviceRegistry implements Startable, Authenticator {
   } {
     const group = options.group ?? 'default';
     this.requireGroup(group);
-    const now = this.clock.now();
-    let code = '';
-    for (let i = 0; i < CODE_LENGTH; i++) code += CODE_ALPHABET[randomInt(CODE_ALPHABET.length)];
-    const expiresAt = now + (options.ttlMs ?? 10 * 60_000);
-    this.sql
-      .prepare(
-        "INSERT INTO pairing_codes (lookup, secret, grp, created_at, expires_at, state) VALUES (?, ?, ?, ?, ?, 'active')",
-      )
-      .run(code.slice(0, CODE_LOOKUP_LENGTH), code, group, now, expiresAt);
-    return { code: formatCode(code), expiresAt, group };
+    return this.pairingCodes.issue({ ttlMs: options.ttlMs ?? 10 * 60_000, group });
   }
 
   /** The active, unexpired code with this lookup group, if any. */
   findActiveCode(lookup: string): PairingCodeRecord | undefined {
-    const row = this.sql
-      .prepare<[string, number], CodeRow>(
-        "SELECT * FROM pairing_codes WHERE lookup = ? AND state = 'active' AND expires_at > ? ORDER BY id DESC LIMIT 1",
-      )
-      .get(normalizeCode(lookup), this.clock.now());
-    return row ? this.toCode(row) : undefined;
+    return this.pairingCodes.findActive(lookup);
   }
 
-  /** Counts a wrong guess; burns the code when the limit is reached. Returns the code's new state. */
-  recordFailedAttempt(codeId: number): 'active' | 'burned' {
-    const max = this.options.maxCodeAttempts ?? 3;
-    this.sql
-      .prepare(
-        "UPDATE pairing_codes SET failed_attempts = failed_attempts + 1, state = CASE WHEN failed_attempts + 1 >= ? THEN 'burned' ELSE state END WHERE id = ?",
-      )
-      .run(max, codeId);
-    const state = this.sql
-      .prepare<[number], { state: 'active' | 'burned' }>('SELECT state FROM pairing_codes WHERE id = ?')
-      .get(codeId)?.state;
-    if (state === 'burned') this.logger.warn({ codeId }, 'pairing code burned after too many wrong guesses');
-    return state ?? 'burned';
+  /**
+   * Settles a pairing confirmation (see PairingCodes.settle): with a right tag and
+   * a code still active, spends the code and registers the device in its group, in
+   * one transaction.
+   */
+  settlePairingAttempt(
+    codeId: number,
+    attempt: {
+      tagMatched: boolean;
+      device: { deviceId: DeviceId; name: string; appVersion?: string; address?: string };
+    },
+  ): PairingAttemptOutcome<DeviceRecord> {
+    const { device } = attempt;
+    return this.pairingCodes.settle(
+      codeId,
+      { tagMatched: attempt.tagMatched, deviceId: device.deviceId },
+      (group) => this.register({ ...device, group }),
+    );
   }
 
-  /** Marks a code used; false when it was used, burned or expired meanwhile. */
-  consumeCode(codeId: number, deviceId: DeviceId): boolean {
-    const now = this.clock.now();
-    const result = this.sql
-      .prepare(
-        "UPDATE pairing_codes SET state = 'used', used_by = ?, used_at = ? WHERE id = ? AND state = 'active' AND expires_at > ?",
-      )
-      .run(deviceId, now, codeId, now);
-    return result.changes === 1;
+  /** The newest codes (at most 100) and their state, never the code itself. */
+  listCodes(): ListedPairingCode[] {
+    return this.pairingCodes.list();
   }
 
-  listCodes(): Array<Omit<PairingCodeRecord, 'secret'>> {
-    return this.sql
-      .prepare<[], CodeRow>('SELECT * FROM pairing_codes ORDER BY id DESC LIMIT 100')
-      .all()
-      .map((row) => {
-        const { secret: _secret, ...rest } = this.toCode(row);
-        return rest;
-      });
+  /**
+   * The codes that can still be used (active, unexpired), newest first, never the
+   * code itself; `group` keeps only that group's. A hub that starts issues a code
+   * only when this is empty, so restarts do not pile up live codes.
+   */
+  activePairingCodes(filter: { group?: string } = {}): ListedPairingCode[] {
+    return this.pairingCodes.active(filter);
   }
 
   // --- settings ------------------------------------------------------------------------
@@ -459,21 +440,6 @@ export class DeviceRegistry implements Startable, Authenticator {
 
   setRequireApproval(on: boolean): void {
     this.setSetting('require_approval', String(on));
-  }
-
-  private toCode(row: CodeRow): PairingCodeRecord {
-    const expired = row.state === 'active' && row.expires_at <= this.clock.now();
-    return {
-      codeId: row.id,
-      lookup: row.lookup,
-      secret: row.secret,
-      group: row.grp,
-      createdAt: row.created_at,
-      expiresAt: row.expires_at,
-      failedAttempts: row.failed_attempts,
-      state: expired ? 'expired' : row.state,
-      usedBy: row.used_by as DeviceId | null,
-    };
   }
 }
 

@@ -6,7 +6,7 @@ import { after, describe, it } from 'node:test';
 import { connect as tlsConnect, createServer as tlsServer, type TLSSocket } from 'node:tls';
 import { Child } from '../../src/child/child.js';
 import { savePairedHub } from '../../src/child/paired-hub.js';
-import { pairWithHub } from '../../src/child/pairing.js';
+import { PairingExchange, pairWithHub } from '../../src/child/pairing.js';
 import { Hub, type HubEvent } from '../../src/hub/hub.js';
 import { connectToHub } from '../../src/transport/client.js';
 import { createIdentity, type DeviceIdentity, loadOrCreateIdentity } from '../../src/transport/identity.js';
@@ -61,6 +61,34 @@ async function pairedChild(
     group: result.group,
   });
   return new Child({ dataDir, discovery: false, synchronous: 'off', backoff: { initialMs: 20, maxMs: 100 } });
+}
+
+/** A code with the same lookup group as `code` and a different secret. */
+function wrongCode(code: string): string {
+  const plain = code.replace(/-/g, '');
+  return `${plain.slice(0, 10)}${plain.slice(10) === 'ZZ' ? 'YY' : 'ZZ'}`;
+}
+
+/** A device with a new identity, connected to the hub for pairing, driven one request at a time. */
+async function pairingSession(address: { host: string; port: number }, name: string, code: string) {
+  const identity = await createIdentity(name);
+  const hub = await connectToHub(address, {
+    identity,
+    local: { name, role: 'child', appVersion: '0', heartbeatMs: 15000 },
+    hubId: undefined,
+  });
+  const exchange = new PairingExchange(hub.conn, { code, childId: identity.deviceId, hubId: hub.hubId });
+  return {
+    identity,
+    exchange,
+    /** The code of the error pair.confirm answered with, or 'paired'. */
+    confirm: () =>
+      exchange.confirm(name).then(
+        () => 'paired',
+        (e: { code: string }) => e.code,
+      ),
+    close: () => hub.conn.close(),
+  };
 }
 
 /**
@@ -189,8 +217,7 @@ describe('pairing', () => {
       pairingLimits: { perAddress: { burst: 100, perMinute: 100 } },
     });
     const { code } = hub.registry.issueCode();
-    const plain = code.replace(/-/g, '');
-    const wrong = `${plain.slice(0, 10)}${plain.slice(10) === 'ZZ' ? 'YY' : 'ZZ'}`;
+    const wrong = wrongCode(code);
     for (let i = 0; i < 3; i++) {
       const identity = await createIdentity(`guesser-${i}`);
       await assert.rejects(pairWithHub({ identity, code: wrong, address, name: 'guess' }), {
@@ -203,6 +230,70 @@ describe('pairing', () => {
       code: 'PAIRING_CODE_INVALID',
     });
     assert.equal(hub.registry.listCodes()[0]?.state, 'burned');
+    await hub.stop();
+  });
+
+  it('sessions opened in parallel add no guesses: once the code burns, every open session gets PAIRING_CODE_INVALID, right code or wrong', async () => {
+    const { hub, address } = await startHub({
+      pairingLimits: { perAddress: { burst: 100, perMinute: 100 }, overall: { burst: 100, perMinute: 100 } },
+    });
+    const { code } = hub.registry.issueCode();
+    // Six sessions all get as far as the confirmation while the code is active; the
+    // fifth knows the code, the others guess wrong.
+    const sessions = await Promise.all(
+      Array.from({ length: 6 }, (_, i) =>
+        pairingSession(address, `parallel-${i}`, i === 4 ? code : wrongCode(code)),
+      ),
+    );
+    await Promise.all(sessions.map((s) => s.exchange.start()));
+    await Promise.all(sessions.map((s) => s.exchange.exchange()));
+    const outcomes: string[] = [];
+    for (const s of sessions) outcomes.push(await s.confirm());
+    assert.deepEqual(outcomes, [
+      'PAIRING_FAILED',
+      'PAIRING_FAILED',
+      'PAIRING_FAILED',
+      // Burned: the same answer whether the tag was wrong or right.
+      'PAIRING_CODE_INVALID',
+      'PAIRING_CODE_INVALID',
+      'PAIRING_CODE_INVALID',
+    ]);
+    const [listed] = hub.registry.listCodes();
+    assert.equal(listed?.state, 'burned');
+    assert.equal(listed?.failedAttempts, 3, 'no guess was counted, or checked, after the third');
+    for (const s of sessions) assert.equal(hub.registry.get(s.identity.deviceId), undefined);
+    for (const s of sessions) s.close();
+    await hub.stop();
+  });
+
+  it('confirmations racing in parallel: at most three wrong tags are ever checked against one code', async () => {
+    const { hub, address } = await startHub({
+      pairingLimits: { perAddress: { burst: 100, perMinute: 100 }, overall: { burst: 100, perMinute: 100 } },
+    });
+    const { code } = hub.registry.issueCode();
+    const sessions = await Promise.all(
+      Array.from({ length: 12 }, (_, i) =>
+        pairingSession(address, `race-${i}`, i === 9 ? code : wrongCode(code)),
+      ),
+    );
+    await Promise.all(sessions.map((s) => s.exchange.start()));
+    await Promise.all(sessions.map((s) => s.exchange.exchange()));
+    const outcomes = await Promise.all(sessions.map((s) => s.confirm()));
+    const failed = outcomes.filter((o) => o === 'PAIRING_FAILED').length;
+    const [listed] = hub.registry.listCodes();
+    assert.ok(failed <= 3, `${failed} wrong tags were answered PAIRING_FAILED`);
+    assert.equal(listed?.failedAttempts, failed);
+    assert.equal(
+      outcomes.filter((o) => !['PAIRING_FAILED', 'PAIRING_CODE_INVALID', 'paired'].includes(o)).length,
+      0,
+      outcomes.join(' '),
+    );
+    // The one session holding the code pairs if and only if it came before the third wrong tag.
+    const honest = sessions[9];
+    assert.ok(honest);
+    assert.equal(outcomes[9] === 'paired', hub.registry.get(honest.identity.deviceId) !== undefined);
+    assert.equal(listed?.state, outcomes[9] === 'paired' ? 'used' : 'burned');
+    for (const s of sessions) s.close();
     await hub.stop();
   });
 

@@ -1,5 +1,7 @@
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type { Logger } from 'pino';
+import { HttpApiError } from '../http/errors.js';
+import { assertStorableBody } from '../http/record-body.js';
 import {
   collectionParams,
   errorResponses,
@@ -43,7 +45,10 @@ export function localRoutes(child: Child, options: LocalRoutesOptions): FastifyP
           response: { 200: jsonSchema(writeResult), ...errorResponses(400, 401, 413, 503) },
         },
       },
-      async (request) => child.replica.put(request.params.collection, request.params.id, request.body),
+      async (request) => {
+        assertStorableBody(child.replica, request.params.collection, request.body);
+        return child.replica.put(request.params.collection, request.params.id, request.body);
+      },
     );
 
     app.post<{ Params: { collection: string }; Body: JsonObject }>(
@@ -57,8 +62,10 @@ export function localRoutes(child: Child, options: LocalRoutesOptions): FastifyP
           response: { 201: jsonSchema(writeResult), ...errorResponses(400, 401, 413, 503) },
         },
       },
-      async (request, reply) =>
-        reply.code(201).send(await child.replica.create(request.params.collection, request.body)),
+      async (request, reply) => {
+        assertStorableBody(child.replica, request.params.collection, request.body);
+        return reply.code(201).send(await child.replica.create(request.params.collection, request.body));
+      },
     );
 
     app.delete<{ Params: RecordParams }>(
@@ -152,12 +159,21 @@ export function localRoutes(child: Child, options: LocalRoutesOptions): FastifyP
       {
         schema: {
           tags: ['sync'],
-          summary: 'Tries to reach the hub now instead of waiting out the retry delay',
-          response: { 202: jsonSchema(syncStatus), ...errorResponses(401, 503) },
+          summary:
+            'Tries to reach the hub now instead of waiting out the retry delay; 409 SYNC_PAUSED while paused',
+          response: { 202: jsonSchema(syncStatus), ...errorResponses(401, 409, 503) },
         },
       },
       async (_request, reply) => {
+        if (!child.isStarted()) throw new NotStartedError('the child agent');
         const status = await child.status();
+        // A paused agent does not connect, so "now" would quietly do nothing: say so instead.
+        if (status.state === 'paused') {
+          throw new HttpApiError(
+            'SYNC_PAUSED',
+            'sync is paused, so it cannot run now; POST /api/sync/resume first (resuming also syncs at once)',
+          );
+        }
         child.syncNow();
         return reply.code(202).send(status);
       },

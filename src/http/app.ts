@@ -1,8 +1,20 @@
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import type { Logger } from 'pino';
-import { installErrorHandling } from './errors.js';
+import { MAX_RECORD_ID_LENGTH } from '../sync/ids.js';
+import { clientErrorHandler } from './client-errors.js';
+import { HttpApiError, installErrorHandling, sendError } from './errors.js';
+import { acceptJsonBodiesOnly } from './json-body.js';
 import { EventStreams } from './sse.js';
+
+/**
+ * Longest path parameter the router passes to a route, in characters as the
+ * router sees them: decoded, except reserved characters (`/`, `?`, `#`...), which
+ * stay percent-encoded until the parameter is read, three characters each. So
+ * every id of up to MAX_RECORD_ID_LENGTH characters fits, and the route's own
+ * schema, not the router, refuses longer ones with a clear message.
+ */
+export const MAX_PATH_PARAM_LENGTH = 3 * MAX_RECORD_ID_LENGTH;
 
 /** What an API app is called and how it logs and limits bodies. */
 export interface ApiAppOptions {
@@ -35,12 +47,32 @@ export function createApiApp(options: ApiAppOptions): ApiApp {
     bodyLimit: options.bodyLimit,
     // Not behind a proxy: request.ip is the real client address the rate limit counts.
     trustProxy: false,
-    return503OnClosing: true,
+    // Fastify's own 503 while closing has its own body shape; the hook below answers instead.
+    return503OnClosing: false,
+    routerOptions: { maxParamLength: MAX_PATH_PARAM_LENGTH },
+    // Routing failures (bad percent-encoding, an over-long parameter) skip the error handler.
+    frameworkErrors: (err, request, reply) => {
+      void sendError(err, request, reply, options.logger);
+    },
+    clientErrorHandler: clientErrorHandler(options.logger),
   }) as unknown as FastifyInstance;
   // Response schemas document the API; serialising with them would silently drop
   // or coerce fields of record bodies that the schema does not spell out.
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
   installErrorHandling(app, options.logger);
+  acceptJsonBodiesOnly(app);
+
+  // Requests that arrive while the server drains (on kept-alive connections) are
+  // answered 503 NOT_STARTED at once, so none starts work on a hub or agent that is stopping.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onRequest', async (_request, reply) => {
+    if (!closing) return;
+    reply.header('connection', 'close');
+    throw new HttpApiError('NOT_STARTED', 'this API is stopping; send the request again once it is back');
+  });
 
   const streams = new EventStreams();
   // A server waits for open responses before it closes; event streams never end on their own.

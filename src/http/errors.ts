@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { isTrosynError, TrosynError } from '../errors.js';
+import { RouteMethods } from './route-methods.js';
 
 /**
  * An error that only the HTTP APIs raise (authentication, request shape, rate
@@ -24,6 +25,7 @@ export interface ErrorBody {
 export const HTTP_STATUS_BY_CODE: Readonly<Record<string, number>> = {
   // The request is wrong: fix it and send again.
   INVALID_REQUEST: 400,
+  INVALID_URL: 400,
   INVALID_BODY: 400,
   INVALID_COLLECTION: 400,
   INVALID_RECORD_ID: 400,
@@ -38,19 +40,67 @@ export const HTTP_STATUS_BY_CODE: Readonly<Record<string, number>> = {
   DEVICE_NOT_FOUND: 404,
   GROUP_NOT_FOUND: 404,
   ROUTE_NOT_FOUND: 404,
-  // The target's state does not allow it (no conflict to resolve, a revoked device).
+  METHOD_NOT_ALLOWED: 405,
+  REQUEST_TIMEOUT: 408,
+  // The target's state does not allow it (no conflict to resolve, a revoked device, sync paused).
   NO_CONFLICT: 409,
   DEVICE_REVOKED: 409,
+  SYNC_PAUSED: 409,
   // The revision existed but its body is gone for good.
   REVISION_PRUNED: 410,
   RECORD_TOO_LARGE: 413,
   REQUEST_TOO_LARGE: 413,
+  URL_TOO_LONG: 414,
   UNSUPPORTED_MEDIA_TYPE: 415,
   RATE_LIMITED: 429,
+  HEADERS_TOO_LARGE: 431,
   // Temporary: the hub or agent is starting or stopping, or the disk refused a write.
   NOT_STARTED: 503,
   STORE_CLOSED: 503,
   STORE_WRITE_FAILED: 503,
+};
+
+const JSON_ONLY = 'request bodies are JSON: send "Content-Type: application/json"';
+
+/**
+ * Fastify's own request errors, with the code and message each is answered with.
+ * Fastify's messages are not passed on: some quote the raw URL, whose query may
+ * carry a token, and none says what to do.
+ */
+const FASTIFY_ERRORS: Readonly<Record<string, { code: string; message: string }>> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: {
+    code: 'REQUEST_TOO_LARGE',
+    message: "the request body is over this API's limit",
+  },
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: { code: 'UNSUPPORTED_MEDIA_TYPE', message: JSON_ONLY },
+  FST_ERR_ROUTE_MISSING_CONTENT_TYPE: { code: 'UNSUPPORTED_MEDIA_TYPE', message: JSON_ONLY },
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: {
+    code: 'INVALID_REQUEST',
+    message: 'the request body is not as long as its Content-Length header says',
+  },
+  FST_ERR_CTP_EMPTY_JSON_BODY: { code: 'INVALID_REQUEST', message: 'the request body is empty' },
+  FST_ERR_CTP_INVALID_JSON_BODY: { code: 'INVALID_REQUEST', message: 'the request body is not valid JSON' },
+  FST_ERR_BAD_URL: {
+    code: 'INVALID_URL',
+    message:
+      'the path is not validly percent-encoded: "%" must be followed by two hex digits of UTF-8; send "%" itself as "%25"',
+  },
+  FST_ERR_MAX_PARAM_LENGTH: {
+    code: 'URL_TOO_LONG',
+    message: 'a part of the path is longer than any name or id this API accepts (record ids: 256 characters)',
+  },
+  FST_ERR_NOT_FOUND: { code: 'ROUTE_NOT_FOUND', message: 'no route has that method and path' },
+};
+
+/** The code of a fastify 4xx error not listed above, by its status. */
+const CODE_BY_FASTIFY_STATUS: Readonly<Record<number, string>> = {
+  404: 'ROUTE_NOT_FOUND',
+  405: 'METHOD_NOT_ALLOWED',
+  408: 'REQUEST_TIMEOUT',
+  413: 'REQUEST_TOO_LARGE',
+  414: 'URL_TOO_LONG',
+  415: 'UNSUPPORTED_MEDIA_TYPE',
+  431: 'HEADERS_TOO_LARGE',
 };
 
 /** Status and body of the response for any error a route or hook throws. */
@@ -77,19 +127,18 @@ export function errorResponse(err: unknown, requestId: string): { status: number
       },
     };
   }
-  // Fastify's own 4xx errors (bad JSON, wrong content type, body over the limit):
-  // their messages describe the request, never the server, so they are safe to return.
+  const known = fastifyError?.code === undefined ? undefined : FASTIFY_ERRORS[fastifyError.code];
+  if (known !== undefined) return { status: HTTP_STATUS_BY_CODE[known.code] ?? 400, body: { ...known } };
+  // Another of fastify's 4xx errors (a newer fastify may add some): its message
+  // describes the request, never the server. The code follows from the status and
+  // the status from the code, so the answer is always a pair the docs list.
   const status = fastifyError?.statusCode;
   if (typeof status === 'number' && status >= 400 && status < 500) {
-    const code =
-      status === 413
-        ? 'REQUEST_TOO_LARGE'
-        : status === 415
-          ? 'UNSUPPORTED_MEDIA_TYPE'
-          : status === 404
-            ? 'ROUTE_NOT_FOUND'
-            : 'INVALID_REQUEST';
-    return { status, body: { code, message: fastifyError?.message ?? 'invalid request' } };
+    const code = CODE_BY_FASTIFY_STATUS[status] ?? 'INVALID_REQUEST';
+    return {
+      status: HTTP_STATUS_BY_CODE[code] ?? 400,
+      body: { code, message: fastifyError?.message ?? 'invalid request' },
+    };
   }
   return internal(requestId);
 }
@@ -106,35 +155,58 @@ function internal(requestId: string): { status: number; body: ErrorBody } {
 }
 
 /**
+ * Answers `err` as `{ code, message, details? }` with the headers its status calls
+ * for. The error handler uses it, and so do fastify's `frameworkErrors`, through
+ * which routing failures (bad percent-encoding, an over-long path parameter)
+ * arrive without passing the error handler.
+ */
+export function sendError(
+  err: unknown,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  logger: Logger,
+): FastifyReply {
+  const { status, body } = errorResponse(err, request.id);
+  const route = request.routeOptions.url;
+  if (status >= 500) {
+    logger.error({ err, requestId: request.id, route, code: body.code }, 'request failed');
+  } else {
+    logger.debug({ requestId: request.id, route, code: body.code }, 'request refused');
+  }
+  if (status === 401) reply.header('www-authenticate', 'Bearer');
+  const retryAfter = body.details?.['retryAfterSeconds'];
+  if (status === 429 && typeof retryAfter === 'number') reply.header('retry-after', String(retryAfter));
+  const allow = body.details?.['allow'];
+  if (status === 405 && Array.isArray(allow)) reply.header('allow', allow.join(', '));
+  return reply.code(status).type('application/json; charset=utf-8').send(body);
+}
+
+/**
  * Installs the error and not-found handlers: every failure becomes
- * `{ code, message, details? }` with the status from HTTP_STATUS_BY_CODE.
+ * `{ code, message, details? }` with the status from HTTP_STATUS_BY_CODE. A path
+ * that a route serves, asked with another method, is 405 METHOD_NOT_ALLOWED with
+ * the methods it allows (so a client learns its mistake was the method); any other
+ * unknown path is 404 ROUTE_NOT_FOUND.
  */
 export function installErrorHandling(app: FastifyInstance, logger: Logger): void {
-  app.setErrorHandler((err: unknown, request: FastifyRequest, reply: FastifyReply) => {
-    const { status, body } = errorResponse(err, request.id);
-    if (status >= 500) {
-      logger.error(
-        { err, requestId: request.id, route: request.routeOptions.url, code: body.code },
-        'request failed',
-      );
-    } else {
-      logger.debug(
-        { requestId: request.id, route: request.routeOptions.url, code: body.code },
-        'request refused',
-      );
-    }
-    if (status === 401) reply.header('www-authenticate', 'Bearer');
-    const retryAfter = body.details?.['retryAfterSeconds'];
-    if (status === 429 && typeof retryAfter === 'number') reply.header('retry-after', String(retryAfter));
-    return reply.code(status).type('application/json; charset=utf-8').send(body);
-  });
+  const routes = new RouteMethods();
+  app.addHook('onRoute', (route) => routes.add(route.method, route.url));
+  app.setErrorHandler((err: unknown, request: FastifyRequest, reply: FastifyReply) =>
+    sendError(err, request, reply, logger),
+  );
   app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) => {
-    const body: ErrorBody = {
-      code: 'ROUTE_NOT_FOUND',
-      // The path only, never the query: it may carry a token.
-      message: `no route ${request.method} ${request.url.split('?')[0] ?? ''}`,
-    };
-    return reply.code(404).type('application/json; charset=utf-8').send(body);
+    // The path only, never the query: it may carry a token.
+    const path = request.url.split('?')[0] ?? '';
+    const allow = routes.allowed(path);
+    const err =
+      allow.length > 0
+        ? new HttpApiError(
+            'METHOD_NOT_ALLOWED',
+            `${request.method} is not allowed on ${path}; it takes ${allow.join(', ')}`,
+            { allow },
+          )
+        : new HttpApiError('ROUTE_NOT_FOUND', `no route ${request.method} ${path}`);
+    return sendError(err, request, reply, logger);
   });
 }
 

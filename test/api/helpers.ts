@@ -1,6 +1,15 @@
 import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import type { FastifyInstance, InjectOptions } from 'fastify';
+import { Child } from '../../src/child/child.js';
+import { buildLocalApi, ensureApiToken, type LocalApiOptions } from '../../src/child/local-api.js';
+import {
+  type AdminApiOptions,
+  buildAdminApi,
+  ensureAdminToken,
+  resetAdminToken,
+} from '../../src/hub/admin-api.js';
+import { Hub } from '../../src/hub/hub.js';
 import { openReplica } from '../../src/index.js';
 import type { CollectionOptions, Replica } from '../../src/sync/replica.js';
 import { randomDeviceId } from '../../src/sync/ids.js';
@@ -116,4 +125,62 @@ export function operations(doc: { paths: Record<string, Record<string, unknown>>
   return Object.entries(doc.paths)
     .flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`))
     .sort();
+}
+
+/** One API under test, built without listening: its app, its token and its name for messages. */
+export interface ApiUnderTest {
+  name: 'admin' | 'local';
+  app: FastifyInstance;
+  token: string;
+}
+
+/**
+ * A started hub with its admin API and an offline child with its local API (it
+ * never finds a hub: the local API works offline), each app built with `options`.
+ * `close()` stops everything.
+ */
+export async function bothApis(
+  dir: string,
+  options: { admin?: AdminApiOptions; local?: Omit<LocalApiOptions, 'dataDir'> } = {},
+  collections: Record<string, CollectionOptions> = {},
+): Promise<{ hub: Hub; child: Child; admin: ApiUnderTest; local: ApiUnderTest; close(): Promise<void> }> {
+  const hub = new Hub({
+    discovery: false,
+    dataDir: join(dir, 'hub'),
+    host: '127.0.0.1',
+    port: 0,
+    synchronous: 'off',
+    collections,
+  });
+  await hub.start();
+  const adminToken = ensureAdminToken(hub.registry).token ?? resetAdminToken(hub.registry);
+  const childDir = join(dir, 'child');
+  const child = new Child({
+    dataDir: childDir,
+    hubId: randomDeviceId(),
+    hubAddresses: () => [],
+    discovery: false,
+    backoff: { initialMs: 60_000, maxMs: 60_000 },
+    synchronous: 'off',
+    collections,
+  });
+  await child.start();
+  const admin: ApiUnderTest = { name: 'admin', app: buildAdminApi(hub, options.admin), token: adminToken };
+  const local: ApiUnderTest = {
+    name: 'local',
+    app: buildLocalApi(child, { dataDir: childDir, ...options.local }),
+    token: ensureApiToken(childDir),
+  };
+  return {
+    hub,
+    child,
+    admin,
+    local,
+    close: async () => {
+      await admin.app.close();
+      await local.app.close();
+      await child.stop();
+      await hub.stop();
+    },
+  };
 }

@@ -315,6 +315,16 @@ describe('local API: sync control', () => {
     const paused = await call({ method: 'POST', url: '/api/sync/pause' });
     assert.equal(paused.statusCode, 200);
     assert.equal(json(s.syncStatus, paused.body).state, 'paused');
+    // Sync now cannot run while paused: it says so rather than accepting and doing nothing.
+    const refused = await call({ method: 'POST', url: '/api/sync/now' });
+    assert.equal(refused.statusCode, 409);
+    const error = JSON.parse(refused.body) as { code: string; message: string };
+    assert.equal(error.code, 'SYNC_PAUSED');
+    assert.match(error.message, /resume/);
+    assert.equal(
+      json(s.syncStatus, (await call({ method: 'GET', url: '/api/status' })).body).state,
+      'paused',
+    );
     const resumed = await call({ method: 'POST', url: '/api/sync/resume' });
     assert.equal(resumed.statusCode, 200);
     assert.notEqual(json(s.syncStatus, resumed.body).state, 'paused');
@@ -330,6 +340,11 @@ describe('local API: sync control', () => {
     const idleCall = authed(api, ensureApiToken(idleDir));
     for (const url of ['/api/status', '/api/records/notes/x', '/api/changes']) {
       const res = await idleCall({ method: 'GET', url });
+      assert.equal(res.statusCode, 503, url);
+      assert.equal(JSON.parse(res.body).code, 'NOT_STARTED');
+    }
+    for (const url of ['/api/sync/now', '/api/sync/pause', '/api/sync/resume']) {
+      const res = await idleCall({ method: 'POST', url });
       assert.equal(res.statusCode, 503, url);
       assert.equal(JSON.parse(res.body).code, 'NOT_STARTED');
     }

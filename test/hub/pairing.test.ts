@@ -8,6 +8,7 @@ import { Child } from '../../src/child/child.js';
 import { savePairedHub } from '../../src/child/paired-hub.js';
 import { PairingExchange, pairWithHub } from '../../src/child/pairing.js';
 import { Hub, type HubEvent } from '../../src/hub/hub.js';
+import { nodeReplica } from '../../src/sync/node-replica.js';
 import { connectToHub } from '../../src/transport/client.js';
 import { createIdentity, type DeviceIdentity, loadOrCreateIdentity } from '../../src/transport/identity.js';
 import { eventually, tempDir } from '../helpers.js';
@@ -35,8 +36,13 @@ function childDir(name: string) {
   return join(dir.path, `${name}-${++n}`);
 }
 
+/** A new child's identity, made as `trosyn-sync pair` makes it: together with the node's store. */
 async function identityIn(dataDir: string): Promise<DeviceIdentity> {
-  return loadOrCreateIdentity(join(dataDir, 'identity'));
+  const identity = await loadOrCreateIdentity(join(dataDir, 'identity'));
+  const replica = nodeReplica({ dataDir, deviceId: identity.deviceId, role: 'child', synchronous: 'off' });
+  await replica.start();
+  await replica.stop();
+  return identity;
 }
 
 /**

@@ -33,6 +33,13 @@ export interface LocalApiOptions {
   bodyLimit?: number;
   /** Wrong tokens allowed per client before 429 RATE_LIMITED. Default burst 20, then 60 per minute. */
   authFailureLimit?: RateLimit;
+  /**
+   * Wrong tokens allowed from all client addresses together (any of 127/8).
+   * Default burst 100, then 60 per minute; past it, addresses that have not
+   * presented the right token in the last 24 hours get 429 RATE_LIMITED until an
+   * attempt has refilled, while those that have (the app) are still served.
+   */
+  authFailureTotalLimit?: RateLimit;
   /** Interval (ms) of the heartbeat comment on `/api/changes`. Default 15 s. */
   eventHeartbeatMs?: number;
   logger?: Logger;
@@ -66,6 +73,7 @@ export function buildLocalApi(child: Child, options: LocalApiOptions): FastifyIn
         bearerGuard({
           verify: (token) => tokenMatches(token, hash),
           failureLimit: options.authFailureLimit ?? { burst: 20, perMinute: 60 },
+          totalFailureLimit: options.authFailureTotalLimit ?? { burst: 100, perMinute: 60 },
           hint: `read the token from ${API_TOKEN_FILE} in the agent's data directory`,
           clock: options.clock ?? systemClock,
           logger,

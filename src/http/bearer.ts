@@ -42,6 +42,11 @@ export interface BearerGuardOptions {
   verify: (token: string) => boolean;
   /** Wrong tokens allowed per client address; beyond it the address waits. */
   failureLimit: RateLimit;
+  /**
+   * Wrong tokens allowed from all addresses together; beyond it, addresses that
+   * have not presented the right token lately wait (see `bearerGuard`).
+   */
+  totalFailureLimit: RateLimit;
   /** What the 401 message tells a client to do to get a token. */
   hint: string;
   clock?: Clock;
@@ -50,27 +55,65 @@ export interface BearerGuardOptions {
 
 /** Addresses tracked at most; a flood from many addresses cannot grow memory without bound. */
 const MAX_LOCKED_ADDRESSES = 10_000;
+/** Addresses remembered as known-good at most (the admin's PCs, the apps on a machine). */
+const MAX_KNOWN_GOOD = 1024;
+/** How long an address that presented the right token stays known-good. */
+const KNOWN_GOOD_MS = 24 * 60 * 60_000;
+
+/** Why a client is refused while the total limit holds, and who is still served. */
+const TOTAL_SCOPE =
+  'from all addresses together (addresses that presented the right token in the last 24 hours are still served)';
 
 /**
  * An onRequest hook that lets a request through only with `Authorization: Bearer
- * <token>` (or `?token=` on routes marked `queryToken`). Wrong tokens are counted
- * per client address: past the limit the address is locked out until one attempt
- * has refilled, and while locked out even a right token is refused, so the limit
- * really slows guessing rather than only hiding the answer.
+ * <token>` (or `?token=` on routes marked `queryToken`). Wrong tokens are limited
+ * twice:
+ *
+ * - per client address: past the limit the address is locked out until one
+ *   attempt has refilled, and while locked out even a right token is refused, so
+ *   the limit really slows guessing rather than only hiding the answer;
+ * - from all addresses together, against a guesser with many addresses (a /64 of
+ *   IPv6, a botnet on the LAN). Past this limit, an address that has not
+ *   presented the right token in the last 24 hours is refused without its token
+ *   being checked at all: checking it would tell a guesser which guess was right,
+ *   and the limit would slow nothing. Known-good addresses (the admin's PC, the
+ *   app on this machine) are still checked and served, so a flood of guesses
+ *   cannot lock the real clients out.
  */
 export function bearerGuard(options: BearerGuardOptions): onRequestAsyncHookHandler {
   const clock = options.clock ?? systemClock;
   const failures = new RateLimiter(options.failureLimit, { clock });
   const lockedUntil = new Map<string, number>();
-  const refillMs = Math.ceil(60_000 / Math.max(options.failureLimit.perMinute, 1e-6));
+  const refillMs = refillTime(options.failureLimit);
+  const totalFailures = new RateLimiter(options.totalFailureLimit, { clock, maxKeys: 1 });
+  const totalRefillMs = refillTime(options.totalFailureLimit);
+  let totalLockedUntil = 0;
+  const knownGood = new Map<string, number>();
+
+  const isKnownGood = (address: string, now: number): boolean => {
+    const at = knownGood.get(address);
+    return at !== undefined && now - at < KNOWN_GOOD_MS;
+  };
+  const rememberGood = (address: string, now: number) => {
+    // Re-inserted last, so the map's order is least-recently-seen first.
+    knownGood.delete(address);
+    if (knownGood.size >= MAX_KNOWN_GOOD) {
+      const oldest = knownGood.keys().next().value;
+      if (oldest !== undefined) knownGood.delete(oldest);
+    }
+    knownGood.set(address, now);
+  };
 
   return async (request: FastifyRequest) => {
     const address = request.ip;
     const now = clock.now();
     const until = lockedUntil.get(address);
     if (until !== undefined) {
-      if (until > now) throw rateLimited(until - now);
+      if (until > now) throw rateLimited(until - now, 'from this address');
       lockedUntil.delete(address);
+    }
+    if (totalLockedUntil > now && !isKnownGood(address, now)) {
+      throw rateLimited(totalLockedUntil - now, TOTAL_SCOPE);
     }
     const token = presentedToken(request);
     if (token === undefined) {
@@ -79,7 +122,18 @@ export function bearerGuard(options: BearerGuardOptions): onRequestAsyncHookHand
         `this API needs "Authorization: Bearer <token>"; ${options.hint}`,
       );
     }
-    if (options.verify(token)) return;
+    if (options.verify(token)) {
+      rememberGood(address, now);
+      return;
+    }
+    if (!totalFailures.take('all') && totalLockedUntil <= now) {
+      totalLockedUntil = now + totalRefillMs;
+      // Once per lockout, not once per guess: a flood must not flood the log too.
+      options.logger.warn(
+        { address },
+        'API locked for addresses not seen with the right token: too many wrong tokens from all addresses',
+      );
+    }
     if (!failures.take(address)) {
       if (lockedUntil.size >= MAX_LOCKED_ADDRESSES) {
         const oldest = lockedUntil.keys().next().value;
@@ -87,20 +141,26 @@ export function bearerGuard(options: BearerGuardOptions): onRequestAsyncHookHand
       }
       lockedUntil.set(address, now + refillMs);
       options.logger.warn({ address }, 'API locked for an address after too many wrong tokens');
-      throw rateLimited(refillMs);
+      throw rateLimited(refillMs, 'from this address');
+    }
+    if (totalLockedUntil > now && !isKnownGood(address, now)) {
+      throw rateLimited(totalLockedUntil - now, TOTAL_SCOPE);
     }
     options.logger.warn({ address }, 'API request with a wrong token');
     throw new HttpApiError('UNAUTHORIZED', `wrong token; ${options.hint}`);
   };
 }
 
-function rateLimited(waitMs: number): HttpApiError {
+/** Milliseconds until one attempt of `limit` has refilled. */
+function refillTime(limit: RateLimit): number {
+  return Math.ceil(60_000 / Math.max(limit.perMinute, 1e-6));
+}
+
+function rateLimited(waitMs: number, scope: string): HttpApiError {
   const seconds = Math.max(1, Math.ceil(waitMs / 1000));
-  return new HttpApiError(
-    'RATE_LIMITED',
-    `too many wrong tokens from this address; try again in ${seconds} s`,
-    { retryAfterSeconds: seconds },
-  );
+  return new HttpApiError('RATE_LIMITED', `too many wrong tokens ${scope}; try again in ${seconds} s`, {
+    retryAfterSeconds: seconds,
+  });
 }
 
 function presentedToken(request: FastifyRequest): string | undefined {

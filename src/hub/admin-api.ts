@@ -39,6 +39,13 @@ export interface AdminApiOptions {
    * until an attempt has refilled.
    */
   authFailureLimit?: RateLimit;
+  /**
+   * Wrong admin tokens allowed from all addresses together. Default burst 100,
+   * then 60 per minute; past it, addresses that have not presented the right token
+   * in the last 24 hours get 429 RATE_LIMITED until an attempt has refilled, while
+   * those that have are still served. Lower it on a LAN with untrusted machines.
+   */
+  authFailureTotalLimit?: RateLimit;
   /** Interval (ms) of the heartbeat comment on `/api/events`. Default 15 s. */
   eventHeartbeatMs?: number;
   logger?: Logger;
@@ -71,6 +78,7 @@ export function buildAdminApi(hub: Hub, options: AdminApiOptions = {}): FastifyI
         bearerGuard({
           verify: (token) => verifyAdminToken(hub.registry, token),
           failureLimit: options.authFailureLimit ?? { burst: 10, perMinute: 10 },
+          totalFailureLimit: options.authFailureTotalLimit ?? { burst: 100, perMinute: 60 },
           hint: 'the admin token is shown once when the hub first starts; `trosyn-sync admin-token --reset` makes a new one',
           clock,
           logger,

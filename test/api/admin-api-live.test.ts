@@ -6,6 +6,7 @@ import { Child } from '../../src/child/child.js';
 import { AdminApiServer, ensureAdminToken } from '../../src/hub/admin-api.js';
 import { deviceDetail } from '../../src/hub/admin-api-schemas.js';
 import { Hub } from '../../src/hub/hub.js';
+import { nodeReplica } from '../../src/sync/node-replica.js';
 import { formatDeviceId } from '../../src/transport/device-id.js';
 import { loadOrCreateIdentity } from '../../src/transport/identity.js';
 import { eventually, tempDir } from '../helpers.js';
@@ -60,7 +61,11 @@ describe('admin API over a real socket, with a hub and a child over mutual TLS',
 
     // A paired device waiting for approval: the hub refuses it until an admin approves.
     const childDir = join(dir.path, 'child');
+    // Made as `trosyn-sync pair` makes a new node: its identity together with its store.
     const childId = (await loadOrCreateIdentity(join(childDir, 'identity'))).deviceId;
+    const store = nodeReplica({ dataDir: childDir, deviceId: childId, role: 'child', synchronous: 'off' });
+    await store.start();
+    await store.stop();
     hub.registry.register({ deviceId: childId, name: 'reception', group: 'default' });
     const child = childFor(hub, childDir);
     await child.start();

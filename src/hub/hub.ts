@@ -24,7 +24,7 @@ import { syncChannel } from '../transport/sync-channel.js';
 import { APP_VERSION } from '../version.js';
 import type { ChildSession, HubEvent } from './events.js';
 import { PairingService } from './pairing.js';
-import { type RateLimit, RateLimiter } from '../transport/rate-limit.js';
+import type { RateLimit } from '../transport/rate-limit.js';
 import { AdminApiServer, type AdminApiOptions } from './admin-api.js';
 import { type DeviceRecord, DeviceRegistry, type GroupRecord, RegistryError } from './registry.js';
 import { compileScope } from './scopes.js';
@@ -47,7 +47,11 @@ export interface HubOptions {
   authenticator?: Authenticator;
   /** Paired devices wait for an admin's approval before they sync. Default false. */
   requireApproval?: boolean;
-  /** TCP connections per source address. Default burst 30, 120 per minute. */
+  /**
+   * Connection attempts per source address that fail or stay unauthenticated;
+   * healthy reconnects of paired devices do not count (see
+   * TransportServerOptions.attemptLimit). Default burst 30, 120 per minute.
+   */
   connectionLimit?: RateLimit;
   /** Pairing attempts per source address and overall; see PairingServiceOptions. */
   pairingLimits?: { perAddress?: RateLimit; overall?: RateLimit };
@@ -194,10 +198,6 @@ export class Hub extends EventEmitter<Events> implements Startable {
       logger: this.logger,
       ...clockOption,
     });
-    const connections = new RateLimiter(
-      this.options.connectionLimit ?? { burst: 30, perMinute: 120 },
-      clockOption,
-    );
     const server = new TransportServer({
       identity,
       local: {
@@ -210,7 +210,7 @@ export class Hub extends EventEmitter<Events> implements Startable {
       authenticator: this.options.authenticator ?? registry,
       ...(this.options.host !== undefined && { host: this.options.host }),
       port: this.options.port ?? DEFAULT_SYNC_PORT,
-      admit: (address) => connections.take(address),
+      attemptLimit: this.options.connectionLimit ?? { burst: 30, perMinute: 120 },
       onConnection: (conn, peer) => this.onConnection(conn, peer),
       logger: this.logger,
       ...clockOption,

@@ -48,4 +48,13 @@ export class RateLimiter {
     bucket.tokens -= 1;
     return true;
   }
+
+  /**
+   * Gives back one event spent with `take`, for an attempt that turned out to be
+   * legitimate. A key no longer tracked gets nothing: it starts full anyway.
+   */
+  refund(key: string): void {
+    const bucket = this.buckets.get(key);
+    if (bucket) bucket.tokens = Math.min(this.limit.burst, bucket.tokens + 1);
+  }
 }

@@ -1,6 +1,6 @@
 import { EventEmitter, once } from 'node:events';
-import type { AddressInfo, Socket } from 'node:net';
-import { createServer, type Server, type TLSSocket } from 'node:tls';
+import { type AddressInfo, createServer as createNetServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { isTrosynError } from '../errors.js';
 import { type Clock, type Startable, systemClock } from '../lifecycle.js';
@@ -13,6 +13,7 @@ import { shortDeviceId } from './device-id.js';
 import { DeviceNotAllowedError, NoClientCertificateError, TransportError } from './errors.js';
 import { type HandshakeResult, type LocalPeer, serverHandshake } from './handshake.js';
 import type { DeviceIdentity } from './identity.js';
+import { type RateLimit, RateLimiter } from './rate-limit.js';
 import { formatAddress, peerDeviceId, tlsOptions } from './tls.js';
 
 export interface TransportServerOptions {
@@ -31,10 +32,16 @@ export interface TransportServerOptions {
    */
   handshakeTimeoutMs?: number;
   /**
-   * Called for each TCP connection before TLS starts; returning false drops it at
-   * once (connection rate limits). Default: admit all.
+   * Connection attempts per source address that do not end in an authenticated
+   * sync session. Each TCP connection reserves one attempt before TLS starts, and
+   * an address with none left is dropped at once, before any TLS work. A known
+   * device that completes the handshake gets its attempt back, so healthy
+   * reconnects of many devices behind one address (NAT, a terminal server) never
+   * use the limit up; TLS failures, missing or unknown certificates, pairing
+   * sessions, failed or timed-out handshakes keep theirs spent. The burst also
+   * caps the handshakes one address has in progress at once. Default: no limit.
    */
-  admit?: (address: string) => boolean;
+  attemptLimit?: RateLimit;
   /** Called for every connection that passed authentication and the handshake. */
   onConnection: (conn: Connection, peer: PeerInfo) => void;
   logger?: Logger;
@@ -74,12 +81,14 @@ export class TransportServer extends EventEmitter<Events> implements Startable {
   private server: Server | undefined;
   private readonly connections = new Set<Connection>();
   private readonly sockets = new Set<Socket>();
+  private readonly attempts: RateLimiter | undefined;
 
   constructor(options: TransportServerOptions) {
     super();
     this.options = options;
     this.logger = componentLogger(options.logger ?? silentLogger, 'transport');
     this.clock = options.clock ?? systemClock;
+    this.attempts = options.attemptLimit && new RateLimiter(options.attemptLimit, { clock: this.clock });
   }
 
   isStarted(): boolean {
@@ -94,7 +103,7 @@ export class TransportServer extends EventEmitter<Events> implements Startable {
   async start(): Promise<void> {
     if (this.server) return;
     const handshakeTimeoutMs = this.options.handshakeTimeoutMs ?? 10_000;
-    const server = createServer({
+    const tls = createTlsServer({
       ...tlsOptions(this.options.identity),
       requestCert: true,
       // Node's own TLS handshake limit: it runs on the TLS socket and is cleared the
@@ -103,20 +112,10 @@ export class TransportServer extends EventEmitter<Events> implements Startable {
       // its parent's) and cut every connection that idles between heartbeats.
       handshakeTimeout: handshakeTimeoutMs,
     });
-    server.on('connection', (socket: Socket) => {
-      const address = plainAddress(socket.remoteAddress);
-      if (this.options.admit && !this.options.admit(address)) {
-        socket.destroy();
-        this.emit('rejected', { address, code: 'RATE_LIMITED' });
-        return;
-      }
-      this.sockets.add(socket);
-      socket.once('close', () => this.sockets.delete(socket));
-    });
-    server.on('secureConnection', (socket: TLSSocket) => {
+    tls.on('secureConnection', (socket: TLSSocket) => {
       void this.onSecure(socket);
     });
-    server.on('tlsClientError', (err: Error & { code?: string }, socket) => {
+    tls.on('tlsClientError', (err: Error & { code?: string }, socket) => {
       const address = plainAddress(socket.remoteAddress);
       const timedOut = err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT';
       this.logger.debug({ address, err: err.message }, 'TLS handshake failed');
@@ -124,6 +123,19 @@ export class TransportServer extends EventEmitter<Events> implements Startable {
       // opened TCP and never finished TLS must not hold it.
       socket.destroy();
       this.emit('rejected', { address, code: timedOut ? 'HANDSHAKE_TIMEOUT' : 'TLS_HANDSHAKE_FAILED' });
+    });
+    // TCP is accepted here and handed to the TLS server only once admitted, so a
+    // refused connection costs no TLS state at all and is reported once.
+    const server = createNetServer((socket: Socket) => {
+      const address = plainAddress(socket.remoteAddress);
+      if (this.attempts && !this.attempts.take(address)) {
+        socket.destroy();
+        this.emit('rejected', { address, code: 'RATE_LIMITED' });
+        return;
+      }
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
+      tls.emit('connection', socket);
     });
     const host = this.options.host ?? '::';
     const port = this.options.port ?? DEFAULT_SYNC_PORT;
@@ -212,6 +224,9 @@ export class TransportServer extends EventEmitter<Events> implements Startable {
         this.options.handshakeTimeoutMs ?? 10_000,
       );
       conn.startHeartbeat(handshake.heartbeatMs);
+      // Only a device allowed to sync has proved it belongs here; a pairing session
+      // is still a stranger and keeps its attempt spent.
+      if (access === 'sync') this.attempts?.refund(address);
       this.connections.add(conn);
       conn.once('close', () => this.connections.delete(conn));
       this.options.onConnection(conn, { deviceId, address, access, handshake });

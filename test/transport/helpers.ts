@@ -1,7 +1,9 @@
+import type { Clock } from '../../src/lifecycle.js';
 import type { DeviceId } from '../../src/store/types.js';
 import { type Authenticator, StaticAuthenticator } from '../../src/transport/authenticator.js';
 import type { Connection } from '../../src/transport/connection.js';
 import { createIdentity, type DeviceIdentity } from '../../src/transport/identity.js';
+import type { RateLimit } from '../../src/transport/rate-limit.js';
 import { type PeerInfo, TransportServer } from '../../src/transport/server.js';
 
 export const hubPeer = { name: 'test-hub', role: 'hub' as const, appVersion: '0.0.0', heartbeatMs: 15_000 };
@@ -19,6 +21,8 @@ export async function startServer(
     host?: string;
     heartbeatMs?: number;
     handshakeTimeoutMs?: number;
+    attemptLimit?: RateLimit;
+    clock?: Clock;
     authenticator?: Authenticator;
     identity?: DeviceIdentity;
     onConnection?: (conn: Connection, peer: PeerInfo) => void;
@@ -34,6 +38,8 @@ export async function startServer(
     host: options.host ?? '127.0.0.1',
     port: 0,
     ...(options.handshakeTimeoutMs !== undefined && { handshakeTimeoutMs: options.handshakeTimeoutMs }),
+    ...(options.attemptLimit && { attemptLimit: options.attemptLimit }),
+    ...(options.clock && { clock: options.clock }),
     onConnection: (conn, peer) => {
       connections.push({ conn, peer });
       options.onConnection?.(conn, peer);

@@ -76,10 +76,15 @@ export class PairingService {
     );
     timer.unref();
     conn.once('close', () => clearTimeout(timer));
-    // A pairing connection carries the pairing requests and nothing else.
+    // A pairing connection carries the pairing requests and nothing else: any other
+    // message, or a request for any other method, ends it.
     conn.setHandler((message) =>
       conn.close(new TransportError('UNEXPECTED_MESSAGE', `${message.type} on a pairing connection`)),
     );
+    conn.handle('*', (_params, method) => {
+      conn.close(new TransportError('UNEXPECTED_MESSAGE', `request ${method} on a pairing connection`));
+      return undefined;
+    });
     const channel = pairingChannel(peer.deviceId, this.options.hubId);
     let state:
       | { step: 'new' }

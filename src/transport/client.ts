@@ -9,7 +9,13 @@ import { DEFAULT_MAX_FRAME_BYTES } from '../protocol/constants.js';
 import type { DeviceId } from '../store/types.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import { Connection } from './connection.js';
-import { HubIdentityMismatchError, TransportError } from './errors.js';
+import {
+  fromSocketError,
+  HubIdentityMismatchError,
+  isTlsHandshakeError,
+  NotATrosynHubError,
+  TransportError,
+} from './errors.js';
 import { clientHandshake, type HandshakeResult, type LocalPeer } from './handshake.js';
 import type { DeviceIdentity } from './identity.js';
 import { formatAddress, peerDeviceId, tlsOptions } from './tls.js';
@@ -85,14 +91,10 @@ export async function connectToHub(address: HubAddress, options: ConnectOptions)
   } catch (err) {
     socket.destroy();
     if (isTrosynError(err)) throw err;
-    const e = err as NodeJS.ErrnoException;
-    throw new TransportError(
-      e.code === 'ECONNREFUSED' ? 'CONNECT_REFUSED' : 'CONNECT_FAILED',
-      `cannot reach the hub at ${where}: ${e.message}`,
-      {
-        address: where,
-      },
-    );
+    // Every hub speaks TLS 1.3; a TLS failure means something else answers there.
+    if (isTlsHandshakeError(err))
+      throw new NotATrosynHubError(where, `its TLS handshake failed: ${(err as Error).message}`, err);
+    throw fromSocketError(err, where, true);
   } finally {
     clearTimeout(timer);
     options.signal?.removeEventListener('abort', abort);

@@ -10,6 +10,7 @@ import type { Message } from '../protocol/messages.js';
 import type { DeviceId } from '../store/types.js';
 import {
   ConnectionClosedError,
+  fromSocketError,
   HeartbeatTimeoutError,
   RequestTimeoutError,
   TransportError,
@@ -107,7 +108,9 @@ export class Connection extends EventEmitter<Events> {
       maxQueued: 0,
     };
     this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    this.socket.on('error', (err) => this.finish(err));
+    // Node's socket errors (ECONNRESET, EPIPE, ...) become named codes here, the one
+    // place every connection's failures pass through.
+    this.socket.on('error', (err) => this.finish(fromSocketError(err, this.remoteAddress, false)));
     this.socket.on('close', () => this.finish(this.closedWith?.cause ?? new ConnectionClosedError()));
     this.socket.on('end', () => this.socket.end());
   }

@@ -109,3 +109,64 @@ export class UnknownMethodError extends TrosynError {
     super('UNKNOWN_METHOD', `no request handler for ${method}`, { method });
   }
 }
+
+/**
+ * What answered at the hub's address does not speak Trosyn Sync: its TLS
+ * handshake failed, or its first bytes are not a frame (an HTTP server, another
+ * TLS service, a proxy). Nothing was exchanged with it beyond that.
+ */
+export class NotATrosynHubError extends TrosynError {
+  constructor(address: string, reason: string, cause?: unknown) {
+    super(
+      'NOT_A_TROSYN_HUB',
+      `the server at ${address} is not a Trosyn Sync hub (${reason}); check the address and port (the hub's sync port is 17700 by default)`,
+      { address },
+      cause === undefined ? undefined : { cause },
+    );
+  }
+}
+
+/**
+ * The named codes for Node's socket errors, so that no bare `ECONNRESET` reaches
+ * an API, an event or the CLI. Node's own code stays in `details.syscallCode`.
+ */
+const SOCKET_ERROR_CODES: Readonly<Record<string, string>> = {
+  ECONNRESET: 'CONNECTION_RESET',
+  ECONNABORTED: 'CONNECTION_RESET',
+  EPIPE: 'CONNECTION_RESET',
+  ECONNREFUSED: 'CONNECT_REFUSED',
+  ETIMEDOUT: 'NETWORK_TIMEOUT',
+  EHOSTUNREACH: 'HOST_UNREACHABLE',
+  EHOSTDOWN: 'HOST_UNREACHABLE',
+  ENETUNREACH: 'NETWORK_UNREACHABLE',
+  ENETDOWN: 'NETWORK_UNREACHABLE',
+  EADDRNOTAVAIL: 'ADDRESS_UNAVAILABLE',
+  ENOTFOUND: 'HOST_NOT_FOUND',
+  EAI_AGAIN: 'HOST_NOT_FOUND',
+};
+
+/** True for the errors OpenSSL raises when the other side does not speak TLS 1.3 as expected. */
+export function isTlsHandshakeError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && (code === 'EPROTO' || code.startsWith('ERR_SSL_'));
+}
+
+/**
+ * A socket error as a TransportError with a documented code. `connecting` marks
+ * failures before a session existed: there an unknown cause is CONNECT_FAILED and
+ * a timeout CONNECT_TIMEOUT; on an open connection they are CONNECTION_FAILED and
+ * NETWORK_TIMEOUT. A TrosynError passes through unchanged.
+ */
+export function fromSocketError(err: unknown, where: string, connecting: boolean): TrosynError {
+  if (err instanceof TrosynError) return err;
+  const e = err as NodeJS.ErrnoException | undefined;
+  const nodeCode = typeof e?.code === 'string' ? e.code : undefined;
+  let code = nodeCode === undefined ? undefined : SOCKET_ERROR_CODES[nodeCode];
+  if (connecting && code === 'NETWORK_TIMEOUT') code = 'CONNECT_TIMEOUT';
+  code ??= connecting ? 'CONNECT_FAILED' : 'CONNECTION_FAILED';
+  const what = connecting ? `cannot reach the hub at ${where}` : `the connection with ${where} failed`;
+  return new TransportError(code, `${what}: ${e?.message ?? String(err)}`, {
+    address: where,
+    ...(nodeCode !== undefined && { syscallCode: nodeCode }),
+  });
+}

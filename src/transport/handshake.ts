@@ -3,10 +3,21 @@ import { negotiateVersion } from '../protocol/codec.js';
 import { chooseCodec, type CompressionCodec, supportedCodecs } from '../protocol/compression.js';
 import type { Message } from '../protocol/messages.js';
 import { ProtocolError } from '../protocol/errors.js';
-import type { Connection } from './connection.js';
-import { ConnectionClosedError, HandshakeTimeoutError } from './errors.js';
+import { isTrosynError } from '../errors.js';
+import { type Connection, PeerError } from './connection.js';
+import { ConnectionClosedError, HandshakeTimeoutError, NotATrosynHubError } from './errors.js';
 
 type Hello = Extract<Message, { type: 'hello' }>;
+
+/** What the frame decoder reports for a byte stream that is not Trosyn Sync frames at all. */
+const NOT_FRAMES: ReadonlySet<string> = new Set([
+  'FRAME_TOO_LARGE',
+  'BAD_FRAME',
+  'INVALID_MESSAGE',
+  'UNKNOWN_MESSAGE_TYPE',
+  'DECOMPRESSION_FAILED',
+  'UNSUPPORTED_COMPRESSION',
+]);
 type Welcome = Extract<Message, { type: 'welcome' }>;
 
 /** What this side says about itself in the handshake. */
@@ -82,7 +93,22 @@ export async function clientHandshake(
     features: local.features ?? [],
     heartbeatMs: local.heartbeatMs,
   });
-  const message = await reply;
+  let message: Message;
+  try {
+    message = await reply;
+  } catch (err) {
+    // Bytes that do not even decode as frames did not come from a Trosyn Sync hub
+    // (an HTTP or other TLS service on the port): say so, rather than name the
+    // decoder's complaint about a length field that is really "HTTP".
+    if (isTrosynError(err) && !(err instanceof PeerError) && NOT_FRAMES.has(err.code)) {
+      throw new NotATrosynHubError(
+        conn.remoteAddress,
+        'it answered with bytes that are not Trosyn Sync frames',
+        err,
+      );
+    }
+    throw err;
+  }
   if (message.type !== 'welcome') {
     const err = new ProtocolError('UNEXPECTED_MESSAGE', `expected welcome, got ${message.type}`);
     conn.close(err);

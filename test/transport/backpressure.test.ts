@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { connectToHub } from '../../src/transport/client.js';
@@ -26,7 +27,8 @@ describe('backpressure', () => {
       { identity: child, local: childPeer, hubId: identity.deviceId },
     );
     const socket = (hub.conn as unknown as { socket: Socket }).socket;
-    const payload = 'x'.repeat(256 * 1024);
+    // Random, so compression cannot shrink it: the 30 MiB really cross the socket.
+    const payload = randomBytes(192 * 1024).toString('base64');
     const messages = 120; // 30 MiB in all: far more than any socket buffer holds
     let maxBuffered = 0;
     for (let i = 0; i < messages; i++) {

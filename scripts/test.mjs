@@ -17,6 +17,10 @@ if (files.length === 0) {
   process.exit(1);
 }
 const concurrency = process.env.TEST_CONCURRENCY ?? String(Math.max(1, availableParallelism()));
+// A long fuzz run sets its own time limit from TROSYN_FUZZ_FRAMES (see
+// test/transport/fuzz.test.ts); the per-file limit here must not cut it first.
+const fuzzFrames = Number(process.env.TROSYN_FUZZ_FRAMES ?? 0) || 0;
+const timeoutMs = process.env.TEST_TIMEOUT_MS ?? Math.max(300_000, 180_000 + 10 * fuzzFrames);
 const result = spawnSync(
   process.execPath,
   [
@@ -24,7 +28,7 @@ const result = spawnSync(
     `--test-concurrency=${concurrency}`,
     // A failing test that leaves a socket open must not hang the run: each test has a
     // time limit, and a file's process exits when its tests are done.
-    `--test-timeout=${process.env.TEST_TIMEOUT_MS ?? 300_000}`,
+    `--test-timeout=${timeoutMs}`,
     '--test-force-exit',
     '--test-reporter=spec',
     '--import',

@@ -4,8 +4,10 @@
  * must stay up, answer each bad peer with an error or a close, and let the good
  * session finish.
  *
- * TROSYN_FUZZ_FRAMES sets the number of frames (default 20,000; a long run is
- * `TROSYN_FUZZ_FRAMES=1000000 npm test -- fuzz`); TROSYN_FUZZ_SEED replays a run.
+ * TROSYN_FUZZ_FRAMES sets the number of frames (default 5,000, to keep `npm test`
+ * short; a long run is `TROSYN_FUZZ_FRAMES=1000000 npm test -- fuzz`), and the
+ * time limit grows with it. The seed is printed before anything else, so a run
+ * that fails or times out can be replayed with TROSYN_FUZZ_SEED.
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -23,9 +25,18 @@ import { StaticAuthenticator } from '../../src/transport/authenticator.js';
 import { createIdentity, loadOrCreateIdentity } from '../../src/transport/identity.js';
 import { eventually, tempDir } from '../helpers.js';
 
-const FRAMES = Number(process.env.TROSYN_FUZZ_FRAMES ?? 20_000);
+const FRAMES = Number(process.env.TROSYN_FUZZ_FRAMES ?? 5_000);
 const SEED = Number(process.env.TROSYN_FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const PARALLEL = 12;
+// A limit against a hung run, not a speed target: a frame costs about 2 to 5 ms on
+// two busy cores (most of it the TLS handshakes of the fuzzing connections), so
+// 10 ms a frame on top of two minutes for setup and the final sync leaves room.
+const TIME_LIMIT_MS = 120_000 + 10 * FRAMES;
+
+// First, before any work: a run cut short by its time limit still names its seed.
+console.log(
+  `fuzz: seed ${SEED}, ${FRAMES} frames, time limit ${Math.round(TIME_LIMIT_MS / 1000)} s; replay with TROSYN_FUZZ_SEED=${SEED} TROSYN_FUZZ_FRAMES=${FRAMES}`,
+);
 
 /** A small seeded PRNG (mulberry32), so a failing run can be replayed. */
 function prng(seed: number) {
@@ -233,74 +244,82 @@ async function fuzzConnection(
 const dir = tempDir();
 after(() => dir.remove());
 
-describe('fuzzing a live TLS hub', () => {
-  it(`${FRAMES} mutated, truncated and random frames; the hub stays up and a concurrent sync completes (seed ${SEED})`, async () => {
-    const fuzzId = await createIdentity('fuzzer');
-    const goodId = (await loadOrCreateIdentity(join(dir.path, 'good', 'identity'))).deviceId;
-    const hub = new Hub({
-      discovery: false,
-      dataDir: join(dir.path, 'hub'),
-      host: '127.0.0.1',
-      port: 0,
-      authenticator: new StaticAuthenticator([fuzzId.deviceId, goodId] as DeviceId[]),
-      connectionLimit: { burst: 1e9, perMinute: 1e9 },
-      synchronous: 'off',
-    });
-    await hub.start();
-    for (let i = 0; i < 3000; i += 500) {
-      await hub.replica.writeMany(
-        Array.from({ length: 500 }, (_, j) => ({
-          op: 'put' as const,
-          collection: 'docs',
-          id: `d${i + j}`,
-          body: { i: i + j, pad: 'p'.repeat(200) },
-        })),
-      );
-    }
-    const good = new Child({
-      dataDir: join(dir.path, 'good'),
-      hubId: hub.deviceId,
-      hubAddresses: () => [{ host: '127.0.0.1', port: hub.port }],
-      backoff: { initialMs: 50, maxMs: 500 },
-      synchronous: 'off',
-    });
-    const r = prng(SEED);
-    let sent = 0;
-    let connections = 0;
-    let fatal = 0;
-    let fatalAnswered = 0;
-    const unanswered: FuzzResult[] = [];
-    const worker = async () => {
-      while (sent < FRAMES) {
-        const result = await fuzzConnection(hub.port, fuzzId, prng(r.int(2 ** 31)), 80);
-        connections++;
-        sent += result.framesSent;
-        if (result.sentFatal) {
-          fatal++;
-          if (result.serverClosed || result.gotErrorFrame) fatalAnswered++;
-          else unanswered.push(result);
-        }
+// The limit is set on the suite as well as the test: the runner's default per-test
+// limit (scripts/test.mjs) would otherwise cut a long run short.
+describe('fuzzing a live TLS hub', { timeout: TIME_LIMIT_MS }, () => {
+  it(
+    `${FRAMES} mutated, truncated and random frames; the hub stays up and a concurrent sync completes (seed ${SEED})`,
+    {
+      timeout: TIME_LIMIT_MS,
+    },
+    async () => {
+      const fuzzId = await createIdentity('fuzzer');
+      const goodId = (await loadOrCreateIdentity(join(dir.path, 'good', 'identity'))).deviceId;
+      const hub = new Hub({
+        discovery: false,
+        dataDir: join(dir.path, 'hub'),
+        host: '127.0.0.1',
+        port: 0,
+        authenticator: new StaticAuthenticator([fuzzId.deviceId, goodId] as DeviceId[]),
+        connectionLimit: { burst: 1e9, perMinute: 1e9 },
+        synchronous: 'off',
+      });
+      await hub.start();
+      for (let i = 0; i < 3000; i += 500) {
+        await hub.replica.writeMany(
+          Array.from({ length: 500 }, (_, j) => ({
+            op: 'put' as const,
+            collection: 'docs',
+            id: `d${i + j}`,
+            body: { i: i + j, pad: 'p'.repeat(200) },
+          })),
+        );
       }
-    };
-    await good.start();
-    await Promise.all(Array.from({ length: PARALLEL }, worker));
-    await eventually(
-      async () => (await good.replica.list('docs', { limit: 10_000 })).length === 3000,
-      30_000,
-      'the good child synced every record',
-    );
-    const w = await good.replica.put('docs', 'after-fuzz', { ok: true });
-    await eventually(
-      async () => (await hub.replica.get('docs', 'after-fuzz'))?.rev === w.rev,
-      10_000,
-      'the hub still syncs',
-    );
-    console.log(
-      `fuzz: seed ${SEED}, ${sent} frames over ${connections} connections, ${fatal} fatal frames, ${fatalAnswered} answered with an error or close`,
-    );
-    assert.ok(sent >= FRAMES);
-    assert.deepEqual(unanswered, [], 'every peer that sent a bad frame got an error or a close');
-    await good.stop();
-    await hub.stop();
-  });
+      const good = new Child({
+        dataDir: join(dir.path, 'good'),
+        hubId: hub.deviceId,
+        hubAddresses: () => [{ host: '127.0.0.1', port: hub.port }],
+        backoff: { initialMs: 50, maxMs: 500 },
+        synchronous: 'off',
+      });
+      const r = prng(SEED);
+      let sent = 0;
+      let connections = 0;
+      let fatal = 0;
+      let fatalAnswered = 0;
+      const unanswered: FuzzResult[] = [];
+      const worker = async () => {
+        while (sent < FRAMES) {
+          const result = await fuzzConnection(hub.port, fuzzId, prng(r.int(2 ** 31)), 80);
+          connections++;
+          sent += result.framesSent;
+          if (result.sentFatal) {
+            fatal++;
+            if (result.serverClosed || result.gotErrorFrame) fatalAnswered++;
+            else unanswered.push(result);
+          }
+        }
+      };
+      await good.start();
+      await Promise.all(Array.from({ length: PARALLEL }, worker));
+      await eventually(
+        async () => (await good.replica.list('docs', { limit: 10_000 })).length === 3000,
+        30_000,
+        'the good child synced every record',
+      );
+      const w = await good.replica.put('docs', 'after-fuzz', { ok: true });
+      await eventually(
+        async () => (await hub.replica.get('docs', 'after-fuzz'))?.rev === w.rev,
+        10_000,
+        'the hub still syncs',
+      );
+      console.log(
+        `fuzz: seed ${SEED}, ${sent} frames over ${connections} connections, ${fatal} fatal frames, ${fatalAnswered} answered with an error or close`,
+      );
+      assert.ok(sent >= FRAMES);
+      assert.deepEqual(unanswered, [], 'every peer that sent a bad frame got an error or a close');
+      await good.stop();
+      await hub.stop();
+    },
+  );
 });

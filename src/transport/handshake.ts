@@ -8,6 +8,7 @@ import { type Connection, PeerError } from './connection.js';
 import { ConnectionClosedError, HandshakeTimeoutError, NotATrosynHubError } from './errors.js';
 
 type Hello = Extract<Message, { type: 'hello' }>;
+type Welcome = Extract<Message, { type: 'welcome' }>;
 
 /** What the frame decoder reports for a byte stream that is not Trosyn Sync frames at all. */
 const NOT_FRAMES: ReadonlySet<string> = new Set([
@@ -18,7 +19,6 @@ const NOT_FRAMES: ReadonlySet<string> = new Set([
   'DECOMPRESSION_FAILED',
   'UNSUPPORTED_COMPRESSION',
 ]);
-type Welcome = Extract<Message, { type: 'welcome' }>;
 
 /** What this side says about itself in the handshake. */
 export interface LocalPeer {

@@ -30,7 +30,7 @@ import { Hub } from '../src/hub/hub.js';
 import { MessageCodec } from '../src/protocol/codec.js';
 import { type CompressionCodec, compress, decompress, supportedCodecs } from '../src/protocol/compression.js';
 import { FrameDecoder } from '../src/protocol/frame.js';
-import type { SyncChangesMessage, SyncMessage } from '../src/protocol/sync-messages.js';
+import type { SyncChangesMessage, SyncMessage } from '../src/protocol/messages.js';
 import { SqliteStore } from '../src/store/sqlite.js';
 import type { DeviceId, Seq } from '../src/store/types.js';
 import { createChannelPair } from '../src/sync/channel.js';
@@ -417,14 +417,14 @@ async function codecFigures(
   for (let since = 0; ;) {
     const batch = await source.changesSince({ since: since as Seq, limit: 1000, maxBytes: 1024 * 1024 });
     if (batch.revisions.length === 0) break;
-    syncMessages.push({ type: 'sync.changes', ...batch });
+    syncMessages.push({ type: 'sync.changes', log: 'c'.repeat(32), ...batch });
     since = batch.upTo;
   }
   const liveMessages: SyncChangesMessage[] = [];
   for (let i = 0; i < LIVE_FRAMES; i++) {
     const since = Math.floor((i * RECORDS) / LIVE_FRAMES);
     const batch = await source.changesSince({ since: since as Seq, limit: 1 });
-    liveMessages.push({ type: 'sync.changes', ...batch, more: false });
+    liveMessages.push({ type: 'sync.changes', log: 'c'.repeat(32), ...batch, more: false });
   }
   const measureAll = (messages: SyncChangesMessage[]) =>
     supportedCodecs().map((codec) => {

@@ -8,7 +8,7 @@ import { Replica, type ReplicaOptions } from './sync/replica.js';
 export { isTrosynError, TrosynError } from './errors.js';
 export type { Clock, Startable } from './lifecycle.js';
 export { createLogger, silentLogger } from './observability/logger.js';
-export type { SyncMessage } from './protocol/sync-messages.js';
+export type { SyncMessage } from './protocol/messages.js';
 export * as protocol from './protocol/index.js';
 export * as discovery from './discovery/index.js';
 export { Hub, type HubOptions } from './hub/hub.js';

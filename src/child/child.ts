@@ -1,4 +1,5 @@
 import { EventEmitter, once } from 'node:events';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { InterfaceSelectionOptions } from '../discovery/interfaces.js';
@@ -45,6 +46,13 @@ export interface ChildOptions {
   retention?: RetentionPolicy;
   /** The local REST API for apps on this machine (127.0.0.1 only); off unless given. */
   localApi?: Omit<LocalApiOptions, 'dataDir'>;
+  /**
+   * The store file is missing or empty although this child has run before: start
+   * with an empty store and get back from the hub what it holds (this child's own
+   * synced writes included). Without it such a start fails with STORE_MISSING.
+   * Default false.
+   */
+  recover?: boolean;
   logger?: Logger;
   clock?: Clock;
 }
@@ -89,7 +97,8 @@ export class Child extends EventEmitter<Events> implements Startable {
   private paused = false;
   private api: LocalApiServer | undefined;
   private readonly refused: RejectedRevision[] = [];
-  private acked = 0;
+  /** How far the hub has acknowledged this child's change log, and which log that was. */
+  private acked = { log: '', seq: 0 };
 
   constructor(options: ChildOptions) {
     super();
@@ -117,6 +126,8 @@ export class Child extends EventEmitter<Events> implements Startable {
     const { dataDir } = this.options;
     const hubId = this.options.hubId ?? loadPairedHub(dataDir)?.hubId;
     if (!hubId) throw new NotPairedError(dataDir);
+    // A paired child has a store (pairing makes it): if it is gone, it was lost.
+    const hasRun = existsSync(join(dataDir, 'identity', 'cert.pem')) && loadPairedHub(dataDir) !== undefined;
     const identity = await loadOrCreateIdentity(join(dataDir, 'identity'), {
       commonName: this.options.name ?? 'trosyn-child',
       logger: this.logger,
@@ -129,6 +140,7 @@ export class Child extends EventEmitter<Events> implements Startable {
       ...(this.options.synchronous && { synchronous: this.options.synchronous }),
       ...(this.options.retention && { retention: this.options.retention }),
       watchExternalWritesMs: 250,
+      requireExisting: hasRun && !this.options.recover,
       logger: this.logger,
       ...(this.options.clock && { clock: this.options.clock }),
     });
@@ -136,7 +148,7 @@ export class Child extends EventEmitter<Events> implements Startable {
     this.identity = identity;
     this.replicaInstance = replica;
     this.hubId = hubId;
-    this.acked = Number((await replica.getNote(`acked:${hubId}`)) ?? 0);
+    this.acked = parseAcked(await replica.getNote(`acked:${hubId}`));
     this.memory = new LastAddressMemory({ dataDir, logger: this.logger });
     if (!this.options.hubAddresses && this.options.discovery !== false) {
       const d =
@@ -212,8 +224,17 @@ export class Child extends EventEmitter<Events> implements Startable {
   async status(): Promise<SyncStatus> {
     const connection = this.client?.status() ?? { state: 'stopped' as const, attempts: 0 };
     const session = this.session?.getStats();
-    if (session) this.acked = Math.max(this.acked, session.ackedUpTo);
-    const pending = this.replicaInstance ? await this.replicaInstance.pendingSince(this.acked as Seq) : 0;
+    this.noteSessionAck();
+    let pending = 0;
+    const replica = this.replicaInstance;
+    if (replica) {
+      // The hub's acknowledgement counts only for the log it was made for: after this
+      // store was recreated or rolled back, everything is pending again.
+      const mine = (await replica.changeLog()).id;
+      const since = this.acked.log === mine ? this.acked.seq : 0;
+      const hubLog = this.session?.logs().peer ?? (await replica.cursorFor(this.hubId as DeviceId)).log;
+      pending = await replica.pendingSince(since as Seq, { device: this.hubId as DeviceId, log: hubLog });
+    }
     let state: SyncStatus['state'] = 'offline';
     if (this.paused) state = 'paused';
     else if (connection.state === 'failed') state = 'error';
@@ -293,8 +314,8 @@ export class Child extends EventEmitter<Events> implements Startable {
         });
         this.session = session;
         const noteAcked = () => {
-          this.acked = Math.max(this.acked, session.getStats().ackedUpTo);
-          replica.setNote(`acked:${hub.hubId}`, String(this.acked)).catch(() => undefined);
+          this.noteSessionAck(session);
+          replica.setNote(`acked:${hub.hubId}`, JSON.stringify(this.acked)).catch(() => undefined);
         };
         session.on('refused', (list) => {
           this.refused.push(...list);
@@ -330,6 +351,15 @@ export class Child extends EventEmitter<Events> implements Startable {
     await client.start();
   }
 
+  /** Takes the hub's acknowledgement of this child's log from the running session. */
+  private noteSessionAck(session = this.session): void {
+    const log = session?.logs().mine;
+    if (!session || log === undefined) return;
+    const upTo = session.getStats().ackedUpTo;
+    if (log !== this.acked.log) this.acked = { log, seq: upTo };
+    else if (upTo > this.acked.seq) this.acked = { log, seq: upTo };
+  }
+
   private async disconnect(): Promise<void> {
     const client = this.client;
     this.client = undefined;
@@ -337,4 +367,19 @@ export class Child extends EventEmitter<Events> implements Startable {
     await this.session?.stop();
     this.session = undefined;
   }
+}
+
+/** The stored acknowledgement: `{log, seq}` JSON (a bare number from earlier versions names no log). */
+function parseAcked(text: string | undefined): { log: string; seq: number } {
+  if (!text) return { log: '', seq: 0 };
+  try {
+    const v = JSON.parse(text) as unknown;
+    if (typeof v === 'object' && v !== null) {
+      const { log, seq } = v as { log?: unknown; seq?: unknown };
+      if (typeof log === 'string' && typeof seq === 'number') return { log, seq };
+    }
+  } catch {
+    // fall through
+  }
+  return { log: '', seq: 0 };
 }

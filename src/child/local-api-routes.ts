@@ -1,7 +1,6 @@
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type { Logger } from 'pino';
 import { HttpApiError } from '../http/errors.js';
-import { assertStorableBody } from '../http/record-body.js';
 import {
   collectionParams,
   errorResponses,
@@ -46,7 +45,6 @@ export function localRoutes(child: Child, options: LocalRoutesOptions): FastifyP
         },
       },
       async (request) => {
-        assertStorableBody(child.replica, request.params.collection, request.body);
         return child.replica.put(request.params.collection, request.params.id, request.body);
       },
     );
@@ -63,7 +61,6 @@ export function localRoutes(child: Child, options: LocalRoutesOptions): FastifyP
         },
       },
       async (request, reply) => {
-        assertStorableBody(child.replica, request.params.collection, request.body);
         return reply.code(201).send(await child.replica.create(request.params.collection, request.body));
       },
     );

@@ -88,6 +88,8 @@ export async function withReplica<T>(dir: string, fn: (replica: Replica) => Prom
     deviceId,
     role: isHubDir(dir) ? 'hub' : 'child',
     ...(collections && { collections }),
+    // Never make a new, empty store behind the back of a node that has run: a missing one was lost.
+    requireExisting: isHubDir(dir) || existsSync(join(dir, 'hub.json')),
   });
   await replica.start();
   try {

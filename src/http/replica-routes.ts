@@ -3,7 +3,6 @@ import type { JsonObject } from '../store/types.js';
 import { RecordNotFoundError } from '../sync/errors.js';
 import type { Replica } from '../sync/replica.js';
 import { HttpApiError } from './errors.js';
-import { assertStorableBody } from './record-body.js';
 import {
   collectionParams,
   collections,
@@ -146,7 +145,6 @@ export function replicaReadRoutes(replica: () => Replica): FastifyPluginAsync {
             'send exactly one of "rev" (keep that head) or "body" (a new body)',
           );
         }
-        if (body) assertStorableBody(replica(), collection, body);
         return replica().resolve(
           collection,
           id,

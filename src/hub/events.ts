@@ -21,9 +21,9 @@ export interface ChildSession {
  */
 export type HubEvent = { at: number } & (
   | { type: 'device-paired'; deviceId: DeviceId; name: string; state: string; group: string }
-  | { type: 'device-approved' | 'device-revoked' | 'device-updated'; deviceId: DeviceId }
+  | { type: 'device-approved' | 'device-revoked' | 'device-updated'; deviceId: DeviceId; name?: string }
   | { type: 'device-connected'; session: ChildSession }
-  | { type: 'device-disconnected'; deviceId: DeviceId; code?: string; message?: string }
+  | { type: 'device-disconnected'; deviceId: DeviceId; name?: string; code?: string; message?: string }
   | { type: 'sync-started'; deviceId: DeviceId }
   | { type: 'sync-progress'; session: ChildSession }
   | { type: 'sync-completed'; session: ChildSession }
@@ -32,6 +32,14 @@ export type HubEvent = { at: number } & (
   | { type: 'conflict-opened'; collection: string; id: string; status: 'open' | 'auto' }
   | { type: 'conflict-resolved'; collection: string; id: string }
   | { type: 'scopes-changed'; group: string }
+  /**
+   * The hub sends a child its change log from the beginning although the child had
+   * a cursor: the cursor was for an older log of the hub, or the hub's store was
+   * found rolled back to an older copy (which starts a recovery window).
+   */
+  | { type: 'sync-restarted'; deviceId: DeviceId; reason: 'other-log' | 'rolled-back' }
+  /** The hub lost revisions and takes back, until `until`, what children hold for others. */
+  | { type: 'recovery-started'; reason: 'store-recreated' | 'store-rolled-back'; until: number }
   | { type: 'error'; code: string; message: string; deviceId?: DeviceId }
 );
 

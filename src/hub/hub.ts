@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { DiscoveryDiagnostics } from '../discovery/types.js';
@@ -12,7 +13,7 @@ import { DEFAULT_SYNC_PORT } from '../protocol/constants.js';
 import type { DeviceId, RetentionPolicy, StoreStats } from '../store/types.js';
 import type { CollectionOptions } from '../sync/replica.js';
 import type { Replica } from '../sync/replica.js';
-import { nodeReplica } from '../sync/node-replica.js';
+import { nodeReplica, nodeStoreState } from '../sync/node-replica.js';
 import { SyncSession } from '../sync/session.js';
 import type { Authenticator } from '../transport/authenticator.js';
 import type { Connection } from '../transport/connection.js';
@@ -28,6 +29,7 @@ import type { RateLimit } from '../transport/rate-limit.js';
 import { AdminApiServer, type AdminApiOptions } from './admin-api.js';
 import { type DeviceRecord, DeviceRegistry, type GroupRecord, RegistryError } from './registry.js';
 import { compileScope } from './scopes.js';
+import { admitWithRelay, parseRecoveryWindow, RELAY_WINDOW_MS, type RecoveryWindow } from './recovery.js';
 
 export type { ChildSession, HubEvent } from './events.js';
 
@@ -74,6 +76,13 @@ export interface HubOptions {
   retention?: RetentionPolicy;
   /** SQLite durability; see SqliteStoreOptions. Default 'full'. */
   synchronous?: 'full' | 'normal' | 'off';
+  /**
+   * The store file is missing or empty although this hub has run before: start with
+   * an empty store and take back from the children what they hold, including what
+   * they hold for other devices (for RELAY_WINDOW_MS). Without it such a start fails
+   * with STORE_MISSING. Default false.
+   */
+  recover?: boolean;
   logger?: Logger;
   clock?: Clock;
 }
@@ -128,6 +137,7 @@ export class Hub extends EventEmitter<Events> implements Startable {
   private unsubscribe: (() => void) | undefined;
   private registryWatch: NodeJS.Timeout | undefined;
   private startedAt = 0;
+  private recovery: RecoveryWindow | undefined;
 
   constructor(options: HubOptions) {
     super();
@@ -177,6 +187,10 @@ export class Hub extends EventEmitter<Events> implements Startable {
     if (this.server) return;
     const { dataDir } = this.options;
     const clockOption = this.options.clock ? { clock: this.options.clock } : {};
+    // A hub that has run before (identity and registry made with the store) must
+    // find its store; checked before a first start makes them.
+    const hasRun = existsSync(join(dataDir, 'identity', 'cert.pem')) && existsSync(join(dataDir, 'hub.db'));
+    const recovering = hasRun && this.options.recover === true && nodeStoreState(dataDir) !== 'present';
     const identity = await loadOrCreateIdentity(join(dataDir, 'identity'), {
       commonName: this.name,
       logger: this.logger,
@@ -189,6 +203,7 @@ export class Hub extends EventEmitter<Events> implements Startable {
       ...(this.options.synchronous && { synchronous: this.options.synchronous }),
       ...(this.options.retention && { retention: this.options.retention }),
       watchExternalWritesMs: 250,
+      requireExisting: hasRun && !this.options.recover,
       logger: this.logger,
       ...(this.options.clock && { clock: this.options.clock }),
     });
@@ -237,6 +252,8 @@ export class Hub extends EventEmitter<Events> implements Startable {
         logger: this.logger,
         ...clockOption,
       });
+      this.recovery = parseRecoveryWindow(await replica.getNote('recovery'));
+      if (recovering) await this.beginRecovery('store-recreated');
       for (const c of await replica.conflicts())
         if (c.status !== 'resolved') this.conflicted.add(`${c.collection}\u0000${c.id}`);
       this.unsubscribe = replica.subscribe((e) => this.trackConflict(e.collection, e.id, e.conflict));
@@ -330,6 +347,12 @@ export class Hub extends EventEmitter<Events> implements Startable {
     return this.server?.disconnect(deviceId, new TransportError(code, message)) ?? 0;
   }
 
+  /** The recovery window the hub is in, if any (see RecoveryWindow). */
+  recoveryWindow(): RecoveryWindow | undefined {
+    const w = this.recovery;
+    return w && this.clock.now() <= w.until ? { ...w } : undefined;
+  }
+
   /** Revokes a device for good and disconnects it at once. */
   revoke(deviceId: DeviceId): DeviceRecord {
     const device = this.registry.revoke(deviceId);
@@ -338,19 +361,19 @@ export class Hub extends EventEmitter<Events> implements Startable {
       'DEVICE_REVOKED',
       'this device was revoked by the hub admin and can no longer sync',
     );
-    this.publish({ type: 'device-revoked', deviceId });
+    this.publish({ type: 'device-revoked', deviceId, name: device.name });
     return device;
   }
 
   approve(deviceId: DeviceId): DeviceRecord {
     const device = this.registry.approve(deviceId);
-    this.publish({ type: 'device-approved', deviceId });
+    this.publish({ type: 'device-approved', deviceId, name: device.name });
     return device;
   }
 
   rename(deviceId: DeviceId, name: string): DeviceRecord {
     const device = this.registry.rename(deviceId, name);
-    this.publish({ type: 'device-updated', deviceId });
+    this.publish({ type: 'device-updated', deviceId, name: device.name });
     return device;
   }
 
@@ -362,7 +385,7 @@ export class Hub extends EventEmitter<Events> implements Startable {
       'SCOPES_CHANGED',
       'this device moved to another group; reconnecting with its new scopes',
     );
-    this.publish({ type: 'device-updated', deviceId });
+    this.publish({ type: 'device-updated', deviceId, name: device.name });
     return device;
   }
 
@@ -422,6 +445,19 @@ export class Hub extends EventEmitter<Events> implements Startable {
     }
   }
 
+  /** The hub lost revisions: take back, for a while, what children hold for others. */
+  private async beginRecovery(reason: RecoveryWindow['reason']): Promise<void> {
+    const at = this.clock.now();
+    const window: RecoveryWindow = { at, until: at + RELAY_WINDOW_MS, reason };
+    this.recovery = window;
+    await this.replicaInstance?.setNote('recovery', JSON.stringify(window));
+    this.logger.warn(
+      { reason, until: new Date(window.until).toISOString() },
+      'recovering lost revisions: children send back what they hold, also for other devices',
+    );
+    this.publish({ type: 'recovery-started', reason, until: window.until });
+  }
+
   private onConnection(conn: Connection, peer: PeerInfo): void {
     if (peer.access === 'pairing') {
       if (!this.pairing) {
@@ -451,12 +487,28 @@ export class Hub extends EventEmitter<Events> implements Startable {
     const widened = registry.getSetting(scopeKey) !== scope.readHash;
     if (widened) registry.setSetting(scopeKey, scope.readHash);
 
+    const authority = {
+      hubId: this.deviceId,
+      hubOnly: this.options.hubOnly ?? [],
+      writeScopeOf: (device: DeviceId) => {
+        const d = registry.get(device);
+        if (!d || d.state === 'revoked') return undefined;
+        const g = registry.getGroup(d.group);
+        return g ? { group: g.name, write: g.write } : undefined;
+      },
+    };
     const session = new SyncSession({
       replica,
       channel: syncChannel(conn),
       peer: peer.deviceId,
       readable: scope.readable,
-      admit: scope.admit,
+      admit: admitWithRelay(
+        peer.deviceId,
+        scope,
+        authority,
+        () => this.recovery,
+        () => this.clock.now(),
+      ),
       ...(widened && { resendFrom: 0 }),
       logger: componentLogger(this.logger, `sync:${shortDeviceId(peer.deviceId)}`),
     });
@@ -476,6 +528,14 @@ export class Hub extends EventEmitter<Events> implements Startable {
       this.publish({ type: 'sync-progress', session: this.describe(live) });
     });
     session.on('caught-up', () => this.publish({ type: 'sync-completed', session: this.describe(live) }));
+    session.on('restart', (reason) => {
+      this.publish({ type: 'sync-restarted', deviceId: peer.deviceId, reason });
+      // A child saw positions of the hub's log that the hub no longer holds.
+      if (reason === 'rolled-back')
+        this.beginRecovery('store-rolled-back').catch((err: unknown) =>
+          this.logger.error({ err }, 'could not record the recovery'),
+        );
+    });
     session.on('refused', (rejected) => {
       this.logger.warn(
         { device: shortDeviceId(peer.deviceId), count: rejected.length, first: rejected[0] },
@@ -510,6 +570,7 @@ export class Hub extends EventEmitter<Events> implements Startable {
       this.publish({
         type: 'device-disconnected',
         deviceId: peer.deviceId,
+        name: this.describe(live).name,
         ...(e?.code && { code: e.code }),
         ...(e?.message && { message: e.message }),
       });
@@ -532,7 +593,7 @@ export class Hub extends EventEmitter<Events> implements Startable {
             'DEVICE_REVOKED',
             'this device was revoked by the hub admin and can no longer sync',
           );
-          if (device) this.publish({ type: 'device-revoked', deviceId: device.deviceId });
+          if (device) this.publish({ type: 'device-revoked', deviceId: device.deviceId, name: device.name });
         } else if (device.state === 'pending') {
           this.disconnect(
             live.peer.deviceId,
@@ -573,7 +634,8 @@ export class Hub extends EventEmitter<Events> implements Startable {
     return {
       deviceId: live.peer.deviceId,
       address: live.peer.address,
-      name: live.peer.handshake.peerName,
+      // The name the admin knows the device by; the name the child offers is only a default.
+      name: this.registryInstance?.get(live.peer.deviceId)?.name ?? live.peer.handshake.peerName,
       appVersion: live.peer.handshake.peerAppVersion,
       connectedAt: live.connectedAt,
       caughtUp: live.session.isCaughtUp(),

@@ -44,14 +44,10 @@ export {
   type RequestMessage,
   type ResponseMessage,
   type WelcomeMessage,
-  type WireSyncAckMessage,
-  type WireSyncChangesMessage,
-  type WireSyncOpenMessage,
+  type SyncAckMessage,
+  type SyncChangesMessage,
+  type SyncErrorMessage,
+  type SyncMessage,
+  type SyncOpenMessage,
+  type SyncStartMessage,
 } from './messages.js';
-export type {
-  SyncAckMessage,
-  SyncChangesMessage,
-  SyncErrorMessage,
-  SyncMessage,
-  SyncOpenMessage,
-} from './sync-messages.js';

@@ -93,12 +93,31 @@ export const responseSchema = z.discriminatedUnion('ok', [
   }),
 ]);
 
-/** `sync.open`: the sender's cursor for the receiver's change log, and its own latest sequence. */
+/** A change log identity: 32 hex characters ('' where none is known yet). */
+const logId = z.string().regex(/^[0-9a-f]{0,64}$/);
+/** A checkpoint token of a log position ('' for position 0). */
+const checkToken = z.string().regex(/^[0-9a-z]{0,64}$/);
+
+/**
+ * `sync.open`: how far the sender has applied the receiver's change log: which log
+ * (its identity), which position, and the receiver's checkpoint token for it.
+ */
 export const syncOpenSchema = z.object({
   type: z.literal('sync.open'),
-  cursor: count,
-  latest: count,
+  cursor: z.object({ log: logId, seq: count, check: checkToken }),
   receive: z.boolean().optional(),
+});
+
+/**
+ * `sync.start`: the answer to the peer's `sync.open`: the sender's change log
+ * identity, its latest position, and the position the sender sends changes after
+ * (the peer's cursor if it still holds, else 0).
+ */
+export const syncStartSchema = z.object({
+  type: z.literal('sync.start'),
+  log: logId.min(1),
+  latest: count,
+  from: count,
 });
 
 /**
@@ -112,11 +131,16 @@ const wireRevision = z.custom<Revision>(
   { message: 'expected an object' },
 );
 
-/** `sync.changes`: one batch of the sender's change log, `since` < seq <= `upTo`. */
+/**
+ * `sync.changes`: one batch of the sender's change log `log`, `since` < seq <=
+ * `upTo`; `check` is the sender's checkpoint token for `upTo`.
+ */
 export const syncChangesSchema = z.object({
   type: z.literal('sync.changes'),
+  log: logId.min(1),
   since: count,
   upTo: count,
+  check: checkToken,
   more: z.boolean(),
   revisions: z.array(wireRevision).max(100_000),
 });
@@ -148,6 +172,7 @@ export const messageSchema = z.discriminatedUnion('type', [
   requestSchema,
   responseSchema,
   syncOpenSchema,
+  syncStartSchema,
   syncChangesSchema,
   syncAckSchema,
 ]);
@@ -167,11 +192,23 @@ export type RequestMessage = z.infer<typeof requestSchema>;
 /** `response` as decoded: a success with `result`, or a failure with `error`. */
 export type ResponseMessage = z.infer<typeof responseSchema>;
 /** `sync.open` as decoded. */
-export type WireSyncOpenMessage = z.infer<typeof syncOpenSchema>;
+export type SyncOpenMessage = z.infer<typeof syncOpenSchema>;
+/** `sync.start` as decoded. */
+export type SyncStartMessage = z.infer<typeof syncStartSchema>;
 /** `sync.changes` as decoded (revisions not yet verified: see the engine). */
-export type WireSyncChangesMessage = z.infer<typeof syncChangesSchema>;
+export type SyncChangesMessage = z.infer<typeof syncChangesSchema>;
 /** `sync.ack` as decoded. */
-export type WireSyncAckMessage = z.infer<typeof syncAckSchema>;
+export type SyncAckMessage = z.infer<typeof syncAckSchema>;
+/** `error` as a sync session sends and receives it. */
+export type SyncErrorMessage = ErrorMessage;
+
+/**
+ * The messages of a sync session, after the transport handshake: each side sends
+ * `sync.open`, answers the peer's with `sync.start`, then changes flow both ways in
+ * batches, each acknowledged.
+ */
+export type SyncMessage =
+  SyncOpenMessage | SyncStartMessage | SyncChangesMessage | SyncAckMessage | SyncErrorMessage;
 
 /** Any message of protocol version 1. Every SyncMessage is one. */
 export type Message = z.infer<typeof messageSchema>;
@@ -188,6 +225,7 @@ const schemas = new Map<string, z.ZodType>([
   ['request', requestSchema],
   ['response', responseSchema],
   ['sync.open', syncOpenSchema],
+  ['sync.start', syncStartSchema],
   ['sync.changes', syncChangesSchema],
   ['sync.ack', syncAckSchema],
 ]);

@@ -3,10 +3,13 @@ import type {
   ApplyInput,
   ApplyResult,
   ChangeBatch,
+  ChangeLogInfo,
   ChangesQuery,
   ConflictRecord,
   DeviceId,
   ListQuery,
+  PeerCursor,
+  PeerLog,
   RecordView,
   RetentionPolicy,
   RevId,
@@ -45,16 +48,47 @@ export interface StorageAdapter extends Startable {
   history(collection: string, id: string): Promise<StoredRevision[]>;
   getRevision(collection: string, id: string, rev: RevId): Promise<StoredRevision | undefined>;
 
-  /** The change log after `since`, bounded by count and bytes. */
+  /** The change log after `since`, bounded by count and bytes, with the checkpoint of its end. */
   changesSince(query: ChangesQuery): Promise<ChangeBatch>;
   latestSeq(): Promise<Seq>;
-  /** Writes made on this node (not received, not local-only) after `since`: a peer's outbox. */
-  countLocalChanges(since: Seq): Promise<number>;
+  /**
+   * How many revisions after `since` a peer would be sent (not local-only, not
+   * received from `excludeSource`): the outbox toward that peer.
+   */
+  countChanges(since: Seq, excludeSource?: PeerLog): Promise<number>;
 
-  /** The last sequence number of `peer`'s change log that this node has applied. */
-  getCursor(peer: DeviceId): Promise<Seq>;
-  /** Moves a cursor forward (never backward) without applying revisions. */
-  setCursor(peer: DeviceId, seq: Seq): Promise<void>;
+  /**
+   * This store's change log identity. A new store makes one when it is first
+   * started; it stays until `rotateChangeLog`.
+   */
+  changeLog(): Promise<ChangeLogInfo>;
+  /**
+   * Gives the change log a new identity (same positions, same revisions), so that
+   * every peer's cursor for it restarts from 0: for a store found restored from an
+   * older copy of itself, whose positions past the copy were reused.
+   */
+  rotateChangeLog(now: number): Promise<ChangeLogInfo>;
+  /**
+   * A token for position `seq` of this change log: it changes if the revision at
+   * `seq` is ever a different one (a rolled-back log that reused the position).
+   * '' for 0; a token no position has when `seq` is past the end. Salted with a
+   * secret of this store, so it tells a peer nothing about a local-only revision.
+   */
+  checkpoint(seq: Seq): Promise<string>;
+
+  /**
+   * True when the peer has announced another log since this one (a cursor for a new
+   * log retires the cursor's old log): a peer announcing it again was rolled back.
+   */
+  isRetiredLog(source: PeerLog): Promise<boolean>;
+
+  /** How far this node has applied `peer`'s change log (EMPTY_CURSOR if never). */
+  getCursor(peer: DeviceId): Promise<PeerCursor>;
+  /**
+   * Records a cursor without applying revisions: one for another log than the one
+   * recorded replaces it; one for the same log only moves it forward.
+   */
+  setCursor(peer: DeviceId, cursor: PeerCursor): Promise<void>;
 
   listConflicts(filter?: {
     status?: ConflictRecord['status'];

@@ -43,3 +43,18 @@ export class StoreWriteError extends TrosynError {
     super('STORE_WRITE_FAILED', `the store could not write: ${reason}`, undefined, { cause });
   }
 }
+
+/**
+ * A node that already has an identity (it has run, or paired) finds its store file
+ * missing or empty: the disk was replaced, the file deleted, or the directory copied
+ * without it. Starting afresh silently would hide the loss.
+ */
+export class StoreMissingError extends TrosynError {
+  constructor(path: string, state: 'missing' | 'empty') {
+    super(
+      'STORE_MISSING',
+      `the store ${path} is ${state}, but this data directory belongs to a node that has run before; start with --recover to begin with an empty store and get back from the network what this node had (writes that never left it are lost), or restore a backup`,
+      { path, state },
+    );
+  }
+}

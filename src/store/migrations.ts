@@ -92,6 +92,62 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX conflicts_by_status ON conflicts(status);
     `,
   },
+  {
+    version: 2,
+    description: 'change log identity: peer logs as revision sources, cursors bound to a log',
+    sql: `
+      -- A revision's source is one change log of one peer, not just the peer: when a
+      -- peer's store is recreated (a new log), what came from its old log is no longer
+      -- "its own" and is offered back to it. Rows of earlier versions name no log ('').
+      -- revisions.source now refers to peer_logs.id; the existing values keep meaning
+      -- the same device because each device gets a peer log with its own id.
+      -- retired = 1: the peer has since announced another log, so this one never
+      -- comes back unless the peer's store was restored from an older copy.
+      CREATE TABLE peer_logs (
+        id INTEGER PRIMARY KEY,
+        device INTEGER NOT NULL REFERENCES devices(id),
+        log TEXT NOT NULL,
+        retired INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (device, log)
+      );
+      INSERT INTO peer_logs (id, device, log) SELECT id, id, '' FROM devices;
+
+      -- SQLite cannot change a foreign key in place: rebuild the change log with
+      -- source referring to peer_logs, keeping every seq and the sequence counter.
+      CREATE TEMP TABLE kept_sequence AS SELECT seq FROM sqlite_sequence WHERE name = 'revisions';
+      CREATE TABLE revisions_v2 (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        rev TEXT NOT NULL,
+        collection TEXT NOT NULL,
+        record_id TEXT NOT NULL,
+        parents TEXT NOT NULL,
+        vv TEXT NOT NULL,
+        hlc TEXT NOT NULL,
+        author INTEGER NOT NULL REFERENCES devices(id),
+        hub INTEGER NOT NULL,
+        deleted INTEGER NOT NULL,
+        body_hash TEXT NOT NULL,
+        body TEXT,
+        fields TEXT,
+        pruned INTEGER NOT NULL DEFAULT 0,
+        head INTEGER NOT NULL,
+        local INTEGER NOT NULL,
+        source INTEGER REFERENCES peer_logs(id)
+      );
+      INSERT INTO revisions_v2 SELECT * FROM revisions;
+      DROP TABLE revisions;
+      ALTER TABLE revisions_v2 RENAME TO revisions;
+      CREATE INDEX revisions_by_record ON revisions(collection, record_id, head);
+      DELETE FROM sqlite_sequence WHERE name IN ('revisions', 'revisions_v2');
+      INSERT INTO sqlite_sequence (name, seq) SELECT 'revisions', seq FROM kept_sequence;
+      DROP TABLE kept_sequence;
+
+      -- A cursor is a position in one log of the peer, with the peer's checkpoint token
+      -- for that position; a cursor of an earlier version names no log and restarts.
+      ALTER TABLE devices ADD COLUMN cursor_log TEXT NOT NULL DEFAULT '';
+      ALTER TABLE devices ADD COLUMN cursor_check TEXT NOT NULL DEFAULT '';
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

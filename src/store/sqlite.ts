@@ -1,3 +1,4 @@
+import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
@@ -6,18 +7,22 @@ import { type Clock, systemClock } from '../lifecycle.js';
 import { silentLogger } from '../observability/logger.js';
 import type { StorageAdapter } from './adapter.js';
 import { StoreClosedError, StoreOpenError, StoreWriteError, UnknownAncestorError } from './errors.js';
+import { EMPTY_CURSOR } from './types.js';
 import { migrate } from './migrations.js';
 import type {
   AppliedRevision,
   ApplyInput,
   ApplyResult,
   ChangeBatch,
+  ChangeLogInfo,
   ChangesQuery,
   ConflictRecord,
   ConflictStatus,
   DeviceId,
   JsonObject,
   ListQuery,
+  PeerCursor,
+  PeerLog,
   RecordView,
   ReduceOutcome,
   RejectedRevision,
@@ -187,6 +192,7 @@ function prepareStatements(db: Database.Database) {
         `SELECT ${REV_COLUMNS} FROM revisions WHERE collection = ? AND record_id = ? AND rev = ?`,
       )
       .raw(),
+    revAt: db.prepare<[number], string>('SELECT rev FROM revisions WHERE seq = ?').pluck(),
     // The peer's own revisions are skipped inside SQLite, so they are never read into JavaScript.
     changes: db
       .prepare<[number, number], RevisionRow>(
@@ -194,20 +200,38 @@ function prepareStatements(db: Database.Database) {
       )
       .raw(),
     latestSeq: db.prepare<[], number>("SELECT seq FROM sqlite_sequence WHERE name = 'revisions'").pluck(),
-    countLocal: db
-      .prepare<[number], number>(
-        'SELECT count(*) FROM revisions WHERE seq > ? AND source IS NULL AND local = 0',
+    countChanges: db
+      .prepare<[number, number], number>(
+        'SELECT count(*) FROM revisions WHERE seq > ? AND local = 0 AND (source IS NULL OR source != ?)',
       )
       .pluck(),
     deviceById: db.prepare<[number], string>('SELECT device_id FROM devices WHERE id = ?').pluck(),
-    deviceByKey: db.prepare<[string], { id: number; cursor: number }>(
-      'SELECT id, cursor FROM devices WHERE device_id = ?',
-    ),
+    deviceByKey: db.prepare<
+      [string],
+      { id: number; cursor: number; cursor_log: string; cursor_check: string }
+    >('SELECT id, cursor, cursor_log, cursor_check FROM devices WHERE device_id = ?'),
     allDevices: db.prepare<[], { id: number; device_id: string }>('SELECT id, device_id FROM devices'),
     insertDevice: db.prepare<[string]>('INSERT INTO devices (device_id) VALUES (?)'),
-    setCursor: db.prepare<[number, number, number]>(
-      'UPDATE devices SET cursor = ? WHERE id = ? AND cursor < ?',
+    // A cursor for another log replaces the recorded one; for the same log it only moves forward.
+    setCursor: db.prepare<[number, string, string, number, string, number]>(
+      'UPDATE devices SET cursor = ?, cursor_log = ?, cursor_check = ? WHERE id = ? AND (cursor_log != ? OR cursor < ?)',
     ),
+    peerLogByKey: db
+      .prepare<[number, string], number>('SELECT id FROM peer_logs WHERE device = ? AND log = ?')
+      .pluck(),
+    peerLogById: db.prepare<[number], { device: number; log: string }>(
+      'SELECT device, log FROM peer_logs WHERE id = ?',
+    ),
+    allPeerLogs: db.prepare<[], { id: number; device: number; log: string }>(
+      'SELECT id, device, log FROM peer_logs',
+    ),
+    insertPeerLog: db.prepare<[number, string]>('INSERT INTO peer_logs (device, log) VALUES (?, ?)'),
+    retirePeerLog: db.prepare<[number, string]>(
+      'INSERT INTO peer_logs (device, log, retired) VALUES (?, ?, 1) ON CONFLICT (device, log) DO UPDATE SET retired = 1',
+    ),
+    peerLogRetired: db
+      .prepare<[number, string], number>('SELECT retired FROM peer_logs WHERE device = ? AND log = ?')
+      .pluck(),
     activeConflict: db.prepare<[string, string], ConflictRow>(
       "SELECT * FROM conflicts WHERE collection = ? AND record_id = ? AND status != 'resolved'",
     ),
@@ -242,8 +266,14 @@ export class SqliteStore implements StorageAdapter {
   /** Device ID <-> devices.id, cached; rows refer to devices by the small id. */
   private readonly deviceIds = new Map<string, number>();
   private readonly deviceKeys = new Map<number, DeviceId>();
-  /** Devices added by the running transaction, forgotten again if it rolls back. */
+  /** (device, log) <-> peer_logs.id, cached; revisions.source refers to a peer log by the small id. */
+  private readonly peerLogIds = new Map<string, number>();
+  private readonly peerLogDevices = new Map<number, DeviceId>();
+  /** Devices and peer logs added by the running transaction, forgotten again if it rolls back. */
   private addedDevices: string[] = [];
+  private addedPeerLogs: string[] = [];
+  /** Secret of this store that salts checkpoint tokens. */
+  private salt = '';
 
   constructor(options: SqliteStoreOptions) {
     this.options = options;
@@ -284,6 +314,17 @@ export class SqliteStore implements StorageAdapter {
     }
     this.db = db;
     for (const row of this.stmts.allDevices.all()) this.remember(row.device_id, row.id);
+    for (const row of this.stmts.allPeerLogs.all())
+      this.rememberPeerLog(this.deviceKey(row.device), row.log, row.id);
+    // A store gets its change log identity and checkpoint secret when first started
+    // (also a store of an earlier version); OR IGNORE keeps the first of two processes'.
+    const init = db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)');
+    db.transaction(() => {
+      init.run('log_salt', randomBytes(16).toString('hex'));
+      init.run('log_id', randomBytes(16).toString('hex'));
+      init.run('log_created', String(this.clock.now()));
+    }).immediate();
+    this.salt = this.stmts.getMeta.get('log_salt') ?? '';
   }
 
   async stop(): Promise<void> {
@@ -293,6 +334,8 @@ export class SqliteStore implements StorageAdapter {
     this.stmts = undefined;
     this.deviceIds.clear();
     this.deviceKeys.clear();
+    this.peerLogIds.clear();
+    this.peerLogDevices.clear();
     db.close();
   }
 
@@ -304,6 +347,54 @@ export class SqliteStore implements StorageAdapter {
   private remember(device: string, id: number): void {
     this.deviceIds.set(device, id);
     this.deviceKeys.set(id, device as DeviceId);
+  }
+
+  private rememberPeerLog(device: DeviceId, log: string, id: number): void {
+    this.peerLogIds.set(`${device}\u0000${log}`, id);
+    this.peerLogDevices.set(id, device);
+  }
+
+  /** The small id of a peer log; adds it on first sight (inside the caller's transaction). */
+  private peerLogRef(source: PeerLog): number {
+    const key = `${source.device}\u0000${source.log}`;
+    const known = this.peerLogIds.get(key);
+    if (known !== undefined) return known;
+    const { s } = this.open();
+    const device = this.deviceRef(source.device);
+    let id = s.peerLogByKey.get(device, source.log);
+    if (id === undefined) {
+      id = Number(s.insertPeerLog.run(device, source.log).lastInsertRowid);
+      this.addedPeerLogs.push(key);
+    }
+    this.rememberPeerLog(source.device, source.log, id);
+    return id;
+  }
+
+  /** The device of a peer log (another process may have added it). */
+  private peerLogDevice(id: number): DeviceId {
+    const known = this.peerLogDevices.get(id);
+    if (known !== undefined) return known;
+    const row = this.open().s.peerLogById.get(id);
+    if (row === undefined) throw new Error(`store refers to unknown peer log #${id}`);
+    const device = this.deviceKey(row.device);
+    this.rememberPeerLog(device, row.log, id);
+    return device;
+  }
+
+  /** The small id of a peer log without adding it; -1 (matches nothing) when unknown. */
+  private findPeerLog(source: PeerLog): number {
+    const known = this.peerLogIds.get(`${source.device}\u0000${source.log}`);
+    if (known !== undefined) return known;
+    const { s } = this.open();
+    const device = this.deviceIds.get(source.device) ?? s.deviceByKey.get(source.device)?.id;
+    return device === undefined ? -1 : (s.peerLogByKey.get(device, source.log) ?? -1);
+  }
+
+  private token(seq: number, rev: string | undefined): string {
+    if (seq === 0) return '';
+    // Past the end of the log: a value no real position's token can take.
+    if (rev === undefined) return 'none';
+    return createHash('sha256').update(`${this.salt}:${seq}:${rev}`).digest('hex').slice(0, 32);
   }
 
   /** The small id of a device; adds it on first sight (inside the caller's transaction). */
@@ -337,6 +428,7 @@ export class SqliteStore implements StorageAdapter {
   private write<T>(fn: () => T): T {
     const { db } = this.open();
     this.addedDevices = [];
+    this.addedPeerLogs = [];
     try {
       return db.transaction(fn).immediate();
     } catch (err) {
@@ -345,9 +437,15 @@ export class SqliteStore implements StorageAdapter {
         this.deviceIds.delete(device);
         if (id !== undefined) this.deviceKeys.delete(id);
       }
+      for (const key of this.addedPeerLogs) {
+        const id = this.peerLogIds.get(key);
+        this.peerLogIds.delete(key);
+        if (id !== undefined) this.peerLogDevices.delete(id);
+      }
       throw this.writeError(err);
     } finally {
       this.addedDevices = [];
+      this.addedPeerLogs = [];
     }
   }
 
@@ -372,7 +470,7 @@ export class SqliteStore implements StorageAdapter {
       const applied: AppliedRevision[] = [];
       const rejected: RejectedRevision[] = [];
       let duplicates = 0;
-      const source = input.source === undefined ? null : this.deviceRef(input.source);
+      const source = input.source === undefined ? null : this.peerLogRef(input.source);
       for (const { revision: r, local, bodyText } of input.revisions) {
         const rows = s.headsOrRev.all(r.collection, r.id, r.rev);
         if (rows.some((row) => row[1] === r.rev)) {
@@ -457,9 +555,19 @@ export class SqliteStore implements StorageAdapter {
           },
         });
       }
-      if (source !== null && input.cursor !== undefined) s.setCursor.run(input.cursor, source, input.cursor);
+      if (input.source !== undefined && input.cursor !== undefined)
+        this.writeCursor(s, input.source.device, input.cursor);
       return { applied, duplicates, rejected };
     });
+  }
+
+  private writeCursor(s: Statements, peer: DeviceId, c: PeerCursor): void {
+    const device = this.deviceRef(peer);
+    const before = s.deviceByKey.get(peer);
+    // The peer moved to another log: the old one must never come back.
+    if (before && before.cursor_log !== '' && before.cursor_log !== c.log)
+      s.retirePeerLog.run(device, before.cursor_log);
+    s.setCursor.run(c.seq, c.log, c.check, device, c.log, c.seq);
   }
 
   private recordConflict(
@@ -534,7 +642,7 @@ export class SqliteStore implements StorageAdapter {
 
   async changesSince(query: ChangesQuery): Promise<ChangeBatch> {
     const { db, s } = this.open();
-    const exclude = query.excludeSource === undefined ? undefined : this.deviceIds.get(query.excludeSource);
+    const exclude = query.excludeSource === undefined ? -1 : this.findPeerLog(query.excludeSource);
     const read = db.transaction((): ChangeBatch => {
       const revisions: Revision[] = [];
       let upTo = query.since;
@@ -542,7 +650,7 @@ export class SqliteStore implements StorageAdapter {
       let scanned = 0;
       let stoppedEarly = false;
       const maxScan = query.limit * MAX_SCAN_FACTOR;
-      for (const row of s.changes.iterate(query.since, exclude ?? -1)) {
+      for (const row of s.changes.iterate(query.since, exclude)) {
         if (
           revisions.length >= query.limit ||
           (revisions.length > 0 && bytes >= query.maxBytes) ||
@@ -563,7 +671,8 @@ export class SqliteStore implements StorageAdapter {
         const latest = (s.latestSeq.get() ?? 0) as Seq;
         if (latest > upTo) upTo = latest;
       }
-      return { since: query.since, upTo, revisions, more: stoppedEarly };
+      const check = this.token(upTo, upTo === 0 ? undefined : s.revAt.get(upTo));
+      return { since: query.since, upTo, revisions, more: stoppedEarly, check };
     });
     return read();
   }
@@ -572,17 +681,47 @@ export class SqliteStore implements StorageAdapter {
     return (this.open().s.latestSeq.get() ?? 0) as Seq;
   }
 
-  async countLocalChanges(since: Seq): Promise<number> {
-    return this.open().s.countLocal.get(since) ?? 0;
+  async countChanges(since: Seq, excludeSource?: PeerLog): Promise<number> {
+    const exclude = excludeSource === undefined ? -1 : this.findPeerLog(excludeSource);
+    return this.open().s.countChanges.get(since, exclude) ?? 0;
   }
 
-  async getCursor(peer: DeviceId): Promise<Seq> {
-    return (this.open().s.deviceByKey.get(peer)?.cursor ?? 0) as Seq;
-  }
-
-  async setCursor(peer: DeviceId, seq: Seq): Promise<void> {
+  async isRetiredLog(source: PeerLog): Promise<boolean> {
     const { s } = this.open();
-    this.write(() => s.setCursor.run(seq, this.deviceRef(peer), seq));
+    const device = this.deviceIds.get(source.device) ?? s.deviceByKey.get(source.device)?.id;
+    return device !== undefined && s.peerLogRetired.get(device, source.log) === 1;
+  }
+
+  async changeLog(): Promise<ChangeLogInfo> {
+    const { s } = this.open();
+    return { id: s.getMeta.get('log_id') ?? '', createdAt: Number(s.getMeta.get('log_created') ?? 0) };
+  }
+
+  async rotateChangeLog(now: number): Promise<ChangeLogInfo> {
+    const { s } = this.open();
+    const info = { id: randomBytes(16).toString('hex'), createdAt: now };
+    this.write(() => {
+      s.setMeta.run('log_id', info.id);
+      s.setMeta.run('log_created', String(info.createdAt));
+    });
+    this.logger.warn({ log: info.id }, 'change log has a new identity; peers restart from its beginning');
+    return info;
+  }
+
+  async checkpoint(seq: Seq): Promise<string> {
+    const { s } = this.open();
+    return this.token(seq, seq === 0 ? undefined : s.revAt.get(seq));
+  }
+
+  async getCursor(peer: DeviceId): Promise<PeerCursor> {
+    const row = this.open().s.deviceByKey.get(peer);
+    if (!row) return { ...EMPTY_CURSOR };
+    return { log: row.cursor_log, seq: row.cursor as Seq, check: row.cursor_check };
+  }
+
+  async setCursor(peer: DeviceId, cursor: PeerCursor): Promise<void> {
+    const { s } = this.open();
+    this.write(() => this.writeCursor(s, peer, cursor));
   }
 
   async listConflicts(
@@ -689,7 +828,7 @@ export class SqliteStore implements StorageAdapter {
     r.seq = row[0] as Seq;
     r.head = row[14] === 1;
     r.local = row[15] === 1;
-    r.source = row[16] === null ? undefined : this.deviceKey(row[16]);
+    r.source = row[16] === null ? undefined : this.peerLogDevice(row[16]);
     return r;
   }
 }

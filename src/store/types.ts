@@ -11,6 +11,40 @@ export type RevId = string & { readonly __brand: 'RevId' };
 /** A position in one node's change log; strictly increasing, never reused. */
 export type Seq = number & { readonly __brand: 'Seq' };
 
+/**
+ * The identity of one node's change log: random, and new whenever the store is
+ * created, recreated, restored or found rolled back. Positions (`Seq`) mean
+ * something only together with the log they are positions in.
+ */
+export interface ChangeLogInfo {
+  /** 32 lowercase hex characters. */
+  id: string;
+  /** Wall-clock ms when this identity was made. */
+  createdAt: number;
+}
+
+/** One change log of one peer: where a received revision came from. */
+export interface PeerLog {
+  device: DeviceId;
+  /** The peer's change log identity (ChangeLogInfo.id). */
+  log: string;
+}
+
+/**
+ * How far this node has applied a peer's change log. `check` is the token the peer
+ * gave for position `seq` of its log (see StorageAdapter.checkpoint); the peer uses
+ * it to tell whether its log still holds, at `seq`, what this node applied. The
+ * empty cursor is `{ log: '', seq: 0, check: '' }`.
+ */
+export interface PeerCursor {
+  log: string;
+  seq: Seq;
+  check: string;
+}
+
+/** The cursor of a peer this node has never applied anything from. */
+export const EMPTY_CURSOR: Readonly<PeerCursor> = Object.freeze({ log: '', seq: 0 as Seq, check: '' });
+
 /** A JSON value as stored in record bodies. */
 export type JsonValue = null | boolean | number | string | JsonValue[] | JsonObject;
 export interface JsonObject {
@@ -132,10 +166,13 @@ export interface IncomingRevision {
 
 export interface ApplyInput {
   revisions: readonly IncomingRevision[];
-  /** Peer the revisions came from; undefined for writes made on this node. */
-  source?: DeviceId;
-  /** Cursor to record for `source` in the same transaction. */
-  cursor?: Seq;
+  /** The peer and change log the revisions came from; undefined for writes made on this node. */
+  source?: PeerLog;
+  /**
+   * Cursor to record for `source.device` in the same transaction. A cursor for
+   * another log than the one recorded replaces it; one for the same log only moves it forward.
+   */
+  cursor?: PeerCursor;
   reduce: Reducer;
   /** Wall-clock ms, recorded on conflict entries. */
   now: number;
@@ -172,8 +209,12 @@ export interface ChangesQuery {
   limit: number;
   /** Stop adding revisions once their body bytes reach this (at least one is returned). */
   maxBytes: number;
-  /** Leave out revisions received from this peer (echo suppression). */
-  excludeSource?: DeviceId;
+  /**
+   * Leave out revisions received from this change log of a peer (echo suppression).
+   * Revisions received from an older log of the same device are not left out: a
+   * peer whose store was recreated gets back what it no longer has.
+   */
+  excludeSource?: PeerLog;
   /** Only revisions of collections this predicate accepts; others are skipped. */
   collections?: (collection: string) => boolean;
 }
@@ -185,6 +226,8 @@ export interface ChangeBatch {
   revisions: Revision[];
   /** True when more changes are waiting after `upTo`. */
   more: boolean;
+  /** The checkpoint token of position `upTo` (see StorageAdapter.checkpoint). */
+  check: string;
 }
 
 export interface ListQuery {

@@ -52,6 +52,14 @@ export function canonicalJson(value: unknown, depth = 0): string {
   }
 }
 
+/**
+ * Sets an own, enumerable property, whatever its name: plain assignment of
+ * `__proto__` would set the object's prototype instead of adding a field.
+ */
+export function setField<T>(target: Record<string, T>, name: string, value: T): void {
+  Object.defineProperty(target, name, { value, writable: true, enumerable: true, configurable: true });
+}
+
 /** SHA-256 as hex; the one-shot API costs half of a Hash object for short inputs. */
 export function sha256Hex(text: string): string {
   return hash('sha256', text, 'hex');

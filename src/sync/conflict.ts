@@ -1,5 +1,5 @@
 import type { JsonObject, Resolution, RevId, Revision } from '../store/types.js';
-import { canonicalJson, isJsonObject, jsonEqual } from './canonical.js';
+import { canonicalJson, isJsonObject, jsonEqual, setField } from './canonical.js';
 import { InvalidOptionError } from './errors.js';
 
 export interface ResolverContext {
@@ -72,7 +72,8 @@ export const manualResolver: ConflictResolver = {
 
 /** A field's clock in a revision: its own entry, or the revision's HLC for revisions without field clocks. */
 function fieldClock(r: Revision, field: string): string {
-  return r.fields?.[field] ?? r.hlc;
+  // Own fields only: `fields.__proto__` would otherwise read Object.prototype.
+  return (r.fields && Object.hasOwn(r.fields, field) ? r.fields[field] : undefined) ?? r.hlc;
 }
 
 /**
@@ -112,8 +113,8 @@ export function mergeFields(heads: readonly Revision[]): {
       }
     }
     if (!best) continue;
-    clocks[name] = bestClock;
-    if (best.body !== null && Object.hasOwn(best.body, name)) body[name] = best.body[name] ?? null;
+    setField(clocks, name, bestClock);
+    if (best.body !== null && Object.hasOwn(best.body, name)) setField(body, name, best.body[name] ?? null);
   }
   return { body, clocks };
 }

@@ -80,6 +80,22 @@ export class SyncGapError extends TrosynError {
   }
 }
 
+/**
+ * A peer announced a change log identity it had already replaced by another: its
+ * store was restored from an older copy of itself. Sent to that peer, which then
+ * gives its log a new identity, so that what came from the abandoned timeline is
+ * no longer taken for its own.
+ */
+export class ChangeLogRolledBackError extends TrosynError {
+  constructor(log: string) {
+    super(
+      'CHANGE_LOG_ROLLED_BACK',
+      `change log ${log.slice(0, 12)} was already replaced by a newer one: this store was restored from an older copy; it takes a new change log identity`,
+      { log },
+    );
+  }
+}
+
 /** No record with that collection and id. */
 export class RecordNotFoundError extends TrosynError {
   constructor(collection: string, id: string) {

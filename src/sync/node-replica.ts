@@ -1,6 +1,8 @@
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Clock } from '../lifecycle.js';
+import { StoreMissingError } from '../store/errors.js';
 import { SqliteStore } from '../store/sqlite.js';
 import type { DeviceId, RetentionPolicy } from '../store/types.js';
 import { type CollectionOptions, Replica } from './replica.js';
@@ -18,12 +20,30 @@ export interface NodeReplicaOptions {
   retention?: RetentionPolicy;
   /** Look for other processes' writes this often (ms); the running agents do, one-shot CLI commands do not. */
   watchExternalWritesMs?: number;
+  /**
+   * The node has run before, so its store must exist: a missing or empty store file
+   * fails with STORE_MISSING instead of starting afresh. Default false.
+   */
+  requireExisting?: boolean;
   logger?: Logger;
   clock?: Clock;
 }
 
+/** Whether a node's store file is there and holds something. */
+export function nodeStoreState(dataDir: string): 'present' | 'missing' | 'empty' {
+  try {
+    return statSync(join(dataDir, NODE_STORE_FILE)).size === 0 ? 'empty' : 'present';
+  } catch {
+    return 'missing';
+  }
+}
+
 /** The replica of a node's data directory (not started), built the same way by hub, child and CLI. */
 export function nodeReplica(o: NodeReplicaOptions): Replica {
+  if (o.requireExisting) {
+    const state = nodeStoreState(o.dataDir);
+    if (state !== 'present') throw new StoreMissingError(join(o.dataDir, NODE_STORE_FILE), state);
+  }
   return new Replica({
     store: new SqliteStore({
       path: join(o.dataDir, NODE_STORE_FILE),

@@ -7,10 +7,13 @@ import type { StorageAdapter } from '../store/adapter.js';
 import type {
   AppliedRevision,
   ChangeBatch,
+  ChangeLogInfo,
   ConflictRecord,
   DeviceId,
   IncomingRevision,
   JsonObject,
+  PeerCursor,
+  PeerLog,
   RecordView,
   Reducer,
   RejectedRevision,
@@ -21,7 +24,7 @@ import type {
   StoredRevision,
   StoreStats,
 } from '../store/types.js';
-import { isJsonObject, jsonEqual } from './canonical.js';
+import { isJsonObject, jsonEqual, setField } from './canonical.js';
 import { type ConflictResolver, type ConflictStrategy, mergeFields, toResolver } from './conflict.js';
 import {
   AmbiguousRevisionError,
@@ -136,14 +139,38 @@ export interface ApplyReport {
 
 export interface ChangesRequest {
   since: Seq;
-  /** The peer the changes are for: its own revisions are left out. */
-  peer?: DeviceId;
+  /** The peer (and its current change log) the changes are for: what came from that log is left out. */
+  peer?: PeerLog;
   /** Most revisions per batch. Default 1000. */
   limit?: number;
   /** Batch body bytes before it is cut. Default 1 MiB. */
   maxBytes?: number;
   /** Only collections this accepts (read scope). */
   collections?: (collection: string) => boolean;
+}
+
+/** A batch of a peer's change log as received: `log` names that log. */
+export interface ReceivedBatch extends ChangeBatch {
+  log: string;
+}
+
+/**
+ * Where this node sends its change log to a peer from, decided from the peer's
+ * cursor for it (see `openFor`).
+ */
+export interface LogStart {
+  /** This node's change log identity, which the batches are sent under. */
+  log: string;
+  /** Its latest position now. */
+  latest: Seq;
+  /** The position the peer gets changes after. */
+  from: Seq;
+  /**
+   * Why the peer's cursor was not used: it is for another (older) log of this node,
+   * or this log no longer holds what the peer saw there (the store was rolled back
+   * to an older copy), which gave the log a new identity.
+   */
+  restart?: 'other-log' | 'rolled-back';
 }
 
 export interface ApplyOptions {
@@ -186,7 +213,7 @@ export class Replica implements Startable {
    * changes, skipped): kept here and written within a second instead of one
    * transaction each. Losing one in a crash only makes the peer resend nothing.
    */
-  private readonly lazyCursors = new Map<DeviceId, Seq>();
+  private readonly lazyCursors = new Map<DeviceId, PeerCursor>();
   private lazyFlush: NodeJS.Timeout | undefined;
   /** The store's data version at the last look: unchanged means no other process wrote. */
   private dataVersion = -1;
@@ -479,10 +506,13 @@ export class Replica implements Startable {
     return this.store.latestSeq();
   }
 
-  /** Writes made here after `since` (a peer's acknowledged position): the outbox toward that peer. */
-  async pendingSince(since: Seq): Promise<number> {
+  /**
+   * How many revisions after `since` would go to `peer` (its outbox): not
+   * local-only, and not received from that peer's current change log.
+   */
+  async pendingSince(since: Seq, peer?: PeerLog): Promise<number> {
     this.assertStarted();
-    return this.store.countLocalChanges(since);
+    return this.store.countChanges(since, peer);
   }
 
   /** A small persistent note of this replica (e.g. a peer's last acknowledgement). */
@@ -496,11 +526,85 @@ export class Replica implements Startable {
     await this.store.setMeta(`note:${key}`, value);
   }
 
-  /** The last position of `peer`'s change log applied here. */
-  async cursorFor(peer: DeviceId): Promise<Seq> {
+  /** This replica's change log identity. */
+  async changeLog(): Promise<ChangeLogInfo> {
     this.assertStarted();
+    return this.store.changeLog();
+  }
+
+  /**
+   * True when `peer` announces a change log it had already replaced by another: its
+   * store was restored from an older copy (see ChangeLogRolledBackError).
+   */
+  async isRetiredLog(peer: DeviceId, log: string): Promise<boolean> {
+    this.assertStarted();
+    return this.store.isRetiredLog({ device: peer, log });
+  }
+
+  /**
+   * Gives this replica's change log a new identity, if it still has `current` (a
+   * peer found it rolled back): every peer's cursor for it then restarts from 0.
+   */
+  async rotateChangeLog(current: string): Promise<ChangeLogInfo> {
+    this.assertStarted();
+    return this.exclusive(async () => {
+      const log = await this.store.changeLog();
+      if (log.id !== current) return log;
+      this.logger.warn({ log: current }, 'a peer found this store rolled back to an older copy');
+      return this.store.rotateChangeLog(this.clock.now());
+    });
+  }
+
+  /** How far this replica has applied `peer`'s change log (which log, which position). */
+  async cursorFor(peer: DeviceId): Promise<PeerCursor> {
+    this.assertStarted();
+    return this.currentCursor(peer);
+  }
+
+  private async currentCursor(peer: DeviceId): Promise<PeerCursor> {
     const stored = await this.store.getCursor(peer);
-    return Math.max(stored, this.lazyCursors.get(peer) ?? 0) as Seq;
+    const lazy = this.lazyCursors.get(peer);
+    if (!lazy) return stored;
+    return lazy.log !== stored.log || lazy.seq > stored.seq ? lazy : stored;
+  }
+
+  /**
+   * Decides where to send this replica's change log to `peer` from, given the
+   * peer's cursor for it. The cursor is used only if it names this log, does not
+   * point past its end, and its checkpoint token matches the revision at that
+   * position. Otherwise the peer restarts from 0 and skips what it already holds by
+   * hash. A cursor that names this log but does not match it means this store was
+   * rolled back (restored from an older copy) and reused positions the peer has
+   * seen: the log gets a new identity, so every peer restarts.
+   */
+  async openFor(
+    peer: DeviceId,
+    theirs: PeerCursor,
+    options: { resendFrom?: number } = {},
+  ): Promise<LogStart> {
+    this.assertStarted();
+    return this.exclusive(async () => {
+      let log = await this.store.changeLog();
+      const latest = await this.store.latestSeq();
+      let from = 0 as Seq;
+      let restart: LogStart['restart'];
+      if (theirs.seq > 0) {
+        if (theirs.log !== log.id) {
+          restart = 'other-log';
+        } else if (theirs.seq > latest || (await this.store.checkpoint(theirs.seq)) !== theirs.check) {
+          restart = 'rolled-back';
+          this.logger.warn(
+            { peer, cursor: theirs.seq, latest },
+            'a peer has seen positions of this change log that it no longer holds: the store was rolled back; the log gets a new identity',
+          );
+          log = await this.store.rotateChangeLog(this.clock.now());
+        } else {
+          from = theirs.seq;
+        }
+      }
+      if (options.resendFrom !== undefined && options.resendFrom < from) from = options.resendFrom as Seq;
+      return { log: log.id, latest, from, ...(restart && { restart }) };
+    });
   }
 
   private async flushLazyCursors(): Promise<void> {
@@ -508,36 +612,43 @@ export class Replica implements Startable {
     this.lazyFlush = undefined;
     const pending = [...this.lazyCursors];
     this.lazyCursors.clear();
-    for (const [peer, seq] of pending) await this.store.setCursor(peer, seq);
+    for (const [peer, cursor] of pending) await this.store.setCursor(peer, cursor);
   }
 
-  /** The change log after `since`, for a peer: its own revisions and local-only ones left out. */
+  /**
+   * The change log after `since`, for a peer: local-only revisions and those
+   * received from the peer's current log left out; `check` is the checkpoint of `upTo`.
+   */
   async changesSince(request: ChangesRequest): Promise<ChangeBatch> {
     this.assertStarted();
-    const batch = await this.store.changesSince({
+    return this.store.changesSince({
       since: request.since,
       limit: request.limit ?? 1000,
       maxBytes: request.maxBytes ?? 1024 * 1024,
       ...(request.peer !== undefined && { excludeSource: request.peer }),
       ...(request.collections !== undefined && { collections: request.collections }),
     });
-    return batch;
   }
 
   /**
-   * Applies a batch from `peer` and moves its cursor to `batch.upTo`, in one
-   * transaction. Each invalid revision is refused alone (reported in `rejected`);
-   * the rest apply. A batch that starts after the cursor is refused whole
-   * (SYNC_GAP). Re-delivery of a batch changes nothing.
+   * Applies a batch of `peer`'s change log `batch.log` and moves the cursor for it
+   * to `batch.upTo`, in one transaction. Each invalid revision is refused alone
+   * (reported in `rejected`); the rest apply. A batch that starts after the cursor
+   * is refused whole (SYNC_GAP); a cursor for another log of the peer counts as 0.
+   * Re-delivery of a batch changes nothing.
    */
-  async applyChanges(peer: DeviceId, batch: ChangeBatch, options: ApplyOptions = {}): Promise<ApplyReport> {
+  async applyChanges(peer: DeviceId, batch: ReceivedBatch, options: ApplyOptions = {}): Promise<ApplyReport> {
     this.assertStarted();
     return this.exclusive(async () => {
-      const cursor = Math.max(await this.store.getCursor(peer), this.lazyCursors.get(peer) ?? 0) as Seq;
-      if (batch.since > cursor) throw new SyncGapError(batch.since, cursor);
+      const current = await this.currentCursor(peer);
+      const at = current.log === batch.log ? current.seq : 0;
+      if (batch.since > at) throw new SyncGapError(batch.since, at);
+      const cursor: PeerCursor =
+        batch.upTo >= at || current.log !== batch.log
+          ? { log: batch.log, seq: batch.upTo, check: batch.check }
+          : current;
       if (batch.revisions.length === 0) {
-        const upTo = Math.max(batch.upTo, cursor) as Seq;
-        this.lazyCursors.set(peer, upTo);
+        this.lazyCursors.set(peer, cursor);
         if (!this.lazyFlush) {
           this.lazyFlush = setTimeout(() => {
             this.exclusive(() => this.flushLazyCursors()).catch((err: unknown) =>
@@ -546,10 +657,11 @@ export class Replica implements Startable {
           }, 1000);
           this.lazyFlush.unref();
         }
-        return { applied: 0, duplicates: 0, rejected: [], cursor: upTo };
+        return { applied: 0, duplicates: 0, rejected: [], cursor: cursor.seq };
       }
       const rejected: RejectedRevision[] = [];
       const incoming: IncomingRevision[] = [];
+      let held = 0;
       const now = this.clock.now();
       for (const raw of batch.revisions) {
         try {
@@ -558,7 +670,15 @@ export class Replica implements Startable {
           const ahead = hlcTime(revision.hlc) - now;
           if (ahead > this.maxSkewMs) throw new ClockSkewError(revision.rev, ahead, this.maxSkewMs);
           const refusal = options.admit?.(revision);
-          if (refusal) throw refusal;
+          if (refusal) {
+            // A peer may offer back a revision this node already holds (after its
+            // own store was recreated): that is a duplicate, not a refused write.
+            if (await this.store.getRevision(revision.collection, revision.id, revision.rev)) {
+              held++;
+              continue;
+            }
+            throw refusal;
+          }
           incoming.push({ revision, local: false, ...(bodyText !== undefined && { bodyText }) });
         } catch (err) {
           if (!isTrosynError(err)) throw err;
@@ -572,11 +692,10 @@ export class Replica implements Startable {
           });
         }
       }
-      const upTo = Math.max(batch.upTo, cursor) as Seq;
       const result = await this.store.apply({
         revisions: incoming,
-        source: peer,
-        cursor: upTo,
+        source: { device: peer, log: batch.log },
+        cursor,
         reduce: this.reducer,
         now,
       });
@@ -588,9 +707,9 @@ export class Replica implements Startable {
       this.emit(result.applied, peer);
       return {
         applied: result.applied.length,
-        duplicates: result.duplicates,
+        duplicates: result.duplicates + held,
         rejected,
-        cursor: upTo,
+        cursor: cursor.seq,
       };
     });
   }
@@ -614,7 +733,8 @@ export class Replica implements Startable {
         const had = Object.hasOwn(before, name);
         const has = Object.hasOwn(body, name);
         const unchanged = had === has && (!has || jsonEqual(before[name], body[name]));
-        fields[name] = unchanged && clocks[name] !== undefined ? clocks[name] : hlc;
+        const clock = Object.hasOwn(clocks, name) ? clocks[name] : undefined;
+        setField(fields, name, unchanged && clock !== undefined ? clock : hlc);
       }
     }
     return createRevision({

@@ -2,11 +2,11 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { isTrosynError, type TrosynError } from '../errors.js';
 import { silentLogger } from '../observability/logger.js';
-import type { SyncChangesMessage, SyncMessage } from '../protocol/sync-messages.js';
-import type { DeviceId, RejectedRevision, Revision, Seq } from '../store/types.js';
+import type { SyncChangesMessage, SyncMessage, SyncStartMessage } from '../protocol/messages.js';
+import type { DeviceId, PeerCursor, RejectedRevision, Revision, Seq } from '../store/types.js';
 import type { MessageChannel } from './channel.js';
-import { SyncProtocolError } from './errors.js';
-import type { Replica } from './replica.js';
+import { ChangeLogRolledBackError, SyncGapError, SyncProtocolError } from './errors.js';
+import type { LogStart, Replica } from './replica.js';
 
 export interface SyncSessionOptions {
   replica: Replica;
@@ -58,6 +58,11 @@ export interface SyncSessionStats {
   appliedUpTo: number;
   /** The peer's latest sequence number when the session opened. */
   peerLatest: number;
+  /**
+   * Why this node sends its change log from 0 although the peer had a cursor: the
+   * cursor was for an older log of this node, or this store was found rolled back.
+   */
+  restart?: LogStart['restart'];
 }
 
 type Events = {
@@ -67,6 +72,8 @@ type Events = {
   progress: [SyncSessionStats];
   /** The peer refused some of our revisions (e.g. outside its write scope). */
   refused: [RejectedRevision[]];
+  /** This node sends its change log from 0 although the peer had a cursor (see SyncSessionStats.restart). */
+  restart: [NonNullable<LogStart['restart']>];
   closed: [Error | undefined];
 };
 
@@ -103,6 +110,10 @@ export class SyncSession extends EventEmitter<Events> {
   private opened = false;
   private closed = false;
   private peerWantsChanges = false;
+  /** Where this side sends its log from, decided on the peer's `sync.open`. */
+  private logStart: LogStart | undefined;
+  /** The peer's change log identity, from its `sync.start`. */
+  private peerLog: string | undefined;
   private sentUpTo = 0;
   private inflight = 0;
   private pumping = false;
@@ -111,7 +122,8 @@ export class SyncSession extends EventEmitter<Events> {
   private inboundIdle = false;
   private caughtUp = false;
   private flushTimer: NodeJS.Timeout | undefined;
-  private applyQueue: Promise<void> = Promise.resolve();
+  /** Open, start and changes are handled one at a time, in the order they came. */
+  private inbox: Promise<void> = Promise.resolve();
   private unsubscribe: (() => void) | undefined;
   private caughtUpWaiters: Array<() => void> = [];
 
@@ -135,19 +147,17 @@ export class SyncSession extends EventEmitter<Events> {
     };
   }
 
-  /** Opens the session: installs handlers and announces this side's cursor. */
+  /** Opens the session: installs handlers and tells the peer how far this side has applied its log. */
   async start(): Promise<void> {
     if (this.opened) return;
     this.opened = true;
     this.channel.onMessage((m) => this.onMessage(m));
     this.channel.onClose((cause) => this.onClosed(cause));
     this.inboundIdle = !this.o.receive;
-    const [cursor, latest] = await Promise.all([this.replica.cursorFor(this.peer), this.replica.latestSeq()]);
-    this.stats.appliedUpTo = cursor;
+    const cursor: PeerCursor = await this.replica.cursorFor(this.peer);
     await this.channel.send({
       type: 'sync.open',
       cursor,
-      latest,
       ...(this.o.receive ? {} : { receive: false }),
     });
   }
@@ -170,6 +180,11 @@ export class SyncSession extends EventEmitter<Events> {
     return { ...this.stats };
   }
 
+  /** The change log identities in use: this node's (as sent) and the peer's, once known. */
+  logs(): { mine: string | undefined; peer: string | undefined } {
+    return { mine: this.logStart?.log, peer: this.peerLog };
+  }
+
   /** Resolves once both directions have caught up (immediately if they have). */
   whenCaughtUp(): Promise<void> {
     if (this.caughtUp) return Promise.resolve();
@@ -187,20 +202,34 @@ export class SyncSession extends EventEmitter<Events> {
     });
   }
 
-  /** Returns the apply of a `sync.changes` batch, so the carrier can hold back reading until it is done. */
+  /**
+   * Returns the handling of `sync.open`, `sync.start` and `sync.changes`, so the
+   * carrier can hold back reading until it is done.
+   */
   private onMessage(message: SyncMessage): void | Promise<void> {
     if (this.closed) return;
     switch (message.type) {
       case 'sync.open':
-        this.onOpen(message.cursor, message.latest, message.receive !== false);
-        return;
+        return this.serial(() => this.onOpen(message.cursor as PeerCursor, message.receive !== false));
+      case 'sync.start':
+        return this.serial(() => this.onStart(message));
       case 'sync.changes':
-        this.applyQueue = this.applyQueue.then(() => this.onChanges(message));
-        return this.applyQueue;
+        return this.serial(() => this.onChanges(message));
       case 'sync.ack':
         this.onAck(message.upTo, message.rejected);
         return;
       case 'error':
+        if (message.code === 'CHANGE_LOG_ROLLED_BACK' && this.logStart) {
+          // The peer knows this log was replaced before: this store was rolled back.
+          const log = this.logStart.log;
+          return this.replica.rotateChangeLog(log).then(
+            (info) => {
+              if (info.id !== log) this.emit('restart', 'rolled-back');
+              this.fail(new SyncProtocolError(message.code, `peer closed the session: ${message.message}`));
+            },
+            (err: unknown) => this.fail(err),
+          );
+        }
         this.fail(new SyncProtocolError(message.code, `peer closed the session: ${message.message}`));
         return;
       default:
@@ -213,12 +242,67 @@ export class SyncSession extends EventEmitter<Events> {
     }
   }
 
-  private onOpen(cursor: number, latest: number, peerReceives: boolean): void {
-    this.stats.peerLatest = latest;
-    if (!this.o.receive || latest <= this.stats.appliedUpTo) this.inboundIdle = true;
+  private serial(fn: () => Promise<void>): Promise<void> {
+    this.inbox = this.inbox.then(async () => {
+      if (this.closed) return;
+      try {
+        await fn();
+      } catch (err) {
+        if (isTrosynError(err)) this.sendError(err);
+        else this.fail(err);
+      }
+    });
+    return this.inbox;
+  }
+
+  /** The peer's cursor for this node's log: decide where to send from, and say so. */
+  private async onOpen(cursor: PeerCursor, peerReceives: boolean): Promise<void> {
+    if (this.logStart) throw new SyncProtocolError('UNEXPECTED_MESSAGE', 'sync.open sent twice');
+    const start = await this.replica.openFor(
+      this.peer,
+      cursor as PeerCursor,
+      this.resendFrom === undefined ? {} : { resendFrom: this.resendFrom },
+    );
+    if (this.closed) return;
+    this.logStart = start;
+    if (start.restart) {
+      this.stats.restart = start.restart;
+      this.logger.info(
+        { peer: this.peer, reason: start.restart, cursor: cursor.seq },
+        'the peer gets this change log from its beginning',
+      );
+      this.emit('restart', start.restart);
+    }
     this.peerWantsChanges = this.o.send && peerReceives;
-    this.sentUpTo = this.resendFrom === undefined ? cursor : Math.min(cursor, this.resendFrom);
-    this.stats.ackedUpTo = this.sentUpTo;
+    this.sentUpTo = start.from;
+    this.stats.ackedUpTo = start.from;
+    await this.channel.send({ type: 'sync.start', log: start.log, latest: start.latest, from: start.from });
+    this.beginSending();
+  }
+
+  /** The peer's log identity, latest position and where it sends from. */
+  private async onStart(message: SyncStartMessage): Promise<void> {
+    if (!this.logStart || this.peerLog !== undefined)
+      throw new SyncProtocolError('UNEXPECTED_MESSAGE', 'sync.start out of turn');
+    // A log the peer had replaced by another comes back only from an older copy of its store.
+    if (await this.replica.isRetiredLog(this.peer, message.log))
+      throw new ChangeLogRolledBackError(message.log);
+    this.peerLog = message.log;
+    this.stats.peerLatest = message.latest;
+    if (this.o.receive) {
+      const mine = await this.replica.cursorFor(this.peer);
+      const at = mine.log === message.log ? mine.seq : 0;
+      if (message.from > at) throw new SyncGapError(message.from, at);
+      this.stats.appliedUpTo = message.from;
+      if (message.latest <= message.from) this.inboundIdle = true;
+    }
+    this.beginSending();
+    this.checkCaughtUp();
+  }
+
+  /** Sends once both are known: where to start (the peer's open) and what to leave out (its start). */
+  private beginSending(): void {
+    if (!this.logStart || this.peerLog === undefined || this.closed) return;
     if (this.peerWantsChanges) {
       if (this.o.live) this.unsubscribe = this.replica.subscribe((e) => this.onLocalChange(e.origin));
       void this.pump();
@@ -260,7 +344,7 @@ export class SyncSession extends EventEmitter<Events> {
         while (!this.closed && this.inflight < this.o.window) {
           const batch = await this.replica.changesSince({
             since: this.sentUpTo as Seq,
-            peer: this.peer,
+            peer: { device: this.peer, log: this.peerLog as string },
             limit: this.o.batchSize,
             maxBytes: this.o.batchBytes,
             ...(this.readable && { collections: this.readable }),
@@ -274,8 +358,10 @@ export class SyncSession extends EventEmitter<Events> {
           }
           const message: SyncChangesMessage = {
             type: 'sync.changes',
+            log: (this.logStart as LogStart).log,
             since: batch.since,
             upTo: batch.upTo,
+            check: batch.check,
             more: batch.more,
             revisions: batch.revisions,
           };
@@ -316,42 +402,41 @@ export class SyncSession extends EventEmitter<Events> {
   }
 
   private async onChanges(message: SyncChangesMessage): Promise<void> {
-    if (this.closed) return;
-    if (!this.o.receive) {
-      this.sendError(new SyncProtocolError('UNEXPECTED_MESSAGE', 'this side did not ask for changes'));
-      return;
+    if (!this.o.receive)
+      throw new SyncProtocolError('UNEXPECTED_MESSAGE', 'this side did not ask for changes');
+    if (message.log !== this.peerLog) {
+      throw new SyncProtocolError(
+        'UNEXPECTED_MESSAGE',
+        `sync.changes of change log ${message.log.slice(0, 12)}, but the session opened on ${String(this.peerLog).slice(0, 12)}`,
+      );
     }
-    try {
-      const batch = {
+    const report = await this.replica.applyChanges(
+      this.peer,
+      {
+        log: message.log,
         since: message.since as Seq,
         upTo: message.upTo as Seq,
+        check: message.check,
         more: message.more,
         revisions: message.revisions,
-      };
-      const report = await this.replica.applyChanges(
-        this.peer,
-        batch,
-        this.admit ? { admit: this.admit } : {},
-      );
-      this.stats.applied += report.applied;
-      this.stats.duplicates += report.duplicates;
-      this.stats.refusedHere += report.rejected.length;
-      this.stats.appliedUpTo = report.cursor;
-      if (this.closed) return;
-      await this.channel.send({
-        type: 'sync.ack',
-        upTo: report.cursor,
-        applied: report.applied,
-        duplicates: report.duplicates,
-        rejected: report.rejected,
-      });
-      if (!message.more && report.cursor >= this.stats.peerLatest) this.inboundIdle = true;
-      this.emit('progress', this.getStats());
-      this.checkCaughtUp();
-    } catch (err) {
-      if (isTrosynError(err)) this.sendError(err);
-      else this.fail(err);
-    }
+      },
+      this.admit ? { admit: this.admit } : {},
+    );
+    this.stats.applied += report.applied;
+    this.stats.duplicates += report.duplicates;
+    this.stats.refusedHere += report.rejected.length;
+    this.stats.appliedUpTo = report.cursor;
+    if (this.closed) return;
+    await this.channel.send({
+      type: 'sync.ack',
+      upTo: report.cursor,
+      applied: report.applied,
+      duplicates: report.duplicates,
+      rejected: report.rejected,
+    });
+    if (!message.more && report.cursor >= this.stats.peerLatest) this.inboundIdle = true;
+    this.emit('progress', this.getStats());
+    this.checkCaughtUp();
   }
 
   private checkCaughtUp(): void {
@@ -365,12 +450,21 @@ export class SyncSession extends EventEmitter<Events> {
 
   private sendError(err: TrosynError): void {
     this.logger.warn({ peer: this.peer, code: err.code, err: err.message }, 'sync session error');
-    this.channel.send({ type: 'error', code: err.code, message: err.message }).catch(() => undefined);
+    this.channel
+      .send({
+        type: 'error',
+        code: err.code,
+        message: err.message,
+        ...(err.details && { details: { ...err.details } }),
+      })
+      .catch(() => undefined);
     this.fail(err);
   }
 
   private fail(err: unknown): void {
     const error = err instanceof Error ? err : new Error(String(err));
+    if (!this.closed && !isTrosynError(error))
+      this.logger.error({ peer: this.peer, err: error }, 'sync session failed');
     this.channel.close(error);
     this.onClosed(error);
   }

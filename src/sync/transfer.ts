@@ -39,12 +39,26 @@ export async function transfer(
     complete: false,
   };
   const budget = options.maxRevisions ?? Number.POSITIVE_INFINITY;
-  let since: Seq = await target.cursorFor(source.deviceId);
+  // The same decisions a session's opening makes, both ways: a side announcing a log
+  // it had replaced is rolled back and takes a new identity; each side checks the
+  // other's cursor for its log (a rolled-back log gets a new identity here too); then
+  // the source leaves out what came from the target's current log.
+  for (const [self, other] of [
+    [source, target],
+    [target, source],
+  ] as const) {
+    const log = (await other.changeLog()).id;
+    if (await self.isRetiredLog(other.deviceId, log)) await other.rotateChangeLog(log);
+  }
+  await target.openFor(source.deviceId, await source.cursorFor(target.deviceId));
+  const start = await source.openFor(target.deviceId, await target.cursorFor(source.deviceId));
+  const peer = { device: target.deviceId, log: (await target.changeLog()).id };
+  let since: Seq = start.from;
   for (;;) {
     const limit = Math.max(1, Math.min(options.batchSize ?? 1000, budget - result.sent));
     const batch = await source.changesSince({
       since,
-      peer: target.deviceId,
+      peer,
       limit,
       ...(options.readable && { collections: options.readable }),
     });
@@ -54,7 +68,7 @@ export async function transfer(
     }
     const report = await target.applyChanges(
       source.deviceId,
-      batch,
+      { ...batch, log: start.log },
       options.admit ? { admit: options.admit } : {},
     );
     result.batches++;

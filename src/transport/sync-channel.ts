@@ -1,4 +1,4 @@
-import type { SyncMessage } from '../protocol/sync-messages.js';
+import type { SyncMessage } from '../protocol/messages.js';
 import type { MessageChannel } from '../sync/channel.js';
 import type { Connection } from './connection.js';
 

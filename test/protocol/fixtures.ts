@@ -56,9 +56,18 @@ export function sampleMessages(): Array<{ name: string; message: Message }> {
     { type: 'request', id: 1, method: 'devices.list' },
     { type: 'response', re: 1, ok: true, result: { devices: [] } },
     { type: 'response', re: 2, ok: false, error: { code: 'RECORD_NOT_FOUND', message: 'no record' } },
-    { type: 'sync.open', cursor: 0, latest: 12 },
-    { type: 'sync.open', cursor: 3, latest: 12, receive: false },
-    { type: 'sync.changes', since: 0, upTo: 2, more: false, revisions: revisions(1) },
+    { type: 'sync.open', cursor: { log: '', seq: 0, check: '' } },
+    { type: 'sync.open', cursor: { log: 'a'.repeat(32), seq: 3, check: 'b'.repeat(32) }, receive: false },
+    { type: 'sync.start', log: 'c'.repeat(32), latest: 12, from: 3 },
+    {
+      type: 'sync.changes',
+      log: 'c'.repeat(32),
+      since: 0,
+      upTo: 2,
+      check: 'd'.repeat(32),
+      more: false,
+      revisions: revisions(1),
+    },
     { type: 'sync.ack', upTo: 2, applied: 1, duplicates: 0, rejected: [] },
   ];
   const large: Message[] = [
@@ -96,7 +105,15 @@ export function sampleMessages(): Array<{ name: string; message: Message }> {
       ok: false,
       error: { code: 'INVALID_OPTION', message: 'm'.repeat(900), details: { big } },
     },
-    { type: 'sync.changes', since: 10, upTo: 1010, more: true, revisions: revisions(1000) },
+    {
+      type: 'sync.changes',
+      log: 'c'.repeat(32),
+      since: 10,
+      upTo: 1010,
+      check: 'd'.repeat(32),
+      more: true,
+      revisions: revisions(1000),
+    },
     {
       type: 'sync.ack',
       upTo: 1010,

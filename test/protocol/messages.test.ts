@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { PROTOCOL_NAME } from '../../src/protocol/constants.js';
 import { type Message, MESSAGE_TYPES, parseMessage } from '../../src/protocol/messages.js';
-import type { SyncMessage } from '../../src/protocol/sync-messages.js';
+import type { SyncMessage } from '../../src/protocol/messages.js';
 import { sampleMessages } from './fixtures.js';
 
 const hello = {
@@ -24,6 +24,17 @@ function code(value: unknown): string | undefined {
     return (err as { code?: string }).code;
   }
 }
+
+/** A valid sync.changes message that the cases below break one field of. */
+const changes = {
+  type: 'sync.changes',
+  log: 'c'.repeat(32),
+  since: 0,
+  upTo: 1,
+  check: '',
+  more: false,
+  revisions: [],
+};
 
 describe('message schemas', () => {
   it('accept one valid message of every type', () => {
@@ -121,23 +132,17 @@ describe('message schemas', () => {
         { type: 'response', re: 1, ok: false, error: { code: 'x', message: 'y' } },
         'error.code',
       ],
-      ['negative cursor', { type: 'sync.open', cursor: -1, latest: 0 }, 'cursor'],
-      ['changes without more', { type: 'sync.changes', since: 0, upTo: 1, revisions: [] }, 'more'],
-      [
-        'revision not an object',
-        { type: 'sync.changes', since: 0, upTo: 1, more: false, revisions: [1] },
-        'revisions.0',
-      ],
-      [
-        'revision an array',
-        { type: 'sync.changes', since: 0, upTo: 1, more: false, revisions: [[]] },
-        'revisions.0',
-      ],
-      [
-        'revision null',
-        { type: 'sync.changes', since: 0, upTo: 1, more: false, revisions: [null] },
-        'revisions.0',
-      ],
+      ['cursor not an object', { type: 'sync.open', cursor: 1 }, 'cursor'],
+      ['negative cursor', { type: 'sync.open', cursor: { log: '', seq: -1, check: '' } }, 'cursor.seq'],
+      ['cursor log not hex', { type: 'sync.open', cursor: { log: 'X', seq: 1, check: '' } }, 'cursor.log'],
+      ['start without a log', { type: 'sync.start', log: '', latest: 1, from: 0 }, 'log'],
+      ['start without from', { type: 'sync.start', log: 'ab', latest: 1 }, 'from'],
+      ['changes without more', { ...changes, more: undefined }, 'more'],
+      ['changes without a log', { ...changes, log: undefined }, 'log'],
+      ['changes check with symbols', { ...changes, check: '../' }, 'check'],
+      ['revision not an object', { ...changes, revisions: [1] }, 'revisions.0'],
+      ['revision an array', { ...changes, revisions: [[]] }, 'revisions.0'],
+      ['revision null', { ...changes, revisions: [null] }, 'revisions.0'],
       [
         'rejected entry without code',
         {
@@ -176,13 +181,7 @@ describe('message schemas', () => {
   });
 
   it('check revisions only as objects (the engine verifies them)', () => {
-    const parsed = parseMessage({
-      type: 'sync.changes',
-      since: 0,
-      upTo: 1,
-      more: false,
-      revisions: [{ anything: true }],
-    });
+    const parsed = parseMessage({ ...changes, revisions: [{ anything: true }] });
     assert.equal(parsed.type, 'sync.changes');
     assert.deepEqual(parsed.type === 'sync.changes' && parsed.revisions, [{ anything: true }]);
   });

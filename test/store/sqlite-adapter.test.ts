@@ -5,24 +5,24 @@ import { tempDir } from '../helpers.js';
 
 runStorageAdapterSuite('SqliteStore', async () => {
   const dir = tempDir();
-  const path = join(dir.path, 'node.db');
+  let files = 0;
+  let last = '';
+  const open = async (path: string) => {
+    const store = new SqliteStore({ path, synchronous: 'normal' });
+    await store.start();
+    return store;
+  };
   return {
+    // Each call is new, empty storage: a file of its own.
     create: async () => {
-      const store = new SqliteStore({ path, synchronous: 'normal' });
-      await store.start();
-      return store;
+      last = join(dir.path, `node-${++files}.db`);
+      return open(last);
     },
     reopen: async (store) => {
       await store.stop();
-      const again = new SqliteStore({ path, synchronous: 'normal' });
-      await again.start();
-      return again;
+      return open((store as SqliteStore).path);
     },
-    second: async () => {
-      const other = new SqliteStore({ path, synchronous: 'normal' });
-      await other.start();
-      return other;
-    },
+    second: async () => open(last),
     cleanup: async () => dir.remove(),
   };
 });

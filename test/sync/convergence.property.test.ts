@@ -2,14 +2,17 @@
  * Convergence, property-based: one hub and 2-6 children on real SQLite files make
  * random puts, deletes, concurrent edits of the same keys, reverts and manual
  * resolutions; random partial syncs run in random order; replicas are closed and
- * reopened between steps. After a final full sync every replica must hold the same
- * state, every accepted write must be the winner or in history, the open conflicts
- * must match, and replaying the revisions in another order must give the same result.
+ * reopened between steps, and a replica's store is lost (deleted) or replaced by
+ * an older copy of itself at random points. After a final full sync every replica
+ * must hold the same state, every accepted write must be the winner or in history
+ * (unless it was only ever on a store that was then lost), the open conflicts must
+ * match, and replaying the revisions in another order must give the same result.
  *
  * TROSYN_PROPERTY_RUNS sets the number of schedules (default 200); a long run is
  * `TROSYN_PROPERTY_RUNS=10000 npm test -- convergence`.
  */
 import assert from 'node:assert/strict';
+import { copyFileSync, existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import fc from 'fast-check';
@@ -51,6 +54,9 @@ type Step =
   | { t: 'sync'; r: number; dir: 'push' | 'pull'; max: number }
   | { t: 'syncAll'; r: number }
   | { t: 'reopen'; r: number }
+  | { t: 'save'; r: number }
+  | { t: 'rollback'; r: number }
+  | { t: 'lose'; r: number }
   | { t: 'resolve'; r: number; pick: number; useBody: boolean }
   | { t: 'revert'; r: number; c: number; k: number; pick: number }
   | { t: 'tick'; ms: number };
@@ -83,6 +89,9 @@ function stepArb(replicas: number): fc.Arbitrary<Step> {
     },
     { weight: 2, arbitrary: fc.record({ t: fc.constant('syncAll' as const), r: child }) },
     { weight: 1, arbitrary: fc.record({ t: fc.constant('reopen' as const), r }) },
+    { weight: 1, arbitrary: fc.record({ t: fc.constant('save' as const), r }) },
+    { weight: 1, arbitrary: fc.record({ t: fc.constant('rollback' as const), r }) },
+    { weight: 1, arbitrary: fc.record({ t: fc.constant('lose' as const), r }) },
     {
       weight: 2,
       arbitrary: fc.record({
@@ -204,6 +213,22 @@ async function runSchedule(schedule: Schedule): Promise<void> {
     const accepted: Array<{ node: number; collection: string; id: string; rev: string }> = [];
     const remember = (node: number, w: { collection: string; id: string; rev: string }) =>
       accepted.push({ node, collection: w.collection, id: w.id, rev: w.rev });
+    /** Writes that were only ever on a store that was then lost or rolled back past them. */
+    const lost = new Set<string>();
+    const holds = async (n: Node, w: { collection: string; id: string; rev: string }) =>
+      (await n.replica.history(w.collection, w.id)).some((e) => e.rev === w.rev);
+    /** Before `node`'s store goes: the accepted writes that no other replica holds. */
+    const onlyOn = async (node: Node) => {
+      const only = [];
+      for (const w of accepted) {
+        if (lost.has(w.rev) || !(await holds(node, w))) continue;
+        let elsewhere = false;
+        for (const other of nodes) if (other !== node && (await holds(other, w))) elsewhere = true;
+        if (!elsewhere) only.push(w);
+      }
+      return only;
+    };
+    const saved = new Map<Node, string>();
 
     for (const step of schedule.steps) {
       const node = nodes['r' in step ? step.r : 0] as Node;
@@ -227,6 +252,28 @@ async function runSchedule(schedule: Schedule): Promise<void> {
           await r.stop();
           node.replica = await openNode(node);
           break;
+        case 'save': {
+          // A clean stop leaves no WAL behind: the file alone is the copy.
+          await r.stop();
+          const copy = `${node.path}.copy`;
+          copyFileSync(node.path, copy);
+          saved.set(node, copy);
+          node.replica = await openNode(node);
+          break;
+        }
+        case 'rollback':
+        case 'lose': {
+          const copy = saved.get(node);
+          if (step.t === 'rollback' && !copy) break;
+          const only = await onlyOn(node);
+          await r.stop();
+          for (const suffix of ['', '-wal', '-shm']) rmSync(`${node.path}${suffix}`, { force: true });
+          if (step.t === 'rollback' && copy) copyFileSync(copy, node.path);
+          else saved.delete(node);
+          node.replica = await openNode(node);
+          for (const w of only) if (!(await holds(node, w))) lost.add(w.rev);
+          break;
+        }
         case 'resolve': {
           const open = await r.conflicts({ status: 'open' });
           const target = open[step.pick % Math.max(open.length, 1)];
@@ -267,8 +314,10 @@ async function runSchedule(schedule: Schedule): Promise<void> {
       );
     }
 
-    // No accepted write is lost: it is the winner or in history, on every replica that may hold it.
+    // No accepted write is lost: it is the winner or in history, on every replica that
+    // may hold it, unless no replica but one whose store then went had it.
     for (const w of accepted) {
+      if (lost.has(w.rev)) continue;
       const holders = COLLECTIONS[w.collection]?.localOnly ? [nodes[w.node] as Node] : nodes;
       for (const h of holders) {
         const history = await h.replica.history(w.collection, w.id);
@@ -283,6 +332,7 @@ async function runSchedule(schedule: Schedule): Promise<void> {
       const mine = new Set(
         accepted.filter((w) => w.node === i && w.collection === 'memory').map((w) => w.rev),
       );
+      assert.ok(existsSync(n.path));
       for (const k of KEYS) {
         for (const e of await n.replica.history('memory', k))
           assert.ok(mine.has(e.rev), 'a local-only revision stayed on its device');
@@ -307,8 +357,10 @@ async function runSchedule(schedule: Schedule): Promise<void> {
     const source = randomDeviceId();
     for (const rev of randomTopologicalOrder(all.revisions, schedule.replaySeed)) {
       const report = await fresh.replica.applyChanges(source, {
+        log: 'a'.repeat(32),
         since: 0 as Seq,
         upTo: 0 as Seq,
+        check: '',
         more: false,
         revisions: [rev],
       });

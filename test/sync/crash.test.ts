@@ -36,7 +36,7 @@ describe('crash safety', () => {
           child.on('exit', () => resolve());
         });
         const replica = await openReplica({ path, deviceId });
-        const cursor = await replica.cursorFor(peer);
+        const cursor = (await replica.cursorFor(peer)).seq;
         const { records } = await replica.stats();
         assert.ok(
           cursor >= acknowledged,

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { type OpenReplicaOptions, openReplica } from '../../src/index.js';
-import type { DeviceId, Seq } from '../../src/store/types.js';
+import type { DeviceId, JsonObject, Seq } from '../../src/store/types.js';
 import { encodeHlc } from '../../src/sync/hlc.js';
 import { randomDeviceId } from '../../src/sync/ids.js';
 import type { ChangeEvent, Replica } from '../../src/sync/replica.js';
@@ -191,6 +191,32 @@ describe('conflicts between replicas', () => {
     await stop();
   });
 
+  it('merge: a field named __proto__ is plain data, merged like any other', async () => {
+    const clock = new FakeClock();
+    const collections = { c: { conflict: 'merge' as const } };
+    const hub = await replica({ role: 'hub', clock, collections });
+    const a = await replica({ clock, collections });
+    const b = await replica({ clock, collections });
+    // As a JSON parser gives it: an own field, not a prototype.
+    const body = (text: string) => JSON.parse(text) as JsonObject;
+    await a.put('c', 'k', body('{"__proto__":{"v":0},"n":0}'));
+    await sync(a, hub);
+    await sync(b, hub);
+    clock.advance(10);
+    await a.put('c', 'k', body('{"__proto__":{"v":1},"n":0}'));
+    clock.advance(10);
+    await b.put('c', 'k', body('{"__proto__":{"v":0},"n":2}'));
+    for (const r of [a, b, a]) await sync(r, hub);
+    for (const r of [hub, a, b]) {
+      const merged = (await r.get('c', 'k'))?.body as JsonObject;
+      assert.ok(Object.hasOwn(merged, '__proto__'), 'the field is an own field');
+      assert.equal(JSON.stringify(merged), '{"__proto__":{"v":1},"n":2}');
+      assert.equal(Object.getPrototypeOf(merged), Object.prototype);
+    }
+    assert.equal(({} as { v?: unknown }).v, undefined, 'Object.prototype is untouched');
+    await Promise.all([hub, a, b].map((r) => r.stop()));
+  });
+
   it('manual: the conflict stays open until resolved; resolving dominates both sides everywhere', async () => {
     const { hub, a, b, stop } = await concurrentEdit('manual');
     for (const r of [hub, a, b]) {
@@ -231,13 +257,15 @@ describe('applying changes from a peer', () => {
     const hub = await replica({ role: 'hub' });
     const child = await replica();
     await child.put('notes', 'a', { v: 1 });
-    const batch = await child.changesSince({ since: 0 as Seq, peer: hub.deviceId });
+    const hubLog = { device: hub.deviceId, log: (await hub.changeLog()).id };
+    const childLog = (await child.changeLog()).id;
+    const batch = { ...(await child.changesSince({ since: 0 as Seq, peer: hubLog })), log: childLog };
     const first = await hub.applyChanges(child.deviceId, batch);
     const again = await hub.applyChanges(child.deviceId, batch);
     assert.equal(first.applied, 1);
     assert.equal(again.applied, 0);
     assert.equal(again.duplicates, 1);
-    const echo = await hub.changesSince({ since: 0 as Seq, peer: child.deviceId });
+    const echo = await hub.changesSince({ since: 0 as Seq, peer: { device: child.deviceId, log: childLog } });
     assert.equal(echo.revisions.length, 0, 'the child’s own change is not offered back');
     assert.equal(echo.upTo, await hub.latestSeq());
     await assert.rejects(hub.applyChanges(child.deviceId, { ...batch, since: 50 as Seq, upTo: 60 as Seq }), {
@@ -255,7 +283,10 @@ describe('applying changes from a peer', () => {
       { op: 'put', collection: 'notes', id: 'evil', body: { v: 1 } },
       { op: 'put', collection: 'memory', id: 'm', body: { v: 1 } },
     ]);
-    const batch = await child.changesSince({ since: 0 as Seq, peer: hub.deviceId });
+    const batch = {
+      ...(await child.changesSince({ since: 0 as Seq, peer: { device: hub.deviceId, log: '' } })),
+      log: (await child.changeLog()).id,
+    };
     const evil = batch.revisions.find((r) => r.id === 'evil');
     if (evil?.body) evil.body.v = 666;
     const future = createRevision({
@@ -279,7 +310,7 @@ describe('applying changes from a peer', () => {
     ]);
     assert.deepEqual((await hub.get('notes', 'good'))?.body, { v: 1 });
     assert.equal(await hub.get('notes', 'evil'), undefined);
-    assert.equal(await hub.cursorFor(child.deviceId), batch.upTo);
+    assert.equal((await hub.cursorFor(child.deviceId)).seq, batch.upTo);
     await Promise.all([hub.stop(), child.stop()]);
   });
 
@@ -287,7 +318,10 @@ describe('applying changes from a peer', () => {
     const r = await replica({ collections: { memory: { localOnly: true } } });
     await r.put('memory', 'secret', { v: 1 });
     await r.put('notes', 'shared', { v: 1 });
-    const batch = await r.changesSince({ since: 0 as Seq, peer: randomDeviceId() as DeviceId });
+    const batch = await r.changesSince({
+      since: 0 as Seq,
+      peer: { device: randomDeviceId() as DeviceId, log: '' },
+    });
     assert.deepEqual(
       batch.revisions.map((x) => x.collection),
       ['notes'],

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
+import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { TrosynError } from '../../src/errors.js';
 import { openReplica } from '../../src/index.js';
-import type { SyncMessage } from '../../src/protocol/sync-messages.js';
+import type { SyncMessage } from '../../src/protocol/messages.js';
 import { createChannelPair } from '../../src/sync/channel.js';
 import { randomDeviceId } from '../../src/sync/ids.js';
 import type { Replica } from '../../src/sync/replica.js';
@@ -13,13 +14,11 @@ import { eventually, tempDir } from '../helpers.js';
 const dir = tempDir();
 after(() => dir.remove());
 let n = 0;
-const open = (role: 'hub' | 'child' = 'child') =>
-  openReplica({
-    path: join(dir.path, `s${++n}.db`),
-    deviceId: randomDeviceId(),
-    role,
-    synchronous: 'off',
-  });
+const open = (
+  role: 'hub' | 'child' = 'child',
+  path = join(dir.path, `s${++n}.db`),
+  deviceId = randomDeviceId(),
+) => openReplica({ path, deviceId, role, synchronous: 'off' });
 
 /** Connects a child to the hub with one session at each end. */
 async function connect(hub: Replica, child: Replica, options: Partial<SyncSessionOptions> = {}) {
@@ -145,11 +144,125 @@ describe('SyncSession over an in-memory channel', () => {
     });
     await atHub.start();
     const closed = new Promise<Error | undefined>((resolve) => atHub.once('closed', resolve));
-    await rogue.send({ type: 'sync.changes', since: 100, upTo: 120, more: false, revisions: [] });
+    const log = 'f'.repeat(32);
+    await rogue.send({ type: 'sync.open', cursor: { log: '', seq: 0, check: '' } });
+    await rogue.send({ type: 'sync.start', log, latest: 200, from: 0 });
+    await rogue.send({
+      type: 'sync.changes',
+      log,
+      since: 100,
+      upTo: 120,
+      check: '',
+      more: false,
+      revisions: [],
+    });
     const cause = await closed;
     assert.equal((cause as { code?: string })?.code, 'SYNC_GAP');
     await eventually(() => received.some((m) => m.type === 'error'), 2000, 'error frame');
     assert.equal(hub.isStarted(), true);
+    await Promise.all([hub.stop(), child.stop()]);
+  });
+
+  it('a child whose store was recreated gets its own revisions back, and its new writes are not skipped', async () => {
+    const hub = await open('hub');
+    let child = await open('child');
+    const id = child.deviceId;
+    for (let i = 0; i < 5; i++) await child.put('notes', `old-${i}`, { i });
+    let link = await connect(hub, child, { live: false });
+    await link.atChild.whenCaughtUp();
+    await link.close();
+    await child.stop();
+    // The same device with a new, empty store: a new log, whose positions start again at 1.
+    child = await open('child', join(dir.path, `s${++n}.db`), id);
+    const fresh = await child.put('notes', 'new', { v: 1 });
+    assert.equal(fresh.seq, 1, 'the new write takes a position the hub has already seen');
+    link = await connect(hub, child, { live: false });
+    await link.atChild.whenCaughtUp();
+    assert.ok(await hub.get('notes', 'new'), 'the new write reached the hub');
+    for (let i = 0; i < 5; i++) assert.ok(await child.get('notes', `old-${i}`), `old-${i} came back`);
+    assert.equal(link.atChild.getStats().restart, 'other-log', 'the hub had a cursor for the old log');
+    await link.close();
+    await Promise.all([hub.stop(), child.stop()]);
+  });
+
+  it('a store rolled back to an older copy takes a new log identity, and its peer restarts from 0', async () => {
+    const hub = await open('hub');
+    const path = join(dir.path, `s${++n}.db`);
+    let child = await open('child', path);
+    const id = child.deviceId;
+    await child.put('notes', 'a', { v: 1 });
+    let link = await connect(hub, child, { live: false });
+    await link.atChild.whenCaughtUp();
+    await link.close();
+    await child.stop();
+    copyFileSync(path, `${path}.old`);
+    child = await open('child', path, id);
+    const logBefore = (await child.changeLog()).id;
+    for (let i = 0; i < 3; i++) await child.put('notes', `lost-${i}`, { i });
+    link = await connect(hub, child, { live: false });
+    await link.atChild.whenCaughtUp();
+    await link.close();
+    await child.stop();
+    copyFileSync(`${path}.old`, path);
+    child = await open('child', path, id);
+    assert.equal((await child.changeLog()).id, logBefore, 'a copy keeps its identity until it is found out');
+    const reused = await child.put('notes', 'reused', { v: 1 });
+    link = await connect(hub, child, { live: false });
+    const restarts: string[] = [];
+    link.atChild.on('restart', (r) => restarts.push(r));
+    await link.atChild.whenCaughtUp();
+    assert.notEqual((await child.changeLog()).id, logBefore, 'the rolled-back log took a new identity');
+    assert.equal(
+      (await hub.get('notes', 'reused'))?.rev,
+      reused.rev,
+      'the write at a reused position arrived',
+    );
+    for (let i = 0; i < 3; i++) assert.ok(await child.get('notes', `lost-${i}`), `lost-${i} came back`);
+    await link.close();
+    await Promise.all([hub.stop(), child.stop()]);
+  });
+
+  it('a store restored twice from the same old copy is found out by the log identity it brings back', async () => {
+    const hubPath = join(dir.path, `s${++n}.db`);
+    let hub = await open('hub', hubPath);
+    const hubId = hub.deviceId;
+    const child = await open();
+    await hub.stop();
+    copyFileSync(hubPath, `${hubPath}.old`);
+    hub = await open('hub', hubPath, hubId);
+    const d1 = await hub.put('notes', 'k', { from: 'first timeline' });
+    let link = await connect(hub, child, { live: false });
+    await link.atChild.whenCaughtUp();
+    await link.close();
+    // First restore: found by the child's cursor (its position now holds another revision).
+    await hub.stop();
+    copyFileSync(`${hubPath}.old`, hubPath);
+    hub = await open('hub', hubPath, hubId);
+    await hub.put('notes', 'other', { from: 'second timeline' });
+    link = await connect(hub, child, { live: false });
+    await link.atChild.whenCaughtUp();
+    await link.close();
+    // Second restore of the same copy: its log identity is one the child saw replaced.
+    await hub.stop();
+    copyFileSync(`${hubPath}.old`, hubPath);
+    hub = await open('hub', hubPath, hubId);
+    const restored = (await hub.changeLog()).id;
+    link = await connect(hub, child, { live: false });
+    const closed = new Promise<Error | undefined>((resolve) => link.atHub.once('closed', resolve));
+    assert.equal(((await closed) as { code?: string } | undefined)?.code, 'CHANGE_LOG_ROLLED_BACK');
+    await eventually(
+      async () => (await hub.changeLog()).id !== restored,
+      2000,
+      'the hub takes a new log identity',
+    );
+    link = await connect(hub, child, { live: false });
+    await link.atChild.whenCaughtUp();
+    await eventually(
+      async () => (await hub.history('notes', 'k')).some((h) => h.rev === d1.rev),
+      2000,
+      'the lost write is back',
+    );
+    await link.close();
     await Promise.all([hub.stop(), child.stop()]);
   });
 });

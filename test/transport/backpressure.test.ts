@@ -34,8 +34,10 @@ describe('backpressure', () => {
     for (let i = 0; i < messages; i++) {
       await hub.conn.send({
         type: 'sync.changes',
+        log: 'c'.repeat(32),
         since: i,
         upTo: i + 1,
+        check: '',
         more: true,
         revisions: [{ pad: payload } as never],
       });

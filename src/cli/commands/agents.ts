@@ -56,6 +56,7 @@ interface HubOpts extends CommonOptions {
   adminPort: number;
   adminHost?: string;
   logLevel: string;
+  recover?: boolean;
 }
 
 interface ChildOpts extends CommonOptions {
@@ -66,6 +67,7 @@ interface ChildOpts extends CommonOptions {
   api: boolean;
   apiPort: number;
   logLevel: string;
+  recover?: boolean;
 }
 
 export function registerAgents(program: Command): void {
@@ -84,6 +86,10 @@ export function registerAgents(program: Command): void {
         'address of the admin API (default: all; every route needs the admin token)',
       )
       .option('--no-admin-api', 'do not serve the admin API')
+      .option(
+        '--recover',
+        "the hub's store (trosyn.db) was lost: start with an empty one and take back what the children hold",
+      )
       .addOption(logLevel()),
     'hub',
   ).action(async (raw: HubOpts & { httpPort: number; httpHost?: string }) => {
@@ -107,6 +113,7 @@ export function registerAgents(program: Command): void {
       ...(config.hubOnly && { hubOnly: config.hubOnly }),
       ...(requireApproval !== undefined && { requireApproval }),
       ...(retentionPolicy(config) && { retention: retentionPolicy(config) }),
+      ...(opts.recover && { recover: true }),
       ...(opts.adminApi && {
         adminApi: { port: opts.adminPort, ...(opts.adminHost && { host: opts.adminHost }) },
       }),
@@ -202,6 +209,10 @@ export function registerAgents(program: Command): void {
         DEFAULT_CHILD_API_PORT,
       )
       .option('--no-api', 'do not serve the local REST API')
+      .option(
+        '--recover',
+        "this device's store (trosyn.db) was lost: start with an empty one and get back what the hub holds",
+      )
       .addOption(logLevel()),
     'child',
   ).action(async (opts: ChildOpts) => {
@@ -218,6 +229,7 @@ export function registerAgents(program: Command): void {
       ...(collections && { collections }),
       ...(retentionPolicy(config) && { retention: retentionPolicy(config) }),
       ...(opts.api && { localApi: { port: opts.apiPort } }),
+      ...(opts.recover && { recover: true }),
       logger,
     });
     await child.start();

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
@@ -8,6 +9,7 @@ import { findHub } from '../../discovery/multicast.js';
 import { LastAddressMemory, parseStaticAddress } from '../../discovery/static.js';
 import { TrosynError } from '../../errors.js';
 import { DEFAULT_SYNC_PORT } from '../../protocol/constants.js';
+import { nodeReplica } from '../../sync/node-replica.js';
 import type { DeviceId } from '../../store/types.js';
 import { formatDeviceId, parseDeviceId } from '../../transport/device-id.js';
 import { loadOrCreateIdentity } from '../../transport/identity.js';
@@ -93,7 +95,14 @@ export function registerPairing(program: Command): void {
       }
       address = { host: found.address, port: found.port };
     }
+    const isNew = !existsSync(join(dir, 'identity', 'cert.pem'));
     const identity = await loadOrCreateIdentity(join(dir, 'identity'), { commonName: opts.name });
+    // A node's store is made with its identity, so that later a missing store means a lost one.
+    if (isNew) {
+      const replica = nodeReplica({ dataDir: dir, deviceId: identity.deviceId, role: 'child' });
+      await replica.start();
+      await replica.stop();
+    }
     const result = await pairWithHub({
       identity,
       code,

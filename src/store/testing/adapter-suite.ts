@@ -143,24 +143,115 @@ export function runStorageAdapterSuite(name: string, makeHarness: () => Promise<
       assert.equal(await store.latestSeq(), seq);
     });
 
-    withStore('a cursor moves with its batch and never backwards', async (store) => {
+    withStore('a cursor moves with its batch, never backwards within one log', async (store) => {
       const r = makeRevision('notes', 'n1', { v: 1 });
+      const fromB = { device: deviceB, log: 'log-b1' };
       await store.apply({
         revisions: incoming([r]),
-        source: deviceB,
-        cursor: 7 as Seq,
+        source: fromB,
+        cursor: { log: 'log-b1', seq: 7 as Seq, check: 'c7' },
         reduce: lww,
         now: 1,
       });
-      assert.equal(await store.getCursor(deviceB), 7);
-      await store.apply({ revisions: [], source: deviceB, cursor: 3 as Seq, reduce: lww, now: 1 });
-      assert.equal(await store.getCursor(deviceB), 7);
-      await store.setCursor(deviceB, 9 as Seq);
-      await store.setCursor(deviceB, 2 as Seq);
-      assert.equal(await store.getCursor(deviceB), 9);
-      assert.equal(await store.getCursor(deviceA), 0);
+      assert.deepEqual(await store.getCursor(deviceB), { log: 'log-b1', seq: 7, check: 'c7' });
+      await store.apply({
+        revisions: [],
+        source: fromB,
+        cursor: { log: 'log-b1', seq: 3 as Seq, check: 'c3' },
+        reduce: lww,
+        now: 1,
+      });
+      assert.equal((await store.getCursor(deviceB)).seq, 7);
+      await store.setCursor(deviceB, { log: 'log-b1', seq: 9 as Seq, check: 'c9' });
+      await store.setCursor(deviceB, { log: 'log-b1', seq: 2 as Seq, check: 'c2' });
+      assert.deepEqual(await store.getCursor(deviceB), { log: 'log-b1', seq: 9, check: 'c9' });
+      assert.deepEqual(await store.getCursor(deviceA), { log: '', seq: 0, check: '' });
       assert.equal((await store.getRevision('notes', 'n1', r.rev))?.source, deviceB);
     });
+
+    withStore(
+      'a cursor for another log of the peer replaces the old one, even a smaller one',
+      async (store) => {
+        await store.setCursor(deviceB, { log: 'log-b1', seq: 90 as Seq, check: 'c90' });
+        await store.apply({
+          revisions: incoming([makeRevision('notes', 'n1', { v: 1 }, deviceB)]),
+          source: { device: deviceB, log: 'log-b2' },
+          cursor: { log: 'log-b2', seq: 4 as Seq, check: 'c4' },
+          reduce: lww,
+          now: 1,
+        });
+        assert.deepEqual(await store.getCursor(deviceB), { log: 'log-b2', seq: 4, check: 'c4' });
+        assert.equal(
+          await store.isRetiredLog({ device: deviceB, log: 'log-b1' }),
+          true,
+          'the old log is retired',
+        );
+        assert.equal(await store.isRetiredLog({ device: deviceB, log: 'log-b2' }), false);
+        assert.equal(await store.isRetiredLog({ device: deviceA, log: 'log-b1' }), false, 'per device');
+      },
+    );
+
+    withStore(
+      'a new store has a change log identity that stays across reopen until rotated',
+      async (store, h) => {
+        const first = await store.changeLog();
+        assert.match(first.id, /^[0-9a-f]{32}$/);
+        const again = await h.reopen(store);
+        assert.deepEqual(await again.changeLog(), first);
+        await again.apply({
+          revisions: incoming([makeRevision('notes', 'n', { v: 1 })]),
+          reduce: lww,
+          now: 1,
+        });
+        const latest = await again.latestSeq();
+        const rotated = await again.rotateChangeLog(123);
+        assert.notEqual(rotated.id, first.id);
+        assert.equal(rotated.createdAt, 123);
+        assert.deepEqual(await again.changeLog(), rotated);
+        assert.equal(await again.latestSeq(), latest, 'rotation keeps positions and revisions');
+        const other = await h.create();
+        try {
+          assert.notEqual((await other.changeLog()).id, rotated.id, 'every store has its own identity');
+        } finally {
+          await other.stop();
+        }
+        return again;
+      },
+    );
+
+    withStore(
+      'checkpoints name a position and its revision, and say nothing past the end',
+      async (store, h) => {
+        await store.apply({
+          revisions: incoming([makeRevision('notes', 'a', { v: 1 }), makeRevision('notes', 'b', { v: 1 })]),
+          reduce: lww,
+          now: 1,
+        });
+        assert.equal(await store.checkpoint(0 as Seq), '');
+        const one = await store.checkpoint(1 as Seq);
+        const two = await store.checkpoint(2 as Seq);
+        assert.match(one, /^[0-9a-f]{32}$/);
+        assert.notEqual(one, two);
+        assert.ok(![one, two, ''].includes(await store.checkpoint(3 as Seq)), 'past the end is no position');
+        const batch = await store.changesSince({ since: 0 as Seq, limit: 10, maxBytes: 1 << 20 });
+        assert.equal(batch.check, two, 'a batch carries the checkpoint of its end');
+        const again = await h.reopen(store);
+        assert.equal(await again.checkpoint(1 as Seq), one, 'a checkpoint is stable across reopen');
+        // Another store with the same revision at the same position has other tokens (its own secret).
+        const other = await h.create();
+        try {
+          await other.apply({
+            revisions: incoming([(await again.history('notes', 'a'))[0] as Revision]),
+            reduce: lww,
+            now: 1,
+          });
+          assert.notEqual(await other.checkpoint(1 as Seq), one);
+        } finally {
+          await other.stop();
+        }
+        return again;
+      },
+    );
 
     withStore('a revision with an unknown parent is refused alone', async (store) => {
       const ghost = makeRevision('notes', 'g', { v: 0 });
@@ -262,15 +353,16 @@ export function runStorageAdapterSuite(name: string, makeHarness: () => Promise<
         const theirs = makeRevision('notes', 'theirs', { v: 1 }, deviceB);
         const secret = makeRevision('memory', 'm', { v: 1 });
         const other = makeRevision('other', 'o', { v: 1 });
+        const fromB = { device: deviceB, log: 'log-b1' };
         await store.apply({ revisions: incoming([mine]), reduce: lww, now: 1 });
-        await store.apply({ revisions: incoming([theirs]), source: deviceB, reduce: lww, now: 1 });
+        await store.apply({ revisions: incoming([theirs]), source: fromB, reduce: lww, now: 1 });
         await store.apply({ revisions: incoming([other]), reduce: lww, now: 1 });
         await store.apply({ revisions: incoming([secret], true), reduce: lww, now: 1 });
         const batch = await store.changesSince({
           since: 0 as Seq,
           limit: 100,
           maxBytes: 1 << 20,
-          excludeSource: deviceB,
+          excludeSource: fromB,
           collections: (c) => c !== 'other',
         });
         assert.deepEqual(
@@ -283,12 +375,36 @@ export function runStorageAdapterSuite(name: string, makeHarness: () => Promise<
       },
     );
 
-    withStore('countLocalChanges counts writes made here, not received or local-only ones', async (store) => {
+    withStore('what came from an older log of a peer is offered back to it', async (store) => {
+      const theirs = makeRevision('notes', 'theirs', { v: 1 }, deviceB);
+      await store.apply({
+        revisions: incoming([theirs]),
+        source: { device: deviceB, log: 'log-b1' },
+        reduce: lww,
+        now: 1,
+      });
+      const toNewLog = await store.changesSince({
+        since: 0 as Seq,
+        limit: 100,
+        maxBytes: 1 << 20,
+        excludeSource: { device: deviceB, log: 'log-b2' },
+      });
+      assert.deepEqual(
+        toNewLog.revisions.map((r) => r.rev),
+        [theirs.rev],
+        'a peer whose store was recreated gets back its own revisions',
+      );
+      assert.equal(await store.countChanges(0 as Seq, { device: deviceB, log: 'log-b2' }), 1);
+      assert.equal(await store.countChanges(0 as Seq, { device: deviceB, log: 'log-b1' }), 0);
+    });
+
+    withStore('countChanges counts what a peer would be sent', async (store) => {
       const mine = [1, 2, 3].map((i) => makeRevision('notes', `m${i}`, { i }));
       await store.apply({ revisions: incoming(mine), reduce: lww, now: 1 });
+      const fromB = { device: deviceB, log: 'log-b1' };
       await store.apply({
         revisions: incoming([makeRevision('notes', 'r', { v: 1 }, deviceB)]),
-        source: deviceB,
+        source: fromB,
         reduce: lww,
         now: 1,
       });
@@ -297,8 +413,9 @@ export function runStorageAdapterSuite(name: string, makeHarness: () => Promise<
         reduce: lww,
         now: 1,
       });
-      assert.equal(await store.countLocalChanges(0 as Seq), 3);
-      assert.equal(await store.countLocalChanges(1 as Seq), 2);
+      assert.equal(await store.countChanges(0 as Seq, fromB), 3);
+      assert.equal(await store.countChanges(1 as Seq, fromB), 2);
+      assert.equal(await store.countChanges(0 as Seq), 4, 'without a peer, received revisions count');
     });
 
     withStore("dataVersion changes on another connection's commit, not on its own", async (store, h) => {
@@ -330,8 +447,8 @@ export function runStorageAdapterSuite(name: string, makeHarness: () => Promise<
       await assert.rejects(
         store.apply({
           revisions: incoming(revs),
-          source: deviceB,
-          cursor: 3 as Seq,
+          source: { device: deviceB, log: 'log-b1' },
+          cursor: { log: 'log-b1', seq: 3 as Seq, check: 'c3' },
           reduce: boom,
           now: 1,
         }),
@@ -339,7 +456,7 @@ export function runStorageAdapterSuite(name: string, makeHarness: () => Promise<
       );
       assert.equal(await store.latestSeq(), 0);
       assert.equal(await store.getRecord('notes', 'n1'), undefined);
-      assert.equal(await store.getCursor(deviceB), 0);
+      assert.equal((await store.getCursor(deviceB)).seq, 0);
     });
 
     withStore('prune drops old bodies but never a head, and keeps stubs verifiable', async (store) => {
@@ -386,15 +503,15 @@ export function runStorageAdapterSuite(name: string, makeHarness: () => Promise<
       const r2 = makeRevision('notes', 'n2', { v: 1 });
       await store.apply({
         revisions: incoming([r1, r2]),
-        source: deviceB,
-        cursor: 42 as Seq,
+        source: { device: deviceB, log: 'log-b1' },
+        cursor: { log: 'log-b1', seq: 42 as Seq, check: 'c42' },
         reduce: lww,
         now: 1,
       });
       const latest = await store.latestSeq();
       const again = await h.reopen(store);
       assert.equal(await again.latestSeq(), latest);
-      assert.equal(await again.getCursor(deviceB), 42);
+      assert.deepEqual(await again.getCursor(deviceB), { log: 'log-b1', seq: 42, check: 'c42' });
       assert.deepEqual((await again.getRecord('notes', 'n2'))?.body, { v: 1 });
       const r3 = makeRevision('notes', 'n3', { v: 1 });
       const result = await again.apply({ revisions: incoming([r3]), reduce: lww, now: 1 });

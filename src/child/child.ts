@@ -21,6 +21,7 @@ import { APP_VERSION } from '../version.js';
 import type { CompressionCodec } from '../protocol/compression.js';
 import { type LocalApiOptions, LocalApiServer } from './local-api.js';
 import { loadPairedHub, NotPairedError } from './paired-hub.js';
+import { DataDirLock } from '../ops/data-dir.js';
 
 export interface ChildOptions {
   /** The child's data directory: identity, database, paired hub. Created if missing. */
@@ -99,6 +100,7 @@ export class Child extends EventEmitter<Events> implements Startable {
   private readonly refused: RejectedRevision[] = [];
   /** How far the hub has acknowledged this child's change log, and which log that was. */
   private acked = { log: '', seq: 0 };
+  private lock: DataDirLock | undefined;
 
   constructor(options: ChildOptions) {
     super();
@@ -123,6 +125,20 @@ export class Child extends EventEmitter<Events> implements Startable {
 
   async start(): Promise<void> {
     if (this.replicaInstance) return;
+    // One agent per data directory, for as long as it runs.
+    const lock = new DataDirLock(this.options.dataDir, 'child');
+    await lock.start();
+    try {
+      await this.startParts();
+    } catch (err) {
+      await this.stop();
+      await lock.stop();
+      throw err;
+    }
+    this.lock = lock;
+  }
+
+  private async startParts(): Promise<void> {
     const { dataDir } = this.options;
     const hubId = this.options.hubId ?? loadPairedHub(dataDir)?.hubId;
     if (!hubId) throw new NotPairedError(dataDir);
@@ -177,12 +193,7 @@ export class Child extends EventEmitter<Events> implements Startable {
         ...(this.options.clock && { clock: this.options.clock }),
         ...this.options.localApi,
       });
-      try {
-        await api.start();
-      } catch (err) {
-        await this.stop();
-        throw err;
-      }
+      await api.start();
       this.api = api;
     }
     this.logger.info({ deviceId: identity.deviceId, hubId }, 'child agent started');
@@ -197,6 +208,8 @@ export class Child extends EventEmitter<Events> implements Startable {
     this.browser = undefined;
     await this.replicaInstance.stop();
     this.replicaInstance = undefined;
+    await this.lock?.stop();
+    this.lock = undefined;
     this.logger.info('child agent stopped');
   }
 

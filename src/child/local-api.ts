@@ -108,7 +108,7 @@ export class LocalApiServer implements Startable {
     this.listener = new HttpApiListener(() => buildLocalApi(child, options), {
       host: LOCAL_API_HOST,
       port,
-      portOption: 'the local API port option',
+      portOption: '--api-port (localApi.port)',
       what: 'local API',
       logger: componentLogger(options.logger ?? silentLogger, 'local-api'),
     });

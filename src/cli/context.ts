@@ -1,9 +1,10 @@
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { collectionOptions, loadNodeConfig } from '../config.js';
 import { TrosynError } from '../errors.js';
 import { DeviceRegistry } from '../hub/registry.js';
+import { DataDirNotADirectoryError } from '../ops/errors.js';
 import type { DeviceId } from '../store/types.js';
 import type { Replica } from '../sync/replica.js';
 import { nodeReplica } from '../sync/node-replica.js';
@@ -39,7 +40,11 @@ export function common(cmd: Command, defaultData: 'hub' | 'child' | 'any'): Comm
 /** The data directory: --data, then $TROSYN_DATA, then the default for the command. */
 export function dataDir(opts: CommonOptions, kind: 'hub' | 'child' | 'any'): string {
   const explicit = opts.data ?? process.env.TROSYN_DATA;
-  if (explicit) return resolve(explicit);
+  if (explicit) {
+    const dir = resolve(explicit);
+    if (existsSync(dir) && !statSync(dir).isDirectory()) throw new DataDirNotADirectoryError(dir);
+    return dir;
+  }
   if (kind === 'hub') return resolve('data/hub');
   if (kind === 'child') return resolve('data/child');
   return existsSync('data/child') || !existsSync('data/hub') ? resolve('data/child') : resolve('data/hub');

@@ -108,7 +108,19 @@ export function createApiApp(options: ApiAppOptions): ApiApp {
   return { app, streams };
 }
 
-/** Serves the OpenAPI document at `/api/openapi.json`, without authentication: it holds no data. */
+/**
+ * Serves the OpenAPI document at `/api/openapi.json`, and at `/api/` where it is
+ * found, without authentication: neither holds data.
+ */
 export async function openApiRoute(app: FastifyInstance): Promise<void> {
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/api/', { schema: { hide: true } }, async () => {
+    const { info } = app.swagger() as { info: { title: string; version: string } };
+    return {
+      name: info.title,
+      version: info.version,
+      openapi: '/api/openapi.json',
+      authentication: 'Authorization: Bearer <token> on every other route',
+    };
+  });
 }

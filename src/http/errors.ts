@@ -213,6 +213,14 @@ export function installErrorHandling(app: FastifyInstance, logger: Logger): void
 /** The API server could not listen (port in use, address not on this machine). */
 export function listenError(err: unknown, host: string, port: number, option: string): HttpApiError {
   const cause = err as NodeJS.ErrnoException;
+  if (cause.code === 'EADDRINUSE') {
+    return new HttpApiError(
+      'PORT_IN_USE',
+      `cannot listen on ${host}:${port}: the port is in use by another program; choose another with ${option}`,
+      { host, port },
+      { cause: err },
+    );
+  }
   const reason =
     cause.code === 'EADDRINUSE'
       ? `port ${port} is in use by another program; choose another with ${option}`

@@ -25,8 +25,8 @@ export {
 /** Everything the admin API is configured with. */
 export interface AdminApiOptions {
   /**
-   * Address to listen on. Default '::' (every address, IPv4 and IPv6): the
-   * dashboard is used from the admin's own PC on the LAN, and every `/api` route
+   * Address to listen on. Default '::' (every address, IPv4 and IPv6): admin
+   * tools run on the admin's own PC on the LAN, and every `/api` route
    * needs the admin token. Use '127.0.0.1' to allow only this machine (e.g. behind
    * a reverse proxy that adds TLS).
    */
@@ -117,7 +117,7 @@ export class AdminApiServer implements Startable {
     this.listener = new HttpApiListener(() => buildAdminApi(hub, options), {
       host: options.host ?? '::',
       port,
-      portOption: 'the admin port option',
+      portOption: '--http-port (adminApi.port)',
       what: 'admin API',
       logger: this.logger,
     });
@@ -140,12 +140,14 @@ export class AdminApiServer implements Startable {
   async start(): Promise<void> {
     if (this.listener.isStarted()) return;
     // Throws NOT_STARTED when the hub is not running: its registry holds the token.
-    const { token } = ensureAdminToken(this.hub.registry);
+    const registry = this.hub.registry;
+    await this.listener.start();
+    // Made only once the API listens: a failed start must not use up the one showing.
+    const { token } = ensureAdminToken(registry);
     if (token !== undefined) {
       this.createdToken = token;
       this.logger.warn('a new admin token was created; it is shown once, where the hub was started');
     }
-    await this.listener.start();
   }
 
   async stop(): Promise<void> {

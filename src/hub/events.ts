@@ -1,7 +1,7 @@
 import type { DeviceId } from '../store/types.js';
 import type { SyncSessionStats } from '../sync/session.js';
 
-/** One child's live sync session, as status and the dashboard show it. */
+/** One child's live sync session, as the hub's status shows it. */
 export interface ChildSession {
   deviceId: DeviceId;
   address: string;
@@ -17,7 +17,7 @@ export interface ChildSession {
 
 /**
  * Everything that happens on a hub worth showing live, as one discriminated union:
- * the admin event stream sends these as they are, and the dashboard is built on it.
+ * the admin event stream sends these as they are.
  */
 export type HubEvent = { at: number } & (
   | { type: 'device-paired'; deviceId: DeviceId; name: string; state: string; group: string }

@@ -29,6 +29,7 @@ import type { RateLimit } from '../transport/rate-limit.js';
 import { AdminApiServer, type AdminApiOptions } from './admin-api.js';
 import { type DeviceRecord, DeviceRegistry, type GroupRecord, RegistryError } from './registry.js';
 import { compileScope } from './scopes.js';
+import { DataDirLock } from '../ops/data-dir.js';
 import { admitWithRelay, parseRecoveryWindow, RELAY_WINDOW_MS, type RecoveryWindow } from './recovery.js';
 
 export type { ChildSession, HubEvent } from './events.js';
@@ -37,7 +38,7 @@ export type { ChildSession, HubEvent } from './events.js';
 export interface HubOptions {
   /** The hub's data directory: identity, database, registry, tokens. Created if missing. */
   dataDir: string;
-  /** Name shown to children and in the dashboard. Default 'trosyn-hub'. */
+  /** Name shown to children and in the hub's status. Default 'trosyn-hub'. */
   name?: string;
   /** Address of the sync service. Default '::' (all addresses, IPv4 and IPv6). */
   host?: string;
@@ -70,7 +71,7 @@ export interface HubOptions {
     | (InterfaceSelectionOptions & { announceIntervalMs?: number; discoveryPort?: number; dnsSd?: boolean });
   /** Compression codecs the hub accepts, in its order of preference. Default: every one this build has. */
   compression?: CompressionCodec[];
-  /** The admin HTTP API and dashboard; off unless given. See AdminApiOptions. */
+  /** The admin HTTP API; off unless given. See AdminApiOptions. */
   adminApi?: AdminApiOptions;
   /** History kept per record, applied hourly and at start. Default: keep everything. */
   retention?: RetentionPolicy;
@@ -138,6 +139,7 @@ export class Hub extends EventEmitter<Events> implements Startable {
   private registryWatch: NodeJS.Timeout | undefined;
   private startedAt = 0;
   private recovery: RecoveryWindow | undefined;
+  private lock: DataDirLock | undefined;
 
   constructor(options: HubOptions) {
     super();
@@ -185,6 +187,19 @@ export class Hub extends EventEmitter<Events> implements Startable {
 
   async start(): Promise<void> {
     if (this.server) return;
+    // One agent per data directory, for as long as it runs.
+    const lock = new DataDirLock(this.options.dataDir, 'hub');
+    await lock.start();
+    try {
+      await this.startParts();
+    } catch (err) {
+      await lock.stop();
+      throw err;
+    }
+    this.lock = lock;
+  }
+
+  private async startParts(): Promise<void> {
     const { dataDir } = this.options;
     const clockOption = this.options.clock ? { clock: this.options.clock } : {};
     // A hub that has run before (identity and registry made with the store) must
@@ -312,6 +327,8 @@ export class Hub extends EventEmitter<Events> implements Startable {
     this.replicaInstance = undefined;
     await this.registryInstance?.stop();
     this.registryInstance = undefined;
+    await this.lock?.stop();
+    this.lock = undefined;
     this.logger.info('hub stopped');
   }
 

@@ -28,6 +28,52 @@ export interface LoggerFactoryOptions {
   name?: string;
   /** Where lines go; default standard output. */
   destination?: pino.DestinationStream;
+  /**
+   * `json` (default): one JSON object per line, for services and log collectors.
+   * `text`: one readable line per entry, for a person at a terminal.
+   */
+  format?: 'json' | 'text';
+}
+
+const LEVEL_NAMES: Record<number, string> = {
+  10: 'TRACE',
+  20: 'DEBUG',
+  30: 'INFO',
+  40: 'WARN',
+  50: 'ERROR',
+  60: 'FATAL',
+};
+
+/** Renders one pino JSON line as `12:00:00.123 WARN hub:sync: message key=value ...`. */
+export function formatLogLine(line: string): string {
+  let entry: Record<string, unknown>;
+  try {
+    entry = JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return line;
+  }
+  const { time, level, component, msg, err, ...rest } = entry;
+  const at = typeof time === 'number' ? new Date(time).toISOString().slice(11, 23) : '';
+  const name = LEVEL_NAMES[level as number] ?? String(level);
+  const fields = Object.entries(rest).map(
+    ([k, v]) => `${k}=${typeof v === 'string' && !/\s/.test(v) ? v : JSON.stringify(v)}`,
+  );
+  const error = err && typeof err === 'object' ? (err as { message?: string }).message : err;
+  return `${[
+    at,
+    name,
+    component ? `${String(component)}:` : '',
+    msg,
+    ...(error ? [`(${String(error)})`] : []),
+    ...fields,
+  ]
+    .filter((p) => p !== '' && p !== undefined)
+    .join(' ')}\n`;
+}
+
+/** A destination that writes readable lines to `out` instead of JSON. */
+export function textDestination(out: NodeJS.WritableStream = process.stderr): pino.DestinationStream {
+  return { write: (line: string) => void out.write(formatLogLine(line)) };
 }
 
 /** Each component logger's root and path, so that nested components do not repeat keys. */
@@ -40,7 +86,11 @@ export function createLogger(options: LoggerFactoryOptions = {}): Logger {
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
     base: {},
   };
-  const root = options.destination ? pino(config, options.destination) : pino(config);
+  const destination =
+    options.format === 'text'
+      ? textDestination(options.destination ? asWritable(options.destination) : process.stdout)
+      : options.destination;
+  const root = destination ? pino(config, destination) : pino(config);
   if (!options.name) return root;
   const named = root.child({ component: options.name });
   lineage.set(named, { root, path: options.name });
@@ -69,4 +119,8 @@ export function componentLogger(
   const child = (known ? root : parent).child({ ...(known ? inherited : {}), ...bindings, component: full });
   lineage.set(child, { root, path: full });
   return child;
+}
+
+function asWritable(d: pino.DestinationStream): NodeJS.WritableStream {
+  return { write: (chunk: string) => d.write(chunk) } as unknown as NodeJS.WritableStream;
 }

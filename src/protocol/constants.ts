@@ -8,7 +8,7 @@ export const PROTOCOL_VERSIONS: readonly number[] = [1];
 
 /** TCP port of the hub's sync service (mutual TLS). */
 export const DEFAULT_SYNC_PORT = 17700;
-/** TCP port of the hub's admin HTTP API and dashboard. */
+/** TCP port of the hub's admin HTTP API. */
 export const DEFAULT_ADMIN_PORT = 17701;
 /** UDP port of hub discovery (announcements and queries). */
 export const DEFAULT_DISCOVERY_PORT = 17702;

@@ -15,6 +15,19 @@ export class StoreOpenError extends TrosynError {
   }
 }
 
+/** SQLite found the database file damaged (or not a database at all). */
+export class StoreCorruptError extends TrosynError {
+  constructor(path: string, cause: unknown) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    super(
+      'STORE_CORRUPT',
+      `the store ${path} is damaged (${reason}); restore a backup, or move the file away and start the agent with --recover to get back from the network what this node had`,
+      { path },
+      { cause },
+    );
+  }
+}
+
 /** The database was written by a newer version of Trosyn Sync than this one. */
 export class SchemaTooNewError extends TrosynError {
   constructor(found: number, supported: number) {

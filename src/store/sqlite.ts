@@ -6,7 +6,13 @@ import type { Logger } from 'pino';
 import { type Clock, systemClock } from '../lifecycle.js';
 import { silentLogger } from '../observability/logger.js';
 import type { StorageAdapter } from './adapter.js';
-import { StoreClosedError, StoreOpenError, StoreWriteError, UnknownAncestorError } from './errors.js';
+import {
+  StoreClosedError,
+  StoreCorruptError,
+  StoreOpenError,
+  StoreWriteError,
+  UnknownAncestorError,
+} from './errors.js';
 import { EMPTY_CURSOR } from './types.js';
 import { migrate } from './migrations.js';
 import type {
@@ -310,6 +316,7 @@ export class SqliteStore implements StorageAdapter {
     } catch (err) {
       db?.close();
       if (err instanceof Error && 'code' in err && err.code === 'STORE_SCHEMA_TOO_NEW') throw err;
+      if (isCorruption(err)) throw new StoreCorruptError(path, err);
       throw new StoreOpenError(path, err);
     }
     this.db = db;
@@ -596,6 +603,7 @@ export class SqliteStore implements StorageAdapter {
 
   /** Maps SQLite's disk-full and I/O errors to a named error; passes everything else on. */
   private writeError(err: unknown): unknown {
+    if (isCorruption(err)) return new StoreCorruptError(this.options.path, err);
     const code = err instanceof Error && 'code' in err ? String(err.code) : '';
     if (
       code.startsWith('SQLITE_FULL') ||
@@ -844,4 +852,50 @@ function toRecordView(row: RecordRow): RecordView {
     conflict: CONFLICT_NAME[row.conflict] ?? 'none',
     seq: row.seq as Seq,
   };
+}
+
+/** SQLite's own word that the file is damaged or is not a database. */
+function isCorruption(err: unknown): boolean {
+  const code = err instanceof Error && 'code' in err ? String(err.code) : '';
+  return code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB';
+}
+
+/**
+ * The adapter's methods, each of which reports a damaged file as STORE_CORRUPT
+ * whichever query finds it (damage in the middle of a file shows only when a query
+ * reads that page).
+ */
+const ADAPTER_METHODS = [
+  'heads',
+  'getRecord',
+  'listRecords',
+  'listCollections',
+  'history',
+  'getRevision',
+  'changesSince',
+  'latestSeq',
+  'countChanges',
+  'changeLog',
+  'checkpoint',
+  'isRetiredLog',
+  'getCursor',
+  'listConflicts',
+  'dataVersion',
+  'getMeta',
+  'setMeta',
+  'stats',
+] as const satisfies readonly (keyof SqliteStore)[];
+for (const name of ADAPTER_METHODS) {
+  const method = SqliteStore.prototype[name] as (...args: unknown[]) => Promise<unknown>;
+  Object.defineProperty(SqliteStore.prototype, name, {
+    value: async function (this: SqliteStore, ...args: unknown[]) {
+      try {
+        return await method.apply(this, args);
+      } catch (err) {
+        throw isCorruption(err) ? new StoreCorruptError(this.path, err) : err;
+      }
+    },
+    writable: true,
+    configurable: true,
+  });
 }

@@ -144,9 +144,11 @@ export class TransportServer extends EventEmitter<Events> implements Startable {
     } catch (err) {
       // A host with IPv6 disabled cannot bind '::'; IPv4 alone still serves the office.
       if (this.options.host === undefined && (err as NodeJS.ErrnoException).code === 'EAFNOSUPPORT') {
-        await listen(server, '0.0.0.0', port);
+        await listen(server, '0.0.0.0', port).catch((err2: unknown) => {
+          throw listenFailed(err2, '0.0.0.0', port);
+        });
       } else {
-        throw err;
+        throw listenFailed(err, host, port);
       }
     }
     this.server = server;
@@ -235,6 +237,25 @@ export class TransportServer extends EventEmitter<Events> implements Startable {
       reject(isTrosynError(err) ? err : new TransportError('HANDSHAKE_FAILED', String(err)));
     }
   }
+}
+
+/** Why the sync service cannot listen, named: a port in use is the usual case. */
+function listenFailed(err: unknown, host: string, port: number): TransportError {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'EADDRINUSE') {
+    return new TransportError(
+      'PORT_IN_USE',
+      `the sync port ${port} is in use by another program (another hub?); stop it or choose another port with --port`,
+      { host, port },
+    );
+  }
+  const reason =
+    code === 'EADDRNOTAVAIL'
+      ? `address ${host} is not one of this machine's`
+      : code === 'EACCES'
+        ? `not allowed to listen on port ${port} (ports below 1024 need privileges)`
+        : ((err as Error).message ?? String(err));
+  return new TransportError('LISTEN_FAILED', `cannot listen on ${host}:${port}: ${reason}`, { host, port });
 }
 
 function listen(server: Server, host: string, port: number): Promise<void> {

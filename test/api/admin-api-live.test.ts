@@ -66,7 +66,8 @@ describe('admin API over a real socket, with a hub and a child over mutual TLS',
     const store = nodeReplica({ dataDir: childDir, deviceId: childId, role: 'child', synchronous: 'off' });
     await store.start();
     await store.stop();
-    hub.registry.register({ deviceId: childId, name: 'reception', group: 'default' });
+    // The admin knows it as front-desk; the child still offers its default name.
+    hub.registry.register({ deviceId: childId, name: 'front-desk', group: 'default' });
     const child = childFor(hub, childDir);
     await child.start();
     const approve = await fetch(`${base}/api/devices/${formatDeviceId(childId)}/approve`, {
@@ -82,7 +83,17 @@ describe('admin API over a real socket, with a hub and a child over mutual TLS',
       'device-connected event',
     );
     assert.equal(JSON.parse(connected.data).type, 'device-connected');
-    assert.ok(stream.events.some((e) => e.event === 'device-approved'));
+    assert.equal(JSON.parse(connected.data).session.name, 'front-desk', 'events use the registry name');
+    const approved = stream.events.find((e) => e.event === 'device-approved');
+    assert.equal(JSON.parse(approved?.data ?? '{}').name, 'front-desk');
+    const status = (await (await fetch(`${base}/api/status`, { headers })).json()) as {
+      connected: Array<{ name: string }>;
+    };
+    assert.deepEqual(
+      status.connected.map((c) => c.name),
+      ['front-desk'],
+      'status shows the registry name, not the one the child offers',
+    );
 
     // Record changes made by the child show up as the hub relays them.
     await child.replica.put('notes', 'n1', { text: 'hello' });
@@ -106,6 +117,7 @@ describe('admin API over a real socket, with a hub and a child over mutual TLS',
       'device-disconnected event',
     );
     assert.equal(JSON.parse(gone.data).code, 'DEVICE_REVOKED');
+    assert.equal(JSON.parse(gone.data).name, 'front-desk');
     await eventually(
       async () => (await child.status()).connection.lastError?.code === 'DEVICE_REVOKED',
       5000,
@@ -201,7 +213,7 @@ describe('admin API over a real socket, with a hub and a child over mutual TLS',
     ensureAdminToken(hub.registry);
     const server = new AdminApiServer(hub, { host: '127.0.0.1', port: taken });
     await assert.rejects(server.start(), (err: { code: string; message: string }) => {
-      assert.equal(err.code, 'API_LISTEN_FAILED');
+      assert.equal(err.code, 'PORT_IN_USE');
       assert.match(err.message, /in use/);
       return true;
     });

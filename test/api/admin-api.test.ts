@@ -99,6 +99,9 @@ function routeTable(): RouteCall[] {
 
 describe('admin API: authentication', () => {
   it('the OpenAPI document is public, valid JSON, and has a path for every route', async () => {
+    const index = await app.inject({ method: 'GET', url: '/api/' });
+    assert.equal(index.statusCode, 200, 'the API root answers, and says where the document is');
+    assert.equal((JSON.parse(index.body) as { openapi: string }).openapi, '/api/openapi.json');
     const res = await app.inject({ method: 'GET', url: '/api/openapi.json' });
     assert.equal(res.statusCode, 200);
     const doc = JSON.parse(res.body) as {

@@ -6,7 +6,7 @@
  * something it should hold, or the hub should hold from it, is missing.
  */
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { JsonObject } from '../../src/store/types.js';
@@ -252,9 +252,11 @@ describe('a lost or rolled-back store loses no acknowledged write', () => {
 
   it('a hub whose store was deleted refuses to start without --recover, then takes back everything from the children', async () => {
     await hub.agent?.kill('SIGKILL');
+    // Emptied rather than deleted: a zero-length file is no fresh start either.
     deleteStore(hub);
+    writeFileSync(join(hub.data, 'trosyn.db'), '');
     const stderr = await refusedStart(['hub', '--data', hub.data, '--port', String(port), '--no-discovery']);
-    assert.match(stderr, /STORE_MISSING/);
+    assert.match(stderr, /STORE_MISSING: the store .* is empty/);
 
     const before = [...writes];
     await startHub(['--recover']);

@@ -16,9 +16,27 @@ import { APP_VERSION } from '../../version.js';
 import { type CommonOptions, common, dataDir, print, UsageError, withRegistry } from '../context.js';
 
 const logLevel = () =>
-  new Option('--log-level <level>', 'log detail (JSON lines on stderr)')
+  new Option('--log-level <level>', 'log detail (on stderr)')
     .choices(['trace', 'debug', 'info', 'warn', 'error', 'silent'])
     .default('warn');
+
+const logFormat = () =>
+  new Option(
+    '--log-format <format>',
+    'log lines for a person (text) or for a log collector or service manager (json)',
+  )
+    .choices(['text', 'json'])
+    .default('text');
+
+/** The agent's logger: on stderr, so that stdout keeps the banner or the --json events. */
+function agentLogger(opts: { logLevel: string; logFormat: string }) {
+  return createLogger({
+    level: opts.logLevel,
+    name: 'trosyn',
+    destination: process.stderr,
+    format: opts.logFormat === 'json' ? 'json' : 'text',
+  });
+}
 
 function port(value: string): number {
   const n = Number(value);
@@ -56,6 +74,7 @@ interface HubOpts extends CommonOptions {
   adminPort: number;
   adminHost?: string;
   logLevel: string;
+  logFormat: string;
   recover?: boolean;
 }
 
@@ -67,6 +86,7 @@ interface ChildOpts extends CommonOptions {
   api: boolean;
   apiPort: number;
   logLevel: string;
+  logFormat: string;
   recover?: boolean;
 }
 
@@ -77,10 +97,10 @@ export function registerAgents(program: Command): void {
       .description('run the Admin Hub on this machine until interrupted (Ctrl-C)')
       .option('--port <n>', 'TCP port of the sync service (TLS)', port, DEFAULT_SYNC_PORT)
       .option('--host <addr>', 'address of the sync service (default: all, IPv4 and IPv6)')
-      .option('--name <name>', 'name shown to children and in the dashboard', 'trosyn-hub')
+      .option('--name <name>', 'name shown to children and in the hub status', 'trosyn-hub')
       .option('--no-discovery', 'do not announce the hub on the LAN (children then need --hub HOST:PORT)')
       .option('--require-approval', 'newly paired devices wait for an admin to approve them')
-      .option('--http-port <n>', 'TCP port of the admin API and dashboard', port, DEFAULT_ADMIN_PORT)
+      .option('--http-port <n>', 'TCP port of the admin API', port, DEFAULT_ADMIN_PORT)
       .option(
         '--http-host <addr>',
         'address of the admin API (default: all; every route needs the admin token)',
@@ -90,7 +110,8 @@ export function registerAgents(program: Command): void {
         '--recover',
         "the hub's store (trosyn.db) was lost: start with an empty one and take back what the children hold",
       )
-      .addOption(logLevel()),
+      .addOption(logLevel())
+      .addOption(logFormat()),
     'hub',
   ).action(async (raw: HubOpts & { httpPort: number; httpHost?: string }) => {
     const opts: HubOpts = {
@@ -101,7 +122,7 @@ export function registerAgents(program: Command): void {
     const dir = dataDir(opts, 'hub');
     const config = loadNodeConfig(dir);
     const collections = collectionOptions(config);
-    const logger = createLogger({ level: opts.logLevel, name: 'trosyn', destination: process.stderr });
+    const logger = agentLogger(opts);
     const requireApproval = opts.requireApproval ?? config.requireApproval;
     const hub = new Hub({
       dataDir: dir,
@@ -132,19 +153,27 @@ export function registerAgents(program: Command): void {
       ...(adminPort !== undefined && { adminPort }),
     });
     const adminToken = hub.takeCreatedAdminToken();
-    const { code, expiresAt } = hub.registry.issueCode();
-    const addresses = lanAddresses();
-    // The address children should use: the one the sync service is bound to, or this machine's LAN address.
+    // A code at start only when none is active: restarts do not pile up open codes.
+    const active = hub.registry.activePairingCodes({ group: 'default' });
+    const issued = active.length === 0 ? hub.registry.issueCode() : undefined;
+    const code = issued?.code;
+    const expiresAt = issued?.expiresAt ?? Math.max(...active.map((c) => c.expiresAt));
+    const lanAll = lanAddresses();
+    // The addresses children can use: the one the sync service is bound to, or this machine's LAN ones.
     const boundHost = opts.host && !['::', '0.0.0.0'].includes(opts.host) ? opts.host : undefined;
-    const shownHost = boundHost ?? addresses[0] ?? '<this-machine>';
+    const addresses = boundHost ? [boundHost] : lanAll;
+    const shownHost = addresses[0] ?? '<this-machine>';
     const hubArg = `${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${hub.port}`;
+    const adminBound =
+      opts.adminHost && !['::', '0.0.0.0'].includes(opts.adminHost) ? opts.adminHost : undefined;
+    const adminShown = adminBound ?? lanAll[0] ?? '127.0.0.1';
     const adminUrl =
       adminPort === undefined
         ? undefined
-        : `http://${opts.adminHost && opts.adminHost !== '::' ? opts.adminHost : (addresses[0] ?? '127.0.0.1')}:${adminPort}`;
+        : `http://${adminShown.includes(':') ? `[${adminShown}]` : adminShown}:${adminPort}`;
     if (opts.json) {
       process.stdout.write(
-        `${JSON.stringify({ event: 'started', deviceId: hub.deviceId, syncPort: hub.port, adminPort, adminUrl, adminToken, dataDir: dir, pairingCode: code, pairingCodeExpiresAt: expiresAt, addresses })}\n`,
+        `${JSON.stringify({ event: 'started', deviceId: hub.deviceId, syncPort: hub.port, adminPort, adminUrl, adminToken, dataDir: dir, ...(code && { pairingCode: code }), pairingCodeExpiresAt: expiresAt, activePairingCodes: active.length + (issued ? 1 : 0), addresses })}\n`,
       );
     } else {
       const here = relative(process.cwd(), dir) || '.';
@@ -154,7 +183,9 @@ export function registerAgents(program: Command): void {
         `  sync service  port ${hub.port} (TLS 1.3, mutual authentication)${addresses.length ? ` on ${addresses.join(', ')}` : ''}`,
         `  LAN discovery ${opts.discovery ? 'on (multicast and DNS-SD)' : 'off'}`,
         ...(adminUrl
-          ? [`  admin API     ${adminUrl}/api/  (OpenAPI: ${adminUrl}/api/openapi.json)`]
+          ? [
+              `  admin API     ${adminUrl}/api/status  (admin token; all routes: ${adminUrl}/api/openapi.json)`,
+            ]
           : ['  admin API     off']),
         `  data          ${dir}`,
         ...(adminToken
@@ -165,19 +196,24 @@ export function registerAgents(program: Command): void {
             ]
           : []),
         '',
-        `Pairing code (single use, valid until ${new Date(expiresAt).toLocaleTimeString()}):  ${code}`,
+        ...(code
+          ? [`Pairing code (single use, valid until ${new Date(expiresAt).toLocaleTimeString()}):  ${code}`]
+          : [
+              `A pairing code issued earlier is still valid (until ${new Date(expiresAt).toLocaleTimeString()}); a new one: trosyn-sync pairing-code --data ${here}`,
+            ]),
         '',
-        'To add a child device, run on that machine:',
-        `  npx trosyn-sync pair ${code} --data ./data/child${opts.discovery ? '' : ` --hub ${hubArg}`}`,
-        `  npx trosyn-sync child --data ./data/child${opts.discovery ? '' : ` --hub ${hubArg}`}`,
+        'To add a child device, run on that machine (trosyn-sync installed there, see the README):',
+        `  trosyn-sync pair ${code ?? 'CODE'} --data ./data/child${opts.discovery ? '' : ` --hub ${hubArg}`}`,
+        `  trosyn-sync child --data ./data/child${opts.discovery ? '' : ` --hub ${hubArg}`}`,
         ...(opts.discovery ? [`(add --hub ${hubArg} to both where the network blocks multicast)`] : []),
         '',
         `More codes: trosyn-sync pairing-code --data ${here}    Stop: Ctrl-C`,
       ];
       process.stdout.write(`${lines.join('\n')}\n`);
-      qrcode.generate(pairingUri(code, hub.deviceId, hub.port), { small: true }, (qr) =>
-        process.stdout.write(`${qr}\n`),
-      );
+      if (code)
+        qrcode.generate(pairingUri(code, hub.deviceId, hub.port), { small: true }, (qr) =>
+          process.stdout.write(`${qr}\n`),
+        );
     }
     await waitForSignal();
     removeAgentFile(dir);
@@ -213,13 +249,14 @@ export function registerAgents(program: Command): void {
         '--recover',
         "this device's store (trosyn.db) was lost: start with an empty one and get back what the hub holds",
       )
-      .addOption(logLevel()),
+      .addOption(logLevel())
+      .addOption(logFormat()),
     'child',
   ).action(async (opts: ChildOpts) => {
     const dir = dataDir(opts, 'child');
     const config = loadNodeConfig(dir);
     const collections = collectionOptions(config);
-    const logger = createLogger({ level: opts.logLevel, name: 'trosyn', destination: process.stderr });
+    const logger = agentLogger(opts);
     const child = new Child({
       dataDir: dir,
       name: opts.name,

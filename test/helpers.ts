@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Clock } from '../src/lifecycle.js';
+import type { Clock, Timer } from '../src/lifecycle.js';
 
 /** A fresh directory under the system temp dir; `remove()` deletes it. */
 export function tempDir(prefix = 'trosyn-test-'): { path: string; remove(): void } {
@@ -9,15 +9,94 @@ export function tempDir(prefix = 'trosyn-test-'): { path: string; remove(): void
   return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
 }
 
-/** A clock that moves only when told to. */
+interface FakeTimer {
+  at: number;
+  every: number | undefined;
+  fn: () => void;
+  order: number;
+}
+
+/**
+ * A clock that moves only when told to, with timers that fire as it moves:
+ * `advance(ms)` fires what falls due at once, in order; `await tick(ms)` also lets
+ * promises and I/O settle after each timer, as real time would.
+ */
 export class FakeClock implements Clock {
+  private readonly timers = new Set<FakeTimer>();
+  private order = 0;
+
   constructor(public time = 1_750_000_000_000) {}
+
   now(): number {
     return this.time;
   }
-  advance(ms: number): void {
-    this.time += ms;
+
+  setTimeout(fn: () => void, ms: number): Timer {
+    return this.add(fn, ms, undefined);
   }
+
+  setInterval(fn: () => void, ms: number): Timer {
+    return this.add(fn, ms, Math.max(1, ms));
+  }
+
+  /** Timers waiting to fire. */
+  pending(): number {
+    return this.timers.size;
+  }
+
+  advance(ms: number): void {
+    const until = this.time + ms;
+    for (let next = this.due(until); next; next = this.due(until)) this.fire(next);
+    this.time = until;
+  }
+
+  async tick(ms: number): Promise<void> {
+    const until = this.time + ms;
+    await settle();
+    for (let next = this.due(until); next; next = this.due(until)) {
+      this.fire(next);
+      await settle();
+    }
+    this.time = until;
+    await settle();
+  }
+
+  private add(fn: () => void, ms: number, every: number | undefined): Timer {
+    const timer: FakeTimer = { at: this.time + Math.max(0, ms), every, fn, order: this.order++ };
+    this.timers.add(timer);
+    return { cancel: () => this.timers.delete(timer) };
+  }
+
+  private due(until: number): FakeTimer | undefined {
+    let next: FakeTimer | undefined;
+    for (const t of this.timers)
+      if (t.at <= until && (!next || t.at < next.at || (t.at === next.at && t.order < next.order))) next = t;
+    return next;
+  }
+
+  private fire(timer: FakeTimer): void {
+    this.time = Math.max(this.time, timer.at);
+    if (timer.every === undefined) this.timers.delete(timer);
+    else {
+      timer.at += timer.every;
+      timer.order = this.order++;
+    }
+    timer.fn();
+  }
+}
+
+/** Lets pending promise callbacks and ready I/O run. */
+function settle(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** A clock fixed at `now()`: its timers never fire (for code that only reads the time). */
+export function fixedClock(now: () => number): Clock {
+  return {
+    now,
+    setTimeout: () => ({ cancel: () => undefined }),
+    setInterval: () => ({ cancel: () => undefined }),
+  };
 }
 
 /** Polls `check` until it returns true or `timeoutMs` passes. */

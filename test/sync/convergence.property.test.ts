@@ -23,7 +23,7 @@ import { customResolver } from '../../src/sync/conflict.js';
 import { randomDeviceId } from '../../src/sync/ids.js';
 import { type CollectionOptions, Replica } from '../../src/sync/replica.js';
 import { transfer } from '../../src/sync/transfer.js';
-import { tempDir } from '../helpers.js';
+import { fixedClock, tempDir } from '../helpers.js';
 
 const RUNS = Number(process.env.TROSYN_PROPERTY_RUNS ?? 200);
 const SEED =
@@ -204,7 +204,7 @@ async function runSchedule(schedule: Schedule): Promise<void> {
       const n = {
         path: join(dir.path, `n${i}.db`),
         deviceId: randomDeviceId(),
-        clock: { now: () => base.time + skew },
+        clock: fixedClock(() => base.time + skew),
         role: i === 0 ? ('hub' as const) : ('child' as const),
       };
       nodes.push({ ...n, replica: await openNode(n) });
@@ -348,7 +348,7 @@ async function runSchedule(schedule: Schedule): Promise<void> {
     const fresh: Node = {
       path: join(dir.path, 'replay.db'),
       deviceId: randomDeviceId(),
-      clock: { now: () => base.time },
+      clock: fixedClock(() => base.time),
       role: 'child',
       replica: undefined as never,
     };

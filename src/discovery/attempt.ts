@@ -2,6 +2,7 @@
  * One bounded look for hubs through any discovery sources: what the `discover`
  * command and `findHub` run.
  */
+import { type Clock, systemClock, type Timer } from '../lifecycle.js';
 import type { DiscoveredHub, Discovery, DiscoveryDiagnostics } from './types.js';
 
 /** The outcome of {@link collectHubs}: what was found and what was tried. */
@@ -12,13 +13,13 @@ export interface DiscoveryAttempt {
   match?: DiscoveredHub;
   /** What each source tried: interfaces, groups, errors, counters. */
   diagnostics: DiscoveryDiagnostics[];
-  /** How long the attempt took (ms). */
+  /** How long the attempt took (ms, on the clock). */
   waitedMs: number;
 }
 
 /** Options of {@link collectHubs}. */
 export interface CollectHubsOptions {
-  /** How long to look (ms). Default 3 000. */
+  /** How long to look (ms, on the clock). Default 3 000. */
   timeoutMs?: number;
   /** Time between repeated queries (ms), in case a query or its answer was lost. Default 1 000. */
   requeryIntervalMs?: number;
@@ -26,6 +27,8 @@ export interface CollectHubsOptions {
   until?: (hub: DiscoveredHub) => boolean;
   /** Aborts the attempt; the promise then rejects with the signal's reason. */
   signal?: AbortSignal;
+  /** Time and timers for the time limit and the repeated queries. Default the system clock. */
+  clock?: Clock;
 }
 
 /**
@@ -41,8 +44,9 @@ export async function collectHubs(
   const timeoutMs = options.timeoutMs ?? 3_000;
   const requeryMs = options.requeryIntervalMs ?? 1_000;
   const { until, signal } = options;
+  const clock = options.clock ?? systemClock;
   signal?.throwIfAborted();
-  const began = performance.now();
+  const began = clock.now();
   const ownStarted: Discovery[] = [];
   let match: DiscoveredHub | undefined;
   let finish: (() => void) | undefined;
@@ -52,7 +56,7 @@ export async function collectHubs(
       finish?.();
     }
   };
-  const timers: NodeJS.Timeout[] = [];
+  const timers: Timer[] = [];
   let onAbort: (() => void) | undefined;
   try {
     for (const s of list) s.on('found', onFound);
@@ -68,11 +72,12 @@ export async function collectHubs(
     if (match === undefined) {
       await new Promise<void>((resolve, reject) => {
         finish = resolve;
-        timers.push(setTimeout(resolve, timeoutMs));
-        const requery = setInterval(() => {
-          for (const s of list) s.query();
-        }, requeryMs);
-        timers.push(requery);
+        timers.push(clock.setTimeout(resolve, timeoutMs));
+        timers.push(
+          clock.setInterval(() => {
+            for (const s of list) s.query();
+          }, requeryMs),
+        );
         if (signal) {
           onAbort = () => reject(signal.reason);
           signal.addEventListener('abort', onAbort, { once: true });
@@ -83,10 +88,11 @@ export async function collectHubs(
       hubs: list.flatMap((s) => s.list()),
       ...(match && { match }),
       diagnostics: list.flatMap((s) => s.diagnostics()),
-      waitedMs: Math.round(performance.now() - began),
+      // The system clock is the wall clock, which may step back while we wait.
+      waitedMs: Math.max(0, Math.round(clock.now() - began)),
     };
   } finally {
-    for (const t of timers) clearTimeout(t);
+    for (const t of timers) t.cancel();
     if (onAbort) signal?.removeEventListener('abort', onAbort);
     for (const s of list) s.off('found', onFound);
     await Promise.all(ownStarted.map((s) => s.stop()));

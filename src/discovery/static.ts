@@ -286,22 +286,23 @@ export function hubCandidates(input: {
  */
 export async function firstReachable(
   candidates: readonly HubCandidate[],
-  options: { timeoutMs?: number; signal?: AbortSignal } = {},
+  options: { timeoutMs?: number; signal?: AbortSignal; clock?: Clock } = {},
 ): Promise<HubCandidate | undefined> {
   const timeoutMs = options.timeoutMs ?? 1_000;
   for (const c of candidates) {
     options.signal?.throwIfAborted();
-    if (await tcpReachable(c.host, c.port, timeoutMs, options.signal)) return c;
+    if (await tcpReachable(c.host, c.port, timeoutMs, options.signal, options.clock)) return c;
   }
   return undefined;
 }
 
-/** True when a TCP connection to host:port opens within `timeoutMs`. Never rejects. */
+/** True when a TCP connection to host:port opens within `timeoutMs` (on `clock`). Never rejects. */
 export function tcpReachable(
   host: string,
   port: number,
   timeoutMs: number,
   signal?: AbortSignal,
+  clock: Clock = systemClock,
 ): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect({ host, port });
@@ -309,14 +310,13 @@ export function tcpReachable(
     const done = (ok: boolean): void => {
       if (settled) return;
       settled = true;
-      clearTimeout(timer);
+      timer.cancel();
       signal?.removeEventListener('abort', onAbort);
       socket.destroy();
       resolve(ok);
     };
     const onAbort = (): void => done(false);
-    const timer = setTimeout(() => done(false), timeoutMs);
-    timer.unref();
+    const timer = clock.setTimeout(() => done(false), timeoutMs);
     signal?.addEventListener('abort', onAbort, { once: true });
     socket.once('connect', () => done(true));
     socket.once('error', () => done(false));

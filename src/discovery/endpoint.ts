@@ -6,6 +6,7 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import type { Logger } from 'pino';
 import type { Clock } from '../lifecycle.js';
+import { DiscoveryBindError } from './errors.js';
 import {
   type InterfaceFlagsReader,
   type InterfaceSelectionOptions,
@@ -63,6 +64,12 @@ function isLinkScopeGroup(group: string): boolean {
   return /^ff[0-9a-f][12]:/i.test(group);
 }
 
+/** The address family a datagram came from. */
+export function familyOfRemote(rinfo: RemoteInfo): AddressFamily {
+  // Node 18.0-18.3 reported the family as a number.
+  return (rinfo.family as unknown) === 4 || rinfo.family === 'IPv4' ? 4 : 6;
+}
+
 /**
  * The sockets of one family. Not a Startable itself: the component that owns it
  * (announcer, browser, publisher) starts and stops it and exposes the lifecycle.
@@ -81,6 +88,10 @@ export class MulticastEndpoint {
 
   constructor(options: MulticastEndpointOptions) {
     this.o = options;
+  }
+
+  get family(): AddressFamily {
+    return this.o.family;
   }
 
   /** True while the listening socket is bound. */
@@ -360,4 +371,22 @@ export class MulticastEndpoint {
     if (this.bindError !== undefined) d.bindError = this.bindError;
     return d;
   }
+}
+
+/**
+ * Opens every family's endpoint. A family that cannot bind is only recorded (IPv6 may
+ * be disabled); when none binds, every endpoint is closed again and the start fails
+ * with DISCOVERY_BIND_FAILED, naming each family's reason.
+ */
+export async function openEndpoints(endpoints: readonly MulticastEndpoint[], port: number): Promise<void> {
+  const results = await Promise.all(endpoints.map((e) => e.open()));
+  if (results.some(Boolean)) return;
+  await Promise.all(endpoints.map((e) => e.close()));
+  throw new DiscoveryBindError(
+    port,
+    endpoints.map((e) => {
+      const d = e.diagnostics();
+      return `IPv${d.family}: ${d.bindError ?? 'not bound'}`;
+    }),
+  );
 }

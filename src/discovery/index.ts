@@ -4,8 +4,8 @@
  * trust comes from the certificate the transport pins. docs/DISCOVERY.md has the details.
  */
 export { type CollectHubsOptions, collectHubs, type DiscoveryAttempt } from './attempt.js';
+export { type BrowserOptions, DEFAULT_EXPIRY_MS } from './browser.js';
 export {
-  DNS_SD_SERVICE,
   DnsSdBrowser,
   type DnsSdBrowserOptions,
   type DnsSdOptions,
@@ -19,9 +19,9 @@ export {
   LastAddressSaveError,
 } from './errors.js';
 export { type InterfaceSelectionOptions, selectInterfaces } from './interfaces.js';
+export { DNS_SD_SERVICE } from './mdns.js';
 export {
   DEFAULT_ANNOUNCE_INTERVAL_MS,
-  DEFAULT_EXPIRY_MS,
   type FindHubOptions,
   findHub,
   HubAnnouncer,
@@ -31,6 +31,7 @@ export {
   type MulticastDiscoveryOptions,
 } from './multicast.js';
 export { type DescribeOptions, describeAttempt } from './report.js';
+export type { HubIdentityOptions } from './options.js';
 export { DiscoverySet } from './set.js';
 export {
   firstReachable,

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { SerialQueue } from './serial.js';
+import { LifecycleGuard, startAll, stopAll } from '../lifecycle.js';
 import type { DiscoveredHub, Discovery, DiscoveryDiagnostics, DiscoveryEvents } from './types.js';
 
 /**
@@ -9,8 +9,7 @@ import type { DiscoveredHub, Discovery, DiscoveryDiagnostics, DiscoveryEvents } 
  */
 export class DiscoverySet extends EventEmitter<DiscoveryEvents> implements Discovery {
   private readonly sources: readonly Discovery[];
-  private readonly lifecycle = new SerialQueue();
-  private started = false;
+  private readonly guard = new LifecycleGuard();
   private readonly forwardFound = (hub: DiscoveredHub): void => void this.emit('found', hub);
   private readonly forwardLost = (hub: DiscoveredHub): void => void this.emit('lost', hub);
 
@@ -20,36 +19,32 @@ export class DiscoverySet extends EventEmitter<DiscoveryEvents> implements Disco
   }
 
   isStarted(): boolean {
-    return this.started;
+    return this.guard.isStarted();
   }
 
   /** Starts every source; if one fails, those already started are stopped again and the error is raised. */
   start(): Promise<void> {
-    return this.lifecycle.run(async () => {
-      if (this.started) return;
-      const done: Discovery[] = [];
+    return this.guard.start(async () => {
+      for (const s of this.sources) {
+        s.on('found', this.forwardFound);
+        s.on('lost', this.forwardLost);
+      }
       try {
-        for (const s of this.sources) {
-          s.on('found', this.forwardFound);
-          s.on('lost', this.forwardLost);
-          await s.start();
-          done.push(s);
-        }
+        await startAll(this.sources);
       } catch (err) {
-        await Promise.all(done.map((s) => s.stop()));
         this.detach();
         throw err;
       }
-      this.started = true;
     });
   }
 
   stop(): Promise<void> {
-    return this.lifecycle.run(async () => {
-      if (!this.started) return;
-      this.started = false;
-      await Promise.all(this.sources.map((s) => s.stop()));
-      this.detach();
+    return this.guard.stop(async () => {
+      try {
+        await stopAll(this.sources);
+      } finally {
+        this.detach();
+      }
     });
   }
 

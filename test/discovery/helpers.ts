@@ -1,6 +1,9 @@
 import { createSocket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
+import { type EventEmitter, once } from 'node:events';
+import type { DiscoveredHub, Discovery } from '../../src/discovery/types.js';
 import type { DeviceId } from '../../src/store/types.js';
+import type { FakeClock } from '../helpers.js';
 
 /** A random device ID. */
 export function deviceId(): DeviceId {
@@ -37,4 +40,34 @@ export async function sendUdp(port: number, ...datagrams: (string | Buffer)[]): 
 /** Options every in-process test uses: IPv4 on loopback only, so nothing leaves the machine. */
 export function loopbackOnly(port: number): { discoveryPort: number; families: [4]; interfaces: string[] } {
   return { discoveryPort: port, families: [4], interfaces: ['lo'] };
+}
+
+/** The next hub `browser` finds; rejects after `timeoutMs` of real time (a datagram takes real time to arrive). */
+export function nextFound(browser: Discovery, timeoutMs = 5_000): Promise<DiscoveredHub> {
+  return Promise.race([
+    once(browser as unknown as EventEmitter, 'found').then(([hub]) => hub as DiscoveredHub),
+    new Promise<never>((_, reject) =>
+      setTimeout(() => reject(new Error(`no 'found' within ${timeoutMs} ms`)), timeoutMs).unref(),
+    ),
+  ]);
+}
+
+/**
+ * Moves `clock` in steps of `stepMs`, letting I/O settle after each, until `work`
+ * settles; at most `maxSteps` steps. For work whose time limit runs on the clock but
+ * which first needs real I/O (binding a socket) before it arms its timer.
+ */
+export async function runClockUntil<T>(
+  clock: FakeClock,
+  work: Promise<T>,
+  stepMs: number,
+  maxSteps = 1_000,
+): Promise<T> {
+  let settled = false;
+  const watched = work.finally(() => {
+    settled = true;
+  });
+  for (let i = 0; i < maxSteps && !settled; i++) await clock.tick(stepMs);
+  if (!settled) throw new Error(`not settled after ${maxSteps} steps of ${stepMs} ms on the clock`);
+  return watched;
 }

@@ -59,12 +59,13 @@ describe(
       await lab?.destroy();
     });
 
-    it('a child finds the hub over IPv4 within a second of starting to browse', async () => {
+    it('a child finds the hub over IPv4 through the answer to its start-up query', async () => {
       const child = agent('child', { browser: { families: [4] } });
       await started(child);
+      // The hub announces only every 60 s, and announced before this child listened:
+      // a find within the wait is the answer to the query.
       const found = await child.waitForJson<AgentEvent>((e) => e.event === 'found', { timeoutMs: 5_000 });
       console.log(`IPv4: hub found ${found.sinceStartMs} ms after the browser started`);
-      assert.ok((found.sinceStartMs ?? Infinity) < 5_000);
       assert.equal(found.hub?.deviceId, hubId);
       assert.equal(found.hub?.address, '10.77.0.1');
       assert.equal(found.hub?.port, 17700);

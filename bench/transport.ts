@@ -25,8 +25,9 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { connect, createServer, type TLSSocket } from 'node:tls';
-import { Child } from '../src/child/child.js';
-import { Hub } from '../src/hub/hub.js';
+import { createChild } from '../src/child/factory.js';
+import { createHub } from '../src/hub/factory.js';
+import type { Hub } from '../src/hub/hub.js';
 import { MessageCodec } from '../src/protocol/codec.js';
 import { type CompressionCodec, compress, decompress, supportedCodecs } from '../src/protocol/compression.js';
 import { FrameDecoder } from '../src/protocol/frame.js';
@@ -93,7 +94,10 @@ async function measure(): Promise<Record<string, unknown>> {
   console.log(`records ${RECORDS.toLocaleString()} preloaded in ${(preloadMs / 1000).toFixed(1)} s`);
 
   const auth = new StaticAuthenticator([]);
-  const hub = new Hub({ dataDir: hubDir, host: LOCALHOST, port: 0, discovery: false, authenticator: auth });
+  const hub = createHub(
+    { dataDir: hubDir, host: LOCALHOST, port: 0, discovery: false },
+    { authenticator: auth },
+  );
   await hub.start();
 
   const memMs: number[] = [];
@@ -291,7 +295,7 @@ interface TlsRun {
 async function hubChildSync(hub: Hub, auth: StaticAuthenticator, dataDir: string): Promise<TlsRun> {
   const identity = await loadOrCreateIdentity(join(dataDir, 'identity'), { commonName: 'bench-child' });
   auth.allow(identity.deviceId);
-  const child = new Child({
+  const child = createChild({
     dataDir,
     hubId: hub.deviceId,
     hubAddresses: () => [{ host: LOCALHOST, port: hub.port }],

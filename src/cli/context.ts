@@ -3,7 +3,9 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { collectionOptions, loadNodeConfig } from '../config.js';
 import { TrosynError } from '../errors.js';
+import { HUB_REGISTRY_FILE } from '../hub/factory.js';
 import { DeviceRegistry } from '../hub/registry.js';
+import { SqliteRegistryBackend } from '../hub/sqlite-registry.js';
 import { DataDirNotADirectoryError } from '../ops/errors.js';
 import type { DeviceId } from '../store/types.js';
 import type { Replica } from '../sync/replica.js';
@@ -116,7 +118,9 @@ export async function withRegistry<T>(
       { dataDir: dir },
     );
   }
-  const registry = new DeviceRegistry({ path: join(dir, 'hub.db') });
+  const registry = new DeviceRegistry({
+    backend: new SqliteRegistryBackend({ path: join(dir, HUB_REGISTRY_FILE) }),
+  });
   await registry.start();
   try {
     return await fn(registry);

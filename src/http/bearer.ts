@@ -39,7 +39,7 @@ export function tokenMatches(token: string, expectedHashHex: string | undefined)
 /** How a bearer guard checks tokens and limits wrong ones. */
 export interface BearerGuardOptions {
   /** True when the presented token is the right one (compare in constant time). */
-  verify: (token: string) => boolean;
+  verify: (token: string) => boolean | Promise<boolean>;
   /** Wrong tokens allowed per client address; beyond it the address waits. */
   failureLimit: RateLimit;
   /**
@@ -122,7 +122,7 @@ export function bearerGuard(options: BearerGuardOptions): onRequestAsyncHookHand
         `this API needs "Authorization: Bearer <token>"; ${options.hint}`,
       );
     }
-    if (options.verify(token)) {
+    if (await options.verify(token)) {
       rememberGood(address, now);
       return;
     }

@@ -23,13 +23,19 @@ import {
   writeResult,
 } from './schemas.js';
 
+/** What the read routes need of a replica: reads, history, conflicts and resolve. */
+export type ReplicaReader = Pick<
+  Replica,
+  'collections' | 'list' | 'get' | 'history' | 'conflicts' | 'resolve'
+>;
+
 /**
  * Routes that read a replica and settle its conflicts, the same on the hub's admin
  * API and the child's local API: collections, records by page, one record, its
  * history, conflicts and their resolution. `replica` is asked on every request,
  * so a replica that is not started yet answers 503 NOT_STARTED.
  */
-export function replicaReadRoutes(replica: () => Replica): FastifyPluginAsync {
+export function replicaReadRoutes(replica: () => ReplicaReader): FastifyPluginAsync {
   return async (app: FastifyInstance) => {
     app.get(
       '/collections',

@@ -1,4 +1,5 @@
-import type { DeviceId } from '../store/types.js';
+import type { DiscoveryDiagnostics } from '../discovery/types.js';
+import type { DeviceId, StoreStats } from '../store/types.js';
 import type { SyncSessionStats } from '../sync/session.js';
 
 /** One child's live sync session, as the hub's status shows it. */
@@ -44,3 +45,20 @@ export type HubEvent = { at: number } & (
 );
 
 export type HubEventType = HubEvent['type'];
+
+/** What the hub reports about itself (the admin API's `/status`). */
+export interface HubStatus {
+  deviceId: DeviceId;
+  name: string;
+  version: string;
+  startedAt: number;
+  syncPort: number;
+  /** Port of the admin API, when it runs. */
+  adminPort?: number;
+  devices: { approved: number; pending: number; revoked: number };
+  connected: ChildSession[];
+  store: StoreStats;
+  discovery: DiscoveryDiagnostics[];
+  /** Set while the hub takes back revisions it lost (see RecoveryWindow). */
+  recovery?: { reason: string; at: number; until: number };
+}

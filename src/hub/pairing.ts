@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import type { Clock } from '../lifecycle.js';
+import { type Clock, systemClock } from '../lifecycle.js';
 import { silentLogger } from '../observability/logger.js';
 import type { DeviceId } from '../store/types.js';
 import type { Connection } from '../transport/connection.js';
@@ -70,12 +70,11 @@ export class PairingService {
 
   /** Serves the pairing exchange on a connection from an unknown device. */
   attach(conn: Connection, peer: PeerInfo): void {
-    const timer = setTimeout(
+    const timer = (this.options.clock ?? systemClock).setTimeout(
       () => conn.close(new TransportError('PAIRING_TIMEOUT', 'pairing did not finish in time')),
       this.options.timeoutMs ?? 60_000,
     );
-    timer.unref();
-    conn.once('close', () => clearTimeout(timer));
+    conn.once('close', () => timer.cancel());
     // A pairing connection carries the pairing requests and nothing else: any other
     // message, or a request for any other method, ends it.
     conn.setHandler((message) =>
@@ -92,7 +91,7 @@ export class PairingService {
       | { step: 'exchanged'; code: PairingCodeRecord; keys: CPaceKeys }
       | { step: 'done' } = { step: 'new' };
 
-    conn.handle('pair.start', (params) => {
+    conn.handle('pair.start', async (params) => {
       const p = parse(startParams, params);
       if (state.step !== 'new')
         throw new TransportError('UNEXPECTED_MESSAGE', 'pairing already started on this connection');
@@ -104,10 +103,10 @@ export class PairingService {
           'too many pairing attempts; wait a minute and try again',
         );
       }
-      if (this.options.registry.get(peer.deviceId)?.state === 'revoked') {
+      if ((await this.options.registry.get(peer.deviceId))?.state === 'revoked') {
         throw new TransportError('DEVICE_REVOKED', 'this device was revoked and cannot pair again');
       }
-      const code = this.options.registry.findActiveCode(p.lookup);
+      const code = await this.options.registry.findActiveCode(p.lookup);
       if (!code) throw codeInvalid();
       const childNonce = Buffer.from(p.nonce, 'base64');
       const hubNonce = randomBytes(PAIRING_NONCE_BYTES);
@@ -128,13 +127,13 @@ export class PairingService {
       return { share: Buffer.from(party.share).toString('base64') };
     });
 
-    conn.handle('pair.confirm', (params) => {
+    conn.handle('pair.confirm', async (params) => {
       const p = parse(confirmParams, params);
       if (state.step !== 'exchanged')
         throw new TransportError('UNEXPECTED_MESSAGE', 'pair.confirm before pair.exchange');
       const { code, keys } = state;
       state = { step: 'done' };
-      const settled = this.options.registry.settlePairingAttempt(code.codeId, {
+      const settled = await this.options.registry.settlePairingAttempt(code.codeId, {
         tagMatched: tagsEqual(keys.peerTag, Buffer.from(p.tag, 'base64')),
         device: { deviceId: peer.deviceId, name: p.name, appVersion: p.appVersion, address: peer.address },
       });

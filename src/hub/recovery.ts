@@ -26,7 +26,7 @@ export interface RelayAuthority {
   hubId: DeviceId;
   hubOnly: readonly string[];
   /** The write scope of a registered, not revoked device, or undefined. */
-  writeScopeOf(device: DeviceId): { group: string; write: readonly string[] } | undefined;
+  writeScopeOf(device: DeviceId): Promise<{ group: string; write: readonly string[] } | undefined>;
 }
 
 /**
@@ -42,18 +42,20 @@ export function admitWithRelay(
   authority: RelayAuthority,
   recovery: () => RecoveryWindow | undefined,
   now: () => number,
-): (revision: Revision) => TrosynError | undefined {
+): (revision: Revision) => TrosynError | undefined | Promise<TrosynError | undefined> {
   return (r) => {
     if (r.author === sender) return scope.admit(r);
     const window = recovery();
     if (!window || now() > window.until || hlcTime(r.hlc) > window.at || !scope.readable(r.collection))
       return new AuthorMismatchError(r.rev, r.author);
     if (r.author === authority.hubId) return r.hub ? undefined : new AuthorMismatchError(r.rev, r.author);
-    const author = authority.writeScopeOf(r.author);
-    if (!author || r.hub) return new AuthorMismatchError(r.rev, r.author);
-    if (matchesScope(authority.hubOnly, r.collection) || !matchesScope(author.write, r.collection))
-      return new ScopeWriteDeniedError(r.collection, author.group);
-    return undefined;
+    if (r.hub) return new AuthorMismatchError(r.rev, r.author);
+    return authority.writeScopeOf(r.author).then((author) => {
+      if (!author) return new AuthorMismatchError(r.rev, r.author);
+      if (matchesScope(authority.hubOnly, r.collection) || !matchesScope(author.write, r.collection))
+        return new ScopeWriteDeniedError(r.collection, author.group);
+      return undefined;
+    });
   };
 }
 

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { TrosynError } from '../errors.js';
 import type { DeviceId, Revision } from '../store/types.js';
 import { assertCollectionName } from '../sync/ids.js';
-import type { GroupRecord } from './registry.js';
+import type { GroupRecord } from './registry-backend.js';
 
 /** A write outside the device's write scope; refused alone, the rest of the batch applies. */
 export class ScopeWriteDeniedError extends TrosynError {

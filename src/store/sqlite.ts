@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
@@ -9,6 +9,7 @@ import type { StorageAdapter } from './adapter.js';
 import {
   StoreClosedError,
   StoreCorruptError,
+  StoreMissingError,
   StoreOpenError,
   StoreWriteError,
   UnknownAncestorError,
@@ -50,6 +51,12 @@ export interface SqliteStoreOptions {
    * `off` is for throwaway test data only.
    */
   synchronous?: 'full' | 'normal' | 'off';
+  /**
+   * The store must already exist: a missing or empty file fails with STORE_MISSING
+   * instead of becoming a new, empty store (for a node that has run before, whose
+   * store was lost). Default false.
+   */
+  mustExist?: boolean;
   /** How long (ms) to wait for another process's write lock before failing. Default 5000. */
   busyTimeoutMs?: number;
   /** SQLite page cache in MiB. Default 32. */
@@ -298,6 +305,10 @@ export class SqliteStore implements StorageAdapter {
   async start(): Promise<void> {
     if (this.db) return;
     const { path } = this.options;
+    if (this.options.mustExist && path !== ':memory:') {
+      const size = existsSync(path) ? statSync(path).size : -1;
+      if (size <= 0) throw new StoreMissingError(path, size === 0 ? 'empty' : 'missing');
+    }
     let db: Database.Database | undefined;
     try {
       if (path !== ':memory:') {

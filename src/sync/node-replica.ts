@@ -2,7 +2,6 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Clock } from '../lifecycle.js';
-import { StoreMissingError } from '../store/errors.js';
 import { SqliteStore } from '../store/sqlite.js';
 import type { DeviceId, RetentionPolicy } from '../store/types.js';
 import { type CollectionOptions, Replica } from './replica.js';
@@ -40,13 +39,10 @@ export function nodeStoreState(dataDir: string): 'present' | 'missing' | 'empty'
 
 /** The replica of a node's data directory (not started), built the same way by hub, child and CLI. */
 export function nodeReplica(o: NodeReplicaOptions): Replica {
-  if (o.requireExisting) {
-    const state = nodeStoreState(o.dataDir);
-    if (state !== 'present') throw new StoreMissingError(join(o.dataDir, NODE_STORE_FILE), state);
-  }
   return new Replica({
     store: new SqliteStore({
       path: join(o.dataDir, NODE_STORE_FILE),
+      ...(o.requireExisting && { mustExist: true }),
       ...(o.logger && { logger: o.logger }),
       ...(o.synchronous && { synchronous: o.synchronous }),
       ...(o.clock && { clock: o.clock }),

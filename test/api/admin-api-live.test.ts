@@ -2,10 +2,12 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { Child } from '../../src/child/child.js';
-import { AdminApiServer, ensureAdminToken } from '../../src/hub/admin-api.js';
-import { deviceDetail } from '../../src/hub/admin-api-schemas.js';
-import { Hub } from '../../src/hub/hub.js';
+import { createChild } from '../../src/child/factory.js';
+
+import { AdminApiServer, ensureAdminToken } from '../../src/hub/admin-api/server.js';
+import { deviceDetail } from '../../src/hub/admin-api/schemas.js';
+import { createHub } from '../../src/hub/factory.js';
+import type { Hub } from '../../src/hub/hub.js';
 import { nodeReplica } from '../../src/sync/node-replica.js';
 import { formatDeviceId } from '../../src/transport/device-id.js';
 import { loadOrCreateIdentity } from '../../src/transport/identity.js';
@@ -17,7 +19,7 @@ after(() => dir.remove());
 let n = 0;
 
 async function startHub(options: Partial<ConstructorParameters<typeof Hub>[0]> = {}) {
-  const hub = new Hub({
+  const hub = createHub({
     discovery: false,
     dataDir: join(dir.path, `hub-${++n}`),
     host: '127.0.0.1',
@@ -30,7 +32,7 @@ async function startHub(options: Partial<ConstructorParameters<typeof Hub>[0]> =
 }
 
 function childFor(hub: Hub, dataDir: string) {
-  return new Child({
+  return createChild({
     dataDir,
     name: 'reception',
     hubId: hub.deviceId,
@@ -67,7 +69,7 @@ describe('admin API over a real socket, with a hub and a child over mutual TLS',
     await store.start();
     await store.stop();
     // The admin knows it as front-desk; the child still offers its default name.
-    hub.registry.register({ deviceId: childId, name: 'front-desk', group: 'default' });
+    await hub.registry.register({ deviceId: childId, name: 'front-desk', group: 'default' });
     const child = childFor(hub, childDir);
     await child.start();
     const approve = await fetch(`${base}/api/devices/${formatDeviceId(childId)}/approve`, {
@@ -75,7 +77,7 @@ describe('admin API over a real socket, with a hub and a child over mutual TLS',
       headers,
     });
     assert.equal(approve.status, 200);
-    assert.equal(hub.registry.get(childId)?.state, 'approved');
+    assert.equal((await hub.registry.get(childId))?.state, 'approved');
     child.syncNow();
 
     const connected = await stream.next(
@@ -110,7 +112,7 @@ describe('admin API over a real socket, with a hub and a child over mutual TLS',
 
     const revoke = await fetch(`${base}/api/devices/${childId}/revoke`, { method: 'POST', headers });
     assert.equal(revoke.status, 200);
-    assert.equal(hub.registry.get(childId)?.state, 'revoked');
+    assert.equal((await hub.registry.get(childId))?.state, 'revoked');
     await eventually(() => hub.connectedChildren().length === 0, 5000, 'the revoked child is disconnected');
     const gone = await stream.next(
       (e) => e.event === 'device-disconnected' && JSON.parse(e.data).deviceId === childId,
@@ -147,7 +149,7 @@ describe('admin API over a real socket, with a hub and a child over mutual TLS',
     const viaQuery = new SseClient(`${base}/api/events?token=${encodeURIComponent(token)}`);
     await eventually(() => viaQuery.comments.includes('connected'), 5000, 'connected');
     assert.equal(viaQuery.status, 200);
-    hub.putGroup({ name: 'sales', description: '', read: ['*'], write: ['*'] });
+    await hub.putGroup({ name: 'sales', description: '', read: ['*'], write: ['*'] });
     const e = await viaQuery.next((x) => x.event === 'scopes-changed', 'scopes-changed event');
     assert.deepEqual({ ...JSON.parse(e.data), at: 0 }, { type: 'scopes-changed', group: 'sales', at: 0 });
 
@@ -194,7 +196,7 @@ describe('admin API over a real socket, with a hub and a child over mutual TLS',
   });
 
   it('fails fast: a hub that is not started, a port in use, an invalid port', async () => {
-    const stopped = new Hub({
+    const stopped = createHub({
       discovery: false,
       dataDir: join(dir.path, 'stopped'),
       host: '127.0.0.1',
@@ -210,7 +212,7 @@ describe('admin API over a real socket, with a hub and a child over mutual TLS',
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
     const taken = (blocker.address() as { port: number }).port;
     const hub = await startHub();
-    ensureAdminToken(hub.registry);
+    await ensureAdminToken(hub.registry);
     const server = new AdminApiServer(hub, { host: '127.0.0.1', port: taken });
     await assert.rejects(server.start(), (err: { code: string; message: string }) => {
       assert.equal(err.code, 'PORT_IN_USE');

@@ -10,9 +10,10 @@ import {
   buildAdminApi,
   ensureAdminToken,
   resetAdminToken,
-} from '../../src/hub/admin-api.js';
-import * as s from '../../src/hub/admin-api-schemas.js';
-import { Hub, type HubEvent } from '../../src/hub/hub.js';
+} from '../../src/hub/admin-api/server.js';
+import * as s from '../../src/hub/admin-api/schemas.js';
+import { createHub } from '../../src/hub/factory.js';
+import type { Hub, HubEvent } from '../../src/hub/hub.js';
 import { createLogger } from '../../src/observability/logger.js';
 import * as shared from '../../src/http/schemas.js';
 import type { DeviceId } from '../../src/store/types.js';
@@ -32,7 +33,7 @@ let call: ReturnType<typeof authed>;
 const events: HubEvent[] = [];
 
 before(async () => {
-  hub = new Hub({
+  hub = createHub({
     discovery: false,
     dataDir: join(dir.path, 'hub'),
     host: '127.0.0.1',
@@ -43,7 +44,7 @@ before(async () => {
   });
   await hub.start();
   hub.on('event', (e) => events.push(e));
-  token = ensureAdminToken(hub.registry).token as string;
+  token = (await ensureAdminToken(hub.registry)) as string;
   // Generous: the route loop below sends many wrong tokens from one address.
   app = buildAdminApi(hub, { authFailureLimit: { burst: 1000, perMinute: 1000 } });
   call = authed(app, token);
@@ -159,18 +160,18 @@ describe('admin API: authentication', () => {
   it('the token is stored only as its SHA-256; the plaintext is never in the registry file', async () => {
     assert.match(token, /^tsa_[A-Za-z0-9_-]{43}$/);
     const hash = createHash('sha256').update(token).digest('hex');
-    assert.equal(hub.registry.getSetting(ADMIN_TOKEN_SETTING), hash);
-    assert.deepEqual(ensureAdminToken(hub.registry), { token: undefined }, 'shown once: not returned again');
+    assert.equal(await hub.registry.getSetting(ADMIN_TOKEN_SETTING), hash);
+    assert.equal(await ensureAdminToken(hub.registry), undefined, 'shown once: not returned again');
 
     // A separate hub, so the file can be read after it is closed and checkpointed.
-    const other = new Hub({
+    const other = createHub({
       discovery: false,
       dataDir: join(dir.path, 'hashed'),
       host: '127.0.0.1',
       port: 0,
     });
     await other.start();
-    const plain = ensureAdminToken(other.registry).token as string;
+    const plain = (await ensureAdminToken(other.registry)) as string;
     const plainHash = createHash('sha256').update(plain).digest('hex');
     await other.stop();
     const files = ['hub.db', 'hub.db-wal', 'hub.db-shm']
@@ -183,9 +184,9 @@ describe('admin API: authentication', () => {
   });
 
   it('resetting the token retires the old one at once', async () => {
-    const first = resetAdminToken(hub.registry);
+    const first = await resetAdminToken(hub.registry);
     assert.equal((await authed(app, first)({ method: 'GET', url: '/api/status' })).statusCode, 200);
-    const second = resetAdminToken(hub.registry);
+    const second = await resetAdminToken(hub.registry);
     assert.notEqual(first, second);
     assert.equal((await authed(app, first)({ method: 'GET', url: '/api/status' })).statusCode, 401);
     assert.equal((await authed(app, second)({ method: 'GET', url: '/api/status' })).statusCode, 200);
@@ -229,7 +230,7 @@ describe('admin API: authentication', () => {
       destination: { write: (line: string) => lines.push(line) },
     });
     const logged = buildAdminApi(hub, { logger });
-    const secret = resetAdminToken(hub.registry);
+    const secret = await resetAdminToken(hub.registry);
     const wrong = 'tsa_wrong-guess-that-should-not-be-logged';
     await logged.inject({
       method: 'GET',
@@ -258,7 +259,7 @@ describe('admin API: authentication', () => {
   });
 
   it('a hub that is not started answers 503 NOT_STARTED', async () => {
-    const stopped = new Hub({
+    const stopped = createHub({
       discovery: false,
       dataDir: join(dir.path, 'never'),
       host: '127.0.0.1',
@@ -275,9 +276,9 @@ describe('admin API: authentication', () => {
 describe('admin API: status and devices', () => {
   const pendingId = randomDeviceId();
 
-  before(() => {
-    hub.registry.register({ deviceId: knownDevice, name: 'front desk', group: 'default' });
-    hub.registry.register({ deviceId: pendingId, name: 'laptop 7', group: 'default' });
+  before(async () => {
+    await hub.registry.register({ deviceId: knownDevice, name: 'front desk', group: 'default' });
+    await hub.registry.register({ deviceId: pendingId, name: 'laptop 7', group: 'default' });
   });
 
   it('GET /api/status returns the hub status with its readable ID', async () => {
@@ -324,13 +325,13 @@ describe('admin API: status and devices', () => {
     const approved = await call({ method: 'POST', url: `/api/devices/${formatDeviceId(pendingId)}/approve` });
     assert.equal(approved.statusCode, 200);
     assert.equal(json(s.device, approved.body).state, 'approved');
-    assert.equal(hub.registry.get(pendingId as DeviceId)?.state, 'approved');
+    assert.equal((await hub.registry.get(pendingId as DeviceId))?.state, 'approved');
     assert.ok(events.some((e) => e.type === 'device-approved' && e.deviceId === pendingId));
 
     const revoked = await call({ method: 'POST', url: `/api/devices/${pendingId}/revoke` });
     assert.equal(revoked.statusCode, 200);
     assert.equal(json(s.device, revoked.body).state, 'revoked');
-    assert.equal(hub.registry.get(pendingId as DeviceId)?.state, 'revoked');
+    assert.equal((await hub.registry.get(pendingId as DeviceId))?.state, 'revoked');
     assert.ok(events.some((e) => e.type === 'device-revoked' && e.deviceId === pendingId));
 
     const again = await call({ method: 'POST', url: `/api/devices/${pendingId}/approve` });
@@ -341,7 +342,7 @@ describe('admin API: status and devices', () => {
   });
 
   it('PATCH renames and moves a device; a bad group changes nothing', async () => {
-    hub.putGroup({ name: 'sales', description: '', read: ['*'], write: ['sales.*'] });
+    await hub.putGroup({ name: 'sales', description: '', read: ['*'], write: ['sales.*'] });
     const res = await call({
       method: 'PATCH',
       url: `/api/devices/${knownDevice}`,
@@ -360,7 +361,7 @@ describe('admin API: status and devices', () => {
     });
     assert.equal(badGroup.statusCode, 404);
     assert.equal(JSON.parse(badGroup.body).code, 'GROUP_NOT_FOUND');
-    assert.equal(hub.registry.get(knownDevice)?.name, 'Reception PC', 'not renamed either');
+    assert.equal((await hub.registry.get(knownDevice))?.name, 'Reception PC', 'not renamed either');
 
     const blank = await call({
       method: 'PATCH',

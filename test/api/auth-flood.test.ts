@@ -4,8 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { buildLocalApi } from '../../src/child/local-api.js';
-import { buildAdminApi } from '../../src/hub/admin-api.js';
+import { buildLocalApi } from '../../src/child/local-api/server.js';
+import { buildAdminApi } from '../../src/hub/admin-api/server.js';
 import { FakeClock, tempDir } from '../helpers.js';
 import { bothApis } from './helpers.js';
 

@@ -1,15 +1,17 @@
 import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import type { FastifyInstance, InjectOptions } from 'fastify';
-import { Child } from '../../src/child/child.js';
-import { buildLocalApi, ensureApiToken, type LocalApiOptions } from '../../src/child/local-api.js';
+import { createChild } from '../../src/child/factory.js';
+import type { Child } from '../../src/child/child.js';
+import { buildLocalApi, ensureApiToken, type LocalApiOptions } from '../../src/child/local-api/server.js';
 import {
   type AdminApiOptions,
   buildAdminApi,
   ensureAdminToken,
   resetAdminToken,
-} from '../../src/hub/admin-api.js';
-import { Hub } from '../../src/hub/hub.js';
+} from '../../src/hub/admin-api/server.js';
+import { createHub } from '../../src/hub/factory.js';
+import type { Hub } from '../../src/hub/hub.js';
 import { openReplica } from '../../src/index.js';
 import type { CollectionOptions, Replica } from '../../src/sync/replica.js';
 import { randomDeviceId } from '../../src/sync/ids.js';
@@ -144,7 +146,7 @@ export async function bothApis(
   options: { admin?: AdminApiOptions; local?: Omit<LocalApiOptions, 'dataDir'> } = {},
   collections: Record<string, CollectionOptions> = {},
 ): Promise<{ hub: Hub; child: Child; admin: ApiUnderTest; local: ApiUnderTest; close(): Promise<void> }> {
-  const hub = new Hub({
+  const hub = createHub({
     discovery: false,
     dataDir: join(dir, 'hub'),
     host: '127.0.0.1',
@@ -153,9 +155,9 @@ export async function bothApis(
     collections,
   });
   await hub.start();
-  const adminToken = ensureAdminToken(hub.registry).token ?? resetAdminToken(hub.registry);
+  const adminToken = (await ensureAdminToken(hub.registry)) ?? (await resetAdminToken(hub.registry));
   const childDir = join(dir, 'child');
-  const child = new Child({
+  const child = createChild({
     dataDir: childDir,
     hubId: randomDeviceId(),
     hubAddresses: () => [],

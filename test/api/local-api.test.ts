@@ -4,9 +4,15 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { Child } from '../../src/child/child.js';
-import { API_TOKEN_FILE, buildLocalApi, ensureApiToken, LocalApiServer } from '../../src/child/local-api.js';
-import * as s from '../../src/child/local-api-schemas.js';
+import { createChild } from '../../src/child/factory.js';
+import type { Child } from '../../src/child/child.js';
+import {
+  API_TOKEN_FILE,
+  buildLocalApi,
+  ensureApiToken,
+  LocalApiServer,
+} from '../../src/child/local-api/server.js';
+import * as s from '../../src/child/local-api/schemas.js';
 import * as shared from '../../src/http/schemas.js';
 import { randomDeviceId } from '../../src/sync/ids.js';
 import { eventually, tempDir } from '../helpers.js';
@@ -24,7 +30,7 @@ let call: ReturnType<typeof authed>;
 
 /** A child that never finds its hub: the local API works offline. */
 function offlineChild(path: string) {
-  return new Child({
+  return createChild({
     dataDir: path,
     hubId: randomDeviceId(),
     hubAddresses: () => [],

@@ -202,7 +202,7 @@ describe('action routes take an empty body sent as application/json', () => {
 
   it('admin API: approve, revoke and a pairing code with the defaults', async () => {
     const deviceId = randomDeviceId();
-    apis.hub.registry.register({ deviceId, name: 'front desk', group: 'default' });
+    await apis.hub.registry.register({ deviceId, name: 'front desk', group: 'default' });
     for (const action of ['approve', 'revoke']) {
       const res = await admin({
         method: 'POST',
@@ -212,7 +212,7 @@ describe('action routes take an empty body sent as application/json', () => {
       });
       assert.equal(res.statusCode, 200, `${action}: ${res.body}`);
     }
-    assert.equal(apis.hub.registry.get(deviceId)?.state, 'revoked');
+    assert.equal((await apis.hub.registry.get(deviceId))?.state, 'revoked');
     const code = await admin({ method: 'POST', url: '/api/pairing-codes', headers: JSON_TYPE, payload: '' });
     assert.equal(code.statusCode, 201, code.body);
     assert.equal(JSON.parse(code.body).group, 'default');

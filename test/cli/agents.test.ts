@@ -9,7 +9,7 @@ import { mkdirSync, openSync, readFileSync, writeFileSync, writeSync, closeSync,
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { DeviceRegistry } from '../../src/hub/registry.js';
+import { registryAt } from '../fixtures/registry.js';
 import { eventually, tempDir } from '../helpers.js';
 import { CLI, freePort, runCli, startAgent } from '../e2e/helpers.js';
 
@@ -230,10 +230,10 @@ describe('the trosyn-sync command', () => {
       assert.equal(started.pairingCode, undefined, 'no new code at a restart');
       assert.equal(started.activePairingCodes, 1);
     }
-    const registry = new DeviceRegistry({ path: join(data, 'hub.db') });
+    const registry = registryAt(join(data, 'hub.db'));
     await registry.start();
     try {
-      assert.equal(registry.activePairingCodes().length, 1, 'four starts, one active code');
+      assert.equal((await registry.activePairingCodes()).length, 1, 'four starts, one active code');
     } finally {
       await registry.stop();
     }

@@ -7,8 +7,10 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { Child } from '../../src/child/child.js';
-import { Hub } from '../../src/hub/hub.js';
+import { createChild } from '../../src/child/factory.js';
+import type { Child } from '../../src/child/child.js';
+import { createHub } from '../../src/hub/factory.js';
+
 import { loadOrCreateIdentity } from '../../src/transport/identity.js';
 import { eventually, tempDir } from '../helpers.js';
 
@@ -19,7 +21,7 @@ after(() => dir.remove());
 describe('many children behind one address', () => {
   it(`${CHILDREN} children connect to one hub with its default limits and stay in sync`, async () => {
     // The hub's defaults apply (connection limit, heartbeat); only the store is not fsynced.
-    const hub = new Hub({
+    const hub = createHub({
       dataDir: join(dir.path, 'hub'),
       discovery: false,
       host: '127.0.0.1',
@@ -35,8 +37,8 @@ describe('many children behind one address', () => {
         const dataDir = join(dir.path, `child-${i}`);
         // Paired as the pairing exchange would leave it: registered with the hub, hub pinned.
         const { deviceId } = await loadOrCreateIdentity(join(dataDir, 'identity'));
-        hub.registry.register({ deviceId, name: `desk-${i}`, group: 'default' });
-        const child = new Child({
+        await hub.registry.register({ deviceId, name: `desk-${i}`, group: 'default' });
+        const child = createChild({
           dataDir,
           name: `desk-${i}`,
           hubId: hub.deviceId,

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { errorResponse } from '../../src/http/errors.js';
-import { DeviceRegistry } from '../../src/hub/registry.js';
+import { registryAt } from '../fixtures/registry.js';
 import { InvalidScopePatternError, matchesScope } from '../../src/hub/scopes.js';
 import { tempDir } from '../helpers.js';
 
@@ -39,9 +39,14 @@ const INVALID = [
 
 describe('group scope patterns', () => {
   it('every form matchesScope gives a meaning to is accepted and saved', async () => {
-    const registry = new DeviceRegistry({ path: join(dir.path, 'valid.db') });
+    const registry = registryAt(join(dir.path, 'valid.db'));
     await registry.start();
-    const saved = registry.putGroup({ name: 'sales', description: '', read: VALID, write: ['sales.*'] });
+    const saved = await registry.putGroup({
+      name: 'sales',
+      description: '',
+      read: VALID,
+      write: ['sales.*'],
+    });
     assert.deepEqual(saved.read, VALID);
     // What the accepted forms mean, so the rule and the matcher cannot drift apart unnoticed.
     assert.ok(matchesScope(['sales.*'], 'sales.q1') && !matchesScope(['sales.*'], 'salesq1'));
@@ -51,16 +56,16 @@ describe('group scope patterns', () => {
   });
 
   it('a pattern that is not a collection name, *, or a name beginning with a trailing * is refused with INVALID_SCOPE_PATTERN, and nothing is saved', async () => {
-    const registry = new DeviceRegistry({ path: join(dir.path, 'invalid.db') });
+    const registry = registryAt(join(dir.path, 'invalid.db'));
     await registry.start();
-    registry.putGroup({ name: 'sales', description: 'before', read: ['sales.*'], write: ['sales.*'] });
+    await registry.putGroup({ name: 'sales', description: 'before', read: ['sales.*'], write: ['sales.*'] });
     for (const pattern of INVALID) {
       for (const scopes of [
         { read: ['notes', pattern], write: [] },
         { read: [], write: [pattern] },
       ]) {
-        assert.throws(
-          () => registry.putGroup({ name: 'sales', description: 'after', ...scopes }),
+        await assert.rejects(
+          async () => registry.putGroup({ name: 'sales', description: 'after', ...scopes }),
           (err: unknown) => {
             assert.ok(err instanceof InvalidScopePatternError, `${JSON.stringify(pattern)} refused`);
             assert.equal(err.code, 'INVALID_SCOPE_PATTERN');
@@ -69,18 +74,21 @@ describe('group scope patterns', () => {
             return true;
           },
         );
-        assert.throws(() => registry.putGroup({ name: 'new-group', description: '', ...scopes }), {
-          code: 'INVALID_SCOPE_PATTERN',
-        });
+        await assert.rejects(
+          async () => registry.putGroup({ name: 'new-group', description: '', ...scopes }),
+          {
+            code: 'INVALID_SCOPE_PATTERN',
+          },
+        );
       }
     }
-    assert.deepEqual(registry.getGroup('sales'), {
+    assert.deepEqual(await registry.getGroup('sales'), {
       name: 'sales',
       description: 'before',
       read: ['sales.*'],
       write: ['sales.*'],
     });
-    assert.equal(registry.getGroup('new-group'), undefined);
+    assert.equal(await registry.getGroup('new-group'), undefined);
     await registry.stop();
   });
 

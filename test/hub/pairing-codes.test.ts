@@ -3,7 +3,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { DeviceRegistry, REGISTRY_MIGRATIONS } from '../../src/hub/registry.js';
+import type { DeviceRegistry } from '../../src/hub/registry.js';
+import { REGISTRY_MIGRATIONS } from '../../src/hub/sqlite-registry.js';
+import { registryAt as openRegistryAt } from '../fixtures/registry.js';
 import { runMigrations } from '../../src/store/migrations.js';
 import type { DeviceId } from '../../src/store/types.js';
 import { CODE_ALPHABET } from '../../src/transport/pairing-code.js';
@@ -13,11 +15,13 @@ const dir = tempDir();
 after(() => dir.remove());
 let n = 0;
 
-function registryAt(path: string, options: Partial<ConstructorParameters<typeof DeviceRegistry>[0]> = {}) {
-  return new DeviceRegistry({ path, clock: new FakeClock(), ...options });
+function registryAt(path: string, options: Parameters<typeof openRegistryAt>[1] = {}) {
+  return openRegistryAt(path, { clock: new FakeClock(), ...options });
 }
 
-async function freshRegistry(options: Partial<ConstructorParameters<typeof DeviceRegistry>[0]> = {}) {
+async function freshRegistry(
+  options: Parameters<typeof openRegistryAt>[1] = {},
+): Promise<{ registry: DeviceRegistry; path: string }> {
   const path = join(dir.path, `hub-${++n}.db`);
   const registry = registryAt(path, options);
   await registry.start();
@@ -64,24 +68,24 @@ describe('pairing codes in the registry', () => {
       randomInt: scripted('AAAA11111111AAAA22222222', () => counter++),
       maxCodeAttempts: 3,
     });
-    const first = registry.issueCode();
-    const second = registry.issueCode();
+    const first = await registry.issueCode();
+    const second = await registry.issueCode();
     assert.equal(plain(first.code), 'AAAA11111111');
     assert.notEqual(plain(second.code).slice(0, 4), 'AAAA', 'the colliding draw was not kept');
-    const lookups = registry.activePairingCodes().map((c) => c.lookup);
+    const lookups = (await registry.activePairingCodes()).map((c) => c.lookup);
     assert.equal(new Set(lookups).size, 2);
 
     // The lookup names the first code; wrong guesses against it do not touch the second.
-    const found = registry.findActiveCode('AAAA');
+    const found = await registry.findActiveCode('AAAA');
     assert.equal(found?.secret, 'AAAA11111111');
     for (let i = 0; i < 3; i++) {
-      const outcome = registry.settlePairingAttempt(found?.codeId ?? -1, {
+      const outcome = await registry.settlePairingAttempt(found?.codeId ?? -1, {
         tagMatched: false,
         device: device(deviceId('1')),
       });
       assert.equal(outcome.outcome, 'wrong-code');
     }
-    const [secondListed, firstListed] = registry.listCodes();
+    const [secondListed, firstListed] = await registry.listCodes();
     assert.equal(firstListed?.state, 'burned');
     assert.equal(secondListed?.state, 'active');
     assert.equal(secondListed?.failedAttempts, 0);
@@ -90,13 +94,13 @@ describe('pairing codes in the registry', () => {
     const third = registryAt(path, { randomInt: scripted('AAAA33333333', () => counter++) });
     await registry.stop();
     await third.start();
-    assert.equal(plain(third.issueCode().code), 'AAAA33333333');
+    assert.equal(plain((await third.issueCode()).code), 'AAAA33333333');
     await third.stop();
   });
 
   it('hub.db itself refuses a second active code with a taken lookup', async () => {
     const { registry, path } = await freshRegistry();
-    const { code } = registry.issueCode();
+    const { code } = await registry.issueCode();
     await registry.stop();
     const db = new Database(path);
     assert.throws(
@@ -114,26 +118,26 @@ describe('pairing codes in the registry', () => {
   it('a code used, burned or expired keeps no secret in hub.db, in its rows or anywhere in its bytes', async () => {
     const clock = new FakeClock();
     const { registry, path } = await freshRegistry({ clock, maxCodeAttempts: 3 });
-    const used = registry.issueCode();
-    const burned = registry.issueCode();
-    const expired = registry.issueCode({ ttlMs: 60_000 });
-    const kept = registry.issueCode({ ttlMs: 3_600_000 });
+    const used = await registry.issueCode();
+    const burned = await registry.issueCode();
+    const expired = await registry.issueCode({ ttlMs: 60_000 });
+    const kept = await registry.issueCode({ ttlMs: 3_600_000 });
     for (const c of [used, burned, expired, kept])
       assert.ok(onDisk(path, plain(c.code)), 'stored while active');
 
-    const usedId = registry.findActiveCode(used.code.slice(0, 4))?.codeId ?? -1;
-    const outcome = registry.settlePairingAttempt(usedId, {
+    const usedId = (await registry.findActiveCode(used.code.slice(0, 4)))?.codeId ?? -1;
+    const outcome = await registry.settlePairingAttempt(usedId, {
       tagMatched: true,
       device: device(deviceId('a')),
     });
     assert.equal(outcome.outcome, 'paired');
-    const burnedId = registry.findActiveCode(burned.code.slice(0, 4))?.codeId ?? -1;
+    const burnedId = (await registry.findActiveCode(burned.code.slice(0, 4)))?.codeId ?? -1;
     for (let i = 0; i < 3; i++)
-      registry.settlePairingAttempt(burnedId, { tagMatched: false, device: device(deviceId('b')) });
+      await registry.settlePairingAttempt(burnedId, { tagMatched: false, device: device(deviceId('b')) });
     clock.advance(60_000);
     // Listing is one of the moments an expired code is erased.
     assert.deepEqual(
-      registry.listCodes().map((c) => c.state),
+      (await registry.listCodes()).map((c) => c.state),
       ['active', 'expired', 'burned', 'used'],
     );
 
@@ -158,15 +162,15 @@ describe('pairing codes in the registry', () => {
   it('an expired code is erased when a code is looked up, and when the registry starts', async () => {
     const clock = new FakeClock();
     const { registry, path } = await freshRegistry({ clock });
-    const a = registry.issueCode({ ttlMs: 60_000 });
+    const a = await registry.issueCode({ ttlMs: 60_000 });
     clock.advance(60_000);
-    assert.equal(registry.findActiveCode('ZZZZ'), undefined);
+    assert.equal(await registry.findActiveCode('ZZZZ'), undefined);
     assert.deepEqual(
       codeRows(path).map((r) => [r.state, r.secret]),
       [['expired', null]],
     );
 
-    const b = registry.issueCode({ ttlMs: 60_000 });
+    const b = await registry.issueCode({ ttlMs: 60_000 });
     await registry.stop();
     clock.advance(60_000);
     // Nothing lists or looks up codes: starting is enough.
@@ -212,7 +216,11 @@ describe('pairing codes in the registry', () => {
         ['LIVE', 'active', 'LIVE55555555'],
       ],
     );
-    assert.equal(registry.findActiveCode('DUPE')?.secret, 'DUPE44444444', 'the newer code, as before');
+    assert.equal(
+      (await registry.findActiveCode('DUPE'))?.secret,
+      'DUPE44444444',
+      'the newer code, as before',
+    );
     await registry.stop();
     for (const gone of ['USED11111111', 'BURN22222222', 'DUPE33333333'])
       assert.equal(onDisk(path, gone), false, `${gone} is gone from the file`);
@@ -221,28 +229,31 @@ describe('pairing codes in the registry', () => {
   it('activePairingCodes lists the codes that can still be used, never their secret', async () => {
     const clock = new FakeClock();
     const { registry } = await freshRegistry({ clock });
-    assert.deepEqual(registry.activePairingCodes(), []);
-    registry.putGroup({ name: 'sales', description: '', read: ['*'], write: ['*'] });
-    const short = registry.issueCode({ ttlMs: 60_000 });
-    const sales = registry.issueCode({ group: 'sales' });
-    const spent = registry.issueCode();
-    registry.settlePairingAttempt(registry.findActiveCode(spent.code.slice(0, 4))?.codeId ?? -1, {
-      tagMatched: true,
-      device: device(deviceId('c')),
-    });
-    const active = registry.activePairingCodes();
+    assert.deepEqual(await registry.activePairingCodes(), []);
+    await registry.putGroup({ name: 'sales', description: '', read: ['*'], write: ['*'] });
+    const short = await registry.issueCode({ ttlMs: 60_000 });
+    const sales = await registry.issueCode({ group: 'sales' });
+    const spent = await registry.issueCode();
+    await registry.settlePairingAttempt(
+      (await registry.findActiveCode(spent.code.slice(0, 4)))?.codeId ?? -1,
+      {
+        tagMatched: true,
+        device: device(deviceId('c')),
+      },
+    );
+    const active = await registry.activePairingCodes();
     assert.deepEqual(
       active.map((c) => c.lookup),
       [sales.code.slice(0, 4), short.code.slice(0, 4)],
     );
     assert.ok(active.every((c) => !('secret' in c) && !JSON.stringify(c).includes(plain(short.code))));
     assert.deepEqual(
-      registry.activePairingCodes({ group: 'sales' }).map((c) => c.lookup),
+      (await registry.activePairingCodes({ group: 'sales' })).map((c) => c.lookup),
       [sales.code.slice(0, 4)],
     );
     clock.advance(60_000);
     assert.deepEqual(
-      registry.activePairingCodes().map((c) => c.lookup),
+      (await registry.activePairingCodes()).map((c) => c.lookup),
       [sales.code.slice(0, 4)],
     );
     await registry.stop();
@@ -250,16 +261,19 @@ describe('pairing codes in the registry', () => {
 
   it('a confirmation for a code spent meanwhile is code-invalid whatever its tag, and is not counted', async () => {
     const { registry } = await freshRegistry({ maxCodeAttempts: 3 });
-    const { code } = registry.issueCode();
-    const codeId = registry.findActiveCode(code.slice(0, 4))?.codeId ?? -1;
+    const { code } = await registry.issueCode();
+    const codeId = (await registry.findActiveCode(code.slice(0, 4)))?.codeId ?? -1;
     for (let i = 0; i < 3; i++)
-      registry.settlePairingAttempt(codeId, { tagMatched: false, device: device(deviceId('d')) });
+      await registry.settlePairingAttempt(codeId, { tagMatched: false, device: device(deviceId('d')) });
     for (const tagMatched of [true, false])
-      assert.deepEqual(registry.settlePairingAttempt(codeId, { tagMatched, device: device(deviceId('e')) }), {
-        outcome: 'code-invalid',
-      });
-    assert.equal(registry.listCodes()[0]?.failedAttempts, 3);
-    assert.equal(registry.get(deviceId('e')), undefined);
+      assert.deepEqual(
+        await registry.settlePairingAttempt(codeId, { tagMatched, device: device(deviceId('e')) }),
+        {
+          outcome: 'code-invalid',
+        },
+      );
+    assert.equal((await registry.listCodes())[0]?.failedAttempts, 3);
+    assert.equal(await registry.get(deviceId('e')), undefined);
     await registry.stop();
   });
 });

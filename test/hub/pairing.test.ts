@@ -4,10 +4,12 @@ import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { connect as tlsConnect, createServer as tlsServer, type TLSSocket } from 'node:tls';
-import { Child } from '../../src/child/child.js';
+import { createChild } from '../../src/child/factory.js';
+import type { Child } from '../../src/child/child.js';
 import { savePairedHub } from '../../src/child/paired-hub.js';
 import { PairingExchange, pairWithHub } from '../../src/child/pairing.js';
-import { Hub, type HubEvent } from '../../src/hub/hub.js';
+import { createHub } from '../../src/hub/factory.js';
+import type { Hub, HubEvent } from '../../src/hub/hub.js';
 import { nodeReplica } from '../../src/sync/node-replica.js';
 import { connectToHub } from '../../src/transport/client.js';
 import { createIdentity, type DeviceIdentity, loadOrCreateIdentity } from '../../src/transport/identity.js';
@@ -18,7 +20,7 @@ after(() => dir.remove());
 let n = 0;
 
 async function startHub(options: Partial<ConstructorParameters<typeof Hub>[0]> = {}) {
-  const hub = new Hub({
+  const hub = createHub({
     discovery: false,
     dataDir: join(dir.path, `hub-${++n}`),
     host: '127.0.0.1',
@@ -58,7 +60,7 @@ async function pairedChild(
   options: { connectVia?: { host: string; port: number } } = {},
 ): Promise<Child> {
   const address = { host: '127.0.0.1', port: hub.port };
-  const result = await pairWithHub({ identity, code: hub.registry.issueCode().code, address, name });
+  const result = await pairWithHub({ identity, code: (await hub.registry.issueCode()).code, address, name });
   savePairedHub(dataDir, {
     hubId: result.hubId,
     hubName: result.hubName,
@@ -66,7 +68,12 @@ async function pairedChild(
     pairedAt: Date.now(),
     group: result.group,
   });
-  return new Child({ dataDir, discovery: false, synchronous: 'off', backoff: { initialMs: 20, maxMs: 100 } });
+  return createChild({
+    dataDir,
+    discovery: false,
+    synchronous: 'off',
+    backoff: { initialMs: 20, maxMs: 100 },
+  });
 }
 
 /** A code with the same lookup group as `code` and a different secret. */
@@ -153,17 +160,17 @@ async function startRelay(target: { host: string; port: number }) {
 describe('pairing', () => {
   it('a child pairs with a code, pins the hub, then syncs', async () => {
     const { hub, events, address } = await startHub();
-    const { code } = hub.registry.issueCode();
+    const { code } = await hub.registry.issueCode();
     const dataDir = childDir('child');
     const identity = await identityIn(dataDir);
     const result = await pairWithHub({ identity, code: code.toLowerCase(), address, name: 'laptop-1' });
     assert.equal(result.hubId, hub.deviceId);
     assert.equal(result.state, 'approved');
-    const device = hub.registry.get(identity.deviceId);
+    const device = await hub.registry.get(identity.deviceId);
     assert.equal(device?.name, 'laptop-1');
     assert.equal(device?.state, 'approved');
     assert.ok(events.some((e) => e.type === 'device-paired'));
-    assert.equal(hub.registry.findActiveCode(code.slice(0, 4)), undefined, 'the code is used up');
+    assert.equal(await hub.registry.findActiveCode(code.slice(0, 4)), undefined, 'the code is used up');
 
     savePairedHub(dataDir, {
       hubId: result.hubId,
@@ -172,7 +179,7 @@ describe('pairing', () => {
       pairedAt: Date.now(),
       group: result.group,
     });
-    const child = new Child({
+    const child = createChild({
       dataDir,
       discovery: false,
       synchronous: 'off',
@@ -195,7 +202,7 @@ describe('pairing', () => {
     const identity = await identityIn(dataDir);
     const result = await pairWithHub({
       identity,
-      code: hub.registry.issueCode().code,
+      code: (await hub.registry.issueCode()).code,
       address,
       name: 'pending-1',
     });
@@ -208,7 +215,7 @@ describe('pairing', () => {
       }),
       { code: 'DEVICE_PENDING_APPROVAL' },
     );
-    hub.approve(identity.deviceId);
+    await hub.approve(identity.deviceId);
     const ok = await connectToHub(address, {
       identity,
       local: { name: 'x', role: 'child', appVersion: '0', heartbeatMs: 15000 },
@@ -222,20 +229,20 @@ describe('pairing', () => {
     const { hub, address } = await startHub({
       pairingLimits: { perAddress: { burst: 100, perMinute: 100 } },
     });
-    const { code } = hub.registry.issueCode();
+    const { code } = await hub.registry.issueCode();
     const wrong = wrongCode(code);
     for (let i = 0; i < 3; i++) {
       const identity = await createIdentity(`guesser-${i}`);
       await assert.rejects(pairWithHub({ identity, code: wrong, address, name: 'guess' }), {
         code: 'PAIRING_FAILED',
       });
-      assert.equal(hub.registry.get(identity.deviceId), undefined, 'nothing registered');
+      assert.equal(await hub.registry.get(identity.deviceId), undefined, 'nothing registered');
     }
     const honest = await createIdentity('honest');
     await assert.rejects(pairWithHub({ identity: honest, code, address, name: 'late' }), {
       code: 'PAIRING_CODE_INVALID',
     });
-    assert.equal(hub.registry.listCodes()[0]?.state, 'burned');
+    assert.equal((await hub.registry.listCodes())[0]?.state, 'burned');
     await hub.stop();
   });
 
@@ -243,7 +250,7 @@ describe('pairing', () => {
     const { hub, address } = await startHub({
       pairingLimits: { perAddress: { burst: 100, perMinute: 100 }, overall: { burst: 100, perMinute: 100 } },
     });
-    const { code } = hub.registry.issueCode();
+    const { code } = await hub.registry.issueCode();
     // Six sessions all get as far as the confirmation while the code is active; the
     // fifth knows the code, the others guess wrong.
     const sessions = await Promise.all(
@@ -264,10 +271,10 @@ describe('pairing', () => {
       'PAIRING_CODE_INVALID',
       'PAIRING_CODE_INVALID',
     ]);
-    const [listed] = hub.registry.listCodes();
+    const [listed] = await hub.registry.listCodes();
     assert.equal(listed?.state, 'burned');
     assert.equal(listed?.failedAttempts, 3, 'no guess was counted, or checked, after the third');
-    for (const s of sessions) assert.equal(hub.registry.get(s.identity.deviceId), undefined);
+    for (const s of sessions) assert.equal(await hub.registry.get(s.identity.deviceId), undefined);
     for (const s of sessions) s.close();
     await hub.stop();
   });
@@ -276,7 +283,7 @@ describe('pairing', () => {
     const { hub, address } = await startHub({
       pairingLimits: { perAddress: { burst: 100, perMinute: 100 }, overall: { burst: 100, perMinute: 100 } },
     });
-    const { code } = hub.registry.issueCode();
+    const { code } = await hub.registry.issueCode();
     const sessions = await Promise.all(
       Array.from({ length: 12 }, (_, i) =>
         pairingSession(address, `race-${i}`, i === 9 ? code : wrongCode(code)),
@@ -286,7 +293,7 @@ describe('pairing', () => {
     await Promise.all(sessions.map((s) => s.exchange.exchange()));
     const outcomes = await Promise.all(sessions.map((s) => s.confirm()));
     const failed = outcomes.filter((o) => o === 'PAIRING_FAILED').length;
-    const [listed] = hub.registry.listCodes();
+    const [listed] = await hub.registry.listCodes();
     assert.ok(failed <= 3, `${failed} wrong tags were answered PAIRING_FAILED`);
     assert.equal(listed?.failedAttempts, failed);
     assert.equal(
@@ -297,7 +304,7 @@ describe('pairing', () => {
     // The one session holding the code pairs if and only if it came before the third wrong tag.
     const honest = sessions[9];
     assert.ok(honest);
-    assert.equal(outcomes[9] === 'paired', hub.registry.get(honest.identity.deviceId) !== undefined);
+    assert.equal(outcomes[9] === 'paired', (await hub.registry.get(honest.identity.deviceId)) !== undefined);
     assert.equal(listed?.state, outcomes[9] === 'paired' ? 'used' : 'burned');
     for (const s of sessions) s.close();
     await hub.stop();
@@ -311,7 +318,7 @@ describe('pairing', () => {
     const identity = await createIdentity('limited');
     const outcomes: string[] = [];
     for (let i = 0; i < 5; i++) {
-      codes.push(hub.registry.issueCode().code);
+      codes.push((await hub.registry.issueCode()).code);
       outcomes.push(
         await pairWithHub({ identity, code: `${codes[i]?.slice(0, 5)}0000-0000`, address, name: 'x' }).then(
           () => 'paired',
@@ -347,14 +354,14 @@ describe('pairing', () => {
   it('a man in the middle can neither pair its own device nor make the child pin it; afterwards sync never flows through it', async () => {
     const { hub, address } = await startHub();
     const relay = await startRelay(address);
-    const { code } = hub.registry.issueCode();
+    const { code } = await hub.registry.issueCode();
     const dataDir = childDir('victim');
     const identity = await identityIn(dataDir);
     await assert.rejects(pairWithHub({ identity, code, address: relay.address, name: 'victim' }), {
       code: 'PAIRING_FAILED',
     });
-    assert.equal(hub.registry.get(identity.deviceId), undefined);
-    assert.equal(hub.registry.get(relay.identity.deviceId), undefined, 'the relay did not pair itself');
+    assert.equal(await hub.registry.get(identity.deviceId), undefined);
+    assert.equal(await hub.registry.get(relay.identity.deviceId), undefined, 'the relay did not pair itself');
 
     // Paired for real (new code), the child is pinned: the relay is refused before any byte of sync is sent.
     const child = await pairedChild(hub, identity, dataDir, 'victim', { connectVia: relay.address });
@@ -377,7 +384,7 @@ describe('pairing', () => {
     const { hub, address } = await startHub({
       pairingLimits: { perAddress: { burst: 100, perMinute: 100 } },
     });
-    const { code } = hub.registry.issueCode();
+    const { code } = await hub.registry.issueCode();
     const identity = await createIdentity('original');
     // Record what the child sends in a successful exchange.
     const sent: Array<{ method: string; params: unknown }> = [];
@@ -420,11 +427,11 @@ describe('pairing', () => {
     };
     assert.equal(await replay(), 'PAIRING_CODE_INVALID');
     // Even against a fresh code with the same first group, the old proof does not fit the new session.
-    const fresh = hub.registry.issueCode();
+    const fresh = await hub.registry.issueCode();
     const first = sent[0]?.params as { lookup: string; nonce: string };
     sent[0] = { method: 'pair.start', params: { ...first, lookup: fresh.code.slice(0, 4) } };
     assert.equal(await replay(), 'PAIRING_FAILED');
-    assert.equal(hub.registry.get(attacker.deviceId), undefined);
+    assert.equal(await hub.registry.get(attacker.deviceId), undefined);
     await hub.stop();
   });
 
@@ -435,7 +442,7 @@ describe('pairing', () => {
     const child = await pairedChild(hub, identity, dataDir, 'soon-gone');
     await child.start();
     await eventually(() => hub.connectedChildren().length === 1, 5000, 'connected');
-    hub.revoke(identity.deviceId);
+    await hub.revoke(identity.deviceId);
     await eventually(async () => (await child.status()).state === 'error', 5000, 'child knows it is revoked');
     assert.equal((await child.status()).connection.lastError?.code, 'DEVICE_REVOKED');
     assert.equal(hub.connectedChildren().length, 0);
@@ -449,7 +456,7 @@ describe('pairing', () => {
       { code: 'DEVICE_REVOKED' },
     );
     await assert.rejects(
-      pairWithHub({ identity, code: hub.registry.issueCode().code, address, name: 'again' }),
+      pairWithHub({ identity, code: (await hub.registry.issueCode()).code, address, name: 'again' }),
       { code: 'DEVICE_REVOKED' },
     );
     await child.stop();

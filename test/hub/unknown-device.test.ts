@@ -3,7 +3,8 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { Hub } from '../../src/hub/hub.js';
+import { createHub } from '../../src/hub/factory.js';
+import type { Hub } from '../../src/hub/hub.js';
 import { MESSAGE_TYPES, type Message, type MessageType, parseMessage } from '../../src/protocol/messages.js';
 import type { DeviceId } from '../../src/store/types.js';
 import { encodeHlc } from '../../src/sync/hlc.js';
@@ -30,7 +31,7 @@ let address: { host: string; port: number };
 let n = 0;
 
 before(async () => {
-  hub = new Hub({
+  hub = createHub({
     discovery: false,
     dataDir,
     host: '127.0.0.1',
@@ -46,7 +47,7 @@ before(async () => {
   await hub.start();
   address = { host: '127.0.0.1', port: hub.port };
   // An active code, so a stranger has something it could try to spend or burn.
-  hub.registry.issueCode();
+  await hub.registry.issueCode();
 });
 
 after(async () => {
@@ -133,7 +134,7 @@ async function refused(message: Message, code: string): Promise<void> {
   const cause = await s.closed;
   assert.equal((cause as { code?: string } | undefined)?.code, code, `${message.type}: ${String(cause)}`);
   assert.equal(contents(), before, 'nothing was written to hub.db or trosyn.db');
-  assert.equal(hub.registry.get(s.deviceId), undefined);
+  assert.equal(await hub.registry.get(s.deviceId), undefined);
 }
 
 /** Messages every connection handles the same way (heartbeats, responses, errors). */
@@ -191,7 +192,7 @@ describe('a device with an unknown certificate can do nothing but pair', () => {
       const cause = await s.closed;
       assert.equal((cause as { code?: string } | undefined)?.code, 'UNEXPECTED_MESSAGE');
       assert.equal(contents(), before);
-      assert.equal(hub.registry.get(s.deviceId), undefined);
+      assert.equal(await hub.registry.get(s.deviceId), undefined);
     });
   }
 

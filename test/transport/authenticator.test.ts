@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { DeviceRegistry } from '../../src/hub/registry.js';
+import { registryAt } from '../fixtures/registry.js';
 import { StaticAuthenticator } from '../../src/transport/authenticator.js';
 import { runAuthenticatorSuite } from '../../src/transport/testing/authenticator-suite.js';
 import { tempDir } from '../helpers.js';
@@ -16,12 +16,16 @@ runAuthenticatorSuite('StaticAuthenticator', async () => {
 
 runAuthenticatorSuite('DeviceRegistry', async () => {
   const dir = tempDir();
-  const registry = new DeviceRegistry({ path: join(dir.path, 'hub.db') });
+  const registry = registryAt(join(dir.path, 'hub.db'));
   await registry.start();
   return {
     authenticator: registry,
-    allow: (id) => void registry.register({ deviceId: id, name: 'device', group: 'default' }),
-    withdraw: (id) => void registry.revoke(id),
+    allow: async (id) => {
+      await registry.register({ deviceId: id, name: 'device', group: 'default' });
+    },
+    withdraw: async (id) => {
+      await registry.revoke(id);
+    },
     cleanup: async () => {
       await registry.stop();
       dir.remove();

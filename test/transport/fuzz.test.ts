@@ -14,8 +14,10 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { connect, type TLSSocket } from 'node:tls';
-import { Child } from '../../src/child/child.js';
-import { Hub } from '../../src/hub/hub.js';
+import { createChild } from '../../src/child/factory.js';
+import type { Child } from '../../src/child/child.js';
+import { createHub } from '../../src/hub/factory.js';
+import type { Hub } from '../../src/hub/hub.js';
 import { MessageCodec } from '../../src/protocol/codec.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '../../src/protocol/constants.js';
 import { FrameDecoder } from '../../src/protocol/frame.js';
@@ -255,15 +257,17 @@ describe('fuzzing a live TLS hub', { timeout: TIME_LIMIT_MS }, () => {
     async () => {
       const fuzzId = await createIdentity('fuzzer');
       const goodId = (await loadOrCreateIdentity(join(dir.path, 'good', 'identity'))).deviceId;
-      const hub = new Hub({
-        discovery: false,
-        dataDir: join(dir.path, 'hub'),
-        host: '127.0.0.1',
-        port: 0,
-        authenticator: new StaticAuthenticator([fuzzId.deviceId, goodId] as DeviceId[]),
-        connectionLimit: { burst: 1e9, perMinute: 1e9 },
-        synchronous: 'off',
-      });
+      const hub = createHub(
+        {
+          discovery: false,
+          dataDir: join(dir.path, 'hub'),
+          host: '127.0.0.1',
+          port: 0,
+          connectionLimit: { burst: 1e9, perMinute: 1e9 },
+          synchronous: 'off',
+        },
+        { authenticator: new StaticAuthenticator([fuzzId.deviceId, goodId] as DeviceId[]) },
+      );
       await hub.start();
       for (let i = 0; i < 3000; i += 500) {
         await hub.replica.writeMany(
@@ -275,7 +279,7 @@ describe('fuzzing a live TLS hub', { timeout: TIME_LIMIT_MS }, () => {
           })),
         );
       }
-      const good = new Child({
+      const good = createChild({
         dataDir: join(dir.path, 'good'),
         hubId: hub.deviceId,
         hubAddresses: () => [{ host: '127.0.0.1', port: hub.port }],

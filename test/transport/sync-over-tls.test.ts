@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { Child } from '../../src/child/child.js';
-import { Hub } from '../../src/hub/hub.js';
+import { createChild } from '../../src/child/factory.js';
+import type { Child } from '../../src/child/child.js';
+import { createHub } from '../../src/hub/factory.js';
+import type { Hub } from '../../src/hub/hub.js';
 import type { DeviceId } from '../../src/store/types.js';
 import { StaticAuthenticator } from '../../src/transport/authenticator.js';
 import { loadOrCreateIdentity } from '../../src/transport/identity.js';
@@ -19,17 +21,19 @@ describe('sync over mutual TLS (in one process)', () => {
   it('a write on one child reaches the other through the hub; a restarted child gets only the new changes', async () => {
     const [a, b] = await Promise.all([childIdentity('a'), childIdentity('b')]);
     const auth = new StaticAuthenticator([a, b] as DeviceId[]);
-    const hub = new Hub({
-      discovery: false,
-      dataDir: join(dir.path, 'hub'),
-      host: '127.0.0.1',
-      port: 0,
-      authenticator: auth,
-      synchronous: 'off',
-    });
+    const hub = createHub(
+      {
+        discovery: false,
+        dataDir: join(dir.path, 'hub'),
+        host: '127.0.0.1',
+        port: 0,
+        synchronous: 'off',
+      },
+      { authenticator: auth },
+    );
     await hub.start();
     const makeChild = (name: string) =>
-      new Child({
+      createChild({
         dataDir: join(dir.path, name),
         name,
         hubId: hub.deviceId,
@@ -71,14 +75,16 @@ describe('sync over mutual TLS (in one process)', () => {
   });
 
   it('start and stop are idempotent; stop before start is safe; everything is released', async () => {
-    const hub = new Hub({
-      discovery: false,
-      dataDir: join(dir.path, 'idem-hub'),
-      host: '127.0.0.1',
-      port: 0,
-      authenticator: new StaticAuthenticator([]),
-      synchronous: 'off',
-    });
+    const hub = createHub(
+      {
+        discovery: false,
+        dataDir: join(dir.path, 'idem-hub'),
+        host: '127.0.0.1',
+        port: 0,
+        synchronous: 'off',
+      },
+      { authenticator: new StaticAuthenticator([]) },
+    );
     await hub.stop();
     await hub.start();
     const port = hub.port;
@@ -87,14 +93,16 @@ describe('sync over mutual TLS (in one process)', () => {
     await hub.stop();
     await hub.stop();
     // The port and the database are free again.
-    const again = new Hub({
-      discovery: false,
-      dataDir: join(dir.path, 'idem-hub'),
-      host: '127.0.0.1',
-      port,
-      authenticator: new StaticAuthenticator([]),
-      synchronous: 'off',
-    });
+    const again = createHub(
+      {
+        discovery: false,
+        dataDir: join(dir.path, 'idem-hub'),
+        host: '127.0.0.1',
+        port,
+        synchronous: 'off',
+      },
+      { authenticator: new StaticAuthenticator([]) },
+    );
     await again.start();
     assert.equal(again.port, port);
     await again.stop();

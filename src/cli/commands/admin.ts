@@ -54,7 +54,7 @@ export function registerAdmin(program: Command): void {
       r: import('../../hub/registry.js').DeviceRegistry,
       id: ReturnType<typeof parseDeviceId>,
       ...rest: string[]
-    ) => DeviceRecord,
+    ) => Promise<DeviceRecord>,
   ) => {
     let cmd = devices
       .command(name)
@@ -65,8 +65,8 @@ export function registerAdmin(program: Command): void {
       const opts = params[args.length + 1] as CommonOptions;
       const idArg = params[0] as string;
       const rest = params.slice(1, args.length + 1) as string[];
-      const device = await withRegistry(dataDir(opts, 'hub'), (r) =>
-        run(r, resolveDevice(r.list(), idArg), ...rest),
+      const device = await withRegistry(dataDir(opts, 'hub'), async (r) =>
+        run(r, resolveDevice(await r.list(), idArg), ...rest),
       );
       print(
         opts,

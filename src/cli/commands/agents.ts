@@ -4,10 +4,12 @@ import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import qrcode from 'qrcode-terminal';
-import { Child } from '../../child/child.js';
+import type { Child } from '../../child/child.js';
 import { collectionOptions, loadNodeConfig, retentionPolicy } from '../../config.js';
-import { pairingUri, resetAdminToken } from '../../hub/admin-api.js';
-import { Hub } from '../../hub/hub.js';
+import { createChild } from '../../child/factory.js';
+import { resetAdminToken } from '../../hub/admin-api/token.js';
+import { createHub } from '../../hub/factory.js';
+import { pairingUri } from '../../transport/pairing-code.js';
 import { removeAgentFile, writeAgentFile } from '../../observability/agent-file.js';
 import { createLogger } from '../../observability/logger.js';
 import { DEFAULT_ADMIN_PORT, DEFAULT_CHILD_API_PORT, DEFAULT_SYNC_PORT } from '../../protocol/constants.js';
@@ -124,22 +126,24 @@ export function registerAgents(program: Command): void {
     const collections = collectionOptions(config);
     const logger = agentLogger(opts);
     const requireApproval = opts.requireApproval ?? config.requireApproval;
-    const hub = new Hub({
-      dataDir: dir,
-      name: opts.name,
-      port: opts.port,
-      ...(opts.host && { host: opts.host }),
-      discovery: opts.discovery,
-      ...(collections && { collections }),
-      ...(config.hubOnly && { hubOnly: config.hubOnly }),
-      ...(requireApproval !== undefined && { requireApproval }),
-      ...(retentionPolicy(config) && { retention: retentionPolicy(config) }),
-      ...(opts.recover && { recover: true }),
-      ...(opts.adminApi && {
-        adminApi: { port: opts.adminPort, ...(opts.adminHost && { host: opts.adminHost }) },
-      }),
-      logger,
-    });
+    const hub = createHub(
+      {
+        dataDir: dir,
+        name: opts.name,
+        port: opts.port,
+        ...(opts.host && { host: opts.host }),
+        discovery: opts.discovery,
+        ...(collections && { collections }),
+        ...(config.hubOnly && { hubOnly: config.hubOnly }),
+        ...(requireApproval !== undefined && { requireApproval }),
+        ...(retentionPolicy(config) && { retention: retentionPolicy(config) }),
+        ...(opts.recover && { recover: true }),
+        ...(opts.adminApi && {
+          adminApi: { port: opts.adminPort, ...(opts.adminHost && { host: opts.adminHost }) },
+        }),
+      },
+      { logger },
+    );
     await hub.start();
     const adminPort = hub.adminPort;
     writeAgentFile(dir, {
@@ -154,8 +158,8 @@ export function registerAgents(program: Command): void {
     });
     const adminToken = hub.takeCreatedAdminToken();
     // A code at start only when none is active: restarts do not pile up open codes.
-    const active = hub.registry.activePairingCodes({ group: 'default' });
-    const issued = active.length === 0 ? hub.registry.issueCode() : undefined;
+    const active = await hub.registry.activePairingCodes({ group: 'default' });
+    const issued = active.length === 0 ? await hub.registry.issueCode() : undefined;
     const code = issued?.code;
     const expiresAt = issued?.expiresAt ?? Math.max(...active.map((c) => c.expiresAt));
     const lanAll = lanAddresses();
@@ -257,18 +261,20 @@ export function registerAgents(program: Command): void {
     const config = loadNodeConfig(dir);
     const collections = collectionOptions(config);
     const logger = agentLogger(opts);
-    const child = new Child({
-      dataDir: dir,
-      name: opts.name,
-      staticAddresses: opts.hub,
-      discovery: opts.discovery,
-      backoff: { maxMs: Math.max(100, opts.retryMax) },
-      ...(collections && { collections }),
-      ...(retentionPolicy(config) && { retention: retentionPolicy(config) }),
-      ...(opts.api && { localApi: { port: opts.apiPort } }),
-      ...(opts.recover && { recover: true }),
-      logger,
-    });
+    const child = createChild(
+      {
+        dataDir: dir,
+        name: opts.name,
+        staticAddresses: opts.hub,
+        discovery: opts.discovery,
+        backoff: { maxMs: Math.max(100, opts.retryMax) },
+        ...(collections && { collections }),
+        ...(retentionPolicy(config) && { retention: retentionPolicy(config) }),
+        ...(opts.api && { localApi: { port: opts.apiPort } }),
+        ...(opts.recover && { recover: true }),
+      },
+      { logger },
+    );
     await child.start();
     const apiPort = child.apiPort;
     writeAgentFile(dir, {

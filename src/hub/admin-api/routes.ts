@@ -1,11 +1,10 @@
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type { Logger } from 'pino';
-import { HttpApiError } from '../http/errors.js';
-import { errorResponses, jsonSchema } from '../http/schemas.js';
-import type { EventStreams } from '../http/sse.js';
-import type { DeviceId } from '../store/types.js';
-import { NotStartedError } from '../sync/errors.js';
-import { formatDeviceId, parseDeviceId } from '../transport/device-id.js';
+import { HttpApiError } from '../../http/errors.js';
+import { errorResponses, jsonSchema } from '../../http/schemas.js';
+import type { EventStreams } from '../../http/sse.js';
+import { NotStartedError } from '../../sync/errors.js';
+import { formatDeviceId, parseDeviceId } from '../../transport/device-id.js';
 import {
   deviceDetail,
   deviceParams,
@@ -25,10 +24,10 @@ import {
   pairingCodeRequest,
   type PairingCodeRequest,
   pairingCodes,
-} from './admin-api-schemas.js';
-import type { HubEvent } from './events.js';
-import type { Hub } from './hub.js';
-import { type DeviceRecord, RegistryError } from './registry.js';
+} from './schemas.js';
+import type { DeviceRecord } from '../registry-backend.js';
+import { RegistryError } from '../registry.js';
+import type { AdminPort } from './port.js';
 
 /** What the admin routes share with the app that serves them. */
 export interface AdminRoutesOptions {
@@ -39,18 +38,18 @@ export interface AdminRoutesOptions {
 
 /**
  * The hub-specific admin routes: status, devices, pairing codes, groups and the
- * live event stream. Device changes go through the Hub (not the registry), so its
- * events are published and revoked or moved devices are disconnected.
+ * live event stream, each a call on the AdminPort, so every change is recorded and
+ * published the same way whoever asks for it.
  */
-export function adminRoutes(hub: Hub, options: AdminRoutesOptions): FastifyPluginAsync {
+export function adminRoutes(hub: AdminPort, options: AdminRoutesOptions): FastifyPluginAsync {
   return async (app: FastifyInstance) => {
     const view = (d: DeviceRecord) => {
       const connected = hub.connectedChildren().some((s) => s.deviceId === d.deviceId);
       return { ...d, readableId: formatDeviceId(d.deviceId), connected };
     };
-    const requireDevice = (id: string): DeviceRecord => {
+    const requireDevice = async (id: string): Promise<DeviceRecord> => {
       const deviceId = parseDeviceId(id);
-      const found = hub.registry.get(deviceId);
+      const found = await hub.getDevice(deviceId);
       if (!found)
         throw new RegistryError('DEVICE_NOT_FOUND', `no device ${deviceId} is registered`, { deviceId });
       return found;
@@ -85,7 +84,10 @@ export function adminRoutes(hub: Hub, options: AdminRoutesOptions): FastifyPlugi
       },
       async (request) => {
         const { state, group: groupName } = request.query;
-        const list = hub.registry.list({ ...(state && { state }), ...(groupName && { group: groupName }) });
+        const list = await hub.listDevices({
+          ...(state && { state }),
+          ...(groupName && { group: groupName }),
+        });
         return { devices: list.map(view) };
       },
     );
@@ -101,7 +103,7 @@ export function adminRoutes(hub: Hub, options: AdminRoutesOptions): FastifyPlugi
         },
       },
       async (request) => {
-        const d = requireDevice(request.params.id);
+        const d = await requireDevice(request.params.id);
         const session = hub.connectedChildren().find((s) => s.deviceId === d.deviceId) ?? null;
         return { ...view(d), session };
       },
@@ -120,7 +122,7 @@ export function adminRoutes(hub: Hub, options: AdminRoutesOptions): FastifyPlugi
           },
         },
       },
-      async (request) => view(hub.approve(requireDevice(request.params.id).deviceId)),
+      async (request) => view(await hub.approve((await requireDevice(request.params.id)).deviceId)),
     );
 
     app.post<{ Params: { id: string } }>(
@@ -137,7 +139,7 @@ export function adminRoutes(hub: Hub, options: AdminRoutesOptions): FastifyPlugi
         },
       },
       async (request) => {
-        const revoked = hub.revoke(requireDevice(request.params.id).deviceId);
+        const revoked = await hub.revoke((await requireDevice(request.params.id)).deviceId);
         options.logger.info({ deviceId: revoked.deviceId }, 'device revoked through the admin API');
         return view(revoked);
       },
@@ -162,28 +164,13 @@ export function adminRoutes(hub: Hub, options: AdminRoutesOptions): FastifyPlugi
         if (name === undefined && groupName === undefined) {
           throw new HttpApiError('INVALID_REQUEST', 'send "name", "group" or both');
         }
-        const current = requireDevice(request.params.id);
-        // Check everything before changing anything, so a bad group does not leave a half-done rename.
-        if (groupName !== undefined && !hub.registry.getGroup(groupName)) {
-          throw new RegistryError(
-            'GROUP_NOT_FOUND',
-            `no group ${JSON.stringify(groupName)}; create it first`,
-            {
-              group: groupName,
-            },
-          );
-        }
-        const trimmed = name?.trim();
-        if (trimmed !== undefined && (trimmed.length === 0 || trimmed.length > 128)) {
-          throw new RegistryError('INVALID_NAME', 'a device name has 1 to 128 characters');
-        }
-        let updated = current;
-        if (trimmed !== undefined && trimmed !== current.name)
-          updated = hub.rename(current.deviceId, trimmed);
-        // Moving disconnects the device; a no-op move must not.
-        if (groupName !== undefined && groupName !== current.group)
-          updated = hub.setGroup(current.deviceId, groupName);
-        return view(updated);
+        const current = await requireDevice(request.params.id);
+        return view(
+          await hub.updateDevice(current.deviceId, {
+            ...(name !== undefined && { name }),
+            ...(groupName !== undefined && { group: groupName }),
+          }),
+        );
       },
     );
 
@@ -205,13 +192,12 @@ export function adminRoutes(hub: Hub, options: AdminRoutesOptions): FastifyPlugi
       },
       async (request, reply) => {
         const { ttlMinutes, group: groupName } = request.body ?? {};
-        const issued = hub.registry.issueCode({
+        const issued = await hub.issuePairingCode({
           ...(ttlMinutes !== undefined && { ttlMs: ttlMinutes * 60_000 }),
           ...(groupName !== undefined && { group: groupName }),
         });
-        const qr = pairingUri(issued.code, hub.deviceId, hub.port);
         options.logger.info({ group: issued.group, expiresAt: issued.expiresAt }, 'pairing code issued');
-        return reply.code(201).send({ ...issued, qr });
+        return reply.code(201).send(issued);
       },
     );
 
@@ -224,7 +210,7 @@ export function adminRoutes(hub: Hub, options: AdminRoutesOptions): FastifyPlugi
           response: { 200: jsonSchema(pairingCodes), ...errorResponses(401, 503) },
         },
       },
-      async () => ({ codes: hub.registry.listCodes() }),
+      async () => ({ codes: await hub.listPairingCodes() }),
     );
 
     // --- groups -----------------------------------------------------------------------------
@@ -238,7 +224,7 @@ export function adminRoutes(hub: Hub, options: AdminRoutesOptions): FastifyPlugi
           response: { 200: jsonSchema(groups), ...errorResponses(401, 503) },
         },
       },
-      async () => ({ groups: hub.registry.listGroups() }),
+      async () => ({ groups: await hub.listGroups() }),
     );
 
     app.put<{ Params: { name: string }; Body: GroupPut }>(
@@ -283,23 +269,14 @@ export function adminRoutes(hub: Hub, options: AdminRoutesOptions): FastifyPlugi
       async (_request, reply) => {
         // Refused before the stream opens, while an error response can still be sent.
         if (!hub.isStarted()) throw new NotStartedError('the hub');
-        const listener = (event: HubEvent) => stream.send(event.type, event);
+        let unsubscribe: () => void = () => undefined;
         const stream = options.streams.start(
           reply,
           { heartbeatMs: options.eventHeartbeatMs, logger: options.logger },
-          () => hub.off('event', listener),
+          () => unsubscribe(),
         );
-        hub.on('event', listener);
+        unsubscribe = hub.subscribe((event) => stream.send(event.type, event));
       },
     );
   };
-}
-
-/**
- * What a pairing QR code encodes: the code, the hub's device ID (so the child can
- * check it is pairing with the right hub) and its sync port.
- */
-export function pairingUri(code: string, hubId: DeviceId, syncPort: number): string {
-  const query = new URLSearchParams({ code, hub: hubId, port: String(syncPort) });
-  return `trosyn-sync://pair?${query.toString()}`;
 }

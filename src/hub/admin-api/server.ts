@@ -1,26 +1,20 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { createApiApp, openApiRoute } from '../http/app.js';
-import { bearerGuard } from '../http/bearer.js';
-import { replicaReadRoutes } from '../http/replica-routes.js';
-import { HttpApiListener } from '../http/server.js';
-import { type Clock, type Startable, systemClock } from '../lifecycle.js';
-import { componentLogger, silentLogger } from '../observability/logger.js';
-import { DEFAULT_ADMIN_PORT } from '../protocol/constants.js';
-import { InvalidOptionError } from '../sync/errors.js';
-import { APP_VERSION } from '../version.js';
-import { adminRoutes } from './admin-api-routes.js';
-import { ensureAdminToken, verifyAdminToken } from './admin-api-token.js';
-import type { Hub } from './hub.js';
-import type { RateLimit } from '../transport/rate-limit.js';
+import { createApiApp, openApiRoute } from '../../http/app.js';
+import { bearerGuard } from '../../http/bearer.js';
+import { replicaReadRoutes } from '../../http/replica-routes.js';
+import { HttpApiListener } from '../../http/server.js';
+import { type Clock, type Startable, systemClock } from '../../lifecycle.js';
+import { componentLogger, silentLogger } from '../../observability/logger.js';
+import { DEFAULT_ADMIN_PORT } from '../../protocol/constants.js';
+import { InvalidOptionError, NotStartedError } from '../../sync/errors.js';
+import { APP_VERSION } from '../../version.js';
+import type { AdminPort } from './port.js';
+import { adminRoutes } from './routes.js';
+import type { RateLimit } from '../../transport/rate-limit.js';
 
-export { pairingUri } from './admin-api-routes.js';
-export {
-  ADMIN_TOKEN_SETTING,
-  ensureAdminToken,
-  resetAdminToken,
-  verifyAdminToken,
-} from './admin-api-token.js';
+export type { AdminPort } from './port.js';
+export { ADMIN_TOKEN_SETTING, ensureAdminToken, resetAdminToken, verifyAdminToken } from './token.js';
 
 /** Everything the admin API is configured with. */
 export interface AdminApiOptions {
@@ -58,7 +52,7 @@ export interface AdminApiOptions {
  * `/api/events` also takes `?token=`. The hub may be started after this is built:
  * requests before then get 503 NOT_STARTED.
  */
-export function buildAdminApi(hub: Hub, options: AdminApiOptions = {}): FastifyInstance {
+export function buildAdminApi(hub: AdminPort, options: AdminApiOptions = {}): FastifyInstance {
   const logger = componentLogger(options.logger ?? silentLogger, 'admin-api');
   const clock = options.clock ?? systemClock;
   const { app, streams } = createApiApp({
@@ -73,10 +67,14 @@ export function buildAdminApi(hub: Hub, options: AdminApiOptions = {}): FastifyI
   void app.register(openApiRoute);
   void app.register(
     async (api) => {
+      // A hub that is not running cannot check a token: say so, rather than fail on its closed registry.
+      api.addHook('onRequest', async () => {
+        if (!hub.isStarted()) throw new NotStartedError('the hub');
+      });
       api.addHook(
         'onRequest',
         bearerGuard({
-          verify: (token) => verifyAdminToken(hub.registry, token),
+          verify: (token) => hub.verifyAdminToken(token),
           failureLimit: options.authFailureLimit ?? { burst: 10, perMinute: 10 },
           totalFailureLimit: options.authFailureTotalLimit ?? { burst: 100, perMinute: 60 },
           hint: 'the admin token is shown once when the hub first starts; `trosyn-sync admin-token --reset` makes a new one',
@@ -87,7 +85,7 @@ export function buildAdminApi(hub: Hub, options: AdminApiOptions = {}): FastifyI
       await api.register(
         adminRoutes(hub, { streams, eventHeartbeatMs: options.eventHeartbeatMs ?? 15_000, logger }),
       );
-      await api.register(replicaReadRoutes(() => hub.replica));
+      await api.register(replicaReadRoutes(() => hub.records()));
     },
     { prefix: '/api' },
   );
@@ -99,12 +97,12 @@ export function buildAdminApi(hub: Hub, options: AdminApiOptions = {}): FastifyI
  * admin token on first start) and stop it before the hub.
  */
 export class AdminApiServer implements Startable {
-  private readonly hub: Hub;
+  private readonly hub: AdminPort;
   private readonly logger: Logger;
   private readonly listener: HttpApiListener;
   private createdToken: string | undefined;
 
-  constructor(hub: Hub, options: AdminApiOptions = {}) {
+  constructor(hub: AdminPort, options: AdminApiOptions = {}) {
     const port = options.port ?? DEFAULT_ADMIN_PORT;
     if (!Number.isInteger(port) || port < 0 || port > 65_535) {
       throw new InvalidOptionError('port', 'must be an integer from 0 to 65535 (0 picks a free port)');
@@ -139,11 +137,10 @@ export class AdminApiServer implements Startable {
 
   async start(): Promise<void> {
     if (this.listener.isStarted()) return;
-    // Throws NOT_STARTED when the hub is not running: its registry holds the token.
-    const registry = this.hub.registry;
+    if (!this.hub.isStarted()) throw new NotStartedError('the hub');
     await this.listener.start();
     // Made only once the API listens: a failed start must not use up the one showing.
-    const { token } = ensureAdminToken(registry);
+    const token = await this.hub.ensureAdminToken();
     if (token !== undefined) {
       this.createdToken = token;
       this.logger.warn('a new admin token was created; it is shown once, where the hub was started');

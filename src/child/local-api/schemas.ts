@@ -1,6 +1,6 @@
 /** Request and response schemas of the child's local API (zod; see src/http/schemas.ts). */
 import { z } from 'zod';
-import { recordBody } from '../http/schemas.js';
+import { recordBody } from '../../http/schemas.js';
 
 const deviceIdHex = z.string().regex(/^[0-9a-f]{64}$/);
 

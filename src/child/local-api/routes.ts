@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type { Logger } from 'pino';
-import { HttpApiError } from '../http/errors.js';
+import { HttpApiError } from '../../http/errors.js';
 import {
   collectionParams,
   errorResponses,
@@ -10,13 +10,13 @@ import {
   recordParams,
   revertBody,
   writeResult,
-} from '../http/schemas.js';
-import type { EventStreams } from '../http/sse.js';
-import type { JsonObject } from '../store/types.js';
-import { NotStartedError, RecordNotFoundError } from '../sync/errors.js';
-import type { ChangeEvent } from '../sync/replica.js';
-import type { Child } from './child.js';
-import { changesQuery, type ChangesQuery, syncStatus } from './local-api-schemas.js';
+} from '../../http/schemas.js';
+import type { EventStreams } from '../../http/sse.js';
+import type { JsonObject } from '../../store/types.js';
+import { NotStartedError, RecordNotFoundError } from '../../sync/errors.js';
+import type { ChangeEvent } from '../../sync/replica.js';
+import type { LocalPort } from './port.js';
+import { changesQuery, type ChangesQuery, syncStatus } from './schemas.js';
 
 /** What the local routes share with the app that serves them. */
 export interface LocalRoutesOptions {
@@ -29,7 +29,7 @@ export interface LocalRoutesOptions {
  * The child-specific local routes: record writes, revert, the change stream and
  * sync control. Reads and conflicts are the shared replica routes.
  */
-export function localRoutes(child: Child, options: LocalRoutesOptions): FastifyPluginAsync {
+export function localRoutes(child: LocalPort, options: LocalRoutesOptions): FastifyPluginAsync {
   return async (app: FastifyInstance) => {
     // --- records ------------------------------------------------------------------------
 
@@ -45,7 +45,7 @@ export function localRoutes(child: Child, options: LocalRoutesOptions): FastifyP
         },
       },
       async (request) => {
-        return child.replica.put(request.params.collection, request.params.id, request.body);
+        return child.records().put(request.params.collection, request.params.id, request.body);
       },
     );
 
@@ -61,7 +61,7 @@ export function localRoutes(child: Child, options: LocalRoutesOptions): FastifyP
         },
       },
       async (request, reply) => {
-        return reply.code(201).send(await child.replica.create(request.params.collection, request.body));
+        return reply.code(201).send(await child.records().create(request.params.collection, request.body));
       },
     );
 
@@ -79,8 +79,8 @@ export function localRoutes(child: Child, options: LocalRoutesOptions): FastifyP
       async (request) => {
         const { collection, id } = request.params;
         // Deleting what is not there would write a tombstone for nothing and hide a mistaken id.
-        if (!(await child.replica.get(collection, id))) throw new RecordNotFoundError(collection, id);
-        return child.replica.delete(collection, id);
+        if (!(await child.records().get(collection, id))) throw new RecordNotFoundError(collection, id);
+        return child.records().delete(collection, id);
       },
     );
 
@@ -95,7 +95,8 @@ export function localRoutes(child: Child, options: LocalRoutesOptions): FastifyP
           response: { 200: jsonSchema(writeResult), ...errorResponses(400, 401, 404, 410, 503) },
         },
       },
-      async (request) => child.replica.revert(request.params.collection, request.params.id, request.body.rev),
+      async (request) =>
+        child.records().revert(request.params.collection, request.params.id, request.body.rev),
     );
 
     // --- change stream ------------------------------------------------------------------------
@@ -128,7 +129,7 @@ export function localRoutes(child: Child, options: LocalRoutesOptions): FastifyP
           { heartbeatMs: options.eventHeartbeatMs, logger: options.logger },
           () => unsubscribe(),
         );
-        unsubscribe = child.replica.subscribe((change: ChangeEvent) => {
+        unsubscribe = child.records().subscribe((change: ChangeEvent) => {
           if (only === undefined || change.collection === only) stream.send('change', change, change.seq);
         });
       },

@@ -1,20 +1,21 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { createApiApp, openApiRoute } from '../http/app.js';
-import { bearerGuard, tokenHash, tokenMatches } from '../http/bearer.js';
-import { replicaReadRoutes } from '../http/replica-routes.js';
-import { HttpApiListener } from '../http/server.js';
-import type { RateLimit } from '../transport/rate-limit.js';
-import { type Clock, type Startable, systemClock } from '../lifecycle.js';
-import { componentLogger, silentLogger } from '../observability/logger.js';
-import { DEFAULT_CHILD_API_PORT } from '../protocol/constants.js';
-import { InvalidOptionError } from '../sync/errors.js';
-import { APP_VERSION } from '../version.js';
-import type { Child } from './child.js';
-import { localRoutes } from './local-api-routes.js';
-import { API_TOKEN_FILE, ensureApiToken } from './local-api-token.js';
+import { createApiApp, openApiRoute } from '../../http/app.js';
+import { bearerGuard, tokenHash, tokenMatches } from '../../http/bearer.js';
+import { replicaReadRoutes } from '../../http/replica-routes.js';
+import { HttpApiListener } from '../../http/server.js';
+import type { RateLimit } from '../../transport/rate-limit.js';
+import { type Clock, type Startable, systemClock } from '../../lifecycle.js';
+import { componentLogger, silentLogger } from '../../observability/logger.js';
+import { DEFAULT_CHILD_API_PORT } from '../../protocol/constants.js';
+import { InvalidOptionError } from '../../sync/errors.js';
+import { APP_VERSION } from '../../version.js';
+import type { LocalPort } from './port.js';
+import { localRoutes } from './routes.js';
+import { API_TOKEN_FILE, ensureApiToken } from './token.js';
 
-export { API_TOKEN_FILE, ensureApiToken } from './local-api-token.js';
+export { API_TOKEN_FILE, ensureApiToken } from './token.js';
+export type { LocalPort } from './port.js';
 
 /** The only address the local API listens on. */
 export const LOCAL_API_HOST = '127.0.0.1';
@@ -52,7 +53,7 @@ export interface LocalApiOptions {
  * `Authorization: Bearer <contents of <dataDir>/api-token>`. The child may be
  * started after this is built: until then requests get 503 NOT_STARTED.
  */
-export function buildLocalApi(child: Child, options: LocalApiOptions): FastifyInstance {
+export function buildLocalApi(child: LocalPort, options: LocalApiOptions): FastifyInstance {
   assertLocalOnly(options);
   const logger = componentLogger(options.logger ?? silentLogger, 'local-api');
   const hash = tokenHash(ensureApiToken(options.dataDir, logger));
@@ -82,7 +83,7 @@ export function buildLocalApi(child: Child, options: LocalApiOptions): FastifyIn
       await api.register(
         localRoutes(child, { streams, eventHeartbeatMs: options.eventHeartbeatMs ?? 15_000, logger }),
       );
-      await api.register(replicaReadRoutes(() => child.replica));
+      await api.register(replicaReadRoutes(() => child.records()));
     },
     { prefix: '/api' },
   );
@@ -96,7 +97,7 @@ export function buildLocalApi(child: Child, options: LocalApiOptions): FastifyIn
 export class LocalApiServer implements Startable {
   private readonly listener: HttpApiListener;
 
-  constructor(child: Child, options: LocalApiOptions) {
+  constructor(child: LocalPort, options: LocalApiOptions) {
     assertLocalOnly(options);
     const port = options.port ?? DEFAULT_CHILD_API_PORT;
     if (!Number.isInteger(port) || port < 0 || port > 65_535) {

@@ -1,8 +1,8 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { newApiToken } from '../http/bearer.js';
-import { silentLogger } from '../observability/logger.js';
+import { newApiToken } from '../../http/bearer.js';
+import { silentLogger } from '../../observability/logger.js';
 
 /** Name of the token file in the child's data directory. */
 export const API_TOKEN_FILE = 'api-token';

@@ -1,0 +1,21 @@
+import type { ReplicaReader } from '../../http/replica-routes.js';
+import type { Replica } from '../../sync/replica.js';
+import type { SyncStatus } from '../sync-status.js';
+
+/** What the local routes need of a replica: the read routes' needs, writes and the change feed. */
+export type LocalRecords = ReplicaReader &
+  Pick<Replica, 'put' | 'create' | 'delete' | 'revert' | 'subscribe'>;
+
+/**
+ * What the local API needs from a child agent: its records, its sync state and the
+ * sync controls, and nothing else. The Child implements it; route tests give a fake.
+ */
+export interface LocalPort {
+  isStarted(): boolean;
+  records(): LocalRecords;
+  status(): Promise<SyncStatus>;
+  /** Tries to reach the hub now instead of waiting out the retry delay. */
+  syncNow(): void;
+  pause(): Promise<void>;
+  resume(): Promise<void>;
+}

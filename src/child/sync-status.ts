@@ -1,0 +1,16 @@
+import type { DeviceId, RejectedRevision } from '../store/types.js';
+import type { SyncSessionStats } from '../sync/session.js';
+import type { ClientStatus } from '../transport/client.js';
+
+/** What the end user's app shows: synced / syncing / offline / paused / error. */
+export interface SyncStatus {
+  state: 'synced' | 'syncing' | 'offline' | 'paused' | 'error';
+  connection: ClientStatus;
+  hubId: DeviceId;
+  deviceId: DeviceId;
+  /** Local changes the hub has not acknowledged yet (the outbox). */
+  pending: number;
+  /** The latest writes the hub refused (e.g. SCOPE_WRITE_DENIED), newest last. They stay on this device. */
+  refused: RejectedRevision[];
+  session?: SyncSessionStats;
+}

@@ -1,0 +1,46 @@
+import type { DeviceId } from '../../store/types.js';
+import type { ReplicaReader } from '../../http/replica-routes.js';
+import type { ChildSession, HubEvent, HubStatus } from '../events.js';
+import type { DeviceRecord, GroupRecord, ListedPairingCode } from '../registry-backend.js';
+
+/**
+ * What the admin API needs from a hub: the operations behind its routes, and
+ * nothing else. The Hub implements it; route tests give a fake. Every change goes
+ * through the one path that records it and publishes its event (a revoke also
+ * disconnects, a move to another group reconnects under the new scopes).
+ */
+export interface AdminPort {
+  isStarted(): boolean;
+  status(): Promise<HubStatus>;
+
+  listDevices(filter?: { state?: DeviceRecord['state']; group?: string }): Promise<DeviceRecord[]>;
+  getDevice(deviceId: DeviceId): Promise<DeviceRecord | undefined>;
+  /** The children connected now, with their live sync sessions. */
+  connectedChildren(): ChildSession[];
+  approve(deviceId: DeviceId): Promise<DeviceRecord>;
+  revoke(deviceId: DeviceId): Promise<DeviceRecord>;
+  /** Renames and/or moves a device; checks both before changing either. */
+  updateDevice(deviceId: DeviceId, change: { name?: string; group?: string }): Promise<DeviceRecord>;
+
+  listGroups(): Promise<GroupRecord[]>;
+  putGroup(group: GroupRecord): Promise<GroupRecord>;
+
+  /** A new single-use code and the text of its QR code (hub ID and sync port included). */
+  issuePairingCode(options: { ttlMs?: number; group?: string }): Promise<{
+    code: string;
+    expiresAt: number;
+    group: string;
+    qr: string;
+  }>;
+  listPairingCodes(): Promise<ListedPairingCode[]>;
+
+  /** Calls `listener` with every hub event until the returned function is called. */
+  subscribe(listener: (event: HubEvent) => void): () => void;
+
+  /** Records, history and conflicts, for the read routes. */
+  records(): ReplicaReader;
+
+  /** The admin token: checked on every request; made (and returned, once) on the first start. */
+  verifyAdminToken(token: string): Promise<boolean>;
+  ensureAdminToken(): Promise<string | undefined>;
+}

@@ -1,0 +1,272 @@
+import type { Logger } from 'pino';
+import { type Clock, type Startable, type Timer } from '../lifecycle.js';
+import { componentLogger } from '../observability/logger.js';
+import type { DeviceId } from '../store/types.js';
+import type { Replica } from '../sync/replica.js';
+import { SyncSession } from '../sync/session.js';
+import type { Connection } from '../transport/connection.js';
+import { shortDeviceId } from '../transport/device-id.js';
+import { TransportError } from '../transport/errors.js';
+import type { PeerInfo } from '../transport/server.js';
+import { syncChannel } from '../transport/sync-channel.js';
+import type { ChildSession, HubEvent } from './events.js';
+import { admitWithRelay, type RecoveryWindow } from './recovery.js';
+import type { GroupRecord } from './registry-backend.js';
+import type { DeviceRegistry } from './registry.js';
+import { compileScope } from './scopes.js';
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+/** A hub event as a part publishes it; the hub stamps the time. */
+export type HubEventInput = DistributiveOmit<HubEvent, 'at'>;
+
+/** Closes that are part of normal operation: not reported as sync failures. */
+const EXPECTED_CLOSE = new Set([
+  'CONNECTION_CLOSED',
+  'REPLACED',
+  'SERVER_SHUTTING_DOWN',
+  'SCOPES_CHANGED',
+  'DEVICE_REVOKED',
+]);
+
+export interface ChildSessionsOptions {
+  hubId: DeviceId;
+  replica: Replica;
+  registry: DeviceRegistry;
+  /** Collections never sent to children nor accepted from them. */
+  hubOnly: readonly string[];
+  /** The recovery window the hub is in, if any. */
+  recovery: () => RecoveryWindow | undefined;
+  /** A child found the hub's store rolled back. */
+  onRolledBack: () => void;
+  publish: (event: HubEventInput) => void;
+  /**
+   * Look at the registry this often (ms) for revocations, approvals withdrawn and
+   * scope changes made by another process (the CLI). 0: never.
+   */
+  registryWatchMs: number;
+  logger: Logger;
+  clock: Clock;
+}
+
+interface LiveSession {
+  conn: Connection;
+  session: SyncSession;
+  peer: PeerInfo;
+  name: string;
+  connectedAt: number;
+  /** The group and scopes the session runs under, to notice when they change. */
+  scopeKey: string;
+}
+
+/**
+ * The hub's sync sessions, one per connected child: each streams the hub's change
+ * log to its child within the child's read scope and applies the child's writes
+ * within its write scope, so the hub relays every child's changes to the others.
+ */
+export class ChildSessions implements Startable {
+  private readonly o: ChildSessionsOptions;
+  private readonly sessions = new Map<DeviceId, LiveSession>();
+  private watch: Timer | undefined;
+
+  constructor(options: ChildSessionsOptions) {
+    this.o = options;
+  }
+
+  isStarted(): boolean {
+    return this.watch !== undefined || this.o.registryWatchMs === 0;
+  }
+
+  async start(): Promise<void> {
+    if (this.watch || this.o.registryWatchMs === 0) return;
+    this.watch = this.o.clock.setInterval(() => {
+      this.enforceRegistry().catch((err: unknown) => this.o.logger.warn({ err }, 'registry check failed'));
+    }, this.o.registryWatchMs);
+  }
+
+  async stop(): Promise<void> {
+    this.watch?.cancel();
+    this.watch = undefined;
+    const live = [...this.sessions.values()];
+    this.sessions.clear();
+    for (const s of live) await s.session.stop();
+  }
+
+  /** Children connected now. */
+  list(): ChildSession[] {
+    return [...this.sessions.values()].map((s) => this.describe(s));
+  }
+
+  /** Drops a device's connection at once, telling it why; true if it was connected. */
+  disconnect(deviceId: DeviceId, code: string, message: string): boolean {
+    const live = this.sessions.get(deviceId);
+    live?.conn.close(new TransportError(code, message));
+    return live !== undefined;
+  }
+
+  /** Disconnects every connected device of a group: its scopes changed. */
+  async disconnectGroup(group: string, code: string, message: string): Promise<void> {
+    for (const d of await this.o.registry.list({ group })) this.disconnect(d.deviceId, code, message);
+  }
+
+  /** Serves a connection of an approved device: one sync session for it. */
+  async attach(conn: Connection, peer: PeerInfo): Promise<void> {
+    const { registry, replica } = this.o;
+    await registry.touch(peer.deviceId, { address: peer.address, appVersion: peer.handshake.peerAppVersion });
+    const device = await registry.get(peer.deviceId);
+    const group = (await registry.getGroup(device?.group ?? 'default')) ?? {
+      name: 'default',
+      description: '',
+      read: ['*'],
+      write: ['*'],
+    };
+    if (conn.closed) return;
+    // A reconnecting child may arrive before its old connection is found dead: the newest wins.
+    this.sessions
+      .get(peer.deviceId)
+      ?.conn.close(new TransportError('REPLACED', 'replaced by a newer connection from the same device'));
+    const scope = compileScope(peer.deviceId, group, this.o.hubOnly);
+    // A widened read scope: send from the start, so the child gets older revisions it may now read.
+    const scopeSetting = `read_scope:${peer.deviceId}`;
+    const widened = (await registry.getSetting(scopeSetting)) !== scope.readHash;
+    if (widened) await registry.setSetting(scopeSetting, scope.readHash);
+
+    const session = new SyncSession({
+      replica,
+      channel: syncChannel(conn),
+      peer: peer.deviceId,
+      readable: scope.readable,
+      admit: admitWithRelay(
+        peer.deviceId,
+        scope,
+        {
+          hubId: this.o.hubId,
+          hubOnly: this.o.hubOnly,
+          writeScopeOf: (id) => this.writeScopeOf(id),
+        },
+        this.o.recovery,
+        () => this.o.clock.now(),
+      ),
+      ...(widened && { resendFrom: 0 }),
+      logger: componentLogger(this.o.logger, `sync:${shortDeviceId(peer.deviceId)}`),
+    });
+    const live: LiveSession = {
+      conn,
+      session,
+      peer,
+      // The name the admin knows the device by; the name the child offers is only a default.
+      name: device?.name ?? peer.handshake.peerName,
+      connectedAt: this.o.clock.now(),
+      scopeKey: scopeKeyOf(group),
+    };
+    this.sessions.set(peer.deviceId, live);
+    this.watchSession(live);
+    session.start().catch((err: unknown) => conn.close(err as Error));
+    this.o.publish({ type: 'device-connected', session: this.describe(live) });
+    this.o.publish({ type: 'sync-started', deviceId: peer.deviceId });
+  }
+
+  private watchSession(live: LiveSession): void {
+    const { session, conn, peer } = live;
+    const publish = this.o.publish;
+    let lastProgress = 0;
+    session.on('progress', () => {
+      const now = this.o.clock.now();
+      if (now - lastProgress < 1000) return;
+      lastProgress = now;
+      publish({ type: 'sync-progress', session: this.describe(live) });
+    });
+    session.on('caught-up', () => publish({ type: 'sync-completed', session: this.describe(live) }));
+    session.on('restart', (reason) => {
+      publish({ type: 'sync-restarted', deviceId: peer.deviceId, reason });
+      // A child saw positions of the hub's log that the hub no longer holds.
+      if (reason === 'rolled-back') this.o.onRolledBack();
+    });
+    session.on('refused', (rejected) => {
+      this.o.logger.warn(
+        { device: shortDeviceId(peer.deviceId), count: rejected.length, first: rejected[0] },
+        'writes refused',
+      );
+      publish({
+        type: 'writes-refused',
+        deviceId: peer.deviceId,
+        count: rejected.length,
+        codes: [...new Set(rejected.map((r) => r.code))],
+        collections: [...new Set(rejected.map((r) => r.collection))],
+      });
+    });
+    conn.once('close', (cause) => {
+      if (this.sessions.get(peer.deviceId) === live) this.sessions.delete(peer.deviceId);
+      const e = cause as { code?: string; message?: string } | undefined;
+      if (e?.code && !EXPECTED_CLOSE.has(e.code)) {
+        publish({ type: 'sync-failed', deviceId: peer.deviceId, code: e.code, message: e.message ?? '' });
+      }
+      publish({
+        type: 'device-disconnected',
+        deviceId: peer.deviceId,
+        name: live.name,
+        ...(e?.code && { code: e.code }),
+        ...(e?.message && { message: e.message }),
+      });
+    });
+  }
+
+  private async writeScopeOf(
+    device: DeviceId,
+  ): Promise<{ group: string; write: readonly string[] } | undefined> {
+    const d = await this.o.registry.get(device);
+    if (!d || d.state === 'revoked') return undefined;
+    const group = await this.o.registry.getGroup(d.group);
+    return group ? { group: group.name, write: group.write } : undefined;
+  }
+
+  /** Disconnects sessions whose device was revoked, unapproved or moved to other scopes meanwhile. */
+  async enforceRegistry(): Promise<void> {
+    const { registry } = this.o;
+    const groups = new Map((await registry.listGroups()).map((g) => [g.name, g]));
+    for (const live of [...this.sessions.values()]) {
+      const device = await registry.get(live.peer.deviceId);
+      if (!device || device.state === 'revoked') {
+        this.disconnect(
+          live.peer.deviceId,
+          'DEVICE_REVOKED',
+          'this device was revoked by the hub admin and can no longer sync',
+        );
+        if (device) this.o.publish({ type: 'device-revoked', deviceId: device.deviceId, name: device.name });
+      } else if (device.state === 'pending') {
+        this.disconnect(
+          live.peer.deviceId,
+          'DEVICE_PENDING_APPROVAL',
+          'this device waits for an admin to approve it',
+        );
+      } else {
+        live.name = device.name;
+        const group = groups.get(device.group);
+        if (group && scopeKeyOf(group) !== live.scopeKey) {
+          this.disconnect(
+            live.peer.deviceId,
+            'SCOPES_CHANGED',
+            'this device has new scopes; reconnecting with them',
+          );
+        }
+      }
+    }
+  }
+
+  private describe(live: LiveSession): ChildSession {
+    return {
+      deviceId: live.peer.deviceId,
+      address: live.peer.address,
+      name: live.name,
+      appVersion: live.peer.handshake.peerAppVersion,
+      connectedAt: live.connectedAt,
+      caughtUp: live.session.isCaughtUp(),
+      stats: live.session.getStats(),
+      bytesIn: live.conn.getStats().bytesIn,
+      bytesOut: live.conn.getStats().bytesOut,
+    };
+  }
+}
+
+function scopeKeyOf(group: GroupRecord): string {
+  return JSON.stringify([group.name, group.read, group.write]);
+}

@@ -1,0 +1,110 @@
+import type { Logger } from 'pino';
+import type { InterfaceSelectionOptions } from '../discovery/interfaces.js';
+import type { Clock } from '../lifecycle.js';
+import type { CompressionCodec } from '../protocol/compression.js';
+import type { StorageAdapter } from '../store/adapter.js';
+import type { RetentionPolicy } from '../store/types.js';
+import type { CollectionOptions } from '../sync/replica.js';
+import type { Authenticator } from '../transport/authenticator.js';
+import type { DeviceIdentity } from '../transport/identity.js';
+import type { RateLimit } from '../transport/rate-limit.js';
+import type { AdminApiOptions } from './admin-api/server.js';
+import type { DeviceRegistry } from './registry.js';
+
+/** A hub's settings: plain values, each with its default. The parts are HubParts. */
+export interface HubInit {
+  /** The hub's data directory: identity, store, registry, lock. Created if missing. */
+  dataDir: string;
+  /**
+   * Name shown to children and in the hub's status.
+   * @default 'trosyn-hub'
+   */
+  name?: string;
+  /**
+   * Address of the sync service.
+   * @default '::' (every address, IPv4 and IPv6)
+   */
+  host?: string;
+  /**
+   * TCP port of the sync service (TLS); 0 picks a free port.
+   * @default 17700
+   */
+  port?: number;
+  /**
+   * Heartbeat interval (ms) asked of every child; a child silent for three is dropped.
+   * @default 15000
+   */
+  heartbeatMs?: number;
+  /**
+   * Paired devices wait for an admin's approval before they sync (a setting stored
+   * in the registry overrides it).
+   * @default false
+   */
+  requireApproval?: boolean;
+  /**
+   * Failed or unauthenticated connection attempts per source address; healthy
+   * reconnects of known devices give their attempt back.
+   * @default { burst: 30, perMinute: 120 }
+   */
+  connectionLimit?: RateLimit;
+  /**
+   * Pairing attempts per source address and overall.
+   * @default { perAddress: { burst: 5, perMinute: 10 }, overall: { burst: 20, perMinute: 60 } }
+   */
+  pairingLimits?: { perAddress?: RateLimit; overall?: RateLimit };
+  /** Per-collection conflict strategy and local-only flag; children must use the same. */
+  collections?: Record<string, CollectionOptions>;
+  /** Collections kept on the hub: never sent to children, never accepted from them. Patterns as in scopes. */
+  hubOnly?: string[];
+  /**
+   * Announce the hub on the LAN (multicast and DNS-SD); `false` for networks where
+   * devices use static addresses only.
+   * @default true
+   */
+  discovery?:
+    | boolean
+    | (InterfaceSelectionOptions & { announceIntervalMs?: number; discoveryPort?: number; dnsSd?: boolean });
+  /**
+   * Compression codecs the hub accepts, in its order of preference.
+   * @default every codec this build has
+   */
+  compression?: CompressionCodec[];
+  /** The admin HTTP API; off unless given. See AdminApiOptions for its defaults. */
+  adminApi?: AdminApiOptions;
+  /**
+   * History kept per record, applied at start and hourly.
+   * @default keep everything
+   */
+  retention?: RetentionPolicy;
+  /**
+   * SQLite durability of the default store; see SqliteStoreOptions.
+   * @default 'full'
+   */
+  synchronous?: 'full' | 'normal' | 'off';
+  /**
+   * The store was lost (missing or empty although the hub has run before): start
+   * with an empty one and take back from the children what they hold, including
+   * what they hold for other devices (for RELAY_WINDOW_MS). Without it such a start
+   * fails with STORE_MISSING.
+   * @default false
+   */
+  recover?: boolean;
+}
+
+/**
+ * The parts a hub is built from. `createHub` builds the defaults from HubInit; a
+ * test or another deployment replaces any of them (a hub on another StorageAdapter
+ * is `createHub(init, { store })`).
+ */
+export interface HubParts {
+  /** The hub's key and certificate. Default: `<dataDir>/identity`, created on first start. */
+  identity: () => Promise<DeviceIdentity>;
+  /** Records, revisions, change log, cursors. Default: SQLite at `<dataDir>/trosyn.db`. */
+  store: StorageAdapter;
+  /** Devices, groups, pairing codes, settings. Default: over SQLite at `<dataDir>/hub.db`. */
+  registry: DeviceRegistry;
+  /** Who may connect. Default: the registry. */
+  authenticator: Authenticator;
+  logger: Logger;
+  clock: Clock;
+}

@@ -1,0 +1,129 @@
+import type { Startable } from '../lifecycle.js';
+import type { DeviceId } from '../store/types.js';
+
+/** A device the hub knows of. */
+export interface DeviceRecord {
+  deviceId: DeviceId;
+  name: string;
+  /** Device group (department); decides the device's read and write scopes. */
+  group: string;
+  /** pending: paired, waiting for an admin; approved: may sync; revoked: never again. */
+  state: 'pending' | 'approved' | 'revoked';
+  firstSeen: number;
+  lastSeen: number | null;
+  lastAddress: string | null;
+  appVersion: string | null;
+  pairedAt: number;
+  revokedAt: number | null;
+}
+
+/** Which collections a group's devices may read and write; `*` matches every collection. */
+export interface GroupRecord {
+  name: string;
+  description: string;
+  read: string[];
+  write: string[];
+}
+
+/** A pairing code as the hub keeps it while it is active. */
+export interface PairingCodeRecord {
+  codeId: number;
+  /** The first group of the code, sent in the exchange to find it; the rest stays secret. */
+  lookup: string;
+  /** The whole normalised code: the PAKE password ('' once the code is spent). */
+  secret: string;
+  group: string;
+  createdAt: number;
+  expiresAt: number;
+  failedAttempts: number;
+  state: 'active' | 'used' | 'burned' | 'expired';
+  usedBy: DeviceId | null;
+}
+
+/** A pairing code as listed: never its secret (erased anyway once the code is spent). */
+export type ListedPairingCode = Omit<PairingCodeRecord, 'secret'>;
+
+/**
+ * How a pairing confirmation ended, decided in one transaction against the code's
+ * state at that moment (not the state when the session started).
+ */
+export type PairingAttemptOutcome<T> =
+  /** The tag was right and the code still active: it is now used, and the device registered. */
+  | { outcome: 'paired'; result: T }
+  /** The tag was wrong and counted against the code, which may now be burned. */
+  | { outcome: 'wrong-code'; codeState: 'active' | 'burned' }
+  /** The code was used, burned or expired meanwhile: the tag was not looked at. */
+  | { outcome: 'code-invalid' };
+
+/** A device as registered by a pairing: its state is decided by the registry's rules. */
+export interface NewDevice {
+  deviceId: DeviceId;
+  name: string;
+  group: string;
+  state: DeviceRecord['state'];
+  appVersion?: string;
+  address?: string;
+}
+
+/** Fields of a device an admin changes. */
+export type DevicePatch = Partial<Pick<DeviceRecord, 'name' | 'group' | 'state' | 'revokedAt'>>;
+
+/**
+ * Where the hub's registry keeps devices, groups, pairing codes and settings: only
+ * storage, no rules (those are DeviceRegistry's). One SQLite implementation
+ * (hub.db); another (PostgreSQL) passes the same suite,
+ * `./testing/registry-suite.ts`. Every method except `start` rejects with
+ * STORE_CLOSED before `start()` and after `stop()`.
+ */
+export interface RegistryBackend extends Startable {
+  getDevice(deviceId: DeviceId): Promise<DeviceRecord | undefined>;
+  /** Every device, in pairing order. */
+  listDevices(): Promise<DeviceRecord[]>;
+  /**
+   * Adds a device (first and last seen `now`), or for a known one changes its name,
+   * group and pairing time only (its state stays).
+   */
+  putDevice(device: NewDevice, now: number): Promise<DeviceRecord>;
+  /** Changes fields of a known device; undefined when it is unknown. */
+  updateDevice(deviceId: DeviceId, patch: DevicePatch): Promise<DeviceRecord | undefined>;
+  /** Records a connection: last seen, address, app version (kept when not given). */
+  touchDevice(deviceId: DeviceId, seen: { at: number; address: string; appVersion?: string }): Promise<void>;
+
+  /** Every group, by name; there is always a `default` group. */
+  listGroups(): Promise<GroupRecord[]>;
+  /** Creates or replaces a group. */
+  putGroup(group: GroupRecord): Promise<GroupRecord>;
+
+  /**
+   * Stores a new active code drawn by `draw` (normalised, `XXXXXXXXXXXX`), drawing
+   * again while another active code has the same lookup (its first `lookupLength`
+   * characters). Codes past their expiry are expired first, in the same transaction.
+   */
+  insertCode(
+    code: { group: string; createdAt: number; expiresAt: number; lookupLength: number },
+    draw: () => string,
+  ): Promise<string>;
+  /** The active, unexpired code with this lookup, if any. */
+  findActiveCode(lookup: string, now: number): Promise<PairingCodeRecord | undefined>;
+  /**
+   * Settles a confirmation in one transaction against the code as it is now: a code
+   * no longer active answers `code-invalid` whatever the tag; a right tag spends the
+   * code (its secret erased) and stores the device `register` returns for the code's
+   * group and the device as known (a throw rolls everything back); a wrong tag counts,
+   * and the `maxAttempts`th burns the code (secret erased).
+   */
+  settleCode(
+    codeId: number,
+    attempt: { tagMatched: boolean; deviceId: DeviceId; now: number; maxAttempts: number },
+    register: (group: string, existing: DeviceRecord | undefined) => NewDevice,
+  ): Promise<PairingAttemptOutcome<DeviceRecord>>;
+  /** Marks codes past their expiry expired and erases their secrets; returns how many. */
+  expireCodes(now: number): Promise<number>;
+  /** The newest codes (at most `limit`), any state, never a secret. */
+  listCodes(now: number, limit: number): Promise<ListedPairingCode[]>;
+  /** The codes that can still be used, newest first, never a secret. */
+  activeCodes(now: number): Promise<ListedPairingCode[]>;
+
+  getSetting(key: string): Promise<string | undefined>;
+  setSetting(key: string, value: string): Promise<void>;
+}

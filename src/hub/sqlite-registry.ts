@@ -1,0 +1,444 @@
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { type Clock, systemClock } from '../lifecycle.js';
+import { StoreClosedError } from '../store/errors.js';
+import { type Migration, runMigrations } from '../store/migrations.js';
+import type { DeviceId } from '../store/types.js';
+import type {
+  DevicePatch,
+  DeviceRecord,
+  GroupRecord,
+  ListedPairingCode,
+  NewDevice,
+  PairingAttemptOutcome,
+  PairingCodeRecord,
+  RegistryBackend,
+} from './registry-backend.js';
+
+/** The schema steps of hub.db. Never edit a step that has shipped; append one. */
+export const REGISTRY_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'devices, groups, pairing codes, settings',
+    sql: `
+      CREATE TABLE devices (
+        device_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        grp TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'revoked')),
+        first_seen INTEGER NOT NULL,
+        last_seen INTEGER,
+        last_address TEXT,
+        app_version TEXT,
+        paired_at INTEGER NOT NULL,
+        revoked_at INTEGER
+      ) WITHOUT ROWID;
+
+      CREATE TABLE groups (
+        name TEXT PRIMARY KEY,
+        description TEXT NOT NULL DEFAULT '',
+        read TEXT NOT NULL,
+        write TEXT NOT NULL
+      ) WITHOUT ROWID;
+      INSERT INTO groups (name, description, read, write) VALUES ('default', 'Devices not placed in a group', '["*"]', '["*"]');
+
+      CREATE TABLE pairing_codes (
+        id INTEGER PRIMARY KEY,
+        lookup TEXT NOT NULL,
+        secret TEXT NOT NULL,
+        grp TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        failed_attempts INTEGER NOT NULL DEFAULT 0,
+        state TEXT NOT NULL CHECK (state IN ('active', 'used', 'burned')),
+        used_by TEXT,
+        used_at INTEGER
+      );
+      CREATE INDEX pairing_codes_lookup ON pairing_codes(lookup, state);
+
+      CREATE TABLE settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+      ) WITHOUT ROWID;
+    `,
+  },
+  {
+    // A spent code keeps no secret, and no two active codes share a lookup group. The
+    // table is rebuilt because SQLite cannot change a CHECK constraint in place; with
+    // secure_delete on, the old table's pages are zeroed.
+    version: 2,
+    description: 'pairing codes: secrets erased once spent, lookups unique among active codes',
+    sql: `
+      CREATE TABLE pairing_codes_v2 (
+        id INTEGER PRIMARY KEY,
+        lookup TEXT NOT NULL,
+        -- The whole code while the code is active; NULL once it is used, burned or expired.
+        secret TEXT,
+        grp TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        failed_attempts INTEGER NOT NULL DEFAULT 0,
+        state TEXT NOT NULL CHECK (state IN ('active', 'used', 'burned', 'expired')),
+        used_by TEXT,
+        used_at INTEGER,
+        CHECK ((state = 'active') = (secret IS NOT NULL))
+      );
+      INSERT INTO pairing_codes_v2
+        SELECT id, lookup, CASE WHEN state = 'active' THEN secret END, grp, created_at, expires_at,
+               failed_attempts, state, used_by, used_at
+        FROM pairing_codes;
+      -- An older active code whose lookup a newer one shares could never be found again.
+      UPDATE pairing_codes_v2 SET state = 'expired', secret = NULL
+        WHERE state = 'active' AND EXISTS (
+          SELECT 1 FROM pairing_codes_v2 AS newer
+          WHERE newer.lookup = pairing_codes_v2.lookup AND newer.state = 'active' AND newer.id > pairing_codes_v2.id
+        );
+      DROP TABLE pairing_codes;
+      ALTER TABLE pairing_codes_v2 RENAME TO pairing_codes;
+      CREATE UNIQUE INDEX pairing_codes_active_lookup ON pairing_codes(lookup) WHERE state = 'active';
+    `,
+  },
+];
+
+export interface SqliteRegistryOptions {
+  /** Path of the registry database, `hub.db` in the hub's data directory (created owner-only). */
+  path: string;
+  /** Only for the schema migrations' timestamps. */
+  clock?: Clock;
+}
+
+interface DeviceRow {
+  device_id: string;
+  name: string;
+  grp: string;
+  state: DeviceRecord['state'];
+  first_seen: number;
+  last_seen: number | null;
+  last_address: string | null;
+  app_version: string | null;
+  paired_at: number;
+  revoked_at: number | null;
+}
+
+interface CodeRow {
+  id: number;
+  lookup: string;
+  secret: string | null;
+  grp: string;
+  created_at: number;
+  expires_at: number;
+  failed_attempts: number;
+  state: PairingCodeRecord['state'];
+  used_by: string | null;
+}
+
+/** The registry in SQLite (`hub.db`, WAL), shared safely with the CLI's processes. */
+export class SqliteRegistryBackend implements RegistryBackend {
+  private readonly options: SqliteRegistryOptions;
+  private db: Database.Database | undefined;
+
+  constructor(options: SqliteRegistryOptions) {
+    this.options = options;
+  }
+
+  get path(): string {
+    return this.options.path;
+  }
+
+  isStarted(): boolean {
+    return this.db !== undefined;
+  }
+
+  async start(): Promise<void> {
+    if (this.db) return;
+    const dir = dirname(this.options.path);
+    if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const db = new Database(this.options.path);
+    try {
+      chmodSync(this.options.path, 0o600);
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+      db.pragma('busy_timeout = 5000');
+      // Deleted and overwritten content (a spent code's secret) is zeroed on disk, not
+      // just unlinked from the B-tree where a file reader could still find it.
+      db.pragma('secure_delete = ON');
+      runMigrations(db, REGISTRY_MIGRATIONS, (this.options.clock ?? systemClock).now());
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+    this.db = db;
+  }
+
+  async stop(): Promise<void> {
+    this.db?.close();
+    this.db = undefined;
+  }
+
+  private get sql(): Database.Database {
+    if (!this.db) throw new StoreClosedError();
+    return this.db;
+  }
+
+  // --- devices ---------------------------------------------------------------------
+
+  async getDevice(deviceId: DeviceId): Promise<DeviceRecord | undefined> {
+    return this.device(deviceId);
+  }
+
+  private device(deviceId: DeviceId): DeviceRecord | undefined {
+    const row = this.sql
+      .prepare<[string], DeviceRow>('SELECT * FROM devices WHERE device_id = ?')
+      .get(deviceId);
+    return row ? toDevice(row) : undefined;
+  }
+
+  async listDevices(): Promise<DeviceRecord[]> {
+    return this.sql
+      .prepare<[], DeviceRow>('SELECT * FROM devices ORDER BY paired_at, device_id')
+      .all()
+      .map(toDevice);
+  }
+
+  async putDevice(device: NewDevice, now: number): Promise<DeviceRecord> {
+    return this.upsertDevice(device, now);
+  }
+
+  private upsertDevice(device: NewDevice, now: number): DeviceRecord {
+    this.sql
+      .prepare(
+        `INSERT INTO devices (device_id, name, grp, state, first_seen, last_seen, last_address, app_version, paired_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (device_id) DO UPDATE SET name = excluded.name, grp = excluded.grp, paired_at = excluded.paired_at`,
+      )
+      .run(
+        device.deviceId,
+        device.name,
+        device.group,
+        device.state,
+        now,
+        now,
+        device.address ?? null,
+        device.appVersion ?? null,
+        now,
+      );
+    return this.device(device.deviceId) as DeviceRecord;
+  }
+
+  async updateDevice(deviceId: DeviceId, patch: DevicePatch): Promise<DeviceRecord | undefined> {
+    const sets: string[] = [];
+    const values: unknown[] = [];
+    const column = { name: 'name', group: 'grp', state: 'state', revokedAt: 'revoked_at' } as const;
+    for (const key of Object.keys(column) as (keyof typeof column)[]) {
+      if (patch[key] === undefined) continue;
+      sets.push(`${column[key]} = ?`);
+      values.push(patch[key]);
+    }
+    if (sets.length > 0)
+      this.sql.prepare(`UPDATE devices SET ${sets.join(', ')} WHERE device_id = ?`).run(...values, deviceId);
+    return this.device(deviceId);
+  }
+
+  async touchDevice(
+    deviceId: DeviceId,
+    seen: { at: number; address: string; appVersion?: string },
+  ): Promise<void> {
+    this.sql
+      .prepare(
+        'UPDATE devices SET last_seen = ?, last_address = ?, app_version = coalesce(?, app_version) WHERE device_id = ?',
+      )
+      .run(seen.at, seen.address, seen.appVersion ?? null, deviceId);
+  }
+
+  // --- groups ------------------------------------------------------------------------
+
+  async listGroups(): Promise<GroupRecord[]> {
+    return this.sql
+      .prepare<[], { name: string; description: string; read: string; write: string }>(
+        'SELECT * FROM groups ORDER BY name',
+      )
+      .all()
+      .map((g) => ({
+        name: g.name,
+        description: g.description,
+        read: JSON.parse(g.read) as string[],
+        write: JSON.parse(g.write) as string[],
+      }));
+  }
+
+  async putGroup(group: GroupRecord): Promise<GroupRecord> {
+    this.sql
+      .prepare(
+        `INSERT INTO groups (name, description, read, write) VALUES (?, ?, ?, ?)
+         ON CONFLICT (name) DO UPDATE SET description = excluded.description, read = excluded.read, write = excluded.write`,
+      )
+      .run(group.name, group.description, JSON.stringify(group.read), JSON.stringify(group.write));
+    return (await this.listGroups()).find((g) => g.name === group.name) as GroupRecord;
+  }
+
+  // --- pairing codes -----------------------------------------------------------------
+
+  async insertCode(
+    code: { group: string; createdAt: number; expiresAt: number; lookupLength: number },
+    draw: () => string,
+  ): Promise<string> {
+    const taken = this.sql.prepare<[string], { id: number }>(
+      "SELECT id FROM pairing_codes WHERE lookup = ? AND state = 'active'",
+    );
+    const insert = this.sql.prepare(
+      "INSERT INTO pairing_codes (lookup, secret, grp, created_at, expires_at, state) VALUES (?, ?, ?, ?, ?, 'active')",
+    );
+    const { text, expired } = this.sql
+      .transaction(() => {
+        // Expired codes first, so their lookups are free again and their secrets go.
+        const expired = this.expireStale(code.createdAt);
+        let text: string;
+        // One pair.start names one code: a lookup shared by two active codes would let
+        // one code's wrong guesses burn the other and leave the older unreachable.
+        do text = draw();
+        while (taken.get(text.slice(0, code.lookupLength)));
+        insert.run(text.slice(0, code.lookupLength), text, code.group, code.createdAt, code.expiresAt);
+        return { text, expired };
+      })
+      .immediate();
+    if (expired > 0) this.flushErased();
+    return text;
+  }
+
+  async findActiveCode(lookup: string, now: number): Promise<PairingCodeRecord | undefined> {
+    await this.expireCodes(now);
+    const row = this.sql
+      .prepare<[string], CodeRow>("SELECT * FROM pairing_codes WHERE lookup = ? AND state = 'active'")
+      .get(lookup);
+    return row ? toCode(row, now) : undefined;
+  }
+
+  async settleCode(
+    codeId: number,
+    attempt: { tagMatched: boolean; deviceId: DeviceId; now: number; maxAttempts: number },
+    register: (group: string, existing: DeviceRecord | undefined) => NewDevice,
+  ): Promise<PairingAttemptOutcome<DeviceRecord>> {
+    const { now } = attempt;
+    const outcome = this.sql
+      .transaction((): PairingAttemptOutcome<DeviceRecord> => {
+        const row = this.sql
+          .prepare<[number], CodeRow>('SELECT * FROM pairing_codes WHERE id = ?')
+          .get(codeId);
+        if (!row || row.state !== 'active' || row.expires_at <= now) return { outcome: 'code-invalid' };
+        if (attempt.tagMatched) {
+          const device = register(row.grp, this.device(attempt.deviceId));
+          this.sql
+            .prepare(
+              "UPDATE pairing_codes SET state = 'used', secret = NULL, used_by = ?, used_at = ? WHERE id = ?",
+            )
+            .run(attempt.deviceId, now, codeId);
+          return { outcome: 'paired', result: this.upsertDevice(device, now) };
+        }
+        const burned = row.failed_attempts + 1 >= attempt.maxAttempts;
+        this.sql
+          .prepare(
+            `UPDATE pairing_codes SET failed_attempts = failed_attempts + 1,
+               state = CASE WHEN ? THEN 'burned' ELSE state END,
+               secret = CASE WHEN ? THEN NULL ELSE secret END
+             WHERE id = ?`,
+          )
+          .run(burned ? 1 : 0, burned ? 1 : 0, codeId);
+        return { outcome: 'wrong-code', codeState: burned ? 'burned' : 'active' };
+      })
+      .immediate();
+    if (outcome.outcome === 'paired' || (outcome.outcome === 'wrong-code' && outcome.codeState === 'burned'))
+      this.flushErased();
+    return outcome;
+  }
+
+  async expireCodes(now: number): Promise<number> {
+    const changes = this.expireStale(now);
+    if (changes > 0) this.flushErased();
+    return changes;
+  }
+
+  async listCodes(now: number, limit: number): Promise<ListedPairingCode[]> {
+    await this.expireCodes(now);
+    return this.sql
+      .prepare<[number], CodeRow>('SELECT * FROM pairing_codes ORDER BY id DESC LIMIT ?')
+      .all(limit)
+      .map((row) => toListed(row, now));
+  }
+
+  async activeCodes(now: number): Promise<ListedPairingCode[]> {
+    await this.expireCodes(now);
+    return this.sql
+      .prepare<[], CodeRow>("SELECT * FROM pairing_codes WHERE state = 'active' ORDER BY id DESC")
+      .all()
+      .map((row) => toListed(row, now));
+  }
+
+  private expireStale(now: number): number {
+    return this.sql
+      .prepare(
+        "UPDATE pairing_codes SET state = 'expired', secret = NULL WHERE state = 'active' AND expires_at <= ?",
+      )
+      .run(now).changes;
+  }
+
+  /**
+   * Moves erased secrets out of the write-ahead log too: until a checkpoint, the
+   * WAL still holds the page images written while the code was active. Best effort:
+   * a reader in another process (the CLI) can hold the log, and the next
+   * checkpoint then finishes the job.
+   */
+  private flushErased(): void {
+    this.sql.pragma('wal_checkpoint(TRUNCATE)');
+  }
+
+  // --- settings ----------------------------------------------------------------------
+
+  async getSetting(key: string): Promise<string | undefined> {
+    return this.sql.prepare<[string], { value: string }>('SELECT value FROM settings WHERE key = ?').get(key)
+      ?.value;
+  }
+
+  async setSetting(key: string, value: string): Promise<void> {
+    this.sql
+      .prepare(
+        'INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+      )
+      .run(key, value);
+  }
+}
+
+function toDevice(row: DeviceRow): DeviceRecord {
+  return {
+    deviceId: row.device_id as DeviceId,
+    name: row.name,
+    group: row.grp,
+    state: row.state,
+    firstSeen: row.first_seen,
+    lastSeen: row.last_seen,
+    lastAddress: row.last_address,
+    appVersion: row.app_version,
+    pairedAt: row.paired_at,
+    revokedAt: row.revoked_at,
+  };
+}
+
+function toCode(row: CodeRow, now: number): PairingCodeRecord {
+  const expired = row.state === 'active' && row.expires_at <= now;
+  return {
+    codeId: row.id,
+    lookup: row.lookup,
+    secret: row.secret ?? '',
+    group: row.grp,
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+    failedAttempts: row.failed_attempts,
+    state: expired ? 'expired' : row.state,
+    usedBy: row.used_by as DeviceId | null,
+  };
+}
+
+function toListed(row: CodeRow, now: number): ListedPairingCode {
+  const { secret: _secret, ...rest } = toCode(row, now);
+  return rest;
+}

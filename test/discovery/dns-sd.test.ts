@@ -7,27 +7,15 @@
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import makeMdns from 'multicast-dns';
 import { DnsSdBrowser, DnsSdPublisher } from '../../src/discovery/dns-sd.js';
 import { DNS_SD_SERVICE, MDNS_GROUP_V4 } from '../../src/discovery/mdns.js';
 import type { DiscoveredHub } from '../../src/discovery/types.js';
-import type { Startable } from '../../src/lifecycle.js';
 import { eventually, FakeClock } from '../helpers.js';
-import { deviceId, freeUdpPort, nextFound } from './helpers.js';
+import { deviceId, freeUdpPort, nextFound, stopAfterTests, timeout } from './helpers.js';
 
-const running: Startable[] = [];
-after(async () => {
-  await Promise.all(running.map((c) => c.stop()));
-});
-
-function track<T extends Startable>(component: T): T {
-  running.push(component);
-  return component;
-}
-
-/** Each test's time limit (ms): only datagrams over loopback take real time. */
-const timeout = 10_000;
+const track = stopAfterTests();
 
 /** An mDNS responder or listener of its own, on the test's port, on loopback only. */
 async function loopbackMdns(port: number): Promise<makeMdns.MulticastDNS> {

@@ -1,7 +1,9 @@
 import { createSocket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import { type EventEmitter, once } from 'node:events';
+import { after } from 'node:test';
 import type { DiscoveredHub, Discovery } from '../../src/discovery/types.js';
+import type { Startable } from '../../src/lifecycle.js';
 import type { DeviceId } from '../../src/store/types.js';
 import type { FakeClock } from '../helpers.js';
 
@@ -70,4 +72,22 @@ export async function runClockUntil<T>(
   for (let i = 0; i < maxSteps && !settled; i++) await clock.tick(stepMs);
   if (!settled) throw new Error(`not settled after ${maxSteps} steps of ${stepMs} ms on the clock`);
   return watched;
+}
+
+/** Each loopback test's time limit (ms): only datagrams take real time, and little of it. */
+export const timeout = 10_000;
+
+/**
+ * Returns `track(component)`, which stops the component once the file's tests are
+ * done, so a test that fails midway leaves no socket open.
+ */
+export function stopAfterTests(): <T extends Startable>(component: T) => T {
+  const running: Startable[] = [];
+  after(async () => {
+    await Promise.all(running.map((c) => c.stop()));
+  });
+  return (component) => {
+    running.push(component);
+    return component;
+  };
 }

@@ -7,25 +7,38 @@
 import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
 import { once } from 'node:events';
-import { after, describe, it } from 'node:test';
-import { findHub, HubAnnouncer, HubBrowser } from '../../src/discovery/multicast.js';
+import { describe, it } from 'node:test';
+import {
+  findHub,
+  HubAnnouncer,
+  type HubAnnouncerOptions,
+  HubBrowser,
+} from '../../src/discovery/multicast.js';
 import { encodeDiscoveryMessage } from '../../src/discovery/wire.js';
-import type { Startable } from '../../src/lifecycle.js';
 import { eventually, FakeClock } from '../helpers.js';
-import { deviceId, freeUdpPort, loopbackOnly, nextFound, runClockUntil, sendUdp } from './helpers.js';
+import {
+  deviceId,
+  freeUdpPort,
+  loopbackOnly,
+  nextFound,
+  runClockUntil,
+  sendUdp,
+  stopAfterTests,
+  timeout,
+} from './helpers.js';
 
-const running: Startable[] = [];
-after(async () => {
-  await Promise.all(running.map((c) => c.stop()));
-});
+const track = stopAfterTests();
 
-function track<T extends Startable>(component: T): T {
-  running.push(component);
-  return component;
+/** A hub announcing on loopback on `port`; its clock stands still unless the test gives one. */
+function loopbackHub(port: number, over: Partial<HubAnnouncerOptions> = {}): HubAnnouncer {
+  return new HubAnnouncer({
+    ...loopbackOnly(port),
+    deviceId: deviceId(),
+    name: 'Hub',
+    clock: new FakeClock(),
+    ...over,
+  });
 }
-
-/** Each test's time limit (ms): only datagrams over loopback take real time. */
-const timeout = 10_000;
 
 describe('multicast discovery on loopback', () => {
   it('a browser finds a running hub through the answer to its start-up query', { timeout }, async () => {
@@ -33,15 +46,7 @@ describe('multicast discovery on loopback', () => {
     const id = deviceId();
     // The announcer's clock stands still: it announces once, at its start, before the
     // browser listens, so only an answer to the query can tell the browser about it.
-    const announcer = track(
-      new HubAnnouncer({
-        ...loopbackOnly(port),
-        deviceId: id,
-        name: 'Office hub',
-        syncPort: 17800,
-        clock: new FakeClock(),
-      }),
-    );
+    const announcer = track(loopbackHub(port, { deviceId: id, name: 'Office hub', syncPort: 17800 }));
     await announcer.start();
     const browser = track(new HubBrowser(loopbackOnly(port)));
     const found = nextFound(browser);
@@ -81,15 +86,7 @@ describe('multicast discovery on loopback', () => {
       const browser = track(new HubBrowser({ ...loopbackOnly(port), queryOnStart: false }));
       await browser.start();
       const heard = (): number => browser.diagnostics()[0]?.counters.received ?? 0;
-      const announcer = track(
-        new HubAnnouncer({
-          ...loopbackOnly(port),
-          deviceId: deviceId(),
-          name: 'Hub',
-          announceIntervalMs: 30_000,
-          clock,
-        }),
-      );
+      const announcer = track(loopbackHub(port, { announceIntervalMs: 30_000, clock }));
       await announcer.start();
       await eventually(() => heard() === 1, 5_000, 'the announcement at start');
       assert.equal(clock.pending(), 1, 'the next announcement is scheduled on the clock');
@@ -162,9 +159,7 @@ describe('multicast discovery on loopback', () => {
 
   it('the announcer says goodbye on stop', { timeout }, async () => {
     const port = await freeUdpPort();
-    const announcer = track(
-      new HubAnnouncer({ ...loopbackOnly(port), deviceId: deviceId(), name: 'Hub', clock: new FakeClock() }),
-    );
+    const announcer = track(loopbackHub(port));
     const browser = track(new HubBrowser(loopbackOnly(port)));
     await announcer.start();
     const found = nextFound(browser);
@@ -196,7 +191,7 @@ describe('multicast discovery on loopback', () => {
 
   it('two browsers share the port (SO_REUSEADDR) and both find the hub', { timeout }, async () => {
     const port = await freeUdpPort();
-    const announcer = track(new HubAnnouncer({ ...loopbackOnly(port), deviceId: deviceId(), name: 'Hub' }));
+    const announcer = track(loopbackHub(port));
     await announcer.start();
     const one = track(new HubBrowser(loopbackOnly(port)));
     const two = track(new HubBrowser(loopbackOnly(port)));
@@ -217,7 +212,7 @@ describe('multicast discovery on loopback', () => {
       assert.equal(browser.isStarted(), false);
       const [diag] = browser.diagnostics();
       assert.match(diag?.families[0]?.bindError ?? '', /EADDRINUSE/);
-      const announcer = new HubAnnouncer({ ...loopbackOnly(port), deviceId: deviceId(), name: 'Hub' });
+      const announcer = loopbackHub(port);
       await assert.rejects(announcer.start(), { code: 'DISCOVERY_BIND_FAILED' });
       assert.equal(announcer.isStarted(), false);
     } finally {
@@ -228,15 +223,7 @@ describe('multicast discovery on loopback', () => {
   it('answers at most maxAnswersPerSecond queries in any second of its clock', { timeout }, async () => {
     const port = await freeUdpPort();
     const clock = new FakeClock();
-    const announcer = track(
-      new HubAnnouncer({
-        ...loopbackOnly(port),
-        deviceId: deviceId(),
-        name: 'Hub',
-        maxAnswersPerSecond: 2,
-        clock,
-      }),
-    );
+    const announcer = track(loopbackHub(port, { maxAnswersPerSecond: 2, clock }));
     await announcer.start();
     const counters = () => announcer.diagnostics()[0]?.counters;
     const askers = [createSocket('udp4'), createSocket('udp4')] as const;
@@ -288,7 +275,7 @@ describe('multicast discovery on loopback', () => {
       const port = await freeUdpPort();
       const id = deviceId();
       const clock = new FakeClock();
-      const announcer = track(new HubAnnouncer({ ...loopbackOnly(port), deviceId: id, name: 'Hub', clock }));
+      const announcer = track(loopbackHub(port, { deviceId: id, clock }));
       await announcer.start();
       // The clock stands still, so the time limit cannot end the look before the answer arrives.
       const hub = await findHub({ ...loopbackOnly(port), deviceId: id, timeoutMs: 3_000, clock });

@@ -1,28 +1,19 @@
 /** Several discovery methods run as one, over loopback. */
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { DnsSdBrowser, DnsSdPublisher } from '../../src/discovery/dns-sd.js';
 import { HubAnnouncer, HubBrowser } from '../../src/discovery/multicast.js';
 import { DiscoverySet } from '../../src/discovery/set.js';
-import type { Startable } from '../../src/lifecycle.js';
 import { eventually, FakeClock } from '../helpers.js';
-import { deviceId, freeUdpPort, loopbackOnly } from './helpers.js';
+import { deviceId, freeUdpPort, loopbackOnly, stopAfterTests, timeout } from './helpers.js';
 
-const running: Startable[] = [];
-after(async () => {
-  await Promise.all(running.map((c) => c.stop()));
-});
-
-function track<T extends Startable>(component: T): T {
-  running.push(component);
-  return component;
-}
+const track = stopAfterTests();
 
 describe('DiscoverySet', () => {
   it(
     'runs several sources as one: events pass through, lists and diagnostics add up',
-    { timeout: 10_000 },
+    { timeout },
     async () => {
       const port = await freeUdpPort();
       const mdnsPort = await freeUdpPort();

@@ -129,13 +129,18 @@ export function runDiscoveryBrowserSuite(name: string, harness: BrowserHarness):
       return found;
     };
 
+    /** Starts the browser and has it find a first hub, `a`. */
+    const startWithHub = async (t: BrowserUnderTest & { events: Recorder }) => {
+      await t.browser.start();
+      const a = claim();
+      return { a, found: await arrive(t, a) };
+    };
+
     withBrowser(
       'lists a hub it hears once per device ID and address, with method, address and interface',
       {},
       async (t) => {
-        await t.browser.start();
-        const a = claim();
-        const hub = await arrive(t, a);
+        const { a, found: hub } = await startWithHub(t);
         assert.deepEqual(hub, {
           ...a,
           address: '127.0.0.1',
@@ -168,9 +173,7 @@ export function runDiscoveryBrowserSuite(name: string, harness: BrowserHarness):
       'a repeat refreshes lastSeen; a changed port, name or versions is found again',
       {},
       async (t) => {
-        await t.browser.start();
-        const a = claim();
-        const first = await arrive(t, a);
+        const { a, found: first } = await startWithHub(t);
         t.clock.advance(500);
         await t.hear(a);
         await arrive(t, claim()); // a marker: the repeat before it has been read
@@ -190,9 +193,7 @@ export function runDiscoveryBrowserSuite(name: string, harness: BrowserHarness):
       'drops a hub not heard from within expiryMs, with lost, and not a moment before',
       { expiryMs: 1_000, sweepIntervalMs: 100 },
       async (t) => {
-        await t.browser.start();
-        const a = claim();
-        await arrive(t, a);
+        const { a } = await startWithHub(t);
         t.clock.advance(1_000);
         assert.equal(t.events.lost.length, 0, 'heard exactly expiryMs ago: kept');
         assert.equal(t.browser.list().length, 1);
@@ -209,9 +210,7 @@ export function runDiscoveryBrowserSuite(name: string, harness: BrowserHarness):
       'keeps a hub that goes on being heard',
       { expiryMs: 1_000, sweepIntervalMs: 100 },
       async (t) => {
-        await t.browser.start();
-        const a = claim();
-        await arrive(t, a);
+        const { a } = await startWithHub(t);
         t.clock.advance(800);
         await t.hear(a);
         await arrive(t, claim());
@@ -227,9 +226,7 @@ export function runDiscoveryBrowserSuite(name: string, harness: BrowserHarness):
       'a goodbye drops the hub at once with lost; a goodbye for a hub not listed changes nothing',
       {},
       async (t) => {
-        await t.browser.start();
-        const a = claim();
-        await arrive(t, a);
+        const { a } = await startWithHub(t);
         const lost = t.events.next('lost', is(a));
         await t.hearGoodbye(claim());
         await t.hearGoodbye(a);

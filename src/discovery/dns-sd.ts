@@ -18,6 +18,7 @@ import {
   DNS_SD_SERVICE,
   MDNS_PORT,
   MdnsChannel,
+  type MdnsChannelOptions,
   parseTxt,
   type Question,
   sameName,
@@ -46,11 +47,16 @@ export interface DnsSdOptions extends SocketOptions {
   mdnsPort?: number;
 }
 
-/** One mDNS channel per family, counting into `counters`. */
-function createChannels(s: ResolvedSockets, counters: DiscoveryCounters, logger: Logger): MdnsChannel[] {
+/** One mDNS channel per family, counting into `counters`, reading what `reads` says. */
+function createChannels(
+  s: ResolvedSockets,
+  counters: DiscoveryCounters,
+  logger: Logger,
+  reads: Pick<MdnsChannelOptions, 'onQuery' | 'onResponse'>,
+): MdnsChannel[] {
   const { port, selection, clock, table } = s;
   return s.families.map(
-    (family) => new MdnsChannel({ family, port, selection, counters, logger, clock, table }),
+    (family) => new MdnsChannel({ family, port, selection, counters, logger, clock, table, ...reads }),
   );
 }
 
@@ -113,11 +119,9 @@ export class DnsSdPublisher extends Advertiser {
       `versions=${hub.versions.join(',')}`,
       `name=${hub.name}`,
     ];
-    this.channels = createChannels(sockets, this.counters, this.logger);
-    for (const channel of this.channels) {
-      channel.mdns.on('query', (query, rinfo) => this.onQuery(channel, query, rinfo));
-      channel.mdns.on('response', () => this.counters.ignored++);
-    }
+    this.channels = createChannels(sockets, this.counters, this.logger, {
+      onQuery: (channel, query, rinfo) => this.onQuery(channel, query, rinfo),
+    });
   }
 
   protected endpoints(): readonly MulticastEndpoint[] {
@@ -269,11 +273,9 @@ export class DnsSdBrowser extends DiscoveryBrowser<string> {
       queryOnStart: true,
       queryIntervalMs: positiveInteger('queryIntervalMs', options.queryIntervalMs, 30_000),
     });
-    this.channels = createChannels(sockets, this.counters, this.logger);
-    for (const channel of this.channels) {
-      channel.mdns.on('response', (packet, rinfo) => this.onResponse(channel, packet, rinfo));
-      channel.mdns.on('query', () => this.counters.ignored++);
-    }
+    this.channels = createChannels(sockets, this.counters, this.logger, {
+      onResponse: (channel, packet, rinfo) => this.onResponse(channel, packet, rinfo),
+    });
   }
 
   protected endpoints(): readonly MulticastEndpoint[] {

@@ -68,6 +68,10 @@ export interface MdnsChannelOptions {
   selection: InterfaceSelectionOptions;
   /** The owner's counters, which the channel adds its datagrams to. */
   counters: DiscoveryCounters;
+  /** Reads a query (a publisher does); without it, queries are counted as ignored. */
+  onQuery?(channel: MdnsChannel, packet: makeMdns.QueryPacket, rinfo: RemoteInfo): void;
+  /** Reads a response (a browser does); without it, responses are counted as ignored. */
+  onResponse?(channel: MdnsChannel, packet: makeMdns.ResponsePacket, rinfo: RemoteInfo): void;
   logger: Logger;
   clock: Clock;
   table: InterfaceTable | undefined;
@@ -138,6 +142,12 @@ export class MdnsChannel {
     });
     // multicast-dns reports undecodable packets as warnings: count them as malformed.
     this.mdns.on('warning', () => this.counters.malformed++);
+    this.mdns.on('query', (packet, rinfo) =>
+      o.onQuery ? o.onQuery(this, packet, rinfo) : this.counters.ignored++,
+    );
+    this.mdns.on('response', (packet, rinfo) =>
+      o.onResponse ? o.onResponse(this, packet, rinfo) : this.counters.ignored++,
+    );
   }
 
   private onDatagram(data: Buffer, rinfo: RemoteInfo): void {

@@ -4,10 +4,11 @@
  * (multicast announcements, DNS-SD) adds what it sends and how it answers.
  */
 import type { Logger } from 'pino';
-import { type Clock, LifecycleGuard, type Startable, type Timer } from '../lifecycle.js';
+import type { Clock, Startable, Timer } from '../lifecycle.js';
 import { componentLogger, silentLogger } from '../observability/logger.js';
 import { AnswerBudget } from './answer-budget.js';
-import { type MulticastEndpoint, openEndpoints } from './endpoint.js';
+import type { MulticastEndpoint } from './endpoint.js';
+import { EndpointSet } from './endpoint-set.js';
 import { positiveInteger, type ResolvedSockets } from './options.js';
 import type { DiscoveryDiagnostics, DiscoveryVia } from './types.js';
 import { emptyCounters } from './types.js';
@@ -40,10 +41,7 @@ export abstract class Advertiser implements Startable {
   protected readonly clock: Clock;
   protected readonly logger: Logger;
   private readonly answers: AnswerBudget;
-  private readonly guard = new LifecycleGuard();
-  private timers: Timer[] = [];
-  /** True while the sockets are open: between the bind in start() and the goodbye in stop(). */
-  private live = false;
+  private readonly endpointSet: EndpointSet;
   /** Counts starts, so work begun before a stop() and a new start() can tell it is stale. */
   private generation = 0;
 
@@ -54,6 +52,7 @@ export abstract class Advertiser implements Startable {
       positiveInteger('maxAnswersPerSecond', setup.maxAnswersPerSecond, 50),
       this.clock,
     );
+    this.endpointSet = new EndpointSet(() => this.endpoints(), setup.sockets.port, this.clock);
   }
 
   /** The method's sockets, one endpoint per address family. */
@@ -70,7 +69,7 @@ export abstract class Advertiser implements Startable {
 
   /** True while the hub is announced: answers and scheduled announcements check it. */
   protected get isLive(): boolean {
-    return this.live;
+    return this.endpointSet.isOpen;
   }
 
   /** Which start the advertiser is in; compare before continuing work that outlived an await. */
@@ -79,48 +78,32 @@ export abstract class Advertiser implements Startable {
   }
 
   isStarted(): boolean {
-    return this.guard.isStarted();
+    return this.endpointSet.isStarted();
   }
 
   /** Binds, joins the groups and announces. Rejects with DISCOVERY_BIND_FAILED when no family can bind. */
   start(): Promise<void> {
-    return this.guard.start(async () => {
-      await openEndpoints(this.endpoints(), this.setup.sockets.port);
-      this.live = true;
+    return this.endpointSet.start(async () => {
       this.generation++;
-      try {
-        await this.announce();
-        this.started();
-      } catch (err) {
-        // A start that fails holds nothing: stop() would not run, the guard counts it as never started.
-        await this.release();
-        throw err;
-      }
+      await this.announce();
+      this.started();
     });
   }
 
   /** Says goodbye (best effort, bounded), then releases the sockets and timers. */
   stop(): Promise<void> {
-    return this.guard.stop(async () => {
-      // Scheduled announcements and answers check this, and end here.
-      this.live = false;
-      // A send that never completes (an interface gone mid-send) must not hold up the stop.
-      let bound: Timer | undefined;
-      await Promise.race([
-        this.goodbye(),
-        new Promise<void>((resolve) => (bound = this.clock.setTimeout(resolve, GOODBYE_TIMEOUT_MS))),
-      ]);
-      bound?.cancel();
-      await this.release();
-      this.logger.info('stopped announcing');
-    });
-  }
-
-  private async release(): Promise<void> {
-    this.live = false;
-    for (const t of this.timers) t.cancel();
-    this.timers = [];
-    await Promise.all(this.endpoints().map((e) => e.close()));
+    return this.endpointSet.stop(
+      async () => {
+        // A send that never completes (an interface gone mid-send) must not hold up the stop.
+        let bound: Timer | undefined;
+        await Promise.race([
+          this.goodbye(),
+          new Promise<void>((resolve) => (bound = this.clock.setTimeout(resolve, GOODBYE_TIMEOUT_MS))),
+        ]);
+        bound?.cancel();
+      },
+      () => this.logger.info('stopped announcing'),
+    );
   }
 
   /** What the advertiser joined, sent and received. */
@@ -130,7 +113,7 @@ export abstract class Advertiser implements Startable {
         via: this.setup.via,
         role: this.setup.role,
         started: this.isStarted(),
-        families: this.endpoints().map((e) => e.diagnostics()),
+        families: this.endpointSet.families(),
         counters: { ...this.counters },
       },
     ];
@@ -146,11 +129,6 @@ export abstract class Advertiser implements Startable {
 
   /** Calls `fn` once, `ms` from now on the clock, unless the advertiser stopped by then. */
   protected later(fn: () => void, ms: number): void {
-    if (!this.live) return;
-    const timer = this.clock.setTimeout(() => {
-      this.timers = this.timers.filter((t) => t !== timer);
-      if (this.live) fn();
-    }, ms);
-    this.timers.push(timer);
+    this.endpointSet.later(fn, ms);
   }
 }

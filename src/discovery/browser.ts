@@ -7,9 +7,10 @@
 import type { RemoteInfo } from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import { type Clock, LifecycleGuard, type Timer } from '../lifecycle.js';
+import type { Clock } from '../lifecycle.js';
 import { componentLogger, silentLogger } from '../observability/logger.js';
-import { familyOfRemote, type MulticastEndpoint, openEndpoints } from './endpoint.js';
+import { familyOfRemote, type MulticastEndpoint } from './endpoint.js';
+import { EndpointSet } from './endpoint-set.js';
 import { HubTable } from './hub-table.js';
 import { interfaceForAddress } from './interfaces.js';
 import { positiveInteger, type ResolvedSockets } from './options.js';
@@ -69,10 +70,7 @@ export abstract class DiscoveryBrowser<Note = undefined>
   protected readonly maxEntries: number;
   protected readonly hubs: HubTable<Note>;
   private readonly sweepMs: number;
-  private readonly guard = new LifecycleGuard();
-  private timers: Timer[] = [];
-  /** True while the sockets are open: between the bind in start() and the close in stop(). */
-  private listening = false;
+  private readonly endpointSet: EndpointSet;
 
   constructor(private readonly setup: BrowserSetup) {
     super();
@@ -96,6 +94,7 @@ export abstract class DiscoveryBrowser<Note = undefined>
       onLost: (hub) => this.emitSafely('lost', hub),
       onDropped: () => this.counters.entriesDropped++,
     });
+    this.endpointSet = new EndpointSet(() => this.endpoints(), setup.sockets.port, this.clock);
   }
 
   /** The method's sockets, one endpoint per address family. */
@@ -112,44 +111,30 @@ export abstract class DiscoveryBrowser<Note = undefined>
 
   /** True while datagrams are read and queries sent. */
   protected get isListening(): boolean {
-    return this.listening;
+    return this.endpointSet.isOpen;
   }
 
   isStarted(): boolean {
-    return this.guard.isStarted();
+    return this.endpointSet.isStarted();
   }
 
   /** Binds, joins the groups and (by default) queries. Rejects with DISCOVERY_BIND_FAILED when no family can bind. */
   start(): Promise<void> {
-    return this.guard.start(async () => {
-      await openEndpoints(this.endpoints(), this.setup.sockets.port);
-      this.listening = true;
+    return this.endpointSet.start(() => {
       this.logger.debug({ via: this.setup.via, port: this.setup.sockets.port }, 'browsing for hubs');
-      try {
-        this.timers.push(this.clock.setInterval(() => this.sweep(), this.sweepMs));
-        if (this.setup.queryIntervalMs !== undefined)
-          this.timers.push(this.clock.setInterval(() => this.query(), this.setup.queryIntervalMs));
-        if (this.setup.queryOnStart) this.query();
-      } catch (err) {
-        // A start that fails holds nothing: stop() would not run, the guard counts it as never started.
-        await this.release();
-        throw err;
-      }
+      this.endpointSet.every(() => this.sweep(), this.sweepMs);
+      if (this.setup.queryIntervalMs !== undefined)
+        this.endpointSet.every(() => this.query(), this.setup.queryIntervalMs);
+      if (this.setup.queryOnStart) this.query();
     });
   }
 
   /** Releases sockets and timers and forgets every entry (without emitting 'lost'). */
   stop(): Promise<void> {
-    return this.guard.stop(() => this.release());
-  }
-
-  private async release(): Promise<void> {
-    this.listening = false;
-    for (const t of this.timers) t.cancel();
-    this.timers = [];
-    await Promise.all(this.endpoints().map((e) => e.close()));
-    this.hubs.clear();
-    this.forgetAll();
+    return this.endpointSet.stop(undefined, () => {
+      this.hubs.clear();
+      this.forgetAll();
+    });
   }
 
   list(): DiscoveredHub[] {
@@ -158,7 +143,7 @@ export abstract class DiscoveryBrowser<Note = undefined>
 
   /** Asks hubs to answer now, on every interface; answers arrive as 'found'. Ignored while stopped. */
   query(): void {
-    if (!this.listening) {
+    if (!this.isListening) {
       this.logger.debug('query() while stopped: ignored');
       return;
     }
@@ -171,7 +156,7 @@ export abstract class DiscoveryBrowser<Note = undefined>
         via: this.setup.via,
         role: 'browser',
         started: this.isStarted(),
-        families: this.endpoints().map((e) => e.diagnostics()),
+        families: this.endpointSet.families(),
         counters: { ...this.counters },
       },
     ];
@@ -198,7 +183,6 @@ export abstract class DiscoveryBrowser<Note = undefined>
   }
 
   private sweep(): void {
-    if (!this.listening) return;
     this.hubs.expire();
     this.afterSweep();
   }

@@ -3,25 +3,19 @@ import type { Logger } from 'pino';
 import { type Clock, LifecycleGuard, type Startable, startAll, stopAll } from '../lifecycle.js';
 import { DataDirLock } from '../ops/data-dir.js';
 import { componentLogger } from '../observability/logger.js';
-import { DEFAULT_SYNC_PORT } from '../protocol/constants.js';
 import type { DeviceId } from '../store/types.js';
-import { nodeStoreState } from '../sync/node-replica.js';
-import { Replica } from '../sync/replica.js';
-import type { Connection } from '../transport/connection.js';
-import type { DeviceIdentity } from '../transport/identity.js';
+import type { Replica } from '../sync/replica.js';
 import { pairingUri } from '../transport/pairing-code.js';
-import { type PeerInfo, TransportServer } from '../transport/server.js';
 import { TransportError } from '../transport/errors.js';
 import { APP_VERSION } from '../version.js';
 import type { AdminPort } from './admin-api/port.js';
 import { AdminApiServer } from './admin-api/server.js';
+import { assembleHub, type RunningHub } from './assembly.js';
 import { ensureAdminToken, verifyAdminToken } from './admin-api/token.js';
-import { LanAnnouncements } from './announcements.js';
-import { ChildSessions, type HubEventInput } from './child-sessions.js';
+import type { HubEventInput } from './child-sessions.js';
 import type { ChildSession, HubEvent, HubStatus } from './events.js';
 import type { HubInit, HubParts } from './options.js';
-import { PairingService } from './pairing.js';
-import { parseRecoveryWindow, RELAY_WINDOW_MS, type RecoveryWindow } from './recovery.js';
+import { RELAY_WINDOW_MS, type RecoveryWindow } from './recovery.js';
 import type { DeviceRecord, GroupRecord, ListedPairingCode } from './registry-backend.js';
 import { type DeviceRegistry, RegistryError } from './registry.js';
 
@@ -34,14 +28,7 @@ type Events = {
 };
 
 /** What exists only while the hub runs. */
-interface Running {
-  identity: DeviceIdentity;
-  replica: Replica;
-  sessions: ChildSessions;
-  server: TransportServer;
-  announcements: LanAnnouncements | undefined;
-  parts: Startable[];
-}
+type Running = RunningHub;
 
 /**
  * The Admin Hub: its parts (identity, store, registry, authenticator) wired into the
@@ -141,148 +128,35 @@ export class Hub extends EventEmitter<Events> implements Startable, AdminPort {
   }
 
   private async startParts(): Promise<void> {
-    const { init, parts } = this;
-    // Asked for, and needed: a recovered store holds nothing yet.
-    const recovering = init.recover === true && nodeStoreState(init.dataDir) !== 'present';
-    const identity = await parts.identity();
-    const replica = new Replica({
-      store: parts.store,
-      deviceId: identity.deviceId,
-      role: 'hub',
-      ...(init.collections && { collections: init.collections }),
-      ...(init.retention && { retention: init.retention, pruneEveryMs: 3600_000 }),
-      watchExternalWritesMs: 250,
+    const running = await assembleHub(this.init, this.parts, {
       logger: this.logger,
-      clock: this.clock,
-    });
-    const sessions = new ChildSessions({
-      hubId: identity.deviceId,
-      replica,
-      registry: parts.registry,
-      hubOnly: init.hubOnly ?? [],
+      admin: this.admin,
       recovery: () => this.recovery,
-      onRolledBack: () => void this.beginRecovery('store-rolled-back'),
+      loadRecovery: (window) => {
+        this.recovery = window;
+      },
+      beginRecovery: (reason, replica) => this.beginRecovery(reason, replica),
+      rememberConflict: (collection, id) => this.conflicted.add(`${collection}\u0000${id}`),
+      trackConflict: (collection, id, conflict) => this.trackConflict(collection, id, conflict),
+      clearConflicts: () => this.conflicted.clear(),
+      setReady: (ready) => {
+        this.ready = ready;
+      },
       publish: (e) => this.publish(e),
-      // Changes made to the registry by another process (the CLI) apply within a second.
-      registryWatchMs: parts.authenticator === parts.registry ? 1000 : 0,
-      logger: this.logger,
-      clock: this.clock,
     });
-    const pairing = new PairingService({
-      registry: parts.registry,
-      hubId: identity.deviceId,
-      hubName: this.name,
-      ...init.pairingLimits,
-      onPaired: (d) =>
-        this.publish({
-          type: 'device-paired',
-          deviceId: d.deviceId,
-          name: d.name,
-          state: d.state,
-          group: d.group,
-        }),
-      logger: this.logger,
-      clock: this.clock,
-    });
-    const server = new TransportServer({
-      identity,
-      local: {
-        name: this.name,
-        role: 'hub',
-        appVersion: APP_VERSION,
-        heartbeatMs: init.heartbeatMs ?? 15_000,
-        ...(init.compression && { compression: init.compression }),
-      },
-      authenticator: parts.authenticator,
-      ...(init.host !== undefined && { host: init.host }),
-      port: init.port ?? DEFAULT_SYNC_PORT,
-      attemptLimit: init.connectionLimit ?? { burst: 30, perMinute: 120 },
-      onConnection: (conn, peer) => this.onConnection(conn, peer, pairing, sessions),
-      logger: this.logger,
-      clock: this.clock,
-    });
-    const discovery = init.discovery ?? true;
-    const announcements =
-      discovery === false
-        ? undefined
-        : new LanAnnouncements({
-            settings: discovery,
-            deviceId: identity.deviceId,
-            name: this.name,
-            syncPort: () => server.port,
-            logger: this.logger,
-            clock: this.clock,
-            onUnavailable: (err) =>
-              this.publish({
-                type: 'error',
-                code: err.code ?? 'DISCOVERY_BIND_FAILED',
-                message: err.message,
-              }),
-          });
-    // What the hub itself keeps between its store and its service: conflicts and recovery.
-    let unsubscribe: () => void = () => undefined;
-    const hubState: Startable = {
-      isStarted: () => true,
-      start: async () => {
-        this.recovery = parseRecoveryWindow(await replica.getNote('recovery'));
-        if (recovering) await this.beginRecovery('store-recreated', replica);
-        for (const c of await replica.conflicts())
-          if (c.status !== 'resolved') this.conflicted.add(`${c.collection}\u0000${c.id}`);
-        unsubscribe = replica.subscribe((e) => this.trackConflict(e.collection, e.id, e.conflict));
-      },
-      stop: async () => {
-        unsubscribe();
-        this.conflicted.clear();
-      },
-    };
-    const readiness: Startable = {
-      isStarted: () => this.ready,
-      start: async () => {
-        this.ready = true;
-      },
-      stop: async () => {
-        this.ready = false;
-      },
-    };
-    const list: Startable[] = [
-      replica,
-      parts.registry,
-      hubState,
-      sessions,
-      server,
-      ...(announcements ? [announcements] : []),
-      readiness,
-      ...(this.admin ? [this.admin] : []),
-    ];
     // Set before listening: a child may connect the moment the port opens.
-    this.running = { identity, replica, sessions, server, announcements, parts: list };
+    this.running = running;
     try {
-      await startAll(list);
+      await startAll(running.parts);
     } catch (err) {
       this.running = undefined;
       throw err;
     }
     this.startedAt = this.clock.now();
     this.logger.info(
-      { deviceId: identity.deviceId, port: server.port, dataDir: init.dataDir },
+      { deviceId: running.identity.deviceId, port: running.server.port, dataDir: this.init.dataDir },
       'hub started',
     );
-  }
-
-  private onConnection(
-    conn: Connection,
-    peer: PeerInfo,
-    pairing: PairingService,
-    sessions: ChildSessions,
-  ): void {
-    if (peer.access === 'pairing') {
-      pairing.attach(conn, peer);
-      return;
-    }
-    sessions.attach(conn, peer).catch((err: unknown) => {
-      this.logger.warn({ err }, 'could not open a sync session');
-      conn.close(err instanceof Error ? err : new Error(String(err)));
-    });
   }
 
   // --- status and the admin operations (AdminPort) --------------------------------------------

@@ -1,0 +1,180 @@
+import type { Logger } from 'pino';
+import type { Startable } from '../lifecycle.js';
+import { DEFAULT_SYNC_PORT } from '../protocol/constants.js';
+import { nodeStoreState } from '../sync/node-replica.js';
+import { Replica } from '../sync/replica.js';
+import type { Connection } from '../transport/connection.js';
+import type { DeviceIdentity } from '../transport/identity.js';
+import { type PeerInfo, TransportServer } from '../transport/server.js';
+import { APP_VERSION } from '../version.js';
+import type { AdminApiServer } from './admin-api/server.js';
+import { LanAnnouncements } from './announcements.js';
+import { ChildSessions, type HubEventInput } from './child-sessions.js';
+import type { HubInit, HubParts } from './options.js';
+import { PairingService } from './pairing.js';
+import { parseRecoveryWindow, type RecoveryWindow } from './recovery.js';
+
+/** What a running hub is made of, in the order its parts start. */
+export interface RunningHub {
+  identity: DeviceIdentity;
+  replica: Replica;
+  sessions: ChildSessions;
+  server: TransportServer;
+  announcements: LanAnnouncements | undefined;
+  parts: Startable[];
+}
+
+/** How the parts reach back to the hub that owns them. */
+export interface HubHooks {
+  logger: Logger;
+  admin: AdminApiServer | undefined;
+  recovery: () => RecoveryWindow | undefined;
+  loadRecovery: (window: RecoveryWindow | undefined) => void;
+  beginRecovery: (reason: RecoveryWindow['reason'], replica: Replica) => Promise<void>;
+  /** A conflict the store already held at start: known, not news. */
+  rememberConflict: (collection: string, id: string) => void;
+  trackConflict: (collection: string, id: string, conflict: 'none' | 'open' | 'auto') => void;
+  clearConflicts: () => void;
+  setReady: (ready: boolean) => void;
+  publish: (event: HubEventInput) => void;
+}
+
+/**
+ * Wires a hub's parts into the running service, none started yet: the engine over
+ * the store, the registry, the hub's own state (conflicts, recovery), the
+ * children's sessions, the TLS service with pairing, the LAN announcements, and the
+ * admin API last, once the rest can serve it.
+ */
+export async function assembleHub(init: HubInit, parts: HubParts, hooks: HubHooks): Promise<RunningHub> {
+  const { logger } = hooks;
+  const clock = parts.clock;
+  const name = init.name ?? 'trosyn-hub';
+  // Asked for, and needed: a recovered store holds nothing yet.
+  const recovering = init.recover === true && nodeStoreState(init.dataDir) !== 'present';
+  const identity = await parts.identity();
+  const replica = new Replica({
+    store: parts.store,
+    deviceId: identity.deviceId,
+    role: 'hub',
+    ...(init.collections && { collections: init.collections }),
+    ...(init.retention && { retention: init.retention, pruneEveryMs: 3600_000 }),
+    watchExternalWritesMs: 250,
+    logger,
+    clock,
+  });
+  const sessions = new ChildSessions({
+    hubId: identity.deviceId,
+    replica,
+    registry: parts.registry,
+    hubOnly: init.hubOnly ?? [],
+    recovery: hooks.recovery,
+    onRolledBack: () => void hooks.beginRecovery('store-rolled-back', replica),
+    publish: hooks.publish,
+    // Changes made to the registry by another process (the CLI) apply within a second.
+    registryWatchMs: parts.authenticator === parts.registry ? 1000 : 0,
+    logger,
+    clock,
+  });
+  const pairing = new PairingService({
+    registry: parts.registry,
+    hubId: identity.deviceId,
+    hubName: name,
+    ...init.pairingLimits,
+    onPaired: (d) =>
+      hooks.publish({
+        type: 'device-paired',
+        deviceId: d.deviceId,
+        name: d.name,
+        state: d.state,
+        group: d.group,
+      }),
+    logger,
+    clock,
+  });
+  const onConnection = (conn: Connection, peer: PeerInfo): void => {
+    if (peer.access === 'pairing') {
+      pairing.attach(conn, peer);
+      return;
+    }
+    sessions.attach(conn, peer).catch((err: unknown) => {
+      logger.warn({ err }, 'could not open a sync session');
+      conn.close(err instanceof Error ? err : new Error(String(err)));
+    });
+  };
+  const server = new TransportServer({
+    identity,
+    local: {
+      name,
+      role: 'hub',
+      appVersion: APP_VERSION,
+      heartbeatMs: init.heartbeatMs ?? 15_000,
+      ...(init.compression && { compression: init.compression }),
+    },
+    authenticator: parts.authenticator,
+    ...(init.host !== undefined && { host: init.host }),
+    port: init.port ?? DEFAULT_SYNC_PORT,
+    attemptLimit: init.connectionLimit ?? { burst: 30, perMinute: 120 },
+    onConnection,
+    logger,
+    clock,
+  });
+  const discovery = init.discovery ?? true;
+  const announcements =
+    discovery === false
+      ? undefined
+      : new LanAnnouncements({
+          settings: discovery,
+          deviceId: identity.deviceId,
+          name,
+          syncPort: () => server.port,
+          logger,
+          clock,
+          onUnavailable: (err) =>
+            hooks.publish({ type: 'error', code: err.code ?? 'DISCOVERY_BIND_FAILED', message: err.message }),
+        });
+  // What the hub itself keeps between its store and its service: conflicts and recovery.
+  let unsubscribe: () => void = () => undefined;
+  const hubState: Startable = {
+    isStarted: () => true,
+    start: async () => {
+      hooks.loadRecovery(parseRecoveryWindow(await replica.getNote('recovery')));
+      if (recovering) await hooks.beginRecovery('store-recreated', replica);
+      for (const c of await replica.conflicts())
+        if (c.status !== 'resolved') hooks.rememberConflict(c.collection, c.id);
+      unsubscribe = replica.subscribe((e) => hooks.trackConflict(e.collection, e.id, e.conflict));
+    },
+    stop: async () => {
+      unsubscribe();
+      hooks.clearConflicts();
+    },
+  };
+  let ready = false;
+  const readiness: Startable = {
+    isStarted: () => ready,
+    start: async () => {
+      ready = true;
+      hooks.setReady(true);
+    },
+    stop: async () => {
+      ready = false;
+      hooks.setReady(false);
+    },
+  };
+  return {
+    identity,
+    replica,
+    sessions,
+    server,
+    announcements,
+    parts: [
+      replica,
+      parts.registry,
+      hubState,
+      sessions,
+      server,
+      ...(announcements ? [announcements] : []),
+      readiness,
+      ...(hooks.admin ? [hooks.admin] : []),
+    ],
+  };
+}

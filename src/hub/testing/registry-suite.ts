@@ -1,0 +1,264 @@
+/**
+ * The acceptance suite every RegistryBackend must pass. A new backend's test file
+ * is only its harness:
+ *
+ *   runRegistryBackendSuite('postgres', async () => ({ create, reopen, cleanup }));
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { describe, it } from 'node:test';
+import type { DeviceId } from '../../store/types.js';
+import type { NewDevice, RegistryBackend } from '../registry-backend.js';
+
+export interface RegistryHarness {
+  /** A new, started backend on empty storage. */
+  create(): Promise<RegistryBackend>;
+  /** Stops `backend` and returns a started backend on the same storage. */
+  reopen(backend: RegistryBackend): Promise<RegistryBackend>;
+  /** Removes everything the harness created. */
+  cleanup(): Promise<void>;
+}
+
+const id = () => randomBytes(32).toString('hex') as DeviceId;
+const T0 = 1_750_000_000_000;
+const device = (deviceId: DeviceId, over: Partial<NewDevice> = {}): NewDevice => ({
+  deviceId,
+  name: 'desk',
+  group: 'default',
+  state: 'approved',
+  ...over,
+});
+/** A code drawer that gives the codes in order, then repeats the last. */
+const codes = (...list: string[]) => {
+  let i = 0;
+  return () => list[Math.min(i++, list.length - 1)] as string;
+};
+const code = (createdAt = T0, ttl = 60_000) => ({
+  group: 'default',
+  createdAt,
+  expiresAt: createdAt + ttl,
+  lookupLength: 4,
+});
+
+export function runRegistryBackendSuite(name: string, makeHarness: () => Promise<RegistryHarness>): void {
+  describe(`RegistryBackend acceptance: ${name}`, () => {
+    const withBackend = (
+      title: string,
+      fn: (b: RegistryBackend, h: RegistryHarness) => Promise<RegistryBackend | void>,
+    ): void =>
+      void it(title, async () => {
+        const h = await makeHarness();
+        let b = await h.create();
+        try {
+          b = (await fn(b, h)) ?? b;
+        } finally {
+          await b.stop();
+          await h.cleanup();
+        }
+      });
+
+    withBackend(
+      'start and stop are idempotent; a stopped backend refuses with STORE_CLOSED',
+      async (b, h) => {
+        await b.start();
+        assert.equal(b.isStarted(), true);
+        await b.stop();
+        await b.stop();
+        assert.equal(b.isStarted(), false);
+        await assert.rejects(b.listDevices(), { code: 'STORE_CLOSED' });
+        return h.reopen(b);
+      },
+    );
+
+    withBackend('devices: added, read, listed in pairing order; a known one keeps its state', async (b) => {
+      const [a, c] = [id(), id()];
+      const first = await b.putDevice(
+        device(a, { state: 'pending', address: '10.0.0.5', appVersion: '1.0' }),
+        T0,
+      );
+      assert.deepEqual(first, {
+        deviceId: a,
+        name: 'desk',
+        group: 'default',
+        state: 'pending',
+        firstSeen: T0,
+        lastSeen: T0,
+        lastAddress: '10.0.0.5',
+        appVersion: '1.0',
+        pairedAt: T0,
+        revokedAt: null,
+      });
+      await b.putDevice(device(c), T0 + 1);
+      // Pairing again renames and regroups, never changes the state.
+      const again = await b.putDevice(
+        device(a, { name: 'laptop', group: 'sales', state: 'approved' }),
+        T0 + 2,
+      );
+      assert.equal(again.state, 'pending');
+      assert.equal(again.name, 'laptop');
+      assert.equal(again.group, 'sales');
+      assert.equal(again.pairedAt, T0 + 2);
+      assert.equal(again.firstSeen, T0);
+      assert.deepEqual(
+        (await b.listDevices()).map((d) => d.deviceId),
+        [c, a],
+      );
+      assert.equal(await b.getDevice(id()), undefined);
+    });
+
+    withBackend('devices: an update changes only the fields given; touch records a connection', async (b) => {
+      const a = id();
+      await b.putDevice(device(a, { appVersion: '1.0' }), T0);
+      const revoked = await b.updateDevice(a, { state: 'revoked', revokedAt: T0 + 5 });
+      assert.equal(revoked?.state, 'revoked');
+      assert.equal(revoked?.revokedAt, T0 + 5);
+      assert.equal(revoked?.name, 'desk');
+      assert.equal((await b.updateDevice(a, { name: 'front desk', group: 'hr' }))?.group, 'hr');
+      assert.equal(await b.updateDevice(id(), { name: 'x' }), undefined);
+      await b.touchDevice(a, { at: T0 + 9, address: '10.0.0.9' });
+      const seen = await b.getDevice(a);
+      assert.equal(seen?.lastSeen, T0 + 9);
+      assert.equal(seen?.lastAddress, '10.0.0.9');
+      assert.equal(seen?.appVersion, '1.0', 'kept when not given');
+      await b.touchDevice(a, { at: T0 + 10, address: '10.0.0.9', appVersion: '1.1' });
+      assert.equal((await b.getDevice(a))?.appVersion, '1.1');
+    });
+
+    withBackend('groups: there is a default group; a group is created and replaced', async (b) => {
+      const initial = await b.listGroups();
+      assert.deepEqual(
+        initial.map((g) => [g.name, g.read, g.write]),
+        [['default', ['*'], ['*']]],
+      );
+      await b.putGroup({ name: 'sales', description: 'Sales', read: ['sales.*'], write: [] });
+      const replaced = await b.putGroup({
+        name: 'sales',
+        description: 'Sales dept',
+        read: ['*'],
+        write: ['sales.*'],
+      });
+      assert.deepEqual(replaced, {
+        name: 'sales',
+        description: 'Sales dept',
+        read: ['*'],
+        write: ['sales.*'],
+      });
+      assert.deepEqual(
+        (await b.listGroups()).map((g) => g.name),
+        ['default', 'sales'],
+      );
+    });
+
+    withBackend(
+      'codes: a lookup an active code has is drawn again; found by lookup while active',
+      async (b) => {
+        assert.equal(await b.insertCode(code(), codes('AAAA11111111')), 'AAAA11111111');
+        const second = await b.insertCode(code(), codes('AAAA22222222', 'BBBB22222222'));
+        assert.equal(second, 'BBBB22222222', 'the colliding draw was drawn again');
+        const found = await b.findActiveCode('AAAA', T0 + 1);
+        assert.equal(found?.secret, 'AAAA11111111');
+        assert.equal(found?.state, 'active');
+        assert.equal(found?.failedAttempts, 0);
+        assert.equal(await b.findActiveCode('CCCC', T0 + 1), undefined);
+        assert.equal(await b.findActiveCode('AAAA', T0 + 60_000), undefined, 'not once expired');
+      },
+    );
+
+    withBackend('codes: a right tag spends the code and registers the device, in one step', async (b) => {
+      await b.insertCode({ ...code(), group: 'sales' }, codes('AAAA11111111'));
+      const codeId = (await b.findActiveCode('AAAA', T0))?.codeId as number;
+      const a = id();
+      const settled = await b.settleCode(
+        codeId,
+        { tagMatched: true, deviceId: a, now: T0 + 1, maxAttempts: 3 },
+        (group, existing) => {
+          assert.equal(existing, undefined);
+          return device(a, { group, state: 'pending' });
+        },
+      );
+      assert.equal(settled.outcome, 'paired');
+      assert.equal(settled.outcome === 'paired' && settled.result.group, 'sales');
+      assert.equal((await b.getDevice(a))?.state, 'pending');
+      const [listed] = await b.listCodes(T0 + 2, 10);
+      assert.equal(listed?.state, 'used');
+      assert.equal(listed?.usedBy, a);
+      assert.ok(!('secret' in (listed ?? {})), 'a listed code never has its secret');
+      const again = await b.settleCode(
+        codeId,
+        { tagMatched: true, deviceId: id(), now: T0 + 3, maxAttempts: 3 },
+        () => assert.fail('a spent code registers nothing'),
+      );
+      assert.deepEqual(again, { outcome: 'code-invalid' });
+    });
+
+    withBackend('codes: wrong tags count and the last allowed one burns the code', async (b) => {
+      await b.insertCode(code(), codes('AAAA11111111'));
+      const codeId = (await b.findActiveCode('AAAA', T0))?.codeId as number;
+      const wrong = (now: number) =>
+        b.settleCode(codeId, { tagMatched: false, deviceId: id(), now, maxAttempts: 2 }, () =>
+          assert.fail('a wrong tag registers nothing'),
+        );
+      assert.deepEqual(await wrong(T0 + 1), { outcome: 'wrong-code', codeState: 'active' });
+      assert.equal((await b.findActiveCode('AAAA', T0 + 1))?.failedAttempts, 1);
+      assert.deepEqual(await wrong(T0 + 2), { outcome: 'wrong-code', codeState: 'burned' });
+      assert.deepEqual(await wrong(T0 + 3), { outcome: 'code-invalid' }, 'a burned code does not count on');
+      assert.equal(await b.findActiveCode('AAAA', T0 + 3), undefined);
+      assert.deepEqual(
+        (await b.activeCodes(T0 + 3)).map((c) => c.codeId),
+        [],
+      );
+    });
+
+    withBackend('codes: a refused registration leaves the code active and stores nothing', async (b) => {
+      await b.insertCode(code(), codes('AAAA11111111'));
+      const codeId = (await b.findActiveCode('AAAA', T0))?.codeId as number;
+      const a = id();
+      await assert.rejects(
+        b.settleCode(codeId, { tagMatched: true, deviceId: a, now: T0 + 1, maxAttempts: 3 }, () => {
+          throw new Error('refused by the rules');
+        }),
+        /refused by the rules/,
+      );
+      assert.equal((await b.findActiveCode('AAAA', T0 + 1))?.state, 'active');
+      assert.equal(await b.getDevice(a), undefined);
+    });
+
+    withBackend(
+      'codes: expired codes are marked, their lookups free again; active ones listed newest first',
+      async (b) => {
+        await b.insertCode(code(T0, 10), codes('AAAA11111111'));
+        await b.insertCode(code(T0, 1_000), codes('BBBB11111111'));
+        assert.equal(await b.expireCodes(T0 + 10), 1);
+        assert.equal(await b.expireCodes(T0 + 10), 0);
+        assert.equal(
+          await b.insertCode(code(T0 + 20), codes('AAAA33333333')),
+          'AAAA33333333',
+          'an expired code frees its lookup',
+        );
+        assert.deepEqual(
+          (await b.activeCodes(T0 + 20)).map((c) => c.lookup),
+          ['AAAA', 'BBBB'],
+        );
+        const states = (await b.listCodes(T0 + 20, 10)).map((c) => `${c.lookup}:${c.state}`);
+        assert.deepEqual(states, ['AAAA:active', 'BBBB:active', 'AAAA:expired']);
+        assert.equal((await b.listCodes(T0 + 20, 1)).length, 1, 'listing is bounded');
+      },
+    );
+
+    withBackend('settings and everything else survive a reopen', async (b, h) => {
+      const a = id();
+      await b.setSetting('k', 'v1');
+      await b.setSetting('k', 'v2');
+      await b.putDevice(device(a), T0);
+      await b.putGroup({ name: 'hr', description: '', read: ['hr.*'], write: ['hr.*'] });
+      await b.insertCode(code(), codes('AAAA11111111'));
+      const again = await h.reopen(b);
+      assert.equal(await again.getSetting('k'), 'v2');
+      assert.equal(await again.getSetting('missing'), undefined);
+      assert.equal((await again.getDevice(a))?.name, 'desk');
+      assert.ok((await again.listGroups()).some((g) => g.name === 'hr'));
+      assert.equal((await again.findActiveCode('AAAA', T0 + 1))?.secret, 'AAAA11111111');
+      return again;
+    });
+  });
+}

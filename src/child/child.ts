@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import { type Clock, LifecycleGuard, type Startable, startAll, stopAll } from '../lifecycle.js';
+import { type Clock, type Startable, startAll, stopAll } from '../lifecycle.js';
 import { componentLogger } from '../observability/logger.js';
-import { DataDirLock } from '../ops/data-dir.js';
+import { DataDirLock, LockedLifecycle } from '../ops/data-dir.js';
 import type { DeviceId, RejectedRevision } from '../store/types.js';
 import { NotStartedError } from '../sync/errors.js';
 import { Replica } from '../sync/replica.js';
@@ -45,8 +45,8 @@ export class Child extends EventEmitter<Events> implements Startable, LocalPort 
   private readonly parts: ChildParts;
   private readonly logger: Logger;
   private readonly clock: Clock;
-  private readonly lifecycle = new LifecycleGuard();
-  private readonly lock: DataDirLock;
+  /** One agent per data directory, for as long as it runs. */
+  private readonly lifecycle: LockedLifecycle;
   private running: Running | undefined;
   private paused = false;
 
@@ -56,7 +56,7 @@ export class Child extends EventEmitter<Events> implements Startable, LocalPort 
     this.parts = parts;
     this.logger = componentLogger(parts.logger, 'child');
     this.clock = parts.clock;
-    this.lock = new DataDirLock(init.dataDir, 'child');
+    this.lifecycle = new LockedLifecycle(new DataDirLock(init.dataDir, 'child'));
   }
 
   isStarted(): boolean {
@@ -76,29 +76,17 @@ export class Child extends EventEmitter<Events> implements Startable, LocalPort 
     return this.running?.api?.isStarted() ? this.running.api.port : undefined;
   }
 
+  /** Starts every part in order; a second call waits for the first; a failure stops what started. */
   start(): Promise<void> {
-    return this.lifecycle.start(async () => {
-      // One agent per data directory, for as long as it runs.
-      await this.lock.start();
-      try {
-        await this.startParts();
-      } catch (err) {
-        await this.lock.stop();
-        throw err;
-      }
-    });
+    return this.lifecycle.start(() => this.startParts());
   }
 
   stop(): Promise<void> {
     return this.lifecycle.stop(async () => {
       const running = this.running;
       this.running = undefined;
-      try {
-        if (running) await stopAll(running.parts);
-      } finally {
-        await this.lock.stop();
-        this.logger.info('child agent stopped');
-      }
+      if (running) await stopAll(running.parts);
+      this.logger.info('child agent stopped');
     });
   }
 

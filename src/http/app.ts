@@ -1,9 +1,10 @@
 import swagger from '@fastify/swagger';
-import Fastify, { type FastifyInstance, LogController } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyPluginAsync, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import { MAX_RECORD_ID_LENGTH } from '../sync/ids.js';
 import { clientErrorHandler } from './client-errors.js';
 import { HttpApiError, installErrorHandling, sendError } from './errors.js';
+import { type BearerGuardOptions, bearerGuard } from './bearer.js';
 import { acceptJsonBodiesOnly } from './json-body.js';
 import { EventStreams } from './sse.js';
 
@@ -123,4 +124,33 @@ export async function openApiRoute(app: FastifyInstance): Promise<void> {
       authentication: 'Authorization: Bearer <token> on every other route',
     };
   });
+}
+
+/**
+ * Registers an API's routes under `/api`, every one behind the bearer guard; the
+ * OpenAPI document stays public beside them. `ready`, when given, is checked first:
+ * a service that is not running answers 503 NOT_STARTED rather than check a token.
+ */
+export function registerProtectedApi(
+  app: FastifyInstance,
+  options: {
+    guard: BearerGuardOptions;
+    ready?: () => boolean;
+    notReady?: () => Error;
+    routes: FastifyPluginAsync[];
+  },
+): void {
+  void app.register(openApiRoute);
+  void app.register(
+    async (api) => {
+      const { ready, notReady } = options;
+      if (ready && notReady)
+        api.addHook('onRequest', async () => {
+          if (!ready()) throw notReady();
+        });
+      api.addHook('onRequest', bearerGuard(options.guard));
+      for (const routes of options.routes) await api.register(routes);
+    },
+    { prefix: '/api' },
+  );
 }

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import { type Clock, LifecycleGuard, type Startable, startAll, stopAll } from '../lifecycle.js';
-import { DataDirLock } from '../ops/data-dir.js';
+import { type Clock, type Startable, startAll, stopAll } from '../lifecycle.js';
+import { DataDirLock, LockedLifecycle } from '../ops/data-dir.js';
 import { componentLogger } from '../observability/logger.js';
 import type { DeviceId } from '../store/types.js';
 import type { Replica } from '../sync/replica.js';
@@ -41,8 +41,8 @@ export class Hub extends EventEmitter<Events> implements Startable, AdminPort {
   private readonly parts: HubParts;
   private readonly logger: Logger;
   private readonly clock: Clock;
-  private readonly lifecycle = new LifecycleGuard();
-  private readonly lock: DataDirLock;
+  /** One agent per data directory, for as long as it runs. */
+  private readonly lifecycle: LockedLifecycle;
   private readonly admin: AdminApiServer | undefined;
   private running: Running | undefined;
   /** The core is up: the admin API may serve (it starts last). */
@@ -57,7 +57,7 @@ export class Hub extends EventEmitter<Events> implements Startable, AdminPort {
     this.parts = parts;
     this.logger = componentLogger(parts.logger, 'hub');
     this.clock = parts.clock;
-    this.lock = new DataDirLock(init.dataDir, 'hub');
+    this.lifecycle = new LockedLifecycle(new DataDirLock(init.dataDir, 'hub'));
     this.admin =
       init.adminApi &&
       new AdminApiServer(this, { logger: parts.logger, clock: parts.clock, ...init.adminApi });
@@ -102,28 +102,15 @@ export class Hub extends EventEmitter<Events> implements Startable, AdminPort {
 
   /** Starts every part in order; a second call waits for the first; a failure stops what started. */
   start(): Promise<void> {
-    return this.lifecycle.start(async () => {
-      // One agent per data directory, for as long as it runs.
-      await this.lock.start();
-      try {
-        await this.startParts();
-      } catch (err) {
-        await this.lock.stop();
-        throw err;
-      }
-    });
+    return this.lifecycle.start(() => this.startParts());
   }
 
   stop(): Promise<void> {
     return this.lifecycle.stop(async () => {
       const running = this.running;
       this.running = undefined;
-      try {
-        if (running) await stopAll(running.parts);
-      } finally {
-        await this.lock.stop();
-        this.logger.info('hub stopped');
-      }
+      if (running) await stopAll(running.parts);
+      this.logger.info('hub stopped');
     });
   }
 

@@ -1,7 +1,7 @@
 import { accessSync, constants, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import type { Startable } from '../lifecycle.js';
+import { LifecycleGuard, type Startable } from '../lifecycle.js';
 import { DataDirLockedError, DataDirNotADirectoryError, DataDirNotWritableError } from './errors.js';
 
 /** The lock file: an SQLite database whose exclusive lock the running agent holds. */
@@ -96,5 +96,41 @@ function readHolder(dir: string): { pid?: number; role?: string } | undefined {
     return JSON.parse(readFileSync(join(dir, HOLDER_FILE), 'utf8')) as { pid?: number; role?: string };
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * An agent's lifecycle: one start or stop at a time (LifecycleGuard), all of it
+ * while holding the data directory's lock, which a failed start gives back.
+ */
+export class LockedLifecycle {
+  private readonly guard = new LifecycleGuard();
+
+  constructor(private readonly lock: DataDirLock) {}
+
+  isStarted(): boolean {
+    return this.guard.isStarted();
+  }
+
+  start(fn: () => Promise<void>): Promise<void> {
+    return this.guard.start(async () => {
+      await this.lock.start();
+      try {
+        await fn();
+      } catch (err) {
+        await this.lock.stop();
+        throw err;
+      }
+    });
+  }
+
+  stop(fn: () => Promise<void>): Promise<void> {
+    return this.guard.stop(async () => {
+      try {
+        await fn();
+      } finally {
+        await this.lock.stop();
+      }
+    });
   }
 }

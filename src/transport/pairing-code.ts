@@ -56,3 +56,12 @@ export function pairingChannel(childId: DeviceId, hubId: DeviceId): Uint8Array {
 
 /** Bytes of each side's nonce; sid = child nonce || hub nonce (64 bytes). */
 export const PAIRING_NONCE_BYTES = 32;
+
+/**
+ * What a pairing QR code encodes: the code, the hub's device ID (so the child can
+ * check it is pairing with the right hub) and its sync port.
+ */
+export function pairingUri(code: string, hubId: DeviceId, syncPort: number): string {
+  const query = new URLSearchParams({ code, hub: hubId, port: String(syncPort) });
+  return `trosyn-sync://pair?${query.toString()}`;
+}

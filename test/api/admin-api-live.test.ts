@@ -2,12 +2,11 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { createChild } from '../../src/child/factory.js';
 
 import { AdminApiServer, ensureAdminToken } from '../../src/hub/admin-api/server.js';
 import { deviceDetail } from '../../src/hub/admin-api/schemas.js';
-import { createHub } from '../../src/hub/factory.js';
-import type { Hub } from '../../src/hub/hub.js';
+import { childOf, startTestHub, testHub } from '../fixtures/nodes.js';
+import type { Hub, HubInit } from '../../src/hub/hub.js';
 import { nodeReplica } from '../../src/sync/node-replica.js';
 import { formatDeviceId } from '../../src/transport/device-id.js';
 import { loadOrCreateIdentity } from '../../src/transport/identity.js';
@@ -18,30 +17,8 @@ const dir = tempDir('trosyn-admin-live-');
 after(() => dir.remove());
 let n = 0;
 
-async function startHub(options: Partial<ConstructorParameters<typeof Hub>[0]> = {}) {
-  const hub = createHub({
-    discovery: false,
-    dataDir: join(dir.path, `hub-${++n}`),
-    host: '127.0.0.1',
-    port: 0,
-    synchronous: 'off',
-    ...options,
-  });
-  await hub.start();
-  return hub;
-}
-
-function childFor(hub: Hub, dataDir: string) {
-  return createChild({
-    dataDir,
-    name: 'reception',
-    hubId: hub.deviceId,
-    hubAddresses: () => [{ host: '127.0.0.1', port: hub.port }],
-    discovery: false,
-    backoff: { initialMs: 50, maxMs: 300 },
-    synchronous: 'off',
-  });
-}
+const startHub = (options: Partial<HubInit> = {}) => startTestHub(join(dir.path, `hub-${++n}`), options);
+const childFor = (hub: Hub, dataDir: string) => childOf(hub, dataDir, { name: 'reception' });
 
 describe('admin API over a real socket, with a hub and a child over mutual TLS', () => {
   it('streams hub events as SSE; approve lets a child in, revoke disconnects it; the listener goes away with the client', async () => {
@@ -196,12 +173,7 @@ describe('admin API over a real socket, with a hub and a child over mutual TLS',
   });
 
   it('fails fast: a hub that is not started, a port in use, an invalid port', async () => {
-    const stopped = createHub({
-      discovery: false,
-      dataDir: join(dir.path, 'stopped'),
-      host: '127.0.0.1',
-      port: 0,
-    });
+    const stopped = testHub(join(dir.path, 'stopped'));
     await assert.rejects(new AdminApiServer(stopped, { host: '127.0.0.1', port: 0 }).start(), {
       code: 'NOT_STARTED',
     });

@@ -1,7 +1,6 @@
 import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import type { FastifyInstance, InjectOptions } from 'fastify';
-import { createChild } from '../../src/child/factory.js';
 import type { Child } from '../../src/child/child.js';
 import { buildLocalApi, ensureApiToken, type LocalApiOptions } from '../../src/child/local-api/server.js';
 import {
@@ -10,7 +9,7 @@ import {
   ensureAdminToken,
   resetAdminToken,
 } from '../../src/hub/admin-api/server.js';
-import { createHub } from '../../src/hub/factory.js';
+import { offlineChild, startTestHub } from '../fixtures/nodes.js';
 import type { Hub } from '../../src/hub/hub.js';
 import { openReplica } from '../../src/index.js';
 import type { CollectionOptions, Replica } from '../../src/sync/replica.js';
@@ -146,26 +145,10 @@ export async function bothApis(
   options: { admin?: AdminApiOptions; local?: Omit<LocalApiOptions, 'dataDir'> } = {},
   collections: Record<string, CollectionOptions> = {},
 ): Promise<{ hub: Hub; child: Child; admin: ApiUnderTest; local: ApiUnderTest; close(): Promise<void> }> {
-  const hub = createHub({
-    discovery: false,
-    dataDir: join(dir, 'hub'),
-    host: '127.0.0.1',
-    port: 0,
-    synchronous: 'off',
-    collections,
-  });
-  await hub.start();
+  const hub = await startTestHub(join(dir, 'hub'), { collections });
   const adminToken = (await ensureAdminToken(hub.registry)) ?? (await resetAdminToken(hub.registry));
   const childDir = join(dir, 'child');
-  const child = createChild({
-    dataDir: childDir,
-    hubId: randomDeviceId(),
-    hubAddresses: () => [],
-    discovery: false,
-    backoff: { initialMs: 60_000, maxMs: 60_000 },
-    synchronous: 'off',
-    collections,
-  });
+  const child = offlineChild(childDir, { collections });
   await child.start();
   const admin: ApiUnderTest = { name: 'admin', app: buildAdminApi(hub, options.admin), token: adminToken };
   const local: ApiUnderTest = {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { createChild } from '../../src/child/factory.js';
+import { offlineChild } from '../fixtures/nodes.js';
 import type { Child } from '../../src/child/child.js';
 import {
   API_TOKEN_FILE,
@@ -14,7 +14,6 @@ import {
 } from '../../src/child/local-api/server.js';
 import * as s from '../../src/child/local-api/schemas.js';
 import * as shared from '../../src/http/schemas.js';
-import { randomDeviceId } from '../../src/sync/ids.js';
 import { eventually, tempDir } from '../helpers.js';
 import { authed, makeConflict, operations, type RouteCall, SseClient } from './helpers.js';
 
@@ -29,20 +28,10 @@ let token: string;
 let call: ReturnType<typeof authed>;
 
 /** A child that never finds its hub: the local API works offline. */
-function offlineChild(path: string) {
-  return createChild({
-    dataDir: path,
-    hubId: randomDeviceId(),
-    hubAddresses: () => [],
-    discovery: false,
-    backoff: { initialMs: 60_000, maxMs: 60_000 },
-    synchronous: 'off',
-    collections,
-  });
-}
+const offline = (path: string) => offlineChild(path, { collections });
 
 before(async () => {
-  child = offlineChild(dataDir);
+  child = offline(dataDir);
   await child.start();
   app = buildLocalApi(child, { dataDir, authFailureLimit: { burst: 1000, perMinute: 1000 } });
   // Read the way an app in any language would: the file in the data directory.
@@ -341,7 +330,7 @@ describe('local API: sync control', () => {
 
   it('a child agent that is not started answers 503 NOT_STARTED', async () => {
     const idleDir = join(dir.path, 'idle');
-    const idle = offlineChild(idleDir);
+    const idle = offline(idleDir);
     const api = buildLocalApi(idle, { dataDir: idleDir });
     const idleCall = authed(api, ensureApiToken(idleDir));
     for (const url of ['/api/status', '/api/records/notes/x', '/api/changes']) {

@@ -11,29 +11,10 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { registryAt } from '../fixtures/registry.js';
 import { eventually, tempDir } from '../helpers.js';
-import { CLI, freePort, runCli, startAgent } from '../e2e/helpers.js';
+import { CLI, freePort, hubArgs, runCli, runText as run, startAgent } from '../e2e/helpers.js';
 
 const dir = tempDir('trosyn-cli-');
 after(() => dir.remove());
-
-/** Runs the CLI to completion without --json; resolves with exit code and output. */
-function run(args: string[], timeoutMs = 20_000): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    proc.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    proc.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => {
-      proc.kill('SIGKILL');
-      reject(new Error(`timed out: ${args.join(' ')}; stderr: ${stderr}`));
-    }, timeoutMs);
-    proc.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
-  });
-}
 
 /** Starts a long-running CLI process and gives back its output so far, then stops it. */
 async function runFor(
@@ -59,31 +40,11 @@ describe('the trosyn-sync command', () => {
   it('runs one agent per data directory: a second start names the running one and harms nothing', async () => {
     const data = join(dir.path, 'locked');
     const port = await freePort();
-    const first = startAgent([
-      'hub',
-      '--data',
-      data,
-      '--host',
-      '127.0.0.1',
-      '--port',
-      String(port),
-      '--no-discovery',
-      '--no-admin-api',
-    ]);
+    const first = startAgent([...hubArgs(data, port), '--no-admin-api']);
     try {
       await first.waitFor((l) => l.event === 'started', 20_000, 'first hub');
       const agentFile = readFileSync(join(data, 'agent.json'), 'utf8');
-      const second = await run([
-        'hub',
-        '--data',
-        data,
-        '--host',
-        '127.0.0.1',
-        '--port',
-        String(await freePort()),
-        '--no-discovery',
-        '--no-admin-api',
-      ]);
+      const second = await run([...hubArgs(data, await freePort()), '--no-admin-api']);
       assert.equal(second.code, 1);
       assert.match(second.stderr, new RegExp(`DATA_DIR_LOCKED: .*process ${first.proc.pid}`));
       assert.equal(
@@ -102,17 +63,7 @@ describe('the trosyn-sync command', () => {
       assert.deepEqual((await runCli(['get', 'notes', 'n1', '--data', data])).body, { v: 1 });
       // A killed agent leaves no stale lock behind.
       await first.kill('SIGKILL');
-      const again = startAgent([
-        'hub',
-        '--data',
-        data,
-        '--host',
-        '127.0.0.1',
-        '--port',
-        String(port),
-        '--no-discovery',
-        '--no-admin-api',
-      ]);
+      const again = startAgent([...hubArgs(data, port), '--no-admin-api']);
       await again.waitFor((l) => l.event === 'started', 20_000, 'hub after a kill');
       await again.kill();
     } finally {
@@ -178,17 +129,7 @@ describe('the trosyn-sync command', () => {
   it('a store damaged in the middle of the file gives STORE_CORRUPT, not an internal error', async () => {
     const data = join(dir.path, 'corrupt');
     const port = await freePort();
-    const hub = startAgent([
-      'hub',
-      '--data',
-      data,
-      '--host',
-      '127.0.0.1',
-      '--port',
-      String(port),
-      '--no-discovery',
-      '--no-admin-api',
-    ]);
+    const hub = startAgent([...hubArgs(data, port), '--no-admin-api']);
     await hub.waitFor((l) => l.event === 'started', 20_000, 'hub');
     await hub.kill();
     const pad = 'x'.repeat(2000);
@@ -208,17 +149,7 @@ describe('the trosyn-sync command', () => {
 
   it('a restarted hub issues no new pairing code while one is active', async () => {
     const data = join(dir.path, 'codes');
-    const args = [
-      'hub',
-      '--data',
-      data,
-      '--host',
-      '127.0.0.1',
-      '--port',
-      String(await freePort()),
-      '--no-discovery',
-      '--no-admin-api',
-    ];
+    const args = [...hubArgs(data, await freePort()), '--no-admin-api'];
     const first = startAgent(args);
     const one = await first.waitFor((l) => l.event === 'started', 20_000, 'first start');
     await first.kill();
@@ -243,14 +174,7 @@ describe('the trosyn-sync command', () => {
     const data = join(dir.path, 'banner');
     mkdirSync(data, { recursive: true });
     const args = [
-      'hub',
-      '--data',
-      data,
-      '--host',
-      '127.0.0.1',
-      '--port',
-      String(await freePort()),
-      '--no-discovery',
+      ...hubArgs(data, await freePort()),
       '--http-host',
       '127.0.0.1',
       '--http-port',

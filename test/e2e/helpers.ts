@@ -133,3 +133,56 @@ export async function openNode(dataDir: string): Promise<Replica> {
     role: existsSync(join(dataDir, 'hub.db')) ? 'hub' : 'child',
   });
 }
+
+/** The arguments of a hub agent on 127.0.0.1:`port`, no LAN announcements. */
+export function hubArgs(data: string, port: number, ...extra: string[]): string[] {
+  return ['hub', '--data', data, '--host', '127.0.0.1', '--port', String(port), '--no-discovery', ...extra];
+}
+
+/** Starts a child agent that reaches its hub at 127.0.0.1:`port`; resolves once it runs. */
+export async function startChildAgent(
+  data: string,
+  port: number,
+  name: string,
+  ...extra: string[]
+): Promise<{ agent: Agent; apiPort: number }> {
+  const agent = startAgent([
+    'child',
+    '--data',
+    data,
+    '--hub',
+    `127.0.0.1:${port}`,
+    '--no-discovery',
+    '--retry-max',
+    '300',
+    '--api-port',
+    '0',
+    '--name',
+    name,
+    ...extra,
+  ]);
+  const started = await agent.waitFor((l) => l.event === 'started', 20_000, `${name} starts`);
+  return { agent, apiPort: started.apiPort as number };
+}
+
+/** Runs the CLI (without --json) to completion: its exit code and output. */
+export function runText(
+  args: string[],
+  timeoutMs = 20_000,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    proc.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    proc.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`timed out: ${args.join(' ')}; stderr: ${stderr}`));
+    }, timeoutMs);
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout, stderr });
+    });
+  });
+}

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { JsonObject } from '../../src/store/types.js';
 import { eventually, tempDir } from '../helpers.js';
-import { type Agent, freePort, openNode, runCli, startAgent } from './helpers.js';
+import { freePort, hubArgs, openNode, runCli, startAgent, startChildAgent, type Agent } from './helpers.js';
 
 const dir = tempDir('trosyn-lost-');
 
@@ -90,39 +90,14 @@ describe('a lost or rolled-back store loses no acknowledged write', () => {
   }
 
   function startHub(extra: string[] = []): Promise<Record<string, unknown>> {
-    hub.agent = startAgent([
-      'hub',
-      '--data',
-      hub.data,
-      '--host',
-      '127.0.0.1',
-      '--port',
-      String(port),
-      '--no-discovery',
-      '--no-admin-api',
-      ...extra,
-    ]);
+    hub.agent = startAgent([...hubArgs(hub.data, port), '--no-admin-api', ...extra]);
     return hub.agent.waitFor((l) => l.event === 'started', 20_000, 'hub starts');
   }
 
   async function startChild(node: Node, extra: string[] = []): Promise<void> {
-    node.agent = startAgent([
-      'child',
-      '--data',
-      node.data,
-      '--hub',
-      `127.0.0.1:${port}`,
-      '--no-discovery',
-      '--retry-max',
-      '300',
-      '--api-port',
-      '0',
-      '--name',
-      node.name,
-      ...extra,
-    ]);
-    const started = await node.agent.waitFor((l) => l.event === 'started', 20_000, `${node.name} starts`);
-    node.apiPort = started.apiPort as number;
+    const { agent, apiPort } = await startChildAgent(node.data, port, node.name, ...extra);
+    node.agent = agent;
+    node.apiPort = apiPort;
   }
 
   function deleteStore(node: Node): void {

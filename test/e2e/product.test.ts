@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { eventually, tempDir } from '../helpers.js';
-import { type Agent, freePort, runCli, startAgent } from './helpers.js';
+import { freePort, hubArgs, runCli, startAgent, startChildAgent, type Agent } from './helpers.js';
 
 const exec = promisify(execFile);
 const dir = tempDir('trosyn-e2e-');
@@ -43,22 +43,9 @@ describe('hub and three children', () => {
     );
 
   async function startChild(node: Node): Promise<void> {
-    node.agent = startAgent([
-      'child',
-      '--data',
-      node.data,
-      '--hub',
-      `127.0.0.1:${port}`,
-      '--no-discovery',
-      '--retry-max',
-      '300',
-      '--api-port',
-      '0',
-      '--name',
-      node.name,
-    ]);
-    const started = await node.agent.waitFor((l) => l.event === 'started', 20_000, `${node.name} starts`);
-    node.apiPort = started.apiPort as number;
+    const { agent, apiPort } = await startChildAgent(node.data, port, node.name);
+    node.agent = agent;
+    node.apiPort = apiPort;
     await node.agent.waitFor((l) => l.event === 'connected', 20_000, `${node.name} connects`);
   }
 
@@ -75,14 +62,7 @@ describe('hub and three children', () => {
       );
     }
     hub = startAgent([
-      'hub',
-      '--data',
-      hubData,
-      '--host',
-      '127.0.0.1',
-      '--port',
-      String(port),
-      '--no-discovery',
+      ...hubArgs(hubData, port),
       '--http-host',
       '127.0.0.1',
       '--http-port',

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { eventually, tempDir } from '../helpers.js';
-import { freePort, openNode, runCli, startAgent } from './helpers.js';
+import { freePort, hubArgs, openNode, runCli, startAgent } from './helpers.js';
 
 const dir = tempDir();
 after(() => dir.remove());
@@ -12,17 +12,8 @@ describe('two processes over TLS', () => {
     const port = await freePort();
     const hubDir = join(dir.path, 'hub');
     const childDir = join(dir.path, 'child');
-    const hubArgs = [
-      'hub',
-      '--data',
-      hubDir,
-      '--host',
-      '127.0.0.1',
-      '--port',
-      String(port),
-      '--no-discovery',
-    ];
-    let hub = startAgent(hubArgs);
+    const args = hubArgs(hubDir, port);
+    let hub = startAgent(args);
     const started = await hub.waitFor((l) => l.event === 'started', 20_000, 'hub start');
     await runCli([
       'pair',
@@ -85,7 +76,7 @@ describe('two processes over TLS', () => {
     );
     await hubOffline.stop();
 
-    hub = startAgent(hubArgs);
+    hub = startAgent(args);
     await hub.waitFor((l) => l.event === 'started', 20_000, 'hub restart');
     await child.waitFor((l) => l.event === 'connected', 15_000, 'child reconnects on its own');
     const hubStore2 = await openNode(hubDir);

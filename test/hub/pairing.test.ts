@@ -8,8 +8,8 @@ import { createChild } from '../../src/child/factory.js';
 import type { Child } from '../../src/child/child.js';
 import { savePairedHub } from '../../src/child/paired-hub.js';
 import { PairingExchange, pairWithHub } from '../../src/child/pairing.js';
-import { createHub } from '../../src/hub/factory.js';
-import type { Hub, HubEvent } from '../../src/hub/hub.js';
+import { startTestHub } from '../fixtures/nodes.js';
+import type { Hub, HubEvent, HubInit } from '../../src/hub/hub.js';
 import { nodeReplica } from '../../src/sync/node-replica.js';
 import { connectToHub } from '../../src/transport/client.js';
 import { createIdentity, type DeviceIdentity, loadOrCreateIdentity } from '../../src/transport/identity.js';
@@ -19,16 +19,8 @@ const dir = tempDir();
 after(() => dir.remove());
 let n = 0;
 
-async function startHub(options: Partial<ConstructorParameters<typeof Hub>[0]> = {}) {
-  const hub = createHub({
-    discovery: false,
-    dataDir: join(dir.path, `hub-${++n}`),
-    host: '127.0.0.1',
-    port: 0,
-    synchronous: 'off',
-    ...options,
-  });
-  await hub.start();
+async function startHub(options: Partial<HubInit> = {}) {
+  const hub = await startTestHub(join(dir.path, `hub-${++n}`), options);
   const events: HubEvent[] = [];
   hub.on('event', (e) => events.push(e));
   return { hub, events, address: { host: '127.0.0.1', port: hub.port } };

@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { createHub } from '../../src/hub/factory.js';
+import { testHub } from '../fixtures/nodes.js';
 import type { Hub } from '../../src/hub/hub.js';
 import { MESSAGE_TYPES, type Message, type MessageType, parseMessage } from '../../src/protocol/messages.js';
 import type { DeviceId } from '../../src/store/types.js';
@@ -31,12 +31,7 @@ let address: { host: string; port: number };
 let n = 0;
 
 before(async () => {
-  hub = createHub({
-    discovery: false,
-    dataDir,
-    host: '127.0.0.1',
-    port: 0,
-    synchronous: 'off',
+  hub = testHub(dataDir, {
     // No pings from the hub during a test: every frame the stranger gets is an answer.
     heartbeatMs: 600_000,
     pairingLimits: {

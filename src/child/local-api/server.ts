@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { createApiApp, openApiRoute } from '../../http/app.js';
-import { bearerGuard, tokenHash, tokenMatches } from '../../http/bearer.js';
+import { createApiApp, registerProtectedApi } from '../../http/app.js';
+import { tokenHash, tokenMatches } from '../../http/bearer.js';
 import { replicaReadRoutes } from '../../http/replica-routes.js';
 import { HttpApiListener } from '../../http/server.js';
 import type { RateLimit } from '../../transport/rate-limit.js';
@@ -66,27 +66,20 @@ export function buildLocalApi(child: LocalPort, options: LocalApiOptions): Fasti
     bodyLimit: options.bodyLimit ?? 2 * 1024 * 1024,
     logger,
   });
-  void app.register(openApiRoute);
-  void app.register(
-    async (api) => {
-      api.addHook(
-        'onRequest',
-        bearerGuard({
-          verify: (token) => tokenMatches(token, hash),
-          failureLimit: options.authFailureLimit ?? { burst: 20, perMinute: 60 },
-          totalFailureLimit: options.authFailureTotalLimit ?? { burst: 100, perMinute: 60 },
-          hint: `read the token from ${API_TOKEN_FILE} in the agent's data directory`,
-          clock: options.clock ?? systemClock,
-          logger,
-        }),
-      );
-      await api.register(
-        localRoutes(child, { streams, eventHeartbeatMs: options.eventHeartbeatMs ?? 15_000, logger }),
-      );
-      await api.register(replicaReadRoutes(() => child.records()));
+  registerProtectedApi(app, {
+    guard: {
+      verify: (token) => tokenMatches(token, hash),
+      failureLimit: options.authFailureLimit ?? { burst: 20, perMinute: 60 },
+      totalFailureLimit: options.authFailureTotalLimit ?? { burst: 100, perMinute: 60 },
+      hint: `read the token from ${API_TOKEN_FILE} in the agent's data directory`,
+      clock: options.clock ?? systemClock,
+      logger,
     },
-    { prefix: '/api' },
-  );
+    routes: [
+      localRoutes(child, { streams, eventHeartbeatMs: options.eventHeartbeatMs ?? 15_000, logger }),
+      replicaReadRoutes(() => child.records()),
+    ],
+  });
   return app;
 }
 

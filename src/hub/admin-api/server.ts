@@ -1,7 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { createApiApp, openApiRoute } from '../../http/app.js';
-import { bearerGuard } from '../../http/bearer.js';
+import { createApiApp, registerProtectedApi } from '../../http/app.js';
 import { replicaReadRoutes } from '../../http/replica-routes.js';
 import { HttpApiListener } from '../../http/server.js';
 import { type Clock, type Startable, systemClock } from '../../lifecycle.js';
@@ -64,31 +63,23 @@ export function buildAdminApi(hub: AdminPort, options: AdminApiOptions = {}): Fa
     bodyLimit: 2 * 1024 * 1024,
     logger,
   });
-  void app.register(openApiRoute);
-  void app.register(
-    async (api) => {
-      // A hub that is not running cannot check a token: say so, rather than fail on its closed registry.
-      api.addHook('onRequest', async () => {
-        if (!hub.isStarted()) throw new NotStartedError('the hub');
-      });
-      api.addHook(
-        'onRequest',
-        bearerGuard({
-          verify: (token) => hub.verifyAdminToken(token),
-          failureLimit: options.authFailureLimit ?? { burst: 10, perMinute: 10 },
-          totalFailureLimit: options.authFailureTotalLimit ?? { burst: 100, perMinute: 60 },
-          hint: 'the admin token is shown once when the hub first starts; `trosyn-sync admin-token --reset` makes a new one',
-          clock,
-          logger,
-        }),
-      );
-      await api.register(
-        adminRoutes(hub, { streams, eventHeartbeatMs: options.eventHeartbeatMs ?? 15_000, logger }),
-      );
-      await api.register(replicaReadRoutes(() => hub.records()));
+  registerProtectedApi(app, {
+    // A hub that is not running cannot check a token: say so, rather than fail on its closed registry.
+    ready: () => hub.isStarted(),
+    notReady: () => new NotStartedError('the hub'),
+    guard: {
+      verify: (token) => hub.verifyAdminToken(token),
+      failureLimit: options.authFailureLimit ?? { burst: 10, perMinute: 10 },
+      totalFailureLimit: options.authFailureTotalLimit ?? { burst: 100, perMinute: 60 },
+      hint: 'the admin token is shown once when the hub first starts; `trosyn-sync admin-token --reset` makes a new one',
+      clock,
+      logger,
     },
-    { prefix: '/api' },
-  );
+    routes: [
+      adminRoutes(hub, { streams, eventHeartbeatMs: options.eventHeartbeatMs ?? 15_000, logger }),
+      replicaReadRoutes(() => hub.records()),
+    ],
+  });
   return app;
 }
 

@@ -1,15 +1,17 @@
+import type { ErrorCode } from './error-codes.js';
+
 /**
  * Base class of every error Trosyn Sync raises on purpose. Each layer defines its
  * own subclasses in its `errors.ts`; every `code` is stable and listed with its
  * meaning and fix in docs/ERRORS.md (a test keeps the two in step).
  */
 export class TrosynError extends Error {
-  /** Stable, upper-snake-case code that APIs, the CLI and the wire protocol return. */
-  readonly code: string;
+  /** Stable, upper-snake-case code that APIs, the CLI and the wire protocol return (see src/error-codes.ts). */
+  readonly code: ErrorCode;
   /** Extra machine-readable facts about the failure (never secrets). */
   readonly details: Readonly<Record<string, unknown>> | undefined;
 
-  constructor(code: string, message: string, details?: Record<string, unknown>, options?: ErrorOptions) {
+  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>, options?: ErrorOptions) {
     super(message, options);
     this.name = new.target.name;
     this.code = code;
@@ -25,6 +27,6 @@ export class TrosynError extends Error {
 }
 
 /** True when `err` is a TrosynError, optionally with the given code. */
-export function isTrosynError(err: unknown, code?: string): err is TrosynError {
+export function isTrosynError(err: unknown, code?: ErrorCode): err is TrosynError {
   return err instanceof TrosynError && (code === undefined || err.code === code);
 }

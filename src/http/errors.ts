@@ -1,3 +1,4 @@
+import { ERROR_CODES, type ErrorInfo } from '../error-codes.js';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { isTrosynError, TrosynError } from '../errors.js';
@@ -18,47 +19,17 @@ export interface ErrorBody {
 }
 
 /**
- * HTTP status of each error code either API can return. The one table both APIs
- * use: a code missing here is answered as 500 INTERNAL_ERROR, with its message kept
- * out of the response (it may name paths or internals) and written to the log.
+ * HTTP status of each error code either API can return: the status column of the
+ * one code table (src/error-codes.ts). A code without a status is answered as 500
+ * INTERNAL_ERROR, with its message kept out of the response (it may name paths or
+ * internals) and written to the log.
  */
-export const HTTP_STATUS_BY_CODE: Readonly<Record<string, number>> = {
-  // The request is wrong: fix it and send again.
-  INVALID_REQUEST: 400,
-  INVALID_URL: 400,
-  INVALID_BODY: 400,
-  INVALID_COLLECTION: 400,
-  INVALID_RECORD_ID: 400,
-  INVALID_DEVICE_ID: 400,
-  INVALID_NAME: 400,
-  INVALID_GROUP: 400,
-  INVALID_SCOPE_PATTERN: 400,
-  AMBIGUOUS_REVISION: 400,
-  UNAUTHORIZED: 401,
-  RECORD_NOT_FOUND: 404,
-  REVISION_NOT_FOUND: 404,
-  DEVICE_NOT_FOUND: 404,
-  GROUP_NOT_FOUND: 404,
-  ROUTE_NOT_FOUND: 404,
-  METHOD_NOT_ALLOWED: 405,
-  REQUEST_TIMEOUT: 408,
-  // The target's state does not allow it (no conflict to resolve, a revoked device, sync paused).
-  NO_CONFLICT: 409,
-  DEVICE_REVOKED: 409,
-  SYNC_PAUSED: 409,
-  // The revision existed but its body is gone for good.
-  REVISION_PRUNED: 410,
-  RECORD_TOO_LARGE: 413,
-  REQUEST_TOO_LARGE: 413,
-  URL_TOO_LONG: 414,
-  UNSUPPORTED_MEDIA_TYPE: 415,
-  RATE_LIMITED: 429,
-  HEADERS_TOO_LARGE: 431,
-  // Temporary: the hub or agent is starting or stopping, or the disk refused a write.
-  NOT_STARTED: 503,
-  STORE_CLOSED: 503,
-  STORE_WRITE_FAILED: 503,
-};
+export const HTTP_STATUS_BY_CODE: Readonly<Record<string, number>> = Object.fromEntries(
+  Object.entries(ERROR_CODES as Record<string, ErrorInfo>).flatMap(([code, info]) =>
+    // INTERNAL_ERROR's own message is never sent: it is answered like an unknown failure.
+    info.status !== undefined && code !== 'INTERNAL_ERROR' ? [[code, info.status]] : [],
+  ),
+);
 
 const JSON_ONLY = 'request bodies are JSON: send "Content-Type: application/json"';
 

@@ -1,3 +1,4 @@
+import type { ErrorCode } from '../error-codes.js';
 import type { Logger } from 'pino';
 import { type Clock, type Startable, type Timer } from '../lifecycle.js';
 import { componentLogger } from '../observability/logger.js';
@@ -20,7 +21,7 @@ type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K>
 export type HubEventInput = DistributiveOmit<HubEvent, 'at'>;
 
 /** Closes that are part of normal operation: not reported as sync failures. */
-const EXPECTED_CLOSE = new Set([
+const EXPECTED_CLOSE: ReadonlySet<string> = new Set<ErrorCode>([
   'CONNECTION_CLOSED',
   'REPLACED',
   'SERVER_SHUTTING_DOWN',
@@ -97,14 +98,14 @@ export class ChildSessions implements Startable {
   }
 
   /** Drops a device's connection at once, telling it why; true if it was connected. */
-  disconnect(deviceId: DeviceId, code: string, message: string): boolean {
+  disconnect(deviceId: DeviceId, code: ErrorCode, message: string): boolean {
     const live = this.sessions.get(deviceId);
     live?.conn.close(new TransportError(code, message));
     return live !== undefined;
   }
 
   /** Disconnects every connected device of a group: its scopes changed. */
-  async disconnectGroup(group: string, code: string, message: string): Promise<void> {
+  async disconnectGroup(group: string, code: ErrorCode, message: string): Promise<void> {
     for (const d of await this.o.registry.list({ group })) this.disconnect(d.deviceId, code, message);
   }
 

@@ -1,3 +1,4 @@
+import type { ErrorCode } from '../error-codes.js';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { type Clock, type Startable, startAll, stopAll } from '../lifecycle.js';
@@ -187,7 +188,7 @@ export class Hub extends EventEmitter<Events> implements Startable, AdminPort {
   }
 
   /** Drops a device's connection at once with a reason it is told. */
-  disconnect(deviceId: DeviceId, code: string, message: string): boolean {
+  disconnect(deviceId: DeviceId, code: ErrorCode, message: string): boolean {
     return this.running?.sessions.disconnect(deviceId, code, message) ?? false;
   }
 

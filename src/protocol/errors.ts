@@ -1,3 +1,4 @@
+import type { ErrorCode } from '../error-codes.js';
 import { TrosynError } from '../errors.js';
 
 /**
@@ -7,7 +8,7 @@ import { TrosynError } from '../errors.js';
  * `code`, then closes. Codes are listed in docs/ERRORS.md and PROTOCOL.md.
  */
 export class ProtocolError extends TrosynError {
-  constructor(code: string, message: string, details?: Record<string, unknown>) {
+  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>) {
     super(code, message, details);
   }
 }

@@ -1,3 +1,4 @@
+import { type ErrorCode, isErrorCode } from '../error-codes.js';
 import { TrosynError } from '../errors.js';
 
 /** A collection name that is empty, too long, or uses characters outside [A-Za-z0-9_.-]. */
@@ -155,9 +156,13 @@ export class NotStartedError extends TrosynError {
   }
 }
 
-/** A sync session ended by protocol error or by the peer. */
+/**
+ * A sync session ended by protocol error or by the peer. A peer's code this build
+ * does not know becomes PEER_ERROR, with the code in `details.peerCode`.
+ */
 export class SyncProtocolError extends TrosynError {
-  constructor(code: string, message: string, details?: Record<string, unknown>) {
-    super(code, message, details);
+  constructor(code: ErrorCode | string, message: string, details?: Record<string, unknown>) {
+    const known = isErrorCode(code);
+    super(known ? code : 'PEER_ERROR', message, known ? details : { ...details, peerCode: code });
   }
 }

@@ -1,3 +1,4 @@
+import type { ErrorCode } from '../error-codes.js';
 import type { DeviceId } from '../store/types.js';
 
 /** Who is knocking: the device ID from the client certificate and the source address. */
@@ -10,7 +11,7 @@ export interface PeerCredentials {
  * What a connecting device may do: sync, only run the pairing exchange (an unknown
  * device holding a pairing code), or nothing (with a stable code and reason).
  */
-export type AuthDecision = { allow: 'sync' } | { allow: 'pairing' } | { deny: string; reason: string };
+export type AuthDecision = { allow: 'sync' } | { allow: 'pairing' } | { deny: ErrorCode; reason: string };
 
 /**
  * Decides, from a client certificate's device ID, whether a connection proceeds.

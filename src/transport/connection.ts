@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
+import { isErrorCode } from '../error-codes.js';
 import { isTrosynError, TrosynError } from '../errors.js';
 import { type Clock, systemClock } from '../lifecycle.js';
 import { MessageCodec } from '../protocol/codec.js';
@@ -417,4 +418,10 @@ export class Connection extends EventEmitter<Events> {
 }
 
 /** An error the peer reported (its `error` message, or a failed response). */
-export class PeerError extends TrosynError {}
+export class PeerError extends TrosynError {
+  /** The peer's code when this build knows it; otherwise PEER_ERROR, with the code in `details.peerCode`. */
+  constructor(code: string, message: string, details?: Record<string, unknown>) {
+    const known = isErrorCode(code);
+    super(known ? code : 'PEER_ERROR', message, known ? details : { ...details, peerCode: code });
+  }
+}

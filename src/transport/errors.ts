@@ -1,3 +1,4 @@
+import type { ErrorCode } from '../error-codes.js';
 import { TrosynError } from '../errors.js';
 
 /** A device ID that is malformed or whose check characters do not match (a typo). */
@@ -24,7 +25,7 @@ export class IdentityError extends TrosynError {
  * connection, or the code a peer sent in its `error` message before closing.
  */
 export class TransportError extends TrosynError {
-  constructor(code: string, message: string, details?: Record<string, unknown>) {
+  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>) {
     super(code, message, details);
   }
 }
@@ -57,7 +58,7 @@ export class HubIdentityMismatchError extends TrosynError {
 export class DeviceNotAllowedError extends TrosynError {
   constructor(
     deviceId: string,
-    code = 'DEVICE_NOT_ALLOWED',
+    code: ErrorCode = 'DEVICE_NOT_ALLOWED',
     reason = 'this device is not registered with the hub; pair it first',
   ) {
     super(code, reason, { deviceId });
@@ -130,7 +131,7 @@ export class NotATrosynHubError extends TrosynError {
  * The named codes for Node's socket errors, so that no bare `ECONNRESET` reaches
  * an API, an event or the CLI. Node's own code stays in `details.syscallCode`.
  */
-const SOCKET_ERROR_CODES: Readonly<Record<string, string>> = {
+const SOCKET_ERROR_CODES: Readonly<Record<string, ErrorCode>> = {
   ECONNRESET: 'CONNECTION_RESET',
   ECONNABORTED: 'CONNECTION_RESET',
   EPIPE: 'CONNECTION_RESET',

@@ -1,0 +1,659 @@
+/**
+ * Every error code Trosyn Sync reports on purpose: the one table. Each code has its
+ * area (a section of docs/ERRORS.md), its HTTP status where an HTTP API can return
+ * it, what it means and what to do. TrosynError takes only these codes, so a new
+ * code is added here or the build fails; docs/ERRORS.md is generated from this
+ * file (`npm run docs:errors`), and a test keeps the two the same.
+ */
+
+/** One code's entry. */
+export interface ErrorInfo {
+  /** The section of docs/ERRORS.md it is listed in. */
+  area: ErrorArea;
+  /** The HTTP status an API answers it with; absent for codes no API returns. */
+  status?: number;
+  /** What happened, for the person who meets it. */
+  meaning: string;
+  /** What to do about it. */
+  fix: string;
+}
+
+/** The sections of docs/ERRORS.md, in order, with the text before each table. */
+export const ERROR_AREAS = [
+  { name: 'Records and the engine', intro: '' },
+  { name: 'Sync between replicas', intro: '' },
+  { name: 'Store', intro: '' },
+  { name: 'Wire protocol', intro: '' },
+  { name: 'Identity and transport', intro: '' },
+  { name: 'Discovery', intro: '' },
+  { name: 'Pairing and devices', intro: '' },
+  { name: 'Scopes', intro: '' },
+  { name: 'Command line and configuration', intro: '' },
+  {
+    name: 'HTTP APIs',
+    intro:
+      'The hub\'s admin API and the child\'s local API (see [API.md](API.md)) answer every error as JSON `{ "code", "message", "details"? }` with the HTTP status of the tables\' status column; a code without one is never an API\'s answer, and an unexpected failure is 500 `INTERNAL_ERROR`. The codes only the HTTP APIs return:',
+  },
+] as const;
+
+export type ErrorArea = (typeof ERROR_AREAS)[number]['name'];
+
+export const ERROR_CODES = {
+  INVALID_COLLECTION: {
+    area: 'Records and the engine',
+    status: 400,
+    meaning:
+      'A collection name is empty, longer than 64 characters, uses characters outside `A-Z a-z 0-9 _ . -`, starts with `.` or `-`, or starts with `_` (reserved for Trosyn Sync).',
+    fix: 'Use a name like `requests` or `hr.policies`.',
+  },
+  INVALID_RECORD_ID: {
+    area: 'Records and the engine',
+    status: 400,
+    meaning: 'A record id is empty, longer than 256 characters, or contains control characters.',
+    fix: 'Use a printable id, or let Trosyn Sync create a ULID.',
+  },
+  INVALID_BODY: {
+    area: 'Records and the engine',
+    status: 400,
+    meaning:
+      'A record body is not a JSON object (an array, a string, `null`), or holds values JSON cannot carry (`NaN`, `Infinity`, dates, functions, class instances).',
+    fix: 'Send a plain JSON object; convert dates to ISO strings. To delete, use delete, not a `null` body.',
+  },
+  RECORD_TOO_LARGE: {
+    area: 'Records and the engine',
+    status: 413,
+    meaning: "The body's canonical JSON is larger than `maxRecordBytes` (default 1 MiB).",
+    fix: 'Store large content as a file, or raise `maxRecordBytes` on every replica.',
+  },
+  RECORD_NOT_FOUND: {
+    area: 'Records and the engine',
+    status: 404,
+    meaning: 'No record with that collection and id.',
+    fix: 'Check the collection and id.',
+  },
+  REVISION_NOT_FOUND: {
+    area: 'Records and the engine',
+    status: 404,
+    meaning: 'The record has no revision with that hash or prefix (prefixes need at least 4 characters).',
+    fix: "List the record's history and copy a revision hash.",
+  },
+  AMBIGUOUS_REVISION: {
+    area: 'Records and the engine',
+    status: 400,
+    meaning: 'A revision prefix matches several revisions.',
+    fix: 'Give more characters of the hash.',
+  },
+  REVISION_PRUNED: {
+    area: 'Records and the engine',
+    status: 410,
+    meaning: "History retention dropped that revision's body, so it cannot be restored.",
+    fix: 'Choose a newer revision, or keep more history (`retention`).',
+  },
+  NO_CONFLICT: {
+    area: 'Records and the engine',
+    status: 409,
+    meaning: 'Resolve was asked for a record that has no conflict.',
+    fix: 'List open conflicts first.',
+  },
+  INVALID_OPTION: {
+    area: 'Records and the engine',
+    meaning:
+      "An option is invalid or conflicts with another (also: a store opened with another device's ID).",
+    fix: 'The message names the option and what to change.',
+  },
+  NOT_STARTED: {
+    area: 'Records and the engine',
+    status: 503,
+    meaning: 'A replica or component was used before `start()` or after `stop()`.',
+    fix: 'Call `start()` first.',
+  },
+  INVALID_REVISION: {
+    area: 'Sync between replicas',
+    meaning:
+      'A revision from a peer is malformed, or its hash does not match its content (corruption or tampering). Refused alone; the rest of the batch applies.',
+    fix: "Nothing on this side; the sending device's log names the revision.",
+  },
+  UNKNOWN_ANCESTOR: {
+    area: 'Sync between replicas',
+    meaning: 'A revision names a parent this node has never received. Refused alone.',
+    fix: 'Usually a sender bug; a full resync of that device repairs it.',
+  },
+  CLOCK_SKEW: {
+    area: 'Sync between replicas',
+    meaning:
+      "A revision's timestamp is further in the future than `maxClockSkewMs` (default 24 h). Refused alone.",
+    fix: "Fix the writing device's system clock (enable NTP).",
+  },
+  LOCAL_ONLY_COLLECTION: {
+    area: 'Sync between replicas',
+    meaning: 'A peer sent a revision of a collection that is local-only here. Refused alone.',
+    fix: 'Mark the collection local-only on every device, or on none.',
+  },
+  SYNC_GAP: {
+    area: 'Sync between replicas',
+    meaning:
+      "A batch starts after the receiver's cursor: applying it would skip changes. The session closes and restarts from the cursor.",
+    fix: 'Nothing; reconnecting resumes from the cursor. Repeated gaps point to a sender bug.',
+  },
+  UNEXPECTED_MESSAGE: {
+    area: 'Sync between replicas',
+    meaning: "A peer sent a message that does not fit the session's state. The session closes.",
+    fix: 'Upgrade the older side; see PROTOCOL.md.',
+  },
+  CHANGE_LOG_ROLLED_BACK: {
+    area: 'Sync between replicas',
+    meaning:
+      'A peer announced a change log identity it had already replaced by another: its store was restored from an older copy. The node that receives this error gives its log a new identity and reconnects; every peer then gets its log from the beginning (already held revisions are skipped).',
+    fix: "Nothing; it repairs itself. If it repeats, two copies of one device's data directory may be running on two machines: stop one.",
+  },
+  SESSION_CLOSED: {
+    area: 'Sync between replicas',
+    meaning: 'A sync session closed before it caught up.',
+    fix: 'Reconnects happen on their own; check the connection.',
+  },
+  STORE_CLOSED: {
+    area: 'Store',
+    status: 503,
+    meaning: 'The store was used before `start()` or after `stop()`.',
+    fix: 'Start the replica first.',
+  },
+  STORE_OPEN_FAILED: {
+    area: 'Store',
+    meaning:
+      'The database file could not be opened (missing permission, not a database, locked by another program).',
+    fix: 'The message gives the path and cause.',
+  },
+  STORE_CORRUPT: {
+    area: 'Store',
+    meaning:
+      'SQLite found the store file damaged, or it is not a database at all. Damage in the middle of a file shows when a command reads that part.',
+    fix: 'Restore a backup; or move the file away and start the agent with `--recover`, which gets back from the network what this node had (writes that never left it are lost).',
+  },
+  STORE_MISSING: {
+    area: 'Store',
+    meaning:
+      'The store file (`trosyn.db`) is missing or empty, but the data directory belongs to a node that has run (a hub with `hub.db`, a paired child). Starting afresh would hide the loss, so the agent and the CLI refuse.',
+    fix: 'If the store was lost, start the agent with `--recover`: it begins with an empty store and gets back from the network what this node had (writes that never left it are lost). Or restore a backup.',
+  },
+  STORE_SCHEMA_TOO_NEW: {
+    area: 'Store',
+    meaning: 'The database was written by a newer Trosyn Sync.',
+    fix: 'Upgrade Trosyn Sync, or restore a backup made by this version.',
+  },
+  STORE_WRITE_FAILED: {
+    area: 'Store',
+    status: 503,
+    meaning:
+      'The disk is full or refused a write. Nothing of that write was kept; earlier acknowledged writes are intact.',
+    fix: 'Free disk space; the operation can be retried.',
+  },
+  FRAME_TOO_LARGE: {
+    area: 'Wire protocol',
+    meaning:
+      "A frame's length field is over the maximum frame size (default 16 MiB), or a message to send would not fit in one frame. Refused from the length alone; the connection closes.",
+    fix: 'Raise `maxFrameBytes` on both sides, or send less per message (smaller sync batches).',
+  },
+  BAD_FRAME: {
+    area: 'Wire protocol',
+    meaning:
+      'A frame header is malformed: length below 2, an unknown kind, reserved flag bits set, or the reserved compression value 3. The byte stream cannot be cut reliably any more, so the connection closes.',
+    fix: 'The peer is not a Trosyn Sync build of a known version (or something rewrites the stream); check what is listening on the port.',
+  },
+  INVALID_MESSAGE: {
+    area: 'Wire protocol',
+    meaning:
+      'A message is not UTF-8 JSON, not an object with a string `type`, or a field fails its schema (the message names the field). The connection closes.',
+    fix: 'A bug in the sending build; upgrade it. See PROTOCOL.md for the fields and limits.',
+  },
+  UNKNOWN_MESSAGE_TYPE: {
+    area: 'Wire protocol',
+    meaning:
+      "A message's `type` is not one this build knows for the negotiated version. The connection closes.",
+    fix: 'Upgrade the older side; a newer peer should not send new types to a version that lacks them.',
+  },
+  UNSUPPORTED_VERSION: {
+    area: 'Wire protocol',
+    meaning: 'Hello and welcome share no protocol version. The server answers with this error and closes.',
+    fix: "Upgrade the older side so both speak a common version (the error's details list the versions offered and spoken).",
+  },
+  UNSUPPORTED_COMPRESSION: {
+    area: 'Wire protocol',
+    meaning:
+      'A frame (or a configuration) uses a compression codec this build does not have, e.g. `zstd` where its native module did not load.',
+    fix: 'Reinstall so the native module builds, or let the handshake negotiate another codec.',
+  },
+  DECOMPRESSION_FAILED: {
+    area: 'Wire protocol',
+    meaning:
+      'A compressed payload is corrupt or truncated, or would inflate beyond the maximum frame size (a decompression bomb is refused before it is allocated). The connection closes.',
+    fix: 'Usually a corrupted stream or a hostile peer; check the peer. Raise `maxFrameBytes` on both sides only if legitimate payloads are that large.',
+  },
+  INVALID_DEVICE_ID: {
+    area: 'Identity and transport',
+    status: 400,
+    meaning:
+      'A device ID is not 64 hex characters nor the readable `XXXXXXX-...` form, or a check character does not match (a typo).',
+    fix: "Copy the ID again from the device's `status`.",
+  },
+  NO_CLIENT_CERTIFICATE: {
+    area: 'Identity and transport',
+    meaning: 'A client connected without a certificate; every device authenticates with its own.',
+    fix: "Use Trosyn Sync's child agent, which presents its identity; other TLS clients need `-cert` and `-key`.",
+  },
+  NO_SERVER_CERTIFICATE: {
+    area: 'Identity and transport',
+    meaning: 'The server presented no certificate.',
+    fix: 'The address does not belong to a Trosyn Sync hub.',
+  },
+  HUB_IDENTITY_MISMATCH: {
+    area: 'Identity and transport',
+    meaning:
+      "The server at the hub's address presented another certificate than the pinned hub's: another machine answers there (a man in the middle, or a reinstalled hub). Nothing was sent to it.",
+    fix: 'If the hub was reinstalled with a new identity, pair the device again; otherwise investigate the network.',
+  },
+  DEVICE_NOT_ALLOWED: {
+    area: 'Identity and transport',
+    meaning: "The hub does not know this device's certificate.",
+    fix: 'Pair the device with a code from the hub.',
+  },
+  DEVICE_PENDING_APPROVAL: {
+    area: 'Identity and transport',
+    meaning: "The device is paired but the hub requires an admin's approval first.",
+    fix: 'Approve it: `trosyn-sync devices approve <id>` on the hub, or `POST /api/devices/<id>/approve` on the admin API.',
+  },
+  DEVICE_REVOKED: {
+    area: 'Identity and transport',
+    status: 409,
+    meaning:
+      'The admin revoked this device; it is disconnected and refused for good, and cannot pair again with the same identity.',
+    fix: 'Nothing on the device; the admin decides.',
+  },
+  TLS_HANDSHAKE_FAILED: {
+    area: 'Identity and transport',
+    meaning:
+      'A client failed the TLS handshake (plaintext, TLS 1.2 or older, or a broken client). Recorded by the hub; the client sees a TLS alert.',
+    fix: 'Use a TLS 1.3 client.',
+  },
+  RATE_LIMITED: {
+    area: 'Identity and transport',
+    status: 429,
+    meaning:
+      'On a connection: the hub dropped a TCP connection: too many from that address. Over HTTP: too many wrong tokens from this address (admin API: 10, then 10 a minute). Until an attempt refills, the address is refused even with the right token; `Retry-After` says how many seconds.',
+    fix: 'Wait; a device reconnecting normally never hits this. Over HTTP: wait the given seconds and fix the token. Repeated hits from an unknown address mean someone is guessing.',
+  },
+
+  SCOPES_CHANGED: {
+    area: 'Identity and transport',
+    meaning:
+      "The hub closed a child's connection because the device moved to another group or its group's scopes changed; the child reconnects at once and syncs under its new scopes.",
+    fix: 'Nothing; it is the hub applying an admin change.',
+  },
+  PEER_ERROR: {
+    area: 'Identity and transport',
+    meaning:
+      "The peer ended the connection or a request with an error code this build does not know (a newer peer); `details.peerCode` holds the peer's code.",
+    fix: "Upgrade this side; the peer's log explains the code.",
+  },
+  HANDSHAKE_TIMEOUT: {
+    area: 'Identity and transport',
+    meaning: 'The peer did not complete `hello`/`welcome` in time.',
+    fix: 'Check the peer is a Trosyn Sync device and the network is not dropping packets.',
+  },
+  HANDSHAKE_FAILED: {
+    area: 'Identity and transport',
+    meaning: 'The handshake failed for another reason (the connection dropped).',
+    fix: 'Retries happen on their own.',
+  },
+  HEARTBEAT_TIMEOUT: {
+    area: 'Identity and transport',
+    meaning:
+      'Nothing arrived from the peer for three heartbeat intervals; the connection was presumed dead and closed.',
+    fix: 'The device reconnects when the network is back.',
+  },
+  CONNECT_TIMEOUT: {
+    area: 'Identity and transport',
+    meaning: 'No TLS session with the hub within the time limit.',
+    fix: 'Check the address and that the hub runs; a firewall may drop the packets.',
+  },
+  CONNECT_REFUSED: {
+    area: 'Identity and transport',
+    meaning: "Nothing listens on the hub's address and port.",
+    fix: 'Start the hub or fix the address.',
+  },
+  CONNECT_FAILED: {
+    area: 'Identity and transport',
+    meaning: 'The connection to the hub failed (unreachable network, DNS).',
+    fix: 'The message names the cause.',
+  },
+  CONNECTION_CLOSED: {
+    area: 'Identity and transport',
+    meaning: 'The connection closed while an operation waited on it.',
+    fix: 'Retries happen on their own.',
+  },
+  ABORTED: {
+    area: 'Identity and transport',
+    meaning: 'A connection attempt was cancelled (the agent is stopping).',
+    fix: 'Nothing.',
+  },
+  CONNECTION_RESET: {
+    area: 'Identity and transport',
+    meaning:
+      'The other side or the network reset the connection (`ECONNRESET`, `EPIPE`, `ECONNABORTED`). A hub also drops a connection this way before TLS when it is `RATE_LIMITED`.',
+    fix: "Reconnects happen on their own; if it repeats, check the hub's log and the network.",
+  },
+  CONNECTION_FAILED: {
+    area: 'Identity and transport',
+    meaning:
+      "An open connection failed with a socket error that has no code of its own; `details.syscallCode` holds the system's code.",
+    fix: 'The message names the cause; reconnects happen on their own.',
+  },
+  NETWORK_TIMEOUT: {
+    area: 'Identity and transport',
+    meaning: 'The system gave up on an open connection: the peer stopped acknowledging data (`ETIMEDOUT`).',
+    fix: 'Check the network between the device and the hub; the device reconnects when it is back.',
+  },
+  HOST_UNREACHABLE: {
+    area: 'Identity and transport',
+    meaning:
+      "No route to the hub's machine (`EHOSTUNREACH`, `EHOSTDOWN`): it is off, or on a network this device cannot reach.",
+    fix: 'Check that the hub runs and its address; a firewall may block the route.',
+  },
+  NETWORK_UNREACHABLE: {
+    area: 'Identity and transport',
+    meaning:
+      "This device has no network leading to the hub's address (`ENETUNREACH`, `ENETDOWN`): no link, or an IPv6 address on an IPv4-only network.",
+    fix: 'Join the office network, or give an address of the hub that this network reaches.',
+  },
+  ADDRESS_UNAVAILABLE: {
+    area: 'Identity and transport',
+    meaning:
+      'The local address the connection needs cannot be used (`EADDRNOTAVAIL`), e.g. an IPv6 link-local address without its interface.',
+    fix: 'Give the address with its zone (`fe80::1%eth0`), or another address of the hub.',
+  },
+  HOST_NOT_FOUND: {
+    area: 'Identity and transport',
+    meaning: "The hub's host name does not resolve (`ENOTFOUND`, `EAI_AGAIN`).",
+    fix: "Check the name, or give the hub's IP address.",
+  },
+  NOT_A_TROSYN_HUB: {
+    area: 'Identity and transport',
+    meaning:
+      "What answers at the hub's address is not a Trosyn Sync hub: its TLS handshake failed (a plain HTTP server), or it answered with bytes that are not Trosyn Sync frames (HTTPS).",
+    fix: "Check the address and port: the hub's sync port is 17700 by default, not its admin API port (17701).",
+  },
+  REQUEST_TIMEOUT: {
+    area: 'Identity and transport',
+    status: 408,
+    meaning:
+      'On a connection: a request got no response in time. Over HTTP: The request line and headers did not all arrive in time (60 s), so the connection was closed.',
+    fix: 'The peer is overloaded or gone; retry. Over HTTP: send the request again; if it keeps happening, check the network between the client and the API.',
+  },
+
+  UNKNOWN_METHOD: {
+    area: 'Identity and transport',
+    meaning: 'The peer asked for a request method this side does not offer.',
+    fix: 'Upgrade the older side.',
+  },
+  REPLACED: {
+    area: 'Identity and transport',
+    meaning: 'The hub closed an older connection of a device that connected again.',
+    fix: 'Nothing; the newest connection carries on.',
+  },
+  SERVER_SHUTTING_DOWN: {
+    area: 'Identity and transport',
+    meaning: 'The hub is stopping.',
+    fix: 'Devices reconnect when it is back.',
+  },
+  INTERNAL_ERROR: {
+    area: 'Identity and transport',
+    status: 500,
+    meaning:
+      "On a connection: something failed inside this node while serving the peer; the node's log has the details. The connection closes; nothing acknowledged is lost. Over HTTP: the server failed in a way it does not report to clients; `details.requestId` finds the log line.",
+    fix: "Report the log lines. Over HTTP: report the hub's or agent's log lines with that request ID.",
+  },
+
+  IDENTITY_INVALID: {
+    area: 'Identity and transport',
+    meaning: 'The identity files in the data directory are missing in part or unreadable.',
+    fix: 'Restore `identity/` from backup; or remove it to make a new identity (the device must then pair again).',
+  },
+  INVALID_STATIC_ADDRESS: {
+    area: 'Discovery',
+    meaning:
+      'A static hub address is not `IPv4:port`, `[IPv6]:port` or `hostname:port` (the port may be left out: 17700). The message says what is wrong, e.g. an IPv6 address with a port but without brackets, a port outside 1-65535, a scheme such as `tls://`.',
+    fix: 'Write it like `192.168.1.10:17700`, `[fd00::10]:17700` or `hub.office.lan:17700`.',
+  },
+  DISCOVERY_BIND_FAILED: {
+    area: 'Discovery',
+    meaning:
+      "Discovery could not bind its UDP port (17702, or 5353 for DNS-SD) for IPv4 nor for IPv6: another program holds the port without sharing it (SO_REUSEADDR), or neither address family is available. When one family binds, discovery runs on it and the other's failure only shows in the diagnostics.",
+    fix: "Find the program holding the port (`ss -ulpn 'sport = :17702'`) and stop it, or configure another discovery port on the hub and every child alike. Children can still connect through a static address.",
+  },
+  LAST_ADDRESS_SAVE_FAILED: {
+    area: 'Discovery',
+    meaning:
+      "The child could not write the hub's last good address to its data directory (disk full, read-only, missing permission). Nothing else is affected; the next start just does not try that address first.",
+    fix: "Free disk space or fix the data directory's permissions.",
+  },
+  PAIRING_CODE_MALFORMED: {
+    area: 'Pairing and devices',
+    meaning: 'A pairing code is not 12 letters and digits (like `7K2M-QX4P-9TZB`).',
+    fix: 'Type the code again; case and dashes do not matter.',
+  },
+  PAIRING_CODE_INVALID: {
+    area: 'Pairing and devices',
+    meaning:
+      'The hub has no active code starting with those four characters: it was used, burned after wrong guesses, expired (10 minutes by default), or never issued.',
+    fix: 'Issue a new code on the hub (`trosyn-sync pairing-code`).',
+  },
+  PAIRING_FAILED: {
+    area: 'Pairing and devices',
+    meaning:
+      'The code did not match, or someone intercepts the connection with another certificate. The device pinned nothing; the hub counted a wrong guess.',
+    fix: 'Check the code; if it is right, the network path to the hub is not trustworthy.',
+  },
+  PAIRING_RATE_LIMITED: {
+    area: 'Pairing and devices',
+    meaning: 'Too many pairing attempts from this address, or from everyone together.',
+    fix: 'Wait a minute.',
+  },
+  PAIRING_TIMEOUT: {
+    area: 'Pairing and devices',
+    meaning: 'A pairing connection did not finish in time.',
+    fix: 'Try again.',
+  },
+  PAIRING_UNAVAILABLE: {
+    area: 'Pairing and devices',
+    meaning: 'This hub does not accept pairing.',
+    fix: 'Pair with the office hub.',
+  },
+  DEVICE_NOT_FOUND: {
+    area: 'Pairing and devices',
+    status: 404,
+    meaning: 'The hub has no device with that ID.',
+    fix: 'List devices (`trosyn-sync devices`) and copy the ID.',
+  },
+  INVALID_NAME: {
+    area: 'Pairing and devices',
+    status: 400,
+    meaning: 'A device name must have 1 to 128 characters.',
+    fix: 'Choose another name.',
+  },
+  GROUP_NOT_FOUND: {
+    area: 'Pairing and devices',
+    status: 404,
+    meaning: 'No device group with that name.',
+    fix: 'Create the group first.',
+  },
+  INVALID_GROUP: {
+    area: 'Pairing and devices',
+    status: 400,
+    meaning: 'A group name uses characters outside `A-Z a-z 0-9 _ . -` or is longer than 64.',
+    fix: 'Choose another name.',
+  },
+  INVALID_SCOPE_PATTERN: {
+    area: 'Pairing and devices',
+    status: 400,
+    meaning:
+      "A group's scope has a pattern that is not a collection name, `*`, or a name's start and one `*` (`sales.*`, `sales*`), like `../x` or `*x`. HTTP 400.",
+    fix: 'Fix the pattern that `details.pattern` names; nothing was saved.',
+  },
+  NOT_PAIRED: {
+    area: 'Pairing and devices',
+    meaning: "The child's data directory has no paired hub yet.",
+    fix: 'Run `trosyn-sync pair CODE` with a code from the hub.',
+  },
+  PAIRED_HUB_INVALID: {
+    area: 'Pairing and devices',
+    meaning: "The child's `hub.json` is damaged.",
+    fix: 'Pair again (the local data is kept).',
+  },
+  SCOPE_WRITE_DENIED: {
+    area: 'Scopes',
+    meaning:
+      "The device's group may not write that collection (or it is hub-only). The write was refused alone and stays on the device; the rest of its batch synced. The hub counts it and shows it in the event stream.",
+    fix: "Ask the admin to add the collection to the group's write scope, or stop writing it from this device.",
+  },
+  AUTHOR_MISMATCH: {
+    area: 'Scopes',
+    meaning: "A device sent a revision it did not write itself, or one marked as a hub's. Refused alone.",
+    fix: 'A device only ever sends its own writes; this points to a modified or broken client.',
+  },
+  USAGE: {
+    area: 'Command line and configuration',
+    meaning:
+      'The command was called wrongly (a missing or conflicting option, JSON that does not parse). Exit status 2.',
+    fix: 'See `trosyn-sync <command> --help`.',
+  },
+  NO_NODE: {
+    area: 'Command line and configuration',
+    meaning: 'The data directory holds no node (no identity).',
+    fix: 'Start a hub there, or pair a child with `trosyn-sync pair CODE --data DIR`.',
+  },
+  NOT_A_HUB: {
+    area: 'Command line and configuration',
+    meaning: "A hub command was given a data directory that is not a hub's.",
+    fix: "Pass the hub's `--data`.",
+  },
+  HUB_NOT_FOUND: {
+    area: 'Command line and configuration',
+    meaning: '`pair` found no hub on the LAN.',
+    fix: "Give the hub's address with `--hub HOST:PORT`; `trosyn-sync discover` says why discovery found nothing.",
+  },
+  DATA_DIR_NOT_A_DIRECTORY: {
+    area: 'Command line and configuration',
+    meaning: '`--data` (or `$TROSYN_DATA`) names a file, not a directory.',
+    fix: 'Pass a directory; it is created if missing.',
+  },
+  DATA_DIR_NOT_WRITABLE: {
+    area: 'Command line and configuration',
+    meaning: 'The data directory cannot be created or written (permissions, a read-only disk).',
+    fix: 'Run as the user that owns it, or choose another with `--data`.',
+  },
+  DATA_DIR_LOCKED: {
+    area: 'Command line and configuration',
+    meaning:
+      "Another agent (hub or child) already runs on this data directory; the message names its process. Two agents on one directory would announce the same device and undo each other's files.",
+    fix: 'Stop the running one first, or use another data directory. One-shot commands (`put`, `get`, `status` ...) work beside a running agent.',
+  },
+  PORT_IN_USE: {
+    area: 'Command line and configuration',
+    meaning:
+      'The sync port, or the admin or local API port, is used by another program (often a hub already running).',
+    fix: 'Stop the other program, or choose another port (`--port`, `--http-port`, `--api-port`).',
+  },
+  LISTEN_FAILED: {
+    area: 'Command line and configuration',
+    meaning:
+      "The sync service could not listen for another reason: the address is not this machine's, or the port needs privileges.",
+    fix: 'The message names the cause; choose another `--host` or `--port`.',
+  },
+  INVALID_CONFIG: {
+    area: 'Command line and configuration',
+    meaning: "The data directory's `config.json` is not valid JSON or has an unknown or wrong setting.",
+    fix: "The message names the setting; see the README's configuration section.",
+  },
+  UNAUTHORIZED: {
+    area: 'HTTP APIs',
+    status: 401,
+    meaning:
+      "The request has no `Authorization: Bearer <token>` header, or the token is wrong (the admin token was reset, or the child's `api-token` file was replaced).",
+    fix: 'Admin API: use the token shown when the hub first started, or make a new one (`trosyn-sync admin-token --reset`). Local API: read the token from `<dataDir>/api-token` again.',
+  },
+
+  INVALID_REQUEST: {
+    area: 'HTTP APIs',
+    status: 400,
+    meaning:
+      'The request does not match the route: a missing or wrongly typed field, a query parameter out of range, malformed JSON, or (resolve) both or neither of `rev` and `body`. `details.issues` lists each problem with where it is.',
+    fix: 'Fix the request; the OpenAPI document (`/api/openapi.json`) describes every route.',
+  },
+  ROUTE_NOT_FOUND: {
+    area: 'HTTP APIs',
+    status: 404,
+    meaning: 'No route has that method and path.',
+    fix: 'Check the path (all routes start with `/api/`) and the method.',
+  },
+  REQUEST_TOO_LARGE: {
+    area: 'HTTP APIs',
+    status: 413,
+    meaning: "The request body is over the API's limit (2 MiB), before the engine even sees it.",
+    fix: 'Send smaller records; store large content as files.',
+  },
+  UNSUPPORTED_MEDIA_TYPE: {
+    area: 'HTTP APIs',
+    status: 415,
+    meaning: 'The body is not JSON (`Content-Type` other than `application/json`).',
+    fix: 'Send `Content-Type: application/json`.',
+  },
+  INVALID_URL: {
+    area: 'HTTP APIs',
+    status: 400,
+    meaning:
+      "The URL's path is not validly percent-encoded: a `%` not followed by two hex digits, or escapes that do not decode to UTF-8.",
+    fix: "Encode each path segment (`encodeURIComponent` in JavaScript, `urllib.parse.quote(s, safe='')` in Python); a `%` itself is `%25`.",
+  },
+  METHOD_NOT_ALLOWED: {
+    area: 'HTTP APIs',
+    status: 405,
+    meaning:
+      'The path exists but does not take that method (e.g. `GET /api/sync/now`). The `Allow` header and `details.allow` list the methods it takes.',
+    fix: "Use one of the listed methods; the OpenAPI document (`/api/openapi.json`) gives each route's method.",
+  },
+
+  SYNC_PAUSED: {
+    area: 'HTTP APIs',
+    status: 409,
+    meaning: 'Local API: `POST /api/sync/now` while sync is paused. Nothing was started.',
+    fix: 'Resume first with `POST /api/sync/resume` (which also syncs at once), or leave sync paused.',
+  },
+  URL_TOO_LONG: {
+    area: 'HTTP APIs',
+    status: 414,
+    meaning:
+      "A segment of the URL's path is longer than any collection name, record id (256 characters) or device ID can be: over 768 characters as sent.",
+    fix: 'Check the id: ids over 256 characters are never valid.',
+  },
+  HEADERS_TOO_LARGE: {
+    area: 'HTTP APIs',
+    status: 431,
+    meaning:
+      "The request line and headers together are over the server's limit (16 KiB): a very long URL or very large headers.",
+    fix: 'Send a shorter URL (the token belongs in the `Authorization` header) and fewer or smaller headers.',
+  },
+
+  API_LISTEN_FAILED: {
+    area: 'HTTP APIs',
+    meaning:
+      "The admin or local API could not listen: the port is used by another program, the address is not this machine's, or the port needs privileges. The hub or agent does not start the API.",
+    fix: 'Stop the other program or choose another port (admin API default 17701, local API default 17710).',
+  },
+} as const satisfies Record<string, ErrorInfo>;
+
+/** A code from the table: the only kind a TrosynError carries. */
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** True when `code` is in the table (for codes that arrive from a peer or a file). */
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.hasOwn(ERROR_CODES, code);
+}

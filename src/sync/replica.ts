@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { isTrosynError, type TrosynError } from '../errors.js';
-import { type Clock, type Startable, systemClock } from '../lifecycle.js';
+import { type Clock, type Startable, systemClock, type Timer } from '../lifecycle.js';
 import { silentLogger } from '../observability/logger.js';
 import type { StorageAdapter } from '../store/adapter.js';
 import type {
@@ -81,6 +81,7 @@ export interface ReplicaOptions {
    * them at once. Default: off; the hub and child agents turn it on.
    */
   watchExternalWritesMs?: number;
+  /** Time and timers: revision timestamps, retention, the pruning and watching intervals. Default: the system clock. */
   clock?: Clock;
   logger?: Logger;
 }
@@ -214,11 +215,11 @@ export class Replica implements Startable {
    * transaction each. Losing one in a crash only makes the peer resend nothing.
    */
   private readonly lazyCursors = new Map<DeviceId, PeerCursor>();
-  private lazyFlush: NodeJS.Timeout | undefined;
+  private lazyFlush: Timer | undefined;
   /** The store's data version at the last look: unchanged means no other process wrote. */
   private dataVersion = -1;
-  private watcher: NodeJS.Timeout | undefined;
-  private pruner: NodeJS.Timeout | undefined;
+  private watcher: Timer | undefined;
+  private pruner: Timer | undefined;
 
   constructor(options: ReplicaOptions) {
     if (!isDeviceId(options.deviceId)) {
@@ -281,17 +282,15 @@ export class Replica implements Startable {
         );
       };
       prune();
-      this.pruner = setInterval(prune, pruneEvery);
-      this.pruner.unref();
+      this.pruner = this.clock.setInterval(prune, pruneEvery);
     }
     const every = this.options.watchExternalWritesMs;
     if (every !== undefined && every > 0) {
-      this.watcher = setInterval(() => {
+      this.watcher = this.clock.setInterval(() => {
         this.exclusive(() => this.reportExternalWrites()).catch((err: unknown) =>
           this.logger.warn({ err }, 'checking for external writes failed'),
         );
       }, every);
-      this.watcher.unref();
     }
   }
 
@@ -301,9 +300,9 @@ export class Replica implements Startable {
       this.logger.warn({ err }, 'saving cursors failed'),
     );
     this.started = false;
-    if (this.watcher) clearInterval(this.watcher);
+    this.watcher?.cancel();
     this.watcher = undefined;
-    if (this.pruner) clearInterval(this.pruner);
+    this.pruner?.cancel();
     this.pruner = undefined;
     await this.queue.catch(() => undefined);
     await this.store.stop();
@@ -608,7 +607,7 @@ export class Replica implements Startable {
   }
 
   private async flushLazyCursors(): Promise<void> {
-    if (this.lazyFlush) clearTimeout(this.lazyFlush);
+    this.lazyFlush?.cancel();
     this.lazyFlush = undefined;
     const pending = [...this.lazyCursors];
     this.lazyCursors.clear();
@@ -650,12 +649,11 @@ export class Replica implements Startable {
       if (batch.revisions.length === 0) {
         this.lazyCursors.set(peer, cursor);
         if (!this.lazyFlush) {
-          this.lazyFlush = setTimeout(() => {
+          this.lazyFlush = this.clock.setTimeout(() => {
             this.exclusive(() => this.flushLazyCursors()).catch((err: unknown) =>
               this.logger.warn({ err }, 'saving cursors failed'),
             );
           }, 1000);
-          this.lazyFlush.unref();
         }
         return { applied: 0, duplicates: 0, rejected: [], cursor: cursor.seq };
       }

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { isTrosynError, type TrosynError } from '../errors.js';
+import { type Clock, systemClock, type Timer } from '../lifecycle.js';
 import { silentLogger } from '../observability/logger.js';
 import type { SyncChangesMessage, SyncMessage, SyncStartMessage } from '../protocol/messages.js';
 import type { DeviceId, PeerCursor, RejectedRevision, Revision, Seq } from '../store/types.js';
@@ -41,6 +42,8 @@ export interface SyncSessionOptions {
    */
   resendFrom?: number;
   logger?: Logger;
+  /** The cursor flush's timer runs on it. Default: the system clock. */
+  clock?: Clock;
 }
 
 export interface SyncSessionStats {
@@ -88,6 +91,7 @@ export class SyncSession extends EventEmitter<Events> {
   private readonly replica: Replica;
   private readonly channel: MessageChannel<SyncMessage>;
   private readonly logger: Logger;
+  private readonly clock: Clock;
   private readonly o: Required<
     Pick<
       SyncSessionOptions,
@@ -121,7 +125,7 @@ export class SyncSession extends EventEmitter<Events> {
   private outboundIdle = false;
   private inboundIdle = false;
   private caughtUp = false;
-  private flushTimer: NodeJS.Timeout | undefined;
+  private flushTimer: Timer | undefined;
   /** Open, start and changes are handled one at a time, in the order they came. */
   private inbox: Promise<void> = Promise.resolve();
   private unsubscribe: (() => void) | undefined;
@@ -133,6 +137,7 @@ export class SyncSession extends EventEmitter<Events> {
     this.channel = options.channel;
     this.peer = options.peer;
     this.logger = options.logger ?? silentLogger;
+    this.clock = options.clock ?? systemClock;
     this.readable = options.readable;
     this.admit = options.admit;
     this.resendFrom = options.resendFrom;
@@ -325,11 +330,10 @@ export class SyncSession extends EventEmitter<Events> {
 
   private scheduleFlush(): void {
     if (this.flushTimer || this.closed) return;
-    this.flushTimer = setTimeout(() => {
+    this.flushTimer = this.clock.setTimeout(() => {
       this.flushTimer = undefined;
       void this.pump(true);
     }, this.o.cursorFlushMs);
-    this.flushTimer.unref();
   }
 
   private async pump(flushCursor = false): Promise<void> {
@@ -473,7 +477,7 @@ export class SyncSession extends EventEmitter<Events> {
     if (this.closed) return;
     this.closed = true;
     this.unsubscribe?.();
-    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer?.cancel();
     this.flushTimer = undefined;
     this.emit('closed', cause);
   }

@@ -1,9 +1,8 @@
 import { EventEmitter, once } from 'node:events';
 import { connect } from 'node:tls';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { isTrosynError } from '../errors.js';
-import { type Clock, type Startable, systemClock } from '../lifecycle.js';
+import { type Clock, type Startable, systemClock, type Timer } from '../lifecycle.js';
 import { componentLogger, silentLogger } from '../observability/logger.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '../protocol/constants.js';
 import type { DeviceId } from '../store/types.js';
@@ -61,14 +60,14 @@ export async function connectToHub(address: HubAddress, options: ConnectOptions)
     checkServerIdentity: () => undefined,
   });
   const where = formatAddress(address.host, address.port);
-  const timer = setTimeout(
+  const clock = options.clock ?? systemClock;
+  const timer = clock.setTimeout(
     () =>
       socket.destroy(
         new TransportError('CONNECT_TIMEOUT', `no TLS session with ${where} within ${timeoutMs} ms`),
       ),
     timeoutMs,
   );
-  timer.unref();
   const abort = () => socket.destroy(new TransportError('ABORTED', 'connection attempt cancelled'));
   options.signal?.addEventListener('abort', abort, { once: true });
   try {
@@ -84,7 +83,7 @@ export async function connectToHub(address: HubAddress, options: ConnectOptions)
       peer: hubId,
       maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
       logger,
-      ...(options.clock && { clock: options.clock }),
+      clock,
     });
     const handshake = await clientHandshake(conn, options.local, timeoutMs);
     return { conn, hubId, address, handshake };
@@ -96,7 +95,7 @@ export async function connectToHub(address: HubAddress, options: ConnectOptions)
       throw new NotATrosynHubError(where, `its TLS handshake failed: ${(err as Error).message}`, err);
     throw fromSocketError(err, where, true);
   } finally {
-    clearTimeout(timer);
+    timer.cancel();
     options.signal?.removeEventListener('abort', abort);
   }
 }
@@ -259,18 +258,19 @@ export class TransportClient extends EventEmitter<Events> implements Startable {
     return code !== undefined && (this.options.fatalCodes ?? []).includes(code);
   }
 
+  /** Waits `ms` on the clock, or less when woken by stop() or retryNow(). */
   private async waitFor(ms: number, signal: AbortSignal): Promise<void> {
-    const ac = new AbortController();
-    this.wake = () => ac.abort();
-    const onAbort = () => ac.abort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    try {
-      await sleep(ms, undefined, { signal: ac.signal });
-    } catch {
-      // Woken early: stop() or retryNow().
-    } finally {
-      signal.removeEventListener('abort', onAbort);
-      this.wake = undefined;
-    }
+    if (signal.aborted) return;
+    let onAbort: () => void = () => undefined;
+    let timer: Timer | undefined;
+    await new Promise<void>((resolve) => {
+      onAbort = resolve;
+      this.wake = resolve;
+      timer = this.clock.setTimeout(resolve, ms);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    timer?.cancel();
+    signal.removeEventListener('abort', onAbort);
+    this.wake = undefined;
   }
 }

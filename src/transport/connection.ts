@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { isErrorCode } from '../error-codes.js';
 import { isTrosynError, TrosynError } from '../errors.js';
-import { type Clock, systemClock } from '../lifecycle.js';
+import { type Clock, systemClock, type Timer } from '../lifecycle.js';
 import { MessageCodec } from '../protocol/codec.js';
 import type { CompressionCodec } from '../protocol/compression.js';
 import { type Frame, FrameDecoder } from '../protocol/frame.js';
@@ -30,6 +30,7 @@ export interface ConnectionOptions {
   /** Default time a request waits for its response. Default 30 s. */
   requestTimeoutMs?: number;
   logger: Logger;
+  /** Time and timers: heartbeats, request time limits, the handshake's limit. Default: the system clock. */
   clock?: Clock;
 }
 
@@ -64,11 +65,12 @@ type Events = { close: [Error | undefined] };
 export class Connection extends EventEmitter<Events> {
   readonly peer: DeviceId;
   readonly remoteAddress: string;
+  /** The clock this connection's timers run on; the handshake's time limit uses it too. */
+  readonly clock: Clock;
   private readonly socket: Socket;
   private readonly codec: MessageCodec;
   private readonly decoder: FrameDecoder;
   private readonly logger: Logger;
-  private readonly clock: Clock;
   private readonly maxQueued: number;
   private readonly requestTimeoutMs: number;
   private readonly queue: Message[] = [];
@@ -82,7 +84,9 @@ export class Connection extends EventEmitter<Events> {
   /** The one wait for the socket to drain, shared by every sender held back (see whenWritable). */
   private writable: Promise<void> | undefined;
   private nextRequestId = 1;
-  private heartbeat: NodeJS.Timeout | undefined;
+  private heartbeat: Timer | undefined;
+  /** Cuts a socket whose peer does not take our goodbye (see close). */
+  private goodbye: Timer | undefined;
   private closedWith: { cause: Error | undefined } | undefined;
   private readonly stats: ConnectionStats;
 
@@ -112,7 +116,10 @@ export class Connection extends EventEmitter<Events> {
     // Node's socket errors (ECONNRESET, EPIPE, ...) become named codes here, the one
     // place every connection's failures pass through.
     this.socket.on('error', (err) => this.finish(fromSocketError(err, this.remoteAddress, false)));
-    this.socket.on('close', () => this.finish(this.closedWith?.cause ?? new ConnectionClosedError()));
+    this.socket.on('close', () => {
+      this.goodbye?.cancel();
+      this.finish(this.closedWith?.cause ?? new ConnectionClosedError());
+    });
     this.socket.on('end', () => this.socket.end());
   }
 
@@ -190,7 +197,7 @@ export class Connection extends EventEmitter<Events> {
       // However the request ends, it leaves no timer, map entry or abort listener
       // behind: a caller may reuse one signal for every request of a long session.
       const settle = () => {
-        clearTimeout(timer);
+        timer.cancel();
         this.pending.delete(id);
         signal?.removeEventListener('abort', onAbort);
       };
@@ -202,11 +209,10 @@ export class Connection extends EventEmitter<Events> {
             : new TransportError('ABORTED', `request ${method} cancelled`),
         );
       };
-      const timer = setTimeout(() => {
+      const timer = this.clock.setTimeout(() => {
         settle();
         reject(new RequestTimeoutError(method, timeoutMs));
       }, timeoutMs);
-      timer.unref();
       this.pending.set(id, {
         resolve: (value) => {
           settle();
@@ -234,7 +240,7 @@ export class Connection extends EventEmitter<Events> {
    */
   startHeartbeat(intervalMs: number): void {
     if (this.heartbeat || this.closedWith) return;
-    this.heartbeat = setInterval(() => {
+    this.heartbeat = this.clock.setInterval(() => {
       const silent = this.clock.now() - this.stats.lastReceivedAt;
       if (silent > 3 * intervalMs) {
         this.close(new HeartbeatTimeoutError(silent));
@@ -242,7 +248,6 @@ export class Connection extends EventEmitter<Events> {
       }
       this.send({ type: 'ping', t: this.clock.now() }).catch(() => undefined);
     }, intervalMs);
-    this.heartbeat.unref();
   }
 
   /**
@@ -266,7 +271,7 @@ export class Connection extends EventEmitter<Events> {
     }
     this.socket.end();
     // A peer that never reads would hold the socket open; give the goodbye a moment, then cut.
-    setTimeout(() => this.socket.destroy(), 2000).unref();
+    this.goodbye = this.clock.setTimeout(() => this.socket.destroy(), 2000);
     this.finish(error);
   }
 
@@ -404,7 +409,7 @@ export class Connection extends EventEmitter<Events> {
     if (!this.closedWith) this.closedWith = { cause };
     if (this.finished) return;
     this.finished = true;
-    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat?.cancel();
     this.heartbeat = undefined;
     for (const waiting of [...this.pending.values()])
       waiting.reject(new ConnectionClosedError(this.closedWith.cause));

@@ -45,13 +45,14 @@ export interface HandshakeResult {
 
 /**
  * Waits for the first ordinary message on a fresh connection, or fails after
- * `timeoutMs` with HANDSHAKE_TIMEOUT (so the peer is told why it is dropped).
- * Every listener and timer it sets is removed whichever way it ends.
+ * `timeoutMs` (on the connection's clock) with HANDSHAKE_TIMEOUT, so the peer is
+ * told why it is dropped. Every listener and timer it sets is removed whichever way
+ * it ends.
  */
 function firstMessage(conn: Connection, timeoutMs: number): Promise<Message> {
   return new Promise<Message>((resolve, reject) => {
     const settle = () => {
-      clearTimeout(timer);
+      timer.cancel();
       conn.off('close', onClose);
       conn.setHandler(undefined);
     };
@@ -59,11 +60,10 @@ function firstMessage(conn: Connection, timeoutMs: number): Promise<Message> {
       settle();
       reject(cause ?? new ConnectionClosedError());
     };
-    const timer = setTimeout(() => {
+    const timer = conn.clock.setTimeout(() => {
       settle();
       reject(new HandshakeTimeoutError(timeoutMs));
     }, timeoutMs);
-    timer.unref();
     conn.once('close', onClose);
     conn.setHandler((message) => {
       settle();

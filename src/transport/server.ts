@@ -28,7 +28,9 @@ export interface TransportServerOptions {
   maxFrameBytes?: number;
   /**
    * Time a client has for each step of joining: the TLS handshake, then sending
-   * `hello` (so at most twice this in all). Default 10 s.
+   * `hello` (so at most twice this in all). Default 10 s. The wait for `hello` runs
+   * on `clock`; the TLS step is Node's own `handshakeTimeout`, which runs in real
+   * time whatever the clock.
    */
   handshakeTimeoutMs?: number;
   /**
@@ -106,8 +108,8 @@ export class TransportServer extends EventEmitter<Events> implements Startable {
     const tls = createTlsServer({
       ...tlsOptions(this.options.identity),
       requestCert: true,
-      // Node's own TLS handshake limit: it runs on the TLS socket and is cleared the
-      // moment the session is established. An idle timeout on the raw TCP socket
+      // Node's own TLS handshake limit (real time, not this.clock): it runs on the TLS
+      // socket and is cleared the moment the session is established. An idle timeout on the raw TCP socket
       // would outlive the handshake (the TLS socket's setTimeout(0) does not clear
       // its parent's) and cut every connection that idles between heartbeats.
       handshakeTimeout: handshakeTimeoutMs,

@@ -2,24 +2,35 @@
  * The seam between the sync engine and whatever carries its messages: an in-memory
  * pair in tests and benchmarks, a TLS session in production. Messages are delivered
  * in order; `send` resolves once the carrier has accepted the message (a slow
- * carrier makes `send` slow: that is the backpressure).
+ * carrier makes `send` slow: that is the backpressure). Every carrier passes the
+ * acceptance suite in `testing/channel-suite.ts`.
  */
 export interface MessageChannel<M> {
+  /** Rejects once the channel is closed, by either end. */
   send(message: M): Promise<void>;
   /**
-   * Sets the one handler for incoming messages. When it returns a promise, a carrier
-   * that supports backpressure reads no further until it settles.
+   * Sets the one handler for incoming messages; messages that arrive before it is
+   * set wait for it. When it returns a promise, a carrier that supports
+   * backpressure delivers nothing more until it settles.
    */
   onMessage(handler: (message: M) => void | Promise<void>): void;
-  /** Sets the one handler called once when the channel closes (with the cause, if any). */
+  /**
+   * Sets the one handler called once when the channel closes, with the cause if
+   * any (at the peer, a cause with a code arrives with that code). Set after the
+   * close, it is still called, once.
+   */
   onClose(handler: (cause?: Error) => void): void;
-  /** Closes both directions; the peer's close handler runs too. Idempotent. */
+  /**
+   * Closes both directions; the peer's close handler runs too, after the messages
+   * sent before the close have been delivered. Idempotent.
+   */
   close(cause?: Error): void;
 }
 
 /**
  * Two connected in-memory channels. Each message is copied through JSON, as a wire
- * would, and delivered asynchronously in order.
+ * would, and delivered asynchronously in order. Without backpressure: `send`
+ * resolves at once and delivery does not wait for a handler's promise.
  */
 export function createChannelPair<M>(): [MessageChannel<M>, MessageChannel<M>] {
   type End = {
@@ -72,6 +83,8 @@ export function createChannelPair<M>(): [MessageChannel<M>, MessageChannel<M>] {
     },
     onClose: (handler) => {
       self.closeHandler = handler;
+      // Set after the close was reported: it still runs, once, never synchronously.
+      if (self.closed) setImmediate(() => handler(self.cause));
     },
     close: (cause) => closeBoth(cause),
   });

@@ -61,6 +61,10 @@ type Events = { close: [Error | undefined] };
  * on the writer). Heartbeats and responses are handled as they arrive, never
  * queued behind slow work. Any protocol violation sends an `error` message with a
  * stable code and closes this connection only.
+ *
+ * When the peer ends the connection (its `error` message, its end of the stream, a
+ * reset), the messages it sent before still reach the handler, in order, and only
+ * then does `close` fire: as a socket delivers its data before its end.
  */
 export class Connection extends EventEmitter<Events> {
   readonly peer: DeviceId;
@@ -87,7 +91,13 @@ export class Connection extends EventEmitter<Events> {
   private heartbeat: Timer | undefined;
   /** Cuts a socket whose peer does not take our goodbye (see close). */
   private goodbye: Timer | undefined;
+  /**
+   * Set when the connection stops sending: at once on a local close; on the peer's
+   * end while what it sent before is still being handled.
+   */
   private closedWith: { cause: Error | undefined } | undefined;
+  /** `close` has been emitted: nothing more is delivered. */
+  private finished = false;
   private readonly stats: ConnectionStats;
 
   constructor(options: ConnectionOptions) {
@@ -115,19 +125,29 @@ export class Connection extends EventEmitter<Events> {
     this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
     // Node's socket errors (ECONNRESET, EPIPE, ...) become named codes here, the one
     // place every connection's failures pass through.
-    this.socket.on('error', (err) => this.finish(fromSocketError(err, this.remoteAddress, false)));
+    this.socket.on('error', (err) => this.peerEnded(fromSocketError(err, this.remoteAddress, false)));
+    this.socket.on('end', () => {
+      this.socket.end();
+      this.peerEnded(new ConnectionClosedError());
+    });
     this.socket.on('close', () => {
       this.goodbye?.cancel();
-      this.finish(this.closedWith?.cause ?? new ConnectionClosedError());
+      this.peerEnded(new ConnectionClosedError());
     });
-    this.socket.on('end', () => this.socket.end());
   }
 
+  /** No more messages can be sent (the connection closed, or is delivering the peer's last ones). */
   get closed(): boolean {
     return this.closedWith !== undefined;
   }
 
-  private ended(): { cause: Error | undefined } | undefined {
+  /** Once `close` has been emitted: the cause it carried. Undefined while the connection is open. */
+  get ended(): { cause: Error | undefined } | undefined {
+    return this.finished ? this.closedWith : undefined;
+  }
+
+  /** Read through a method so that a check after an `await` is not narrowed away by the one before it. */
+  private stopped(): { cause: Error | undefined } | undefined {
     return this.closedWith;
   }
 
@@ -160,8 +180,8 @@ export class Connection extends EventEmitter<Events> {
     if (!this.socket.write(frame)) {
       await this.whenWritable();
       // Re-read after the wait: the connection may have closed meanwhile.
-      const ended = this.ended();
-      if (ended) throw new ConnectionClosedError(ended.cause);
+      const stopped = this.stopped();
+      if (stopped) throw new ConnectionClosedError(stopped.cause);
     }
   }
 
@@ -255,7 +275,12 @@ export class Connection extends EventEmitter<Events> {
    * message carrying its code; queued outbound data is flushed before the close.
    */
   close(error?: Error): void {
-    if (this.closedWith) return;
+    if (this.finished) return;
+    // Closed by the peer and still delivering what it sent: stop delivering, keep its cause.
+    if (this.closedWith) {
+      this.finish(this.closedWith.cause);
+      return;
+    }
     this.closedWith = { cause: error };
     if (error && isTrosynError(error) && !(error instanceof PeerError)) {
       try {
@@ -273,6 +298,23 @@ export class Connection extends EventEmitter<Events> {
     // A peer that never reads would hold the socket open; give the goodbye a moment, then cut.
     this.goodbye = this.clock.setTimeout(() => this.socket.destroy(), 2000);
     this.finish(error);
+  }
+
+  /**
+   * The peer ended the connection. Nothing more can be sent or answered, but the
+   * messages it sent before its end still go to the handler, in order; `close`
+   * fires once they have (at once when there is no handler to give them to).
+   */
+  private peerEnded(cause: Error): void {
+    if (this.finished) return;
+    if (!this.closedWith) this.closedWith = { cause };
+    this.stopHeartbeat();
+    this.rejectPending();
+    if (this.handler && (this.queue.length > 0 || this.backlog.length > 0 || this.draining)) {
+      void this.drain();
+      return;
+    }
+    this.finish(this.closedWith.cause);
   }
 
   private onData(chunk: Buffer): void {
@@ -298,7 +340,7 @@ export class Connection extends EventEmitter<Events> {
    * few kilobytes into gigabytes. Reading pauses while frames wait.
    */
   private decodeBacklog(): void {
-    while (this.backlog.length > 0 && this.queue.length < this.maxQueued && !this.closedWith) {
+    while (this.backlog.length > 0 && this.queue.length < this.maxQueued && !this.finished) {
       const frame = this.backlog.shift() as Frame;
       let message: Message;
       try {
@@ -350,9 +392,17 @@ export class Connection extends EventEmitter<Events> {
           );
         return;
       }
-      case 'error':
-        this.close(new PeerError(message.code, message.message, message.details));
+      case 'error': {
+        const cause = new PeerError(message.code, message.message, message.details);
+        // The stream's end can be seen before this message is decoded (it waited in
+        // the backlog); the peer's own word is the better cause.
+        if (this.closedWith?.cause instanceof ConnectionClosedError) this.closedWith = { cause };
+        // Nothing the peer sends after its error counts; what it sent before still does.
+        this.backlog.length = 0;
+        if (!this.socket.writableEnded) this.socket.end();
+        this.peerEnded(cause);
         return;
+      }
       default:
         this.queue.push(message);
         if (this.queue.length > this.stats.maxQueued) this.stats.maxQueued = this.queue.length;
@@ -369,13 +419,15 @@ export class Connection extends EventEmitter<Events> {
     if (this.draining) return;
     this.draining = true;
     try {
-      while (this.queue.length > 0 && !this.closedWith) {
+      while (this.queue.length > 0 && !this.finished) {
         const next = this.queue[0] as Message;
         if (next.type !== 'request' && !this.handler) break;
         this.queue.shift();
         this.decodeBacklog();
-        if (next.type === 'request') await this.answer(next.id, next.method, next.params);
-        else await this.handler?.(next);
+        if (next.type === 'request') {
+          // A request that came before the peer's end can no longer be answered.
+          if (!this.closedWith) await this.answer(next.id, next.method, next.params);
+        } else await this.handler?.(next);
       }
     } catch (err) {
       this.logger.error({ peer: this.peer, err }, 'message handler failed');
@@ -386,6 +438,9 @@ export class Connection extends EventEmitter<Events> {
       this.draining = false;
     }
     this.decodeBacklog();
+    // The peer has ended and what it sent before has been handled (or cannot be): report the close.
+    if (this.closedWith && !this.finished && (this.queue.length === 0 || !this.handler))
+      this.finish(this.closedWith.cause);
   }
 
   private async answer(id: number, method: string, params: unknown): Promise<void> {
@@ -409,17 +464,23 @@ export class Connection extends EventEmitter<Events> {
     if (!this.closedWith) this.closedWith = { cause };
     if (this.finished) return;
     this.finished = true;
-    this.heartbeat?.cancel();
-    this.heartbeat = undefined;
-    for (const waiting of [...this.pending.values()])
-      waiting.reject(new ConnectionClosedError(this.closedWith.cause));
+    this.stopHeartbeat();
+    this.rejectPending();
     this.queue.length = 0;
     this.backlog.length = 0;
     if (!this.socket.destroyed && !this.socket.writableEnded) this.socket.end();
     this.emit('close', this.closedWith.cause);
   }
 
-  private finished = false;
+  private stopHeartbeat(): void {
+    this.heartbeat?.cancel();
+    this.heartbeat = undefined;
+  }
+
+  private rejectPending(): void {
+    const cause = this.closedWith?.cause;
+    for (const waiting of [...this.pending.values()]) waiting.reject(new ConnectionClosedError(cause));
+  }
 }
 
 /** An error the peer reported (its `error` message, or a failed response). */

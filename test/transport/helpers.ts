@@ -1,3 +1,5 @@
+import { once } from 'node:events';
+import type { Socket } from 'node:net';
 import type { Clock } from '../../src/lifecycle.js';
 import type { DeviceId } from '../../src/store/types.js';
 import { type Authenticator, StaticAuthenticator } from '../../src/transport/authenticator.js';
@@ -14,6 +16,27 @@ export const childPeer = {
   heartbeatMs: 15_000,
 };
 
+/** A list that can be waited on: `until(n)` resolves once it holds `n` entries. */
+function watchedList<T>() {
+  const items: T[] = [];
+  const waiters = new Set<{ n: number; resolve: () => void }>();
+  return {
+    items,
+    push(item: T): void {
+      items.push(item);
+      for (const w of waiters) {
+        if (items.length < w.n) continue;
+        waiters.delete(w);
+        w.resolve();
+      }
+    },
+    until(n: number): Promise<void> {
+      if (items.length >= n) return Promise.resolve();
+      return new Promise((resolve) => waiters.add({ n, resolve }));
+    },
+  };
+}
+
 /** A TLS server on a free loopback port that allows `allowed` and records its connections. */
 export async function startServer(
   allowed: DeviceId[],
@@ -29,8 +52,8 @@ export async function startServer(
   } = {},
 ) {
   const identity = options.identity ?? (await createIdentity('test-hub'));
-  const connections: Array<{ conn: Connection; peer: PeerInfo }> = [];
-  const rejected: Array<{ address: string; code: string }> = [];
+  const connections = watchedList<{ conn: Connection; peer: PeerInfo }>();
+  const rejected = watchedList<{ address: string; code: string }>();
   const server = new TransportServer({
     identity,
     local: { ...hubPeer, heartbeatMs: options.heartbeatMs ?? 15_000 },
@@ -50,8 +73,48 @@ export async function startServer(
   return {
     server,
     identity,
-    connections,
-    rejected,
+    connections: connections.items,
+    rejected: rejected.items,
+    /** Resolves once the server has handed on `n` connections in all. */
+    untilConnections: (n: number) => connections.until(n),
+    /** Resolves once the server has refused `n` connections in all. */
+    untilRejected: (n: number) => rejected.until(n),
     address: { host: options.host ?? '127.0.0.1', port: server.port },
   };
+}
+
+/** The socket under a connection (tests only: to pause it, or to watch it read). */
+export function socketOf(conn: Connection): Socket {
+  return (conn as unknown as { socket: Socket }).socket;
+}
+
+/**
+ * Resolves once `conn` has read `count` frames more than `base`, or rejects if it
+ * closes first. Listens to the socket's data events, after the connection's own.
+ */
+export function framesRead(conn: Connection, count: number, base = 0): Promise<void> {
+  const socket = socketOf(conn);
+  return new Promise((resolve, reject) => {
+    const done = () => {
+      socket.off('data', check);
+      conn.off('close', closed);
+    };
+    const check = () => {
+      if (conn.getStats().framesIn - base < count) return;
+      done();
+      resolve();
+    };
+    const closed = (cause: Error | undefined) => {
+      done();
+      reject(new Error(`the connection closed (${String(cause)}) before reading ${count} frames`));
+    };
+    socket.on('data', check);
+    conn.on('close', closed);
+    check();
+  });
+}
+
+/** Resolves once every one of `conns`, all open now, has emitted `close`. */
+export async function allClosed(conns: readonly Connection[]): Promise<void> {
+  await Promise.all(conns.map((c) => once(c, 'close')));
 }

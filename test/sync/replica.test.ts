@@ -2,10 +2,11 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { type OpenReplicaOptions, openReplica } from '../../src/index.js';
+import { SqliteStore } from '../../src/store/sqlite.js';
 import type { DeviceId, JsonObject, Seq } from '../../src/store/types.js';
 import { encodeHlc } from '../../src/sync/hlc.js';
 import { randomDeviceId } from '../../src/sync/ids.js';
-import type { ChangeEvent, Replica } from '../../src/sync/replica.js';
+import { type ChangeEvent, Replica } from '../../src/sync/replica.js';
 import { createRevision } from '../../src/sync/revision.js';
 import { transfer } from '../../src/sync/transfer.js';
 import { FakeClock, tempDir } from '../helpers.js';
@@ -330,60 +331,143 @@ describe('applying changes from a peer', () => {
   });
 });
 
-describe('writes from other processes', () => {
-  it('a replica watching its store reports records another writer changed, once, as local changes', async () => {
-    const path = join(dir.path, 'shared.db');
-    const deviceId = randomDeviceId();
-    const agent = await openReplica({ path, deviceId, synchronous: 'off', watchExternalWritesMs: 20 });
-    const events: string[] = [];
-    agent.subscribe((e) => events.push(`${e.origin}:${e.id}`));
-    await agent.put('notes', 'own', { v: 1 });
-    // A second writer on the same file, as the CLI is while the agent runs.
-    const cli = await openReplica({ path, deviceId, synchronous: 'off' });
-    await cli.put('notes', 'from-cli', { v: 1 });
-    await cli.put('notes', 'from-cli-2', { v: 1 });
-    await cli.stop();
-    await agent.put('notes', 'own-2', { v: 1 });
-    const { eventually } = await import('../helpers.js');
-    await eventually(() => events.includes('local:from-cli-2'), 5000, 'external write reported');
-    await new Promise((r) => setTimeout(r, 100));
-    assert.deepEqual(events.sort(), ['local:from-cli', 'local:from-cli-2', 'local:own', 'local:own-2']);
-    await agent.stop();
-  });
-});
+describe('timers of a running replica, on its clock', () => {
+  /** A write queued behind whatever a timer queued: a replica runs its store work one call at a time. */
+  let barriers = 0;
+  const afterQueuedWork = (r: Replica) => r.put('barrier', `b${++barriers}`, { n: barriers });
 
-describe('retention while running', () => {
-  it('a replica with pruneEveryMs applies its retention at start and on a timer, never to a head', async () => {
-    const clock = new FakeClock();
-    const path = join(dir.path, 'retained.db');
-    const deviceId = randomDeviceId();
-    const first = await openReplica({ path, deviceId, clock, synchronous: 'off' });
-    for (let i = 0; i < 6; i++) {
-      clock.advance(1000);
-      await first.put('docs', 'd', { v: i });
-    }
-    await first.stop();
-    const agent = await openReplica({
-      path,
-      deviceId,
-      clock,
-      synchronous: 'off',
-      retention: { maxRevisions: 2 },
-      pruneEveryMs: 20,
-    });
-    const { eventually } = await import('../helpers.js');
-    await eventually(
-      async () => (await agent.history('docs', 'd')).filter((h) => h.pruned).length === 4,
-      5000,
-      'pruned at start',
-    );
-    await agent.put('docs', 'd', { v: 6 });
-    await eventually(
-      async () => (await agent.history('docs', 'd')).filter((h) => h.pruned).length === 5,
-      5000,
-      'pruned again later',
-    );
-    assert.deepEqual((await agent.get('docs', 'd'))?.body, { v: 6 });
-    await agent.stop();
-  });
+  it(
+    'a replica watching its store reports records another writer changed, once, as local changes',
+    { timeout: 30_000 },
+    async () => {
+      const clock = new FakeClock();
+      // An hour: only the fake clock can make this interval pass during the test.
+      const every = 3_600_000;
+      const path = join(dir.path, 'shared.db');
+      const deviceId = randomDeviceId();
+      const agent = await openReplica({
+        path,
+        deviceId,
+        clock,
+        synchronous: 'off',
+        watchExternalWritesMs: every,
+      });
+      const events: string[] = [];
+      agent.subscribe((e) => e.collection === 'notes' && events.push(`${e.origin}:${e.id}`));
+      const reported = new Promise<void>((resolve) =>
+        agent.subscribe((e) => e.id === 'from-cli-2' && resolve()),
+      );
+      await agent.put('notes', 'own', { v: 1 });
+      // A second writer on the same file, as the CLI is while the agent runs.
+      const cli = await openReplica({ path, deviceId, clock, synchronous: 'off' });
+      await cli.put('notes', 'from-cli', { v: 1 });
+      await cli.put('notes', 'from-cli-2', { v: 1 });
+      await cli.stop();
+      clock.advance(every - 1);
+      await agent.put('notes', 'own-2', { v: 1 });
+      assert.deepEqual(events, ['local:own', 'local:own-2'], 'not seen before the interval is over');
+      clock.advance(1);
+      await reported;
+      // The next look finds nothing new: nothing is reported twice.
+      clock.advance(every);
+      await afterQueuedWork(agent);
+      assert.deepEqual(events.sort(), ['local:from-cli', 'local:from-cli-2', 'local:own', 'local:own-2']);
+      await agent.stop();
+    },
+  );
+
+  it(
+    'a replica with pruneEveryMs applies its retention at start and on its timer, by count and age, never to a head',
+    { timeout: 30_000 },
+    async () => {
+      const clock = new FakeClock();
+      const path = join(dir.path, 'retained.db');
+      const deviceId = randomDeviceId();
+      const first = await openReplica({ path, deviceId, clock, synchronous: 'off' });
+      for (let i = 0; i < 6; i++) {
+        clock.advance(1000);
+        await first.put('docs', 'd', { v: i });
+      }
+      await first.stop();
+      const hour = 3_600_000;
+      const agent = await openReplica({
+        path,
+        deviceId,
+        clock,
+        synchronous: 'off',
+        retention: { maxRevisions: 4, maxAgeMs: 24 * hour },
+        pruneEveryMs: hour,
+      });
+      const pruned = async () => {
+        await afterQueuedWork(agent);
+        return (await agent.history('docs', 'd')).map((h) => h.pruned);
+      };
+      assert.deepEqual(await pruned(), [true, true, false, false, false, false], 'by count, at start');
+      await agent.put('docs', 'd', { v: 6 });
+      clock.advance(hour - 1);
+      assert.deepEqual(
+        await pruned(),
+        [true, true, false, false, false, false, false],
+        'not before the hour',
+      );
+      clock.advance(1);
+      assert.deepEqual(
+        await pruned(),
+        [true, true, true, false, false, false, false],
+        'by count, on the hour',
+      );
+      clock.advance(24 * hour);
+      assert.deepEqual(await pruned(), [true, true, true, true, true, true, false], 'by age; the head stays');
+      assert.deepEqual((await agent.get('docs', 'd'))?.body, { v: 6 });
+      await agent.stop();
+    },
+  );
+
+  it(
+    'a cursor move that carries no revisions is written a second later on the clock, or at stop',
+    { timeout: 30_000 },
+    async () => {
+      const clock = new FakeClock();
+      const hub = await replica({ role: 'hub', clock });
+      const path = join(dir.path, 'lazy-cursor.db');
+      let store = new SqliteStore({ path, synchronous: 'off', clock });
+      const child = new Replica({ store, deviceId: randomDeviceId(), clock });
+      await child.start();
+      const hubLog = (await hub.changeLog()).id;
+      /** The hub's log after `since` for the child: only the child's own writes, so no revisions. */
+      const echo = async (since: number) => {
+        const childLog = (await child.changeLog()).id;
+        const batch = await hub.changesSince({
+          since: since as Seq,
+          peer: { device: child.deviceId, log: childLog },
+        });
+        assert.equal(batch.revisions.length, 0);
+        return { ...batch, log: hubLog };
+      };
+      await child.put('notes', 'n', { v: 1 });
+      await transfer(child, hub);
+      const first = await echo(0);
+      await child.applyChanges(hub.deviceId, first);
+      assert.equal((await child.cursorFor(hub.deviceId)).seq, first.upTo, 'the replica knows at once');
+      clock.advance(999);
+      await afterQueuedWork(child);
+      assert.equal((await store.getCursor(hub.deviceId)).seq, 0, 'the store is not written yet');
+      clock.advance(1);
+      await afterQueuedWork(child);
+      assert.equal((await store.getCursor(hub.deviceId)).seq, first.upTo, 'written a second later');
+
+      await child.put('notes', 'n2', { v: 1 });
+      await transfer(child, hub);
+      const second = await echo(first.upTo);
+      assert.ok(second.upTo > first.upTo);
+      await child.applyChanges(hub.deviceId, second);
+      await child.stop();
+      store = new SqliteStore({ path, synchronous: 'off', clock });
+      await store.start();
+      assert.equal((await store.getCursor(hub.deviceId)).seq, second.upTo, 'written at stop');
+      assert.equal(clock.pending(), 0, 'the stopped replica left no timer');
+      await store.stop();
+      await hub.stop();
+    },
+  );
 });

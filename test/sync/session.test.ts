@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -9,7 +10,7 @@ import { createChannelPair } from '../../src/sync/channel.js';
 import { randomDeviceId } from '../../src/sync/ids.js';
 import type { Replica } from '../../src/sync/replica.js';
 import { SyncSession, type SyncSessionOptions } from '../../src/sync/session.js';
-import { eventually, tempDir } from '../helpers.js';
+import { eventually, FakeClock, tempDir } from '../helpers.js';
 
 const dir = tempDir();
 after(() => dir.remove());
@@ -64,6 +65,38 @@ describe('SyncSession over an in-memory channel', () => {
     for (const l of links) await l.close();
     await Promise.all([hub, a, b, c].map((x) => x.stop()));
   });
+
+  it(
+    'the cursor move past a peer’s own change waits cursorFlushMs on the clock, then crosses',
+    { timeout: 30_000 },
+    async () => {
+      const clock = new FakeClock();
+      const hub = await open('hub');
+      const child = await open();
+      // A minute: only the fake clock can make it pass during the test.
+      const link = await connect(hub, child, { clock, cursorFlushMs: 60_000 });
+      await link.atChild.whenCaughtUp();
+      const before = (await child.cursorFor(hub.deviceId)).seq;
+      // The child's write lands in the hub's log; only a cursor move comes back for it.
+      const acked = once(link.atChild, 'progress');
+      await child.put('notes', 'mine', { v: 1 });
+      await acked;
+      const hubLatest = await hub.latestSeq();
+      assert.ok(hubLatest > before);
+      clock.advance(59_999);
+      // Give a message sent now every chance to arrive and be applied.
+      for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+      assert.equal((await child.cursorFor(hub.deviceId)).seq, before, 'held back within cursorFlushMs');
+      const moved = once(link.atChild, 'progress');
+      clock.advance(1);
+      await moved;
+      assert.equal((await child.cursorFor(hub.deviceId)).seq, hubLatest, 'sent once the flush time is over');
+      assert.equal(link.atChild.getStats().applied, 0, 'a cursor move, no revisions');
+      await link.close();
+      assert.equal(clock.pending(), 0, 'a closed session leaves no timer');
+      await Promise.all([hub.stop(), child.stop()]);
+    },
+  );
 
   it('resumes from cursors after a reconnect: only new changes cross', async () => {
     const hub = await open('hub');

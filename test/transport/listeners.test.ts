@@ -6,15 +6,14 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { getEventListeners } from 'node:events';
-import type { Socket } from 'node:net';
+import { getEventListeners, once } from 'node:events';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { MessageCodec } from '../../src/protocol/codec.js';
 import { connectToHub, type HubAddress, TransportClient } from '../../src/transport/client.js';
 import type { Connection } from '../../src/transport/connection.js';
 import { createIdentity } from '../../src/transport/identity.js';
-import { eventually } from '../helpers.js';
-import { childPeer, startServer } from './helpers.js';
+import { FakeClock } from '../helpers.js';
+import { childPeer, framesRead, socketOf, startServer } from './helpers.js';
 
 const warnings: string[] = [];
 const onWarning = (w: Error) => {
@@ -25,8 +24,6 @@ after(() => process.off('warning', onWarning));
 beforeEach(() => {
   warnings.length = 0;
 });
-
-const socketOf = (conn: Connection) => (conn as unknown as { socket: Socket }).socket;
 
 /** Listeners a send or request could leave behind, on the connection and on its socket. */
 function listenerCounts(conn: Connection) {
@@ -43,19 +40,15 @@ function listenerCounts(conn: Connection) {
 describe('listeners on a long-lived connection', () => {
   it('sends, pongs and requests held back by a slow reader share one wait', async () => {
     const child = await createIdentity('slow-reader');
-    let hubSide: Connection | undefined;
-    const { server, identity } = await startServer([child.deviceId], {
-      onConnection: (conn) => {
-        hubSide = conn;
-        conn.handle('echo', (params) => params);
-      },
+    const { server, identity, connections, untilConnections } = await startServer([child.deviceId], {
+      onConnection: (conn) => conn.handle('echo', (params) => params),
     });
     const hub = await connectToHub(
       { host: '127.0.0.1', port: server.port },
       { identity: child, local: childPeer, hubId: identity.deviceId },
     );
-    await eventually(() => hubSide !== undefined, 5000, 'the hub saw the connection');
-    const conn = hubSide as Connection;
+    await untilConnections(1);
+    const conn = connections[0]?.conn as Connection;
     const baseline = listenerCounts(conn);
 
     // The child stops reading: the hub's socket fills and its writers are held back.
@@ -77,7 +70,7 @@ describe('listeners on a long-lived connection', () => {
     );
     // Pings are answered as they are read, never queued, so all 500 are read; the
     // requests are answered one at a time and the rest wait, unread, behind the first.
-    await eventually(() => conn.getStats().framesIn >= framesBefore + 500, 30_000, 'the hub read the pings');
+    await framesRead(conn, 500, framesBefore);
     const stillFull = socketOf(conn).writableNeedDrain;
     const answering = listenerCounts(conn);
 
@@ -136,6 +129,7 @@ describe('listeners on a long-lived connection', () => {
 
   it('a client that retries many times adds no listeners that stay', async () => {
     const child = await createIdentity('retrier');
+    const clock = new FakeClock();
     // The hub does not know this device: every attempt is refused and retried.
     const { server, identity, rejected } = await startServer([]);
     const address: HubAddress = { host: '127.0.0.1', port: server.port };
@@ -146,11 +140,20 @@ describe('listeners on a long-lived connection', () => {
       addresses: () => [address],
       onConnected: () => undefined,
       backoff: { initialMs: 1, maxMs: 5 },
+      clock,
     });
     let failures = 0;
     client.on('attempt-failed', () => failures++);
+    // Each failure leaves the client waiting at most 5 ms on its clock: moving the
+    // clock that far starts the next attempt.
+    let failed = once(client, 'attempt-failed');
     await client.start();
-    await eventually(() => failures >= 30, 30_000, '30 refused attempts');
+    for (let i = 1; i < 30; i++) {
+      await failed;
+      failed = once(client, 'attempt-failed');
+      clock.advance(5);
+    }
+    await failed;
     const signal = (client as unknown as { abort: AbortController }).abort.signal;
     const abortListeners = getEventListeners(signal, 'abort').length;
     await client.stop();

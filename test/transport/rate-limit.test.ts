@@ -2,8 +2,10 @@
  * The hub's per-address connection limit counts attempts that fail or stay
  * unauthenticated, not healthy connections: many devices behind one address (NAT)
  * connect and reconnect freely, while a flood of bad attempts from one address is
- * dropped before any TLS work. The server's clock is frozen, so no attempt is
- * refilled during a test and every count is exact.
+ * dropped before any TLS work. The server's clock is fake: no attempt is refilled
+ * unless a test moves it, so every count is exact. Attempts that never start TLS
+ * are ended by Node's own TLS handshake limit, in real time: the tests wait for the
+ * refusals it causes, never for a duration.
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -13,8 +15,8 @@ import { connect as tlsConnect } from 'node:tls';
 import type { Authenticator } from '../../src/transport/authenticator.js';
 import { connectToHub, type HubConnection } from '../../src/transport/client.js';
 import { createIdentity, type DeviceIdentity } from '../../src/transport/identity.js';
-import { eventually, FakeClock } from '../helpers.js';
-import { childPeer, startServer } from './helpers.js';
+import { FakeClock } from '../helpers.js';
+import { allClosed, childPeer, startServer } from './helpers.js';
 
 /** The hub's default: a burst of 30, 120 a minute. */
 const HUB_DEFAULT = { burst: 30, perMinute: 120 };
@@ -60,7 +62,7 @@ describe('connection attempts per address', () => {
       10,
       (i) => createIdentity(`nat-${i}`),
     );
-    const { server, identity, connections, rejected } = await startServer(
+    const { server, identity, connections, rejected, untilConnections } = await startServer(
       devices.map((d) => d.deviceId),
       { attemptLimit: HUB_DEFAULT, clock: new FakeClock() },
     );
@@ -73,10 +75,12 @@ describe('connection attempts per address', () => {
     const rounds: number[] = [];
     for (let round = 0; round < 2; round++) {
       const hubs = await inWaves(devices, 10, connect);
-      await eventually(() => server.list().length === 100, 10_000, 'the hub holds 100 connections');
+      await untilConnections(100 * (round + 1));
       rounds.push(new Set(server.list().map((c) => c.peer)).size);
+      const open = server.list();
       for (const hub of hubs as HubConnection[]) hub.conn.close();
-      await eventually(() => server.list().length === 0, 10_000, 'every connection closed');
+      await allClosed(open);
+      assert.equal(server.list().length, 0, 'every connection closed');
     }
     await server.stop();
     assert.deepEqual(rounds, [100, 100], 'all 100 devices connected in both rounds');
@@ -88,7 +92,7 @@ describe('connection attempts per address', () => {
     const known = await createIdentity('known');
     const stranger = await createIdentity('stranger');
     const clock = new FakeClock();
-    const { server, identity, rejected } = await startServer([known.deviceId], {
+    const { server, identity, rejected, untilRejected } = await startServer([known.deviceId], {
       attemptLimit: HUB_DEFAULT,
       handshakeTimeoutMs: 150,
       clock,
@@ -107,12 +111,12 @@ describe('connection attempts per address', () => {
     await Promise.all(Array.from({ length: 5 }, () => rawAttempt(port)));
     for (let i = 0; i < 5; i++) await noCertificateAttempt(port);
     for (let i = 0; i < 10; i++) await strangerAttempt();
-    await eventually(() => rejected.length === 30, 10_000, '30 refusals recorded');
+    await untilRejected(30);
     const spent = countCodes(rejected);
 
     // The flood goes on: each attempt is dropped when TCP connects, before TLS.
     for (let i = 0; i < 20; i++) await strangerAttempt();
-    await eventually(() => rejected.length === 50, 10_000, '50 refusals recorded');
+    await untilRejected(50);
     const flood = countCodes(rejected.slice(30));
 
     // A known device behind the same address waits too, until attempts refill.
@@ -122,7 +126,14 @@ describe('connection attempts per address', () => {
         { identity: known, local: childPeer, hubId: identity.deviceId },
       ),
     );
-    clock.advance(1000); // two attempts at 120 a minute
+    clock.advance(499); // not yet one whole attempt at 120 a minute
+    await assert.rejects(
+      connectToHub(
+        { host: '127.0.0.1', port },
+        { identity: known, local: childPeer, hubId: identity.deviceId },
+      ),
+    );
+    clock.advance(501); // a second in all: two attempts
     const hub = await connectToHub(
       { host: '127.0.0.1', port },
       { identity: known, local: childPeer, hubId: identity.deviceId },
@@ -170,14 +181,14 @@ describe('connection attempts per address', () => {
   });
 
   it('an address has at most a burst of handshakes in progress at once', async () => {
-    const { server, rejected } = await startServer([], {
+    const { server, rejected, untilRejected } = await startServer([], {
       attemptLimit: HUB_DEFAULT,
       handshakeTimeoutMs: 500,
       clock: new FakeClock(),
     });
     // 100 TCP connections at once that never start TLS.
     await Promise.all(Array.from({ length: 100 }, () => rawAttempt(server.port)));
-    await eventually(() => rejected.length === 100, 10_000, 'every attempt ended');
+    await untilRejected(100);
     await server.stop();
     assert.deepEqual(countCodes(rejected), { RATE_LIMITED: 70, HANDSHAKE_TIMEOUT: 30 });
   });

@@ -10,8 +10,8 @@ import { promisify } from 'node:util';
 import { connectToHub } from '../../src/transport/client.js';
 import { formatDeviceId } from '../../src/transport/device-id.js';
 import { createIdentity } from '../../src/transport/identity.js';
-import { eventually, tempDir } from '../helpers.js';
-import { childPeer, startServer } from './helpers.js';
+import { FakeClock, tempDir } from '../helpers.js';
+import { childPeer, socketOf, startServer } from './helpers.js';
 
 const exec = promisify(execFile);
 const dir = tempDir();
@@ -21,7 +21,9 @@ describe('transport security', () => {
   it('a pinned client connects over TLS 1.3 on 127.0.0.1 and on ::1', async () => {
     const child = await createIdentity('child');
     for (const host of ['127.0.0.1', '::1']) {
-      const { server, identity, connections } = await startServer([child.deviceId], { host });
+      const { server, identity, connections, untilConnections } = await startServer([child.deviceId], {
+        host,
+      });
       const hub = await connectToHub(server.port ? { host, port: server.port } : { host, port: 0 }, {
         identity: child,
         local: childPeer,
@@ -29,7 +31,7 @@ describe('transport security', () => {
       });
       assert.equal(hub.hubId, identity.deviceId);
       assert.equal(hub.handshake.version, 1);
-      await eventually(() => connections.length === 1, 5000, 'server saw the connection');
+      await untilConnections(1);
       assert.equal(connections[0]?.peer.deviceId, child.deviceId);
       hub.conn.close();
       await server.stop();
@@ -38,7 +40,7 @@ describe('transport security', () => {
 
   it('a client with an unknown certificate is refused with DEVICE_NOT_ALLOWED', async () => {
     const stranger = await createIdentity('stranger');
-    const { server, identity, connections, rejected } = await startServer([]);
+    const { server, identity, connections, rejected, untilRejected } = await startServer([]);
     await assert.rejects(
       connectToHub(
         { host: '127.0.0.1', port: server.port },
@@ -49,14 +51,18 @@ describe('transport security', () => {
       },
     );
     assert.equal(connections.length, 0);
-    await eventually(() => rejected.some((r) => r.code === 'DEVICE_NOT_ALLOWED'), 2000, 'rejection recorded');
+    await untilRejected(1);
+    assert.deepEqual(
+      rejected.map((r) => r.code),
+      ['DEVICE_NOT_ALLOWED'],
+    );
     await server.stop();
   });
 
   it('a server with another key than the pinned one is refused before anything is sent (man in the middle)', async () => {
     const child = await createIdentity('child');
     const realHub = await createIdentity('real-hub');
-    const { server, connections, identity: impostor } = await startServer([child.deviceId]);
+    const { server, connections, untilRejected, identity: impostor } = await startServer([child.deviceId]);
     await assert.rejects(
       connectToHub(
         { host: '127.0.0.1', port: server.port },
@@ -68,23 +74,23 @@ describe('transport security', () => {
         return true;
       },
     );
-    // The impostor never received a hello: it saw no completed handshake.
-    await new Promise((r) => setTimeout(r, 200));
+    // The impostor never received a hello: the connection ends, unfinished, on its side too.
+    await untilRejected(1);
     assert.equal(connections.length, 0);
     await server.stop();
   });
 
   it('a plaintext client is refused in the TLS handshake', async () => {
-    const { server, rejected } = await startServer([]);
+    const { server, rejected, untilRejected } = await startServer([]);
     const socket = netConnect({ host: '127.0.0.1', port: server.port });
     await once(socket, 'connect');
     socket.write('{"type":"hello"}\n');
     socket.resume();
     await once(socket, 'close');
-    await eventually(
-      () => rejected.some((r) => r.code === 'TLS_HANDSHAKE_FAILED'),
-      2000,
-      'TLS failure recorded',
+    await untilRejected(1);
+    assert.deepEqual(
+      rejected.map((r) => r.code),
+      ['TLS_HANDSHAKE_FAILED'],
     );
     await server.stop();
   });
@@ -125,10 +131,12 @@ describe('transport security', () => {
     await server.stop();
   });
 
-  it('a peer that stops answering heartbeats is detected and dropped', async () => {
+  it('a peer that stops answering heartbeats is dropped, and told why once it reads again', async () => {
+    const clock = new FakeClock();
     const child = await createIdentity('child');
     const closes: Array<string | undefined> = [];
     const { server, identity } = await startServer([child.deviceId], {
+      clock,
       heartbeatMs: 100,
       onConnection: (conn) =>
         conn.once('close', (cause) => closes.push((cause as { code?: string } | undefined)?.code)),
@@ -138,12 +146,16 @@ describe('transport security', () => {
       { identity: child, local: childPeer, hubId: identity.deviceId },
     );
     // Go silent: stop reading, so no pong ever goes back.
-    const socket = (hub.conn as unknown as { socket: import('node:net').Socket }).socket;
-    socket.removeAllListeners('data');
-    socket.pause();
-    await eventually(() => closes.length === 1, 5000, 'server drops the silent peer');
-    assert.equal(closes[0], 'HEARTBEAT_TIMEOUT');
-    socket.destroy();
+    socketOf(hub.conn).pause();
+    // Three silent intervals are allowed; the fourth check drops it.
+    clock.advance(400);
+    assert.deepEqual(closes, ['HEARTBEAT_TIMEOUT']);
+    // Reading again, the child finds the hub's pings and then the reason it was dropped.
+    const [cause] = (await new Promise((resolve) => {
+      hub.conn.once('close', (c) => resolve([c]));
+      socketOf(hub.conn).resume();
+    })) as [Error | undefined];
+    assert.equal((cause as { code?: string } | undefined)?.code, 'HEARTBEAT_TIMEOUT');
     await server.stop();
   });
 

@@ -23,6 +23,11 @@ export const ERROR_AREAS = [
   { name: 'Records and the engine', intro: '' },
   { name: 'Sync between replicas', intro: '' },
   { name: 'Store', intro: '' },
+  {
+    name: 'Files',
+    intro:
+      'File content is kept as chunks named by the SHA-256 of their bytes, in `<dataDir>/chunks`. A chunk there is always complete and verified: a crash or a full disk leaves it absent, never half.',
+  },
   { name: 'Wire protocol', intro: '' },
   { name: 'Identity and transport', intro: '' },
   { name: 'Discovery', intro: '' },
@@ -186,6 +191,40 @@ export const ERROR_CODES = {
     meaning:
       'The disk is full or refused a write. Nothing of that write was kept; earlier acknowledged writes are intact.',
     fix: 'Free disk space; the operation can be retried.',
+  },
+  INVALID_CHUNK_HASH: {
+    area: 'Files',
+    meaning: 'A chunk name is not a SHA-256 digest written as 64 lowercase hexadecimal characters.',
+    fix: 'A bug in the caller or a damaged message from a peer; the message shows the name given.',
+  },
+  CHUNK_HASH_MISMATCH: {
+    area: 'Files',
+    meaning:
+      "A chunk's bytes do not hash to the name they were offered under (damaged in transit, or a faulty peer). Nothing was stored.",
+    fix: 'Nothing; the chunk is fetched again. If it repeats for one peer, check that device.',
+  },
+  CHUNK_NOT_FOUND: {
+    area: 'Files',
+    meaning: 'The chunk store has no chunk with that hash.',
+    fix: 'Fetch the chunk from a peer that has it; `missing()` lists which chunks of a file are absent.',
+  },
+  CHUNK_CORRUPT: {
+    area: 'Files',
+    meaning:
+      "A stored chunk's bytes no longer hash to its name: the disk damaged it, or the file was changed by hand. The damaged chunk has been removed, so it is missing now.",
+    fix: "Nothing for one chunk: it is fetched again from a peer. If it repeats, check the disk (SMART, the filesystem's check).",
+  },
+  CHUNK_STORE_FULL: {
+    area: 'Files',
+    meaning:
+      'The disk holding the chunk store is full (ENOSPC) or the disk quota is used up (EDQUOT). Nothing of the chunk being written was kept; chunks stored before are intact.',
+    fix: 'Free disk space (or raise the quota); storing the chunk again then succeeds.',
+  },
+  CHUNK_STORE_FAILED: {
+    area: 'Files',
+    meaning:
+      'The chunk directory could not be read or written for another reason than a full disk: missing permission, a read-only filesystem, an I/O error. The message names the path and the cause.',
+    fix: 'Fix the cause the message gives: the data directory must be writable by the user the agent runs as.',
   },
   FRAME_TOO_LARGE: {
     area: 'Wire protocol',

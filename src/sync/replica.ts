@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { isTrosynError, type TrosynError } from '../errors.js';
-import { type Clock, type Startable, systemClock, type Timer } from '../lifecycle.js';
+import { type Clock, LifecycleGuard, type Startable, systemClock, type Timer } from '../lifecycle.js';
 import { silentLogger } from '../observability/logger.js';
 import type { StorageAdapter } from '../store/adapter.js';
 import type {
@@ -204,6 +204,9 @@ export class Replica implements Startable {
   private readonly maxSkewMs: number;
   private readonly events = new EventEmitter<Events>();
   private queue: Promise<unknown> = Promise.resolve();
+  /** Runs start and stop one at a time: a second start while one runs waits for it. */
+  private readonly lifecycle = new LifecycleGuard();
+  /** Open for use (set part-way through start, so that start's own first prune may run). */
   private started = false;
   /** Sequence numbers up to here are checked for writes by other processes. */
   private checkedSeq = 0;
@@ -252,8 +255,16 @@ export class Replica implements Startable {
     return this.started;
   }
 
-  async start(): Promise<void> {
-    if (this.started) return;
+  start(): Promise<void> {
+    return this.lifecycle.start(() => this.open());
+  }
+
+  /** Flushes pending cursors, stops the timers and the store; waits for a start in progress first. */
+  stop(): Promise<void> {
+    return this.lifecycle.stop(() => this.close());
+  }
+
+  private async open(): Promise<void> {
     await this.store.start();
     const owner = await this.store.getMeta('device_id');
     if (owner === undefined) {
@@ -294,8 +305,7 @@ export class Replica implements Startable {
     }
   }
 
-  async stop(): Promise<void> {
-    if (!this.started) return;
+  private async close(): Promise<void> {
     await this.exclusive(() => this.flushLazyCursors()).catch((err: unknown) =>
       this.logger.warn({ err }, 'saving cursors failed'),
     );

@@ -3,7 +3,7 @@ import { type AddressInfo, createServer as createNetServer, type Server, type So
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { isTrosynError } from '../errors.js';
-import { type Clock, type Startable, systemClock } from '../lifecycle.js';
+import { type Clock, LifecycleGuard, type Startable, systemClock } from '../lifecycle.js';
 import { componentLogger, silentLogger } from '../observability/logger.js';
 import { DEFAULT_MAX_FRAME_BYTES, DEFAULT_SYNC_PORT } from '../protocol/constants.js';
 import type { DeviceId } from '../store/types.js';
@@ -84,6 +84,7 @@ export class TransportServer extends EventEmitter<Events> implements Startable {
   private readonly connections = new Set<Connection>();
   private readonly sockets = new Set<Socket>();
   private readonly attempts: RateLimiter | undefined;
+  private readonly lifecycle = new LifecycleGuard();
 
   constructor(options: TransportServerOptions) {
     super();
@@ -94,7 +95,7 @@ export class TransportServer extends EventEmitter<Events> implements Startable {
   }
 
   isStarted(): boolean {
-    return this.server !== undefined;
+    return this.lifecycle.isStarted();
   }
 
   /** The bound port (useful with port 0). */
@@ -102,16 +103,26 @@ export class TransportServer extends EventEmitter<Events> implements Startable {
     return (this.server?.address() as AddressInfo | null)?.port ?? 0;
   }
 
-  async start(): Promise<void> {
-    if (this.server) return;
+  /** Listens; a second call while one runs waits for it instead of listening twice. */
+  start(): Promise<void> {
+    return this.lifecycle.start(() => this.listen());
+  }
+
+  /** Stops listening and closes every connection and socket; waits for a start in progress first. */
+  stop(): Promise<void> {
+    return this.lifecycle.stop(() => this.close());
+  }
+
+  private async listen(): Promise<void> {
     const handshakeTimeoutMs = this.options.handshakeTimeoutMs ?? 10_000;
     const tls = createTlsServer({
       ...tlsOptions(this.options.identity),
       requestCert: true,
       // Node's own TLS handshake limit (real time, not this.clock): it runs on the TLS
-      // socket and is cleared the moment the session is established. An idle timeout on the raw TCP socket
-      // would outlive the handshake (the TLS socket's setTimeout(0) does not clear
-      // its parent's) and cut every connection that idles between heartbeats.
+      // socket and is cleared the moment the session is established. An idle timeout
+      // on the raw TCP socket would outlive the handshake (the TLS socket's
+      // setTimeout(0) does not clear its parent's) and cut every connection that
+      // idles between heartbeats.
       handshakeTimeout: handshakeTimeoutMs,
     });
     tls.on('secureConnection', (socket: TLSSocket) => {
@@ -157,7 +168,7 @@ export class TransportServer extends EventEmitter<Events> implements Startable {
     this.logger.info({ host, port: this.port }, 'sync service listening');
   }
 
-  async stop(): Promise<void> {
+  private async close(): Promise<void> {
     const server = this.server;
     if (!server) return;
     this.server = undefined;

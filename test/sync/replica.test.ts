@@ -42,6 +42,27 @@ describe('Replica lifecycle', () => {
     await r.stop();
   });
 
+  it('two starts at once start once; a stop during a start waits for it', async () => {
+    const clock = new FakeClock();
+    const path = join(dir.path, 'concurrent.db');
+    const r = new Replica({
+      store: new SqliteStore({ path, synchronous: 'off', clock }),
+      deviceId: randomDeviceId(),
+      clock,
+      retention: { maxRevisions: 2 },
+      pruneEveryMs: 3_600_000,
+      watchExternalWritesMs: 250,
+    });
+    await Promise.all([r.start(), r.start()]);
+    assert.equal(clock.pending(), 2, 'one pruning timer and one watcher, not two of each');
+    await Promise.all([r.stop(), r.start(), r.stop()]);
+    assert.equal(r.isStarted(), false);
+    assert.equal(clock.pending(), 0, 'a stopped replica holds no timer');
+    await r.start();
+    await r.put('notes', 'n', { v: 1 });
+    await r.stop();
+  });
+
   it('refuses a store that belongs to another device', async () => {
     const path = join(dir.path, 'owned.db');
     const r = await openReplica({ path, deviceId: randomDeviceId() });

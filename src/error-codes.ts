@@ -226,6 +226,12 @@ export const ERROR_CODES = {
       'The chunk directory could not be read or written for another reason than a full disk: missing permission, a read-only filesystem, an I/O error. The message names the path and the cause.',
     fix: 'Fix the cause the message gives: the data directory must be writable by the user the agent runs as.',
   },
+  INVALID_CHUNKER_OPTIONS: {
+    area: 'Files',
+    meaning:
+      'A chunker size option is out of range or contradicts another: `minSize` at least 64, `avgSize` a power of two from 256 B to 16 MiB, `maxSize` at most 64 MiB, `minSize` < `avgSize` < `maxSize`, `normalization` 0 to 3. The message names the option.',
+    fix: 'Correct the option, or leave it out to get its default. Every device must chunk with the same settings for identical files to share chunks.',
+  },
   FRAME_TOO_LARGE: {
     area: 'Wire protocol',
     meaning:

@@ -1,6 +1,6 @@
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DiskChunkStore } from '../../src/files/chunk-store.js';
+import { DiskChunkStore } from '../../src/files/chunk-store-disk.js';
 import { runChunkStoreSuite } from '../../src/files/testing/chunk-store-suite.js';
 import { tempDir } from '../helpers.js';
 

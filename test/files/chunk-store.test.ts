@@ -9,7 +9,8 @@ import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSy
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
-import { chunkHash, DiskChunkStore } from '../../src/files/chunk-store.js';
+import { chunkHash } from '../../src/files/chunk-store.js';
+import { DiskChunkStore } from '../../src/files/chunk-store-disk.js';
 import { randomChunk } from '../../src/files/testing/chunk-store-suite.js';
 import { tempDir } from '../helpers.js';
 

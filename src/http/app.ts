@@ -1,6 +1,7 @@
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, type FastifyPluginAsync, LogController } from 'fastify';
 import type { Logger } from 'pino';
+import type { Clock } from '../lifecycle.js';
 import { MAX_RECORD_ID_LENGTH } from '../sync/ids.js';
 import { clientErrorHandler } from './client-errors.js';
 import { HttpApiError, installErrorHandling, sendError } from './errors.js';
@@ -26,6 +27,8 @@ export interface ApiAppOptions {
   /** Largest request body in bytes. */
   bodyLimit: number;
   logger: Logger;
+  /** Runs the event streams' heartbeats. Default: the system clock. */
+  clock?: Clock;
 }
 
 /** A fastify app and the event streams it has open. */
@@ -75,7 +78,7 @@ export function createApiApp(options: ApiAppOptions): ApiApp {
     throw new HttpApiError('NOT_STARTED', 'this API is stopping; send the request again once it is back');
   });
 
-  const streams = new EventStreams();
+  const streams = new EventStreams(options.clock);
   // A server waits for open responses before it closes; event streams never end on their own.
   app.addHook('preClose', async () => streams.closeAll());
   app.addHook('onResponse', async (request, reply) => {

@@ -1,3 +1,4 @@
+import { type Clock, systemClock } from '../lifecycle.js';
 import type { ServerResponse } from 'node:http';
 import type { FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
@@ -31,6 +32,9 @@ export interface EventStream {
  */
 export class EventStreams {
   private readonly open = new Set<EventStream>();
+
+  /** `clock` runs the heartbeats. */
+  constructor(private readonly clock: Clock = systemClock) {}
 
   get size(): number {
     return this.open.size;
@@ -83,12 +87,11 @@ export class EventStreams {
         res.destroy();
       }
     };
-    const heartbeat = setInterval(() => write(': heartbeat\n\n'), heartbeatMs);
-    heartbeat.unref();
+    const heartbeat = this.clock.setInterval(() => write(': heartbeat\n\n'), heartbeatMs);
     const cleanup = () => {
       if (closed) return;
       closed = true;
-      clearInterval(heartbeat);
+      heartbeat.cancel();
       this.open.delete(stream);
       try {
         onClose();

@@ -149,6 +149,7 @@ export class ChildSessions implements Startable {
       ),
       ...(widened && { resendFrom: 0 }),
       logger: componentLogger(this.o.logger, `sync:${shortDeviceId(peer.deviceId)}`),
+      clock: this.o.clock,
     });
     const live: LiveSession = {
       conn,

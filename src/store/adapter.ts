@@ -99,11 +99,12 @@ export interface StorageAdapter extends Startable {
   prune(policy: RetentionPolicy, now: number): Promise<number>;
 
   /**
-   * A number that changes whenever another connection (another process) commits to
-   * the same storage, and not on this adapter's own commits: lets an agent notice
-   * outside writes without reading anything.
+   * Optional capability: a number that changes whenever another connection (another
+   * process) commits to the same storage, and not on this adapter's own commits, so
+   * an agent notices outside writes without reading anything (SQLite's
+   * `data_version`). Without it the agent looks at the change log each time.
    */
-  dataVersion(): Promise<number>;
+  dataVersion?(): Promise<number>;
 
   getMeta(key: string): Promise<string | undefined>;
   setMeta(key: string, value: string): Promise<void>;

@@ -176,7 +176,7 @@ export interface LogStart {
 
 export interface ApplyOptions {
   /** Per-revision admission check (write scope): return an error to refuse that revision alone. */
-  admit?: (revision: Revision) => TrosynError | undefined;
+  admit?: (revision: Revision) => TrosynError | undefined | Promise<TrosynError | undefined>;
 }
 
 export type WriteOp =
@@ -281,7 +281,7 @@ export class Replica implements Startable {
     });
     for (const r of latest.revisions) this.hlc.observe(r.hlc);
     this.checkedSeq = await this.store.latestSeq();
-    this.dataVersion = await this.store.dataVersion();
+    this.dataVersion = (await this.store.dataVersion?.()) ?? -1;
     this.ownRevs.clear();
     this.started = true;
     const pruneEvery = this.options.pruneEveryMs;
@@ -677,7 +677,7 @@ export class Replica implements Startable {
           if (this.isLocalOnly(revision.collection)) throw new LocalOnlyCollectionError(revision.collection);
           const ahead = hlcTime(revision.hlc) - now;
           if (ahead > this.maxSkewMs) throw new ClockSkewError(revision.rev, ahead, this.maxSkewMs);
-          const refusal = options.admit?.(revision);
+          const refusal = await options.admit?.(revision);
           if (refusal) {
             // A peer may offer back a revision this node already holds (after its
             // own store was recreated): that is a duplicate, not a refused write.
@@ -762,7 +762,8 @@ export class Replica implements Startable {
   /** Reports records changed by other processes since the last look, as local changes. */
   private async reportExternalWrites(): Promise<void> {
     if (!this.started) return;
-    const version = await this.store.dataVersion();
+    // Without the capability every look reads the log: own writes are told apart below.
+    const version = this.store.dataVersion ? await this.store.dataVersion() : Number.NaN;
     if (version === this.dataVersion) {
       // Nothing committed by anyone else: everything up to here is this process's own.
       this.checkedSeq = await this.store.latestSeq();

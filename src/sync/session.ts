@@ -34,7 +34,7 @@ export interface SyncSessionOptions {
   /** Read scope: only collections this accepts are sent. */
   readable?: (collection: string) => boolean;
   /** Write scope: a revision this refuses is rejected alone, with the returned error. */
-  admit?: (revision: Revision) => TrosynError | undefined;
+  admit?: (revision: Revision) => TrosynError | undefined | Promise<TrosynError | undefined>;
   /**
    * Send from this position even when the peer's cursor is further on (e.g. 0 after
    * its read scope widened, so it gets older revisions it may now read). The peer

@@ -23,6 +23,7 @@ runStorageAdapterSuite('SqliteStore', async () => {
       return open((store as SqliteStore).path);
     },
     second: async () => open(last),
+    dataVersion: true,
     cleanup: async () => dir.remove(),
   };
 });

@@ -65,6 +65,7 @@ export function buildLocalApi(child: LocalPort, options: LocalApiOptions): Fasti
       `Listens on 127.0.0.1 only; every route needs \`Authorization: Bearer <token>\` with the token from \`<dataDir>/${API_TOKEN_FILE}\`.`,
     bodyLimit: options.bodyLimit ?? 2 * 1024 * 1024,
     logger,
+    clock: options.clock ?? systemClock,
   });
   registerProtectedApi(app, {
     guard: {

@@ -62,6 +62,7 @@ export function buildAdminApi(hub: AdminPort, options: AdminApiOptions = {}): Fa
       'Every route needs `Authorization: Bearer <admin token>`.',
     bodyLimit: 2 * 1024 * 1024,
     logger,
+    clock: clock,
   });
   registerProtectedApi(app, {
     // A hub that is not running cannot check a token: say so, rather than fail on its closed registry.

@@ -420,26 +420,29 @@ export function runStorageAdapterSuite(name: string, makeHarness: () => Promise<
       assert.equal(await store.countChanges(0 as Seq), 4, 'without a peer, received revisions count');
     });
 
-    withStore("dataVersion, where offered, changes on another connection's commit, not on its own", async (store, h) => {
-      assert.equal(typeof store.dataVersion === 'function', h.dataVersion, 'the capability is as declared');
-      if (!store.dataVersion) return;
-      const before = await store.dataVersion();
-      await store.apply({
-        revisions: incoming([makeRevision('notes', 'own', { v: 1 })]),
-        reduce: lww,
-        now: 1,
-      });
-      assert.equal(await store.dataVersion(), before, 'own commits do not count');
-      const other = await h.second?.();
-      if (!other) return;
-      await other.apply({
-        revisions: incoming([makeRevision('notes', 'other', { v: 1 })]),
-        reduce: lww,
-        now: 1,
-      });
-      await other.stop();
-      assert.notEqual(await store.dataVersion(), before, "another connection's commit does");
-    });
+    withStore(
+      "dataVersion, where offered, changes on another connection's commit, not on its own",
+      async (store, h) => {
+        assert.equal(typeof store.dataVersion === 'function', h.dataVersion, 'the capability is as declared');
+        if (!store.dataVersion) return;
+        const before = await store.dataVersion();
+        await store.apply({
+          revisions: incoming([makeRevision('notes', 'own', { v: 1 })]),
+          reduce: lww,
+          now: 1,
+        });
+        assert.equal(await store.dataVersion(), before, 'own commits do not count');
+        const other = await h.second?.();
+        if (!other) return;
+        await other.apply({
+          revisions: incoming([makeRevision('notes', 'other', { v: 1 })]),
+          reduce: lww,
+          now: 1,
+        });
+        await other.stop();
+        assert.notEqual(await store.dataVersion(), before, "another connection's commit does");
+      },
+    );
 
     withStore('a failing batch stores nothing, cursor included', async (store) => {
       const revs = [1, 2, 3].map((i) => makeRevision('notes', `n${i}`, { i }));

@@ -265,6 +265,15 @@ describe('the regression vector', () => {
   // fails, the change breaks deduplication against every chunk already stored.
   const input = seededBytes('trosyn-sync chunker regression vector', MiB);
 
+  it('keeps the default options, which are part of where every file is cut', () => {
+    assert.deepEqual(DEFAULT_CHUNKER_OPTIONS, {
+      minSize: 48 * KiB,
+      avgSize: 64 * KiB,
+      maxSize: 256 * KiB,
+      normalization: 2,
+    });
+  });
+
   it('cuts a fixed 1 MiB input at fixed points with the default options', () => {
     assert.equal(
       createHash('sha256').update(input).digest('hex').slice(0, 16),

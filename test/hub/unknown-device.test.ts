@@ -7,13 +7,12 @@ import { testHub } from '../fixtures/nodes.js';
 import type { Hub } from '../../src/hub/hub.js';
 import { MESSAGE_TYPES, type Message, type MessageType, parseMessage } from '../../src/protocol/messages.js';
 import type { DeviceId } from '../../src/store/types.js';
-import { encodeHlc } from '../../src/sync/hlc.js';
-import { createRevision } from '../../src/sync/revision.js';
 import { connectToHub } from '../../src/transport/client.js';
 import type { Connection } from '../../src/transport/connection.js';
 import { createIdentity } from '../../src/transport/identity.js';
 import { tempDir } from '../helpers.js';
 import { sampleMessages } from '../protocol/fixtures.js';
+import { buildRevision } from '../../src/sync/testing/revisions.js';
 
 /*
  * A device whose certificate the hub does not know gets a pairing connection: it
@@ -89,16 +88,12 @@ function example(type: MessageType, deviceId: DeviceId): Message {
   const sample = sampleMessages().find((s) => s.message.type === type)?.message;
   assert.ok(sample, `no sample of a ${type} message in the protocol fixtures`);
   if (sample.type !== 'sync.changes') return sample;
-  const revision = createRevision({
+  const revision = buildRevision({
     collection: 'notes',
     id: 'from-a-stranger',
-    parents: [],
-    vv: { [deviceId]: 1 },
-    hlc: encodeHlc(Date.now(), 0),
     author: deviceId,
-    hub: false,
+    wall: Date.now(),
     body: { text: 'let me in' },
-    maxBodyBytes: 1 << 20,
   });
   // Valid by the codec's own schema, so the hub's answer is about the pairing connection, not the message.
   return parseMessage({ ...sample, since: 0, upTo: 1, more: false, revisions: [revision] });

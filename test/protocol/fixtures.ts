@@ -1,25 +1,20 @@
 import { PROTOCOL_NAME } from '../../src/protocol/constants.js';
 import type { Message } from '../../src/protocol/messages.js';
-import { encodeHlc } from '../../src/sync/hlc.js';
 import { randomDeviceId } from '../../src/sync/ids.js';
-import { createRevision } from '../../src/sync/revision.js';
 import type { Revision } from '../../src/store/types.js';
+import { buildRevision } from '../../src/sync/testing/revisions.js';
 
 const author = randomDeviceId();
 
 /** `n` real revisions of about 300 bytes of body each. */
 export function revisions(n: number): Revision[] {
   return Array.from({ length: n }, (_, i) =>
-    createRevision({
+    buildRevision({
       collection: 'tickets',
       id: `t-${i}`,
-      parents: [],
-      vv: { [author]: 1 },
-      hlc: encodeHlc(1_750_000_000_000 + i, 0),
       author,
-      hub: false,
+      wall: 1_750_000_000_000 + i,
       body: { title: `New laptop ${i}`, status: 'open', notes: 'ü'.repeat(100) + 'x'.repeat(150), n: i },
-      maxBodyBytes: 1 << 20,
     }),
   );
 }

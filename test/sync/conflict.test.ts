@@ -12,7 +12,7 @@ import {
 import { encodeHlc } from '../../src/sync/hlc.js';
 import { createRevision } from '../../src/sync/revision.js';
 import { runConflictResolverSuite } from '../../src/sync/testing/resolver-suite.js';
-import { incrementVector, joinVectors } from '../../src/sync/version-vector.js';
+import { buildRevision } from '../../src/sync/testing/revisions.js';
 
 runConflictResolverSuite('lww', () => lwwResolver);
 runConflictResolverSuite('hub-wins', () => hubWinsResolver);
@@ -39,18 +39,7 @@ function rev(
   body: JsonObject | null,
   extra: { hub?: boolean; fields?: Record<string, string> } = {},
 ): Revision {
-  return createRevision({
-    collection: 'c',
-    id: 'r',
-    parents: parents.map((p) => p.rev),
-    vv: incrementVector(joinVectors(parents.map((p) => p.vv)), author),
-    hlc: encodeHlc(wall, 0),
-    author,
-    hub: extra.hub ?? false,
-    body,
-    ...(extra.fields && { fields: extra.fields }),
-    maxBodyBytes: 1 << 20,
-  });
+  return buildRevision({ collection: 'c', id: 'r', parents, author, wall, body, ...extra });
 }
 
 describe('built-in strategies', () => {

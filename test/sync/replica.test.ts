@@ -4,12 +4,11 @@ import { after, describe, it } from 'node:test';
 import { type OpenReplicaOptions, openReplica } from '../../src/index.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
 import type { DeviceId, JsonObject, Seq } from '../../src/store/types.js';
-import { encodeHlc } from '../../src/sync/hlc.js';
 import { randomDeviceId } from '../../src/sync/ids.js';
 import { type ChangeEvent, Replica } from '../../src/sync/replica.js';
-import { createRevision } from '../../src/sync/revision.js';
 import { transfer } from '../../src/sync/transfer.js';
 import { FakeClock, tempDir } from '../helpers.js';
+import { buildRevision } from '../../src/sync/testing/revisions.js';
 
 const dir = tempDir();
 after(() => dir.remove());
@@ -311,16 +310,12 @@ describe('applying changes from a peer', () => {
     };
     const evil = batch.revisions.find((r) => r.id === 'evil');
     if (evil?.body) evil.body.v = 666;
-    const future = createRevision({
+    const future = buildRevision({
       collection: 'notes',
       id: 'future',
-      parents: [],
-      vv: { [child.deviceId]: 1 },
-      hlc: encodeHlc(clock.time + 48 * 3600_000, 0),
       author: child.deviceId,
-      hub: false,
+      wall: clock.time + 48 * 3600_000,
       body: { v: 1 },
-      maxBodyBytes: 1 << 20,
     });
     batch.revisions.push(future);
     const report = await hub.applyChanges(child.deviceId, batch);

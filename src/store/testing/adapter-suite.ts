@@ -8,12 +8,11 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { lwwResolver, manualResolver } from '../../sync/conflict.js';
-import { encodeHlc } from '../../sync/hlc.js';
 import { createReducer } from '../../sync/reducer.js';
-import { createRevision, verifyRevision, wireRevision } from '../../sync/revision.js';
-import { incrementVector, joinVectors } from '../../sync/version-vector.js';
+import { verifyRevision, wireRevision } from '../../sync/revision.js';
 import type { StorageAdapter } from '../adapter.js';
 import type { DeviceId, IncomingRevision, JsonObject, Reducer, Revision, Seq } from '../types.js';
+import { buildRevision } from '../../sync/testing/revisions.js';
 
 export interface AdapterHarness {
   /** A new, started adapter on empty storage. */
@@ -41,17 +40,7 @@ export function makeRevision(
   parents: readonly Revision[] = [],
   hlcWall = ++tick,
 ): Revision {
-  return createRevision({
-    collection,
-    id,
-    parents: parents.map((p) => p.rev),
-    vv: incrementVector(joinVectors(parents.map((p) => p.vv)), author),
-    hlc: encodeHlc(hlcWall, 0),
-    author,
-    hub: false,
-    body,
-    maxBodyBytes: 1 << 20,
-  });
+  return buildRevision({ collection, id, body, author, parents, wall: hlcWall });
 }
 
 const lww: Reducer = createReducer(() => lwwResolver);

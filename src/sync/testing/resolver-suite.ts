@@ -7,9 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import type { DeviceId, JsonObject, Revision } from '../../store/types.js';
 import type { ConflictResolver } from '../conflict.js';
-import { encodeHlc } from '../hlc.js';
-import { createRevision } from '../revision.js';
-import { incrementVector, joinVectors } from '../version-vector.js';
+import { buildRevision } from './revisions.js';
 
 function device(): DeviceId {
   return randomBytes(32).toString('hex') as DeviceId;
@@ -22,17 +20,7 @@ function rev(
   body: JsonObject | null,
   hub = false,
 ): Revision {
-  return createRevision({
-    collection: 'c',
-    id: 'r',
-    parents: parents.map((p) => p.rev),
-    vv: incrementVector(joinVectors(parents.map((p) => p.vv)), author),
-    hlc: encodeHlc(wall, 0),
-    author,
-    hub,
-    body,
-    maxBodyBytes: 1 << 20,
-  });
+  return buildRevision({ collection: 'c', id: 'r', parents, author, wall, body, hub });
 }
 
 /** Sets of concurrent heads covering edits, deletes, hub writes and clock ties. */

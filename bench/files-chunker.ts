@@ -261,7 +261,7 @@ function measureSmallEdits(span: Buffer, options: Required<ChunkerOptions>) {
     const edited = Buffer.concat([span.subarray(0, at), inserted, span.subarray(at)]);
     const shift = inserted.length;
     const fresh = spans(cutPoints(edited, options)).filter(([a, b]) =>
-      b <= at ? !known.has(`${a}-${b}`) : a <= at || !known.has(`${a - shift}-${b - shift}`),
+      b <= at ? !known.has(`${a}-${b}`) : a < at + shift || !known.has(`${a - shift}-${b - shift}`),
     );
     newBytes += fresh.reduce((n, [a, b]) => n + b - a, 0);
     mostNewChunks = Math.max(mostNewChunks, fresh.length);

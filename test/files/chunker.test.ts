@@ -130,13 +130,14 @@ describe('the chunker', () => {
         assertWellFormed(input, chunkBuffer(input, options), options);
       }
     }
-    // With no cut point anywhere (a repeated byte whose hash never matches), every chunk is cut at max.
-    const uncut = cutPoints(zeros, SMALL);
-    assert.ok(
-      uncut.every(
-        (end, i) => end === Math.min((i + 1) * 4096, zeros.length) || end - (uncut[i - 1] ?? 0) < 4096,
-      ),
-    );
+    // Zeros have no cut point (their hash settles on a value no mask matches), so every chunk is cut at maxSize.
+    for (const options of [{}, SMALL]) {
+      const max = options.maxSize ?? DEFAULT_CHUNKER_OPTIONS.maxSize;
+      assert.deepEqual(
+        cutPoints(zeros, options),
+        Array.from({ length: zeros.length / max }, (_, i) => (i + 1) * max),
+      );
+    }
   });
 
   it('gives no chunk for no bytes, and one chunk for fewer than minSize', async () => {
@@ -207,17 +208,20 @@ describe('cut points after an edit', () => {
     return { changedAfter: after.length - prefix - suffix, changedBefore: before.length - prefix - suffix };
   }
 
-  const edits: Array<[string, (input: Buffer, at: number) => Buffer, number]> = [
+  /** Each edit: its name, what it does at `at`, how far it moves what follows, and how many new bytes it leaves at `at`. */
+  const edits: Array<[string, (input: Buffer, at: number) => Buffer, number, number]> = [
     [
       'an insertion',
       (b, at) => Buffer.concat([b.subarray(0, at), Buffer.from('INSERTED'), b.subarray(at)]),
       8,
+      8,
     ],
-    ['a deletion', (b, at) => Buffer.concat([b.subarray(0, at), b.subarray(at + 8)]), -8],
+    ['a deletion', (b, at) => Buffer.concat([b.subarray(0, at), b.subarray(at + 8)]), -8, 0],
     [
       'an overwrite',
       (b, at) => Buffer.concat([b.subarray(0, at), Buffer.from('OVERWRIT'), b.subarray(at + 8)]),
       0,
+      8,
     ],
   ];
 
@@ -237,15 +241,16 @@ describe('cut points after an edit', () => {
     const before = chunkSpans(cutPoints(input));
     const next = seededInts(60);
     for (let k = 0; k < 60; k++) {
-      const [name, edit, shift] = edits[k % 3] as (typeof edits)[number];
+      const [name, edit, shift, written] = edits[k % 3] as (typeof edits)[number];
       const at = next(input.length - 16);
       // A chunk of the edited file is shared if it lies wholly before the edit, or
-      // wholly after it and, moved back by the shift, is a chunk of the original.
+      // wholly after the bytes the edit wrote and, moved back by the shift, is a
+      // chunk of the original.
       const fresh = chunkSpans(cutPoints(edit(input, at))).filter(
         ([start, end]) =>
           !(end <= at
             ? before.has(`${start}-${end}`)
-            : start > at && before.has(`${start - shift}-${end - shift}`)),
+            : start >= at + written && before.has(`${start - shift}-${end - shift}`)),
       );
       assert.ok(fresh.length >= 1 && fresh.length <= 3, `${name} at ${at}: ${fresh.length} new chunks`);
     }

@@ -12,6 +12,7 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   engine: async () => (await import('./engine.js')).run,
   transport: async () => (await import('./transport.js')).run,
   e2e: async () => (await import('./e2e.js')).run,
+  'chunk-store': async () => (await import('./files-store.js')).run,
   chunker: async () => (await import('./files-chunker.js')).run,
 };
 

@@ -217,9 +217,12 @@ export class DiskChunkStore implements ChunkStore {
 
   put(hash: string, bytes: Uint8Array): Promise<boolean> {
     return this.run(hash, async () => {
-      const actual = chunkHash(bytes);
+      // A copy of our own: bytes the caller changes after the check (a reused
+      // receive buffer) must not end up under a name they no longer match.
+      const own = Buffer.from(bytes);
+      const actual = chunkHash(own);
       if (actual !== hash) throw new ChunkHashMismatchError(hash, actual);
-      return this.exclusive(hash, () => this.write(hash, bytes));
+      return this.exclusive(hash, () => this.write(hash, own));
     });
   }
 
@@ -485,21 +488,24 @@ export class DiskChunkStore implements ChunkStore {
     } catch (err) {
       throw this.failure('write', mark, err);
     }
-    for (const fanOut of await this.fanOutDirs()) {
-      for (const hash of await this.list(fanOut)) {
-        options.signal?.throwIfAborted();
-        if (!this.open) throw notStarted();
-        if (!CHUNK_NAME.test(hash)) continue;
-        const freed = await this.collectOne(hash, cutoff, isReferenced);
-        if (freed === undefined) report.kept++;
-        else {
-          report.removed++;
-          report.bytes += freed;
+    try {
+      for (const fanOut of await this.fanOutDirs()) {
+        for (const hash of await this.list(fanOut)) {
+          options.signal?.throwIfAborted();
+          if (!this.open) throw notStarted();
+          if (!CHUNK_NAME.test(hash)) continue;
+          const freed = await this.collectOne(hash, cutoff, isReferenced);
+          if (freed === undefined) report.kept++;
+          else {
+            report.removed++;
+            report.bytes += freed;
+          }
         }
       }
+      return report;
+    } finally {
+      await unlink(mark).catch(() => undefined);
     }
-    await unlink(mark).catch(() => undefined);
-    return report;
   }
 
   /** Removes one chunk if nothing needs it; resolves the bytes freed, or undefined when kept. */

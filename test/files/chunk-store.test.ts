@@ -157,6 +157,33 @@ describe('DiskChunkStore on disk', () => {
     });
   });
 
+  it('an aborted gc stops between two chunks and leaves nothing of its own behind', async () => {
+    await withStore(async (store, dir) => {
+      const chunks = Array.from({ length: 10 }, (_, i) => randomChunk(100 + i));
+      for (const c of chunks) await store.put(c.hash, c.bytes);
+      await sleep(30);
+      const abort = new AbortController();
+      let calls = 0;
+      await assert.rejects(
+        store.gc(
+          () => {
+            if (++calls === 3) abort.abort(new Error('enough'));
+            return false;
+          },
+          { graceMs: 0, signal: abort.signal },
+        ),
+        /enough/,
+      );
+      // The chunk being decided when the signal came is finished; no other is touched.
+      assert.equal((await store.stats()).chunks, chunks.length - calls);
+      assert.deepEqual(
+        allFiles(dir).filter((f) => !/^[0-9a-f]{2}\/[0-9a-f]{64}$/.test(f)),
+        [],
+        'no mark, nothing set aside',
+      );
+    });
+  });
+
   it('reads skip the hash check when asked, and by default verify it', async () => {
     const tmp = tempDir('trosyn-chunks-');
     const dir = join(tmp.path, 'chunks');

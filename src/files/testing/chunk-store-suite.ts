@@ -98,6 +98,18 @@ export function runChunkStoreSuite(name: string, makeHarness: () => Promise<Chun
       },
     );
 
+    withStore(
+      'bytes the caller changes after put() is called do not change what is stored',
+      async (store) => {
+        const c = randomChunk(64 * 1024);
+        const buffer = Buffer.from(c.bytes);
+        const put = store.put(c.hash, buffer);
+        buffer.fill(0);
+        assert.equal(await put, true);
+        assert.deepEqual(await store.get(c.hash), c.bytes);
+      },
+    );
+
     withStore('bytes that do not hash to their name are refused, and nothing is stored', async (store) => {
       const good = randomChunk(1000);
       await store.put(good.hash, good.bytes);

@@ -192,6 +192,47 @@ export const ERROR_CODES = {
       'The disk is full or refused a write. Nothing of that write was kept; earlier acknowledged writes are intact.',
     fix: 'Free disk space; the operation can be retried.',
   },
+  FILE_UNREADABLE: {
+    area: 'Files',
+    meaning:
+      'The path given to record a file is missing, a directory or another non-file, or cannot be read.',
+    fix: 'Give the path of a regular file this user can read.',
+  },
+  FILE_CHANGED_WHILE_READING: {
+    area: 'Files',
+    meaning:
+      'The file changed (size or modification time) while it was read, so its content may mix two states: no version was recorded.',
+    fix: 'Record it again once the program writing it has finished.',
+  },
+  INVALID_FILE_NAME: {
+    area: 'Files',
+    meaning:
+      'A file name is empty, longer than 255 characters, has control characters or a backslash, starts or ends with `/`, has `//`, or has a `.` or `..` folder.',
+    fix: 'Use a name like `report.pdf` or `projects/2026/plan.docx`.',
+  },
+  NOT_A_FILE: {
+    area: 'Files',
+    meaning: 'The record named is a plain record, not a file version.',
+    fix: 'Use the records commands for it, or give the name of a file.',
+  },
+  FILE_CONTENT_MISSING: {
+    area: 'Files',
+    meaning:
+      "A file version's content is not all on this device yet: it is still arriving from the hub (or from the child that wrote it, on the hub).",
+    fix: 'Wait while the agent syncs (its status shows the progress), or read an older version that is here.',
+  },
+  FILE_CONTENT_CORRUPT: {
+    area: 'Files',
+    meaning:
+      "A file version's content, read back whole, does not hash to the SHA-256 its record gives: a chunk was damaged after it was checked.",
+    fix: 'Report it; the damaged chunk is fetched again from the hub at the next sync.',
+  },
+  FILE_MANIFEST_INVALID: {
+    area: 'Files',
+    meaning:
+      "A file version's chunk list does not decode: one of its chunks is damaged or is not a chunk list.",
+    fix: 'Report it; the version cannot be read here until its chunk list is fetched again.',
+  },
   INVALID_CHUNK_HASH: {
     area: 'Files',
     meaning: 'A chunk name is not a SHA-256 digest written as 64 lowercase hexadecimal characters.',

@@ -1,6 +1,7 @@
 /**
  * Trosyn Sync as a library: open a node's replica, read and write records, watch
- * changes, browse history, revert, list and resolve conflicts, and sync with peers.
+ * changes, browse history, revert, list and resolve conflicts, sync with peers;
+ * store files as content-defined chunks and read them back.
  */
 import { SqliteStore, type SqliteStoreOptions } from './store/sqlite.js';
 import { Replica, type ReplicaOptions } from './sync/replica.js';
@@ -47,6 +48,13 @@ export {
   type WriteResult,
 } from './sync/replica.js';
 export { SyncSession, type SyncSessionOptions, type SyncSessionStats } from './sync/session.js';
+export { chunkBuffer, chunkStream } from './files/chunker.js';
+export type { ChunkStore, ChunkStoreStats, GcOptions, GcReport } from './files/chunk-store.js';
+export { DiskChunkStore, type DiskChunkStoreOptions } from './files/chunk-store-disk.js';
+export type { FileBody } from './files/file-body.js';
+export { FileStore } from './files/file-store.js';
+export { type FileVersion, NodeFiles } from './files/node-files.js';
+export type { ContentProgress } from './files/content-sync.js';
 
 export interface OpenReplicaOptions extends Omit<ReplicaOptions, 'store'> {
   /** Path of the node's SQLite file. */

@@ -1,7 +1,12 @@
 import { EventEmitter } from 'node:events';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { type Clock, type Startable, startAll, stopAll } from '../lifecycle.js';
 import { componentLogger } from '../observability/logger.js';
+import { ContentIndex } from '../files/content-index.js';
+import { ContentSync } from '../files/content-sync.js';
+import { FileStore } from '../files/file-store.js';
+import { DEFAULT_FILES_COLLECTION, NodeFiles } from '../files/node-files.js';
 import { DataDirLock, LockedLifecycle } from '../ops/data-dir.js';
 import type { DeviceId, RejectedRevision } from '../store/types.js';
 import { NotStartedError } from '../sync/errors.js';
@@ -29,6 +34,7 @@ type Events = {
 interface Running {
   identity: DeviceIdentity;
   replica: Replica;
+  files: NodeFiles;
   link: HubLink;
   api: LocalApiServer | undefined;
   parts: Startable[];
@@ -71,6 +77,11 @@ export class Child extends EventEmitter<Events> implements Startable, LocalPort 
     return this.now().replica;
   }
 
+  /** This device's files: put, read, list, history, revert. Their content syncs with the records. */
+  get files(): NodeFiles {
+    return this.now().files;
+  }
+
   /** The local API's port, when it runs. */
   get apiPort(): number | undefined {
     return this.running?.api?.isStarted() ? this.running.api.port : undefined;
@@ -105,7 +116,27 @@ export class Child extends EventEmitter<Events> implements Startable, LocalPort 
       logger: this.logger,
       clock: this.clock,
     });
-    const link = new HubLink({ init, identity, hubId, replica, logger: this.logger, clock: this.clock });
+    const fileCollections = new Set(init.fileCollections ?? [DEFAULT_FILES_COLLECTION]);
+    const files = new NodeFiles(replica, new FileStore(parts.chunks));
+    const content = new ContentSync({
+      replica,
+      files: files.store,
+      index: new ContentIndex(join(init.dataDir, 'files.db')),
+      isFileCollection: (c) => fileCollections.has(c),
+      role: 'child',
+      logger: this.logger,
+      clock: this.clock,
+    });
+    const link = new HubLink({
+      init,
+      identity,
+      hubId,
+      replica,
+      content,
+      chunks: parts.chunks,
+      logger: this.logger,
+      clock: this.clock,
+    });
     link.on('refused', (list) => this.emit('refused', list));
     link.on('connected', () => this.emit('connected'));
     link.on('disconnected', (e) => this.emit('disconnected', e));
@@ -126,8 +157,8 @@ export class Child extends EventEmitter<Events> implements Startable, LocalPort 
         clock: this.clock,
         ...init.localApi,
       });
-    const list: Startable[] = [replica, link, connecting, ...(api ? [api] : [])];
-    this.running = { identity, replica, link, api, parts: list };
+    const list: Startable[] = [replica, parts.chunks, content, link, connecting, ...(api ? [api] : [])];
+    this.running = { identity, replica, files, link, api, parts: list };
     try {
       await startAll(list);
     } catch (err) {

@@ -15,6 +15,11 @@ import {
 } from '../transport/client.js';
 import type { DeviceIdentity } from '../transport/identity.js';
 import { syncChannel } from '../transport/sync-channel.js';
+import { chunkLink } from '../transport/chunk-link.js';
+import { ChunkExchange } from '../files/chunk-exchange.js';
+import type { ChunkStore } from '../files/chunk-store.js';
+import type { ContentSync } from '../files/content-sync.js';
+import { FILES_FEATURE } from '../protocol/constants.js';
 import { APP_VERSION } from '../version.js';
 import type { ChildInit } from './options.js';
 import { loadPairedHub } from './paired-hub.js';
@@ -32,6 +37,9 @@ export interface HubLinkOptions {
   identity: DeviceIdentity;
   hubId: DeviceId;
   replica: Replica;
+  /** Brings file content; the hub's connection is where it is fetched from. */
+  content: ContentSync;
+  chunks: ChunkStore;
   logger: Logger;
   clock: Clock;
 }
@@ -101,6 +109,7 @@ export class HubLink extends EventEmitter<Events> implements Startable {
         role: 'child',
         appVersion: APP_VERSION,
         heartbeatMs: init.heartbeatMs ?? 15_000,
+        features: [FILES_FEATURE],
         ...(init.compression && { compression: init.compression }),
       },
       hubId,
@@ -146,11 +155,21 @@ export class HubLink extends EventEmitter<Events> implements Startable {
     const since = this.acked.log === mine ? this.acked.seq : 0;
     const hubLog = this.session?.logs().peer ?? (await replica.cursorFor(hubId)).log;
     const pending = await replica.pendingSince(since as Seq, { device: hubId, log: hubLog });
+    const files = this.o.content.status();
     let state: SyncStatus['state'] = 'offline';
     if (paused) state = 'paused';
     else if (connection.state === 'failed') state = 'error';
-    else if (connection.state === 'connected') state = this.session?.isCaughtUp() ? 'synced' : 'syncing';
-    return { state, connection, hubId, pending, refused: [...this.refused], ...(session && { session }) };
+    else if (connection.state === 'connected')
+      state = this.session?.isCaughtUp() && files.pending === 0 && !files.busy ? 'synced' : 'syncing';
+    return {
+      state,
+      connection,
+      hubId,
+      pending,
+      files,
+      refused: [...this.refused],
+      ...(session && { session }),
+    };
   }
 
   private async openSession(hub: HubConnection): Promise<void> {
@@ -179,6 +198,15 @@ export class HubLink extends EventEmitter<Events> implements Startable {
       noteAcked();
       this.emit('caught-up');
     });
+    // File content over the same connection: ours served to the hub, the hub's fetched.
+    if (hub.handshake.features.includes(FILES_FEATURE)) {
+      const exchange = new ChunkExchange(chunkLink(hub.conn), this.o.chunks, this.o.logger);
+      const detach = this.o.content.attach(hub.hubId, exchange);
+      hub.conn.once('close', (cause) => {
+        detach();
+        exchange.abort(cause ?? new Error('connection closed'));
+      });
+    }
     hub.conn.once('close', () => {
       if (this.session === session) {
         noteAcked();

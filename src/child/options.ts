@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { InterfaceSelectionOptions } from '../discovery/interfaces.js';
 import type { Clock } from '../lifecycle.js';
 import type { CompressionCodec } from '../protocol/compression.js';
+import type { ChunkStore } from '../files/chunk-store.js';
 import type { StorageAdapter } from '../store/adapter.js';
 import type { DeviceId, RetentionPolicy } from '../store/types.js';
 import type { CollectionOptions } from '../sync/replica.js';
@@ -51,7 +52,8 @@ export interface ChildInit {
   /** Per-collection conflict strategy and local-only flag; the hub must use the same. */
   collections?: Record<string, CollectionOptions>;
   /**
-   * SQLite durability of the default store; see SqliteStoreOptions.
+   * SQLite durability of the default store; see SqliteStoreOptions. `'off'` also
+   * stops the default chunk store syncing file content to disk (tests only).
    * @default 'full'
    */
   synchronous?: 'full' | 'normal' | 'off';
@@ -69,6 +71,12 @@ export interface ChildInit {
    * @default false
    */
   recover?: boolean;
+  /**
+   * The collections whose records are file versions: their content follows them,
+   * as chunks.
+   * @default ['files']
+   */
+  fileCollections?: string[];
 }
 
 /**
@@ -80,6 +88,8 @@ export interface ChildParts {
   identity: () => Promise<DeviceIdentity>;
   /** Records, revisions, change log, cursors. Default: SQLite at `<dataDir>/trosyn.db`. */
   store: StorageAdapter;
+  /** File content, as chunks named by their SHA-256. Default: files under `<dataDir>/chunks`. */
+  chunks: ChunkStore;
   logger: Logger;
   clock: Clock;
 }

@@ -1,3 +1,4 @@
+import type { ContentProgress } from '../files/content-sync.js';
 import type { DeviceId, RejectedRevision } from '../store/types.js';
 import type { SyncSessionStats } from '../sync/session.js';
 import type { ClientStatus } from '../transport/client.js';
@@ -12,5 +13,7 @@ export interface SyncStatus {
   pending: number;
   /** The latest writes the hub refused (e.g. SCOPE_WRITE_DENIED), newest last. They stay on this device. */
   refused: RejectedRevision[];
+  /** File versions whose content is still arriving; `synced` waits for them too. */
+  files: ContentProgress;
   session?: SyncSessionStats;
 }

@@ -3,6 +3,9 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { collectionOptions, loadNodeConfig } from '../config.js';
 import { TrosynError } from '../errors.js';
+import { DiskChunkStore } from '../files/chunk-store-disk.js';
+import { FileStore } from '../files/file-store.js';
+import { NodeFiles } from '../files/node-files.js';
 import { HUB_REGISTRY_FILE } from '../hub/factory.js';
 import { DeviceRegistry } from '../hub/registry.js';
 import { SqliteRegistryBackend } from '../hub/sqlite-registry.js';
@@ -104,6 +107,23 @@ export async function withReplica<T>(dir: string, fn: (replica: Replica) => Prom
   } finally {
     await replica.stop();
   }
+}
+
+/**
+ * Opens the node's files directly, as `withReplica` opens its store: chunks are
+ * written under their final names only once complete, so the running agent sees
+ * whole chunks or none, and serves them as soon as the version's record is synced.
+ */
+export async function withFiles<T>(dir: string, fn: (files: NodeFiles) => Promise<T>): Promise<T> {
+  return withReplica(dir, async (replica) => {
+    const chunks = new DiskChunkStore({ dir: join(dir, 'chunks') });
+    await chunks.start();
+    try {
+      return await fn(new NodeFiles(replica, new FileStore(chunks)));
+    } finally {
+      await chunks.stop();
+    }
+  });
 }
 
 /** Opens a hub's device registry directly. */

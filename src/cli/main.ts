@@ -4,6 +4,7 @@ import { isTrosynError } from '../errors.js';
 import { APP_VERSION } from '../version.js';
 import { registerAdmin } from './commands/admin.js';
 import { registerAgents } from './commands/agents.js';
+import { registerFiles } from './commands/files.js';
 import { registerPairing } from './commands/pairing.js';
 import { registerRecords } from './commands/records.js';
 import { registerStatus } from './commands/status.js';
@@ -34,6 +35,7 @@ explained in docs/ERRORS.md.`,
 registerAgents(program);
 registerPairing(program);
 registerRecords(program);
+registerFiles(program);
 registerAdmin(program);
 registerStatus(program);
 

@@ -1,6 +1,11 @@
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Startable } from '../lifecycle.js';
-import { DEFAULT_SYNC_PORT } from '../protocol/constants.js';
+import { DEFAULT_SYNC_PORT, FILES_FEATURE } from '../protocol/constants.js';
+import { ContentIndex } from '../files/content-index.js';
+import { ContentSync } from '../files/content-sync.js';
+import { FileStore } from '../files/file-store.js';
+import { DEFAULT_FILES_COLLECTION, NodeFiles } from '../files/node-files.js';
 import { nodeStoreState } from '../sync/node-replica.js';
 import { Replica } from '../sync/replica.js';
 import type { Connection } from '../transport/connection.js';
@@ -18,6 +23,8 @@ import { parseRecoveryWindow, type RecoveryWindow } from './recovery.js';
 export interface RunningHub {
   identity: DeviceIdentity;
   replica: Replica;
+  files: NodeFiles;
+  content: ContentSync;
   sessions: ChildSessions;
   server: TransportServer;
   announcements: LanAnnouncements | undefined;
@@ -62,9 +69,22 @@ export async function assembleHub(init: HubInit, parts: HubParts, hooks: HubHook
     logger,
     clock,
   });
+  const fileCollections = new Set(init.fileCollections ?? [DEFAULT_FILES_COLLECTION]);
+  const files = new NodeFiles(replica, new FileStore(parts.chunks));
+  const content = new ContentSync({
+    replica,
+    files: files.store,
+    index: new ContentIndex(join(init.dataDir, 'files.db')),
+    isFileCollection: (c) => fileCollections.has(c),
+    role: 'hub',
+    logger,
+    clock,
+  });
   const sessions = new ChildSessions({
     hubId: identity.deviceId,
     replica,
+    content,
+    chunks: parts.chunks,
     registry: parts.registry,
     hubOnly: init.hubOnly ?? [],
     recovery: hooks.recovery,
@@ -108,6 +128,7 @@ export async function assembleHub(init: HubInit, parts: HubParts, hooks: HubHook
       role: 'hub',
       appVersion: APP_VERSION,
       heartbeatMs: init.heartbeatMs ?? 15_000,
+      features: [FILES_FEATURE],
       ...(init.compression && { compression: init.compression }),
     },
     authenticator: parts.authenticator,
@@ -163,11 +184,15 @@ export async function assembleHub(init: HubInit, parts: HubParts, hooks: HubHook
   return {
     identity,
     replica,
+    files,
+    content,
     sessions,
     server,
     announcements,
     parts: [
       replica,
+      parts.chunks,
+      content,
       parts.registry,
       hubState,
       sessions,

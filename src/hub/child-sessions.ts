@@ -10,6 +10,11 @@ import { shortDeviceId } from '../transport/device-id.js';
 import { TransportError } from '../transport/errors.js';
 import type { PeerInfo } from '../transport/server.js';
 import { syncChannel } from '../transport/sync-channel.js';
+import { FILES_FEATURE } from '../protocol/constants.js';
+import { chunkLink } from '../transport/chunk-link.js';
+import { ChunkExchange } from '../files/chunk-exchange.js';
+import type { ChunkStore } from '../files/chunk-store.js';
+import type { ContentSync } from '../files/content-sync.js';
 import type { ChildSession, HubEvent } from './events.js';
 import { admitWithRelay, type RecoveryWindow } from './recovery.js';
 import type { GroupRecord } from './registry-backend.js';
@@ -32,6 +37,9 @@ const EXPECTED_CLOSE: ReadonlySet<string> = new Set<ErrorCode>([
 export interface ChildSessionsOptions {
   hubId: DeviceId;
   replica: Replica;
+  /** Brings file content; each child's connection is a peer to fetch its files from. */
+  content: ContentSync;
+  chunks: ChunkStore;
   registry: DeviceRegistry;
   /** Collections never sent to children nor accepted from them. */
   hubOnly: readonly string[];
@@ -162,6 +170,15 @@ export class ChildSessions implements Startable {
     };
     this.sessions.set(peer.deviceId, live);
     this.watchSession(live);
+    // File content both ways over the same connection: the child's files fetched from it, ours served to it.
+    if (peer.handshake.features.includes(FILES_FEATURE)) {
+      const exchange = new ChunkExchange(chunkLink(conn), this.o.chunks, this.o.logger);
+      const detach = this.o.content.attach(peer.deviceId, exchange);
+      conn.once('close', (cause) => {
+        detach();
+        exchange.abort(cause ?? new Error('connection closed'));
+      });
+    }
     session.start().catch((err: unknown) => conn.close(err as Error));
     this.o.publish({ type: 'device-connected', session: this.describe(live) });
     this.o.publish({ type: 'sync-started', deviceId: peer.deviceId });

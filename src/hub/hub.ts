@@ -5,6 +5,7 @@ import { type Clock, type Startable, startAll, stopAll } from '../lifecycle.js';
 import { DataDirLock, LockedLifecycle } from '../ops/data-dir.js';
 import { componentLogger } from '../observability/logger.js';
 import type { DeviceId } from '../store/types.js';
+import type { NodeFiles } from '../files/node-files.js';
 import type { Replica } from '../sync/replica.js';
 import { pairingUri } from '../transport/pairing-code.js';
 import { TransportError } from '../transport/errors.js';
@@ -79,6 +80,11 @@ export class Hub extends EventEmitter<Events> implements Startable, AdminPort {
 
   get replica(): Replica {
     return this.now().replica;
+  }
+
+  /** The hub's files: put, read, list, history, revert. Their content syncs with the records. */
+  get files(): NodeFiles {
+    return this.now().files;
   }
 
   /** Devices, groups, pairing codes and settings. */

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { InterfaceSelectionOptions } from '../discovery/interfaces.js';
 import type { Clock } from '../lifecycle.js';
 import type { CompressionCodec } from '../protocol/compression.js';
+import type { ChunkStore } from '../files/chunk-store.js';
 import type { StorageAdapter } from '../store/adapter.js';
 import type { RetentionPolicy } from '../store/types.js';
 import type { CollectionOptions } from '../sync/replica.js';
@@ -77,7 +78,8 @@ export interface HubInit {
    */
   retention?: RetentionPolicy;
   /**
-   * SQLite durability of the default store; see SqliteStoreOptions.
+   * SQLite durability of the default store; see SqliteStoreOptions. `'off'` also
+   * stops the default chunk store syncing file content to disk (tests only).
    * @default 'full'
    */
   synchronous?: 'full' | 'normal' | 'off';
@@ -89,6 +91,12 @@ export interface HubInit {
    * @default false
    */
   recover?: boolean;
+  /**
+   * The collections whose records are file versions: their content follows them,
+   * as chunks.
+   * @default ['files']
+   */
+  fileCollections?: string[];
 }
 
 /**
@@ -101,6 +109,8 @@ export interface HubParts {
   identity: () => Promise<DeviceIdentity>;
   /** Records, revisions, change log, cursors. Default: SQLite at `<dataDir>/trosyn.db`. */
   store: StorageAdapter;
+  /** File content, as chunks named by their SHA-256. Default: files under `<dataDir>/chunks`. */
+  chunks: ChunkStore;
   /** Devices, groups, pairing codes, settings. Default: over SQLite at `<dataDir>/hub.db`. */
   registry: DeviceRegistry;
   /** Who may connect. Default: the registry. */

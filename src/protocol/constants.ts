@@ -26,3 +26,10 @@ export const DNS_SD_TYPE = 'trosyn-sync';
 
 /** Largest frame accepted unless configured otherwise (16 MiB). */
 export const DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024;
+
+/**
+ * The feature a peer announces in `hello`/`welcome` when it exchanges file content
+ * (`files.want` and chunk frames; PROTOCOL.md, "File content"). Content is fetched
+ * only over connections where both sides announce it.
+ */
+export const FILES_FEATURE = 'files';

@@ -66,6 +66,12 @@ type Events = { close: [Error | undefined] };
  * reset), the messages it sent before still reach the handler, in order, and only
  * then does `close` fire: as a socket delivers its data before its end.
  */
+/** A chunk frame's payload waiting in the inbound queue with the messages. */
+interface QueuedChunk {
+  type: 'chunk';
+  payload: Buffer;
+}
+
 export class Connection extends EventEmitter<Events> {
   readonly peer: DeviceId;
   readonly remoteAddress: string;
@@ -77,11 +83,13 @@ export class Connection extends EventEmitter<Events> {
   private readonly logger: Logger;
   private readonly maxQueued: number;
   private readonly requestTimeoutMs: number;
-  private readonly queue: Message[] = [];
+  /** Messages and chunks waiting for their handler, in the order they came. */
+  private readonly queue: Array<Message | QueuedChunk> = [];
   /** Frames received but not decoded yet (see decodeBacklog). */
   private readonly backlog: Frame[] = [];
   private draining = false;
   private handler: ((message: Message) => void | Promise<void>) | undefined;
+  private chunkHandler: ((payload: Buffer) => void | Promise<void>) | undefined;
   private readonly requestHandlers = new Map<string, RequestHandler>();
   /** Requests waiting for their response; settling one removes its timer and abort listener. */
   private readonly pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
@@ -166,6 +174,24 @@ export class Connection extends EventEmitter<Events> {
     if (handler) void this.drain();
   }
 
+  /**
+   * Sets the handler of chunk frames (file content). Until one is set, a chunk
+   * frame is a protocol violation: nothing asked for it.
+   */
+  setChunkHandler(handler: ((payload: Buffer) => void | Promise<void>) | undefined): void {
+    this.chunkHandler = handler;
+    if (handler) void this.drain();
+  }
+
+  /**
+   * Sends one chunk frame; resolves when the socket can take more. `compress: false`
+   * for content known not to shrink; otherwise it is compressed only if that pays.
+   */
+  async sendChunk(payload: Buffer, options: { compress?: boolean } = {}): Promise<void> {
+    if (this.closedWith) throw new ConnectionClosedError(this.closedWith.cause);
+    await this.write(this.codec.encodeChunk(payload, options));
+  }
+
   /** Offers a request method to the peer; `'*'` answers every method without a handler of its own. */
   handle(method: string, handler: RequestHandler): void {
     this.requestHandlers.set(method, handler);
@@ -174,7 +200,10 @@ export class Connection extends EventEmitter<Events> {
   /** Sends one message; resolves when the socket can take more (backpressure). */
   async send(message: Message): Promise<void> {
     if (this.closedWith) throw new ConnectionClosedError(this.closedWith.cause);
-    const frame = this.codec.encode(message);
+    await this.write(this.codec.encode(message));
+  }
+
+  private async write(frame: Buffer): Promise<void> {
     this.stats.bytesOut += frame.length;
     this.stats.framesOut++;
     if (!this.socket.write(frame)) {
@@ -342,17 +371,17 @@ export class Connection extends EventEmitter<Events> {
   private decodeBacklog(): void {
     while (this.backlog.length > 0 && this.queue.length < this.maxQueued && !this.finished) {
       const frame = this.backlog.shift() as Frame;
-      let message: Message;
+      let decoded: ReturnType<MessageCodec['decode']>;
       try {
-        const decoded = this.codec.decode(frame);
-        if (decoded.kind !== 'message')
-          throw new TransportError('UNEXPECTED_MESSAGE', 'a chunk frame arrived where none was expected');
-        message = decoded.message;
+        decoded = this.codec.decode(frame);
+        if (decoded.kind === 'chunk' && !this.chunkHandler)
+          throw new TransportError('UNEXPECTED_MESSAGE', 'a chunk frame arrived where none was asked for');
       } catch (err) {
         this.badInput(err);
         return;
       }
-      this.dispatch(message);
+      if (decoded.kind === 'chunk') this.enqueue({ type: 'chunk', payload: decoded.bytes });
+      else this.dispatch(decoded.message);
     }
     if (this.closedWith) return;
     const full = this.backlog.length > 0 || this.queue.length >= this.maxQueued;
@@ -404,10 +433,14 @@ export class Connection extends EventEmitter<Events> {
         return;
       }
       default:
-        this.queue.push(message);
-        if (this.queue.length > this.stats.maxQueued) this.stats.maxQueued = this.queue.length;
-        void this.drain();
+        this.enqueue(message);
     }
+  }
+
+  private enqueue(item: Message | QueuedChunk): void {
+    this.queue.push(item);
+    if (this.queue.length > this.stats.maxQueued) this.stats.maxQueued = this.queue.length;
+    void this.drain();
   }
 
   /**
@@ -420,14 +453,15 @@ export class Connection extends EventEmitter<Events> {
     this.draining = true;
     try {
       while (this.queue.length > 0 && !this.finished) {
-        const next = this.queue[0] as Message;
-        if (next.type !== 'request' && !this.handler) break;
+        const next = this.queue[0] as Message | QueuedChunk;
+        if (next.type === 'chunk' ? !this.chunkHandler : next.type !== 'request' && !this.handler) break;
         this.queue.shift();
         this.decodeBacklog();
         if (next.type === 'request') {
           // A request that came before the peer's end can no longer be answered.
           if (!this.closedWith) await this.answer(next.id, next.method, next.params);
-        } else await this.handler?.(next);
+        } else if (next.type === 'chunk') await this.chunkHandler?.(next.payload);
+        else await this.handler?.(next);
       }
     } catch (err) {
       this.logger.error({ peer: this.peer, err }, 'message handler failed');

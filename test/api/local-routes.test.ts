@@ -33,6 +33,7 @@ class FakeLocalPort implements LocalPort {
       hubId: 'a'.repeat(64) as DeviceId,
       deviceId: this.replica.deviceId,
       pending: 0,
+      files: { pending: 0, bytesHere: 0, bytesTotal: 0, busy: false },
       refused: [],
     };
   }

@@ -13,6 +13,14 @@ export const syncStatus = z.object({
   hubId: deviceIdHex,
   deviceId: deviceIdHex,
   pending: z.number().int().describe('local changes the hub has not acknowledged yet'),
+  files: z
+    .object({
+      pending: z.number().int(),
+      bytesHere: z.number().int(),
+      bytesTotal: z.number().int(),
+      busy: z.boolean(),
+    })
+    .describe('file versions whose content is still arriving, and its bytes here and in all'),
   session: z.record(z.string(), z.unknown()).optional().describe('counters of the live sync session'),
 });
 

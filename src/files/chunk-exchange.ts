@@ -1,0 +1,216 @@
+/**
+ * Chunks between two nodes over one connection: each side asks the other for the
+ * chunks it lacks (`files.want`, a list of hashes) and gets them as chunk frames,
+ * each checked against its hash before it is stored. Asking is answered at once and
+ * the chunks follow in the background, so serving never holds up the connection's
+ * other messages (two nodes fetching from each other at once cannot wait on each
+ * other). See PROTOCOL.md, "File content".
+ */
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import { TrosynError } from '../errors.js';
+import { silentLogger } from '../observability/logger.js';
+import type { ChunkStore } from './chunk-store.js';
+
+/** What the exchange needs of a connection. The transport gives it (chunk-link.ts there). */
+export interface ChunkLink {
+  request(method: string, params: unknown): Promise<unknown>;
+  handle(method: string, handler: (params: unknown) => unknown): void;
+  sendChunk(payload: Buffer, options?: { compress?: boolean }): Promise<void>;
+  onChunk(handler: (payload: Buffer) => Promise<void>): void;
+  /** Ends the connection, telling the peer why. */
+  close(error: Error): void;
+  readonly closed: boolean;
+}
+
+/** Hashes one `files.want` may name. */
+export const WANT_BATCH = 64;
+/** `files.want` requests one side keeps unanswered: about 16 MiB of chunks in flight. */
+export const WANT_WINDOW = 4;
+
+/** Received chunks being written at once. */
+const STORES_IN_FLIGHT = 8;
+
+const CHUNK = 0x01;
+const ABSENT = 0x02;
+
+const wantParams = z.object({
+  hashes: z
+    .array(z.string().regex(/^[0-9a-f]{64}$/))
+    .min(1)
+    .max(WANT_BATCH),
+});
+
+/** The peer sent a chunk whose bytes do not hash to its name, or one nobody asked for. */
+export class ChunkRefusedError extends TrosynError {
+  constructor(code: 'CHUNK_HASH_MISMATCH' | 'UNEXPECTED_MESSAGE', hash: string) {
+    super(
+      code,
+      code === 'CHUNK_HASH_MISMATCH'
+        ? `chunk ${hash.slice(0, 12)} from the peer does not hash to its name; it is fetched again`
+        : `chunk ${hash.slice(0, 12)} arrived but was not asked for`,
+      { hash },
+    );
+  }
+}
+
+/** How one fetch ended for each hash asked for. */
+export type FetchResult = Map<string, 'stored' | 'absent'>;
+
+interface Waiting {
+  resolve(state: 'stored' | 'absent'): void;
+  reject(err: Error): void;
+}
+
+/**
+ * One connection's chunk exchange, both ways: serves the peer's `files.want` from
+ * this node's store, and fetches chunks from the peer into it.
+ */
+export class ChunkExchange {
+  private readonly waiting = new Map<string, Waiting[]>();
+  private serving: Promise<void> = Promise.resolve();
+  private readonly storing = new Set<Promise<void>>();
+  /** Bytes of chunks received and stored over this link. */
+  bytesIn = 0;
+  bytesOut = 0;
+
+  constructor(
+    private readonly link: ChunkLink,
+    private readonly store: ChunkStore,
+    private readonly logger: Logger = silentLogger,
+  ) {
+    link.handle('files.want', (params) => this.onWant(params));
+    link.onChunk((payload) => this.onChunk(payload));
+  }
+
+  /**
+   * Fetches `hashes` from the peer into the store: each ends `stored` (checked and
+   * written) or `absent` (the peer does not have it). At most WANT_WINDOW requests
+   * of WANT_BATCH hashes are unanswered at a time.
+   */
+  async fetch(hashes: readonly string[], onStored?: (hash: string) => void): Promise<FetchResult> {
+    const unique = [...new Set(hashes)];
+    const result: FetchResult = new Map();
+    const batches: string[][] = [];
+    for (let i = 0; i < unique.length; i += WANT_BATCH) batches.push(unique.slice(i, i + WANT_BATCH));
+    let next = 0;
+    const worker = async () => {
+      while (next < batches.length) {
+        const batch = batches[next++] as string[];
+        const arrivals = batch.map((hash) =>
+          this.expect(hash).then((state) => {
+            if (state === 'stored') onStored?.(hash);
+            return state;
+          }),
+        );
+        // Failed together below if the request fails; never left unhandled.
+        for (const a of arrivals) a.catch(() => undefined);
+        await this.link.request('files.want', { hashes: batch });
+        const states = await Promise.all(arrivals);
+        batch.forEach((hash, i) => result.set(hash, states[i] as 'stored' | 'absent'));
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(WANT_WINDOW, batches.length) }, worker));
+    return result;
+  }
+
+  /** Fails every fetch still waiting (the connection ended). */
+  abort(cause: Error): void {
+    for (const list of this.waiting.values()) for (const w of list) w.reject(cause);
+    this.waiting.clear();
+  }
+
+  private expect(hash: string): Promise<'stored' | 'absent'> {
+    return new Promise((resolve, reject) => {
+      const list = this.waiting.get(hash) ?? [];
+      list.push({ resolve, reject });
+      this.waiting.set(hash, list);
+    });
+  }
+
+  private settle(hash: string, state: 'stored' | 'absent'): void {
+    const list = this.waiting.get(hash);
+    this.waiting.delete(hash);
+    for (const w of list ?? []) w.resolve(state);
+  }
+
+  private async onChunk(payload: Buffer): Promise<void> {
+    const kind = payload[0];
+    const hash = payload.toString('hex', 1, 33);
+    if (payload.length < 33 || (kind !== CHUNK && kind !== ABSENT) || !this.waiting.has(hash)) {
+      this.link.close(new ChunkRefusedError('UNEXPECTED_MESSAGE', hash));
+      return;
+    }
+    if (kind === ABSENT) {
+      this.settle(hash, 'absent');
+      return;
+    }
+    const bytes = payload.subarray(33);
+    if (createHash('sha256').update(bytes).digest('hex') !== hash) {
+      const err = new ChunkRefusedError('CHUNK_HASH_MISMATCH', hash);
+      this.logger.warn({ hash }, 'a peer sent a chunk that does not match its hash');
+      this.link.close(err);
+      this.abort(err);
+      return;
+    }
+    // Several puts in flight, so their disk syncs share commits; the next frame is
+    // read once fewer than STORES_IN_FLIGHT are pending.
+    const put: Promise<void> = this.store.put(hash, bytes).then(
+      () => {
+        this.storing.delete(put);
+        this.bytesIn += bytes.length;
+        this.settle(hash, 'stored');
+      },
+      (err: unknown) => {
+        this.storing.delete(put);
+        this.fail(hash, err as Error);
+      },
+    );
+    this.storing.add(put);
+    if (this.storing.size >= STORES_IN_FLIGHT) await Promise.race(this.storing);
+  }
+
+  private fail(hash: string, err: Error): void {
+    const list = this.waiting.get(hash);
+    this.waiting.delete(hash);
+    for (const w of list ?? []) w.reject(err);
+  }
+
+  private onWant(params: unknown): { queued: number } {
+    const parsed = wantParams.safeParse(params);
+    if (!parsed.success)
+      throw new TrosynError(
+        'INVALID_MESSAGE',
+        `invalid files.want: ${parsed.error.issues[0]?.message ?? ''}`,
+      );
+    const { hashes } = parsed.data;
+    // Served one request after another, in the background: the answer goes at once.
+    this.serving = this.serving
+      .then(() => this.serve(hashes))
+      .catch((err: unknown) => {
+        if (!this.link.closed) this.logger.warn({ err }, 'serving chunks failed');
+      });
+    return { queued: hashes.length };
+  }
+
+  private async serve(hashes: readonly string[]): Promise<void> {
+    for (const hash of hashes) {
+      if (this.link.closed) return;
+      const id = Buffer.from(hash, 'hex');
+      let bytes: Buffer | undefined;
+      try {
+        bytes = (await this.store.has(hash)) ? await this.store.get(hash) : undefined;
+      } catch (err) {
+        // A chunk found damaged here was removed: to the peer it is absent.
+        if (!(err instanceof TrosynError)) throw err;
+      }
+      if (bytes === undefined) {
+        await this.link.sendChunk(Buffer.concat([Buffer.of(ABSENT), id]), { compress: false });
+        continue;
+      }
+      await this.link.sendChunk(Buffer.concat([Buffer.of(CHUNK), id, bytes]));
+      this.bytesOut += bytes.length;
+    }
+  }
+}

@@ -1,0 +1,156 @@
+import { createHash } from 'node:crypto';
+import { TrosynError } from '../errors.js';
+import type { ChunkStore } from './chunk-store.js';
+import { chunkStream } from './chunker.js';
+import { type FileBody, assertFileName } from './file-body.js';
+import { decodeManifest, encodeManifest, type ManifestEntry, manifestChunks } from './manifest.js';
+
+/** A file version whose content is not all here yet (still arriving, or on demand). */
+export class ContentMissingError extends TrosynError {
+  constructor(name: string, missing: number) {
+    super(
+      'FILE_CONTENT_MISSING',
+      `the content of ${JSON.stringify(name)} is not all on this device yet (${missing} chunks missing); it arrives while the agent syncs`,
+      { name, missing },
+    );
+  }
+}
+
+/** The content read back does not hash to the version's SHA-256. */
+export class ContentCorruptError extends TrosynError {
+  constructor(name: string) {
+    super('FILE_CONTENT_CORRUPT', `the content of ${JSON.stringify(name)} does not match its SHA-256`, {
+      name,
+    });
+  }
+}
+
+/** What a file version's content still lacks here. */
+export interface MissingContent {
+  /** Chunks of the chunk list not here: until they are, the content chunks are unknown. */
+  manifest: string[];
+  /** Content chunks not here (empty while the list itself is incomplete). */
+  chunks: ManifestEntry[];
+  /** Bytes of content here, and in all. */
+  bytesHere: number;
+  bytesTotal: number;
+}
+
+/** Chunk puts one `put` keeps going at once. */
+const PUTS_IN_FLIGHT = 8;
+
+/**
+ * File content over a chunk store: a stream in, a file version out (its chunks and
+ * chunk list stored, durably, before the version is returned); a version in, its
+ * bytes out, verified.
+ */
+export class FileStore {
+  constructor(readonly chunks: ChunkStore) {}
+
+  /**
+   * Stores a stream's bytes as chunks and returns the file version describing them.
+   * Memory stays flat whatever the size. The chunks are durable when this resolves,
+   * so a record naming them can be committed next.
+   */
+  async put(
+    source: AsyncIterable<Uint8Array>,
+    meta: { name: string; type?: string; modifiedAt: number },
+    signal?: AbortSignal,
+  ): Promise<FileBody> {
+    assertFileName(meta.name);
+    const whole = createHash('sha256');
+    const entries: ManifestEntry[] = [];
+    let size = 0;
+    const hashed = async function* () {
+      for await (const piece of source) {
+        whole.update(piece);
+        size += piece.length;
+        yield piece;
+      }
+    };
+    // Several puts in flight: their data syncs share disk commits (chunk-store-disk.ts).
+    const inFlight = new Set<Promise<unknown>>();
+    let failed: unknown;
+    for await (const chunk of chunkStream(hashed(), signal ? { signal } : {})) {
+      if (failed !== undefined) break;
+      const put: Promise<void> = this.chunks.put(chunk.hash, chunk.data).then(
+        () => {
+          inFlight.delete(put);
+        },
+        (err: unknown) => {
+          failed ??= err;
+          inFlight.delete(put);
+        },
+      );
+      inFlight.add(put);
+      entries.push({ hash: chunk.hash, length: chunk.length });
+      if (inFlight.size >= PUTS_IN_FLIGHT) await Promise.race(inFlight);
+    }
+    await Promise.all(inFlight);
+    if (failed !== undefined) throw failed;
+    const manifest: string[] = [];
+    for (const c of manifestChunks(encodeManifest(entries))) {
+      await this.chunks.put(c.hash, c.data);
+      manifest.push(c.hash);
+    }
+    await this.chunks.flush();
+    return {
+      name: meta.name,
+      size,
+      type: meta.type ?? 'application/octet-stream',
+      modifiedAt: meta.modifiedAt,
+      sha256: whole.digest('hex'),
+      chunkCount: entries.length,
+      manifest,
+    };
+  }
+
+  /** The version's chunk list (its chunks must be here). */
+  async entries(body: FileBody): Promise<ManifestEntry[]> {
+    const missing = await this.chunks.missing(body.manifest);
+    if (missing.length > 0) throw new ContentMissingError(body.name, missing.length + body.chunkCount);
+    const parts = await Promise.all(body.manifest.map((h) => this.chunks.get(h)));
+    return decodeManifest(Buffer.concat(parts));
+  }
+
+  /** What is missing here of a version's content. */
+  async missing(body: FileBody): Promise<MissingContent> {
+    const manifest = await this.chunks.missing(body.manifest);
+    if (manifest.length > 0) return { manifest, chunks: [], bytesHere: 0, bytesTotal: body.size };
+    const entries = await this.entries(body);
+    const absent = new Set(await this.chunks.missing(entries.map((e) => e.hash)));
+    const chunks = entries.filter((e) => absent.has(e.hash));
+    const missingBytes = chunks.reduce((n, e) => n + e.length, 0);
+    return { manifest: [], chunks, bytesHere: body.size - missingBytes, bytesTotal: body.size };
+  }
+
+  async isComplete(body: FileBody): Promise<boolean> {
+    const m = await this.missing(body);
+    return m.manifest.length === 0 && m.chunks.length === 0;
+  }
+
+  /**
+   * The version's bytes, chunk by chunk, from `start` (inclusive) to `end`
+   * (exclusive). The whole content is checked against the version's SHA-256 when
+   * read in full; each chunk is checked by the store on read.
+   */
+  async *read(body: FileBody, range: { start?: number; end?: number } = {}): AsyncGenerator<Buffer> {
+    const entries = await this.entries(body);
+    const absent = await this.chunks.missing(entries.map((e) => e.hash));
+    if (absent.length > 0) throw new ContentMissingError(body.name, absent.length);
+    const start = range.start ?? 0;
+    const end = Math.min(range.end ?? body.size, body.size);
+    const whole = start === 0 && end === body.size ? createHash('sha256') : undefined;
+    let at = 0;
+    for (const e of entries) {
+      const from = at;
+      at += e.length;
+      if (at <= start) continue;
+      if (from >= end) break;
+      const bytes = await this.chunks.get(e.hash);
+      whole?.update(bytes);
+      yield bytes.subarray(Math.max(0, start - from), Math.min(e.length, end - from));
+    }
+    if (whole && whole.digest('hex') !== body.sha256) throw new ContentCorruptError(body.name);
+  }
+}

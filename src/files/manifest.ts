@@ -1,0 +1,55 @@
+/**
+ * A file version's chunk list, kept as chunks itself (as casync does): 36 bytes per
+ * chunk (its SHA-256, then its length as u32 big-endian), cut into chunks by the same
+ * content-defined chunker as the file. A 4 GiB file has about 65,000 chunks, a 2.3 MB
+ * list; the record names only the list's few chunks, and a small edit of the file
+ * changes a few entries, so only a chunk or two of the list are new.
+ */
+import { TrosynError } from '../errors.js';
+import { chunkBuffer } from './chunker.js';
+
+/** One chunk of a file, in file order. */
+export interface ManifestEntry {
+  hash: string;
+  length: number;
+}
+
+/** Bytes of one entry in the encoded list. */
+export const MANIFEST_ENTRY_BYTES = 36;
+
+/** The encoded list does not decode: a chunk of it is damaged or not one. */
+export class ManifestInvalidError extends TrosynError {
+  constructor(reason: string) {
+    super('FILE_MANIFEST_INVALID', `a file's chunk list is damaged: ${reason}`);
+  }
+}
+
+/** Encodes a chunk list. */
+export function encodeManifest(entries: readonly ManifestEntry[]): Buffer {
+  const out = Buffer.allocUnsafe(entries.length * MANIFEST_ENTRY_BYTES);
+  entries.forEach((e, i) => {
+    const at = i * MANIFEST_ENTRY_BYTES;
+    out.write(e.hash, at, 32, 'hex');
+    out.writeUInt32BE(e.length, at + 32);
+  });
+  return out;
+}
+
+/** Decodes a chunk list (the list's chunks concatenated in order). */
+export function decodeManifest(bytes: Uint8Array): ManifestEntry[] {
+  if (bytes.length % MANIFEST_ENTRY_BYTES !== 0)
+    throw new ManifestInvalidError(`${bytes.length} bytes is not a whole number of entries`);
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const entries: ManifestEntry[] = [];
+  for (let at = 0; at < buf.length; at += MANIFEST_ENTRY_BYTES) {
+    const length = buf.readUInt32BE(at + 32);
+    if (length === 0) throw new ManifestInvalidError('an entry of length 0');
+    entries.push({ hash: buf.toString('hex', at, at + 32), length });
+  }
+  return entries;
+}
+
+/** The chunks an encoded list is kept as, each with its hash and bytes. */
+export function manifestChunks(encoded: Uint8Array): Array<{ hash: string; data: Uint8Array }> {
+  return chunkBuffer(encoded).map((c) => ({ hash: c.hash, data: c.data }));
+}

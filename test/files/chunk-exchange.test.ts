@@ -1,0 +1,177 @@
+/**
+ * The chunk exchange between two nodes, over a pair of links that carry requests
+ * and chunk frames in order (the transport's own framing is tested with it over TLS
+ * in file-sync.test.ts): batching, absent chunks, and a peer that lies.
+ */
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { ChunkExchange, type ChunkLink, WANT_BATCH, WANT_WINDOW } from '../../src/files/chunk-exchange.js';
+import { DiskChunkStore } from '../../src/files/chunk-store-disk.js';
+import { TrosynError } from '../../src/errors.js';
+import { tempDir } from '../helpers.js';
+
+const dir = tempDir('trosyn-chunk-exchange-');
+after(() => dir.remove());
+let n = 0;
+
+async function store(): Promise<DiskChunkStore> {
+  const s = new DiskChunkStore({ dir: join(dir.path, `store-${++n}`), fsync: false });
+  await s.start();
+  return s;
+}
+
+const hashOf = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+interface End extends ChunkLink {
+  closedWith: Error | undefined;
+  wants: number;
+  /** The most `files.want` requests this end had unanswered at once. */
+  maxInFlight: number;
+  /** Replaces what this end sends as chunk frames (a lying peer). */
+  tamper?: (payload: Buffer) => Buffer;
+}
+
+/** Two link ends: a request on one runs the other's handler; chunk frames arrive in order. */
+function linkPair(): [End, End] {
+  const make = (): End & {
+    handlers: Map<string, (p: unknown) => unknown>;
+    chunkHandler?: (p: Buffer) => Promise<void>;
+    inbox: Promise<void>;
+    inFlight: number;
+  } => ({
+    handlers: new Map(),
+    inbox: Promise.resolve(),
+    closedWith: undefined,
+    wants: 0,
+    inFlight: 0,
+    maxInFlight: 0,
+    request: async () => undefined,
+    handle(method, handler) {
+      this.handlers.set(method, handler);
+    },
+    sendChunk: async () => undefined,
+    onChunk(handler) {
+      this.chunkHandler = handler;
+    },
+    close() {},
+    get closed() {
+      return this.closedWith !== undefined;
+    },
+  });
+  const a = make();
+  const b = make();
+  for (const [self, peer] of [
+    [a, b],
+    [b, a],
+  ] as const) {
+    self.request = async (method, params) => {
+      if (self.closed) throw new Error('closed');
+      self.wants++;
+      self.inFlight++;
+      self.maxInFlight = Math.max(self.maxInFlight, self.inFlight);
+      try {
+        const handler = peer.handlers.get(method);
+        if (!handler) throw new Error(`no handler for ${method}`);
+        return await handler(params);
+      } finally {
+        self.inFlight--;
+      }
+    };
+    self.sendChunk = async (payload) => {
+      if (self.closed) return;
+      const frame = self.tamper ? self.tamper(payload) : payload;
+      peer.inbox = peer.inbox.then(() => peer.chunkHandler?.(Buffer.from(frame)));
+      await peer.inbox;
+    };
+    self.close = (error) => {
+      self.closedWith ??= error;
+      peer.closedWith ??= error;
+    };
+  }
+  return [a, b];
+}
+
+describe('chunk exchange', () => {
+  it('fetches many chunks in batches with a bounded window; absent ones are named absent', async () => {
+    const [here, there] = linkPair();
+    const mine = await store();
+    const theirs = await store();
+    const chunks = Array.from({ length: 300 }, () => randomBytes(1000 + Math.floor(Math.random() * 4000)));
+    for (const c of chunks) await theirs.put(hashOf(c), c);
+    const local = new ChunkExchange(here, mine);
+    new ChunkExchange(there, theirs);
+
+    const unknown = hashOf(Buffer.from('nobody has this'));
+    const result = await local.fetch([...chunks.map(hashOf), unknown, hashOf(chunks[0] as Buffer)]);
+    assert.equal(result.get(unknown), 'absent');
+    assert.equal([...result.values()].filter((s) => s === 'stored').length, 300);
+    for (const c of chunks) assert.deepEqual(await mine.get(hashOf(c)), c);
+    assert.equal(here.wants, Math.ceil(301 / WANT_BATCH), 'duplicates asked once, in full batches');
+    assert.ok(here.maxInFlight <= WANT_WINDOW, `at most ${WANT_WINDOW} requests unanswered`);
+    assert.equal(
+      local.bytesIn,
+      chunks.reduce((s, c) => s + c.length, 0),
+    );
+  });
+
+  it('a chunk whose bytes do not match its hash ends the link with CHUNK_HASH_MISMATCH and is not stored; a good peer serves it after', async () => {
+    const mine = await store();
+    const theirs = await store();
+    const chunk = randomBytes(5000);
+    const hash = hashOf(chunk);
+    await theirs.put(hash, chunk);
+
+    const [here, liar] = linkPair();
+    liar.tamper = (payload) => {
+      const copy = Buffer.from(payload);
+      copy[copy.length - 1] = (copy[copy.length - 1] as number) ^ 0xff;
+      return copy;
+    };
+    const local = new ChunkExchange(here, mine);
+    new ChunkExchange(liar, theirs);
+    await assert.rejects(local.fetch([hash]), (err: TrosynError) => err.code === 'CHUNK_HASH_MISMATCH');
+    assert.equal((here.closedWith as TrosynError | undefined)?.code, 'CHUNK_HASH_MISMATCH');
+    assert.equal(await mine.has(hash), false, 'nothing of the bad chunk is stored');
+
+    const [again, honest] = linkPair();
+    const retry = new ChunkExchange(again, mine);
+    new ChunkExchange(honest, theirs);
+    assert.equal((await retry.fetch([hash])).get(hash), 'stored');
+    assert.deepEqual(await mine.get(hash), chunk);
+  });
+
+  it('a chunk nobody asked for ends the link with UNEXPECTED_MESSAGE', async () => {
+    const [here, there] = linkPair();
+    new ChunkExchange(here, await store());
+    const bytes = randomBytes(100);
+    await there.sendChunk(Buffer.concat([Buffer.of(0x01), Buffer.from(hashOf(bytes), 'hex'), bytes]));
+    assert.equal((here.closedWith as TrosynError | undefined)?.code, 'UNEXPECTED_MESSAGE');
+  });
+
+  it('a malformed files.want is refused with INVALID_MESSAGE', async () => {
+    const [here, there] = linkPair();
+    new ChunkExchange(here, await store());
+    for (const params of [
+      {},
+      { hashes: [] },
+      { hashes: ['not-a-hash'] },
+      { hashes: Array(WANT_BATCH + 1).fill('a'.repeat(64)) },
+    ])
+      await assert.rejects(
+        there.request('files.want', params),
+        (err: TrosynError) => err.code === 'INVALID_MESSAGE',
+      );
+  });
+
+  it('a fetch waiting when the link ends fails with the cause', async () => {
+    const [here, there] = linkPair();
+    const local = new ChunkExchange(here, await store());
+    there.handle('files.want', () => ({ queued: 1 })); // queued, never sent
+    const fetching = local.fetch([hashOf(Buffer.from('x'))]);
+    await new Promise((r) => setImmediate(r));
+    local.abort(new TrosynError('CONNECTION_CLOSED', 'the peer went away'));
+    await assert.rejects(fetching, (err: TrosynError) => err.code === 'CONNECTION_CLOSED');
+  });
+});

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { TrosynError } from './errors.js';
+import { DEFAULT_FILES_COLLECTION, type FileTransferPolicy } from './files/node-files.js';
 import type { RetentionPolicy } from './store/types.js';
 import type { CollectionOptions } from './sync/replica.js';
 
@@ -11,8 +12,17 @@ import type { CollectionOptions } from './sync/replica.js';
  * Conflict strategies must be the same on the hub and every child.
  */
 export interface NodeConfig {
-  /** Per collection: conflict strategy ('lww', 'hub-wins', 'merge', 'manual') and local-only flag. */
-  collections?: Record<string, { conflict?: 'lww' | 'hub-wins' | 'merge' | 'manual'; localOnly?: boolean }>;
+  /**
+   * Per collection: conflict strategy ('lww', 'hub-wins', 'merge', 'manual'), local-only
+   * flag, and `files` to make it a files collection with that transfer policy: `eager`
+   * (every version's content follows its record) or `on-demand` (a child fetches a
+   * version's content when it is opened). `files` is a files collection, eager, unless
+   * configured otherwise.
+   */
+  collections?: Record<
+    string,
+    { conflict?: 'lww' | 'hub-wins' | 'merge' | 'manual'; localOnly?: boolean; files?: FileTransferPolicy }
+  >;
   /** Hub only: collections never sent to children nor accepted from them (patterns, `*` allowed at the end). */
   hubOnly?: string[];
   /** Hub only: newly paired devices wait for an admin's approval. */
@@ -30,6 +40,7 @@ const schema = z
           .object({
             conflict: z.enum(['lww', 'hub-wins', 'merge', 'manual']).optional(),
             localOnly: z.boolean().optional(),
+            files: z.enum(['eager', 'on-demand']).optional(),
           })
           .strict(),
       )
@@ -80,5 +91,17 @@ export function retentionPolicy(config: NodeConfig): RetentionPolicy | undefined
 
 /** The collection options of a config, as Replica takes them. */
 export function collectionOptions(config: NodeConfig): Record<string, CollectionOptions> | undefined {
-  return config.collections as Record<string, CollectionOptions> | undefined;
+  if (!config.collections) return undefined;
+  const out: Record<string, CollectionOptions> = {};
+  for (const [name, { files: _files, ...options }] of Object.entries(config.collections))
+    out[name] = options as CollectionOptions;
+  return out;
+}
+
+/** The files collections of a config and their transfer policies (`files`, eager, unless configured). */
+export function fileCollections(config: NodeConfig): Record<string, FileTransferPolicy> {
+  const out: Record<string, FileTransferPolicy> = { [DEFAULT_FILES_COLLECTION]: 'eager' };
+  for (const [name, options] of Object.entries(config.collections ?? {}))
+    if (options.files) out[name] = options.files;
+  return out;
 }

@@ -206,20 +206,30 @@ export const ERROR_CODES = {
   },
   INVALID_FILE_NAME: {
     area: 'Files',
+    status: 400,
     meaning:
       'A file name is empty, longer than 255 characters, has control characters or a backslash, starts or ends with `/`, has `//`, or has a `.` or `..` folder.',
     fix: 'Use a name like `report.pdf` or `projects/2026/plan.docx`.',
   },
   NOT_A_FILE: {
     area: 'Files',
+    status: 409,
     meaning: 'The record named is a plain record, not a file version.',
     fix: 'Use the records commands for it, or give the name of a file.',
   },
   FILE_CONTENT_MISSING: {
     area: 'Files',
+    status: 409,
     meaning:
       "A file version's content is not all on this device yet: it is still arriving from the hub (or from the child that wrote it, on the hub).",
     fix: 'Wait while the agent syncs (its status shows the progress), or read an older version that is here.',
+  },
+  FILE_CONTENT_UNAVAILABLE: {
+    area: 'Files',
+    status: 503,
+    meaning:
+      "A file version's content is not on this device and could not be fetched now: its collection fetches content on demand and the hub is not connected, or the hub does not have it yet.",
+    fix: 'Connect the device to its hub (see `trosyn-sync status`) and open the file again.',
   },
   FILE_CONTENT_CORRUPT: {
     area: 'Files',
@@ -683,14 +693,16 @@ export const ERROR_CODES = {
   REQUEST_TOO_LARGE: {
     area: 'HTTP APIs',
     status: 413,
-    meaning: "The request body is over the API's limit (2 MiB), before the engine even sees it.",
-    fix: 'Send smaller records; store large content as files.',
+    meaning:
+      "The request body is over the API's limit, before the engine even sees it: 2 MiB for JSON bodies; for a file upload (`PUT /api/files/{name}` on the local API), the upload limit (16 GiB by default), by its `Content-Length` or by the bytes that arrived. Nothing of a refused upload is recorded.",
+    fix: 'Send smaller records; store large content as files. A larger file needs a higher `maxUploadBytes` in the local API options.',
   },
   UNSUPPORTED_MEDIA_TYPE: {
     area: 'HTTP APIs',
     status: 415,
-    meaning: 'The body is not JSON (`Content-Type` other than `application/json`).',
-    fix: 'Send `Content-Type: application/json`.',
+    meaning:
+      'The body is not JSON (`Content-Type` other than `application/json`), or a file upload is sent with a `Content-Encoding` (it would be stored encoded).',
+    fix: 'Send `Content-Type: application/json`; send a file upload as its plain bytes.',
   },
   INVALID_URL: {
     area: 'HTTP APIs',
@@ -719,6 +731,13 @@ export const ERROR_CODES = {
     meaning:
       "A segment of the URL's path is longer than any collection name, record id (256 characters) or device ID can be: over 768 characters as sent.",
     fix: 'Check the id: ids over 256 characters are never valid.',
+  },
+  RANGE_NOT_SATISFIABLE: {
+    area: 'HTTP APIs',
+    status: 416,
+    meaning:
+      "A download asked for a byte range (`Range: bytes=...`) that starts at or after the end of the file, or for its last 0 bytes. `Content-Range: bytes */<size>` and `details.size` give the file's size.",
+    fix: 'Ask for a range inside the file, or leave out `Range` for the whole file.',
   },
   HEADERS_TOO_LARGE: {
     area: 'HTTP APIs',

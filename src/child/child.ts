@@ -4,7 +4,8 @@ import type { Logger } from 'pino';
 import { type Clock, type Startable, startAll, stopAll } from '../lifecycle.js';
 import { componentLogger } from '../observability/logger.js';
 import { ContentIndex } from '../files/content-index.js';
-import { ContentSync } from '../files/content-sync.js';
+import { type ContentProgress, ContentSync } from '../files/content-sync.js';
+import { FileGc } from '../files/file-gc.js';
 import { FileStore } from '../files/file-store.js';
 import { DEFAULT_FILES_COLLECTION, NodeFiles } from '../files/node-files.js';
 import { DataDirLock, LockedLifecycle } from '../ops/data-dir.js';
@@ -28,6 +29,8 @@ type Events = {
   connected: [];
   disconnected: [{ code?: string }];
   'caught-up': [];
+  /** File content arriving (at most every 250 ms while chunks arrive). */
+  files: [ContentProgress];
 };
 
 /** What exists only while the agent runs. */
@@ -35,6 +38,7 @@ interface Running {
   identity: DeviceIdentity;
   replica: Replica;
   files: NodeFiles;
+  content: ContentSync;
   link: HubLink;
   api: LocalApiServer | undefined;
   parts: Startable[];
@@ -116,17 +120,20 @@ export class Child extends EventEmitter<Events> implements Startable, LocalPort 
       logger: this.logger,
       clock: this.clock,
     });
-    const fileCollections = new Set(init.fileCollections ?? [DEFAULT_FILES_COLLECTION]);
+    const fileCollections = init.fileCollections ?? { [DEFAULT_FILES_COLLECTION]: 'eager' };
     const files = new NodeFiles(replica, new FileStore(parts.chunks));
     const content = new ContentSync({
       replica,
       files: files.store,
       index: new ContentIndex(join(init.dataDir, 'files.db')),
-      isFileCollection: (c) => fileCollections.has(c),
+      policy: (c) => (Object.hasOwn(fileCollections, c) ? fileCollections[c] : undefined),
       role: 'child',
       logger: this.logger,
       clock: this.clock,
     });
+    // Reading a version whose content is not here yet (on demand, or still arriving) fetches it.
+    files.fetchMissingWith((version) => content.fetchNow(version));
+    content.on('progress', (p) => this.emit('files', p));
     const link = new HubLink({
       init,
       identity,
@@ -157,8 +164,15 @@ export class Child extends EventEmitter<Events> implements Startable, LocalPort 
         clock: this.clock,
         ...init.localApi,
       });
-    const list: Startable[] = [replica, parts.chunks, content, link, connecting, ...(api ? [api] : [])];
-    this.running = { identity, replica, files, link, api, parts: list };
+    const gc = new FileGc({
+      replica,
+      files: files.store,
+      collections: () => Object.keys(fileCollections),
+      logger: this.logger,
+      clock: this.clock,
+    });
+    const list: Startable[] = [replica, parts.chunks, content, gc, link, connecting, ...(api ? [api] : [])];
+    this.running = { identity, replica, files, content, link, api, parts: list };
     try {
       await startAll(list);
     } catch (err) {
@@ -175,6 +189,11 @@ export class Child extends EventEmitter<Events> implements Startable, LocalPort 
     return this.running.replica;
   }
 
+  watchFiles(listener: (progress: ContentProgress) => void): () => void {
+    this.on('files', listener);
+    return () => this.off('files', listener);
+  }
+
   /** Stops syncing (the app keeps working locally); `resume()` continues from the cursors. */
   async pause(): Promise<void> {
     this.paused = true;
@@ -186,9 +205,10 @@ export class Child extends EventEmitter<Events> implements Startable, LocalPort 
     await this.running?.link.connect();
   }
 
-  /** Tries to reach the hub now instead of waiting out the backoff. */
+  /** Tries to reach the hub, and to fetch missing file content, now instead of waiting out the backoff. */
   syncNow(): void {
     this.running?.link.retryNow();
+    this.running?.content.retryNow();
   }
 
   async status(): Promise<SyncStatus> {

@@ -3,6 +3,7 @@ import type { InterfaceSelectionOptions } from '../discovery/interfaces.js';
 import type { Clock } from '../lifecycle.js';
 import type { CompressionCodec } from '../protocol/compression.js';
 import type { ChunkStore } from '../files/chunk-store.js';
+import type { FileTransferPolicy } from '../files/node-files.js';
 import type { StorageAdapter } from '../store/adapter.js';
 import type { DeviceId, RetentionPolicy } from '../store/types.js';
 import type { CollectionOptions } from '../sync/replica.js';
@@ -72,11 +73,12 @@ export interface ChildInit {
    */
   recover?: boolean;
   /**
-   * The collections whose records are file versions: their content follows them,
-   * as chunks.
-   * @default ['files']
+   * The files collections (their records are file versions; their content follows
+   * as chunks) and each one's transfer policy.
+   * `on-demand` content is fetched when a version is read.
+   * @default { files: 'eager' }
    */
-  fileCollections?: string[];
+  fileCollections?: Record<string, FileTransferPolicy>;
 }
 
 /**

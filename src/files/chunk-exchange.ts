@@ -95,9 +95,14 @@ export class ChunkExchange {
     const batches: string[][] = [];
     for (let i = 0; i < unique.length; i += WANT_BATCH) batches.push(unique.slice(i, i + WANT_BATCH));
     let next = 0;
+    let failed = false;
     const worker = async () => {
-      while (next < batches.length) {
+      // The first failure (a lost link, a full disk) ends the fetch: no more is asked for.
+      while (next < batches.length && !failed) {
         const batch = batches[next++] as string[];
+        // A hash another fetch already asked for is waited for, not asked again:
+        // the peer would send it twice, and the second copy would be unexpected.
+        const ask = batch.filter((hash) => !this.waiting.has(hash));
         const arrivals = batch.map((hash) =>
           this.expect(hash).then((state) => {
             if (state === 'stored') onStored?.(hash);
@@ -106,8 +111,21 @@ export class ChunkExchange {
         );
         // Failed together below if the request fails; never left unhandled.
         for (const a of arrivals) a.catch(() => undefined);
-        await this.link.request('files.want', { hashes: batch });
-        const states = await Promise.all(arrivals);
+        try {
+          if (ask.length > 0) await this.link.request('files.want', { hashes: ask });
+        } catch (err) {
+          failed = true;
+          // Nothing comes for a refused request: waits left behind would hold these
+          // hashes "in flight" for every later fetch.
+          for (const hash of ask) this.fail(hash, err as Error);
+          throw err;
+        }
+        // A chunk that failed to store fails the fetch; the rest of the batch still
+        // arrives (the peer serves what was asked) and is stored or fails alone.
+        const states = await Promise.all(arrivals).catch((err: unknown) => {
+          failed = true;
+          throw err;
+        });
         batch.forEach((hash, i) => result.set(hash, states[i] as 'stored' | 'absent'));
       }
     };

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
+import { TrosynError } from '../errors.js';
 import { type Clock, type Startable, type Timer, systemClock } from '../lifecycle.js';
 import { silentLogger } from '../observability/logger.js';
 import type { Seq } from '../store/types.js';
@@ -8,6 +9,24 @@ import type { ChunkExchange } from './chunk-exchange.js';
 import type { ContentIndex, PendingVersion } from './content-index.js';
 import { asFileBody } from './file-body.js';
 import type { FileStore, MissingContent } from './file-store.js';
+import type { FileTransferPolicy, FileVersion } from './node-files.js';
+
+/** A version's content is not here and cannot be fetched now. */
+export class ContentUnavailableError extends TrosynError {
+  constructor(name: string, why: string) {
+    super('FILE_CONTENT_UNAVAILABLE', `the content of ${name} is not on this device and ${why}`, { name });
+  }
+}
+
+/** One file version whose content is arriving. */
+export interface FileProgress {
+  collection: string;
+  name: string;
+  rev: string;
+  /** Bytes of its content here, and in all (0 until its chunk list is here). */
+  bytesHere: number;
+  bytesTotal: number;
+}
 
 /** Where the content of the file versions this node holds stands. */
 export interface ContentProgress {
@@ -18,14 +37,32 @@ export interface ContentProgress {
   bytesTotal: number;
   /** A look at the change log or a fetch is under way (its figures may grow). */
   busy: boolean;
+  /** The first PROGRESS_FILES of those versions, each with its bytes. */
+  files: FileProgress[];
+  /** Why the last fetch stopped early (a full disk, a lost connection), until one goes through. */
+  error?: { code: string; message: string };
 }
+
+/** The content exchanged with one connected peer. */
+export interface PeerTransfer {
+  peer: string;
+  bytesIn: number;
+  bytesOut: number;
+  /** Pending versions this node fetches from that peer. */
+  waiting: number;
+}
+
+/** Versions listed one by one in the progress. */
+export const PROGRESS_FILES = 20;
+/** Progress events come at most this often while chunks arrive. */
+const PROGRESS_EVERY_MS = 250;
 
 export interface ContentSyncOptions {
   replica: Replica;
   files: FileStore;
   index: ContentIndex;
-  /** True for the collections whose records are file versions. */
-  isFileCollection: (collection: string) => boolean;
+  /** The transfer policy of a files collection; undefined for other collections. */
+  policy: (collection: string) => FileTransferPolicy | undefined;
   /** A child fetches every version from its hub; the hub fetches a version from its author. */
   role: 'hub' | 'child';
   /** Waits between tries for content a peer did not have yet (it may still be arriving there). */
@@ -55,9 +92,11 @@ export class ContentSync extends EventEmitter<Events> implements Startable {
   private retry: Timer | undefined;
   private started = false;
   private received = 0;
-  private lastBytesHere = -1;
   private retryDelay = 0;
-  private progress: Omit<ContentProgress, 'busy'> = { pending: 0, bytesHere: 0, bytesTotal: 0 };
+  private pendingFiles: FileProgress[] = [];
+  private readonly authors = new Map<string, string>();
+  private lastError: Error | undefined;
+  private reportedAt = 0;
 
   constructor(options: ContentSyncOptions) {
     super();
@@ -94,7 +133,31 @@ export class ContentSync extends EventEmitter<Events> implements Startable {
 
   /** Where content stands now. */
   status(): ContentProgress {
-    return { ...this.progress, busy: this.working };
+    const err = this.lastError;
+    return {
+      ...this.totals(),
+      busy: this.working,
+      files: this.pendingFiles.slice(0, PROGRESS_FILES).map((f) => ({ ...f })),
+      ...(err && {
+        error: { code: (err as { code?: string }).code ?? 'INTERNAL_ERROR', message: err.message },
+      }),
+    };
+  }
+
+  /**
+   * Per connected peer: bytes of content fetched from it and served to it over its
+   * current connection, and (on the hub) how many pending versions wait on it, their author.
+   */
+  transfers(): PeerTransfer[] {
+    return [...this.peers].map(([peer, exchange]) => ({
+      peer,
+      bytesIn: exchange.bytesIn,
+      bytesOut: exchange.bytesOut,
+      waiting:
+        this.o.role === 'hub'
+          ? this.pendingFiles.filter((f) => this.authors.get(f.rev) === peer).length
+          : this.pendingFiles.length,
+    }));
   }
 
   /** A connected peer to fetch from (see `role`). Returns the detach function. */
@@ -105,6 +168,42 @@ export class ContentSync extends EventEmitter<Events> implements Startable {
     return () => {
       if (this.peers.get(peer) === exchange) this.peers.delete(peer);
     };
+  }
+
+  /**
+   * Fetches a version's content now, from the peer that should have it (a child's
+   * hub, the hub's author of the version): for reading an on-demand version. Fails
+   * with FILE_CONTENT_UNAVAILABLE when that peer is not connected or lacks it.
+   */
+  async fetchNow(version: FileVersion, author = ''): Promise<void> {
+    const { files } = this.o;
+    let missing = await files.missing(version);
+    if (missing.manifest.length === 0 && missing.chunks.length === 0) return;
+    const peer = this.peerFor({ author });
+    const who = this.o.role === 'child' ? 'the hub' : 'the device that wrote it';
+    if (!peer) throw new ContentUnavailableError(version.name, `${who} is not connected`);
+    if (missing.manifest.length > 0) {
+      await this.fetchFrom(peer, missing.manifest);
+      missing = await files.missing(version);
+    }
+    if (missing.chunks.length > 0) {
+      await this.fetchFrom(
+        peer,
+        missing.chunks.map((c) => c.hash),
+      );
+      missing = await files.missing(version);
+    }
+    if (missing.manifest.length > 0 || missing.chunks.length > 0)
+      throw new ContentUnavailableError(version.name, `${who} does not have all of it yet`);
+    await files.chunks.flush();
+  }
+
+  /** Tries what is still missing now instead of waiting out the retry delay (e.g. after disk space was freed). */
+  retryNow(): void {
+    this.retryDelay = 0;
+    this.retry?.cancel();
+    this.retry = undefined;
+    this.kick();
   }
 
   /** Resolves when the log has been read and a round of fetching is over. */
@@ -123,6 +222,7 @@ export class ContentSync extends EventEmitter<Events> implements Startable {
       .catch((err: unknown) => this.logger.warn({ err }, 'file content sync failed'))
       .finally(() => {
         this.working = false;
+        if (this.started) this.emit('progress', this.status());
         if (this.again && this.started) {
           this.again = false;
           this.kick();
@@ -143,7 +243,9 @@ export class ContentSync extends EventEmitter<Events> implements Startable {
       const batch = await replica.changesSince({ since, limit: 1000, maxBytes: 8 * 1024 * 1024 });
       const found: PendingVersion[] = [];
       for (const r of batch.revisions) {
-        if (r.deleted || !this.o.isFileCollection(r.collection)) continue;
+        const policy = this.o.policy(r.collection);
+        // The hub fetches every version; a child leaves on-demand ones until they are read.
+        if (r.deleted || !policy || (policy === 'on-demand' && this.o.role === 'child')) continue;
         const body = asFileBody(r.body);
         if (body) found.push({ collection: r.collection, id: r.id, rev: r.rev, author: r.author, body });
       }
@@ -157,55 +259,93 @@ export class ContentSync extends EventEmitter<Events> implements Startable {
   private async fetchPending(): Promise<void> {
     const { files, index } = this.o;
     // First where each stands, so progress counts every pending version from the start.
-    const work: Array<{ v: PendingVersion; missing: MissingContent }> = [];
-    for (const v of index.pending()) work.push({ v, missing: await files.missing(v.body) });
-    const progress = { pending: work.length, bytesHere: 0, bytesTotal: 0 };
-    for (const w of work) {
-      progress.bytesHere += w.missing.bytesHere;
-      progress.bytesTotal += w.missing.bytesTotal;
+    const work: Array<{ v: PendingVersion; missing: MissingContent; file: FileProgress }> = [];
+    for (const v of index.pending()) {
+      const missing = await files.missing(v.body);
+      const file = {
+        collection: v.collection,
+        name: v.body.name,
+        rev: v.rev,
+        bytesHere: missing.bytesHere,
+        bytesTotal: missing.bytesTotal,
+      };
+      work.push({ v, missing, file });
     }
-    this.setProgress(progress);
-    for (const { v, missing: before } of work) {
+    this.authors.clear();
+    for (const { v } of work) this.authors.set(v.rev, v.author);
+    this.pendingFiles = work.map((w) => w.file);
+    this.lastError = undefined;
+    this.report(true);
+    const before = this.totals();
+    for (const { v, missing: first, file } of work) {
       if (!this.started) return;
-      let missing = before;
+      let missing = first;
       const peer = this.peerFor(v);
-      if (peer && missing.manifest.length > 0) {
-        await this.fetchFrom(peer, missing.manifest);
-        missing = await files.missing(v.body);
-        // The manifest told what the content is: count what of it is already here.
-        progress.bytesHere += missing.bytesHere;
-        this.setProgress(progress);
-      }
-      if (peer && missing.chunks.length > 0) {
-        const lengths = new Map(missing.chunks.map((c) => [c.hash, c.length]));
-        await this.fetchFrom(
-          peer,
-          missing.chunks.map((c) => c.hash),
-          (hash) => {
-            progress.bytesHere += lengths.get(hash) ?? 0;
-            this.setProgress(progress);
-          },
-        );
-        missing = await files.missing(v.body);
+      try {
+        if (peer && missing.manifest.length > 0) {
+          await this.fetchFrom(peer, missing.manifest);
+          missing = await files.missing(v.body);
+          // The manifest told what the content is: count what of it is already here.
+          file.bytesHere = missing.bytesHere;
+          this.report();
+        }
+        if (peer && missing.chunks.length > 0) {
+          const lengths = new Map(missing.chunks.map((c) => [c.hash, c.length]));
+          await this.fetchFrom(
+            peer,
+            missing.chunks.map((c) => c.hash),
+            (hash) => {
+              file.bytesHere += lengths.get(hash) ?? 0;
+              this.report();
+            },
+          );
+          missing = await files.missing(v.body);
+        }
+      } catch (err) {
+        // The peer went away (its next connection resumes), or this store refused
+        // (a full disk): nothing half-stored counts; the round ends and is tried again.
+        this.lastError = err as Error;
+        this.logger.warn({ err, rev: v.rev, name: v.body.name }, 'fetching file content stopped');
+        break;
       }
       if (missing.manifest.length === 0 && missing.chunks.length === 0) {
         await files.chunks.flush();
         index.done(v.rev);
-        progress.pending--;
-        this.setProgress(progress);
+        this.pendingFiles = this.pendingFiles.filter((f) => f !== file);
+        this.report(true);
       }
     }
-    // Content a peer did not have may reach it later: look again in a while, less
-    // often while rounds bring nothing (a new peer or record looks at once).
-    const moved = progress.bytesHere !== this.lastBytesHere || progress.pending < work.length;
-    this.lastBytesHere = progress.bytesHere;
+    this.report(true);
+    // Content a peer did not have may reach it later, and a full disk may get room:
+    // look again in a while, less often while rounds bring nothing (a new peer or
+    // record looks at once).
+    const after = this.totals();
+    const moved = after.bytesHere > before.bytesHere || after.pending < before.pending;
     const base = this.o.retryMs ?? 2000;
     this.retryDelay = moved ? base : Math.min(Math.max(this.retryDelay, base) * 2, base * 30);
     this.retry?.cancel();
     this.retry =
-      progress.pending > 0 && this.peers.size > 0
+      after.pending > 0 && this.peers.size > 0
         ? this.clock.setTimeout(() => this.kick(), this.retryDelay)
         : undefined;
+  }
+
+  private totals(): { pending: number; bytesHere: number; bytesTotal: number } {
+    let bytesHere = 0;
+    let bytesTotal = 0;
+    for (const f of this.pendingFiles) {
+      bytesHere += f.bytesHere;
+      bytesTotal += f.bytesTotal;
+    }
+    return { pending: this.pendingFiles.length, bytesHere, bytesTotal };
+  }
+
+  /** Emits `progress`: at once when `now`, else at most every PROGRESS_EVERY_MS. */
+  private report(now = false): void {
+    const t = this.clock.now();
+    if (!now && t - this.reportedAt < PROGRESS_EVERY_MS) return;
+    this.reportedAt = t;
+    this.emit('progress', this.status());
   }
 
   private async fetchFrom(
@@ -221,12 +361,7 @@ export class ContentSync extends EventEmitter<Events> implements Startable {
     }
   }
 
-  private setProgress(p: Omit<ContentProgress, 'busy'>): void {
-    this.progress = { ...p };
-    this.emit('progress', this.status());
-  }
-
-  private peerFor(v: PendingVersion): ChunkExchange | undefined {
+  private peerFor(v: { author: string }): ChunkExchange | undefined {
     if (this.o.role === 'hub') return this.peers.get(v.author);
     const [hub] = this.peers.values();
     return hub;

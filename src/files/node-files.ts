@@ -11,6 +11,13 @@ import type { FileStore } from './file-store.js';
 /** The collection files go to unless another is named. */
 export const DEFAULT_FILES_COLLECTION = 'files';
 
+/**
+ * When a child fetches a files collection's content: `eager`, as each version's
+ * record arrives; `on-demand`, when the version is opened. The hub always fetches
+ * eagerly: it is where children fetch from.
+ */
+export type FileTransferPolicy = 'eager' | 'on-demand';
+
 /** A path that cannot be read as a file (a directory, missing, unreadable). */
 export class FileUnreadableError extends TrosynError {
   constructor(path: string, reason: string) {
@@ -59,8 +66,10 @@ export interface FileVersion extends FileBody {
  * history, revert and conflicts are the record machinery's; this writes and reads.
  */
 export class NodeFiles {
+  private fetcher: ((version: FileVersion) => Promise<void>) | undefined;
+
   constructor(
-    private readonly replica: Replica,
+    readonly replica: Replica,
     readonly store: FileStore,
   ) {}
 
@@ -126,9 +135,28 @@ export class NodeFiles {
     return toVersion(found, collection);
   }
 
-  /** A version's bytes (FILE_CONTENT_MISSING while they are not all here). */
-  read(version: FileBody, range?: { start?: number; end?: number }): AsyncGenerator<Buffer> {
-    return this.store.read(version, range);
+  /** True when all of a version's content is on this node. */
+  isHere(version: FileBody): Promise<boolean> {
+    return this.store.isComplete(version);
+  }
+
+  /**
+   * A version's bytes. Content not all here is fetched first when the node has a
+   * fetcher for it (a child's on-demand collections); otherwise the read fails with
+   * FILE_CONTENT_MISSING.
+   */
+  async *read(
+    version: FileVersion | FileBody,
+    range?: { start?: number; end?: number },
+  ): AsyncGenerator<Buffer> {
+    if (this.fetcher && 'rev' in version && !(await this.store.isComplete(version)))
+      await this.fetcher(version);
+    yield* this.store.read(version, range);
+  }
+
+  /** Sets what `read` calls for a version whose content is not here (see `read`). */
+  fetchMissingWith(fetcher: ((version: FileVersion) => Promise<void>) | undefined): void {
+    this.fetcher = fetcher;
   }
 
   /** The files of a collection (current versions), in name order. */

@@ -4,6 +4,7 @@ import type { Startable } from '../lifecycle.js';
 import { DEFAULT_SYNC_PORT, FILES_FEATURE } from '../protocol/constants.js';
 import { ContentIndex } from '../files/content-index.js';
 import { ContentSync } from '../files/content-sync.js';
+import { FileGc } from '../files/file-gc.js';
 import { FileStore } from '../files/file-store.js';
 import { DEFAULT_FILES_COLLECTION, NodeFiles } from '../files/node-files.js';
 import { nodeStoreState } from '../sync/node-replica.js';
@@ -69,17 +70,25 @@ export async function assembleHub(init: HubInit, parts: HubParts, hooks: HubHook
     logger,
     clock,
   });
-  const fileCollections = new Set(init.fileCollections ?? [DEFAULT_FILES_COLLECTION]);
+  const fileCollections = init.fileCollections ?? { [DEFAULT_FILES_COLLECTION]: 'eager' };
   const files = new NodeFiles(replica, new FileStore(parts.chunks));
   const content = new ContentSync({
     replica,
     files: files.store,
     index: new ContentIndex(join(init.dataDir, 'files.db')),
-    isFileCollection: (c) => fileCollections.has(c),
+    policy: (c) => (Object.hasOwn(fileCollections, c) ? fileCollections[c] : undefined),
     role: 'hub',
     logger,
     clock,
   });
+  const gc = new FileGc({
+    replica,
+    files: files.store,
+    collections: () => Object.keys(fileCollections),
+    logger,
+    clock,
+  });
+  content.on('progress', (progress) => hooks.publish({ type: 'files-progress', progress }));
   const sessions = new ChildSessions({
     hubId: identity.deviceId,
     replica,
@@ -193,6 +202,7 @@ export async function assembleHub(init: HubInit, parts: HubParts, hooks: HubHook
       replica,
       parts.chunks,
       content,
+      gc,
       parts.registry,
       hubState,
       sessions,

@@ -1,3 +1,4 @@
+import type { ContentProgress } from '../files/content-sync.js';
 import type { DiscoveryDiagnostics } from '../discovery/types.js';
 import type { DeviceId, StoreStats } from '../store/types.js';
 import type { SyncSessionStats } from '../sync/session.js';
@@ -41,6 +42,8 @@ export type HubEvent = { at: number } & (
   | { type: 'sync-restarted'; deviceId: DeviceId; reason: 'other-log' | 'rolled-back' }
   /** The hub lost revisions and takes back, until `until`, what children hold for others. */
   | { type: 'recovery-started'; reason: 'store-recreated' | 'store-rolled-back'; until: number }
+  /** File content arriving at the hub (at most every 250 ms while chunks arrive). */
+  | { type: 'files-progress'; progress: ContentProgress }
   | { type: 'error'; code: string; message: string; deviceId?: DeviceId }
 );
 

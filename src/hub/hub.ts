@@ -5,6 +5,7 @@ import { type Clock, type Startable, startAll, stopAll } from '../lifecycle.js';
 import { DataDirLock, LockedLifecycle } from '../ops/data-dir.js';
 import { componentLogger } from '../observability/logger.js';
 import type { DeviceId } from '../store/types.js';
+import type { ContentProgress, PeerTransfer } from '../files/content-sync.js';
 import type { NodeFiles } from '../files/node-files.js';
 import type { Replica } from '../sync/replica.js';
 import { pairingUri } from '../transport/pairing-code.js';
@@ -85,6 +86,12 @@ export class Hub extends EventEmitter<Events> implements Startable, AdminPort {
   /** The hub's files: put, read, list, history, revert. Their content syncs with the records. */
   get files(): NodeFiles {
     return this.now().files;
+  }
+
+  /** Where the content of the hub's file versions stands, overall and per connected device. */
+  fileTransfers(): { progress: ContentProgress; devices: PeerTransfer[] } {
+    const { content } = this.now();
+    return { progress: content.status(), devices: content.transfers() };
   }
 
   /** Devices, groups, pairing codes and settings. */

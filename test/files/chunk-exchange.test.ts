@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { ChunkExchange, type ChunkLink, WANT_BATCH, WANT_WINDOW } from '../../src/files/chunk-exchange.js';
+import { ChunkExchange, WANT_BATCH, WANT_WINDOW } from '../../src/files/chunk-exchange.js';
+import { linkPair } from '../fixtures/link-pair.js';
 import { DiskChunkStore } from '../../src/files/chunk-store-disk.js';
 import { TrosynError } from '../../src/errors.js';
 import { tempDir } from '../helpers.js';
@@ -23,75 +24,6 @@ async function store(): Promise<DiskChunkStore> {
 }
 
 const hashOf = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
-
-interface End extends ChunkLink {
-  closedWith: Error | undefined;
-  wants: number;
-  /** The most `files.want` requests this end had unanswered at once. */
-  maxInFlight: number;
-  /** Replaces what this end sends as chunk frames (a lying peer). */
-  tamper?: (payload: Buffer) => Buffer;
-}
-
-/** Two link ends: a request on one runs the other's handler; chunk frames arrive in order. */
-function linkPair(): [End, End] {
-  const make = (): End & {
-    handlers: Map<string, (p: unknown) => unknown>;
-    chunkHandler?: (p: Buffer) => Promise<void>;
-    inbox: Promise<void>;
-    inFlight: number;
-  } => ({
-    handlers: new Map(),
-    inbox: Promise.resolve(),
-    closedWith: undefined,
-    wants: 0,
-    inFlight: 0,
-    maxInFlight: 0,
-    request: async () => undefined,
-    handle(method, handler) {
-      this.handlers.set(method, handler);
-    },
-    sendChunk: async () => undefined,
-    onChunk(handler) {
-      this.chunkHandler = handler;
-    },
-    close() {},
-    get closed() {
-      return this.closedWith !== undefined;
-    },
-  });
-  const a = make();
-  const b = make();
-  for (const [self, peer] of [
-    [a, b],
-    [b, a],
-  ] as const) {
-    self.request = async (method, params) => {
-      if (self.closed) throw new Error('closed');
-      self.wants++;
-      self.inFlight++;
-      self.maxInFlight = Math.max(self.maxInFlight, self.inFlight);
-      try {
-        const handler = peer.handlers.get(method);
-        if (!handler) throw new Error(`no handler for ${method}`);
-        return await handler(params);
-      } finally {
-        self.inFlight--;
-      }
-    };
-    self.sendChunk = async (payload) => {
-      if (self.closed) return;
-      const frame = self.tamper ? self.tamper(payload) : payload;
-      peer.inbox = peer.inbox.then(() => peer.chunkHandler?.(Buffer.from(frame)));
-      await peer.inbox;
-    };
-    self.close = (error) => {
-      self.closedWith ??= error;
-      peer.closedWith ??= error;
-    };
-  }
-  return [a, b];
-}
 
 describe('chunk exchange', () => {
   it('fetches many chunks in batches with a bounded window; absent ones are named absent', async () => {
@@ -114,6 +46,24 @@ describe('chunk exchange', () => {
       local.bytesIn,
       chunks.reduce((s, c) => s + c.length, 0),
     );
+  });
+
+  it('two fetches of the same chunks at once ask for each chunk once and both end stored', async () => {
+    const [here, there] = linkPair();
+    const mine = await store();
+    const theirs = await store();
+    const chunks = Array.from({ length: 100 }, () => randomBytes(2000));
+    for (const c of chunks) await theirs.put(hashOf(c), c);
+    const local = new ChunkExchange(here, mine);
+    new ChunkExchange(there, theirs);
+    const hashes = chunks.map(hashOf);
+    const [first, second] = await Promise.all([
+      local.fetch(hashes.slice(0, 70)),
+      local.fetch(hashes.slice(30)),
+    ]);
+    assert.equal(here.closedWith, undefined, 'no chunk arrived twice');
+    assert.equal([...first.values(), ...second.values()].filter((s) => s === 'stored').length, 140);
+    assert.equal(local.bytesIn, 100 * 2000, 'each chunk came once');
   });
 
   it('a chunk whose bytes do not match its hash ends the link with CHUNK_HASH_MISMATCH and is not stored; a good peer serves it after', async () => {

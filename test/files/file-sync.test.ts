@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { Child } from '../../src/child/child.js';
+import type { TrosynError } from '../../src/errors.js';
 import { DiskChunkStore } from '../../src/files/chunk-store-disk.js';
 import type { FileVersion, NodeFiles } from '../../src/files/node-files.js';
 import type { Hub } from '../../src/hub/hub.js';
@@ -169,5 +170,42 @@ describe('files sync between a hub and its children', () => {
       `after the restart the hub served ${again} chunks; the child lacked ${total - kept}`,
     );
     assert.equal((await child.status()).files.pending, 0);
+  });
+  it('an on-demand collection brings content when a version is read, and says FILE_CONTENT_UNAVAILABLE while the hub is away', async () => {
+    const policy = { files: 'eager', archive: 'on-demand' } as const;
+    const hubDir = next('hub');
+    const hub = await startTestHub(hubDir, { fileCollections: policy });
+    running.push(hub);
+    const child = await pairedChildOf(hub, next('child'), { name: 'd', fileCollections: policy });
+    running.push(child);
+    await child.start();
+
+    const first = noise(2 * 1024 * 1024, 21);
+    const second = noise(1024 * 1024, 22);
+    const v1 = await hub.files.putStream(chunksOf(first), { name: 'old.tar', collection: 'archive' });
+    const v2 = await hub.files.putStream(chunksOf(second), { name: 'older.tar', collection: 'archive' });
+    await eventually(
+      async () =>
+        (await child.files.list('archive')).length === 2 && (await child.status()).state === 'synced',
+      20_000,
+      'the records on the child',
+    );
+    const onChild = await child.files.version('old.tar', { collection: 'archive' });
+    assert.equal(await child.files.isHere(onChild), false, 'on demand: no content before it is read');
+    assert.equal((await child.status()).files.pending, 0, 'on-demand versions are not waited for');
+
+    assert.equal(sha(await readAll(child.files, onChild)), sha(first), 'read fetches the content');
+    assert.equal(await child.files.isHere(onChild), true);
+    assert.equal(onChild.rev, v1.rev);
+
+    await hub.stop();
+    const away = await child.files.version('older.tar', { collection: 'archive' });
+    assert.equal(away.rev, v2.rev);
+    await assert.rejects(
+      readAll(child.files, away),
+      (err: TrosynError) => err.code === 'FILE_CONTENT_UNAVAILABLE',
+    );
+    // What was fetched stays readable offline.
+    assert.equal(sha(await readAll(child.files, onChild)), sha(first));
   });
 });

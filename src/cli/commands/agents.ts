@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import qrcode from 'qrcode-terminal';
 import type { Child } from '../../child/child.js';
-import { collectionOptions, loadNodeConfig, retentionPolicy } from '../../config.js';
+import { collectionOptions, fileCollections, loadNodeConfig, retentionPolicy } from '../../config.js';
 import { createChild } from '../../child/factory.js';
 import { resetAdminToken } from '../../hub/admin-api/token.js';
 import { createHub } from '../../hub/factory.js';
@@ -134,6 +134,7 @@ export function registerAgents(program: Command): void {
         ...(opts.host && { host: opts.host }),
         discovery: opts.discovery,
         ...(collections && { collections }),
+        fileCollections: fileCollections(config),
         ...(config.hubOnly && { hubOnly: config.hubOnly }),
         ...(requireApproval !== undefined && { requireApproval }),
         ...(retentionPolicy(config) && { retention: retentionPolicy(config) }),
@@ -269,6 +270,7 @@ export function registerAgents(program: Command): void {
         discovery: opts.discovery,
         backoff: { maxMs: Math.max(100, opts.retryMax) },
         ...(collections && { collections }),
+        fileCollections: fileCollections(config),
         ...(retentionPolicy(config) && { retention: retentionPolicy(config) }),
         ...(opts.api && { localApi: { port: opts.apiPort } }),
         ...(opts.recover && { recover: true }),

@@ -4,7 +4,18 @@ import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import { DEFAULT_FILES_COLLECTION } from '../../files/node-files.js';
 import { shortDeviceId } from '../../transport/device-id.js';
-import { type CommonOptions, common, dataDir, print, table, when, withFiles } from '../context.js';
+import { fileCollections, loadNodeConfig } from '../../config.js';
+import { referencedChunks } from '../../files/file-gc.js';
+import {
+  type CommonOptions,
+  common,
+  dataDir,
+  print,
+  table,
+  UsageError,
+  when,
+  withFiles,
+} from '../context.js';
 
 type FileOptions = CommonOptions & { collection: string };
 
@@ -160,5 +171,32 @@ export function registerFiles(program: Command): void {
   ).action(async (name: string, opts: FileOptions) => {
     await withFiles(dataDir(opts, 'any'), (f) => f.remove(name, opts.collection));
     print(opts, { name, deleted: true }, () => `${name} deleted`);
+  });
+
+  common(
+    files
+      .command('gc')
+      .option(
+        '--grace <minutes>',
+        'keep content written this recently whatever references it (a write may be under way)',
+        (v) => Number(v),
+        60,
+      )
+      .description('remove file content no kept version references (the agents do this hourly)'),
+    'any',
+  ).action(async (opts: CommonOptions & { grace: number }) => {
+    if (!Number.isFinite(opts.grace) || opts.grace < 0)
+      throw new UsageError('--grace is a number of minutes, 0 or more');
+    const dir = dataDir(opts, 'any');
+    const collections = Object.keys(fileCollections(loadNodeConfig(dir)));
+    const report = await withFiles(dir, async (f) => {
+      const referenced = await referencedChunks(f.replica, f.store, collections);
+      return f.store.chunks.gc((hash) => referenced.has(hash), { graceMs: opts.grace * 60_000 });
+    });
+    print(
+      opts,
+      report,
+      () => `removed ${report.removed} chunks (${sizeText(report.bytes)}); kept ${report.kept}`,
+    );
   });
 }

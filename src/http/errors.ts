@@ -149,6 +149,8 @@ export function sendError(
   if (status === 429 && typeof retryAfter === 'number') reply.header('retry-after', String(retryAfter));
   const allow = body.details?.['allow'];
   if (status === 405 && Array.isArray(allow)) reply.header('allow', allow.join(', '));
+  const size = body.details?.['size'];
+  if (status === 416 && typeof size === 'number') reply.header('content-range', `bytes */${size}`);
   return reply.code(status).type('application/json; charset=utf-8').send(body);
 }
 

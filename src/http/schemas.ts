@@ -132,6 +132,106 @@ export const revertBody = z.object({
 /** The collection list. */
 export const collections = z.object({ collections: z.array(z.string()) });
 
+// --- files ---------------------------------------------------------------------------------
+
+const filesCollection = z
+  .string()
+  .min(1)
+  .max(64)
+  .optional()
+  .describe('the files collection; default `files`');
+
+/** Path parameter naming a file. */
+export const fileParams = z.object({
+  name: z
+    .string()
+    .min(1)
+    .describe('the file name, 1-255 characters, `/` between folders (URL-encode it: `a%2Fb.pdf`)'),
+});
+
+/** Query naming a files collection. */
+export const filesQuery = z.object({ collection: filesCollection });
+
+/** Query of a download: the collection, and an older version by its revision. */
+export const fileContentQuery = z.object({
+  collection: filesCollection,
+  rev: z
+    .string()
+    .min(4)
+    .max(64)
+    .optional()
+    .describe('an older version (a unique prefix of its revision is enough); default the current one'),
+});
+
+/** What a file version is, without where its chunks are. */
+const fileInfo = z.object({
+  name: z.string(),
+  size: z.number().int().describe('bytes'),
+  type: z.string().describe('media type'),
+  modifiedAt: ms,
+  sha256: hex64.describe("SHA-256 of the whole content: the download's ETag"),
+  chunkCount: z.number().int(),
+  here: z.boolean().describe('all of its content is on this node, so a download can start now'),
+});
+
+/** One file version as listed, uploaded or reverted to. */
+export const fileView = fileInfo.extend({
+  collection: z.string(),
+  rev: hex64.describe('the revision of the record that is this version'),
+});
+
+/** The files of a collection. */
+export const fileList = z.object({ files: z.array(fileView).describe('current versions, in name order') });
+
+/** One version in a file's history. */
+export const fileHistoryEntry = z.object({
+  rev: hex64,
+  author: hex64.describe('device ID of the writer'),
+  hlc: z.string(),
+  time: ms,
+  deleted: z.boolean(),
+  pruned: z.boolean(),
+  parents: z.array(hex64),
+  head: z.boolean(),
+  current: z.boolean(),
+  seq: z.number().int(),
+  file: fileInfo.nullable().describe('the version; null for a deletion or a pruned revision'),
+});
+
+/** A file's history. */
+export const fileHistory = z.object({ history: z.array(fileHistoryEntry).describe('oldest first') });
+
+/** One file version whose content is arriving. */
+export const fileProgress = z.object({
+  collection: z.string(),
+  name: z.string(),
+  rev: z.string(),
+  bytesHere: z.number().int(),
+  bytesTotal: z.number().int(),
+});
+
+/** Where the content of a node's file versions stands. */
+export const contentProgress = z
+  .object({
+    pending: z.number().int().describe('versions whose content is not all here yet'),
+    bytesHere: z.number().int(),
+    bytesTotal: z.number().int(),
+    busy: z.boolean().describe('a fetch is under way'),
+    files: z.array(fileProgress).describe('the first 20 of those versions, each with its bytes'),
+    error: z
+      .object({ code: z.string(), message: z.string() })
+      .optional()
+      .describe('why the last fetch stopped early (e.g. CHUNK_STORE_FULL), until one goes through'),
+  })
+  .describe('file versions whose content is still arriving, and its bytes here and in all');
+
+/** Parsed file path parameter. */
+export type FileParams = z.infer<typeof fileParams>;
+/** Parsed files collection query. */
+export type FilesQuery = z.infer<typeof filesQuery>;
+/** Parsed download query. */
+export type FileContentQuery = z.infer<typeof fileContentQuery>;
+
 /** Parsed paging query (ajv has applied the default limit). */
 export type PageQuery = z.infer<typeof pageQuery>;
 /** Parsed record path parameters. */
@@ -155,6 +255,9 @@ const ERROR_TEXT: Record<number, string> = {
   409: 'the target is not in a state that allows this',
   410: 'the revision was pruned (REVISION_PRUNED)',
   413: 'too large',
+  415: 'unsupported body (UNSUPPORTED_MEDIA_TYPE)',
+  416: 'the range is outside the file (RANGE_NOT_SATISFIABLE)',
   429: 'too many wrong tokens (RATE_LIMITED)',
-  503: 'not started yet or stopping (NOT_STARTED)',
+  500: 'INTERNAL_ERROR, e.g. file content found damaged here (the log has the code)',
+  503: 'not started yet or stopping (NOT_STARTED), or something it needs is unavailable now',
 };

@@ -95,6 +95,10 @@ function routeTable(): RouteCall[] {
       path: '/api/conflicts/{collection}/{id}/resolve',
       payload: { rev: 'abcd' },
     },
+    { method: 'GET', url: '/api/files', path: '/api/files' },
+    { method: 'GET', url: '/api/files/transfers', path: '/api/files/transfers' },
+    { method: 'GET', url: '/api/files/a.txt/content', path: '/api/files/{name}/content' },
+    { method: 'GET', url: '/api/files/a.txt/history', path: '/api/files/{name}/history' },
   ];
 }
 

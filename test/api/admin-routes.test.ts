@@ -5,7 +5,15 @@
  * its documented shape.
  */
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { DiskChunkStore } from '../../src/files/chunk-store-disk.js';
+import type { ContentProgress, PeerTransfer } from '../../src/files/content-sync.js';
+import { FileStore } from '../../src/files/file-store.js';
+import { NodeFiles } from '../../src/files/node-files.js';
+import { fileHistory, fileList } from '../../src/http/schemas.js';
+import { openReplica } from '../../src/index.js';
 import type { AdminPort } from '../../src/hub/admin-api/port.js';
 import * as s from '../../src/hub/admin-api/schemas.js';
 import { buildAdminApi } from '../../src/hub/admin-api/server.js';
@@ -15,8 +23,9 @@ import { RegistryError } from '../../src/hub/registry.js';
 import type { DeviceId } from '../../src/store/types.js';
 import { randomDeviceId } from '../../src/sync/ids.js';
 import { formatDeviceId } from '../../src/transport/device-id.js';
-import { fixedClock } from '../helpers.js';
-import { authed } from './helpers.js';
+import type { Replica } from '../../src/sync/replica.js';
+import { fixedClock, tempDir } from '../helpers.js';
+import { authed, noise } from './helpers.js';
 
 const TOKEN = 'tsa_fake-token';
 const known = randomDeviceId() as DeviceId;
@@ -121,6 +130,20 @@ class FakeAdminPort implements AdminPort {
   }
   records(): never {
     throw new Error('the record routes are tested with a real replica elsewhere');
+  }
+  /** Real files over a real replica and chunk store, set by the file tests. */
+  nodeFiles: NodeFiles | undefined;
+  get files(): NodeFiles {
+    if (!this.nodeFiles) throw new Error('no files in this test');
+    return this.nodeFiles;
+  }
+  transfers: { progress: ContentProgress; devices: PeerTransfer[] } = {
+    progress: { pending: 0, bytesHere: 0, bytesTotal: 0, busy: false, files: [] },
+    devices: [],
+  };
+  fileTransfers() {
+    this.calls.push('fileTransfers');
+    return this.transfers;
   }
   async verifyAdminToken(token: string) {
     return token === TOKEN;
@@ -239,5 +262,102 @@ describe('admin routes over a fake port', () => {
     } finally {
       port.started = true;
     }
+  });
+});
+
+describe('admin file routes over a fake port with real files', () => {
+  const dir = tempDir('trosyn-admin-files-');
+  const port = new FakeAdminPort();
+  const app = buildAdminApi(port, { clock: fixedClock(() => 1) });
+  const call = authed(app, TOKEN);
+  let replica: Replica;
+  let chunks: DiskChunkStore;
+  const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+  const v1 = noise(200_000, 5);
+  const v2 = noise(150_000, 6);
+
+  before(async () => {
+    replica = await openReplica({ path: ':memory:', deviceId: randomDeviceId() });
+    chunks = new DiskChunkStore({ dir: join(dir.path, 'chunks'), fsync: false });
+    await chunks.start();
+    port.nodeFiles = new NodeFiles(replica, new FileStore(chunks));
+    const chunked = async function* (bytes: Buffer) {
+      yield bytes;
+    };
+    await port.nodeFiles.putStream(chunked(v1), { name: 'policies/handbook.pdf' });
+    await port.nodeFiles.putStream(chunked(v2), { name: 'policies/handbook.pdf' });
+  });
+  after(async () => {
+    await app.close();
+    await chunks.stop();
+    await replica.stop();
+    dir.remove();
+  });
+
+  it('lists the hub’s files and a file’s versions, with whether each is here', async () => {
+    const list = fileList.parse(JSON.parse((await call({ method: 'GET', url: '/api/files' })).body));
+    assert.deepEqual(
+      list.files.map((f) => [f.name, f.sha256, f.here, f.type]),
+      [['policies/handbook.pdf', sha(v2), true, 'application/pdf']],
+    );
+    const history = fileHistory.parse(
+      JSON.parse((await call({ method: 'GET', url: '/api/files/policies%2Fhandbook.pdf/history' })).body),
+    );
+    assert.deepEqual(
+      history.history.map((h) => h.file?.sha256),
+      [sha(v1), sha(v2)],
+    );
+    const other = await call({ method: 'GET', url: '/api/files?collection=nothing' });
+    assert.deepEqual(JSON.parse(other.body), { files: [] });
+  });
+
+  it('downloads a version whole or by range, as the local API does', async () => {
+    const url = '/api/files/policies%2Fhandbook.pdf/content';
+    const whole = await call({ method: 'GET', url });
+    assert.equal(whole.statusCode, 200);
+    assert.ok(whole.rawPayload.equals(v2));
+    assert.equal(whole.headers['etag'], `"${sha(v2)}"`);
+    const [firstRev] = fileHistory.parse(
+      JSON.parse((await call({ method: 'GET', url: '/api/files/policies%2Fhandbook.pdf/history' })).body),
+    ).history;
+    const old = await call({
+      method: 'GET',
+      url: `${url}?rev=${firstRev?.rev.slice(0, 6)}`,
+      headers: { range: 'bytes=-500' },
+    });
+    assert.equal(old.statusCode, 206);
+    assert.equal(old.headers['content-range'], `bytes ${v1.length - 500}-${v1.length - 1}/${v1.length}`);
+    assert.ok(old.rawPayload.equals(v1.subarray(v1.length - 500)));
+    const outside = await call({ method: 'GET', url, headers: { range: `bytes=${v2.length}-` } });
+    assert.equal(outside.statusCode, 416);
+    assert.equal(outside.headers['content-range'], `bytes */${v2.length}`);
+    const bad = await call({ method: 'GET', url: '/api/files/a%2F..%2Fb/content' });
+    assert.equal(bad.statusCode, 400);
+    assert.equal(JSON.parse(bad.body).code, 'INVALID_FILE_NAME');
+  });
+
+  it('transfers: the port’s progress, each device with its readable ID; the hub has no upload route', async () => {
+    const peer = randomDeviceId();
+    port.transfers = {
+      progress: {
+        pending: 1,
+        bytesHere: 5,
+        bytesTotal: 50,
+        busy: true,
+        files: [{ collection: 'files', name: 'x.pdf', rev: 'a'.repeat(64), bytesHere: 5, bytesTotal: 50 }],
+      },
+      devices: [{ peer, bytesIn: 5, bytesOut: 7, waiting: 1 }],
+    };
+    port.calls.length = 0;
+    const res = await call({ method: 'GET', url: '/api/files/transfers' });
+    assert.equal(res.statusCode, 200);
+    const body = s.fileTransfers.parse(JSON.parse(res.body));
+    assert.deepEqual(body.progress, port.transfers.progress);
+    assert.deepEqual(body.devices, [
+      { deviceId: peer, readableId: formatDeviceId(peer), name: null, bytesIn: 5, bytesOut: 7, waiting: 1 },
+    ]);
+    assert.deepEqual(port.calls, ['fileTransfers']);
+    const put = await call({ method: 'PUT', url: '/api/files/x.pdf', payload: Buffer.from('x') });
+    assert.equal(put.statusCode, 404, 'files are written on the devices, not through the admin API');
   });
 });

@@ -291,6 +291,65 @@ for (const which of ['admin', 'local'] as const) {
       assertDocumentedError(which, await slow, 408, 'REQUEST_TIMEOUT', 'a request that timed out');
     });
 
+    it('file routes: a bad name, content not here, a plain record, a range past the end, an encoded upload', async () => {
+      const node = which === 'admin' ? apis.hub : apis.child;
+      await node.files.putStream(
+        (async function* () {
+          yield Buffer.from('0123456789');
+        })(),
+        { name: 'errors.txt' },
+      );
+      await node.replica.put('files', 'arriving.bin', {
+        name: 'arriving.bin',
+        size: 5,
+        type: 'application/octet-stream',
+        modifiedAt: 1,
+        sha256: 'e'.repeat(64),
+        chunkCount: 1,
+        manifest: ['f'.repeat(64)],
+      });
+      await node.replica.put('files', 'plain', { text: 'a record' });
+      const get = (url: string, headers: Record<string, string> = {}) =>
+        send(api(), { method: 'GET', url, headers });
+      assertDocumentedError(
+        which,
+        answer(await get('/api/files/a%2F%2Fb/content')),
+        400,
+        'INVALID_FILE_NAME',
+        'a name with //',
+      );
+      // On a child whose hub is away, content not here may be fetched on demand: it cannot be now.
+      const missing = answer(await get('/api/files/arriving.bin/content'));
+      const code = (JSON.parse(missing.body) as { code: string }).code;
+      assert.ok(['FILE_CONTENT_MISSING', 'FILE_CONTENT_UNAVAILABLE'].includes(code), code);
+      assertDocumentedError(
+        which,
+        missing,
+        code === 'FILE_CONTENT_MISSING' ? 409 : 503,
+        code,
+        'content not here',
+      );
+      assertDocumentedError(
+        which,
+        answer(await get('/api/files/plain/content')),
+        409,
+        'NOT_A_FILE',
+        'a record',
+      );
+      const outside = await get('/api/files/errors.txt/content', { range: 'bytes=10-' });
+      assertDocumentedError(which, answer(outside), 416, 'RANGE_NOT_SATISFIABLE', 'a range past the end');
+      assert.equal(outside.headers['content-range'], 'bytes */10');
+      if (which === 'local') {
+        const gzip = await send(api(), {
+          method: 'PUT',
+          url: '/api/files/x.txt',
+          headers: { 'content-encoding': 'gzip' },
+          payload: Buffer.from('x'),
+        });
+        assertDocumentedError(which, answer(gzip), 415, 'UNSUPPORTED_MEDIA_TYPE', 'an encoded upload');
+      }
+    });
+
     it("a request that arrives while the API stops is 503 NOT_STARTED, not fastify's own 503", async () => {
       const app =
         which === 'admin'

@@ -169,3 +169,63 @@ export async function bothApis(
     },
   };
 }
+
+/** Bytes that do not compress and repeat nothing: a seeded xorshift stream. */
+export function noise(size: number, seed: number): Buffer {
+  const out = Buffer.alloc(Math.ceil(size / 4) * 4);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < out.length; i += 4) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out.writeUInt32LE(x >>> 0, i);
+  }
+  return out.subarray(0, size);
+}
+
+/** An HTTP answer read in full. */
+export interface RawAnswer {
+  status: number;
+  headers: IncomingMessage['headers'];
+  body: Buffer;
+}
+
+/**
+ * A request over a real socket whose body is written piece by piece as `body`
+ * yields them, waiting for the socket to drain (no Content-Length unless given:
+ * the body goes chunked, as a client streaming a file of unknown size sends it).
+ */
+export function streamRequest(
+  url: string,
+  options: {
+    method: string;
+    headers?: Record<string, string>;
+    body?: AsyncIterable<Buffer> | Iterable<Buffer>;
+    /** The path as sent, not resolved as a URL parser would (`/api/files/..` stays). */
+    rawPath?: string;
+  },
+): Promise<RawAnswer> {
+  return new Promise<RawAnswer>((resolve, reject) => {
+    const { hostname, port } = new URL(url);
+    const target = { hostname, port, path: options.rawPath ?? url.slice(url.indexOf('/', 8)) };
+    const req = httpRequest({ ...target, method: options.method, headers: options.headers ?? {} }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (c: Buffer) => parts.push(c));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(parts) }),
+      );
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    void (async () => {
+      try {
+        for await (const piece of options.body ?? []) {
+          if (!req.write(piece)) await new Promise((r) => req.once('drain', r));
+        }
+        req.end();
+      } catch (err) {
+        req.destroy(err as Error);
+      }
+    })();
+  });
+}

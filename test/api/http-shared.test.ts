@@ -5,6 +5,7 @@ import Fastify from 'fastify';
 import { TrosynError } from '../../src/errors.js';
 import { tokenHash, tokenMatches } from '../../src/http/bearer.js';
 import { errorResponse, HTTP_STATUS_BY_CODE } from '../../src/http/errors.js';
+import { contentDisposition, parseRange } from '../../src/http/file-content.js';
 import { EventStreams } from '../../src/http/sse.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import {
@@ -98,5 +99,45 @@ describe('event streams', () => {
     assert.equal(streams.size, 0);
     req.destroy();
     await app.close();
+  });
+});
+
+describe('download ranges and names', () => {
+  it('one range is served; several, other units and malformed headers get the whole; past the end is unsatisfiable', () => {
+    const size = 1000;
+    const cases: Array<[string | undefined, ReturnType<typeof parseRange>]> = [
+      [undefined, { kind: 'whole' }],
+      ['bytes=0-0', { kind: 'partial', start: 0, end: 1 }],
+      ['bytes=0-99', { kind: 'partial', start: 0, end: 100 }],
+      ['BYTES = 10 - 19', { kind: 'partial', start: 10, end: 20 }],
+      ['bytes=990-5000', { kind: 'partial', start: 990, end: 1000 }],
+      ['bytes=999-', { kind: 'partial', start: 999, end: 1000 }],
+      ['bytes=-1', { kind: 'partial', start: 999, end: 1000 }],
+      ['bytes=-5000', { kind: 'partial', start: 0, end: 1000 }],
+      ['bytes=0-99,', { kind: 'partial', start: 0, end: 100 }],
+      ['bytes=1000-', { kind: 'unsatisfiable' }],
+      ['bytes=99999999999999999999-', { kind: 'unsatisfiable' }],
+      ['bytes=-0', { kind: 'unsatisfiable' }],
+      ['bytes=0-1,5-6', { kind: 'whole' }],
+      ['bytes=5-1', { kind: 'whole' }],
+      ['bytes=-', { kind: 'whole' }],
+      ['bytes=a-b', { kind: 'whole' }],
+      ['items=0-1', { kind: 'whole' }],
+      ['', { kind: 'whole' }],
+    ];
+    for (const [header, expected] of cases)
+      assert.deepEqual(parseRange(header, size), expected, String(header));
+    assert.deepEqual(parseRange('bytes=0-10', 0), { kind: 'whole' }, 'an empty file has no range to serve');
+  });
+
+  it('Content-Disposition names the file by its last part, in ASCII and in UTF-8', () => {
+    assert.equal(
+      contentDisposition('projects/2026/plan.docx'),
+      `attachment; filename="plan.docx"; filename*=UTF-8''plan.docx`,
+    );
+    assert.equal(
+      contentDisposition('Résumé "final" (1).pdf'),
+      `attachment; filename="R_sum_ _final_ (1).pdf"; filename*=UTF-8''R%C3%A9sum%C3%A9%20%22final%22%20%281%29.pdf`,
+    );
   });
 });

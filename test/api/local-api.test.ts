@@ -79,6 +79,17 @@ function routeTable(): RouteCall[] {
       path: '/api/conflicts/{collection}/{id}/resolve',
       payload: { rev: 'abcd' },
     },
+    { method: 'GET', url: '/api/files', path: '/api/files' },
+    { method: 'PUT', url: '/api/files/a.txt', path: '/api/files/{name}', payload: 'hello' },
+    { method: 'DELETE', url: '/api/files/a.txt', path: '/api/files/{name}' },
+    { method: 'GET', url: '/api/files/a.txt/content', path: '/api/files/{name}/content' },
+    { method: 'GET', url: '/api/files/a.txt/history', path: '/api/files/{name}/history' },
+    {
+      method: 'POST',
+      url: '/api/files/a.txt/revert',
+      path: '/api/files/{name}/revert',
+      payload: { rev: 'abcd' },
+    },
   ];
 }
 

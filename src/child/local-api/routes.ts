@@ -27,7 +27,8 @@ export interface LocalRoutesOptions {
 
 /**
  * The child-specific local routes: record writes, revert, the change stream and
- * sync control. Reads and conflicts are the shared replica routes.
+ * sync control. Reads and conflicts are the shared replica routes; files are in
+ * file-routes.ts and src/http/file-routes.ts.
  */
 export function localRoutes(child: LocalPort, options: LocalRoutesOptions): FastifyPluginAsync {
   return async (app: FastifyInstance) => {
@@ -108,7 +109,7 @@ export function localRoutes(child: LocalPort, options: LocalRoutesOptions): Fast
         schema: {
           tags: ['records'],
           summary:
-            'Live record changes (local writes and those from the hub) as Server-Sent Events: `event: change`, `id: <seq>`, `data: <ChangeEvent JSON>`',
+            'Live record changes (local writes and those from the hub) as Server-Sent Events: `event: change`, `id: <seq>`, `data: <ChangeEvent JSON>`; without `collection`, also `event: files-progress`, `data: <the files object of the status, JSON>` as file content arrives (at most every 250 ms while chunks arrive)',
           querystring: jsonSchema(changesQuery),
           response: {
             200: {
@@ -123,15 +124,23 @@ export function localRoutes(child: LocalPort, options: LocalRoutesOptions): Fast
         // Refused before the stream opens, while an error response can still be sent.
         if (!child.isStarted()) throw new NotStartedError('the child agent');
         const only = request.query.collection;
-        let unsubscribe: () => void = () => undefined;
+        const unsubscribe: Array<() => void> = [];
         const stream = options.streams.start(
           reply,
           { heartbeatMs: options.eventHeartbeatMs, logger: options.logger },
-          () => unsubscribe(),
+          () => {
+            for (const off of unsubscribe) off();
+          },
         );
-        unsubscribe = child.records().subscribe((change: ChangeEvent) => {
-          if (only === undefined || change.collection === only) stream.send('change', change, change.seq);
-        });
+        unsubscribe.push(
+          child.records().subscribe((change: ChangeEvent) => {
+            if (only === undefined || change.collection === only) stream.send('change', change, change.seq);
+          }),
+        );
+        // A stream of one collection is that collection's changes; progress is the whole node's.
+        if (only === undefined) {
+          unsubscribe.push(child.watchFiles((progress) => stream.send('files-progress', progress)));
+        }
       },
     );
 

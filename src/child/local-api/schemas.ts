@@ -1,6 +1,6 @@
 /** Request and response schemas of the child's local API (zod; see src/http/schemas.ts). */
 import { z } from 'zod';
-import { recordBody } from '../../http/schemas.js';
+import { contentProgress, recordBody } from '../../http/schemas.js';
 
 const deviceIdHex = z.string().regex(/^[0-9a-f]{64}$/);
 
@@ -13,14 +13,7 @@ export const syncStatus = z.object({
   hubId: deviceIdHex,
   deviceId: deviceIdHex,
   pending: z.number().int().describe('local changes the hub has not acknowledged yet'),
-  files: z
-    .object({
-      pending: z.number().int(),
-      bytesHere: z.number().int(),
-      bytesTotal: z.number().int(),
-      busy: z.boolean(),
-    })
-    .describe('file versions whose content is still arriving, and its bytes here and in all'),
+  files: contentProgress,
   session: z.record(z.string(), z.unknown()).optional().describe('counters of the live sync session'),
 });
 
@@ -47,3 +40,23 @@ export const changesQuery = z.object({
 
 /** Parsed change stream query. */
 export type ChangesQuery = z.infer<typeof changesQuery>;
+
+/** Headers of a file upload. */
+export const uploadHeaders = z.object({
+  'content-type': z
+    .string()
+    .max(255)
+    .optional()
+    .describe(
+      "the file's media type; left out, `application/octet-stream` or `application/x-www-form-urlencoded`, it is guessed from the name",
+    ),
+  'x-modified-at': z
+    .number()
+    .int()
+    .nonnegative()
+    .optional()
+    .describe("the file's modification time, in ms since 1970-01-01 UTC; default now"),
+});
+
+/** Parsed upload headers (ajv has made `x-modified-at` a number). */
+export type UploadHeaders = z.infer<typeof uploadHeaders>;

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { createApiApp, registerProtectedApi } from '../../http/app.js';
 import { tokenHash, tokenMatches } from '../../http/bearer.js';
+import { fileReadRoutes } from '../../http/file-routes.js';
 import { replicaReadRoutes } from '../../http/replica-routes.js';
 import { HttpApiListener } from '../../http/server.js';
 import type { RateLimit } from '../../transport/rate-limit.js';
@@ -10,6 +11,7 @@ import { componentLogger, silentLogger } from '../../observability/logger.js';
 import { DEFAULT_CHILD_API_PORT } from '../../protocol/constants.js';
 import { InvalidOptionError } from '../../sync/errors.js';
 import { APP_VERSION } from '../../version.js';
+import { DEFAULT_MAX_UPLOAD_BYTES, localFileRoutes } from './file-routes.js';
 import type { LocalPort } from './port.js';
 import { localRoutes } from './routes.js';
 import { API_TOKEN_FILE, ensureApiToken } from './token.js';
@@ -32,6 +34,13 @@ export interface LocalApiOptions {
    * and its size, not by the HTTP layer.
    */
   bodyLimit?: number;
+  /**
+   * Largest file upload (`PUT /api/files/{name}`) in bytes; Infinity for none. Default 16 GiB. An upload
+   * is streamed into the chunk store, never held in memory, so `bodyLimit` does not
+   * apply to it; this bounds what one request can write to the disk (a full disk
+   * stops it earlier, with CHUNK_STORE_FULL).
+   */
+  maxUploadBytes?: number;
   /** Wrong tokens allowed per client before 429 RATE_LIMITED. Default burst 20, then 60 per minute. */
   authFailureLimit?: RateLimit;
   /**
@@ -61,7 +70,7 @@ export function buildLocalApi(child: LocalPort, options: LocalApiOptions): Fasti
     title: 'Trosyn Sync local API',
     version: APP_VERSION,
     description:
-      "A child agent's API for apps on the same machine: records, history, conflicts, a change stream and sync control. " +
+      "A child agent's API for apps on the same machine: records, files, history, conflicts, a change stream and sync control. " +
       `Listens on 127.0.0.1 only; every route needs \`Authorization: Bearer <token>\` with the token from \`<dataDir>/${API_TOKEN_FILE}\`.`,
     bodyLimit: options.bodyLimit ?? 2 * 1024 * 1024,
     logger,
@@ -79,6 +88,8 @@ export function buildLocalApi(child: LocalPort, options: LocalApiOptions): Fasti
     routes: [
       localRoutes(child, { streams, eventHeartbeatMs: options.eventHeartbeatMs ?? 15_000, logger }),
       replicaReadRoutes(() => child.records()),
+      fileReadRoutes(() => child.files),
+      localFileRoutes(child, { maxUploadBytes: options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES }),
     ],
   });
   return app;
@@ -99,6 +110,13 @@ export class LocalApiServer implements Startable {
     }
     if (typeof options.dataDir !== 'string' || options.dataDir === '') {
       throw new InvalidOptionError('dataDir', "must be the child agent's data directory");
+    }
+    const upload = options.maxUploadBytes;
+    if (upload !== undefined && !(upload > 0 && (Number.isSafeInteger(upload) || upload === Infinity))) {
+      throw new InvalidOptionError(
+        'maxUploadBytes',
+        'must be a positive number of bytes (Infinity: no limit)',
+      );
     }
     this.listener = new HttpApiListener(() => buildLocalApi(child, options), {
       host: LOCAL_API_HOST,

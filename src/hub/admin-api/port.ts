@@ -1,3 +1,5 @@
+import type { ContentProgress, PeerTransfer } from '../../files/content-sync.js';
+import type { NodeFiles } from '../../files/node-files.js';
 import type { DeviceId } from '../../store/types.js';
 import type { ReplicaReader } from '../../http/replica-routes.js';
 import type { ChildSession, HubEvent, HubStatus } from '../events.js';
@@ -39,6 +41,11 @@ export interface AdminPort {
 
   /** Records, history and conflicts, for the read routes. */
   records(): ReplicaReader;
+
+  /** The hub's files, for the read routes: list, versions, history, download. */
+  readonly files: Pick<NodeFiles, 'version' | 'read' | 'list' | 'history' | 'isHere'>;
+  /** File content arriving at the hub, overall and per connected device. */
+  fileTransfers(): { progress: ContentProgress; devices: PeerTransfer[] };
 
   /** The admin token: checked on every request; made (and returned, once) on the first start. */
   verifyAdminToken(token: string): Promise<boolean>;

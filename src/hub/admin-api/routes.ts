@@ -14,6 +14,7 @@ import {
   devicesQuery,
   type DevicesQuery,
   eventsQuery,
+  fileTransfers,
   group,
   groupParams,
   groupPut,
@@ -25,6 +26,7 @@ import {
   type PairingCodeRequest,
   pairingCodes,
 } from './schemas.js';
+import type { DeviceId } from '../../store/types.js';
 import type { DeviceRecord } from '../registry-backend.js';
 import { RegistryError } from '../registry.js';
 import type { AdminPort } from './port.js';
@@ -245,6 +247,35 @@ export function adminRoutes(hub: AdminPort, options: AdminRoutesOptions): Fastif
           read: request.body.read,
           write: request.body.write,
         }),
+    );
+
+    // --- files ------------------------------------------------------------------------------
+
+    app.get(
+      '/files/transfers',
+      {
+        schema: {
+          tags: ['files'],
+          summary:
+            'File content arriving at the hub (versions, bytes here and in all) and the bytes exchanged with each connected device',
+          response: { 200: jsonSchema(fileTransfers), ...errorResponses(401, 503) },
+        },
+      },
+      async () => {
+        const { progress, devices } = hub.fileTransfers();
+        const names = new Map(hub.connectedChildren().map((c) => [c.deviceId as string, c.name]));
+        return {
+          progress,
+          devices: devices.map((d) => ({
+            deviceId: d.peer,
+            readableId: formatDeviceId(d.peer as DeviceId),
+            name: names.get(d.peer) ?? null,
+            bytesIn: d.bytesIn,
+            bytesOut: d.bytesOut,
+            waiting: d.waiting,
+          })),
+        };
+      },
     );
 
     // --- live events ------------------------------------------------------------------------

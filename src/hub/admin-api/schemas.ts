@@ -1,5 +1,6 @@
 /** Request and response schemas of the hub's admin API (zod; see src/http/schemas.ts). */
 import { z } from 'zod';
+import { contentProgress } from '../../http/schemas.js';
 
 const ms = z.number().int().describe('milliseconds since 1970-01-01 UTC');
 const deviceIdHex = z.string().regex(/^[0-9a-f]{64}$/);
@@ -136,6 +137,26 @@ export const eventsQuery = z.object({
     .string()
     .optional()
     .describe('the admin token, for browsers whose EventSource cannot set headers; prefer the header'),
+});
+
+/** File content arriving at the hub, and what moves over each connection. */
+export const fileTransfers = z.object({
+  progress: contentProgress,
+  devices: z
+    .array(
+      z.object({
+        deviceId: deviceIdHex,
+        readableId: z.string(),
+        name: z.string().nullable().describe("the connected device's name, null if it just went away"),
+        bytesIn: z.number().int().describe('content bytes fetched from it over its current connection'),
+        bytesOut: z.number().int().describe('content bytes served to it over its current connection'),
+        waiting: z
+          .number()
+          .int()
+          .describe('versions whose content the hub still fetches from it, their author'),
+      }),
+    )
+    .describe('one entry per connected device'),
 });
 
 /** Parsed device filters. */

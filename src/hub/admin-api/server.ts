@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { createApiApp, registerProtectedApi } from '../../http/app.js';
+import { fileReadRoutes } from '../../http/file-routes.js';
 import { replicaReadRoutes } from '../../http/replica-routes.js';
 import { HttpApiListener } from '../../http/server.js';
 import { type Clock, type Startable, systemClock } from '../../lifecycle.js';
@@ -58,7 +59,7 @@ export function buildAdminApi(hub: AdminPort, options: AdminApiOptions = {}): Fa
     title: 'Trosyn Sync admin API',
     version: APP_VERSION,
     description:
-      "The Admin Hub's HTTP API: devices, pairing codes, groups, records, conflicts and a live event stream. " +
+      "The Admin Hub's HTTP API: devices, pairing codes, groups, records, files, conflicts and a live event stream. " +
       'Every route needs `Authorization: Bearer <admin token>`.',
     bodyLimit: 2 * 1024 * 1024,
     logger,
@@ -79,6 +80,7 @@ export function buildAdminApi(hub: AdminPort, options: AdminApiOptions = {}): Fa
     routes: [
       adminRoutes(hub, { streams, eventHeartbeatMs: options.eventHeartbeatMs ?? 15_000, logger }),
       replicaReadRoutes(() => hub.records()),
+      fileReadRoutes(() => hub.files),
     ],
   });
   return app;

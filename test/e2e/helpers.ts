@@ -35,9 +35,14 @@ process.once('exit', () => {
   for (const p of running) p.kill('SIGKILL');
 });
 
-/** Starts `trosyn-sync <args>` with --json output. */
-export function startAgent(args: string[]): Agent {
-  const proc = spawn(process.execPath, [CLI, ...args, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Starts `trosyn-sync <args>` with --json output. `prefix` runs it through another
+ * command that ends by exec-ing it (e.g. `unshare ... sh -c '...; exec "$@"'`), so
+ * the process is still the agent's.
+ */
+export function startAgent(args: string[], options: { prefix?: string[] } = {}): Agent {
+  const argv = [...(options.prefix ?? []), process.execPath, CLI, ...args, '--json'];
+  const proc = spawn(argv[0] as string, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(proc);
   proc.once('exit', () => running.delete(proc));
   const lines: unknown[] = [];

@@ -1,11 +1,12 @@
-import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { type BigIntStats, constants } from 'node:fs';
+import { type FileHandle, open } from 'node:fs/promises';
 import { basename, extname } from 'node:path';
 import { TrosynError } from '../errors.js';
 import type { RecordView } from '../store/types.js';
 import { RecordNotFoundError } from '../sync/errors.js';
 import type { HistoryEntry, Replica, WriteResult } from '../sync/replica.js';
-import { asFileBody, type FileBody, NotAFileError } from './file-body.js';
+import { asFileBody, assertFileName, type FileBody, NotAFileError } from './file-body.js';
 import type { FileStore } from './file-store.js';
 
 /** The collection files go to unless another is named. */
@@ -20,22 +21,85 @@ export type FileTransferPolicy = 'eager' | 'on-demand';
 
 /** A path that cannot be read as a file (a directory, missing, unreadable). */
 export class FileUnreadableError extends TrosynError {
-  constructor(path: string, reason: string) {
-    super('FILE_UNREADABLE', `cannot read ${path}: ${reason}`, { path });
+  constructor(path: string, reason: string, cause?: string) {
+    super('FILE_UNREADABLE', `cannot read ${path}: ${reason}`, { path, ...(cause && { cause }) });
   }
 }
 
 /** The file changed while it was read: no version is recorded from mixed content. */
 export class FileChangedError extends TrosynError {
-  constructor(path: string) {
+  constructor(path: string, what: string) {
     super(
       'FILE_CHANGED_WHILE_READING',
-      `${path} changed while it was read; nothing was recorded, try again`,
-      {
-        path,
-      },
+      `${path} changed while it was read (${what}); nothing was recorded, try again once it is written`,
+      { path },
     );
   }
+}
+
+/** Why a path could not be opened or read, for people. */
+function unreadable(path: string, err: unknown): FileUnreadableError {
+  const code = (err as NodeJS.ErrnoException).code;
+  const why: Record<string, string> = {
+    ENOENT: 'no such file',
+    ENOTDIR: 'a folder on its path is a file',
+    EACCES: 'permission denied',
+    EPERM: 'permission denied',
+    ELOOP: 'too many symbolic links (a link that points back to itself?)',
+    ENAMETOOLONG: 'the path is too long',
+    EISDIR: 'it is a folder, not a file',
+    ENXIO: 'it is a socket or a device that is not there, not a file',
+    EIO: 'the disk or device reported an I/O error',
+    EMFILE: 'too many open files',
+  };
+  const reason = (code && why[code]) ?? (err as Error).message ?? String(err);
+  return new FileUnreadableError(path, code ? `${reason} (${code})` : reason, code);
+}
+
+/** What a path that is no regular file is, for people. */
+function kindOf(s: BigIntStats): string {
+  if (s.isDirectory()) return 'a folder';
+  if (s.isFIFO()) return 'a named pipe (FIFO)';
+  if (s.isSocket()) return 'a socket';
+  if (s.isCharacterDevice() || s.isBlockDevice()) return 'a device';
+  return 'not a regular file';
+}
+
+/** Bytes read at a time from a file. */
+const READ_BYTES = 1 << 20;
+
+/**
+ * A file changed within this long before its reading began may change again
+ * without its change time moving (file systems keep coarse times, up to 2 s on
+ * some): its content is then read a second time and must hash the same.
+ */
+const RACY_MS = 2000;
+
+/** An open file's bytes from its start; a read that fails is FILE_UNREADABLE. */
+async function* readAll(handle: FileHandle, path: string): AsyncGenerator<Buffer> {
+  for (let position = 0; ;) {
+    // A fresh buffer each time: the chunker may keep the previous one's bytes.
+    const buffer = Buffer.allocUnsafe(READ_BYTES);
+    let bytesRead: number;
+    try {
+      ({ bytesRead } = await handle.read(buffer, 0, READ_BYTES, position));
+    } catch (err) {
+      throw unreadable(path, err);
+    }
+    if (bytesRead === 0) return;
+    position += bytesRead;
+    yield buffer.subarray(0, bytesRead);
+  }
+}
+
+/** How a file differs between two looks at it, or undefined when it does not. */
+function changeBetween(before: BigIntStats, after: BigIntStats): string | undefined {
+  if (after.dev !== before.dev || after.ino !== before.ino) return 'it was replaced';
+  if (after.size !== before.size) return `its size went from ${before.size} to ${after.size} bytes`;
+  if (after.mtimeNs !== before.mtimeNs) return 'it was written';
+  if (after.nlink !== before.nlink) return 'it was replaced, moved or deleted';
+  if (after.ctimeNs !== before.ctimeNs) return 'it was written, moved, or its times were set';
+  return undefined;
 }
 
 const TYPES: Record<string, string> = {
@@ -73,32 +137,66 @@ export class NodeFiles {
     readonly store: FileStore,
   ) {}
 
-  /** Records a file from a path: its content stored first, then its version. */
+  /**
+   * Records a file from a path: its content stored first, then its version. The
+   * file is opened once and read through that handle; a file that changes while it
+   * is read (its size, modification or change time move, or it is read again and
+   * differs) records nothing: FILE_CHANGED_WHILE_READING. A path that is no
+   * regular file, or cannot be opened or read, is FILE_UNREADABLE; a name that
+   * cannot be a file's, INVALID_FILE_NAME, before the file is opened.
+   */
   async putPath(
     path: string,
     options: { name?: string; collection?: string; type?: string } = {},
   ): Promise<FileVersion> {
-    let before;
+    const name = options.name ?? basename(path);
+    assertFileName(name);
+    let handle: FileHandle;
     try {
-      before = await stat(path);
+      // Not blocking: a named pipe opens at once (and is refused below) instead of
+      // waiting for a writer. Regular files ignore the flag.
+      handle = await open(path, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
     } catch (err) {
-      throw new FileUnreadableError(path, (err as NodeJS.ErrnoException).code ?? String(err));
+      throw unreadable(path, err);
     }
-    if (!before.isFile()) throw new FileUnreadableError(path, 'it is not a regular file');
     let body: FileBody;
     try {
-      body = await this.store.put(createReadStream(path, { highWaterMark: 1 << 20 }), {
-        name: options.name ?? basename(path),
+      const stat = async () => {
+        try {
+          return await handle.stat({ bigint: true });
+        } catch (err) {
+          throw unreadable(path, err);
+        }
+      };
+      const before = await stat();
+      if (!before.isFile()) throw new FileUnreadableError(path, `it is ${kindOf(before)}, not a file`);
+      const startedAt = Date.now();
+      body = await this.store.put(readAll(handle, path), {
+        name,
         type: options.type ?? TYPES[extname(path).toLowerCase()] ?? 'application/octet-stream',
-        modifiedAt: Math.floor(before.mtimeMs),
+        modifiedAt: Math.max(0, Math.floor(Number(before.mtimeNs / 1_000_000n))),
       });
-    } catch (err) {
-      if (err instanceof TrosynError) throw err;
-      throw new FileUnreadableError(path, (err as NodeJS.ErrnoException).code ?? String(err));
+      const changed =
+        changeBetween(before, await stat()) ??
+        (BigInt(body.size) !== before.size ? `${body.size} bytes read of ${before.size}` : undefined);
+      if (changed) throw new FileChangedError(path, changed);
+      // Changed just before the read began, the file may have changed again during
+      // it within the same tick of the file system's clock: read it again.
+      if (startedAt - Number(before.ctimeNs / 1_000_000n) < RACY_MS) {
+        const again = createHash('sha256');
+        let size = 0;
+        for await (const piece of readAll(handle, path)) {
+          again.update(piece);
+          size += piece.length;
+        }
+        const still = changeBetween(before, await stat());
+        if (still) throw new FileChangedError(path, still);
+        if (size !== body.size || again.digest('hex') !== body.sha256)
+          throw new FileChangedError(path, 'read twice, its content differs');
+      }
+    } finally {
+      await handle.close().catch(() => undefined);
     }
-    const after = await stat(path);
-    if (after.size !== before.size || after.mtimeMs !== before.mtimeMs || body.size !== after.size)
-      throw new FileChangedError(path);
     return this.record(options.collection ?? DEFAULT_FILES_COLLECTION, body);
   }
 

@@ -195,20 +195,20 @@ export const ERROR_CODES = {
   FILE_UNREADABLE: {
     area: 'Files',
     meaning:
-      'The path given to record a file is missing, a directory or another non-file, or cannot be read.',
+      'The path given to record a file is missing, a folder, a named pipe or another non-file, or cannot be opened or read (permission denied, a link loop, an I/O error). Nothing was recorded.',
     fix: 'Give the path of a regular file this user can read.',
   },
   FILE_CHANGED_WHILE_READING: {
     area: 'Files',
     meaning:
-      'The file changed (size or modification time) while it was read, so its content may mix two states: no version was recorded.',
+      'The file changed while it was read (its size or times moved, or it read differently a second time), so its content may mix two states: no version was recorded.',
     fix: 'Record it again once the program writing it has finished.',
   },
   INVALID_FILE_NAME: {
     area: 'Files',
     status: 400,
     meaning:
-      'A file name is empty, longer than 255 characters, has control characters or a backslash, starts or ends with `/`, has `//`, or has a `.` or `..` folder.',
+      'A file name is empty, longer than 255 characters, has control characters (as record ids), a lone surrogate or a backslash, starts or ends with `/`, has `//`, or a `.` or `..` folder.',
     fix: 'Use a name like `report.pdf` or `projects/2026/plan.docx`.',
   },
   NOT_A_FILE: {
@@ -231,6 +231,12 @@ export const ERROR_CODES = {
       "A file version's content is not on this device and could not be fetched now: its collection fetches content on demand and the hub is not connected, or the hub does not have it yet.",
     fix: 'Connect the device to its hub (see `trosyn-sync status`) and open the file again.',
   },
+  FILE_CONTENT_ABSENT: {
+    area: 'Files',
+    meaning:
+      "The device a file's content is fetched from (the hub; on the hub, the writer) does not have some of its chunks. The version stays incomplete (`FILE_CONTENT_MISSING`) and is asked for again, less often while nothing arrives.",
+    fix: 'Nothing while the content is on its way. If it stays, connect the device that wrote the file to the hub, or record the file again there.',
+  },
   FILE_CONTENT_CORRUPT: {
     area: 'Files',
     meaning:
@@ -240,8 +246,8 @@ export const ERROR_CODES = {
   FILE_MANIFEST_INVALID: {
     area: 'Files',
     meaning:
-      "A file version's chunk list does not decode: one of its chunks is damaged or is not a chunk list.",
-    fix: 'Report it; the version cannot be read here until its chunk list is fetched again.',
+      "A file version's chunk list does not decode, or does not add up to the version's size and chunk count: the device that wrote it recorded a wrong list.",
+    fix: 'Record the file again on the device that has it; this version cannot be read anywhere.',
   },
   INVALID_CHUNK_HASH: {
     area: 'Files',

@@ -32,6 +32,16 @@ export const WANT_WINDOW = 4;
 /** Received chunks being written at once. */
 const STORES_IN_FLIGHT = 8;
 
+/**
+ * Chunk frames nobody asked for that a link drops before it closes: a peer that
+ * sends more is told off with UNEXPECTED_MESSAGE. Frames answering a request this
+ * side gave up on (it timed out, say) are expected and not counted.
+ */
+export const UNSOLICITED_LIMIT = WANT_BATCH;
+
+/** Hashes given up on that are remembered, to know their late frames from unsolicited ones. */
+const ABANDONED_KEPT = WANT_BATCH * WANT_WINDOW * 4;
+
 const CHUNK = 0x01;
 const ABSENT = 0x02;
 
@@ -42,15 +52,29 @@ const wantParams = z.object({
     .max(WANT_BATCH),
 });
 
-/** The peer sent a chunk whose bytes do not hash to its name, or one nobody asked for. */
+/** The peer sent a chunk whose bytes do not hash to its name, or too many nobody asked for. */
 export class ChunkRefusedError extends TrosynError {
   constructor(code: 'CHUNK_HASH_MISMATCH' | 'UNEXPECTED_MESSAGE', hash: string) {
     super(
       code,
       code === 'CHUNK_HASH_MISMATCH'
         ? `chunk ${hash.slice(0, 12)} from the peer does not hash to its name; it is fetched again`
-        : `chunk ${hash.slice(0, 12)} arrived but was not asked for`,
+        : `the peer sent more than ${UNSOLICITED_LIMIT} chunks that were not asked for (the last ${hash.slice(0, 12)})`,
       { hash },
+    );
+  }
+}
+
+/**
+ * Chunks of a file version that the peer it is fetched from does not have (it
+ * answered ABSENT): the version stays incomplete and is asked for again later.
+ */
+export class ContentAbsentError extends TrosynError {
+  constructor(name: string, absent: number) {
+    super(
+      'FILE_CONTENT_ABSENT',
+      `the device ${JSON.stringify(name)} is fetched from does not have ${absent} of its chunks yet; they are asked for again later`,
+      { name, absent },
     );
   }
 }
@@ -71,9 +95,14 @@ export class ChunkExchange {
   private readonly waiting = new Map<string, Waiting[]>();
   private serving: Promise<void> = Promise.resolve();
   private readonly storing = new Set<Promise<void>>();
+  /** Hashes whose fetch gave up before they arrived (its request failed), oldest first. */
+  private readonly abandoned = new Set<string>();
   /** Bytes of chunks received and stored over this link. */
   bytesIn = 0;
   bytesOut = 0;
+  /** Chunk frames received that no fetch was waiting for: dropped, never stored. */
+  dropped = 0;
+  private unsolicited = 0;
 
   constructor(
     private readonly link: ChunkLink,
@@ -115,9 +144,13 @@ export class ChunkExchange {
           if (ask.length > 0) await this.link.request('files.want', { hashes: ask });
         } catch (err) {
           failed = true;
-          // Nothing comes for a refused request: waits left behind would hold these
-          // hashes "in flight" for every later fetch.
-          for (const hash of ask) this.fail(hash, err as Error);
+          // Waits left behind would hold these hashes "in flight" for every later
+          // fetch; the peer may still serve them (a request that timed out), and
+          // those late frames are then dropped quietly.
+          for (const hash of ask) {
+            this.fail(hash, err as Error);
+            this.abandon(hash);
+          }
           throw err;
         }
         // A chunk that failed to store fails the fetch; the rest of the batch still
@@ -156,8 +189,25 @@ export class ChunkExchange {
   private async onChunk(payload: Buffer): Promise<void> {
     const kind = payload[0];
     const hash = payload.toString('hex', 1, 33);
-    if (payload.length < 33 || (kind !== CHUNK && kind !== ABSENT) || !this.waiting.has(hash)) {
-      this.link.close(new ChunkRefusedError('UNEXPECTED_MESSAGE', hash));
+    if (payload.length < 33 || (kind !== CHUNK && kind !== ABSENT)) {
+      this.link.close(
+        new TrosynError(
+          'UNEXPECTED_MESSAGE',
+          `a chunk frame of kind ${kind ?? 'none'} and ${payload.length} bytes`,
+        ),
+      );
+      return;
+    }
+    if (!this.waiting.has(hash)) {
+      // Never stored, not even hashed: a late answer to a request given up on is
+      // expected; other frames nobody asked for are dropped, and a peer that keeps
+      // sending them is told off. The link goes on serving what is asked for.
+      this.dropped++;
+      if (this.abandoned.delete(hash)) return;
+      this.unsolicited++;
+      this.logger.warn({ hash, unsolicited: this.unsolicited }, 'a peer sent a chunk nobody asked for');
+      if (this.unsolicited > UNSOLICITED_LIMIT)
+        this.link.close(new ChunkRefusedError('UNEXPECTED_MESSAGE', hash));
       return;
     }
     if (kind === ABSENT) {
@@ -187,6 +237,15 @@ export class ChunkExchange {
     );
     this.storing.add(put);
     if (this.storing.size >= STORES_IN_FLIGHT) await Promise.race(this.storing);
+  }
+
+  private abandon(hash: string): void {
+    this.abandoned.delete(hash);
+    this.abandoned.add(hash);
+    if (this.abandoned.size > ABANDONED_KEPT) {
+      const [oldest] = this.abandoned;
+      if (oldest !== undefined) this.abandoned.delete(oldest);
+    }
   }
 
   private fail(hash: string, err: Error): void {

@@ -92,12 +92,18 @@ describe('chunk exchange', () => {
     assert.deepEqual(await mine.get(hash), chunk);
   });
 
-  it('a chunk nobody asked for ends the link with UNEXPECTED_MESSAGE', async () => {
-    const [here, there] = linkPair();
-    new ChunkExchange(here, await store());
-    const bytes = randomBytes(100);
-    await there.sendChunk(Buffer.concat([Buffer.of(0x01), Buffer.from(hashOf(bytes), 'hex'), bytes]));
-    assert.equal((here.closedWith as TrosynError | undefined)?.code, 'UNEXPECTED_MESSAGE');
+  it('a chunk frame of an unknown kind, or too short to name a chunk, ends the link with UNEXPECTED_MESSAGE', async () => {
+    // (A well-formed chunk nobody asked for is dropped: see bad-input.test.ts.)
+    for (const payload of [
+      Buffer.concat([Buffer.of(0x07), randomBytes(32)]),
+      Buffer.concat([Buffer.of(0x01), randomBytes(20)]),
+      Buffer.alloc(0),
+    ]) {
+      const [here, there] = linkPair();
+      new ChunkExchange(here, await store());
+      await there.sendChunk(payload);
+      assert.equal((here.closedWith as TrosynError | undefined)?.code, 'UNEXPECTED_MESSAGE');
+    }
   });
 
   it('a malformed files.want is refused with INVALID_MESSAGE', async () => {

@@ -126,7 +126,7 @@ export class Child extends EventEmitter<Events> implements Startable, LocalPort 
       replica,
       files: files.store,
       index: new ContentIndex(join(init.dataDir, 'files.db')),
-      policy: (c) => (Object.hasOwn(fileCollections, c) ? fileCollections[c] : undefined),
+      policies: fileCollections,
       role: 'child',
       logger: this.logger,
       clock: this.clock,

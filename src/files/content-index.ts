@@ -77,6 +77,26 @@ export class ContentIndex implements Startable {
     return Number(row?.value ?? 0);
   }
 
+  /** What the read position was read under (the change log and the collections fetched), or undefined. */
+  scanKey(): string | undefined {
+    return this.sql.prepare<[], { value: string }>("SELECT value FROM state WHERE key = 'scan-key'").get()
+      ?.value;
+  }
+
+  /**
+   * Reads the change log from its start again, under `key`. Versions already noted
+   * stay; those the new read finds again are noted once.
+   */
+  restartScan(key: string): void {
+    const set = this.sql.prepare(
+      'INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+    );
+    this.sql.transaction(() => {
+      set.run('scan-key', key);
+      set.run('scanned', '0');
+    })();
+  }
+
   /** Notes versions found in the log up to `seq`, then moves the read position, in one transaction. */
   addScanned(versions: readonly PendingVersion[], seq: number): void {
     const add = this.sql.prepare(

@@ -61,8 +61,8 @@ export interface ContentSyncOptions {
   replica: Replica;
   files: FileStore;
   index: ContentIndex;
-  /** The transfer policy of a files collection; undefined for other collections. */
-  policy: (collection: string) => FileTransferPolicy | undefined;
+  /** The files collections and their transfer policies; other collections hold no files. */
+  policies: Readonly<Record<string, FileTransferPolicy>>;
   /** A child fetches every version from its hub; the hub fetches a version from its author. */
   role: 'hub' | 'child';
   /** Waits between tries for content a peer did not have yet (it may still be arriving there). */
@@ -235,17 +235,31 @@ export class ContentSync extends EventEmitter<Events> implements Startable {
     await this.fetchPending();
   }
 
+  /**
+   * The collections whose every version's content is fetched, sorted: the hub
+   * fetches all; a child leaves on-demand ones until a version is read.
+   */
+  private fetched(): string[] {
+    return Object.entries(this.o.policies)
+      .filter(([, policy]) => this.o.role === 'hub' || policy === 'eager')
+      .map(([name]) => name)
+      .sort();
+  }
+
   /** Notes the file versions the change log gained since the last look. */
   private async scan(): Promise<void> {
     const { replica, index } = this.o;
+    const fetched = new Set(this.fetched());
+    // Read from the start again when the change log is another one (the store was
+    // lost or restored) or when more collections are fetched than when it was read.
+    const key = JSON.stringify({ log: (await replica.changeLog()).id, fetched: this.fetched() });
+    if (index.scanKey() !== key) index.restartScan(key);
     let since = index.scannedSeq() as Seq;
     for (let guard = 0; guard < 100_000; guard++) {
       const batch = await replica.changesSince({ since, limit: 1000, maxBytes: 8 * 1024 * 1024 });
       const found: PendingVersion[] = [];
       for (const r of batch.revisions) {
-        const policy = this.o.policy(r.collection);
-        // The hub fetches every version; a child leaves on-demand ones until they are read.
-        if (r.deleted || !policy || (policy === 'on-demand' && this.o.role === 'child')) continue;
+        if (r.deleted || !fetched.has(r.collection)) continue;
         const body = asFileBody(r.body);
         if (body) found.push({ collection: r.collection, id: r.id, rev: r.rev, author: r.author, body });
       }

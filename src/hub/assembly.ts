@@ -76,7 +76,7 @@ export async function assembleHub(init: HubInit, parts: HubParts, hooks: HubHook
     replica,
     files: files.store,
     index: new ContentIndex(join(init.dataDir, 'files.db')),
-    policy: (c) => (Object.hasOwn(fileCollections, c) ? fileCollections[c] : undefined),
+    policies: fileCollections,
     role: 'hub',
     logger,
     clock,

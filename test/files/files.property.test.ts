@@ -84,7 +84,7 @@ class Node {
       replica: this.replica,
       files: store,
       index: new ContentIndex(join(this.at, 'files.db')),
-      policy: (c) => (c === 'files' ? 'eager' : undefined),
+      policies: { files: 'eager' },
       role: this.role,
       // No timers: the test drives every round.
       clock: fixedClock(() => Date.now()),

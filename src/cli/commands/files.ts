@@ -1,7 +1,18 @@
-import { createWriteStream } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { createWriteStream, readFileSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
+import { API_TOKEN_FILE } from '../../child/local-api/token.js';
+import { isErrorCode } from '../../error-codes.js';
+import { TrosynError } from '../../errors.js';
+import { ContentCorruptError } from '../../files/file-store.js';
+import type { FileVersion, NodeFiles } from '../../files/node-files.js';
+import { readAgentFile } from '../../observability/agent-file.js';
+import { ProgressBar, progressWanted } from '../progress.js';
+import { sizeText } from '../format.js';
 import { DEFAULT_FILES_COLLECTION } from '../../files/node-files.js';
 import { shortDeviceId } from '../../transport/device-id.js';
 import { fileCollections, loadNodeConfig } from '../../config.js';
@@ -18,18 +29,122 @@ import {
 } from '../context.js';
 
 type FileOptions = CommonOptions & { collection: string };
+type GetOptions = FileOptions & {
+  rev?: string;
+  out?: string;
+  output?: string;
+  wait?: boolean;
+  progress?: boolean;
+};
 
-/** A size for people: 1.2 MB, 512 B. */
-export function sizeText(bytes: number): string {
-  if (bytes < 1000) return `${bytes} B`;
-  const units = ['kB', 'MB', 'GB', 'TB'];
-  let v = bytes;
-  let unit = -1;
-  while (v >= 1000 && unit < units.length - 1) {
-    v /= 1000;
-    unit++;
+/** Content that only a running agent can bring: an on-demand collection, or --wait. */
+class AgentNeededError extends TrosynError {
+  constructor(name: string) {
+    super(
+      'FILE_CONTENT_UNAVAILABLE',
+      `the content of ${JSON.stringify(name)} is not here, and no agent runs for this data directory to fetch it: start it (trosyn-sync child), then try again`,
+      { name },
+    );
   }
-  return `${v.toFixed(v < 10 ? 1 : 0)} ${units[unit]}`;
+}
+
+/** How often a wait looks at what has arrived. */
+const ARRIVAL_POLL_MS = 500;
+
+/** Waits until all of `version`'s content is here (the agent fetches it), showing how much is. */
+async function waitForContent(f: NodeFiles, version: FileVersion, show: boolean): Promise<void> {
+  const bar = show ? new ProgressBar(`${version.name} (arriving)`, version.size) : undefined;
+  for (;;) {
+    const m = await f.store.missing(version);
+    bar?.update(m.bytesHere);
+    if (m.manifest.length === 0 && m.chunks.length === 0) break;
+    await new Promise((r) => setTimeout(r, ARRIVAL_POLL_MS));
+  }
+  bar?.finish(version.size);
+}
+
+/**
+ * An on-demand version's bytes from the running child agent's local API, which
+ * fetches them from the hub first. While it does, `watch` (when given) shows the
+ * chunks arriving in the store.
+ */
+async function* fromAgent(
+  dir: string,
+  apiPort: number,
+  version: FileVersion,
+  watch: NodeFiles | undefined,
+): AsyncGenerator<Buffer> {
+  const token = readFileSync(join(dir, API_TOKEN_FILE), 'utf8').trim();
+  const url = `http://127.0.0.1:${apiPort}/api/files/${encodeURIComponent(version.name)}/content?collection=${encodeURIComponent(version.collection)}&rev=${version.rev}`;
+  const answer = fetch(url, { headers: { authorization: `Bearer ${token}` } });
+  if (watch) {
+    const bar = new ProgressBar(`${version.name} (fetching)`, version.size);
+    let waiting = true;
+    void answer.finally(() => (waiting = false)).catch(() => undefined);
+    while (waiting) {
+      bar.update((await watch.store.missing(version)).bytesHere);
+      await Promise.race([answer.catch(() => undefined), new Promise((r) => setTimeout(r, ARRIVAL_POLL_MS))]);
+    }
+    bar.finish((await watch.store.missing(version)).bytesHere);
+  }
+  let res: Response;
+  try {
+    res = await answer;
+  } catch (err) {
+    throw new TrosynError(
+      'FILE_CONTENT_UNAVAILABLE',
+      `the agent's local API (127.0.0.1:${apiPort}) did not answer: ${(err as Error).message}`,
+    );
+  }
+  if (!res.ok || !res.body) {
+    const body = (await res.json().catch(() => ({}))) as { code?: string; message?: string };
+    throw new TrosynError(
+      isErrorCode(body.code) ? body.code : 'INTERNAL_ERROR',
+      body.message ?? `the agent answered ${res.status}`,
+    );
+  }
+  for await (const piece of Readable.fromWeb(res.body as import('node:stream/web').ReadableStream)) {
+    yield piece as Buffer;
+  }
+}
+
+/**
+ * Writes `bytes` to `out` (beside it, then renamed: a failed or short read leaves
+ * nothing half-written), checking the size and SHA-256 against the version.
+ */
+async function writeOut(
+  out: string,
+  bytes: AsyncIterable<Buffer>,
+  version: FileVersion,
+  show: boolean,
+): Promise<void> {
+  const bar = show ? new ProgressBar(version.name, version.size) : undefined;
+  const hash = createHash('sha256');
+  let written = 0;
+  async function* counted(): AsyncGenerator<Buffer> {
+    for await (const piece of bytes) {
+      hash.update(piece);
+      written += piece.length;
+      bar?.update(written);
+      yield piece;
+    }
+    if (written !== version.size || hash.digest('hex') !== version.sha256)
+      throw new ContentCorruptError(version.name);
+  }
+  if (out === '-') {
+    await pipeline(counted(), process.stdout, { end: false });
+    bar?.finish();
+    return;
+  }
+  const partial = `${out}.trosyn-partial`;
+  try {
+    await pipeline(counted(), createWriteStream(partial, { flags: 'w' }));
+    await rename(partial, out);
+  } catch (err) {
+    await rm(partial, { force: true });
+    throw err;
+  }
+  bar?.finish();
 }
 
 function withCollection(cmd: Command): Command {
@@ -72,28 +187,44 @@ export function registerFiles(program: Command): void {
       .command('get')
       .argument('<name>')
       .option('--rev <rev>', 'this version (at least 4 characters of its revision; default: current)')
-      .option('-o, --output <path>', 'write here (default: the file name, in the current directory)')
-      .description("write a file's content, checked against its SHA-256"),
-  ).action(async (name: string, opts: FileOptions & { rev?: string; output?: string }) => {
-    const out = opts.output ?? name;
-    const v = await withFiles(dataDir(opts, 'any'), async (f) => {
+      .option('-o, --out <path>', 'write here; - for stdout (default: the last part of the name, here)')
+      .addOption(new Option('--output <path>').hideHelp())
+      .option('--wait', 'if the content is still arriving, wait for it (the agent must be running)')
+      .option('--progress', 'show progress on stderr (default: on a terminal, without --json)')
+      .option('--no-progress', 'never show progress')
+      .description(
+        "write a file's content, checked against its SHA-256; content still arriving is FILE_CONTENT_MISSING unless --wait",
+      ),
+  ).action(async (name: string, opts: GetOptions) => {
+    const dir = dataDir(opts, 'any');
+    const out = opts.out ?? opts.output ?? basename(name);
+    const v = await withFiles(dir, async (f) => {
       const version = await f.version(name, {
         collection: opts.collection,
         ...(opts.rev && { rev: opts.rev }),
       });
-      if (out === '-') {
-        await pipeline(f.read(version), process.stdout);
-        return version;
+      const show = progressWanted(opts);
+      if (!(await f.isHere(version))) {
+        const onDemand = fileCollections(loadNodeConfig(dir))[opts.collection] === 'on-demand';
+        const agent = readAgentFile(dir);
+        if (onDemand) {
+          if (agent?.role !== 'child' || agent.apiPort === undefined)
+            throw new AgentNeededError(version.name);
+          await writeOut(out, fromAgent(dir, agent.apiPort, version, show ? f : undefined), version, show);
+          return version;
+        }
+        if (!opts.wait) {
+          const missing = await f.store.missing(version);
+          throw new TrosynError(
+            'FILE_CONTENT_MISSING',
+            `the content of ${JSON.stringify(version.name)} is not all here yet (${sizeText(missing.bytesHere)} of ${sizeText(missing.bytesTotal)}); it arrives while the agent syncs: add --wait to wait for it`,
+            { name: version.name, bytesHere: missing.bytesHere, bytesTotal: missing.bytesTotal },
+          );
+        }
+        if (!agent) throw new AgentNeededError(version.name);
+        await waitForContent(f, version, show);
       }
-      // Written beside the target and renamed: a failed or corrupt read leaves nothing half-written.
-      const partial = `${out}.trosyn-partial`;
-      try {
-        await pipeline(f.read(version), createWriteStream(partial, { flags: 'w' }));
-        await rename(partial, out);
-      } catch (err) {
-        await rm(partial, { force: true });
-        throw err;
-      }
+      await writeOut(out, f.read(version), version, show);
       return version;
     });
     if (out !== '-')

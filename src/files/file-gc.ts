@@ -14,6 +14,7 @@ import { silentLogger } from '../observability/logger.js';
 import type { Replica } from '../sync/replica.js';
 import { asFileBody } from './file-body.js';
 import type { FileStore } from './file-store.js';
+import { type ManifestEntry, ManifestInvalidError } from './manifest.js';
 
 /** Every chunk a kept revision of `collections` names: its chunk list's chunks and its content's. */
 export async function referencedChunks(
@@ -41,7 +42,17 @@ export async function referencedChunks(
           listsSeen.add(key);
           // A version whose chunk list is not here has no content here either.
           if ((await files.chunks.missing(body.manifest)).length > 0) continue;
-          for (const e of await files.entries(body)) referenced.add(e.hash);
+          // Every chunk the list names, even when it does not describe this version
+          // (a peer's bad record): the same list may be another version's, seen once.
+          let listed: ManifestEntry[];
+          try {
+            listed = await files.listed(body);
+          } catch (err) {
+            // A list that does not decode names nothing that can be read.
+            if (err instanceof ManifestInvalidError) continue;
+            throw err;
+          }
+          for (const e of listed) referenced.add(e.hash);
         }
       }
       if (page.length < 500) break;

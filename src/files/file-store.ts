@@ -137,16 +137,25 @@ export class FileStore {
   }
 
   /**
+   * What the version's chunk list names, as it is, whether or not it describes the
+   * version (see `entries`): for keeping every chunk a list names. Fails with
+   * FILE_MANIFEST_INVALID only when the list does not decode.
+   */
+  async listed(body: FileBody): Promise<ManifestEntry[]> {
+    const missing = await this.chunks.missing(body.manifest);
+    if (missing.length > 0) throw new ContentMissingError(body.name, missing.length + body.chunkCount);
+    const parts = await Promise.all(body.manifest.map((h) => this.chunks.get(h)));
+    return decodeManifest(Buffer.concat(parts));
+  }
+
+  /**
    * The version's chunk list (its chunks must be here). A list that does not
    * describe the version (its entries do not add up to the version's chunk count
    * and size) fails with FILE_MANIFEST_INVALID: read by it, the bytes would not be
    * the version's.
    */
   async entries(body: FileBody): Promise<ManifestEntry[]> {
-    const missing = await this.chunks.missing(body.manifest);
-    if (missing.length > 0) throw new ContentMissingError(body.name, missing.length + body.chunkCount);
-    const parts = await Promise.all(body.manifest.map((h) => this.chunks.get(h)));
-    const entries = decodeManifest(Buffer.concat(parts));
+    const entries = await this.listed(body);
     if (entries.length !== body.chunkCount)
       throw new ManifestInvalidError(
         `${JSON.stringify(body.name)} has ${body.chunkCount} chunks, its list names ${entries.length}`,

@@ -881,6 +881,21 @@ describe('documents given bad input', () => {
       await content.stop();
     });
 
+    it('garbage collection goes past a version whose list does not add up, and keeps the chunks that list shares with a good version', async () => {
+      const at = await node();
+      const bytes = noise(500_000, 51);
+      const good = await at.files.putStream(once(bytes), { name: 'z-good.bin' });
+      // Listed before the good one, under the same chunk list, one byte longer.
+      await at.replica.put('files', 'a-wrong.bin', { ...good, name: 'a-wrong.bin', size: good.size + 1 });
+      const before = (await at.chunks.stats()).chunks;
+      await collect(at);
+      assert.equal((await at.chunks.stats()).chunks, before, 'every chunk is still referenced');
+      assert.ok((await bytesOf(at.files, await at.files.version('z-good.bin'))).equals(bytes));
+      await assert.rejects(bytesOf(at.files, await at.files.version('a-wrong.bin')), {
+        code: 'FILE_MANIFEST_INVALID',
+      });
+    });
+
     it('a chunk list giving chunks other lengths than they have (the sum right) is FILE_MANIFEST_INVALID, read whole or in part', async () => {
       const at = await node();
       const real = await at.store.put(once(noise(600_000, 41)), { name: 'x.bin', modifiedAt: 1 });

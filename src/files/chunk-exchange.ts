@@ -95,6 +95,8 @@ export class ChunkExchange {
   private readonly waiting = new Map<string, Waiting[]>();
   private serving: Promise<void> = Promise.resolve();
   private readonly storing = new Set<Promise<void>>();
+  /** Why the link ended: every fetch from then on fails with it. */
+  private ended: Error | undefined;
   /** Hashes whose fetch gave up before they arrived (its request failed), oldest first. */
   private readonly abandoned = new Set<string>();
   /** Bytes of chunks received and stored over this link. */
@@ -129,11 +131,19 @@ export class ChunkExchange {
       // The first failure (a lost link, a full disk) ends the fetch: no more is asked for.
       while (next < batches.length && !failed) {
         const batch = batches[next++] as string[];
+        // A chunk stored since the caller looked (another fetch, a read on demand,
+        // brought it) is not asked for again.
+        const lacking = new Set(await this.store.missing(batch));
+        if (this.ended) throw this.ended;
+        // From here to the request nothing waits, so `waiting` cannot change under it.
         // A hash another fetch already asked for is waited for, not asked again:
         // the peer would send it twice, and the second copy would be unexpected.
-        const ask = batch.filter((hash) => !this.waiting.has(hash));
+        const ask = batch.filter((hash) => lacking.has(hash) && !this.waiting.has(hash));
         const arrivals = batch.map((hash) =>
-          this.expect(hash).then((state) => {
+          (lacking.has(hash) || this.waiting.has(hash)
+            ? this.expect(hash)
+            : Promise.resolve<'stored' | 'absent'>('stored')
+          ).then((state) => {
             if (state === 'stored') onStored?.(hash);
             return state;
           }),
@@ -168,6 +178,7 @@ export class ChunkExchange {
 
   /** Fails every fetch still waiting (the connection ended). */
   abort(cause: Error): void {
+    this.ended = cause;
     for (const list of this.waiting.values()) for (const w of list) w.reject(cause);
     this.waiting.clear();
   }

@@ -5,7 +5,7 @@ import { type Clock, type Startable, type Timer, systemClock } from '../lifecycl
 import { silentLogger } from '../observability/logger.js';
 import type { Seq } from '../store/types.js';
 import type { Replica } from '../sync/replica.js';
-import type { ChunkExchange } from './chunk-exchange.js';
+import { type ChunkExchange, ContentAbsentError, type FetchResult } from './chunk-exchange.js';
 import type { ContentIndex, PendingVersion } from './content-index.js';
 import { asFileBody } from './file-body.js';
 import type { FileStore, MissingContent } from './file-store.js';
@@ -274,30 +274,40 @@ export class ContentSync extends EventEmitter<Events> implements Startable {
     const { files, index } = this.o;
     // First where each stands, so progress counts every pending version from the start.
     const work: Array<{ v: PendingVersion; missing: MissingContent; file: FileProgress }> = [];
-    for (const v of index.pending()) {
-      const missing = await files.missing(v.body);
-      const file = {
-        collection: v.collection,
-        name: v.body.name,
-        rev: v.rev,
-        bytesHere: missing.bytesHere,
-        bytesTotal: missing.bytesTotal,
-      };
-      work.push({ v, missing, file });
+    const before = this.totals();
+    try {
+      for (const v of index.pending()) {
+        const missing = await files.missing(v.body);
+        const file = {
+          collection: v.collection,
+          name: v.body.name,
+          rev: v.rev,
+          bytesHere: missing.bytesHere,
+          bytesTotal: missing.bytesTotal,
+        };
+        work.push({ v, missing, file });
+      }
+    } catch (err) {
+      // The chunk store could not be read: say so, and look again later.
+      this.lastError = err as Error;
+      this.logger.warn({ err }, 'looking at what file content is missing failed');
+      this.report(true);
+      this.scheduleRetry(false, this.pendingFiles.length);
+      return;
     }
     this.authors.clear();
     for (const { v } of work) this.authors.set(v.rev, v.author);
     this.pendingFiles = work.map((w) => w.file);
     this.lastError = undefined;
     this.report(true);
-    const before = this.totals();
     for (const { v, missing: first, file } of work) {
       if (!this.started) return;
       let missing = first;
       const peer = this.peerFor(v);
+      let absent = 0;
       try {
         if (peer && missing.manifest.length > 0) {
-          await this.fetchFrom(peer, missing.manifest);
+          absent += countAbsent(await this.fetchFrom(peer, missing.manifest));
           missing = await files.missing(v.body);
           // The manifest told what the content is: count what of it is already here.
           file.bytesHere = missing.bytesHere;
@@ -305,13 +315,15 @@ export class ContentSync extends EventEmitter<Events> implements Startable {
         }
         if (peer && missing.chunks.length > 0) {
           const lengths = new Map(missing.chunks.map((c) => [c.hash, c.length]));
-          await this.fetchFrom(
-            peer,
-            missing.chunks.map((c) => c.hash),
-            (hash) => {
-              file.bytesHere += lengths.get(hash) ?? 0;
-              this.report();
-            },
+          absent += countAbsent(
+            await this.fetchFrom(
+              peer,
+              missing.chunks.map((c) => c.hash),
+              (hash) => {
+                file.bytesHere += lengths.get(hash) ?? 0;
+                this.report();
+              },
+            ),
           );
           missing = await files.missing(v.body);
         }
@@ -321,6 +333,19 @@ export class ContentSync extends EventEmitter<Events> implements Startable {
         this.lastError = err as Error;
         this.logger.warn({ err, rev: v.rev, name: v.body.name }, 'fetching file content stopped');
         break;
+      }
+      if (missing.invalid) {
+        // Its chunk list does not describe it: it can never be whole. It leaves the
+        // pending list (reading it says FILE_MANIFEST_INVALID) and holds up nothing.
+        this.lastError = missing.invalid;
+        this.logger.warn(
+          { err: missing.invalid, rev: v.rev, name: v.body.name },
+          'a file version cannot be fetched',
+        );
+      } else if (absent > 0 && (missing.manifest.length > 0 || missing.chunks.length > 0)) {
+        // The peer does not have it (yet): asked for again on the next round.
+        this.lastError = new ContentAbsentError(v.body.name, absent);
+        continue;
       }
       if (missing.manifest.length === 0 && missing.chunks.length === 0) {
         await files.chunks.flush();
@@ -334,12 +359,16 @@ export class ContentSync extends EventEmitter<Events> implements Startable {
     // look again in a while, less often while rounds bring nothing (a new peer or
     // record looks at once).
     const after = this.totals();
-    const moved = after.bytesHere > before.bytesHere || after.pending < before.pending;
+    this.scheduleRetry(after.bytesHere > before.bytesHere || after.pending < before.pending, after.pending);
+  }
+
+  /** Looks again in a while: soon after a round that moved, less often while rounds bring nothing. */
+  private scheduleRetry(moved: boolean, pending: number): void {
     const base = this.o.retryMs ?? 2000;
     this.retryDelay = moved ? base : Math.min(Math.max(this.retryDelay, base) * 2, base * 30);
     this.retry?.cancel();
     this.retry =
-      after.pending > 0 && this.peers.size > 0
+      pending > 0 && this.peers.size > 0
         ? this.clock.setTimeout(() => this.kick(), this.retryDelay)
         : undefined;
   }
@@ -366,10 +395,10 @@ export class ContentSync extends EventEmitter<Events> implements Startable {
     peer: ChunkExchange,
     hashes: readonly string[],
     onStored?: (hash: string) => void,
-  ): Promise<void> {
+  ): Promise<FetchResult> {
     const before = peer.bytesIn;
     try {
-      await peer.fetch(hashes, onStored);
+      return await peer.fetch(hashes, onStored);
     } finally {
       this.received += peer.bytesIn - before;
     }
@@ -380,4 +409,10 @@ export class ContentSync extends EventEmitter<Events> implements Startable {
     const [hub] = this.peers.values();
     return hub;
   }
+}
+
+function countAbsent(result: FetchResult): number {
+  let n = 0;
+  for (const state of result.values()) if (state === 'absent') n++;
+  return n;
 }

@@ -147,7 +147,13 @@ export class NodeFiles {
    */
   async putPath(
     path: string,
-    options: { name?: string; collection?: string; type?: string } = {},
+    options: {
+      name?: string;
+      collection?: string;
+      type?: string;
+      /** Called as the file is read: bytes read so far, and the file's size. */
+      onProgress?: (bytesRead: number, size: number) => void;
+    } = {},
   ): Promise<FileVersion> {
     const name = options.name ?? basename(path);
     assertFileName(name);
@@ -171,7 +177,17 @@ export class NodeFiles {
       const before = await stat();
       if (!before.isFile()) throw new FileUnreadableError(path, `it is ${kindOf(before)}, not a file`);
       const startedAt = Date.now();
-      body = await this.store.put(readAll(handle, path), {
+      const size = Number(before.size);
+      const report = options.onProgress;
+      async function* counted(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+        let read = 0;
+        for await (const piece of source) {
+          read += piece.length;
+          report?.(read, size);
+          yield piece;
+        }
+      }
+      body = await this.store.put(report ? counted(readAll(handle, path)) : readAll(handle, path), {
         name,
         type: options.type ?? TYPES[extname(path).toLowerCase()] ?? 'application/octet-stream',
         modifiedAt: Math.max(0, Math.floor(Number(before.mtimeNs / 1_000_000n))),

@@ -151,19 +151,26 @@ describe('files get when the content is not here yet', () => {
     // The record arrives while the child fetches reports on demand; then the
     // collection becomes eager, with the agent stopped: the content is missing.
     writeFileSync(otherSource, other);
-    const v = (await runCli([
-      'files',
-      'put',
-      otherSource,
-      '--collection',
-      'reports',
-      '--name',
-      'q3.pdf',
-      '--data',
-      hubData,
-    ])) as {
-      rev: string;
-    };
+    // Put with progress asked for: the JSON result on stdout, the bar on stderr.
+    const put = await runText(
+      [
+        'files',
+        'put',
+        otherSource,
+        '--collection',
+        'reports',
+        '--name',
+        'q3.pdf',
+        '--json',
+        '--progress',
+        '--data',
+        hubData,
+      ],
+      60_000,
+    );
+    assert.equal(put.code, 0, put.stderr);
+    assert.match(put.stderr.trim().split('\n').at(-1) ?? '', /^q3\.pdf +\[#+\] +100% +13 MB \/ 13 MB/);
+    const v = JSON.parse(put.stdout) as { rev: string };
     await recordOnChild('reports', 'q3.pdf', v.rev);
     await child?.kill('SIGTERM');
     writeConfig(childData, { drawings: { files: 'on-demand' }, reports: { files: 'eager' } });

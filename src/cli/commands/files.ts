@@ -170,15 +170,26 @@ export function registerFiles(program: Command): void {
       .argument('<path>', 'the file to record')
       .option('--name <name>', 'the name it syncs under (default: the file name)')
       .option('--type <mime>', 'its media type (default: from the extension)')
+      .option('--progress', 'show progress on stderr (default: on a terminal, without --json)')
+      .option('--no-progress', 'never show progress')
       .description('record a file (a new version if the name exists); the running agent syncs it'),
-  ).action(async (path: string, opts: FileOptions & { name?: string; type?: string }) => {
-    const v = await withFiles(dataDir(opts, 'any'), (f) =>
-      f.putPath(path, {
+  ).action(async (path: string, opts: FileOptions & { name?: string; type?: string; progress?: boolean }) => {
+    let bar: ProgressBar | undefined;
+    const v = await withFiles(dataDir(opts, 'any'), async (f) => {
+      const version = await f.putPath(path, {
         collection: opts.collection,
         ...(opts.name && { name: opts.name }),
         ...(opts.type && { type: opts.type }),
-      }),
-    );
+        ...(progressWanted(opts) && {
+          onProgress: (read: number, size: number) => {
+            bar ??= new ProgressBar(opts.name ?? basename(path), size);
+            bar.update(read, size);
+          },
+        }),
+      });
+      bar?.finish(version.size);
+      return version;
+    });
     print(opts, v, () => `${v.name} recorded (${sizeText(v.size)}), version ${v.rev.slice(0, 12)}`);
   });
 

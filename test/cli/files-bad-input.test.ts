@@ -152,4 +152,38 @@ describe('trosyn-sync files put, given bad input', () => {
     assert.equal(again.code, 0, again.stderr);
     assert.equal(readFileSync(out).length, 0);
   });
+
+  it('a version whose chunk list does not describe it is listed as invalid, not as arriving, and get says why', async () => {
+    const source = join(dir.path, 'real.bin');
+    writeFileSync(source, Buffer.alloc(300_000, 7));
+    const put = await cli(['files', 'put', source, '--data', data, '--json']);
+    assert.equal(put.code, 0, put.stderr);
+    const real = JSON.parse(put.stdout) as Record<string, unknown> & { size: number };
+    // A record from a writer with a bug: the same chunk list, one byte more.
+    const { collection: _c, rev: _r, ...body } = real;
+    const wrong = { ...body, name: 'wrong.bin', size: real.size + 1 };
+    const written = await cli(['put', 'files', 'wrong.bin', JSON.stringify(wrong), '--data', data]);
+    assert.equal(written.code, 0, written.stderr);
+
+    const text = await cli(['files', 'ls', '--data', data]);
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /wrong\.bin .*invalid \(FILE_MANIFEST_INVALID\)/);
+    assert.match(text.stdout, /real\.bin .* here/);
+    const list = (await listed(data)) as Array<{ name: string; here: boolean; invalid?: string }>;
+    assert.deepEqual(
+      list.find((f) => f.name === 'wrong.bin'),
+      { ...list.find((f) => f.name === 'wrong.bin'), here: false, invalid: 'FILE_MANIFEST_INVALID' },
+    );
+    const get = await cli([
+      'files',
+      'get',
+      'wrong.bin',
+      '--out',
+      join(dir.path, 'wrong.out'),
+      '--data',
+      data,
+    ]);
+    assert.equal(get.code, 1);
+    assert.match(get.stderr, /FILE_MANIFEST_INVALID/);
+  });
 });

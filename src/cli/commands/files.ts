@@ -215,7 +215,9 @@ export function registerFiles(program: Command): void {
         ...(opts.rev && { rev: opts.rev }),
       });
       const show = progressWanted(opts);
-      if (!(await f.isHere(version))) {
+      const missing = await f.store.missing(version);
+      if (missing.invalid) throw missing.invalid;
+      if (missing.manifest.length > 0 || missing.chunks.length > 0) {
         const onDemand = fileCollections(loadNodeConfig(dir))[opts.collection] === 'on-demand';
         const agent = readAgentFile(dir);
         if (onDemand) {
@@ -225,7 +227,6 @@ export function registerFiles(program: Command): void {
           return version;
         }
         if (!opts.wait) {
-          const missing = await f.store.missing(version);
           throw new TrosynError(
             'FILE_CONTENT_MISSING',
             `the content of ${JSON.stringify(version.name)} is not all here yet (${sizeText(missing.bytesHere)} of ${sizeText(missing.bytesTotal)}); it arrives while the agent syncs: add --wait to wait for it`,
@@ -250,7 +251,13 @@ export function registerFiles(program: Command): void {
     async (opts: FileOptions) => {
       const list = await withFiles(dataDir(opts, 'any'), async (f) => {
         const all = await f.list(opts.collection);
-        return Promise.all(all.map(async (v) => ({ ...v, here: await f.store.isComplete(v) })));
+        return Promise.all(
+          all.map(async (v) => {
+            const missing = await f.store.missing(v);
+            const here = missing.manifest.length === 0 && missing.chunks.length === 0 && !missing.invalid;
+            return { ...v, here, ...(missing.invalid && { invalid: missing.invalid.code }) };
+          }),
+        );
       });
       print(opts, list, () =>
         list.length === 0
@@ -262,7 +269,7 @@ export function registerFiles(program: Command): void {
                 sizeText(v.size),
                 when(v.modifiedAt),
                 v.rev.slice(0, 12),
-                v.here ? 'here' : 'arriving',
+                v.invalid ? `invalid (${v.invalid})` : v.here ? 'here' : 'arriving',
               ]),
             ]),
       );

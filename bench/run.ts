@@ -14,6 +14,7 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   e2e: async () => (await import('./e2e.js')).run,
   'chunk-store': async () => (await import('./files-store.js')).run,
   chunker: async () => (await import('./files-chunker.js')).run,
+  files: async () => (await import('./files.js')).run,
 };
 
 const requested = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -16,6 +16,9 @@ import type { CollectionOptions, Replica } from '../../src/sync/replica.js';
 import { randomDeviceId } from '../../src/sync/ids.js';
 import { transfer } from '../../src/sync/transfer.js';
 import { eventually } from '../helpers.js';
+import { noise } from '../fixtures/bytes.js';
+
+export { noise };
 
 /** One parsed Server-Sent Event. */
 export interface SseEvent {
@@ -168,19 +171,6 @@ export async function bothApis(
       await hub.stop();
     },
   };
-}
-
-/** Bytes that do not compress and repeat nothing: a seeded xorshift stream. */
-export function noise(size: number, seed: number): Buffer {
-  const out = Buffer.alloc(Math.ceil(size / 4) * 4);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < out.length; i += 4) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out.writeUInt32LE(x >>> 0, i);
-  }
-  return out.subarray(0, size);
 }
 
 /** An HTTP answer read in full. */

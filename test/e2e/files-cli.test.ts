@@ -6,7 +6,6 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -21,23 +20,10 @@ import {
   startChildAgent,
   type Agent,
 } from './helpers.js';
+import { noise, sha } from '../fixtures/bytes.js';
 
 const dir = tempDir('trosyn-e2e-files-cli-');
 const MiB = 1024 * 1024;
-
-function noise(size: number, seed: number): Buffer {
-  const out = Buffer.alloc(Math.ceil(size / 4) * 4);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < out.length; i += 4) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out.writeUInt32LE(x >>> 0, i);
-  }
-  return out.subarray(0, size);
-}
-
-const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 function writeConfig(data: string, collections: Record<string, { files: 'eager' | 'on-demand' }>): void {
   writeFileSync(join(data, 'config.json'), `${JSON.stringify({ collections }, null, 2)}\n`);

@@ -7,7 +7,6 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket, connect } from 'node:net';
 import { join } from 'node:path';
@@ -15,24 +14,10 @@ import { after, before, describe, it, type TestContext } from 'node:test';
 import { eventually, tempDir } from '../helpers.js';
 import { commandExists, loudSkip } from '../netns/harness.js';
 import { CLI, freePort, hubArgs, runCli, startAgent, startChildAgent, type Agent } from './helpers.js';
+import { noise, sha } from '../fixtures/bytes.js';
 
 const dir = tempDir('trosyn-e2e-files-faults-');
 const MiB = 1024 * 1024;
-
-/** Seeded bytes that do not compress. */
-function noise(size: number, seed: number): Buffer {
-  const out = Buffer.alloc(Math.ceil(size / 4) * 4);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < out.length; i += 4) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out.writeUInt32LE(x >>> 0, i);
-  }
-  return out.subarray(0, size);
-}
-
-const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 /** A TCP relay to 127.0.0.1:`target` whose connections can all be cut at once. */
 async function relay(target: number): Promise<{ port: number; cut(): number; close(): Promise<void> }> {

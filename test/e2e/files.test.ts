@@ -5,12 +5,12 @@
  * agent killed (SIGKILL) in the middle of a transfer finishes it after it restarts.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { eventually, tempDir } from '../helpers.js';
 import { freePort, hubArgs, runCli, startAgent, startChildAgent, type Agent } from './helpers.js';
+import { noise, sha } from '../fixtures/bytes.js';
 
 const dir = tempDir('trosyn-e2e-files-');
 
@@ -20,21 +20,6 @@ interface Node {
   agent?: Agent;
   apiPort?: number;
 }
-
-/** Seeded bytes that do not compress. */
-function noise(size: number, seed: number): Buffer {
-  const out = Buffer.alloc(Math.ceil(size / 4) * 4);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < out.length; i += 4) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out.writeUInt32LE(x >>> 0, i);
-  }
-  return out.subarray(0, size);
-}
-
-const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 describe('documents between real processes', () => {
   let port = 0;

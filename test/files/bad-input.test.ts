@@ -49,6 +49,7 @@ import type { Replica } from '../../src/sync/replica.js';
 import { transfer } from '../../src/sync/transfer.js';
 import { linkPair } from '../fixtures/link-pair.js';
 import { FakeClock, tempDir } from '../helpers.js';
+import { noise, sha } from '../fixtures/bytes.js';
 
 const dir = tempDir('trosyn-bad-input-');
 after(() => dir.remove());
@@ -60,22 +61,8 @@ function path(what: string): string {
   return join(folder, what);
 }
 
-const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 const EMPTY_SHA256 = sha(Buffer.alloc(0));
 const isRoot = process.getuid?.() === 0;
-
-/** Bytes that do not compress and repeat nothing: a seeded xorshift stream. */
-function noise(size: number, seed: number): Buffer {
-  const out = Buffer.alloc(Math.ceil(size / 4) * 4);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < out.length; i += 4) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out.writeUInt32LE(x >>> 0, i);
-  }
-  return out.subarray(0, size);
-}
 
 async function* once(bytes: Buffer): AsyncGenerator<Buffer> {
   yield bytes;

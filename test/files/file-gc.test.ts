@@ -15,22 +15,11 @@ import { randomDeviceId } from '../../src/sync/ids.js';
 import type { Replica } from '../../src/sync/replica.js';
 import { transfer } from '../../src/sync/transfer.js';
 import { tempDir } from '../helpers.js';
+import { noise } from '../fixtures/bytes.js';
 
 const dir = tempDir('trosyn-file-gc-');
 after(() => dir.remove());
 let n = 0;
-
-function noise(size: number, seed: number): Buffer {
-  const out = Buffer.alloc(Math.ceil(size / 4) * 4);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < out.length; i += 4) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out.writeUInt32LE(x >>> 0, i);
-  }
-  return out.subarray(0, size);
-}
 
 async function* once(bytes: Buffer): AsyncGenerator<Buffer> {
   yield bytes;

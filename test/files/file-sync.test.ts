@@ -4,7 +4,6 @@
  * chunks it changed, and a transfer cut short resumes from what arrived.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -16,24 +15,12 @@ import type { FileVersion, NodeFiles } from '../../src/files/node-files.js';
 import type { Hub } from '../../src/hub/hub.js';
 import { childOf, pairedChildOf, startTestHub } from '../fixtures/nodes.js';
 import { eventually, tempDir } from '../helpers.js';
+import { noise, sha } from '../fixtures/bytes.js';
 
 const dir = tempDir('trosyn-file-sync-');
 after(() => dir.remove());
 let n = 0;
 const next = (what: string) => join(dir.path, `${what}-${++n}`);
-
-/** Bytes that do not compress and repeat nothing: a seeded xorshift stream. */
-function noise(size: number, seed: number): Buffer {
-  const out = Buffer.alloc(Math.ceil(size / 4) * 4);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < out.length; i += 4) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out.writeUInt32LE(x >>> 0, i);
-  }
-  return out.subarray(0, size);
-}
 
 async function* chunksOf(bytes: Buffer): AsyncGenerator<Buffer> {
   for (let i = 0; i < bytes.length; i += 1 << 20) yield bytes.subarray(i, i + (1 << 20));
@@ -44,8 +31,6 @@ async function readAll(files: NodeFiles, version: FileVersion): Promise<Buffer> 
   for await (const part of files.read(version)) parts.push(part);
   return Buffer.concat(parts);
 }
-
-const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 /** Waits until `files` holds `name` at `rev` with all its content, and returns its bytes. */
 async function contentAt(

@@ -11,7 +11,6 @@
  * TROSYN_PROPERTY_SEED replays one.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import fc from 'fast-check';
@@ -28,6 +27,7 @@ import type { Replica } from '../../src/sync/replica.js';
 import { transfer } from '../../src/sync/transfer.js';
 import { linkPair } from '../fixtures/link-pair.js';
 import { fixedClock, tempDir } from '../helpers.js';
+import { noise, sha } from '../fixtures/bytes.js';
 
 const RUNS = Number(process.env.TROSYN_PROPERTY_RUNS ?? 40);
 const SEED =
@@ -37,20 +37,6 @@ const FILES = ['a.bin', 'b.bin', 'c.bin'];
 const dir = tempDir('trosyn-files-property-');
 after(() => dir.remove());
 let run = 0;
-
-function noise(size: number, seed: number): Buffer {
-  const out = Buffer.alloc(Math.ceil(size / 4) * 4);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < out.length; i += 4) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out.writeUInt32LE(x >>> 0, i);
-  }
-  return out.subarray(0, size);
-}
-
-const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 async function* once(bytes: Buffer): AsyncGenerator<Buffer> {
   yield bytes;

@@ -52,6 +52,14 @@ export interface ChunkOptions {
 
 const DEFAULT_COMPRESS_ABOVE_BYTES = 512;
 
+/** Bytes of a large chunk compressed first, to see whether compressing it pays. */
+const SAMPLE_BYTES = 4096;
+
+/** True when `sample` compresses to at most 95 % of its size. */
+function shrinks(codec: CompressionCodec, sample: Buffer): boolean {
+  return compress(codec, sample).length <= sample.length * 0.95;
+}
+
 /**
  * Turns messages into frames and frames into validated messages, for one
  * connection. Pure: no I/O; the transport writes what `encode` returns and feeds
@@ -121,7 +129,15 @@ export class MessageCodec {
    */
   encodeChunk(bytes: Buffer, options: ChunkOptions = {}): Buffer {
     this.checkSize(bytes.length, 'chunk');
-    if (options.compress !== false && this.compression !== 'none' && bytes.length > this.compressAboveBytes) {
+    if (
+      options.compress !== false &&
+      this.compression !== 'none' &&
+      bytes.length > this.compressAboveBytes &&
+      // Most documents are compressed already (images, archives, office files): a
+      // sample that does not shrink says the chunk will not either, for a fraction
+      // of the cost of trying it whole.
+      (bytes.length < 4 * SAMPLE_BYTES || shrinks(this.compression, bytes.subarray(0, SAMPLE_BYTES)))
+    ) {
       const packed = compress(this.compression, bytes);
       if (packed.length < bytes.length) return this.frame(FrameKind.Chunk, packed, this.compression);
     }

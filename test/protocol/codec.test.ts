@@ -63,6 +63,21 @@ describe('MessageCodec', () => {
     }
   });
 
+  it('a large chunk whose first 4 KiB do not compress is sent as it is; one whose start compresses is compressed', () => {
+    const codec = new MessageCodec({ compression: 'zstd' });
+    const random = randomBytes(64 * 1024);
+    // Random bytes with a compressible tail: the sample decides, so it goes raw.
+    const mixed = Buffer.concat([random.subarray(0, 8192), Buffer.alloc(56 * 1024, 'a')]);
+    assert.equal(codec.encodeChunk(mixed)[5], 0, 'judged by its start');
+    const text = Buffer.from('quarterly report, page after page '.repeat(2000));
+    const packed = codec.encodeChunk(text);
+    assert.equal(packed[5], 1, 'text is compressed');
+    assert.ok(packed.length < text.length / 10);
+    // A chunk under 16 KiB is tried whole, however its start looks.
+    const small = Buffer.concat([random.subarray(0, 4096), Buffer.alloc(8192, 'b')]);
+    assert.equal(codec.encodeChunk(small)[5], 1, 'a small chunk is tried whole');
+  });
+
   it('setCompression applies to frames sent afterwards', () => {
     const codec = new MessageCodec();
     const message: Message = { type: 'pong', t: 1, ...{} };

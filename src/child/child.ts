@@ -1,13 +1,10 @@
 import { EventEmitter } from 'node:events';
-import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { type Clock, type Startable, startAll, stopAll } from '../lifecycle.js';
 import { componentLogger } from '../observability/logger.js';
-import { ContentIndex } from '../files/content-index.js';
 import { type ContentProgress, ContentSync } from '../files/content-sync.js';
-import { FileGc } from '../files/file-gc.js';
-import { FileStore } from '../files/file-store.js';
-import { DEFAULT_FILES_COLLECTION, NodeFiles } from '../files/node-files.js';
+import { nodeContent } from '../files/node-content.js';
+import type { NodeFiles } from '../files/node-files.js';
 import { DataDirLock, LockedLifecycle } from '../ops/data-dir.js';
 import type { DeviceId, RejectedRevision } from '../store/types.js';
 import { NotStartedError } from '../sync/errors.js';
@@ -120,13 +117,11 @@ export class Child extends EventEmitter<Events> implements Startable, LocalPort 
       logger: this.logger,
       clock: this.clock,
     });
-    const fileCollections = init.fileCollections ?? { [DEFAULT_FILES_COLLECTION]: 'eager' };
-    const files = new NodeFiles(replica, new FileStore(parts.chunks));
-    const content = new ContentSync({
+    const { files, content, gc } = nodeContent({
+      dataDir: init.dataDir,
       replica,
-      files: files.store,
-      index: new ContentIndex(join(init.dataDir, 'files.db')),
-      policies: fileCollections,
+      chunks: parts.chunks,
+      fileCollections: init.fileCollections,
       role: 'child',
       logger: this.logger,
       clock: this.clock,
@@ -164,13 +159,6 @@ export class Child extends EventEmitter<Events> implements Startable, LocalPort 
         clock: this.clock,
         ...init.localApi,
       });
-    const gc = new FileGc({
-      replica,
-      files: files.store,
-      collections: () => Object.keys(fileCollections),
-      logger: this.logger,
-      clock: this.clock,
-    });
     const list: Startable[] = [replica, parts.chunks, content, gc, link, connecting, ...(api ? [api] : [])];
     this.running = { identity, replica, files, content, link, api, parts: list };
     try {

@@ -1,12 +1,9 @@
-import { join } from 'node:path';
+import type { ContentSync } from '../files/content-sync.js';
+import { nodeContent } from '../files/node-content.js';
+import type { NodeFiles } from '../files/node-files.js';
 import type { Logger } from 'pino';
 import type { Startable } from '../lifecycle.js';
 import { DEFAULT_SYNC_PORT, FILES_FEATURE } from '../protocol/constants.js';
-import { ContentIndex } from '../files/content-index.js';
-import { ContentSync } from '../files/content-sync.js';
-import { FileGc } from '../files/file-gc.js';
-import { FileStore } from '../files/file-store.js';
-import { DEFAULT_FILES_COLLECTION, NodeFiles } from '../files/node-files.js';
 import { nodeStoreState } from '../sync/node-replica.js';
 import { Replica } from '../sync/replica.js';
 import type { Connection } from '../transport/connection.js';
@@ -70,21 +67,12 @@ export async function assembleHub(init: HubInit, parts: HubParts, hooks: HubHook
     logger,
     clock,
   });
-  const fileCollections = init.fileCollections ?? { [DEFAULT_FILES_COLLECTION]: 'eager' };
-  const files = new NodeFiles(replica, new FileStore(parts.chunks));
-  const content = new ContentSync({
+  const { files, content, gc } = nodeContent({
+    dataDir: init.dataDir,
     replica,
-    files: files.store,
-    index: new ContentIndex(join(init.dataDir, 'files.db')),
-    policies: fileCollections,
+    chunks: parts.chunks,
+    fileCollections: init.fileCollections,
     role: 'hub',
-    logger,
-    clock,
-  });
-  const gc = new FileGc({
-    replica,
-    files: files.store,
-    collections: () => Object.keys(fileCollections),
     logger,
     clock,
   });

@@ -49,8 +49,16 @@ export {
 } from './sync/replica.js';
 export { SyncSession, type SyncSessionOptions, type SyncSessionStats } from './sync/session.js';
 export { chunkBuffer, chunkStream } from './files/chunker.js';
-export type { ChunkStore, ChunkStoreStats, GcOptions, GcReport } from './files/chunk-store.js';
+export type {
+  ChunkStore,
+  ChunkStoreStats,
+  GcOptions,
+  GcReport,
+  GetOptions,
+  PutOptions,
+} from './files/chunk-store.js';
 export { DiskChunkStore, type DiskChunkStoreOptions } from './files/chunk-store-disk.js';
+export { type ChunkLocation, PackChunkStore, type PackChunkStoreOptions } from './files/chunk-store-pack.js';
 export type { FileBody } from './files/file-body.js';
 export { FileStore } from './files/file-store.js';
 export { type FileVersion, NodeFiles } from './files/node-files.js';

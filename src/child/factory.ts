@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { systemClock } from '../lifecycle.js';
 import { componentLogger, silentLogger } from '../observability/logger.js';
-import { DiskChunkStore } from '../files/chunk-store-disk.js';
+import { PackChunkStore } from '../files/chunk-store-pack.js';
 import { SqliteStore } from '../store/sqlite.js';
 import { NODE_STORE_FILE } from '../sync/node-replica.js';
 import { loadOrCreateIdentity } from '../transport/identity.js';
@@ -44,7 +44,7 @@ export function createChild(init: ChildInit, given: Partial<ChildParts> = {}): C
         clock,
       }),
     chunks:
-      given.chunks ?? new DiskChunkStore({ dir: join(dataDir, 'chunks'), fsync: init.synchronous !== 'off' }),
+      given.chunks ?? new PackChunkStore({ dir: join(dataDir, 'chunks'), fsync: init.synchronous !== 'off' }),
     logger,
     clock,
   };

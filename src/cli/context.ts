@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { collectionOptions, loadNodeConfig } from '../config.js';
 import { TrosynError } from '../errors.js';
-import { DiskChunkStore } from '../files/chunk-store-disk.js';
+import { PackChunkStore } from '../files/chunk-store-pack.js';
 import { FileStore } from '../files/file-store.js';
 import { NodeFiles } from '../files/node-files.js';
 import { HUB_REGISTRY_FILE } from '../hub/factory.js';
@@ -116,7 +116,7 @@ export async function withReplica<T>(dir: string, fn: (replica: Replica) => Prom
  */
 export async function withFiles<T>(dir: string, fn: (files: NodeFiles) => Promise<T>): Promise<T> {
   return withReplica(dir, async (replica) => {
-    const chunks = new DiskChunkStore({ dir: join(dir, 'chunks') });
+    const chunks = new PackChunkStore({ dir: join(dir, 'chunks') });
     await chunks.start();
     try {
       return await fn(new NodeFiles(replica, new FileStore(chunks)));

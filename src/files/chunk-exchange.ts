@@ -17,7 +17,8 @@ import type { ChunkStore } from './chunk-store.js';
 export interface ChunkLink {
   request(method: string, params: unknown): Promise<unknown>;
   handle(method: string, handler: (params: unknown) => unknown): void;
-  sendChunk(payload: Buffer, options?: { compress?: boolean }): Promise<void>;
+  /** Sends a chunk frame whose payload is `head` then `body`. */
+  sendChunk(head: Buffer, body?: Buffer, options?: { compress?: boolean }): Promise<void>;
   onChunk(handler: (payload: Buffer) => Promise<void>): void;
   /** Ends the connection, telling the peer why. */
   close(error: Error): void;
@@ -29,8 +30,11 @@ export const WANT_BATCH = 64;
 /** `files.want` requests one side keeps unanswered: about 16 MiB of chunks in flight. */
 export const WANT_WINDOW = 4;
 
+/** Chunks read ahead while one is sent. */
+const READ_AHEAD = 4;
+
 /** Received chunks being written at once. */
-const STORES_IN_FLIGHT = 8;
+const STORES_IN_FLIGHT = 32;
 
 /**
  * Chunk frames nobody asked for that a link drops before it closes: a peer that
@@ -233,9 +237,9 @@ export class ChunkExchange {
       this.abort(err);
       return;
     }
-    // Several puts in flight, so their disk syncs share commits; the next frame is
-    // read once fewer than STORES_IN_FLIGHT are pending.
-    const put: Promise<void> = this.store.put(hash, bytes).then(
+    // Several puts in flight, so their writes and index commits overlap; the next
+    // frame is read once fewer than STORES_IN_FLIGHT are pending.
+    const put: Promise<void> = this.store.put(hash, bytes, { verified: true }).then(
       () => {
         this.storing.delete(put);
         this.bytesIn += bytes.length;
@@ -283,21 +287,27 @@ export class ChunkExchange {
   }
 
   private async serve(hashes: readonly string[]): Promise<void> {
-    for (const hash of hashes) {
+    // The next few chunks are read while one is sent: a read waits for the disk (or
+    // the thread pool), a send for the socket, and neither need wait for the other.
+    const read = (hash: string): Promise<{ bytes?: Buffer; error?: unknown }> =>
+      this.store.get(hash).then(
+        (bytes) => ({ bytes }),
+        // Not here, or found damaged here and removed: to the peer it is absent.
+        (error: unknown) => (error instanceof TrosynError ? {} : { error }),
+      );
+    const ahead: Promise<{ bytes?: Buffer; error?: unknown }>[] = [];
+    for (let i = 0; i < hashes.length; i++) {
+      while (ahead.length < READ_AHEAD && i + ahead.length < hashes.length)
+        ahead.push(read(hashes[i + ahead.length] as string));
+      const { bytes, error } = await (ahead.shift() as Promise<{ bytes?: Buffer; error?: unknown }>);
+      if (error !== undefined) throw error;
       if (this.link.closed) return;
-      const id = Buffer.from(hash, 'hex');
-      let bytes: Buffer | undefined;
-      try {
-        bytes = (await this.store.has(hash)) ? await this.store.get(hash) : undefined;
-      } catch (err) {
-        // A chunk found damaged here was removed: to the peer it is absent.
-        if (!(err instanceof TrosynError)) throw err;
-      }
+      const id = Buffer.from(hashes[i] as string, 'hex');
       if (bytes === undefined) {
-        await this.link.sendChunk(Buffer.concat([Buffer.of(ABSENT), id]), { compress: false });
+        await this.link.sendChunk(Buffer.concat([Buffer.of(ABSENT), id]), undefined, { compress: false });
         continue;
       }
-      await this.link.sendChunk(Buffer.concat([Buffer.of(CHUNK), id, bytes]));
+      await this.link.sendChunk(Buffer.concat([Buffer.of(CHUNK), id]), bytes);
       this.bytesOut += bytes.length;
     }
   }

@@ -6,8 +6,9 @@
  * (a crash, a refused hash or a full disk never leaves part of one that counts); it
  * is durable once a `flush()` begun after its `put()` has resolved; reads never serve
  * bytes that do not hash to the name; garbage collection never removes a chunk put
- * while it runs. `DiskChunkStore` (chunk-store-disk.ts) is the implementation on a
- * local filesystem, with the argument for why its writes are crash-safe;
+ * while it runs. `PackChunkStore` (chunk-store-pack.ts, the default) and
+ * `DiskChunkStore` (chunk-store-disk.ts, a file a chunk) are the implementations on a
+ * local filesystem, each with the argument for why its writes are crash-safe;
  * `testing/chunk-store-suite.ts` is the acceptance suite.
  */
 import { createHash } from 'node:crypto';
@@ -43,6 +44,15 @@ export interface GcOptions {
   signal?: AbortSignal;
 }
 
+/** Options of {@link ChunkStore.put}. */
+export interface PutOptions {
+  /**
+   * The caller has just computed the SHA-256 of these very bytes (the chunker did,
+   * or a received chunk was checked): the store does not hash them again.
+   */
+  verified?: boolean;
+}
+
 /** Options of {@link ChunkStore.get}. */
 export interface GetOptions {
   /** Hash the bytes read and compare them with the name (default: the store's `verifyOnRead`). */
@@ -67,7 +77,7 @@ export interface ChunkStore extends Startable {
    * not hash to `hash`, and `CHUNK_STORE_FULL` when the disk is full (nothing of the
    * chunk kept; a later put can succeed).
    */
-  put(hash: string, bytes: Uint8Array): Promise<boolean>;
+  put(hash: string, bytes: Uint8Array, options?: PutOptions): Promise<boolean>;
   /**
    * The durability point: when it resolves, every chunk whose `put()` resolved before
    * this call survives a power cut.

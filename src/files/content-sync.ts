@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import { TrosynError } from '../errors.js';
+import { isTrosynError, TrosynError } from '../errors.js';
 import { type Clock, type Startable, type Timer, systemClock } from '../lifecycle.js';
 import { silentLogger } from '../observability/logger.js';
 import type { Seq } from '../store/types.js';
@@ -182,15 +182,19 @@ export class ContentSync extends EventEmitter<Events> implements Startable {
     const peer = this.peerFor({ author });
     const who = this.o.role === 'child' ? 'the hub' : 'the device that wrote it';
     if (!peer) throw new ContentUnavailableError(version.name, `${who} is not connected`);
+    // A link that ends under the fetch (the peer went away) is the same answer as no link.
+    const fetch = (hashes: readonly string[]) =>
+      this.fetchFrom(peer, hashes).catch((err: unknown) => {
+        if (isTrosynError(err) && err.code === 'CONNECTION_CLOSED')
+          throw new ContentUnavailableError(version.name, `${who} disconnected (${err.message})`);
+        throw err;
+      });
     if (missing.manifest.length > 0) {
-      await this.fetchFrom(peer, missing.manifest);
+      await fetch(missing.manifest);
       missing = await files.missing(version);
     }
     if (missing.chunks.length > 0) {
-      await this.fetchFrom(
-        peer,
-        missing.chunks.map((c) => c.hash),
-      );
+      await fetch(missing.chunks.map((c) => c.hash));
       missing = await files.missing(version);
     }
     if (missing.manifest.length > 0 || missing.chunks.length > 0)

@@ -49,7 +49,7 @@ export interface MissingContent {
 }
 
 /** Chunk puts one `put` keeps going at once. */
-const PUTS_IN_FLIGHT = 8;
+const PUTS_IN_FLIGHT = 32;
 
 /**
  * File content over a chunk store: a stream in, a file version out (its chunks and
@@ -94,13 +94,14 @@ export class FileStore {
         yield piece;
       }
     };
-    // Several puts in flight: their data syncs share disk commits (chunk-store-disk.ts).
+    // Several puts in flight: the store's writes overlap with the next chunk's hashing.
     const inFlight = new Set<Promise<unknown>>();
     let failed: unknown;
     try {
       for await (const chunk of chunkStream(hashed(), signal ? { signal } : {})) {
         if (failed !== undefined) break;
-        const put: Promise<void> = this.chunks.put(chunk.hash, chunk.data).then(
+        // The chunker has just hashed these bytes: the store need not again.
+        const put: Promise<void> = this.chunks.put(chunk.hash, chunk.data, { verified: true }).then(
           () => {
             inFlight.delete(put);
           },

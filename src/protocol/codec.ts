@@ -55,6 +55,14 @@ const DEFAULT_COMPRESS_ABOVE_BYTES = 512;
 /** Bytes of a large chunk compressed first, to see whether compressing it pays. */
 const SAMPLE_BYTES = 4096;
 
+const EMPTY = Buffer.alloc(0);
+
+/** The first SAMPLE_BYTES of `head` followed by `body`. */
+function sampleOf(head: Buffer, body: Buffer): Buffer {
+  if (head.length >= SAMPLE_BYTES || body.length === 0) return head.subarray(0, SAMPLE_BYTES);
+  return Buffer.concat([head, body.subarray(0, SAMPLE_BYTES - head.length)]);
+}
+
 /** True when `sample` compresses to at most 95 % of its size. */
 function shrinks(codec: CompressionCodec, sample: Buffer): boolean {
   return compress(codec, sample).length <= sample.length * 0.95;
@@ -128,20 +136,35 @@ export class MessageCodec {
    * `options.compress` is false. Throws FRAME_TOO_LARGE as `encode` does.
    */
   encodeChunk(bytes: Buffer, options: ChunkOptions = {}): Buffer {
-    this.checkSize(bytes.length, 'chunk');
+    const parts = this.encodeChunkParts(bytes, EMPTY, options);
+    return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
+  }
+
+  /**
+   * A chunk frame whose payload is `head` followed by `body`, as buffers to write one
+   * after the other: uncompressed, the body is not copied (a 64 KiB chunk read from
+   * disk goes to the socket as it is). Compressed like `encodeChunk`.
+   */
+  encodeChunkParts(head: Buffer, body: Buffer, options: ChunkOptions = {}): Buffer[] {
+    const length = head.length + body.length;
+    this.checkSize(length, 'chunk');
     if (
       options.compress !== false &&
       this.compression !== 'none' &&
-      bytes.length > this.compressAboveBytes &&
+      length > this.compressAboveBytes &&
       // Most documents are compressed already (images, archives, office files): a
       // sample that does not shrink says the chunk will not either, for a fraction
       // of the cost of trying it whole.
-      (bytes.length < 4 * SAMPLE_BYTES || shrinks(this.compression, bytes.subarray(0, SAMPLE_BYTES)))
+      (length < 4 * SAMPLE_BYTES || shrinks(this.compression, sampleOf(head, body)))
     ) {
-      const packed = compress(this.compression, bytes);
-      if (packed.length < bytes.length) return this.frame(FrameKind.Chunk, packed, this.compression);
+      const payload = body.length === 0 ? head : Buffer.concat([head, body]);
+      const packed = compress(this.compression, payload);
+      if (packed.length < payload.length) return [this.frame(FrameKind.Chunk, packed, this.compression)];
     }
-    return this.frame(FrameKind.Chunk, bytes, 'none');
+    const start = Buffer.allocUnsafe(FRAME_HEADER_BYTES + head.length);
+    writeFrameHeader(start, FrameKind.Chunk, length, 'none');
+    head.copy(start, FRAME_HEADER_BYTES);
+    return body.length === 0 ? [start] : [start, body];
   }
 
   /**

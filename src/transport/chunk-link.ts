@@ -6,7 +6,7 @@ export function chunkLink(conn: Connection): ChunkLink {
   return {
     request: (method, params) => conn.request(method, params),
     handle: (method, handler) => conn.handle(method, async (params) => handler(params)),
-    sendChunk: (payload, options) => conn.sendChunk(payload, options),
+    sendChunk: (head, body, options) => conn.sendChunk(head, body, options),
     onChunk: (handler) => conn.setChunkHandler(handler),
     close: (error) => conn.close(error),
     get closed() {

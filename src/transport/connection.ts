@@ -18,6 +18,9 @@ import {
   UnknownMethodError,
 } from './errors.js';
 
+/** The body of a chunk frame that is all head. */
+const EMPTY = Buffer.alloc(0);
+
 export interface ConnectionOptions {
   /** The authenticated socket (TLS in production). */
   socket: Socket;
@@ -184,12 +187,25 @@ export class Connection extends EventEmitter<Events> {
   }
 
   /**
-   * Sends one chunk frame; resolves when the socket can take more. `compress: false`
-   * for content known not to shrink; otherwise it is compressed only if that pays.
+   * Sends one chunk frame whose payload is `head` then `body` (the body is not
+   * copied unless compressed); resolves when the socket can take more.
+   * `compress: false` for content known not to shrink; otherwise it is compressed
+   * only if that pays.
    */
-  async sendChunk(payload: Buffer, options: { compress?: boolean } = {}): Promise<void> {
+  async sendChunk(head: Buffer, body?: Buffer, options: { compress?: boolean } = {}): Promise<void> {
     if (this.closedWith) throw new ConnectionClosedError(this.closedWith.cause);
-    await this.write(this.codec.encodeChunk(payload, options));
+    const parts = this.codec.encodeChunkParts(head, body ?? EMPTY, options);
+    if (parts.length === 1) return this.write(parts[0] as Buffer);
+    // One frame in several buffers, corked so the socket takes them as one write;
+    // write() counts the frame and waits for room after its last part.
+    this.socket.cork();
+    for (const part of parts.slice(0, -1)) {
+      this.stats.bytesOut += part.length;
+      this.socket.write(part);
+    }
+    const written = this.write(parts[parts.length - 1] as Buffer);
+    this.socket.uncork();
+    await written;
   }
 
   /** Offers a request method to the peer; `'*'` answers every method without a handler of its own. */

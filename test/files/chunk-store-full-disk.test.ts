@@ -18,10 +18,13 @@ import { tempDir } from '../helpers.js';
 import { commandExists, loudSkip } from '../netns/harness.js';
 
 type Kind = 'ext4' | 'tmpfs';
+type Store = 'pack' | 'disk';
 
 interface Variant {
   title: string;
   kind: Kind;
+  /** The stores it applies to: a pack store needs a handful of inodes, never more. */
+  stores: Store[];
   /** ext4: the image size in MiB; tmpfs: its mount options. */
   fs: string;
   /** Chunk size in KiB (plus up to 50 KB more). */
@@ -29,9 +32,21 @@ interface Variant {
 }
 
 const VARIANTS: Variant[] = [
-  { title: 'an 8 MiB ext4 filesystem on a loop device', kind: 'ext4', fs: '8', chunkKiB: 192 },
-  { title: 'a 3 MiB tmpfs', kind: 'tmpfs', fs: 'size=3m', chunkKiB: 192 },
-  { title: 'a tmpfs out of inodes', kind: 'tmpfs', fs: 'size=64m,nr_inodes=40', chunkKiB: 1 },
+  {
+    title: 'an 8 MiB ext4 filesystem on a loop device',
+    kind: 'ext4',
+    stores: ['pack', 'disk'],
+    fs: '8',
+    chunkKiB: 192,
+  },
+  { title: 'a 3 MiB tmpfs', kind: 'tmpfs', stores: ['pack', 'disk'], fs: 'size=3m', chunkKiB: 192 },
+  {
+    title: 'a tmpfs out of inodes',
+    kind: 'tmpfs',
+    stores: ['disk'],
+    fs: 'size=64m,nr_inodes=40',
+    chunkKiB: 1,
+  },
 ];
 
 const RUN_TIMEOUT_MS = 120_000;
@@ -152,6 +167,7 @@ interface FillReport {
   statsWhenFull: { chunks: number; bytes: number };
   intactWhenFull: boolean;
   secondTryCode: string;
+  flushWhenFull: string;
   retry: boolean;
   statsAfter: { chunks: number; bytes: number };
   intactAfter: boolean;
@@ -159,49 +175,66 @@ interface FillReport {
 }
 
 describe('chunk store on a full disk', () => {
-  for (const v of VARIANTS) {
-    it(`${v.title}: CHUNK_STORE_FULL, nothing half-written left, stored once space returns`, async (t) => {
-      if (!(await requireMount(t, v.kind))) return;
-      const tmp = tempDir('trosyn-full-disk-');
-      const image = join(tmp.path, 'fs.img');
-      const mount = join(tmp.path, 'mnt');
-      try {
-        mkdirSync(mount);
-        if (v.kind === 'ext4') makeExt4Image(image, Number(v.fs));
-        const r = await inSmallFs(v.kind, v.fs, image, mount, [
-          process.execPath,
-          '--import',
-          'tsx',
-          'test/fixtures/chunk-store-fill.ts',
-          mount,
-          String(v.chunkKiB),
-        ]);
-        assert.equal(r.code, 0, `the fixture ran to its end: ${r.stderr}`);
-        const report = JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as FillReport;
+  for (const v of VARIANTS)
+    for (const store of v.stores) {
+      it(`${store} store, ${v.title}: CHUNK_STORE_FULL, nothing half-written left, stored once space returns`, async (t) => {
+        if (!(await requireMount(t, v.kind))) return;
+        const tmp = tempDir('trosyn-full-disk-');
+        const image = join(tmp.path, 'fs.img');
+        const mount = join(tmp.path, 'mnt');
+        try {
+          mkdirSync(mount);
+          if (v.kind === 'ext4') makeExt4Image(image, Number(v.fs));
+          const r = await inSmallFs(v.kind, v.fs, image, mount, [
+            process.execPath,
+            '--import',
+            'tsx',
+            'test/fixtures/chunk-store-fill.ts',
+            mount,
+            String(v.chunkKiB),
+            store,
+          ]);
+          assert.equal(r.code, 0, `the fixture ran to its end: ${r.stderr}`);
+          const report = JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as FillReport;
 
-        assert.equal(report.refusedCode, 'CHUNK_STORE_FULL', report.refusedMessage);
-        assert.ok(
-          report.storedBeforeFull >= 3,
-          `chunks were stored before the disk filled (${report.storedBeforeFull})`,
-        );
-        assert.equal(report.refusedPresent, false, 'the refused chunk is absent');
-        assert.deepEqual(
-          report.filesWhenFull.sort(),
-          report.storedHashes.sort(),
-          'nothing but whole chunks in the store: no temporary, no part of the refused chunk',
-        );
-        assert.equal(report.statsWhenFull.chunks, report.storedBeforeFull);
-        assert.equal(report.intactWhenFull, true, 'every chunk stored before is intact');
-        assert.equal(report.secondTryCode, 'CHUNK_STORE_FULL', 'while full, a retry is refused the same way');
-        assert.equal(report.retry, true, 'once space returns, the same put succeeds');
-        assert.equal(report.statsAfter.chunks, report.storedBeforeFull + 1);
-        assert.equal(report.filesAfter.length, report.storedBeforeFull + 1);
-        assert.equal(report.intactAfter, true, 'every chunk reads back after a restart');
-        if (v.kind === 'ext4')
-          assert.equal(await loopsOf(image), '', 'the loop device went with the namespace');
-      } finally {
-        tmp.remove();
-      }
-    });
-  }
+          assert.equal(report.refusedCode, 'CHUNK_STORE_FULL', report.refusedMessage);
+          assert.ok(
+            report.storedBeforeFull >= 3,
+            `chunks were stored before the disk filled (${report.storedBeforeFull})`,
+          );
+          assert.equal(report.refusedPresent, false, 'the refused chunk is absent');
+          if (store === 'disk')
+            assert.deepEqual(
+              report.filesWhenFull.sort(),
+              report.storedHashes.sort(),
+              'nothing but whole chunks in the store: no temporary, no part of the refused chunk',
+            );
+          else
+            assert.ok(
+              report.filesWhenFull.every((f) => /^(index\.db(-wal|-shm)?|\d+-[0-9a-f]+\.pack)$/.test(f)),
+              `nothing but the index and packs in the store: ${report.filesWhenFull.join(', ')}`,
+            );
+          assert.equal(report.statsWhenFull.chunks, report.storedBeforeFull);
+          assert.equal(report.intactWhenFull, true, 'every chunk stored before is intact');
+          assert.equal(
+            report.secondTryCode,
+            'CHUNK_STORE_FULL',
+            'while full, a retry is refused the same way',
+          );
+          assert.ok(
+            ['ok', 'CHUNK_STORE_FULL'].includes(report.flushWhenFull),
+            `a flush while full succeeds or says the store is full: ${report.flushWhenFull}`,
+          );
+          if (store === 'disk') assert.equal(report.flushWhenFull, 'ok');
+          assert.equal(report.retry, true, 'once space returns, the same put succeeds');
+          assert.equal(report.statsAfter.chunks, report.storedBeforeFull + 1);
+          if (store === 'disk') assert.equal(report.filesAfter.length, report.storedBeforeFull + 1);
+          assert.equal(report.intactAfter, true, 'every chunk reads back after a restart');
+          if (v.kind === 'ext4')
+            assert.equal(await loopsOf(image), '', 'the loop device went with the namespace');
+        } finally {
+          tmp.remove();
+        }
+      });
+    }
 });

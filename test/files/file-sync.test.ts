@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { Child } from '../../src/child/child.js';
 import type { TrosynError } from '../../src/errors.js';
-import { DiskChunkStore } from '../../src/files/chunk-store-disk.js';
+import { PackChunkStore } from '../../src/files/chunk-store-pack.js';
 import { DEFAULT_CHUNKER_OPTIONS } from '../../src/files/chunker-options.js';
 import type { FileVersion, NodeFiles } from '../../src/files/node-files.js';
 import type { Hub } from '../../src/hub/hub.js';
@@ -119,7 +119,7 @@ describe('files sync between a hub and its children', () => {
     const served: string[] = [];
     let open!: () => void;
     const gate = new Promise<void>((resolve) => (open = resolve));
-    const disk = new DiskChunkStore({ dir: next('hub-chunks') });
+    const disk = new PackChunkStore({ dir: next('hub-chunks') });
     const chunks = new Proxy(disk, {
       get(target, prop, receiver) {
         if (prop === 'get')
@@ -145,7 +145,7 @@ describe('files sync between a hub and its children', () => {
     await eventually(async () => (await child.status()).files.bytesHere > 0, 20_000, 'content arriving');
     await eventually(() => served.length > 100, 20_000, 'the hub holding back');
     await child.stop();
-    const onDisk = new DiskChunkStore({ dir: join(childDir, 'chunks') });
+    const onDisk = new PackChunkStore({ dir: join(childDir, 'chunks') });
     await onDisk.start();
     const kept = (await onDisk.stats()).chunks;
     assert.ok(kept > 0 && kept < total, `the child kept ${kept} of ${total} chunks`);

@@ -1,0 +1,891 @@
+/**
+ * The chunk store in pack files: chunks appended to a few large files, found through
+ * an index in SQLite. The default store of every node (`<dataDir>/chunks`).
+ *
+ * Layout: `<dir>/packs/<pid>-<random>.pack`, each written by one process only, and
+ * `<dir>/index.db`, whose table `chunks` maps a chunk's hash to its pack, the offset
+ * of its bytes there, its length, when it was last put, and whether it is durable.
+ * A record in a pack is a 40-byte header (`TRCK`, the length as u32 little-endian,
+ * the SHA-256) followed by the bytes, so a pack describes itself and an index could be
+ * rebuilt from the packs alone.
+ *
+ * ## Why a pack, and not a file a chunk
+ *
+ * A file a chunk (`DiskChunkStore`) costs an open, a write, a close, a rename and an
+ * `fdatasync` for every 64 KiB, and a stat for every question "is it here?": the
+ * disk's commit rate, not its bandwidth, then bounds how fast a file arrives, and a
+ * node's event loop spends its time on thread-pool round trips. Here a put is one
+ * positional write and one index row; "is it here?" is one indexed lookup; and a
+ * flush is one `fdatasync` a pack written since the last flush, followed by one
+ * synchronous index commit.
+ *
+ * ## Why a crash never leaves a half chunk that counts
+ *
+ * 1. The hash is checked before anything is written; the index row is inserted only
+ *    after the whole record is written, so a row never points at bytes not yet
+ *    handed to the kernel. A process crash (SIGKILL) loses nothing the kernel took.
+ * 2. A row starts `durable = 0`. `flush()` fdatasyncs the packs, then marks the rows
+ *    of every put that resolved before it `durable = 1` in one commit synced to disk
+ *    (`synchronous = FULL` for that commit), so a row marked durable points at bytes
+ *    on the disk.
+ * 3. A power cut can leave rows with `durable = 0` whose bytes never reached the disk.
+ *    `start()` reads and hashes every such row of a writer that is gone: a row whose
+ *    bytes match is synced and marked durable, any other is removed (the chunk is
+ *    then absent, and fetched again, never half).
+ * 4. Bytes of a failed write (a full disk) or a crash between write and index have no
+ *    row: they are dead space, which compaction reclaims.
+ *
+ * ## Garbage collection and compaction
+ *
+ * `gc()` removes the rows of chunks nothing references and that were not put within
+ * the grace period; a put of a chunk already stored updates its `touched` time in the
+ * same statement that finds it, so a collection in any process (the removal is
+ * `DELETE ... WHERE touched < cutoff`) never removes a chunk put while it runs. Then
+ * packs with less than half their bytes still live are compacted: their live chunks
+ * are copied into the current pack, synced, the rows moved in one synced commit,
+ * and the old pack deleted. Only packs of writers that are gone, and this process's
+ * own finished packs, are compacted: a live process's pack is its own to append to.
+ * A reader in another process that looked a chunk up just before its pack went
+ * away looks it up again.
+ *
+ * A store written by `DiskChunkStore` (a file a chunk under `<dir>/<h0h1>/`) is
+ * imported at start: every chunk is verified, appended, synced and indexed, and only
+ * then are the loose files removed.
+ */
+import { randomBytes } from 'node:crypto';
+import { chmodSync } from 'node:fs';
+import { type FileHandle, mkdir, open, readdir, readFile, rm, stat, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { TrosynError } from '../errors.js';
+import { LifecycleGuard } from '../lifecycle.js';
+import { type Migration, runMigrations } from '../store/migrations.js';
+import {
+  ChunkCorruptError,
+  ChunkHashMismatchError,
+  ChunkNotFoundError,
+  ChunkStoreFullError,
+  ChunkStoreIoError,
+  InvalidChunkHashError,
+} from './chunk-store-errors.js';
+import {
+  chunkHash,
+  type ChunkStore,
+  type ChunkStoreStats,
+  type GcOptions,
+  type GcReport,
+  type GetOptions,
+  isChunkHash,
+  type IsReferenced,
+  type PutOptions,
+} from './chunk-store.js';
+
+/** Options of {@link PackChunkStore}. */
+export interface PackChunkStoreOptions {
+  /** The store's directory; a node passes `<dataDir>/chunks`. Created (0700) at start. */
+  dir: string;
+  /**
+   * Sync packs and the index at `flush()`. Default true. False is for tests and
+   * benchmarks only: a process crash still loses nothing, but a power cut may.
+   */
+  fsync?: boolean;
+  /** Verify each chunk's hash on `get()` unless the call says otherwise. Default true. */
+  verifyOnRead?: boolean;
+  /** A pack is finished and a new one begun once it holds this many bytes. Default 256 MiB. */
+  packBytes?: number;
+}
+
+/** Where a chunk's bytes are: for tests and diagnosis. */
+export interface ChunkLocation {
+  /** The pack file. */
+  path: string;
+  /** The offset of the chunk's bytes in the pack (after its header). */
+  offset: number;
+  length: number;
+}
+
+const HEADER = 40;
+const MAGIC = Buffer.from('TRCK');
+const PACK_NAME = /^(\d+)-[0-9a-f]+\.pack$/;
+const FAN_OUT_NAME = /^[0-9a-f]{2}$/;
+const CHUNK_NAME = /^[0-9a-f]{64}$/;
+const DEFAULT_GRACE_MS = 60 * 60_000;
+const DEFAULT_PACK_BYTES = 256 * 1024 * 1024;
+/** A pack whose live bytes are below this share of its size is compacted by gc. */
+const COMPACT_BELOW = 0.5;
+/** Open read handles kept, least recently used first out. */
+const READERS = 32;
+/** Rows a collection reads at a time (it never holds a read open across an await). */
+const PAGE = 1000;
+/** Index writes share a commit when queued within this many ms, up to BATCH_MAX of them. */
+const BATCH_MS = 2;
+const BATCH_MAX = 256;
+
+const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'where each chunk is in the packs, when it was last put, and whether it is durable',
+    sql: `
+      CREATE TABLE chunks (
+        hash BLOB PRIMARY KEY,
+        pack TEXT NOT NULL,
+        offset INTEGER NOT NULL,
+        length INTEGER NOT NULL,
+        touched INTEGER NOT NULL,
+        durable INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      CREATE INDEX chunks_by_pack ON chunks (pack);
+      CREATE INDEX chunks_not_durable ON chunks (durable) WHERE durable = 0;
+    `,
+  },
+];
+
+interface Row {
+  pack: string;
+  offset: number;
+  length: number;
+}
+
+/** A pack this process writes. */
+interface Pack {
+  name: string;
+  handle: FileHandle;
+  /** Bytes reserved so far: the next record starts here. */
+  size: number;
+  /** Appends to it not yet indexed. */
+  writes: Set<Promise<unknown>>;
+  /** Written since the last flush. */
+  dirty: boolean;
+  /** No longer appended to: closed once flushed, and compactable. */
+  finished: boolean;
+}
+
+function notStarted(): TrosynError {
+  return new TrosynError(
+    'NOT_STARTED',
+    'the chunk store is not started (call start() first, or it was stopped)',
+  );
+}
+
+function errno(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException | null)?.code;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return errno(err) === 'EPERM';
+  }
+}
+
+function writerOf(pack: string): number {
+  return Number(PACK_NAME.exec(pack)?.[1] ?? -1);
+}
+
+function header(hash: Buffer, length: number): Buffer {
+  const h = Buffer.allocUnsafe(HEADER);
+  MAGIC.copy(h, 0);
+  h.writeUInt32LE(length, 4);
+  hash.copy(h, 8);
+  return h;
+}
+
+function prepareStatements(db: Database.Database) {
+  return {
+    touch: db.prepare<[number, Buffer, number]>(
+      'UPDATE chunks SET touched = ? WHERE hash = ? AND length = ?',
+    ),
+    dropOtherLength: db.prepare<[Buffer, number]>('DELETE FROM chunks WHERE hash = ? AND length != ?'),
+    insert: db.prepare<[Buffer, string, number, number, number]>(
+      'INSERT OR IGNORE INTO chunks (hash, pack, offset, length, touched, durable) VALUES (?, ?, ?, ?, ?, 0)',
+    ),
+    has: db.prepare<[Buffer], 1>('SELECT 1 FROM chunks WHERE hash = ?').pluck(),
+    present: db
+      .prepare<[string], string>(
+        'SELECT lower(hex(hash)) FROM chunks WHERE hash IN (SELECT unhex(value) FROM json_each(?))',
+      )
+      .pluck(),
+    locate: db.prepare<[Buffer], Row>('SELECT pack, offset, length FROM chunks WHERE hash = ?'),
+    drop: db.prepare<[Buffer]>('DELETE FROM chunks WHERE hash = ?'),
+    dropAt: db.prepare<[Buffer, string, number]>(
+      'DELETE FROM chunks WHERE hash = ? AND pack = ? AND offset = ?',
+    ),
+    dropIfOld: db.prepare<[Buffer, number]>('DELETE FROM chunks WHERE hash = ? AND touched < ?'),
+    markDurable: db.prepare<[Buffer]>('UPDATE chunks SET durable = 1 WHERE hash = ? AND durable = 0'),
+    stats: db.prepare('SELECT count(*) AS chunks, coalesce(sum(length), 0) AS bytes FROM chunks'),
+    page: db.prepare<[Buffer], { hash: Buffer; length: number; touched: number }>(
+      `SELECT hash, length, touched FROM chunks WHERE hash > ? ORDER BY hash LIMIT ${PAGE}`,
+    ),
+    notDurable: db.prepare<[], Row & { hash: Buffer }>(
+      'SELECT hash, pack, offset, length FROM chunks WHERE durable = 0',
+    ),
+    inPack: db.prepare<[string], Row & { hash: Buffer }>(
+      'SELECT hash, pack, offset, length FROM chunks WHERE pack = ?',
+    ),
+    livePack: db.prepare<[string], { n: number; bytes: number }>(
+      'SELECT count(*) AS n, coalesce(sum(length), 0) AS bytes FROM chunks WHERE pack = ?',
+    ),
+    move: db.prepare<[string, number, Buffer, string, number]>(
+      'UPDATE chunks SET pack = ?, offset = ?, durable = 1 WHERE hash = ? AND pack = ? AND offset = ?',
+    ),
+  };
+}
+
+type Statements = ReturnType<typeof prepareStatements>;
+
+/** The chunk store in pack files; see the top of this file for its layout and crash safety. */
+export class PackChunkStore implements ChunkStore {
+  /** The store's directory. */
+  readonly dir: string;
+  private readonly packsDir: string;
+  private readonly fsync: boolean;
+  private readonly verifyOnRead: boolean;
+  private readonly packBytes: number;
+  private readonly guard = new LifecycleGuard();
+  private db: Database.Database | undefined;
+  private sql!: Statements;
+  /** Operations in progress, which stop() waits for. */
+  private readonly running = new Set<Promise<unknown>>();
+  /** Puts writing a chunk now: a second put of the same chunk waits for the first. */
+  private readonly writing = new Map<string, Promise<unknown>>();
+  /** The pack this process appends to, and the one being created. */
+  private current: Pack | undefined;
+  private opening: Promise<void> | undefined;
+  /** The packs this process has open for writing, by name: the current one and finished ones not yet flushed. */
+  private readonly own = new Map<string, Pack>();
+  /** Puts marking a stored chunk put again, not yet committed: a collection here keeps those. */
+  private readonly touching = new Map<string, number>();
+  private batchTimer: NodeJS.Timeout | undefined;
+  /** Index writes waiting for the next batch. */
+  private queued: { fn: () => unknown; resolve: (value: unknown) => void; reject: (err: unknown) => void }[] =
+    [];
+  /** Chunks whose put resolved since the last flush. */
+  private settled: Buffer[] = [];
+  private readonly readers = new Map<string, Promise<FileHandle>>();
+  private flushing: Promise<void> = Promise.resolve();
+  private collecting: Promise<unknown> = Promise.resolve();
+
+  constructor(options: PackChunkStoreOptions) {
+    this.dir = options.dir;
+    this.packsDir = join(options.dir, 'packs');
+    this.fsync = options.fsync ?? true;
+    this.verifyOnRead = options.verifyOnRead ?? true;
+    this.packBytes = options.packBytes ?? DEFAULT_PACK_BYTES;
+  }
+
+  isStarted(): boolean {
+    return this.guard.isStarted();
+  }
+
+  start(): Promise<void> {
+    return this.guard.start(async () => {
+      try {
+        await mkdir(this.packsDir, { recursive: true, mode: 0o700 });
+      } catch (err) {
+        throw this.failure('create the chunk directory', this.packsDir, err);
+      }
+      const path = join(this.dir, 'index.db');
+      let db: Database.Database;
+      try {
+        db = new Database(path);
+        chmodSync(path, 0o600);
+        db.pragma('journal_mode = WAL');
+        db.pragma('synchronous = NORMAL');
+        db.pragma('busy_timeout = 10000');
+        runMigrations(db, MIGRATIONS, Date.now());
+      } catch (err) {
+        throw this.failure('open the chunk index', path, err);
+      }
+      this.db = db;
+      this.sql = prepareStatements(db);
+      this.current = undefined;
+      try {
+        await this.recover();
+        await this.importLoose();
+      } catch (err) {
+        db.close();
+        this.db = undefined;
+        throw err;
+      }
+    });
+  }
+
+  stop(): Promise<void> {
+    return this.guard.stop(async () => {
+      const db = this.db;
+      if (!db) return;
+      await Promise.allSettled([...this.running]);
+      await this.syncSettled().catch(() => undefined);
+      this.db = undefined;
+      await this.opening?.catch(() => undefined);
+      this.current = undefined;
+      const handles = new Set<FileHandle>([...this.own.values()].map((p) => p.handle));
+      this.own.clear();
+      for (const reader of this.readers.values()) {
+        const handle = await reader.catch(() => undefined);
+        if (handle) handles.add(handle);
+      }
+      this.readers.clear();
+      await Promise.allSettled([...handles].map((h) => h.close()));
+      db.close();
+    });
+  }
+
+  put(hash: string, bytes: Uint8Array, options: PutOptions = {}): Promise<boolean> {
+    return this.run(hash, async () => {
+      if (!options.verified) {
+        const actual = chunkHash(bytes);
+        if (actual !== hash) throw new ChunkHashMismatchError(hash, actual);
+      }
+      const key = Buffer.from(hash, 'hex');
+      // A copy of our own: the caller may reuse its buffer once this call returns.
+      let own: Buffer | undefined;
+      for (;;) {
+        const earlier = this.writing.get(hash);
+        if (earlier) {
+          // Another put of this chunk is writing it: this one writes nothing, unless that one fails.
+          if (
+            await earlier.then(
+              () => true,
+              () => false,
+            )
+          )
+            return false;
+          continue;
+        }
+        if (this.sql.has.get(key) !== undefined) {
+          // Marked put-again: a collection here keeps it from now on, one in another
+          // process once the mark commits. A row of another length is not this
+          // chunk's; a row a collection removed meanwhile is written anew.
+          own ??= Buffer.from(bytes);
+          if ((await this.touch(hash, key, bytes.length)) > 0) return false;
+          if (this.writing.has(hash)) continue;
+        }
+        own ??= Buffer.from(bytes);
+        const write = this.append(key, own, true);
+        this.writing.set(hash, write);
+        try {
+          await write;
+        } finally {
+          this.writing.delete(hash);
+        }
+        return true;
+      }
+    });
+  }
+
+  flush(): Promise<void> {
+    return this.run(undefined, () => this.syncSettled());
+  }
+
+  has(hash: string): Promise<boolean> {
+    return this.run(hash, async () => this.sql.has.get(Buffer.from(hash, 'hex')) !== undefined);
+  }
+
+  missing(hashes: readonly string[]): Promise<string[]> {
+    return this.run(undefined, async () => {
+      for (const hash of hashes) if (!isChunkHash(hash)) throw new InvalidChunkHashError(hash);
+      const unique = [...new Set(hashes)];
+      const present = new Set<string>();
+      // One query a thousand hashes, not one a hash.
+      for (let i = 0; i < unique.length; i += PAGE)
+        for (const hash of this.sql.present.all(JSON.stringify(unique.slice(i, i + PAGE)))) present.add(hash);
+      return unique.filter((hash) => !present.has(hash));
+    });
+  }
+
+  get(hash: string, options: GetOptions = {}): Promise<Buffer> {
+    return this.run(hash, async () => {
+      const key = Buffer.from(hash, 'hex');
+      const { row, bytes } = await this.readChunk(key, hash);
+      // A pack cut short (its bytes never reached the disk) reads as damage, verified or not.
+      const whole = bytes.length === row.length;
+      if (whole && !(options.verify ?? this.verifyOnRead)) return bytes;
+      const actual = chunkHash(bytes);
+      if (whole && actual === hash) return bytes;
+      // Only this copy goes: a put may have moved the row to a sound copy meanwhile.
+      this.sql.dropAt.run(key, row.pack, row.offset);
+      throw new ChunkCorruptError(hash, actual);
+    });
+  }
+
+  delete(hash: string): Promise<boolean> {
+    return this.run(hash, async () => {
+      await this.writing.get(hash)?.catch(() => undefined);
+      return this.sql.drop.run(Buffer.from(hash, 'hex')).changes > 0;
+    });
+  }
+
+  stats(): Promise<ChunkStoreStats> {
+    return this.run(undefined, async () => {
+      const { chunks, bytes } = this.sql.stats.get() as { chunks: number; bytes: number };
+      return { chunks, bytes };
+    });
+  }
+
+  gc(isReferenced: IsReferenced, options: GcOptions = {}): Promise<GcReport> {
+    return this.run(undefined, () => {
+      const run = this.collecting.then(() => this.collect(isReferenced, options));
+      this.collecting = run.catch(() => undefined);
+      return run;
+    });
+  }
+
+  /** Where a chunk's bytes are, or undefined when it is not stored. */
+  location(hash: string): ChunkLocation | undefined {
+    if (!this.db) throw notStarted();
+    if (!isChunkHash(hash)) throw new InvalidChunkHashError(hash);
+    const row = this.sql.locate.get(Buffer.from(hash, 'hex'));
+    return row && { path: join(this.packsDir, row.pack), offset: row.offset, length: row.length };
+  }
+
+  /** The pack files on disk and their sizes: for tests and diagnosis. */
+  async packs(): Promise<{ name: string; bytes: number }[]> {
+    const out: { name: string; bytes: number }[] = [];
+    for (const name of await this.listPacks()) {
+      const size = await this.sizeOf(join(this.packsDir, name));
+      if (size !== undefined) out.push({ name, bytes: size });
+    }
+    return out;
+  }
+
+  // --- internals -------------------------------------------------------------
+
+  /** Runs a public operation: checks the store is open and the hash well formed, and lets stop() wait for it. */
+  private run<T>(hash: string | undefined, fn: () => Promise<T>): Promise<T> {
+    let op: Promise<T>;
+    if (!this.db) {
+      op = Promise.reject(notStarted());
+    } else if (hash !== undefined && !isChunkHash(hash)) {
+      op = Promise.reject(new InvalidChunkHashError(hash));
+    } else {
+      op = fn();
+      this.running.add(op);
+      void op.then(
+        () => this.running.delete(op),
+        () => this.running.delete(op),
+      );
+    }
+    return op;
+  }
+
+  /** Marks a stored chunk put again; resolves how many rows it marked (0: not stored after all). */
+  private async touch(hash: string, key: Buffer, length: number): Promise<number> {
+    this.touching.set(hash, (this.touching.get(hash) ?? 0) + 1);
+    try {
+      return await this.indexWrite(() => this.sql.touch.run(Date.now(), key, length).changes);
+    } finally {
+      const n = (this.touching.get(hash) ?? 1) - 1;
+      if (n > 0) this.touching.set(hash, n);
+      else this.touching.delete(hash);
+    }
+  }
+
+  /**
+   * Runs an index write in the next batch: the writes queued within BATCH_MS (or
+   * until BATCH_MAX are) share one transaction, so a thousand puts cost a few
+   * commits, not a thousand (each commit is a write to the index's log).
+   */
+  private indexWrite<T>(fn: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.queued.push({ fn, resolve: resolve as (v: unknown) => void, reject });
+      if (this.queued.length >= BATCH_MAX) this.commitQueued();
+      else this.batchTimer ??= setTimeout(() => this.commitQueued(), BATCH_MS);
+    });
+  }
+
+  private commitQueued(): void {
+    clearTimeout(this.batchTimer);
+    this.batchTimer = undefined;
+    const batch = this.queued;
+    this.queued = [];
+    const db = this.db;
+    if (!db) {
+      for (const op of batch) op.reject(notStarted());
+      return;
+    }
+    let results: unknown[];
+    try {
+      results = this.guardSql(() => db.transaction(() => batch.map((op) => op.fn()))());
+    } catch (err) {
+      for (const op of batch) op.reject(err);
+      return;
+    }
+    batch.forEach((op, i) => op.resolve(results[i]));
+  }
+
+  /** Runs an index statement; a full disk is CHUNK_STORE_FULL like a pack write. */
+  private guardSql<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      if ((err as { code?: string }).code === 'SQLITE_FULL') throw new ChunkStoreFullError(this.dir, err);
+      throw new ChunkStoreIoError('update the chunk index', join(this.dir, 'index.db'), err);
+    }
+  }
+
+  /** The pack to append to, begun when none is open or the open one is full. */
+  private async writable(length: number): Promise<Pack> {
+    for (;;) {
+      const pack = this.current;
+      if (pack && (pack.size === 0 || pack.size + HEADER + length <= this.packBytes)) return pack;
+      if (!this.opening) {
+        if (pack) pack.finished = true;
+        const name = `${process.pid}-${randomBytes(6).toString('hex')}.pack`;
+        const path = join(this.packsDir, name);
+        this.opening = open(path, 'wx', 0o600)
+          .then(
+            (handle) => {
+              this.current = { name, handle, size: 0, writes: new Set(), dirty: false, finished: false };
+              this.own.set(name, this.current);
+            },
+            (err: unknown) => {
+              throw this.failure('create pack', path, err);
+            },
+          )
+          .finally(() => {
+            this.opening = undefined;
+          });
+      }
+      await this.opening;
+    }
+  }
+
+  /** Appends one record to the current pack; resolves where its bytes are. */
+  /**
+   * Appends one record to the current pack; resolves where its bytes are. With
+   * `index`, the chunk's row is inserted once the bytes are written, before the pack
+   * counts the append as done: a compaction waiting for a pack's appends sees every row.
+   */
+  private async append(
+    key: Buffer,
+    bytes: Buffer,
+    index: boolean,
+  ): Promise<{ pack: string; offset: number }> {
+    const pack = await this.writable(bytes.length);
+    const start = pack.size;
+    pack.size += HEADER + bytes.length;
+    pack.dirty = true;
+    const write = (async () => {
+      const record = [header(key, bytes.length), bytes];
+      const total = HEADER + bytes.length;
+      try {
+        let done = (await pack.handle.writev(record, start)).bytesWritten;
+        // writev(2) may write less than asked (a nearly full disk does exactly that).
+        while (done < total) {
+          const rest = Buffer.concat(record).subarray(done);
+          const more = await pack.handle.write(rest, 0, rest.length, start + done);
+          if (more.bytesWritten <= 0) throw new Error('write(2) wrote nothing');
+          done += more.bytesWritten;
+        }
+      } catch (err) {
+        // The reserved bytes are dead space: no row will point at them.
+        throw this.failure('write chunk', join(this.packsDir, pack.name), err);
+      }
+      if (index) {
+        await this.indexWrite(() => {
+          this.sql.dropOtherLength.run(key, bytes.length);
+          this.sql.insert.run(key, pack.name, start + HEADER, bytes.length, Date.now());
+        });
+        this.settled.push(key);
+      }
+    })();
+    pack.writes.add(write);
+    try {
+      await write;
+    } finally {
+      pack.writes.delete(write);
+    }
+    return { pack: pack.name, offset: start + HEADER };
+  }
+
+  private syncSettled(): Promise<void> {
+    // One flush at a time: a flush that snapshots while another is still syncing must
+    // not resolve before the chunks the other took are durable.
+    const run = this.flushing.then(async () => {
+      const keys = this.settled;
+      const packs = [...this.own.values()].filter((p) => p.dirty);
+      this.settled = [];
+      for (const p of packs) p.dirty = false;
+      try {
+        if (this.fsync) await Promise.all(packs.map((p) => p.handle.datasync()));
+        this.markDurable(keys);
+      } catch (err) {
+        this.settled.push(...keys);
+        for (const p of packs) p.dirty = true;
+        throw this.failure('sync pack', this.packsDir, err);
+      }
+      // A finished pack is closed once its bytes are durable and nothing appends to it.
+      for (const p of this.own.values())
+        if (p.finished && !p.dirty && p.writes.size === 0) {
+          this.own.delete(p.name);
+          await p.handle.close().catch(() => undefined);
+        }
+    });
+    this.flushing = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Marks rows durable in one commit that is itself synced to disk. */
+  private markDurable(keys: readonly Buffer[]): void {
+    const db = this.db;
+    if (!db || keys.length === 0) return;
+    this.synced(() => {
+      for (const key of keys) this.sql.markDurable.run(key);
+    });
+  }
+
+  /** Runs `fn` in one transaction whose commit is synced to disk (when fsync is on). */
+  private synced(fn: () => void): void {
+    const db = this.db as Database.Database;
+    if (this.fsync) db.pragma('synchronous = FULL');
+    try {
+      this.guardSql(() => db.transaction(fn)());
+    } finally {
+      if (this.fsync) db.pragma('synchronous = NORMAL');
+    }
+  }
+
+  private async readChunk(key: Buffer, hash: string): Promise<{ row: Row; bytes: Buffer }> {
+    // A collection in another process may compact the pack away between the lookup
+    // and the read: the row then points elsewhere, so look it up again, once.
+    for (let attempt = 0; ; attempt++) {
+      const row = this.sql.locate.get(key);
+      if (!row) throw new ChunkNotFoundError(hash);
+      try {
+        const handle = await this.reader(row.pack);
+        const bytes = Buffer.allocUnsafe(row.length);
+        let read = 0;
+        while (read < row.length) {
+          const { bytesRead } = await handle.read(bytes, read, row.length - read, row.offset + read);
+          if (bytesRead === 0) break;
+          read += bytesRead;
+        }
+        return { row, bytes: read === row.length ? bytes : bytes.subarray(0, read) };
+      } catch (err) {
+        if (errno(err) === 'ENOENT' && attempt === 0) {
+          this.readers.delete(row.pack);
+          continue;
+        }
+        if (errno(err) === 'ENOENT') {
+          this.sql.dropAt.run(key, row.pack, row.offset);
+          throw new ChunkNotFoundError(hash);
+        }
+        throw this.failure('read chunk', join(this.packsDir, row.pack), err);
+      }
+    }
+  }
+
+  private reader(pack: string): Promise<FileHandle> {
+    const known = this.readers.get(pack);
+    if (known) {
+      // Most recently used last.
+      this.readers.delete(pack);
+      this.readers.set(pack, known);
+      return known;
+    }
+    const opening = open(join(this.packsDir, pack), 'r');
+    this.readers.set(pack, opening);
+    opening.catch(() => this.readers.delete(pack));
+    if (this.readers.size > READERS) {
+      const [oldest, handle] = this.readers.entries().next().value as [string, Promise<FileHandle>];
+      this.readers.delete(oldest);
+      void handle.then((h) => h.close()).catch(() => undefined);
+    }
+    return opening;
+  }
+
+  private async closeReader(pack: string): Promise<void> {
+    const reader = this.readers.get(pack);
+    this.readers.delete(pack);
+    await reader?.then((h) => h.close()).catch(() => undefined);
+  }
+
+  /**
+   * Rows a writer that is gone never made durable: after a power cut their bytes may
+   * not be on the disk. Each is read and hashed; a sound one is synced and marked
+   * durable, any other removed.
+   */
+  private async recover(): Promise<void> {
+    // This process has written nothing yet: a row of its pid is a previous process's.
+    const suspect = this.sql.notDurable.all().filter((r) => {
+      const writer = writerOf(r.pack);
+      return writer === process.pid || !processAlive(writer);
+    });
+    if (suspect.length === 0) return;
+    const sound: Buffer[] = [];
+    const packs = new Set<string>();
+    for (const row of suspect) {
+      const hash = row.hash.toString('hex');
+      try {
+        const { bytes } = await this.readChunk(row.hash, hash);
+        if (chunkHash(bytes) === hash) {
+          sound.push(row.hash);
+          packs.add(row.pack);
+          continue;
+        }
+      } catch (err) {
+        if (!(err instanceof ChunkNotFoundError)) throw err;
+      }
+      this.sql.dropAt.run(row.hash, row.pack, row.offset);
+    }
+    if (this.fsync)
+      for (const pack of packs) {
+        const handle = await open(join(this.packsDir, pack), 'r+');
+        try {
+          await handle.datasync();
+        } finally {
+          await handle.close();
+        }
+      }
+    this.markDurable(sound);
+  }
+
+  /** Imports a store `DiskChunkStore` wrote (a file a chunk under `<dir>/<h0h1>/`). */
+  private async importLoose(): Promise<void> {
+    const fanOuts = (await this.list(this.dir)).filter((n) => FAN_OUT_NAME.test(n));
+    if (fanOuts.length === 0) return;
+    const imported: string[] = [];
+    for (const fanOut of fanOuts) {
+      for (const name of await this.list(join(this.dir, fanOut))) {
+        const path = join(this.dir, fanOut, name);
+        imported.push(path);
+        if (!CHUNK_NAME.test(name)) continue;
+        const bytes = await readFile(path).catch(() => undefined);
+        // A damaged loose chunk is left out: it is then missing, and fetched again.
+        if (!bytes || chunkHash(bytes) !== name) continue;
+        await this.put(name, bytes, { verified: true });
+      }
+    }
+    await this.syncSettled();
+    for (const path of imported) await unlink(path).catch(() => undefined);
+    for (const fanOut of fanOuts) await rm(join(this.dir, fanOut), { recursive: true, force: true });
+  }
+
+  private async collect(isReferenced: IsReferenced, options: GcOptions): Promise<GcReport> {
+    const cutoff = Date.now() - (options.graceMs ?? DEFAULT_GRACE_MS);
+    const report: GcReport = { removed: 0, bytes: 0, kept: 0 };
+    let after: Buffer = Buffer.alloc(0);
+    for (;;) {
+      const page = this.sql.page.all(after);
+      if (page.length === 0) break;
+      after = (page[page.length - 1] as { hash: Buffer }).hash;
+      for (const row of page) {
+        options.signal?.throwIfAborted();
+        if (!this.db) throw notStarted();
+        const hash = row.hash.toString('hex');
+        if (
+          row.touched >= cutoff ||
+          this.writing.has(hash) ||
+          this.touching.has(hash) ||
+          (await isReferenced(hash))
+        ) {
+          report.kept++;
+          continue;
+        }
+        // The row goes only if no put touched it since it was read, nor is touching it now.
+        if (
+          !this.touching.has(hash) &&
+          !this.writing.has(hash) &&
+          this.sql.dropIfOld.run(row.hash, cutoff).changes > 0
+        ) {
+          report.removed++;
+          report.bytes += row.length;
+        } else report.kept++;
+      }
+    }
+    await this.compact(options.signal);
+    return report;
+  }
+
+  /** Copies the live chunks of mostly dead packs into the current pack, and deletes what is left. */
+  private async compact(signal: AbortSignal | undefined): Promise<void> {
+    for (const name of await this.listPacks()) {
+      signal?.throwIfAborted();
+      if (!this.db) throw notStarted();
+      const path = join(this.packsDir, name);
+      const writer = writerOf(name);
+      const mine = this.own.get(name);
+      // Another live process's pack is its own to append to.
+      if (writer !== process.pid && processAlive(writer)) continue;
+      const size = await this.sizeOf(path);
+      if (size === undefined) continue;
+      const live = this.sql.livePack.get(name) as { n: number; bytes: number };
+      if (live.n > 0 && live.bytes + live.n * HEADER >= size * COMPACT_BELOW) continue;
+      if (mine) {
+        // This process's own pack: no more appends to it, and the ones under way end first.
+        mine.finished = true;
+        if (this.current === mine) this.current = undefined;
+        await Promise.allSettled([...mine.writes]);
+        if (mine.dirty) await this.syncSettled();
+      }
+      await this.movePack(name);
+      if (mine) {
+        this.own.delete(name);
+        await mine.handle.close().catch(() => undefined);
+      }
+      await this.closeReader(name);
+      await unlink(path).catch((err: unknown) => {
+        if (errno(err) !== 'ENOENT') throw this.failure('remove pack', path, err);
+      });
+    }
+  }
+
+  /** Copies a pack's live chunks to the current pack and moves their rows there, durably. */
+  private async movePack(name: string): Promise<void> {
+    const moved: { key: Buffer; from: Row; to: { pack: string; offset: number } }[] = [];
+    for (const row of this.sql.inPack.all(name)) {
+      const hash = row.hash.toString('hex');
+      let bytes: Buffer;
+      try {
+        bytes = (await this.readChunk(row.hash, hash)).bytes;
+      } catch (err) {
+        if (err instanceof ChunkNotFoundError) continue;
+        throw err;
+      }
+      // A damaged copy is not carried over: the chunk is then missing, and fetched again.
+      if (bytes.length !== row.length || chunkHash(bytes) !== hash) {
+        this.sql.dropAt.run(row.hash, row.pack, row.offset);
+        continue;
+      }
+      moved.push({ key: row.hash, from: row, to: await this.append(row.hash, bytes, false) });
+    }
+    if (this.fsync)
+      for (const target of new Set(moved.map((m) => m.to.pack)))
+        await this.own.get(target)?.handle.datasync();
+    this.synced(() => {
+      for (const m of moved) this.sql.move.run(m.to.pack, m.to.offset, m.key, m.from.pack, m.from.offset);
+    });
+  }
+
+  private async listPacks(): Promise<string[]> {
+    return (await this.list(this.packsDir)).filter((n) => PACK_NAME.test(n)).sort();
+  }
+
+  private async list(dir: string): Promise<string[]> {
+    try {
+      return await readdir(dir);
+    } catch (err) {
+      if (errno(err) === 'ENOENT' || errno(err) === 'ENOTDIR') return [];
+      throw this.failure('list', dir, err);
+    }
+  }
+
+  private async sizeOf(path: string): Promise<number | undefined> {
+    try {
+      return (await stat(path)).size;
+    } catch (err) {
+      if (errno(err) === 'ENOENT') return undefined;
+      throw this.failure('read', path, err);
+    }
+  }
+
+  private failure(action: string, path: string, err: unknown): TrosynError {
+    if (err instanceof TrosynError) return err;
+    const code = errno(err);
+    if (code === 'ENOSPC' || code === 'EDQUOT') return new ChunkStoreFullError(this.dir, err);
+    return new ChunkStoreIoError(action, path, err);
+  }
+}

@@ -1,0 +1,238 @@
+/**
+ * What the pack store promises beyond the acceptance suite: its layout and
+ * permissions, durability marks, what start() does with rows a power cut may have
+ * left without their bytes, compaction, and the import of a file-a-chunk store.
+ */
+import assert from 'node:assert/strict';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import Database from 'better-sqlite3';
+import { chunkHash } from '../../src/files/chunk-store.js';
+import { DiskChunkStore } from '../../src/files/chunk-store-disk.js';
+import { PackChunkStore } from '../../src/files/chunk-store-pack.js';
+import { randomChunk } from '../../src/files/testing/chunk-store-suite.js';
+import { tempDir } from '../helpers.js';
+
+interface IndexRow {
+  hash: string;
+  pack: string;
+  offset: number;
+  length: number;
+  durable: number;
+}
+
+/** The index as it is on disk, read by a connection of its own. */
+function indexRows(dir: string): IndexRow[] {
+  const db = new Database(join(dir, 'index.db'), { readonly: true });
+  try {
+    return db
+      .prepare<[], IndexRow & { hash: Buffer }>('SELECT hash, pack, offset, length, durable FROM chunks')
+      .all()
+      .map((r) => ({ ...r, hash: r.hash.toString('hex') }));
+  } finally {
+    db.close();
+  }
+}
+
+async function withStore(
+  fn: (store: PackChunkStore, dir: string, tmp: string) => Promise<void>,
+  options: { packBytes?: number } = {},
+): Promise<void> {
+  const tmp = tempDir('trosyn-packs-');
+  const dir = join(tmp.path, 'chunks');
+  const store = new PackChunkStore({ dir, ...options });
+  try {
+    await store.start();
+    await fn(store, dir, tmp.path);
+  } finally {
+    await store.stop();
+    tmp.remove();
+  }
+}
+
+describe('PackChunkStore on disk', () => {
+  it('appends each chunk with its header to a pack (0600, directories 0700), indexed in index.db', async () => {
+    const umask = process.umask(0);
+    try {
+      await withStore(async (store, dir) => {
+        const a = randomChunk(1000);
+        const b = randomChunk(70_000);
+        await store.put(a.hash, a.bytes);
+        await store.put(b.hash, b.bytes);
+        const packs = readdirSync(join(dir, 'packs'));
+        assert.equal(packs.length, 1, 'one pack for both');
+        assert.match(packs[0] as string, new RegExp(`^${process.pid}-[0-9a-f]+\\.pack$`));
+        const pack = readFileSync(join(dir, 'packs', packs[0] as string));
+        assert.equal(pack.length, 40 + 1000 + 40 + 70_000);
+        // The header: TRCK, the length (u32 LE), the SHA-256; then the bytes.
+        assert.equal(pack.subarray(0, 4).toString(), 'TRCK');
+        assert.equal(pack.readUInt32LE(4), 1000);
+        assert.equal(pack.subarray(8, 40).toString('hex'), a.hash);
+        assert.deepEqual(pack.subarray(40, 1040), a.bytes);
+        assert.deepEqual(store.location(b.hash), {
+          path: join(dir, 'packs', packs[0] as string),
+          offset: 1040 + 40,
+          length: 70_000,
+        });
+        assert.equal(statSync(dir).mode & 0o777, 0o700);
+        assert.equal(statSync(join(dir, 'packs')).mode & 0o777, 0o700);
+        assert.equal(statSync(join(dir, 'packs', packs[0] as string)).mode & 0o777, 0o600);
+        assert.equal(statSync(join(dir, 'index.db')).mode & 0o777, 0o600);
+      });
+    } finally {
+      process.umask(umask);
+    }
+  });
+
+  it('a chunk is marked durable only by a flush begun after its put resolved', async () => {
+    await withStore(async (store, dir) => {
+      const a = randomChunk(500);
+      await store.put(a.hash, a.bytes);
+      assert.deepEqual(
+        indexRows(dir).map((r) => r.durable),
+        [0],
+        'put, not yet flushed',
+      );
+      await store.flush();
+      assert.deepEqual(
+        indexRows(dir).map((r) => r.durable),
+        [1],
+      );
+      const b = randomChunk(600);
+      await store.put(b.hash, b.bytes);
+      const durable = new Map(indexRows(dir).map((r) => [r.hash, r.durable]));
+      assert.equal(durable.get(a.hash), 1);
+      assert.equal(durable.get(b.hash), 0);
+    });
+  });
+
+  it('after a power cut, start keeps the unflushed chunks whose bytes are whole and drops the rest', async () => {
+    await withStore(async (store, dir, tmp) => {
+      const flushed = Array.from({ length: 5 }, (_, i) => randomChunk(10_000 + i));
+      for (const c of flushed) await store.put(c.hash, c.bytes);
+      await store.flush();
+      const unflushed = Array.from({ length: 6 }, (_, i) => randomChunk(20_000 + i));
+      for (const c of unflushed) await store.put(c.hash, c.bytes);
+      // What a disk might hold after a power cut now: the index as written (its WAL
+      // included), and the pack cut short in the middle of the fourth unflushed chunk.
+      const copy = join(tmp, 'after-power-cut');
+      mkdirSync(join(copy, 'packs'), { recursive: true, mode: 0o700 });
+      for (const f of ['index.db', 'index.db-wal'])
+        if (existsSync(join(dir, f))) copyFileSync(join(dir, f), join(copy, f));
+      const [pack] = readdirSync(join(dir, 'packs')) as [string];
+      copyFileSync(join(dir, 'packs', pack), join(copy, 'packs', pack));
+      const cutAt = store.location(unflushed[3]!.hash)!;
+      truncateSync(join(copy, 'packs', pack), cutAt.offset + 100);
+
+      // The rows carry this process's pid: to a new store they are a previous process's.
+      const after = new PackChunkStore({ dir: copy });
+      await after.start();
+      try {
+        for (const c of [...flushed, ...unflushed.slice(0, 3)])
+          assert.deepEqual(await after.get(c.hash), c.bytes, 'whole: kept');
+        assert.deepEqual(
+          await after.missing(unflushed.map((c) => c.hash)),
+          unflushed.slice(3).map((c) => c.hash),
+          'cut short or never written: absent, so fetched again',
+        );
+        assert.ok(
+          indexRows(copy).every((r) => r.durable === 1),
+          'every row left is durable',
+        );
+      } finally {
+        await after.stop();
+      }
+    });
+  });
+
+  it('gc compacts a mostly dead pack: live chunks move, the pack file goes, bytes on disk shrink', async () => {
+    await withStore(async (store, dir) => {
+      const chunks = Array.from({ length: 40 }, (_, i) => randomChunk(20_000 + i));
+      for (const c of chunks) await store.put(c.hash, c.bytes);
+      await store.flush();
+      const [before] = await store.packs();
+      assert.ok(before);
+      const keep = new Set(chunks.filter((_, i) => i % 10 === 0).map((c) => c.hash));
+      await new Promise((r) => setTimeout(r, 20));
+      const report = await store.gc((h) => keep.has(h), { graceMs: 0 });
+      assert.equal(report.removed, 36);
+      const after = await store.packs();
+      assert.ok(!after.some((p) => p.name === before.name), 'the old pack is deleted');
+      const onDisk = after.reduce((n, p) => n + p.bytes, 0);
+      assert.ok(onDisk < before.bytes / 5, `packs shrank from ${before.bytes} to ${onDisk} bytes`);
+      for (const c of chunks)
+        if (keep.has(c.hash)) assert.deepEqual(await store.get(c.hash), c.bytes, 'a kept chunk moved intact');
+        else assert.equal(await store.has(c.hash), false);
+      assert.ok(
+        indexRows(dir).every((r) => r.durable === 1),
+        'moved rows are durable',
+      );
+      // New puts after compaction go to a pack that still works.
+      const late = randomChunk(3000);
+      await store.put(late.hash, late.bytes);
+      assert.deepEqual(await store.get(late.hash), late.bytes);
+    });
+  });
+
+  it('a pack that reaches packBytes is finished and a new one begun; both read back', async () => {
+    await withStore(
+      async (store) => {
+        const chunks = Array.from({ length: 10 }, (_, i) => randomChunk(30_000 + i));
+        for (const c of chunks) await store.put(c.hash, c.bytes);
+        await store.flush();
+        const packs = await store.packs();
+        assert.ok(packs.length >= 3, `${packs.length} packs of at most 100 kB`);
+        for (const p of packs)
+          assert.ok(p.bytes <= 100_000 || p.bytes <= 30_049 + 40, `${p.name}: ${p.bytes}`);
+        for (const c of chunks) assert.deepEqual(await store.get(c.hash), c.bytes);
+      },
+      { packBytes: 100_000 },
+    );
+  });
+
+  it('imports a file-a-chunk store: sound chunks move into a pack, a damaged one is left out', async () => {
+    const tmp = tempDir('trosyn-packs-import-');
+    const dir = join(tmp.path, 'chunks');
+    try {
+      const old = new DiskChunkStore({ dir });
+      await old.start();
+      const chunks = Array.from({ length: 8 }, (_, i) => randomChunk(4000 + i));
+      for (const c of chunks) await old.put(c.hash, c.bytes);
+      await old.flush();
+      await old.stop();
+      // Bit rot in one loose chunk.
+      const rotten = chunks[2]!;
+      const rottenPath = join(dir, rotten.hash.slice(0, 2), rotten.hash);
+      const bytes = readFileSync(rottenPath);
+      bytes[10] = (bytes[10] as number) ^ 1;
+      writeFileSync(rottenPath, bytes);
+
+      const store = new PackChunkStore({ dir });
+      await store.start();
+      try {
+        for (const c of chunks)
+          if (c === rotten) assert.equal(await store.has(c.hash), false);
+          else assert.equal(chunkHash(await store.get(c.hash)), c.hash);
+        assert.deepEqual(readdirSync(dir).sort(), ['index.db', 'index.db-shm', 'index.db-wal', 'packs']);
+        assert.ok(
+          indexRows(dir).every((r) => r.durable === 1),
+          'imported rows are durable',
+        );
+      } finally {
+        await store.stop();
+      }
+    } finally {
+      tmp.remove();
+    }
+  });
+});

@@ -31,7 +31,7 @@ export const WANT_BATCH = 64;
 export const WANT_WINDOW = 4;
 
 /** Chunks read ahead while one is sent. */
-const READ_AHEAD = 4;
+const READ_AHEAD = 16;
 
 /** Received chunks being written at once. */
 const STORES_IN_FLIGHT = 32;

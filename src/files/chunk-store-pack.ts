@@ -117,6 +117,10 @@ const COMPACT_BELOW = 0.5;
 const READERS = 32;
 /** Rows a collection reads at a time (it never holds a read open across an await). */
 const PAGE = 1000;
+/** Neighbouring chunks read or appended with one call, up to this many bytes. */
+const COALESCE_BYTES = 1024 * 1024;
+/** Buffers one write call takes at most (IOV_MAX is 1024 on Linux). */
+const MAX_PARTS = 512;
 /** Index writes share a commit when queued within this many ms, up to BATCH_MAX of them. */
 const BATCH_MS = 2;
 const BATCH_MAX = 256;
@@ -144,6 +148,17 @@ interface Row {
   pack: string;
   offset: number;
   length: number;
+}
+
+/** Records appended one after another, written with one call. */
+interface AppendGroup {
+  pack: Pack;
+  start: number;
+  bytes: number;
+  parts: Buffer[];
+  done: Promise<void>;
+  resolve: () => void;
+  reject: (err: unknown) => void;
 }
 
 /** A pack this process writes. */
@@ -264,6 +279,10 @@ export class PackChunkStore implements ChunkStore {
   /** Chunks whose put resolved since the last flush. */
   private settled: Buffer[] = [];
   private readonly readers = new Map<string, Promise<FileHandle>>();
+  /** Reads waiting for the next turn of the event loop, to be coalesced. */
+  private reads: { row: Row; resolve: (bytes: Buffer) => void; reject: (err: unknown) => void }[] = [];
+  /** Appends waiting to be written with their neighbours in one call. */
+  private appends: AppendGroup | undefined;
   private flushing: Promise<void> = Promise.resolve();
   private collecting: Promise<unknown> = Promise.resolve();
 
@@ -362,6 +381,8 @@ export class PackChunkStore implements ChunkStore {
           own ??= Buffer.from(bytes);
           if ((await this.touch(hash, key, bytes.length)) > 0) return false;
           if (this.writing.has(hash)) continue;
+          // Not marked: removed meanwhile, or a row of another length, which goes.
+          this.sql.dropOtherLength.run(key, bytes.length);
         }
         own ??= Buffer.from(bytes);
         const write = this.append(key, own, true);
@@ -555,9 +576,11 @@ export class PackChunkStore implements ChunkStore {
 
   /** Appends one record to the current pack; resolves where its bytes are. */
   /**
-   * Appends one record to the current pack; resolves where its bytes are. With
-   * `index`, the chunk's row is inserted once the bytes are written, before the pack
-   * counts the append as done: a compaction waiting for a pack's appends sees every row.
+   * Appends one record to the current pack; resolves where its bytes are. Records
+   * appended in one turn of the event loop go to the disk in one call (up to
+   * COALESCE_BYTES). With `index`, the chunk's row is inserted once the bytes are
+   * written, before the pack counts the append as done: a compaction waiting for a
+   * pack's appends sees every row.
    */
   private async append(
     key: Buffer,
@@ -569,26 +592,11 @@ export class PackChunkStore implements ChunkStore {
     pack.size += HEADER + bytes.length;
     pack.dirty = true;
     const write = (async () => {
-      const record = [header(key, bytes.length), bytes];
-      const total = HEADER + bytes.length;
-      try {
-        let done = (await pack.handle.writev(record, start)).bytesWritten;
-        // writev(2) may write less than asked (a nearly full disk does exactly that).
-        while (done < total) {
-          const rest = Buffer.concat(record).subarray(done);
-          const more = await pack.handle.write(rest, 0, rest.length, start + done);
-          if (more.bytesWritten <= 0) throw new Error('write(2) wrote nothing');
-          done += more.bytesWritten;
-        }
-      } catch (err) {
-        // The reserved bytes are dead space: no row will point at them.
-        throw this.failure('write chunk', join(this.packsDir, pack.name), err);
-      }
+      await this.coalesced(pack, start, [header(key, bytes.length), bytes]);
       if (index) {
-        await this.indexWrite(() => {
-          this.sql.dropOtherLength.run(key, bytes.length);
-          this.sql.insert.run(key, pack.name, start + HEADER, bytes.length, Date.now());
-        });
+        await this.indexWrite(() =>
+          this.sql.insert.run(key, pack.name, start + HEADER, bytes.length, Date.now()),
+        );
         this.settled.push(key);
       }
     })();
@@ -599,6 +607,57 @@ export class PackChunkStore implements ChunkStore {
       pack.writes.delete(write);
     }
     return { pack: pack.name, offset: start + HEADER };
+  }
+
+  /** Writes `parts` at `start` of the pack, in one call with the records just before and after it. */
+  private coalesced(pack: Pack, start: number, parts: Buffer[]): Promise<void> {
+    const bytes = parts.reduce((n, p) => n + p.length, 0);
+    let group = this.appends;
+    if (
+      !group ||
+      group.pack !== pack ||
+      group.start + group.bytes !== start ||
+      group.bytes + bytes > COALESCE_BYTES ||
+      group.parts.length + parts.length > MAX_PARTS
+    ) {
+      if (group) this.writeGroup(group);
+      let resolve!: () => void;
+      let reject!: (err: unknown) => void;
+      const done = new Promise<void>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      group = { pack, start, bytes: 0, parts: [], done, resolve, reject };
+      this.appends = group;
+      const scheduled = group;
+      setImmediate(() => {
+        if (this.appends === scheduled) this.writeGroup(scheduled);
+      });
+    }
+    group.parts.push(...parts);
+    group.bytes += bytes;
+    return group.done;
+  }
+
+  private writeGroup(group: AppendGroup): void {
+    if (this.appends === group) this.appends = undefined;
+    void (async () => {
+      let done = 0;
+      try {
+        done = (await group.pack.handle.writev(group.parts, group.start)).bytesWritten;
+        // writev(2) may write less than asked (a nearly full disk does exactly that).
+        while (done < group.bytes) {
+          const rest = Buffer.concat(group.parts).subarray(done);
+          const more = await group.pack.handle.write(rest, 0, rest.length, group.start + done);
+          if (more.bytesWritten <= 0) throw new Error('write(2) wrote nothing');
+          done += more.bytesWritten;
+        }
+        group.resolve();
+      } catch (err) {
+        // The reserved bytes are dead space: no row will point at them.
+        group.reject(this.failure('write chunk', join(this.packsDir, group.pack.name), err));
+      }
+    })();
   }
 
   private syncSettled(): Promise<void> {
@@ -655,15 +714,7 @@ export class PackChunkStore implements ChunkStore {
       const row = this.sql.locate.get(key);
       if (!row) throw new ChunkNotFoundError(hash);
       try {
-        const handle = await this.reader(row.pack);
-        const bytes = Buffer.allocUnsafe(row.length);
-        let read = 0;
-        while (read < row.length) {
-          const { bytesRead } = await handle.read(bytes, read, row.length - read, row.offset + read);
-          if (bytesRead === 0) break;
-          read += bytesRead;
-        }
-        return { row, bytes: read === row.length ? bytes : bytes.subarray(0, read) };
+        return { row, bytes: await this.readRange(row) };
       } catch (err) {
         if (errno(err) === 'ENOENT' && attempt === 0) {
           this.readers.delete(row.pack);
@@ -676,6 +727,67 @@ export class PackChunkStore implements ChunkStore {
         throw this.failure('read chunk', join(this.packsDir, row.pack), err);
       }
     }
+  }
+
+  /**
+   * Reads a row's bytes. Reads asked for in one turn of the event loop are sorted,
+   * and neighbours in a pack (a file's chunks usually are) are read with one call of
+   * up to COALESCE_BYTES, each chunk a view of it: one thread-pool round trip for
+   * many chunks. A pack cut short gives fewer bytes than the row says.
+   */
+  private readRange(row: Row): Promise<Buffer> {
+    return new Promise<Buffer>((resolve, reject) => {
+      this.reads.push({ row, resolve, reject });
+      if (this.reads.length === 1) setImmediate(() => void this.readQueued());
+    });
+  }
+
+  private async readQueued(): Promise<void> {
+    const queued = this.reads;
+    this.reads = [];
+    queued.sort((a, b) =>
+      a.row.pack === b.row.pack ? a.row.offset - b.row.offset : a.row.pack < b.row.pack ? -1 : 1,
+    );
+    const runs: (typeof queued)[] = [];
+    for (const read of queued) {
+      const run = runs[runs.length - 1];
+      const last = run?.[run.length - 1]?.row;
+      const first = run?.[0]?.row;
+      if (
+        run &&
+        last &&
+        first &&
+        last.pack === read.row.pack &&
+        read.row.offset >= last.offset + last.length &&
+        read.row.offset - (last.offset + last.length) <= HEADER &&
+        read.row.offset + read.row.length - first.offset <= COALESCE_BYTES
+      )
+        run.push(read);
+      else runs.push([read]);
+    }
+    await Promise.all(
+      runs.map(async (run) => {
+        const first = (run[0] as (typeof run)[number]).row;
+        const last = (run[run.length - 1] as (typeof run)[number]).row;
+        try {
+          const handle = await this.reader(first.pack);
+          const span = last.offset + last.length - first.offset;
+          const bytes = Buffer.allocUnsafe(span);
+          let got = 0;
+          while (got < span) {
+            const { bytesRead } = await handle.read(bytes, got, span - got, first.offset + got);
+            if (bytesRead === 0) break;
+            got += bytesRead;
+          }
+          for (const { row, resolve } of run) {
+            const at = row.offset - first.offset;
+            resolve(bytes.subarray(at, Math.max(at, Math.min(got, at + row.length))));
+          }
+        } catch (err) {
+          for (const { reject } of run) reject(err);
+        }
+      }),
+    );
   }
 
   private reader(pack: string): Promise<FileHandle> {

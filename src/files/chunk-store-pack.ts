@@ -377,9 +377,15 @@ export class PackChunkStore implements ChunkStore {
         if (this.sql.has.get(key) !== undefined) {
           // Marked put-again: a collection here keeps it from now on, one in another
           // process once the mark commits. A row of another length is not this
-          // chunk's; a row a collection removed meanwhile is written anew.
-          own ??= Buffer.from(bytes);
+          // chunk's; a row a collection removed meanwhile is written anew. No copy
+          // is made for the usual case, a chunk already here.
           if ((await this.touch(hash, key, bytes.length)) > 0) return false;
+          if (!own) {
+            // The caller's bytes may have changed since the call: check the copy.
+            own = Buffer.from(bytes);
+            const actual = chunkHash(own);
+            if (actual !== hash) throw new ChunkHashMismatchError(hash, actual);
+          }
           if (this.writing.has(hash)) continue;
           // Not marked: removed meanwhile, or a row of another length, which goes.
           this.sql.dropOtherLength.run(key, bytes.length);
@@ -513,7 +519,21 @@ export class PackChunkStore implements ChunkStore {
     return new Promise<T>((resolve, reject) => {
       this.queued.push({ fn, resolve: resolve as (v: unknown) => void, reject });
       if (this.queued.length >= BATCH_MAX) this.commitQueued();
-      else this.batchTimer ??= setTimeout(() => this.commitQueued(), BATCH_MS);
+      else if (this.queued.length === 1) {
+        // Commit at once when nothing else is on its way (one put at a time waits
+        // for no timer), else give the puts under way up to BATCH_MS to join.
+        const since = Date.now();
+        setImmediate(() => {
+          if (this.queued.length === 0 || this.batchTimer) return;
+          const coming = this.writing.size > this.queued.length;
+          if (!coming) this.commitQueued();
+          else
+            this.batchTimer = setTimeout(
+              () => this.commitQueued(),
+              Math.max(0, BATCH_MS - (Date.now() - since)),
+            );
+        });
+      }
     });
   }
 

@@ -66,7 +66,17 @@ export class FileStore {
    */
   async put(
     source: AsyncIterable<Uint8Array>,
-    meta: { name: string; type?: string; modifiedAt: number },
+    meta: {
+      name: string;
+      type?: string;
+      modifiedAt: number;
+      /**
+       * The whole content's SHA-256, computed elsewhere over the same bytes (a thread
+       * reading the same file: `sha256OfFileInWorker`); the put then does not hash
+       * the whole content itself.
+       */
+      sha256?: Promise<string>;
+    },
     signal?: AbortSignal,
   ): Promise<FileBody> {
     assertFileName(meta.name);
@@ -81,7 +91,7 @@ export class FileStore {
         `modifiedAt is a whole number of ms since 1970, not ${String(meta.modifiedAt)}`,
         { option: 'modifiedAt' },
       );
-    const whole = createHash('sha256');
+    const inline = meta.sha256 ? undefined : createHash('sha256');
     const entries: ManifestEntry[] = [];
     let size = 0;
     const hashed = async function* () {
@@ -89,7 +99,7 @@ export class FileStore {
         // A Node stream with an encoding set gives strings: their bytes would depend on it.
         if (!(piece instanceof Uint8Array))
           throw new TypeError(`a file's content is read as bytes, but the source gave a ${typeof piece}`);
-        whole.update(piece);
+        inline?.update(piece);
         size += piece.length;
         yield piece;
       }
@@ -120,6 +130,7 @@ export class FileStore {
       await Promise.all(inFlight);
     }
     if (failed !== undefined) throw failed;
+    const sha256 = inline ? inline.digest('hex') : await (meta.sha256 as Promise<string>);
     const manifest: string[] = [];
     for (const c of manifestChunks(encodeManifest(entries))) {
       await this.chunks.put(c.hash, c.data);
@@ -131,7 +142,7 @@ export class FileStore {
       size,
       type,
       modifiedAt: meta.modifiedAt,
-      sha256: whole.digest('hex'),
+      sha256,
       chunkCount: entries.length,
       manifest,
     };

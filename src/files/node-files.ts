@@ -8,6 +8,7 @@ import { RecordNotFoundError } from '../sync/errors.js';
 import type { HistoryEntry, Replica, WriteResult } from '../sync/replica.js';
 import { asFileBody, assertFileName, type FileBody, NotAFileError } from './file-body.js';
 import type { FileStore } from './file-store.js';
+import { type FileDigest, sha256OfFileInWorker } from './background-sha256.js';
 
 /** The collection files go to unless another is named. */
 export const DEFAULT_FILES_COLLECTION = 'files';
@@ -67,6 +68,11 @@ function kindOf(s: BigIntStats): string {
 
 /** Bytes read at a time from a file. */
 const READ_BYTES = 1 << 20;
+/** Read buffers reused in turn (see readAll). */
+const READ_RING = 4;
+
+/** From this size on, a file's whole hash is computed by a second thread reading it. */
+const BACKGROUND_HASH_BYTES = 8 * 1024 * 1024;
 
 /**
  * A file changed within this long before its reading began may change again
@@ -75,20 +81,36 @@ const READ_BYTES = 1 << 20;
  */
 const RACY_MS = 2000;
 
-/** An open file's bytes from its start; a read that fails is FILE_UNREADABLE. */
+/**
+ * An open file's bytes from its start; a read that fails is FILE_UNREADABLE.
+ *
+ * The pieces come from a ring of READ_RING buffers, each overwritten READ_RING reads
+ * later: no garbage for every MiB read (at 1 MiB a read, fresh buffers set off a
+ * full garbage collection every few MB). That is safe for `FileStore.put`: the
+ * chunker holds at most the unfinished chunk, shorter than a piece, so views of the
+ * previous piece only, and a chunk store has what it needs of a put's bytes once
+ * put() returns (the ChunkStore contract: bytes changed after the call do not
+ * change what is stored). Not for a consumer that keeps pieces.
+ */
 async function* readAll(handle: FileHandle, path: string): AsyncGenerator<Buffer> {
-  for (let position = 0; ;) {
-    // A fresh buffer each time: the chunker may keep the previous one's bytes.
-    const buffer = Buffer.allocUnsafe(READ_BYTES);
-    let bytesRead: number;
-    try {
-      ({ bytesRead } = await handle.read(buffer, 0, READ_BYTES, position));
-    } catch (err) {
-      throw unreadable(path, err);
-    }
-    if (bytesRead === 0) return;
-    position += bytesRead;
-    yield buffer.subarray(0, bytesRead);
+  const ring = Array.from({ length: READ_RING }, () => Buffer.allocUnsafe(READ_BYTES));
+  // The next piece is read while the consumer works on this one.
+  const read = (n: number, position: number) =>
+    handle.read(ring[n % READ_RING] as Buffer, 0, READ_BYTES, position).then(
+      ({ bytesRead, buffer }) => buffer.subarray(0, bytesRead),
+      (err: unknown) => {
+        throw unreadable(path, err);
+      },
+    );
+  let next = read(0, 0);
+  for (let position = 0, n = 0; ; n++) {
+    const piece = await next;
+    if (piece.length === 0) return;
+    position += piece.length;
+    next = read(n + 1, position);
+    // A read failing after the consumer stopped is nobody's error.
+    next.catch(() => undefined);
+    yield piece;
   }
 }
 
@@ -166,6 +188,7 @@ export class NodeFiles {
       throw unreadable(path, err);
     }
     let body: FileBody;
+    let whole: Promise<FileDigest> | undefined;
     try {
       const stat = async () => {
         try {
@@ -187,14 +210,30 @@ export class NodeFiles {
           yield piece;
         }
       }
-      body = await this.store.put(report ? counted(readAll(handle, path)) : readAll(handle, path), {
+      // A large file's whole hash is computed by a thread reading it beside this one.
+      whole = size >= BACKGROUND_HASH_BYTES ? sha256OfFileInWorker(handle.fd) : undefined;
+      whole?.catch(() => undefined);
+      const pieces = readAll(handle, path);
+      body = await this.store.put(report ? counted(pieces) : pieces, {
         name,
         type: options.type ?? TYPES[extname(path).toLowerCase()] ?? 'application/octet-stream',
         modifiedAt: Math.max(0, Math.floor(Number(before.mtimeNs / 1_000_000n))),
+        ...(whole && {
+          sha256: whole.then(
+            (d) => d.sha256,
+            (err: unknown) => {
+              throw unreadable(path, err);
+            },
+          ),
+        }),
       });
+      const hashedBytes = whole && (await whole).size;
       const changed =
         changeBetween(before, await stat()) ??
-        (BigInt(body.size) !== before.size ? `${body.size} bytes read of ${before.size}` : undefined);
+        (BigInt(body.size) !== before.size ? `${body.size} bytes read of ${before.size}` : undefined) ??
+        (hashedBytes !== undefined && hashedBytes !== body.size
+          ? `read twice, ${body.size} then ${hashedBytes} bytes`
+          : undefined);
       if (changed) throw new FileChangedError(path, changed);
       // Changed just before the read began, the file may have changed again during
       // it within the same tick of the file system's clock: read it again.
@@ -211,6 +250,8 @@ export class NodeFiles {
           throw new FileChangedError(path, 'read twice, its content differs');
       }
     } finally {
+      // The hashing thread reads through this descriptor: it is closed only after.
+      await whole?.catch(() => undefined);
       await handle.close().catch(() => undefined);
     }
     return this.record(options.collection ?? DEFAULT_FILES_COLLECTION, body);

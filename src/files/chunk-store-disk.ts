@@ -71,9 +71,11 @@ import {
   ChunkCorruptError,
   ChunkHashMismatchError,
   ChunkNotFoundError,
-  ChunkStoreFullError,
-  ChunkStoreIoError,
+  errno,
   InvalidChunkHashError,
+  notStarted,
+  processAlive,
+  storeFailure,
 } from './chunk-store-errors.js';
 import {
   chunkHash,
@@ -114,26 +116,6 @@ const CAN_SYNC_DIRS = process.platform !== 'win32';
 
 function assertHash(hash: unknown): asserts hash is string {
   if (!isChunkHash(hash)) throw new InvalidChunkHashError(hash);
-}
-
-function notStarted(): TrosynError {
-  return new TrosynError(
-    'NOT_STARTED',
-    'the chunk store is not started (call start() first, or it was stopped)',
-  );
-}
-
-function errno(err: unknown): string | undefined {
-  return (err as NodeJS.ErrnoException | null)?.code;
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return errno(err) === 'EPERM';
-  }
 }
 
 async function writeAll(handle: FileHandle, bytes: Uint8Array): Promise<void> {
@@ -549,9 +531,6 @@ export class DiskChunkStore implements ChunkStore {
   }
 
   private failure(action: string, path: string, err: unknown): TrosynError {
-    if (err instanceof TrosynError) return err;
-    const code = errno(err);
-    if (code === 'ENOSPC' || code === 'EDQUOT') return new ChunkStoreFullError(this.dir, err);
-    return new ChunkStoreIoError(action, path, err);
+    return storeFailure(this.dir, action, path, err);
   }
 }

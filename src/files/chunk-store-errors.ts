@@ -80,3 +80,37 @@ export class ChunkStoreIoError extends TrosynError {
     );
   }
 }
+
+/** Every chunk store method before start() or after stop(). */
+export function notStarted(): TrosynError {
+  return new TrosynError(
+    'NOT_STARTED',
+    'the chunk store is not started (call start() first, or it was stopped)',
+  );
+}
+
+/** The `code` of a Node system error (ENOENT, ENOSPC...), if it is one. */
+export function errno(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException | null)?.code;
+}
+
+/**
+ * A failure of the store in `dir` to `action` `path`: CHUNK_STORE_FULL for a full disk
+ * or quota, CHUNK_STORE_FAILED for anything else; a TrosynError stays as it is.
+ */
+export function storeFailure(dir: string, action: string, path: string, err: unknown): TrosynError {
+  if (err instanceof TrosynError) return err;
+  const code = errno(err);
+  if (code === 'ENOSPC' || code === 'EDQUOT') return new ChunkStoreFullError(dir, err);
+  return new ChunkStoreIoError(action, path, err);
+}
+
+/** True when a process `pid` exists (a writer whose leftovers must be left alone). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return errno(err) === 'EPERM';
+  }
+}

@@ -66,7 +66,11 @@ import {
   ChunkNotFoundError,
   ChunkStoreFullError,
   ChunkStoreIoError,
+  errno,
   InvalidChunkHashError,
+  notStarted,
+  processAlive,
+  storeFailure,
 } from './chunk-store-errors.js';
 import {
   chunkHash,
@@ -175,25 +179,12 @@ interface Pack {
   finished: boolean;
 }
 
-function notStarted(): TrosynError {
-  return new TrosynError(
-    'NOT_STARTED',
-    'the chunk store is not started (call start() first, or it was stopped)',
-  );
-}
-
-function errno(err: unknown): string | undefined {
-  return (err as NodeJS.ErrnoException | null)?.code;
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return errno(err) === 'EPERM';
-  }
-}
+/**
+ * Every pack open for writing in this process, by path, whichever store instance
+ * has it: another instance on the same directory must not compact it (the pid in
+ * its name is this process's, alive).
+ */
+const writingHere = new Set<string>();
 
 function writerOf(pack: string): number {
   return Number(PACK_NAME.exec(pack)?.[1] ?? -1);
@@ -341,6 +332,7 @@ export class PackChunkStore implements ChunkStore {
       await this.opening?.catch(() => undefined);
       this.current = undefined;
       const handles = new Set<FileHandle>([...this.own.values()].map((p) => p.handle));
+      for (const p of this.own.values()) writingHere.delete(join(this.packsDir, p.name));
       this.own.clear();
       for (const reader of this.readers.values()) {
         const handle = await reader.catch(() => undefined);
@@ -581,6 +573,7 @@ export class PackChunkStore implements ChunkStore {
             (handle) => {
               this.current = { name, handle, size: 0, writes: new Set(), dirty: false, finished: false };
               this.own.set(name, this.current);
+              writingHere.add(path);
             },
             (err: unknown) => {
               throw this.failure('create pack', path, err);
@@ -698,10 +691,7 @@ export class PackChunkStore implements ChunkStore {
       }
       // A finished pack is closed once its bytes are durable and nothing appends to it.
       for (const p of this.own.values())
-        if (p.finished && !p.dirty && p.writes.size === 0) {
-          this.own.delete(p.name);
-          await p.handle.close().catch(() => undefined);
-        }
+        if (p.finished && !p.dirty && p.writes.size === 0) await this.release(p);
     });
     this.flushing = run.catch(() => undefined);
     return run;
@@ -829,6 +819,14 @@ export class PackChunkStore implements ChunkStore {
     return opening;
   }
 
+  /** Closes a pack this process no longer writes. */
+  private async release(pack: Pack): Promise<void> {
+    if (this.own.get(pack.name) !== pack) return;
+    this.own.delete(pack.name);
+    writingHere.delete(join(this.packsDir, pack.name));
+    await pack.handle.close().catch(() => undefined);
+  }
+
   private async closeReader(pack: string): Promise<void> {
     const reader = this.readers.get(pack);
     this.readers.delete(pack);
@@ -940,8 +938,9 @@ export class PackChunkStore implements ChunkStore {
       const path = join(this.packsDir, name);
       const writer = writerOf(name);
       const mine = this.own.get(name);
-      // Another live process's pack is its own to append to.
+      // Another live process's pack, or another store's in this one, is its own to append to.
       if (writer !== process.pid && processAlive(writer)) continue;
+      if (!mine && writingHere.has(path)) continue;
       const size = await this.sizeOf(path);
       if (size === undefined) continue;
       const live = this.sql.livePack.get(name) as { n: number; bytes: number };
@@ -954,10 +953,7 @@ export class PackChunkStore implements ChunkStore {
         if (mine.dirty) await this.syncSettled();
       }
       await this.movePack(name);
-      if (mine) {
-        this.own.delete(name);
-        await mine.handle.close().catch(() => undefined);
-      }
+      if (mine) await this.release(mine);
       await this.closeReader(name);
       await unlink(path).catch((err: unknown) => {
         if (errno(err) !== 'ENOENT') throw this.failure('remove pack', path, err);
@@ -1015,9 +1011,6 @@ export class PackChunkStore implements ChunkStore {
   }
 
   private failure(action: string, path: string, err: unknown): TrosynError {
-    if (err instanceof TrosynError) return err;
-    const code = errno(err);
-    if (code === 'ENOSPC' || code === 'EDQUOT') return new ChunkStoreFullError(this.dir, err);
-    return new ChunkStoreIoError(action, path, err);
+    return storeFailure(this.dir, action, path, err);
   }
 }

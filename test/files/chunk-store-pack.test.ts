@@ -236,3 +236,42 @@ describe('PackChunkStore on disk', () => {
     }
   });
 });
+
+describe('PackChunkStore beside another on the same directory', () => {
+  it("a collection by one never compacts the pack the other is writing, and the other's chunks stay readable", async () => {
+    const tmp = tempDir('trosyn-packs-two-');
+    const dir = join(tmp.path, 'chunks');
+    const writer = new PackChunkStore({ dir });
+    const collector = new PackChunkStore({ dir });
+    try {
+      await writer.start();
+      await collector.start();
+      const chunks = Array.from({ length: 20 }, (_, i) => randomChunk(10_000 + i));
+      for (const c of chunks) await writer.put(c.hash, c.bytes);
+      await writer.flush();
+      const kept = chunks[0]!;
+      await new Promise((r) => setTimeout(r, 20));
+      // Nineteen of twenty dropped: the writer's pack is mostly dead, but still its own.
+      const report = await collector.gc((h) => h === kept.hash, { graceMs: 0 });
+      assert.equal(report.removed, 19);
+      assert.deepEqual(
+        (await writer.packs()).length,
+        1,
+        "the writer's pack is still there, not compacted from under it",
+      );
+      assert.deepEqual(await writer.get(kept.hash), kept.bytes);
+      const late = randomChunk(5000);
+      await writer.put(late.hash, late.bytes);
+      await writer.flush();
+      assert.deepEqual(
+        await collector.get(late.hash),
+        late.bytes,
+        'appended after the collection, read by the other',
+      );
+    } finally {
+      await writer.stop();
+      await collector.stop();
+      tmp.remove();
+    }
+  });
+});

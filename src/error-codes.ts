@@ -670,6 +670,12 @@ export const ERROR_CODES = {
       "The sync service could not listen for another reason: the address is not this machine's, or the port needs privileges.",
     fix: 'The message names the cause; choose another `--host` or `--port`.',
   },
+  ADMIN_CERTIFICATE_INVALID: {
+    area: 'Command line and configuration',
+    meaning:
+      'The certificate or key given for the admin port (`--http-cert`, `--http-key`) cannot be read, is not PEM, or the key does not belong to the certificate. The hub does not start.',
+    fix: 'Give the PEM certificate (with its chain, if any) and its own private key; the message names which one is wrong.',
+  },
   INVALID_CONFIG: {
     area: 'Command line and configuration',
     meaning: "The data directory's `config.json` is not valid JSON or has an unknown or wrong setting.",

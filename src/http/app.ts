@@ -29,6 +29,8 @@ export interface ApiAppOptions {
   logger: Logger;
   /** Runs the event streams' heartbeats. Default: the system clock. */
   clock?: Clock;
+  /** Serve HTTPS with this certificate and key (PEM) instead of plain HTTP. */
+  https?: { cert: string; key: string };
 }
 
 /** A fastify app and the event streams it has open. */
@@ -45,6 +47,7 @@ export interface ApiApp {
  */
 export function createApiApp(options: ApiAppOptions): ApiApp {
   const app = Fastify({
+    ...(options.https && { https: { ...options.https, minVersion: 'TLSv1.2' as const } }),
     loggerInstance: options.logger,
     // fastify's own request lines contain the full URL, query included; the hook below logs the route instead.
     logController: new LogController({ disableRequestLogging: true }),

@@ -63,7 +63,11 @@ export class Hub extends EventEmitter<Events> implements Startable, AdminPort {
     this.lifecycle = new LockedLifecycle(new DataDirLock(init.dataDir, 'hub'));
     this.admin =
       init.adminApi &&
-      new AdminApiServer(this, { logger: parts.logger, clock: parts.clock, ...init.adminApi });
+      new AdminApiServer(
+        this,
+        { logger: parts.logger, clock: parts.clock, ...init.adminApi },
+        { hubCertificate: () => this.now().identity },
+      );
     this.setMaxListeners(0);
   }
 
@@ -107,6 +111,11 @@ export class Hub extends EventEmitter<Events> implements Startable, AdminPort {
   /** The admin API's port, when it runs. */
   get adminPort(): number | undefined {
     return this.admin?.isStarted() ? this.admin.port : undefined;
+  }
+
+  /** The admin API server (scheme, certificate fingerprint), when the hub has one. */
+  get adminApi(): AdminApiServer | undefined {
+    return this.admin;
   }
 
   /** The admin token, once, when this start created it (first start); undefined after. */

@@ -688,6 +688,13 @@ export const ERROR_CODES = {
       "The request has no `Authorization: Bearer <token>` header, or the token is wrong (the admin token was reset, or the child's `api-token` file was replaced).",
     fix: 'Admin API: use the token shown when the hub first started, or make a new one (`trosyn-sync admin-token --reset`). Local API: read the token from `<dataDir>/api-token` again.',
   },
+  CSRF_REJECTED: {
+    area: 'HTTP APIs',
+    status: 403,
+    meaning:
+      "Admin API: a request signed in by the dashboard's session cookie wants to change something (or sign in) without the `X-Trosyn-CSRF` header, or its `Origin` is another site. Another page in the browser may be trying to act as the admin.",
+    fix: 'Nothing when it comes from elsewhere. A script should send `Authorization: Bearer <admin token>` rather than the cookie; the dashboard sends the header itself.',
+  },
 
   INVALID_REQUEST: {
     area: 'HTTP APIs',

@@ -134,7 +134,8 @@ export async function openApiRoute(app: FastifyInstance): Promise<void> {
 
 /**
  * Registers an API's routes under `/api`, every one behind the bearer guard; the
- * OpenAPI document stays public beside them. `ready`, when given, is checked first:
+ * OpenAPI document stays public beside them, and so do `publicRoutes` (a sign-in
+ * route, which checks its own credential). `ready`, when given, is checked first:
  * a service that is not running answers 503 NOT_STARTED rather than check a token.
  */
 export function registerProtectedApi(
@@ -144,16 +145,25 @@ export function registerProtectedApi(
     ready?: () => boolean;
     notReady?: () => Error;
     routes: FastifyPluginAsync[];
+    publicRoutes?: FastifyPluginAsync[];
   },
 ): void {
   void app.register(openApiRoute);
+  const { ready, notReady } = options;
+  const readiness = async () => {
+    if (ready && notReady && !ready()) throw notReady();
+  };
+  if (options.publicRoutes)
+    void app.register(
+      async (api) => {
+        api.addHook('onRequest', readiness);
+        for (const routes of options.publicRoutes ?? []) await api.register(routes);
+      },
+      { prefix: '/api' },
+    );
   void app.register(
     async (api) => {
-      const { ready, notReady } = options;
-      if (ready && notReady)
-        api.addHook('onRequest', async () => {
-          if (!ready()) throw notReady();
-        });
+      api.addHook('onRequest', readiness);
       api.addHook('onRequest', bearerGuard(options.guard));
       for (const routes of options.routes) await api.register(routes);
     },

@@ -300,6 +300,11 @@ export class Hub extends EventEmitter<Events> implements Startable, AdminPort {
     return this.replica;
   }
 
+  /** Dashboard sign-in links and sessions, kept in the registry. */
+  get signIns(): DeviceRegistry {
+    return this.registry;
+  }
+
   verifyAdminToken(token: string): Promise<boolean> {
     return verifyAdminToken(this.registry, token);
   }

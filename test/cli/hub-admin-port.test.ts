@@ -9,7 +9,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { after, describe, it } from 'node:test';
 import { createIdentity } from '../../src/transport/identity.js';
 import { tempDir } from '../helpers.js';
-import { freePort, hubArgs, runText as run, startAgent } from '../e2e/helpers.js';
+import { freePort, hubArgs, runCli, runText as run, startAgent } from '../e2e/helpers.js';
 
 const dir = tempDir('trosyn-cli-admin-port-');
 after(() => dir.remove());
@@ -56,6 +56,42 @@ describe('trosyn-sync hub: the admin port', () => {
     } finally {
       await hub.kill();
     }
+  });
+
+  it('prints a one-time sign-in link at start, and `dashboard-link` makes more, each good once', async () => {
+    const data = join(dir.path, 'links');
+    const adminPort = await freePort();
+    const hub = startAgent([...hubArgs(data, await freePort()), '--http-port', String(adminPort)]);
+    try {
+      const started = await hub.waitFor((l) => l.event === 'started', 20_000, 'hub');
+      const base = `http://127.0.0.1:${adminPort}`;
+      assert.equal(started.adminUrl, base, 'loopback by default');
+      const atStart = String(started.signInUrl);
+      assert.match(atStart, new RegExp(`^${base}/#signin=tsl_[A-Za-z0-9_-]{43}$`));
+      const made = await runCli(['dashboard-link', '--data', data]);
+      assert.equal(made.hubRunning, true);
+      const link = String(made.url);
+      assert.match(link, new RegExp(`^${base}/#signin=tsl_`));
+      assert.notEqual(link, atStart);
+      const post = (secret: string) =>
+        fetch(`${base}/api/session`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-trosyn-csrf': '1' },
+          body: JSON.stringify({ link: secret }),
+        });
+      for (const url of [atStart, link]) {
+        const secret = url.split('#signin=')[1] as string;
+        assert.equal((await post(secret)).status, 201, 'the link signs in');
+        assert.equal((await post(secret)).status, 401, 'once');
+      }
+    } finally {
+      await hub.kill();
+    }
+    const stopped = await runCli(['dashboard-link', '--data', data]);
+    assert.equal(stopped.hubRunning, false, 'a link can be made for a hub that is not running');
+    const notHub = await run(['dashboard-link', '--data', join(dir.path, 'nothing')]);
+    assert.equal(notHub.code, 1);
+    assert.match(notHub.stderr, /NOT_A_HUB/);
   });
 
   it('refuses options that do not go together, and a key that is not the certificate’s', async () => {

@@ -10,6 +10,7 @@ import { collectionOptions, fileCollections, loadNodeConfig, retentionPolicy } f
 import { createChild } from '../../child/factory.js';
 import { DEFAULT_ADMIN_HOST } from '../../hub/admin-api/server.js';
 import { AdminCertificateError, type PemCertificate, urlHost } from '../../hub/admin-api/serving.js';
+import { issueSignInLink, signInUrl } from '../../hub/admin-api/sign-in.js';
 import { resetAdminToken } from '../../hub/admin-api/token.js';
 import { createHub } from '../../hub/factory.js';
 import { pairingUri } from '../../transport/pairing-code.js';
@@ -215,13 +216,27 @@ export function registerAgents(program: Command): void {
     const adminUrl =
       adminPort === undefined || !admin ? undefined : `${admin.scheme}://${urlHost(adminShown, adminPort)}`;
     const fingerprint = admin?.certificateSha256;
+    if (adminUrl)
+      writeAgentFile(dir, {
+        pid: process.pid,
+        role: 'hub',
+        deviceId: hub.deviceId,
+        name: hub.name,
+        version: APP_VERSION,
+        startedAt: Date.now(),
+        syncPort: hub.port,
+        ...(adminPort !== undefined && { adminPort }),
+        adminUrl,
+      });
+    const signIn = adminUrl ? await issueSignInLink(hub.registry, Date.now()) : undefined;
+    const signInLink = signIn && adminUrl ? signInUrl(adminUrl, signIn.secret) : undefined;
     if (admin?.insecure)
       process.stderr.write(
         `warning: the admin API and dashboard serve plain HTTP on ${adminHost}: the admin token and sign-ins cross the network in clear. Leave out --insecure-http to serve HTTPS.\n`,
       );
     if (opts.json) {
       process.stdout.write(
-        `${JSON.stringify({ event: 'started', deviceId: hub.deviceId, syncPort: hub.port, adminPort, adminUrl, ...(fingerprint && { adminCertificateSha256: fingerprint }), adminToken, dataDir: dir, ...(code && { pairingCode: code }), pairingCodeExpiresAt: expiresAt, activePairingCodes: active.length + (issued ? 1 : 0), addresses })}\n`,
+        `${JSON.stringify({ event: 'started', deviceId: hub.deviceId, syncPort: hub.port, adminPort, adminUrl, ...(fingerprint && { adminCertificateSha256: fingerprint }), ...(signInLink && { signInUrl: signInLink, signInExpiresAt: signIn?.expiresAt }), adminToken, dataDir: dir, ...(code && { pairingCode: code }), pairingCodeExpiresAt: expiresAt, activePairingCodes: active.length + (issued ? 1 : 0), addresses })}\n`,
       );
     } else {
       const here = relative(process.cwd(), dir) || '.';
@@ -242,6 +257,13 @@ export function registerAgents(program: Command): void {
             ]
           : ['  dashboard     off (--no-admin-api)']),
         `  data          ${dir}`,
+        ...(signInLink && signIn
+          ? [
+              '',
+              `Sign in to the dashboard (single use, valid until ${new Date(signIn.expiresAt).toLocaleTimeString()}; a new link: trosyn-sync dashboard-link --data ${here}):`,
+              `  ${signInLink}`,
+            ]
+          : []),
         ...(adminToken
           ? [
               '',

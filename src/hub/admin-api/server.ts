@@ -9,8 +9,11 @@ import { componentLogger, silentLogger } from '../../observability/logger.js';
 import { DEFAULT_ADMIN_PORT } from '../../protocol/constants.js';
 import { InvalidOptionError, NotStartedError } from '../../sync/errors.js';
 import { APP_VERSION } from '../../version.js';
+import { AuthFailureLimiter } from '../../http/bearer.js';
 import type { AdminPort } from './port.js';
 import { adminRoutes } from './routes.js';
+import { ADMIN_SESSION_COOKIE, sessionRoutes, signInRoutes } from './session-routes.js';
+import { adminSessionOf } from './sign-in.js';
 import type { RateLimit } from '../../transport/rate-limit.js';
 import {
   type AdminServing,
@@ -96,19 +99,31 @@ export function buildAdminApi(
     clock: clock,
     ...(https && { https: { cert: https.certPem, key: https.keyPem } }),
   });
+  const limits = {
+    failureLimit: options.authFailureLimit ?? { burst: 10, perMinute: 10 },
+    totalFailureLimit: options.authFailureTotalLimit ?? { burst: 100, perMinute: 60 },
+    clock,
+    logger,
+  };
+  // One count of wrong credentials, whether tried as a bearer token or at the sign-in form.
+  const limiter = new AuthFailureLimiter(limits);
   registerProtectedApi(app, {
     // A hub that is not running cannot check a token: say so, rather than fail on its closed registry.
     ready: () => hub.isStarted(),
     notReady: () => new NotStartedError('the hub'),
     guard: {
+      ...limits,
+      limiter,
       verify: (token) => hub.verifyAdminToken(token),
-      failureLimit: options.authFailureLimit ?? { burst: 10, perMinute: 10 },
-      totalFailureLimit: options.authFailureTotalLimit ?? { burst: 100, perMinute: 60 },
       hint: 'the admin token is shown once when the hub first starts; `trosyn-sync admin-token --reset` makes a new one',
-      clock,
-      logger,
+      session: {
+        name: ADMIN_SESSION_COOKIE,
+        verify: async (secret) => (await adminSessionOf(hub.signIns, secret, clock.now())) !== undefined,
+      },
     },
+    publicRoutes: [signInRoutes(hub, { limiter, clock, logger })],
     routes: [
+      sessionRoutes(hub, { clock }),
       adminRoutes(hub, { streams, eventHeartbeatMs: options.eventHeartbeatMs ?? 15_000, logger }),
       replicaReadRoutes(() => hub.records()),
       fileReadRoutes(() => hub.files),

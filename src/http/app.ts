@@ -1,5 +1,11 @@
 import swagger from '@fastify/swagger';
-import Fastify, { type FastifyInstance, type FastifyPluginAsync, LogController } from 'fastify';
+import Fastify, {
+  type FastifyInstance,
+  type FastifyPluginAsync,
+  type FastifyReply,
+  type FastifyRequest,
+  LogController,
+} from 'fastify';
 import type { Logger } from 'pino';
 import type { Clock } from '../lifecycle.js';
 import { MAX_RECORD_ID_LENGTH } from '../sync/ids.js';
@@ -29,6 +35,8 @@ export interface ApiAppOptions {
   logger: Logger;
   /** Runs the event streams' heartbeats. Default: the system clock. */
   clock?: Clock;
+  /** Serves a GET or HEAD outside `/api/` that no route takes: a web app's pages and files. */
+  site?: (request: FastifyRequest, reply: FastifyReply) => FastifyReply;
   /** Serve HTTPS with this certificate and key (PEM) instead of plain HTTP. */
   https?: { cert: string; key: string };
 }
@@ -66,7 +74,7 @@ export function createApiApp(options: ApiAppOptions): ApiApp {
   // Response schemas document the API; serialising with them would silently drop
   // or coerce fields of record bodies that the schema does not spell out.
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
-  installErrorHandling(app, options.logger);
+  installErrorHandling(app, options.logger, options.site);
   acceptJsonBodiesOnly(app);
 
   // Requests that arrive while the server drains (on kept-alive connections) are

@@ -1,5 +1,7 @@
 import type { ErrorCode } from '../error-codes.js';
 import { EventEmitter } from 'node:events';
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { type Clock, type Startable, startAll, stopAll } from '../lifecycle.js';
 import { DataDirLock, LockedLifecycle } from '../ops/data-dir.js';
@@ -7,6 +9,7 @@ import { componentLogger } from '../observability/logger.js';
 import type { DeviceId } from '../store/types.js';
 import type { ContentProgress, PeerTransfer } from '../files/content-sync.js';
 import type { NodeFiles } from '../files/node-files.js';
+import { NODE_STORE_FILE } from '../sync/node-replica.js';
 import type { Replica } from '../sync/replica.js';
 import { pairingUri } from '../transport/pairing-code.js';
 import { TransportError } from '../transport/errors.js';
@@ -23,6 +26,15 @@ import type { DeviceRecord, GroupRecord, ListedPairingCode } from './registry-ba
 import { type DeviceRegistry, RegistryError } from './registry.js';
 
 export type { ChildSession, HubEvent, HubStatus } from './events.js';
+
+/** The size of the SQLite store in the data directory (database and write-ahead log), if it is there. */
+function storeBytes(dataDir: string): { storeBytes?: number } {
+  const base = join(dataDir, NODE_STORE_FILE);
+  if (!existsSync(base)) return {};
+  let bytes = 0;
+  for (const file of [base, `${base}-wal`]) if (existsSync(file)) bytes += statSync(file).size;
+  return { storeBytes: bytes };
+}
 export type { HubInit, HubParts } from './options.js';
 
 type Events = {
@@ -190,6 +202,7 @@ export class Hub extends EventEmitter<Events> implements Startable, AdminPort {
       devices,
       connected: this.connectedChildren(),
       store: await replica.stats(),
+      ...storeBytes(this.init.dataDir),
       discovery: announcements?.diagnostics() ?? [],
       ...(recovery && { recovery }),
     };

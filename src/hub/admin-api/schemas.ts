@@ -70,9 +70,15 @@ export const hubStatus = z.object({
   version: z.string(),
   startedAt: ms,
   syncPort: z.number().int(),
+  adminPort: z.number().int().optional(),
   devices: z.object({ approved: z.number().int(), pending: z.number().int(), revoked: z.number().int() }),
   connected: z.array(childSession),
   store: z.record(z.string(), z.unknown()).describe('store counters'),
+  storeBytes: z
+    .number()
+    .int()
+    .optional()
+    .describe("bytes of the store's files on disk (database and write-ahead log), when it has files"),
   discovery: z.array(z.record(z.string(), z.unknown())).describe('LAN announcement diagnostics'),
 });
 

@@ -14,6 +14,7 @@ import type { AdminPort } from './port.js';
 import { adminRoutes } from './routes.js';
 import { ADMIN_SESSION_COOKIE, sessionRoutes, signInRoutes } from './session-routes.js';
 import { adminSessionOf } from './sign-in.js';
+import { builtDashboardDir, DashboardSite } from './dashboard-site.js';
 import type { RateLimit } from '../../transport/rate-limit.js';
 import {
   type AdminServing,
@@ -69,6 +70,12 @@ export interface AdminApiOptions {
    * those that have are still served. Lower it on a LAN with untrusted machines.
    */
   authFailureTotalLimit?: RateLimit;
+  /**
+   * The built dashboard served at `/`: a directory of static files (its
+   * `index.html` and `assets/`), or false for none. Default: the one built into the
+   * package (`dist/dashboard`); none when the package was built without it.
+   */
+  dashboard?: string | false;
   /** Interval (ms) of the heartbeat comment on `/api/events`. Default 15 s. */
   eventHeartbeatMs?: number;
   logger?: Logger;
@@ -88,6 +95,8 @@ export function buildAdminApi(
 ): FastifyInstance {
   const logger = componentLogger(options.logger ?? silentLogger, 'admin-api');
   const clock = options.clock ?? systemClock;
+  const dashboardDir = options.dashboard === undefined ? builtDashboardDir() : options.dashboard || undefined;
+  const site = dashboardDir === undefined ? undefined : new DashboardSite(dashboardDir);
   const { app, streams } = createApiApp({
     title: 'Trosyn Sync admin API',
     version: APP_VERSION,
@@ -98,6 +107,7 @@ export function buildAdminApi(
     logger,
     clock: clock,
     ...(https && { https: { cert: https.certPem, key: https.keyPem } }),
+    ...(site && { site: (request, reply) => site.serve(request, reply) }),
   });
   const limits = {
     failureLimit: options.authFailureLimit ?? { burst: 10, perMinute: 10 },

@@ -82,6 +82,16 @@ function App() {
   const signedIn = useCallback((session: Session) => setGate({ kind: 'signed-in', session }), []);
   useEffect(() => whenSignedOut(signedOut), [signedOut]);
 
+  // A link pasted into a tab already open here changes only the fragment: no page load.
+  useEffect(() => {
+    const onHash = () => {
+      const linkSecret = takeLinkSecret();
+      if (linkSecret) setGate({ kind: 'signed-out', linkSecret });
+    };
+    window.addEventListener('hashchange', onHash);
+    return () => window.removeEventListener('hashchange', onHash);
+  }, []);
+
   useEffect(() => {
     if (gate.kind !== 'checking') return;
     api<Session>('GET', '/session').then(signedIn, signedOut);
@@ -89,7 +99,13 @@ function App() {
 
   if (gate.kind === 'checking') return <p role="status">Loading…</p>;
   if (gate.kind === 'signed-out')
-    return <SignIn {...(gate.linkSecret && { linkSecret: gate.linkSecret })} onSignedIn={signedIn} />;
+    return (
+      <SignIn
+        key={gate.linkSecret ?? 'form'}
+        {...(gate.linkSecret && { linkSecret: gate.linkSecret })}
+        onSignedIn={signedIn}
+      />
+    );
   return <Dashboard onSignOut={signedOut} />;
 }
 

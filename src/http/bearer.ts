@@ -192,30 +192,34 @@ export class AuthFailureLimiter {
  * An onRequest hook that lets a request through only with `Authorization: Bearer
  * <token>` (or `?token=` on routes marked `queryToken`), or with a live session
  * cookie when `session` is given. Wrong tokens are limited by an
- * AuthFailureLimiter. A session cookie that names no live session is answered
- * 401 but not counted: it is a browser whose session expired, not a guess (the
- * secret has 256 bits).
+ * AuthFailureLimiter. A live session is let through even while its address is
+ * locked out, and a session cookie that names no live session is answered 401 but
+ * not counted: session secrets have 256 bits, so neither is a guess worth slowing,
+ * and the admin's signed-in browser stays in while someone guesses tokens.
  */
 export function bearerGuard(options: BearerGuardOptions): onRequestAsyncHookHandler {
   const limiter = options.limiter ?? new AuthFailureLimiter(options);
   const session = options.session;
   return async (request: FastifyRequest) => {
     const address = request.ip;
-    limiter.admit(address);
     const token = presentedToken(request);
+    const secret = token === undefined && session ? readCookie(request, session.name) : undefined;
+    // A live session goes through even while wrong tokens lock its address out: its
+    // 256-bit secret is no guess, and the admin's browser must not be locked out by them.
+    if (session && secret !== undefined && (await session.verify(secret))) {
+      if (!SAFE_METHODS.has(request.method)) assertSameOriginRequest(request);
+      limiter.succeeded(address);
+      request.credential = { kind: 'session', secret };
+      return;
+    }
+    limiter.admit(address);
+    if (secret !== undefined) {
+      throw new HttpApiError(
+        'UNAUTHORIZED',
+        'the dashboard session expired or was signed out; sign in again',
+      );
+    }
     if (token === undefined) {
-      const secret = session && readCookie(request, session.name);
-      if (session && secret !== undefined) {
-        if (!(await session.verify(secret))) {
-          throw new HttpApiError(
-            'UNAUTHORIZED',
-            'the dashboard session expired or was signed out; sign in again',
-          );
-        }
-        if (!SAFE_METHODS.has(request.method)) assertSameOriginRequest(request);
-        request.credential = { kind: 'session', secret };
-        return;
-      }
       throw new HttpApiError(
         'UNAUTHORIZED',
         `this API needs "Authorization: Bearer <token>"; ${options.hint}`,

@@ -191,7 +191,28 @@ describe('dashboard sign-in', () => {
       assert.equal(right.statusCode, 429, 'locked out: even the right token waits');
       assert.ok(Number(right.headers['retry-after']) > 0);
       clock.advance(61_000);
-      assert.equal((await form(token)).statusCode, 201, 'one attempt refilled');
+      const cookie = cookieOf(await form(token));
+      // Locked out again by wrong bearer tokens: the browser signed in before stays in.
+      for (let i = 0; i < 3; i++)
+        await limited.inject({
+          method: 'GET',
+          url: '/api/status',
+          headers: { authorization: `Bearer tsa_x${i}` },
+        });
+      const locked = await limited.inject({
+        method: 'GET',
+        url: '/api/status',
+        headers: { authorization: 'Bearer tsa_y' },
+      });
+      assert.equal(locked.statusCode, 429, 'the address is locked out');
+      const browser = await limited.inject({ method: 'GET', url: '/api/status', headers: { cookie } });
+      assert.equal(browser.statusCode, 200, 'a live session is no guess: it is served');
+      const stale = await limited.inject({
+        method: 'GET',
+        url: '/api/status',
+        headers: { cookie: `${ADMIN_SESSION_COOKIE}=tss_stale` },
+      });
+      assert.equal(stale.statusCode, 429, 'a dead session cookie waits like everyone else');
     } finally {
       await limited.close();
     }

@@ -5,10 +5,13 @@
  * tmp/dashboard-screenshots (kept out of git).
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import { createIdentity } from '../../src/transport/identity.js';
 import { tempDir } from '../helpers.js';
 import { type Agent, freePort, hubArgs, runCli, startAgent, startChildAgent } from './helpers.js';
 
@@ -51,6 +54,11 @@ function deviceRow(page: Page, name: string) {
   return page
     .getByRole('row')
     .filter({ has: page.getByRole('rowheader', { name: new RegExp(`^${name}\\b`) }) });
+}
+
+/** The State cell of a device's row: after Group, the second data cell. */
+async function stateOf(page: Page, name: string): Promise<string> {
+  return ((await deviceRow(page, name).getByRole('cell').nth(1).textContent()) ?? '').trim();
 }
 
 /** A link of the page navigation. */
@@ -197,7 +205,7 @@ describe('the dashboard in a browser', { skip: !haveBrowser }, () => {
       'reception',
     ]);
     await until(
-      async () => /pending/.test(await rowText(page, 'reception')),
+      async () => (await stateOf(page, 'reception')) === 'pending',
       'the paired device shows as pending',
     );
     const started = await startChildAgent(childData, syncPort, 'reception');
@@ -205,10 +213,10 @@ describe('the dashboard in a browser', { skip: !haveBrowser }, () => {
 
     await page.getByRole('button', { name: 'Approve reception' }).click();
     await until(
-      async () => /online|syncing/.test(await rowText(page, 'reception')),
+      async () => /^(online|syncing)$/.test(await stateOf(page, 'reception')),
       'the approved child connects',
     );
-    await until(async () => /online/.test(await rowText(page, 'reception')), 'the child is in sync');
+    await until(async () => (await stateOf(page, 'reception')) === 'online', 'the child is in sync');
     assert.match(await rowText(page, 'reception'), /127\.0\.0\.1/, 'its address');
     assert.match(await rowText(page, 'reception'), /now/, 'seen now');
     assert.equal(
@@ -230,7 +238,7 @@ describe('the dashboard in a browser', { skip: !haveBrowser }, () => {
       'finance-laptop',
     ]);
     await runCli(['put', 'notes', 'n1', '{"text":"hello"}', '--data', hubData]);
-    await until(async () => /pending/.test(await rowText(page, 'finance-laptop')), 'the second device shows');
+    await until(async () => (await stateOf(page, 'finance-laptop')) === 'pending', 'the second device shows');
     await page.screenshot({ path: join(SCREENSHOTS, 'devices.png'), fullPage: true });
     await navLink(page, 'Overview').click();
     const byState = page.getByRole('list', { name: 'Devices by state' });
@@ -310,10 +318,10 @@ describe('the dashboard in a browser', { skip: !haveBrowser }, () => {
     await page.screenshot({ path: join(SCREENSHOTS, 'revoke-confirm.png') });
     await confirm.getByRole('button', { name: 'Cancel' }).click();
     await confirm.waitFor({ state: 'detached' });
-    assert.doesNotMatch(await rowText(page, 'front-desk'), /revoked/);
+    assert.notEqual(await stateOf(page, 'front-desk'), 'revoked');
     await page.getByRole('button', { name: 'Revoke front-desk' }).click();
     await confirm.getByRole('button', { name: 'Revoke device' }).click();
-    await until(async () => /revoked/.test(await rowText(page, 'front-desk')), 'the device shows as revoked');
+    await until(async () => (await stateOf(page, 'front-desk')) === 'revoked', 'the device shows as revoked');
     const disconnected = await child.waitFor(
       (l) => l.event === 'disconnected' && l.code === 'DEVICE_REVOKED',
       15_000,
@@ -334,6 +342,113 @@ describe('the dashboard in a browser', { skip: !haveBrowser }, () => {
       'the overview counts the revoked device',
     );
     await page.screenshot({ path: join(SCREENSHOTS, 'overview-after-revoke.png'), fullPage: true });
+  });
+
+  it("another page in the admin's browser cannot act with the admin's session", async () => {
+    // Another port of 127.0.0.1 is another origin but the same site: the SameSite=Strict
+    // cookie goes along, so the CSRF header and the Origin check are what stop it.
+    const evil = createServer((_req, res) =>
+      res.writeHead(200, { 'content-type': 'text/html' }).end('<p>hi</p>'),
+    );
+    await new Promise<void>((r) => evil.listen(0, '127.0.0.1', r));
+    const tab = await admin.newPage();
+    try {
+      await tab.goto(`http://127.0.0.1:${(evil.address() as AddressInfo).port}/`);
+      const pending = (await runCli(['devices', '--data', hubData, '--state', 'pending'])) as unknown as {
+        deviceId: string;
+      }[];
+      const victim = pending[0]?.deviceId as string;
+      assert.ok(victim, 'a pending device to try to approve');
+      const outcomes = await tab.evaluate(
+        async ({ hubUrl, id }) => {
+          const simple = await fetch(`${hubUrl}/api/groups/evil`, {
+            method: 'PUT',
+            mode: 'no-cors',
+            credentials: 'include',
+            headers: { 'content-type': 'text/plain' },
+            body: '{"read":["*"],"write":["*"]}',
+          }).then(
+            (r) => r.type,
+            (e: Error) => e.name,
+          );
+          const withHeader = await fetch(`${hubUrl}/api/devices/${id}/approve`, {
+            method: 'POST',
+            credentials: 'include',
+            headers: { 'x-trosyn-csrf': '1' },
+          }).then(
+            (r) => String(r.status),
+            (e: Error) => e.name,
+          );
+          return { simple, withHeader };
+        },
+        { hubUrl: base, id: victim },
+      );
+      assert.equal(
+        outcomes.withHeader,
+        'TypeError',
+        'the custom header needs a preflight the hub never grants',
+      );
+      // A form posted from that page, the oldest trick.
+      await tab.setContent(
+        `<form method="post" action="${base}/api/devices/${victim}/approve"><button>go</button></form>`,
+      );
+      const [answer] = await Promise.all([
+        tab.waitForNavigation(),
+        tab.getByRole('button', { name: 'go' }).click(),
+      ]);
+      assert.equal(answer?.status(), 403, 'refused: no CSRF header');
+      const after = (await runCli([
+        'devices',
+        '--data',
+        hubData,
+        '--state',
+        'pending',
+      ])) as unknown as unknown[];
+      assert.equal(after.length, 1, 'the device still waits for approval');
+      const groups = await fetch(`${base}/api/groups`, {
+        headers: { authorization: `Bearer ${adminToken}` },
+      });
+      const names = ((await groups.json()) as { groups: { name: string }[] }).groups.map((g) => g.name);
+      assert.ok(
+        !names.includes('evil'),
+        `no group was made by the other page (${names.join(', ')}; ${outcomes.simple})`,
+      );
+    } finally {
+      await tab.close();
+      evil.close();
+    }
+  });
+
+  it('over HTTPS (a certificate of the admin): signs in with a Secure cookie and follows events', async () => {
+    const cert = await createIdentity('hub.office.lan');
+    writeFileSync(join(dir.path, 'cert.pem'), cert.certPem);
+    writeFileSync(join(dir.path, 'key.pem'), cert.keyPem, { mode: 0o600 });
+    const tlsHub = startAgent([
+      ...hubArgs(join(dir.path, 'tls-hub'), await freePort()),
+      '--http-port',
+      String(await freePort()),
+      '--http-cert',
+      join(dir.path, 'cert.pem'),
+      '--http-key',
+      join(dir.path, 'key.pem'),
+    ]);
+    // The browser is told to accept the self-signed certificate, as the admin would after checking its fingerprint.
+    const secure = await browser.newContext({ ignoreHTTPSErrors: true });
+    try {
+      const started = await tlsHub.waitFor((l) => l.event === 'started', 20_000, 'the HTTPS hub starts');
+      assert.match(String(started.adminUrl), /^https:\/\/127\.0\.0\.1:\d+$/);
+      assert.match(String(started.signInUrl), /^https:\/\//);
+      const tab = await secure.newPage();
+      await tab.goto(String(started.signInUrl));
+      await tab.getByRole('heading', { name: 'Overview' }).waitFor();
+      await tab.getByText('Live', { exact: true }).waitFor();
+      const cookie = (await secure.cookies()).find((c) => c.name === 'trosyn_session');
+      assert.equal(cookie?.secure, true, 'the session cookie is Secure over HTTPS');
+      assert.equal(await statusFromPage(tab, '/api/devices'), 200);
+    } finally {
+      await secure.close();
+      await tlsHub.kill();
+    }
   });
 
   // Last: it locks this address out for a minute, the admin's browser included.

@@ -8,7 +8,7 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
-    files: ['**/*.ts'],
+    files: ['**/*.ts', 'dashboard/**/*.tsx'],
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
     rules: {
       // Async work that nobody awaits loses its errors: every promise is awaited, returned or marked `void`.
@@ -26,6 +26,7 @@ export default tseslint.config(
     },
   },
   { files: ['src/cli/**', 'bench/**', 'scripts/**', 'test/**'], rules: { 'no-console': 'off' } },
+  { files: ['dashboard/src/**'], languageOptions: { globals: globals.browser } },
   {
     files: ['**/*.mjs', '**/*.js'],
     languageOptions: { globals: globals.node },

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// `npm start`: runs the hub on ./data/hub, building the project first only when the
-// built output is missing or older than the sources (a build takes about 30 s).
+// `npm start`: runs the hub on ./data/hub, building the project (server and
+// dashboard) first only when the built output is missing or older than the sources
+// (a build takes about 30 s).
 // Arguments after `npm start --` go to the hub command.
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
@@ -8,20 +9,29 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 const entry = join('dist', 'cli', 'main.js');
+const dashboard = join('dist', 'dashboard', 'index.html');
 
 function newestSource() {
   let newest = 0;
-  for (const e of readdirSync('src', { recursive: true, withFileTypes: true })) {
-    if (e.isFile()) newest = Math.max(newest, statSync(join(e.parentPath ?? e.path, e.name)).mtimeMs);
-  }
-  for (const f of ['package.json', 'tsconfig.json', 'tsconfig.build.json'])
+  for (const dir of ['src', join('dashboard', 'src')])
+    for (const e of readdirSync(dir, { recursive: true, withFileTypes: true })) {
+      if (e.isFile()) newest = Math.max(newest, statSync(join(e.parentPath ?? e.path, e.name)).mtimeMs);
+    }
+  for (const f of [
+    'package.json',
+    'tsconfig.json',
+    'tsconfig.build.json',
+    join('dashboard', 'index.html'),
+    join('dashboard', 'tsconfig.json'),
+    join('dashboard', 'vite.config.mjs'),
+  ])
     newest = Math.max(newest, statSync(f).mtimeMs);
   return newest;
 }
 
 function builtAt() {
   try {
-    return statSync(entry).mtimeMs;
+    return Math.min(statSync(entry).mtimeMs, statSync(dashboard).mtimeMs);
   } catch {
     return 0;
   }
@@ -29,14 +39,14 @@ function builtAt() {
 
 if (builtAt() < newestSource()) {
   process.stderr.write('building (the sources changed since the last build) ...\n');
-  const build = spawnSync(
-    process.execPath,
+  for (const args of [
     [join('node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'],
-    {
-      stdio: 'inherit',
-    },
-  );
-  if (build.status !== 0) process.exit(build.status ?? 1);
+    [join('node_modules', 'typescript', 'bin', 'tsc'), '-p', join('dashboard', 'tsconfig.json')],
+    [join('node_modules', 'vite', 'bin', 'vite.js'), 'build', '-c', join('dashboard', 'vite.config.mjs')],
+  ]) {
+    const build = spawnSync(process.execPath, args, { stdio: 'inherit' });
+    if (build.status !== 0) process.exit(build.status ?? 1);
+  }
 }
 process.argv = [process.argv[0], entry, 'hub', '--data', './data/hub', ...process.argv.slice(2)];
 await import(pathToFileURL(entry).href);

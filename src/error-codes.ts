@@ -380,7 +380,7 @@ export const ERROR_CODES = {
     area: 'Identity and transport',
     status: 429,
     meaning:
-      'On a connection: the hub dropped a TCP connection: too many from that address. Over HTTP: too many wrong tokens from this address (admin API: 10, then 10 a minute). Until an attempt refills, the address is refused even with the right token; `Retry-After` says how many seconds.',
+      'On a connection: the hub dropped a TCP connection: too many from that address. Over HTTP: too many wrong tokens from this address (admin API: 10, then 10 a minute; wrong tokens and used or expired links at the dashboard sign-in form count too). Until an attempt refills, the address is refused even with the right token (a dashboard already signed in stays in); `Retry-After` says how many seconds.',
     fix: 'Wait; a device reconnecting normally never hits this. Over HTTP: wait the given seconds and fix the token. Repeated hits from an unknown address mean someone is guessing.',
   },
 
@@ -670,6 +670,12 @@ export const ERROR_CODES = {
       "The sync service could not listen for another reason: the address is not this machine's, or the port needs privileges.",
     fix: 'The message names the cause; choose another `--host` or `--port`.',
   },
+  ADMIN_CERTIFICATE_INVALID: {
+    area: 'Command line and configuration',
+    meaning:
+      'The certificate or key given for the admin port (`--http-cert`, `--http-key`) cannot be read, is not PEM, or the key does not belong to the certificate. The hub does not start.',
+    fix: 'Give the PEM certificate (with its chain, if any) and its own private key; the message names which one is wrong.',
+  },
   INVALID_CONFIG: {
     area: 'Command line and configuration',
     meaning: "The data directory's `config.json` is not valid JSON or has an unknown or wrong setting.",
@@ -679,8 +685,15 @@ export const ERROR_CODES = {
     area: 'HTTP APIs',
     status: 401,
     meaning:
-      "The request has no `Authorization: Bearer <token>` header, or the token is wrong (the admin token was reset, or the child's `api-token` file was replaced).",
-    fix: 'Admin API: use the token shown when the hub first started, or make a new one (`trosyn-sync admin-token --reset`). Local API: read the token from `<dataDir>/api-token` again.',
+      "The request has no `Authorization: Bearer <token>` header, or the token is wrong (the admin token was reset, or the child's `api-token` file was replaced). Admin API: also a dashboard session that expired (after 12 hours) or was signed out, and a sign-in link used already, expired (after 10 minutes) or not this hub's.",
+    fix: 'Admin API: use the token shown when the hub first started, or make a new one (`trosyn-sync admin-token --reset`); in the dashboard, sign in again (`trosyn-sync dashboard-link` makes a new link). Local API: read the token from `<dataDir>/api-token` again.',
+  },
+  CSRF_REJECTED: {
+    area: 'HTTP APIs',
+    status: 403,
+    meaning:
+      "Admin API: a request signed in by the dashboard's session cookie wants to change something (or sign in) without the `X-Trosyn-CSRF` header, or its `Origin` is another site. Another page in the browser may be trying to act as the admin.",
+    fix: 'Nothing when it comes from elsewhere. A script should send `Authorization: Bearer <admin token>` rather than the cookie; the dashboard sends the header itself.',
   },
 
   INVALID_REQUEST: {

@@ -25,6 +25,7 @@ Getting started:
   trosyn-sync hub                       run the hub (prints a pairing code)
   trosyn-sync pair CODE                 on a device: pair with the hub
   trosyn-sync child                     on that device: keep it in sync
+  trosyn-sync dashboard-link            sign a browser in to the hub's dashboard
 
 Every command takes --data DIR (default $TROSYN_DATA, or ./data/hub or ./data/child)
 and --json; "trosyn-sync <command> --help" shows its options. Errors print one line

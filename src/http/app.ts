@@ -1,5 +1,11 @@
 import swagger from '@fastify/swagger';
-import Fastify, { type FastifyInstance, type FastifyPluginAsync, LogController } from 'fastify';
+import Fastify, {
+  type FastifyInstance,
+  type FastifyPluginAsync,
+  type FastifyReply,
+  type FastifyRequest,
+  LogController,
+} from 'fastify';
 import type { Logger } from 'pino';
 import type { Clock } from '../lifecycle.js';
 import { MAX_RECORD_ID_LENGTH } from '../sync/ids.js';
@@ -29,6 +35,10 @@ export interface ApiAppOptions {
   logger: Logger;
   /** Runs the event streams' heartbeats. Default: the system clock. */
   clock?: Clock;
+  /** Serves a GET or HEAD outside `/api/` that no route takes: a web app's pages and files. */
+  site?: (request: FastifyRequest, reply: FastifyReply) => FastifyReply;
+  /** Serve HTTPS with this certificate and key (PEM) instead of plain HTTP. */
+  https?: { cert: string; key: string };
 }
 
 /** A fastify app and the event streams it has open. */
@@ -45,6 +55,7 @@ export interface ApiApp {
  */
 export function createApiApp(options: ApiAppOptions): ApiApp {
   const app = Fastify({
+    ...(options.https && { https: { ...options.https, minVersion: 'TLSv1.2' as const } }),
     loggerInstance: options.logger,
     // fastify's own request lines contain the full URL, query included; the hook below logs the route instead.
     logController: new LogController({ disableRequestLogging: true }),
@@ -63,7 +74,7 @@ export function createApiApp(options: ApiAppOptions): ApiApp {
   // Response schemas document the API; serialising with them would silently drop
   // or coerce fields of record bodies that the schema does not spell out.
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
-  installErrorHandling(app, options.logger);
+  installErrorHandling(app, options.logger, options.site);
   acceptJsonBodiesOnly(app);
 
   // Requests that arrive while the server drains (on kept-alive connections) are
@@ -131,7 +142,8 @@ export async function openApiRoute(app: FastifyInstance): Promise<void> {
 
 /**
  * Registers an API's routes under `/api`, every one behind the bearer guard; the
- * OpenAPI document stays public beside them. `ready`, when given, is checked first:
+ * OpenAPI document stays public beside them, and so do `publicRoutes` (a sign-in
+ * route, which checks its own credential). `ready`, when given, is checked first:
  * a service that is not running answers 503 NOT_STARTED rather than check a token.
  */
 export function registerProtectedApi(
@@ -141,16 +153,25 @@ export function registerProtectedApi(
     ready?: () => boolean;
     notReady?: () => Error;
     routes: FastifyPluginAsync[];
+    publicRoutes?: FastifyPluginAsync[];
   },
 ): void {
   void app.register(openApiRoute);
+  const { ready, notReady } = options;
+  const readiness = async () => {
+    if (ready && notReady && !ready()) throw notReady();
+  };
+  if (options.publicRoutes)
+    void app.register(
+      async (api) => {
+        api.addHook('onRequest', readiness);
+        for (const routes of options.publicRoutes ?? []) await api.register(routes);
+      },
+      { prefix: '/api' },
+    );
   void app.register(
     async (api) => {
-      const { ready, notReady } = options;
-      if (ready && notReady)
-        api.addHook('onRequest', async () => {
-          if (!ready()) throw notReady();
-        });
+      api.addHook('onRequest', readiness);
       api.addHook('onRequest', bearerGuard(options.guard));
       for (const routes of options.routes) await api.register(routes);
     },

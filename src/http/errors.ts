@@ -161,7 +161,12 @@ export function sendError(
  * the methods it allows (so a client learns its mistake was the method); any other
  * unknown path is 404 ROUTE_NOT_FOUND.
  */
-export function installErrorHandling(app: FastifyInstance, logger: Logger): void {
+export function installErrorHandling(
+  app: FastifyInstance,
+  logger: Logger,
+  /** Serves a GET or HEAD outside `/api/` that no route takes (a web app's pages and files). */
+  site?: (request: FastifyRequest, reply: FastifyReply) => FastifyReply,
+): void {
   const routes = new RouteMethods();
   app.addHook('onRoute', (route) => routes.add(route.method, route.url));
   app.setErrorHandler((err: unknown, request: FastifyRequest, reply: FastifyReply) =>
@@ -170,6 +175,9 @@ export function installErrorHandling(app: FastifyInstance, logger: Logger): void
   app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) => {
     // The path only, never the query: it may carry a token.
     const path = request.url.split('?')[0] ?? '';
+    if (site && (request.method === 'GET' || request.method === 'HEAD') && !/^\/api(\/|$)/.test(path)) {
+      return site(request, reply);
+    }
     const allow = routes.allowed(path);
     const err =
       allow.length > 0

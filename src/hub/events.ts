@@ -61,6 +61,8 @@ export interface HubStatus {
   devices: { approved: number; pending: number; revoked: number };
   connected: ChildSession[];
   store: StoreStats;
+  /** Bytes of the store's files on disk (SQLite database and its write-ahead log), when it has files in the data directory. */
+  storeBytes?: number;
   discovery: DiscoveryDiagnostics[];
   /** Set while the hub takes back revisions it lost (see RecoveryWindow). */
   recovery?: { reason: string; at: number; until: number };

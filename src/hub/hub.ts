@@ -1,5 +1,7 @@
 import type { ErrorCode } from '../error-codes.js';
 import { EventEmitter } from 'node:events';
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { type Clock, type Startable, startAll, stopAll } from '../lifecycle.js';
 import { DataDirLock, LockedLifecycle } from '../ops/data-dir.js';
@@ -7,6 +9,7 @@ import { componentLogger } from '../observability/logger.js';
 import type { DeviceId } from '../store/types.js';
 import type { ContentProgress, PeerTransfer } from '../files/content-sync.js';
 import type { NodeFiles } from '../files/node-files.js';
+import { NODE_STORE_FILE } from '../sync/node-replica.js';
 import type { Replica } from '../sync/replica.js';
 import { pairingUri } from '../transport/pairing-code.js';
 import { TransportError } from '../transport/errors.js';
@@ -23,6 +26,15 @@ import type { DeviceRecord, GroupRecord, ListedPairingCode } from './registry-ba
 import { type DeviceRegistry, RegistryError } from './registry.js';
 
 export type { ChildSession, HubEvent, HubStatus } from './events.js';
+
+/** The size of the SQLite store in the data directory (database and write-ahead log), if it is there. */
+function storeBytes(dataDir: string): { storeBytes?: number } {
+  const base = join(dataDir, NODE_STORE_FILE);
+  if (!existsSync(base)) return {};
+  let bytes = 0;
+  for (const file of [base, `${base}-wal`]) if (existsSync(file)) bytes += statSync(file).size;
+  return { storeBytes: bytes };
+}
 export type { HubInit, HubParts } from './options.js';
 
 type Events = {
@@ -63,7 +75,11 @@ export class Hub extends EventEmitter<Events> implements Startable, AdminPort {
     this.lifecycle = new LockedLifecycle(new DataDirLock(init.dataDir, 'hub'));
     this.admin =
       init.adminApi &&
-      new AdminApiServer(this, { logger: parts.logger, clock: parts.clock, ...init.adminApi });
+      new AdminApiServer(
+        this,
+        { logger: parts.logger, clock: parts.clock, ...init.adminApi },
+        { hubCertificate: () => this.now().identity },
+      );
     this.setMaxListeners(0);
   }
 
@@ -107,6 +123,11 @@ export class Hub extends EventEmitter<Events> implements Startable, AdminPort {
   /** The admin API's port, when it runs. */
   get adminPort(): number | undefined {
     return this.admin?.isStarted() ? this.admin.port : undefined;
+  }
+
+  /** The admin API server (scheme, certificate fingerprint), when the hub has one. */
+  get adminApi(): AdminApiServer | undefined {
+    return this.admin;
   }
 
   /** The admin token, once, when this start created it (first start); undefined after. */
@@ -181,6 +202,7 @@ export class Hub extends EventEmitter<Events> implements Startable, AdminPort {
       devices,
       connected: this.connectedChildren(),
       store: await replica.stats(),
+      ...storeBytes(this.init.dataDir),
       discovery: announcements?.diagnostics() ?? [],
       ...(recovery && { recovery }),
     };
@@ -289,6 +311,11 @@ export class Hub extends EventEmitter<Events> implements Startable, AdminPort {
 
   records(): Replica {
     return this.replica;
+  }
+
+  /** Dashboard sign-in links and sessions, kept in the registry. */
+  get signIns(): DeviceRegistry {
+    return this.registry;
   }
 
   verifyAdminToken(token: string): Promise<boolean> {

@@ -55,6 +55,19 @@ export type PairingAttemptOutcome<T> =
   /** The code was used, burned or expired meanwhile: the tag was not looked at. */
   | { outcome: 'code-invalid' };
 
+/**
+ * A signed-in dashboard session, known by the SHA-256 of its secret (the cookie's
+ * value); the secret itself is never stored.
+ */
+export interface AdminSessionRecord {
+  /** SHA-256 (hex) of the session secret. */
+  hash: string;
+  createdAt: number;
+  expiresAt: number;
+  /** How the admin signed in: a one-time link, or the admin token at the form. */
+  via: 'link' | 'token';
+}
+
 /** A device as registered by a pairing: its state is decided by the registry's rules. */
 export interface NewDevice {
   deviceId: DeviceId;
@@ -126,4 +139,21 @@ export interface RegistryBackend extends Startable {
 
   getSetting(key: string): Promise<string | undefined>;
   setSetting(key: string, value: string): Promise<void>;
+
+  /**
+   * Keeps a one-time dashboard sign-in link, by the SHA-256 (hex) of its secret,
+   * until `expiresAt`. Links and sessions past their expiry are dropped first.
+   */
+  putSignInLink(link: { hash: string; createdAt: number; expiresAt: number }): Promise<void>;
+  /**
+   * Spends a sign-in link: true exactly once for a link that exists and has not
+   * expired at `now` (it is gone afterwards, also when two ask at once); false otherwise.
+   */
+  takeSignInLink(hash: string, now: number): Promise<boolean>;
+  /** Keeps a new dashboard session. */
+  putAdminSession(session: AdminSessionRecord): Promise<void>;
+  /** The session with this hash, if it exists and has not expired at `now`. */
+  getAdminSession(hash: string, now: number): Promise<AdminSessionRecord | undefined>;
+  /** Ends a session (sign-out); nothing when there is none. */
+  deleteAdminSession(hash: string): Promise<void>;
 }

@@ -83,4 +83,23 @@ export const REGISTRY_MIGRATIONS: readonly Migration[] = [
       CREATE UNIQUE INDEX pairing_codes_active_lookup ON pairing_codes(lookup) WHERE state = 'active';
     `,
   },
+  {
+    // Only hashes of the secrets: a copy of hub.db lets no one sign in.
+    version: 3,
+    description: 'dashboard sign-in links and sessions',
+    sql: `
+      CREATE TABLE admin_sign_in_links (
+        secret_sha256 TEXT PRIMARY KEY,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+      ) WITHOUT ROWID;
+
+      CREATE TABLE admin_sessions (
+        secret_sha256 TEXT PRIMARY KEY,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        via TEXT NOT NULL CHECK (via IN ('link', 'token'))
+      ) WITHOUT ROWID;
+    `,
+  },
 ];

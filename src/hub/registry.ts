@@ -13,6 +13,7 @@ import {
   normalizeCode,
 } from '../transport/pairing-code.js';
 import type {
+  AdminSessionRecord,
   DeviceRecord,
   GroupRecord,
   ListedPairingCode,
@@ -325,5 +326,27 @@ export class DeviceRegistry implements Startable, Authenticator {
 
   setRequireApproval(on: boolean): Promise<void> {
     return this.setSetting('require_approval', String(on));
+  }
+
+  // --- dashboard sign-in links and sessions (SignInStore; rules in admin-api/sign-in.ts) ---
+
+  putSignInLink(link: { hash: string; createdAt: number; expiresAt: number }): Promise<void> {
+    return this.backend.putSignInLink(link);
+  }
+
+  takeSignInLink(hash: string, now: number): Promise<boolean> {
+    return this.backend.takeSignInLink(hash, now);
+  }
+
+  putAdminSession(session: AdminSessionRecord): Promise<void> {
+    return this.backend.putAdminSession(session);
+  }
+
+  getAdminSession(hash: string, now: number): Promise<AdminSessionRecord | undefined> {
+    return this.backend.getAdminSession(hash, now);
+  }
+
+  deleteAdminSession(hash: string): Promise<void> {
+    return this.backend.deleteAdminSession(hash);
   }
 }

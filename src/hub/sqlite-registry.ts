@@ -6,6 +6,7 @@ import { StoreClosedError } from '../store/errors.js';
 import { runMigrations } from '../store/migrations.js';
 import type { DeviceId } from '../store/types.js';
 import type {
+  AdminSessionRecord,
   DevicePatch,
   DeviceRecord,
   GroupRecord,
@@ -323,6 +324,62 @@ export class SqliteRegistryBackend implements RegistryBackend {
         'INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
       )
       .run(key, value);
+  }
+
+  // --- dashboard sign-in ---------------------------------------------------------------
+
+  async putSignInLink(link: { hash: string; createdAt: number; expiresAt: number }): Promise<void> {
+    this.sql
+      .transaction(() => {
+        this.dropExpiredSignIns(link.createdAt);
+        this.sql
+          .prepare('INSERT INTO admin_sign_in_links (secret_sha256, created_at, expires_at) VALUES (?, ?, ?)')
+          .run(link.hash, link.createdAt, link.expiresAt);
+      })
+      .immediate();
+  }
+
+  async takeSignInLink(hash: string, now: number): Promise<boolean> {
+    // One statement: of two processes spending the same link, one deletes the row.
+    return (
+      this.sql
+        .prepare('DELETE FROM admin_sign_in_links WHERE secret_sha256 = ? AND expires_at > ?')
+        .run(hash, now).changes === 1
+    );
+  }
+
+  async putAdminSession(session: AdminSessionRecord): Promise<void> {
+    this.sql
+      .transaction(() => {
+        this.dropExpiredSignIns(session.createdAt);
+        this.sql
+          .prepare(
+            'INSERT INTO admin_sessions (secret_sha256, created_at, expires_at, via) VALUES (?, ?, ?, ?)',
+          )
+          .run(session.hash, session.createdAt, session.expiresAt, session.via);
+      })
+      .immediate();
+  }
+
+  async getAdminSession(hash: string, now: number): Promise<AdminSessionRecord | undefined> {
+    const row = this.sql
+      .prepare<
+        [string, number],
+        { secret_sha256: string; created_at: number; expires_at: number; via: AdminSessionRecord['via'] }
+      >('SELECT * FROM admin_sessions WHERE secret_sha256 = ? AND expires_at > ?')
+      .get(hash, now);
+    return (
+      row && { hash: row.secret_sha256, createdAt: row.created_at, expiresAt: row.expires_at, via: row.via }
+    );
+  }
+
+  async deleteAdminSession(hash: string): Promise<void> {
+    this.sql.prepare('DELETE FROM admin_sessions WHERE secret_sha256 = ?').run(hash);
+  }
+
+  private dropExpiredSignIns(now: number): void {
+    this.sql.prepare('DELETE FROM admin_sign_in_links WHERE expires_at <= ?').run(now);
+    this.sql.prepare('DELETE FROM admin_sessions WHERE expires_at <= ?').run(now);
   }
 }
 

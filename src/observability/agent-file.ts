@@ -15,6 +15,8 @@ export interface AgentFile {
   startedAt: number;
   syncPort?: number;
   adminPort?: number;
+  /** Where the hub's dashboard is reached (`https://192.168.1.10:17701`), for the sign-in links the CLI makes. */
+  adminUrl?: string;
   apiPort?: number;
 }
 

@@ -65,6 +65,8 @@ function routeTable(): RouteCall[] {
   const d = knownDevice;
   return [
     { method: 'GET', url: '/api/status', path: '/api/status' },
+    { method: 'GET', url: '/api/session', path: '/api/session' },
+    { method: 'DELETE', url: '/api/session', path: '/api/session' },
     { method: 'GET', url: '/api/devices', path: '/api/devices' },
     { method: 'GET', url: `/api/devices/${d}`, path: '/api/devices/{id}' },
     { method: 'PATCH', url: `/api/devices/${d}`, path: '/api/devices/{id}', payload: { name: 'x' } },
@@ -120,9 +122,8 @@ describe('admin API: authentication', () => {
     assert.deepEqual(doc.security, [{ bearer: [] }]);
     assert.deepEqual(
       operations(doc),
-      routeTable()
-        .map((r) => `${r.method} ${r.path}`)
-        .sort(),
+      [...routeTable().map((r) => `${r.method} ${r.path}`), 'POST /api/session'].sort(),
+      'every route, and the sign-in (which takes the token in its body)',
     );
     for (const [path, ops] of Object.entries(doc.paths)) {
       for (const [method, op] of Object.entries(ops)) {

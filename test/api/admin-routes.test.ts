@@ -24,6 +24,7 @@ import type { DeviceId } from '../../src/store/types.js';
 import { randomDeviceId } from '../../src/sync/ids.js';
 import { formatDeviceId } from '../../src/transport/device-id.js';
 import type { Replica } from '../../src/sync/replica.js';
+import { MemorySignInStore } from '../fixtures/sign-in-store.js';
 import { fixedClock, tempDir } from '../helpers.js';
 import { authed, noise } from './helpers.js';
 
@@ -145,6 +146,7 @@ class FakeAdminPort implements AdminPort {
     this.calls.push('fileTransfers');
     return this.transfers;
   }
+  readonly signIns = new MemorySignInStore();
   async verifyAdminToken(token: string) {
     return token === TOKEN;
   }

@@ -193,8 +193,9 @@ describe('the trosyn-sync command', () => {
       /sync service {2}port \d+ .* on 127\.0\.0\.1/,
       'the bound address, not the LAN one',
     );
-    const api = /admin API +(http:\/\/127\.0\.0\.1:\d+)\/api\/status/.exec(text.stdout);
-    assert.ok(api, `the admin API line names a route that answers: ${text.stdout}`);
+    const api = /dashboard +(http:\/\/127\.0\.0\.1:\d+)\/ /.exec(text.stdout);
+    assert.ok(api, `the dashboard line names the loopback address it listens on: ${text.stdout}`);
+    assert.doesNotMatch(text.stdout, /certificate SHA-256/, 'plain HTTP on loopback: no certificate');
 
     const json = await runFor([...args, '--log-format', 'json'], (out) => out.includes('Stop: Ctrl-C'));
     const logLines = json.stderr.split('\n').filter(Boolean);

@@ -1,5 +1,8 @@
 import type { Command } from 'commander';
+import { issueSignInLink, signInUrl } from '../../hub/admin-api/sign-in.js';
 import type { DeviceRecord } from '../../hub/registry.js';
+import { readAgentFile } from '../../observability/agent-file.js';
+import { DEFAULT_ADMIN_PORT } from '../../protocol/constants.js';
 import { formatDeviceId, parseDeviceId, shortDeviceId } from '../../transport/device-id.js';
 import {
   type CommonOptions,
@@ -30,6 +33,36 @@ function deviceRows(devices: DeviceRecord[]): string[] {
 
 /** Changes made here reach a running hub within a second: it re-reads the registry and disconnects as needed. */
 export function registerAdmin(program: Command): void {
+  common(
+    program
+      .command('dashboard-link')
+      .description(
+        "print a one-time link that signs a browser in to the hub's dashboard (single use, valid 10 minutes)",
+      ),
+    'hub',
+  ).action(async (opts: CommonOptions) => {
+    const dir = dataDir(opts, 'hub');
+    const { secret, expiresAt } = await withRegistry(dir, (r) => issueSignInLink(r, Date.now()));
+    const agent = readAgentFile(dir);
+    const running = agent?.role === 'hub';
+    // The address the running hub printed; without one, where a hub listens by default.
+    const base =
+      running && agent.adminUrl
+        ? agent.adminUrl
+        : `http://127.0.0.1:${agent?.adminPort ?? DEFAULT_ADMIN_PORT}`;
+    const url = signInUrl(base, secret);
+    print(opts, { url, expiresAt, hubRunning: running }, () => [
+      `Open this link within 10 minutes (it works once; whoever has it can sign in, so keep it private):`,
+      `  ${url}`,
+      ...(running
+        ? []
+        : [
+            `The hub is not running: start it (\`trosyn-sync hub --data ${dir}\`) and open the link before it expires;`,
+            'the address above is the default one.',
+          ]),
+    ]);
+  });
+
   const devices = common(
     program
       .command('devices')

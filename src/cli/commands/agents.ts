@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { join, relative } from 'node:path';
 import cliProgress from 'cli-progress';
@@ -7,6 +8,9 @@ import qrcode from 'qrcode-terminal';
 import type { Child } from '../../child/child.js';
 import { collectionOptions, fileCollections, loadNodeConfig, retentionPolicy } from '../../config.js';
 import { createChild } from '../../child/factory.js';
+import { DEFAULT_ADMIN_HOST } from '../../hub/admin-api/server.js';
+import { AdminCertificateError, type PemCertificate, urlHost } from '../../hub/admin-api/serving.js';
+import { issueSignInLink, signInUrl } from '../../hub/admin-api/sign-in.js';
 import { resetAdminToken } from '../../hub/admin-api/token.js';
 import { createHub } from '../../hub/factory.js';
 import { pairingUri } from '../../transport/pairing-code.js';
@@ -66,6 +70,23 @@ function waitForSignal(): Promise<string> {
   });
 }
 
+/** The certificate and key of --http-cert and --http-key, read; undefined when neither is given. */
+function adminCertificate(opts: { httpCert?: string; httpKey?: string }): PemCertificate | undefined {
+  if (opts.httpCert === undefined && opts.httpKey === undefined) return undefined;
+  if (opts.httpCert === undefined || opts.httpKey === undefined)
+    throw new UsageError('--http-cert and --http-key go together: give both, or neither');
+  const read = (file: string, option: string) => {
+    try {
+      return readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new AdminCertificateError(`cannot read ${option} ${file}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+  };
+  return { certPem: read(opts.httpCert, '--http-cert'), keyPem: read(opts.httpKey, '--http-key') };
+}
+
 interface HubOpts extends CommonOptions {
   port: number;
   host?: string;
@@ -78,6 +99,9 @@ interface HubOpts extends CommonOptions {
   logLevel: string;
   logFormat: string;
   recover?: boolean;
+  httpCert?: string;
+  httpKey?: string;
+  insecureHttp?: boolean;
 }
 
 interface ChildOpts extends CommonOptions {
@@ -102,12 +126,21 @@ export function registerAgents(program: Command): void {
       .option('--name <name>', 'name shown to children and in the hub status', 'trosyn-hub')
       .option('--no-discovery', 'do not announce the hub on the LAN (children then need --hub HOST:PORT)')
       .option('--require-approval', 'newly paired devices wait for an admin to approve them')
-      .option('--http-port <n>', 'TCP port of the admin API', port, DEFAULT_ADMIN_PORT)
+      .option('--http-port <n>', 'TCP port of the admin API and dashboard', port, DEFAULT_ADMIN_PORT)
       .option(
         '--http-host <addr>',
-        'address of the admin API (default: all; every route needs the admin token)',
+        "address of the admin API and dashboard (default 127.0.0.1: this machine only; any other address serves HTTPS with the hub's certificate)",
       )
-      .option('--no-admin-api', 'do not serve the admin API')
+      .option(
+        '--http-cert <file>',
+        'serve the admin port over HTTPS with this PEM certificate (and --http-key)',
+      )
+      .option('--http-key <file>', 'the PEM private key of --http-cert')
+      .option(
+        '--insecure-http',
+        'serve plain HTTP on a non-loopback --http-host (the admin token crosses the network in clear)',
+      )
+      .option('--no-admin-api', 'do not serve the admin API and dashboard')
       .option(
         '--recover',
         "the hub's store (trosyn.db) was lost: start with an empty one and take back what the children hold",
@@ -121,6 +154,9 @@ export function registerAgents(program: Command): void {
       adminPort: raw.httpPort,
       ...(raw.httpHost && { adminHost: raw.httpHost }),
     };
+    const adminTls = adminCertificate(raw);
+    if (adminTls && raw.insecureHttp)
+      throw new UsageError('--insecure-http cannot be combined with --http-cert: choose HTTPS or plain HTTP');
     const dir = dataDir(opts, 'hub');
     const config = loadNodeConfig(dir);
     const collections = collectionOptions(config);
@@ -140,7 +176,12 @@ export function registerAgents(program: Command): void {
         ...(retentionPolicy(config) && { retention: retentionPolicy(config) }),
         ...(opts.recover && { recover: true }),
         ...(opts.adminApi && {
-          adminApi: { port: opts.adminPort, ...(opts.adminHost && { host: opts.adminHost }) },
+          adminApi: {
+            port: opts.adminPort,
+            ...(opts.adminHost && { host: opts.adminHost }),
+            ...(adminTls && { tls: adminTls }),
+            ...(raw.insecureHttp && { insecureHttp: true }),
+          },
         }),
       },
       { logger },
@@ -169,16 +210,33 @@ export function registerAgents(program: Command): void {
     const addresses = boundHost ? [boundHost] : lanAll;
     const shownHost = addresses[0] ?? '<this-machine>';
     const hubArg = `${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${hub.port}`;
-    const adminBound =
-      opts.adminHost && !['::', '0.0.0.0'].includes(opts.adminHost) ? opts.adminHost : undefined;
-    const adminShown = adminBound ?? lanAll[0] ?? '127.0.0.1';
+    const adminHost = opts.adminHost ?? DEFAULT_ADMIN_HOST;
+    const adminShown = ['::', '0.0.0.0'].includes(adminHost) ? (lanAll[0] ?? '127.0.0.1') : adminHost;
+    const admin = hub.adminApi;
     const adminUrl =
-      adminPort === undefined
-        ? undefined
-        : `http://${adminShown.includes(':') ? `[${adminShown}]` : adminShown}:${adminPort}`;
+      adminPort === undefined || !admin ? undefined : `${admin.scheme}://${urlHost(adminShown, adminPort)}`;
+    const fingerprint = admin?.certificateSha256;
+    if (adminUrl)
+      writeAgentFile(dir, {
+        pid: process.pid,
+        role: 'hub',
+        deviceId: hub.deviceId,
+        name: hub.name,
+        version: APP_VERSION,
+        startedAt: Date.now(),
+        syncPort: hub.port,
+        ...(adminPort !== undefined && { adminPort }),
+        adminUrl,
+      });
+    const signIn = adminUrl ? await issueSignInLink(hub.registry, Date.now()) : undefined;
+    const signInLink = signIn && adminUrl ? signInUrl(adminUrl, signIn.secret) : undefined;
+    if (admin?.insecure)
+      process.stderr.write(
+        `warning: the admin API and dashboard serve plain HTTP on ${adminHost}: the admin token and sign-ins cross the network in clear. Leave out --insecure-http to serve HTTPS.\n`,
+      );
     if (opts.json) {
       process.stdout.write(
-        `${JSON.stringify({ event: 'started', deviceId: hub.deviceId, syncPort: hub.port, adminPort, adminUrl, adminToken, dataDir: dir, ...(code && { pairingCode: code }), pairingCodeExpiresAt: expiresAt, activePairingCodes: active.length + (issued ? 1 : 0), addresses })}\n`,
+        `${JSON.stringify({ event: 'started', deviceId: hub.deviceId, syncPort: hub.port, adminPort, adminUrl, ...(fingerprint && { adminCertificateSha256: fingerprint }), ...(signInLink && { signInUrl: signInLink, signInExpiresAt: signIn?.expiresAt }), adminToken, dataDir: dir, ...(code && { pairingCode: code }), pairingCodeExpiresAt: expiresAt, activePairingCodes: active.length + (issued ? 1 : 0), addresses })}\n`,
       );
     } else {
       const here = relative(process.cwd(), dir) || '.';
@@ -189,10 +247,23 @@ export function registerAgents(program: Command): void {
         `  LAN discovery ${opts.discovery ? 'on (multicast and DNS-SD)' : 'off'}`,
         ...(adminUrl
           ? [
-              `  admin API     ${adminUrl}/api/status  (admin token; all routes: ${adminUrl}/api/openapi.json)`,
+              `  dashboard     ${adminUrl}/  (admin API under ${adminUrl}/api/, all routes: /api/openapi.json)`,
+              ...(fingerprint
+                ? [
+                    `                certificate SHA-256 ${fingerprint}`,
+                    `                (${adminTls ? 'yours' : "the hub's own: check it against the browser's warning"})`,
+                  ]
+                : []),
             ]
-          : ['  admin API     off']),
+          : ['  dashboard     off (--no-admin-api)']),
         `  data          ${dir}`,
+        ...(signInLink && signIn
+          ? [
+              '',
+              `Sign in to the dashboard (single use, valid until ${new Date(signIn.expiresAt).toLocaleTimeString()}; a new link: trosyn-sync dashboard-link --data ${here}):`,
+              `  ${signInLink}`,
+            ]
+          : []),
         ...(adminToken
           ? [
               '',

@@ -4,6 +4,7 @@ import type { DeviceId } from '../../store/types.js';
 import type { ReplicaReader } from '../../http/replica-routes.js';
 import type { ChildSession, HubEvent, HubStatus } from '../events.js';
 import type { DeviceRecord, GroupRecord, ListedPairingCode } from '../registry-backend.js';
+import type { SignInStore } from './sign-in.js';
 
 /**
  * What the admin API needs from a hub: the operations behind its routes, and
@@ -46,6 +47,9 @@ export interface AdminPort {
   readonly files: Pick<NodeFiles, 'version' | 'read' | 'list' | 'history' | 'isHere'>;
   /** File content arriving at the hub, overall and per connected device. */
   fileTransfers(): { progress: ContentProgress; devices: PeerTransfer[] };
+
+  /** Where dashboard sign-in links and sessions are kept (the registry, so they survive a restart). */
+  readonly signIns: SignInStore;
 
   /** The admin token: checked on every request; made (and returned, once) on the first start. */
   verifyAdminToken(token: string): Promise<boolean>;

@@ -70,9 +70,15 @@ export const hubStatus = z.object({
   version: z.string(),
   startedAt: ms,
   syncPort: z.number().int(),
+  adminPort: z.number().int().optional(),
   devices: z.object({ approved: z.number().int(), pending: z.number().int(), revoked: z.number().int() }),
   connected: z.array(childSession),
   store: z.record(z.string(), z.unknown()).describe('store counters'),
+  storeBytes: z
+    .number()
+    .int()
+    .optional()
+    .describe("bytes of the store's files on disk (database and write-ahead log), when it has files"),
   discovery: z.array(z.record(z.string(), z.unknown())).describe('LAN announcement diagnostics'),
 });
 
@@ -167,3 +173,26 @@ export type DevicePatch = z.infer<typeof devicePatch>;
 export type PairingCodeRequest = z.infer<typeof pairingCodeRequest>;
 /** Parsed group change. */
 export type GroupPut = z.infer<typeof groupPut>;
+
+/** A sign-in: the admin token typed at the form, or the secret of a one-time link. */
+export const signInRequest = z.object({
+  token: z.string().min(1).max(512).optional().describe('the admin token'),
+  link: z
+    .string()
+    .min(1)
+    .max(512)
+    .optional()
+    .describe('the secret of a one-time sign-in link (what follows `#signin=` in it)'),
+});
+export type SignInRequest = z.infer<typeof signInRequest>;
+
+/** The session a request is signed in with. */
+export const adminSession = z.object({
+  signedIn: z.literal(true),
+  via: z
+    .enum(['link', 'token', 'bearer'])
+    .describe(
+      'a one-time link or the admin token at the sign-in form (a cookie session), or the bearer token',
+    ),
+  expiresAt: ms.nullable().describe('when the cookie session ends; null for the bearer token'),
+});

@@ -9,22 +9,52 @@ import { componentLogger, silentLogger } from '../../observability/logger.js';
 import { DEFAULT_ADMIN_PORT } from '../../protocol/constants.js';
 import { InvalidOptionError, NotStartedError } from '../../sync/errors.js';
 import { APP_VERSION } from '../../version.js';
+import { AuthFailureLimiter } from '../../http/bearer.js';
 import type { AdminPort } from './port.js';
 import { adminRoutes } from './routes.js';
+import { ADMIN_SESSION_COOKIE, sessionRoutes, signInRoutes } from './session-routes.js';
+import { adminSessionOf } from './sign-in.js';
+import { builtDashboardDir, DashboardSite } from './dashboard-site.js';
 import type { RateLimit } from '../../transport/rate-limit.js';
+import {
+  type AdminServing,
+  type AdminTls,
+  adminServing,
+  certificateFingerprint,
+  checkAdminCertificate,
+  type PemCertificate,
+} from './serving.js';
 
 export type { AdminPort } from './port.js';
+export type { AdminTls, PemCertificate } from './serving.js';
+export { isLoopbackHost } from './serving.js';
+
+/** Where the admin API listens unless told otherwise: this machine only. */
+export const DEFAULT_ADMIN_HOST = '127.0.0.1';
 export { ADMIN_TOKEN_SETTING, ensureAdminToken, resetAdminToken, verifyAdminToken } from './token.js';
 
 /** Everything the admin API is configured with. */
 export interface AdminApiOptions {
   /**
-   * Address to listen on. Default '::' (every address, IPv4 and IPv6): admin
-   * tools run on the admin's own PC on the LAN, and every `/api` route
-   * needs the admin token. Use '127.0.0.1' to allow only this machine (e.g. behind
-   * a reverse proxy that adds TLS).
+   * Address to listen on. Default '127.0.0.1': only this machine reaches the
+   * admin API and dashboard. Another address (a LAN address, '::' or '0.0.0.0')
+   * serves HTTPS (see `tls`) unless `insecureHttp` is set.
    */
   host?: string;
+  /**
+   * The certificate of HTTPS. Default: none on a loopback `host` (plain HTTP),
+   * `'hub'` on any other (the hub's own self-signed certificate, whose SHA-256
+   * fingerprint `certificateSha256` gives, for the admin to check against the
+   * browser's warning). A `{ certPem, keyPem }` of the admin's serves HTTPS on any
+   * address, loopback included.
+   */
+  tls?: AdminTls;
+  /**
+   * Serve plain HTTP on a non-loopback `host`: the admin token and session
+   * cookie then cross the network in clear, so the hub warns at start. Only for a
+   * reverse proxy that adds TLS on the same trusted network. Default false.
+   */
+  insecureHttp?: boolean;
   /** TCP port. Default 17701 (DEFAULT_ADMIN_PORT); 0 picks a free port. */
   port?: number;
   /**
@@ -40,6 +70,12 @@ export interface AdminApiOptions {
    * those that have are still served. Lower it on a LAN with untrusted machines.
    */
   authFailureTotalLimit?: RateLimit;
+  /**
+   * The built dashboard served at `/`: a directory of static files (its
+   * `index.html` and `assets/`), or false for none. Default: the one built into the
+   * package (`dist/dashboard`); none when the package was built without it.
+   */
+  dashboard?: string | false;
   /** Interval (ms) of the heartbeat comment on `/api/events`. Default 15 s. */
   eventHeartbeatMs?: number;
   logger?: Logger;
@@ -52,9 +88,15 @@ export interface AdminApiOptions {
  * `/api/events` also takes `?token=`. The hub may be started after this is built:
  * requests before then get 503 NOT_STARTED.
  */
-export function buildAdminApi(hub: AdminPort, options: AdminApiOptions = {}): FastifyInstance {
+export function buildAdminApi(
+  hub: AdminPort,
+  options: AdminApiOptions = {},
+  https?: PemCertificate,
+): FastifyInstance {
   const logger = componentLogger(options.logger ?? silentLogger, 'admin-api');
   const clock = options.clock ?? systemClock;
+  const dashboardDir = options.dashboard === undefined ? builtDashboardDir() : options.dashboard || undefined;
+  const site = dashboardDir === undefined ? undefined : new DashboardSite(dashboardDir);
   const { app, streams } = createApiApp({
     title: 'Trosyn Sync admin API',
     version: APP_VERSION,
@@ -64,26 +106,46 @@ export function buildAdminApi(hub: AdminPort, options: AdminApiOptions = {}): Fa
     bodyLimit: 2 * 1024 * 1024,
     logger,
     clock: clock,
+    ...(https && { https: { cert: https.certPem, key: https.keyPem } }),
+    ...(site && { site: (request, reply) => site.serve(request, reply) }),
   });
+  const limits = {
+    failureLimit: options.authFailureLimit ?? { burst: 10, perMinute: 10 },
+    totalFailureLimit: options.authFailureTotalLimit ?? { burst: 100, perMinute: 60 },
+    clock,
+    logger,
+  };
+  // One count of wrong credentials, whether tried as a bearer token or at the sign-in form.
+  const limiter = new AuthFailureLimiter(limits);
   registerProtectedApi(app, {
     // A hub that is not running cannot check a token: say so, rather than fail on its closed registry.
     ready: () => hub.isStarted(),
     notReady: () => new NotStartedError('the hub'),
     guard: {
+      ...limits,
+      limiter,
       verify: (token) => hub.verifyAdminToken(token),
-      failureLimit: options.authFailureLimit ?? { burst: 10, perMinute: 10 },
-      totalFailureLimit: options.authFailureTotalLimit ?? { burst: 100, perMinute: 60 },
       hint: 'the admin token is shown once when the hub first starts; `trosyn-sync admin-token --reset` makes a new one',
-      clock,
-      logger,
+      session: {
+        name: ADMIN_SESSION_COOKIE,
+        verify: async (secret) => (await adminSessionOf(hub.signIns, secret, clock.now())) !== undefined,
+      },
     },
+    publicRoutes: [signInRoutes(hub, { limiter, clock, logger })],
     routes: [
+      sessionRoutes(hub, { clock }),
       adminRoutes(hub, { streams, eventHeartbeatMs: options.eventHeartbeatMs ?? 15_000, logger }),
       replicaReadRoutes(() => hub.records()),
       fileReadRoutes(() => hub.files),
     ],
   });
   return app;
+}
+
+/** What the admin API server takes from the hub besides the AdminPort. */
+export interface AdminApiParts {
+  /** The hub's identity certificate and key, served when `tls` is `'hub'` (read at start). */
+  hubCertificate?: () => PemCertificate;
 }
 
 /**
@@ -94,9 +156,12 @@ export class AdminApiServer implements Startable {
   private readonly hub: AdminPort;
   private readonly logger: Logger;
   private readonly listener: HttpApiListener;
+  private readonly serving: AdminServing;
+  private readonly parts: AdminApiParts;
+  private certificate: PemCertificate | undefined;
   private createdToken: string | undefined;
 
-  constructor(hub: AdminPort, options: AdminApiOptions = {}) {
+  constructor(hub: AdminPort, options: AdminApiOptions = {}, parts: AdminApiParts = {}) {
     const port = options.port ?? DEFAULT_ADMIN_PORT;
     if (!Number.isInteger(port) || port < 0 || port > 65_535) {
       throw new InvalidOptionError('port', 'must be an integer from 0 to 65535 (0 picks a free port)');
@@ -105,9 +170,19 @@ export class AdminApiServer implements Startable {
       throw new InvalidOptionError('host', "must be an address such as '::', '0.0.0.0' or '127.0.0.1'");
     }
     this.hub = hub;
+    this.parts = parts;
     this.logger = componentLogger(options.logger ?? silentLogger, 'admin-api');
-    this.listener = new HttpApiListener(() => buildAdminApi(hub, options), {
-      host: options.host ?? '::',
+    const host = options.host ?? DEFAULT_ADMIN_HOST;
+    this.serving = adminServing({ ...options, host });
+    if (this.serving.tls !== undefined && this.serving.tls !== 'hub') checkAdminCertificate(this.serving.tls);
+    if (this.serving.tls === 'hub' && parts.hubCertificate === undefined) {
+      throw new InvalidOptionError(
+        'adminApi.tls',
+        "'hub' needs the hub's certificate: give a certPem and keyPem",
+      );
+    }
+    this.listener = new HttpApiListener(() => buildAdminApi(hub, options, this.certificate), {
+      host,
       port,
       portOption: '--http-port (adminApi.port)',
       what: 'admin API',
@@ -129,10 +204,31 @@ export class AdminApiServer implements Startable {
     return this.listener.address();
   }
 
+  /** `https` or `http`: what the admin port speaks. */
+  get scheme(): 'http' | 'https' {
+    return this.serving.scheme;
+  }
+
+  /** True when it serves plain HTTP on an address other machines reach (`insecureHttp`). */
+  get insecure(): boolean {
+    return this.serving.insecure;
+  }
+
+  /** SHA-256 fingerprint (`AB:CD:...`) of the certificate served over HTTPS, once started; undefined over HTTP. */
+  get certificateSha256(): string | undefined {
+    return this.certificate && certificateFingerprint(this.certificate.certPem);
+  }
+
   async start(): Promise<void> {
     if (this.listener.isStarted()) return;
     if (!this.hub.isStarted()) throw new NotStartedError('the hub');
+    const { tls } = this.serving;
+    this.certificate = tls === 'hub' ? this.parts.hubCertificate?.() : tls;
     await this.listener.start();
+    if (this.serving.insecure)
+      this.logger.warn(
+        'the admin API serves plain HTTP on an address other machines reach: the admin token crosses the network in clear',
+      );
     // Made only once the API listens: a failed start must not use up the one showing.
     const token = await this.hub.ensureAdminToken();
     if (token !== undefined) {

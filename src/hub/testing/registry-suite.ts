@@ -245,6 +245,36 @@ export function runRegistryBackendSuite(name: string, makeHarness: () => Promise
       },
     );
 
+    withBackend('sign-in links: each is spent once, never after it expires', async (b) => {
+      const hash = (c: string) => c.repeat(64);
+      await b.putSignInLink({ hash: hash('a'), createdAt: T0, expiresAt: T0 + 600_000 });
+      await b.putSignInLink({ hash: hash('b'), createdAt: T0, expiresAt: T0 + 10 });
+      assert.equal(await b.takeSignInLink(hash('c'), T0 + 1), false, 'an unknown link');
+      assert.equal(await b.takeSignInLink(hash('b'), T0 + 10), false, 'expired at its expiry');
+      const both = await Promise.all([
+        b.takeSignInLink(hash('a'), T0 + 1),
+        b.takeSignInLink(hash('a'), T0 + 1),
+      ]);
+      assert.deepEqual(both.sort(), [false, true], 'spent once, by one of two at once');
+      assert.equal(await b.takeSignInLink(hash('a'), T0 + 2), false, 'and never again');
+    });
+
+    withBackend('sessions: kept until they expire or are deleted', async (b, h) => {
+      const s = { hash: 'd'.repeat(64), createdAt: T0, expiresAt: T0 + 1000, via: 'link' as const };
+      await b.putAdminSession(s);
+      await b.putAdminSession({ ...s, hash: 'e'.repeat(64), via: 'token' });
+      assert.deepEqual(await b.getAdminSession(s.hash, T0 + 999), s);
+      assert.equal(await b.getAdminSession(s.hash, T0 + 1000), undefined, 'expired');
+      assert.equal(await b.getAdminSession('f'.repeat(64), T0), undefined);
+      const again = await h.reopen(b);
+      assert.deepEqual(await again.getAdminSession(s.hash, T0 + 1), s, 'a session survives a restart');
+      await again.deleteAdminSession(s.hash);
+      await again.deleteAdminSession(s.hash);
+      assert.equal(await again.getAdminSession(s.hash, T0 + 1), undefined, 'signed out');
+      assert.equal((await again.getAdminSession('e'.repeat(64), T0 + 1))?.via, 'token', 'others stay');
+      return again;
+    });
+
     withBackend('settings and everything else survive a reopen', async (b, h) => {
       const a = id();
       await b.setSetting('k', 'v1');

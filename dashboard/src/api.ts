@@ -1,0 +1,108 @@
+/** The hub's admin API as the dashboard uses it: same origin, signed in by the session cookie. */
+
+/** An error answer of the API: `{ code, message }`, with its HTTP status. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Called when any request finds the session gone (401): the app shows the sign-in form. */
+let onSignedOut: () => void = () => undefined;
+export function whenSignedOut(fn: () => void): void {
+  onSignedOut = fn;
+}
+
+/**
+ * One API call. Changes carry the CSRF header the hub asks of cookie sessions;
+ * the cookie itself is sent by the browser (HttpOnly: this code never sees it).
+ */
+export async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = { accept: 'application/json' };
+  if (method !== 'GET') headers['x-trosyn-csrf'] = '1';
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const res = await fetch(`/api${path}`, {
+    method,
+    headers,
+    credentials: 'same-origin',
+    ...(body !== undefined && { body: JSON.stringify(body) }),
+  });
+  if (res.status === 204) return undefined as T;
+  const text = await res.text();
+  const data: unknown = text ? JSON.parse(text) : undefined;
+  if (!res.ok) {
+    const err = (data ?? {}) as { code?: string; message?: string };
+    if (res.status === 401 && path !== '/session') onSignedOut();
+    throw new ApiError(res.status, err.code ?? 'HTTP_ERROR', err.message ?? `HTTP ${res.status}`);
+  }
+  return data as T;
+}
+
+export interface ChildSession {
+  deviceId: string;
+  address: string;
+  name: string;
+  appVersion: string;
+  connectedAt: number;
+  caughtUp: boolean;
+  stats: { sent: number; applied: number; appliedUpTo: number; peerLatest: number; ackedUpTo: number };
+}
+
+export interface HubStatus {
+  deviceId: string;
+  readableId: string;
+  name: string;
+  version: string;
+  startedAt: number;
+  syncPort: number;
+  adminPort?: number;
+  devices: { approved: number; pending: number; revoked: number };
+  connected: ChildSession[];
+  store: { records: number; revisions: number; latestSeq: number; openConflicts: number };
+  storeBytes?: number;
+}
+
+export interface Device {
+  deviceId: string;
+  readableId: string;
+  name: string;
+  group: string;
+  state: 'pending' | 'approved' | 'revoked';
+  firstSeen: number;
+  lastSeen: number | null;
+  lastAddress: string | null;
+  appVersion: string | null;
+  pairedAt: number;
+  revokedAt: number | null;
+  connected: boolean;
+}
+
+export interface Group {
+  name: string;
+  description: string;
+  read: string[];
+  write: string[];
+}
+
+export interface Session {
+  signedIn: true;
+  via: 'link' | 'token' | 'bearer';
+  expiresAt: number | null;
+}
+
+/** A hub event from the event stream (`/api/events`); see docs/API.md. */
+export interface HubEvent {
+  type: string;
+  at: number;
+  deviceId?: string;
+  name?: string;
+  code?: string;
+  message?: string;
+  count?: number;
+  codes?: string[];
+  session?: ChildSession;
+}

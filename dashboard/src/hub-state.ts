@@ -1,0 +1,174 @@
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
+import { api, type Device, type Group, type HubEvent, type HubStatus } from './api.js';
+
+/** An error the hub reported, kept for the page (newest first). */
+export interface ErrorEntry {
+  at: number;
+  code: string;
+  message: string;
+  deviceId?: string;
+}
+
+/** Everything the pages show, kept current by the event stream. */
+export interface HubState {
+  status?: HubStatus;
+  devices: Device[];
+  groups: Group[];
+  /** The hub's latest errors seen since the page opened, newest first (at most 20). */
+  errors: ErrorEntry[];
+  /** Each device's last error since the page opened; cleared when it syncs again. */
+  deviceErrors: Record<string, ErrorEntry>;
+  /** The event stream: `live`, or reconnecting after a drop. */
+  live: 'connecting' | 'live' | 'reconnecting';
+  loadError?: string;
+}
+
+/** Every event type the hub sends (docs/API.md, event stream). */
+const EVENT_TYPES = [
+  'device-paired',
+  'device-approved',
+  'device-revoked',
+  'device-updated',
+  'device-connected',
+  'device-disconnected',
+  'sync-started',
+  'sync-progress',
+  'sync-completed',
+  'sync-failed',
+  'writes-refused',
+  'conflict-opened',
+  'conflict-resolved',
+  'scopes-changed',
+  'sync-restarted',
+  'recovery-started',
+  'files-progress',
+  'error',
+];
+
+/** Disconnect reasons that are an admin's own doing, not a device's trouble. */
+const ROUTINE_DISCONNECTS = new Set(['SCOPES_CHANGED']);
+
+/** What an event says went wrong, if anything. */
+function errorOf(e: HubEvent): ErrorEntry | undefined {
+  const base = { at: e.at, ...(e.deviceId && { deviceId: e.deviceId }) };
+  switch (e.type) {
+    case 'sync-failed':
+    case 'error':
+      return { ...base, code: e.code ?? 'ERROR', message: e.message ?? '' };
+    case 'writes-refused':
+      return {
+        ...base,
+        code: e.codes?.[0] ?? 'WRITES_REFUSED',
+        message: `${e.count ?? 0} write(s) refused: ${(e.codes ?? []).join(', ')}`,
+      };
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * Loads the hub's status, devices and groups, then follows the event stream and
+ * loads again (at most every 250 ms) when an event says something changed, so
+ * every page updates without a reload. The stream carries the session cookie.
+ */
+export function useHubState(): [HubState, () => Promise<void>] {
+  const [state, setState] = useState<HubState>({
+    devices: [],
+    groups: [],
+    errors: [],
+    deviceErrors: {},
+    live: 'connecting',
+  });
+  const pending = useRef<number | undefined>(undefined);
+
+  const refresh = useCallback(async () => {
+    try {
+      const [status, devices, groups] = await Promise.all([
+        api<HubStatus>('GET', '/status'),
+        api<{ devices: Device[] }>('GET', '/devices'),
+        api<{ groups: Group[] }>('GET', '/groups'),
+      ]);
+      setState((s) => {
+        const { loadError: _gone, ...rest } = s;
+        return { ...rest, status, devices: devices.devices, groups: groups.groups };
+      });
+    } catch (err) {
+      setState((s) => ({ ...s, loadError: (err as Error).message }));
+    }
+  }, []);
+
+  const soon = useCallback(() => {
+    if (pending.current !== undefined) return;
+    pending.current = window.setTimeout(() => {
+      pending.current = undefined;
+      void refresh();
+    }, 250);
+  }, [refresh]);
+
+  useEffect(() => {
+    void refresh();
+    let source: EventSource | undefined;
+    let retry: number | undefined;
+    let stopped = false;
+    const onEvent = (e: HubEvent) => {
+      const error = errorOf(e);
+      setState((s) => {
+        const deviceErrors = { ...s.deviceErrors };
+        if (e.type === 'sync-completed' && e.session) delete deviceErrors[e.session.deviceId];
+        if (e.type === 'device-disconnected' && e.deviceId && e.code && !ROUTINE_DISCONNECTS.has(e.code))
+          deviceErrors[e.deviceId] = {
+            at: e.at,
+            code: e.code,
+            message: e.message ?? '',
+            deviceId: e.deviceId,
+          };
+        if (error?.deviceId) deviceErrors[error.deviceId] = error;
+        return { ...s, deviceErrors, errors: error ? [error, ...s.errors].slice(0, 20) : s.errors };
+      });
+      if (e.type !== 'files-progress') soon();
+    };
+    const connect = () => {
+      source = new EventSource('/api/events');
+      source.onopen = () => {
+        setState((s) => ({ ...s, live: 'live' }));
+        // Whatever happened while the stream was down is in the state, not in events.
+        soon();
+      };
+      source.onerror = () => {
+        setState((s) => ({ ...s, live: 'reconnecting' }));
+        if (source?.readyState !== EventSource.CLOSED || stopped) return;
+        // Refused (not just dropped): a lost session shows the sign-in form; anything else, try again.
+        void api('GET', '/session').then(
+          () => (retry = window.setTimeout(connect, 3000)),
+          () => undefined,
+        );
+      };
+      for (const type of EVENT_TYPES)
+        source.addEventListener(type, (m) =>
+          onEvent(JSON.parse((m as MessageEvent<string>).data) as HubEvent),
+        );
+    };
+    connect();
+    return () => {
+      stopped = true;
+      source?.close();
+      window.clearTimeout(retry);
+      window.clearTimeout(pending.current);
+    };
+  }, [refresh, soon]);
+
+  return [state, refresh];
+}
+
+/** What the dashboard calls a device's state: registry state, connection, sync and errors together. */
+export type DeviceState = 'online' | 'syncing' | 'offline' | 'error' | 'pending' | 'revoked';
+
+export const DEVICE_STATES: DeviceState[] = ['online', 'syncing', 'offline', 'error', 'pending', 'revoked'];
+
+export function deviceState(device: Device, state: HubState): DeviceState {
+  if (device.state === 'revoked') return 'revoked';
+  if (device.state === 'pending') return 'pending';
+  const session = state.status?.connected.find((c) => c.deviceId === device.deviceId);
+  if (session || device.connected) return session && !session.caughtUp ? 'syncing' : 'online';
+  return state.deviceErrors[device.deviceId] ? 'error' : 'offline';
+}

@@ -237,6 +237,12 @@ export const ERROR_CODES = {
       "The device a file's content is fetched from (the hub; on the hub, the writer) does not have some of its chunks. The version stays incomplete (`FILE_CONTENT_MISSING`) and is asked for again, less often while nothing arrives.",
     fix: 'Nothing while the content is on its way. If it stays, connect the device that wrote the file to the hub, or record the file again there.',
   },
+  FILE_FETCH_STALLED: {
+    area: 'Files',
+    meaning:
+      'A peer took a request for chunks and then sent none of them for a minute (default): the fetch gives up instead of holding the transfer. Chunks that arrive late are dropped quietly; the content is asked for again on the next round.',
+    fix: 'Nothing: the transfer goes on by itself. If it keeps stalling, look at the peer (`trosyn-sync status`, its log) for a disk or network problem.',
+  },
   FILE_CONTENT_CORRUPT: {
     area: 'Files',
     meaning:

@@ -200,7 +200,7 @@ export class HubLink extends EventEmitter<Events> implements Startable {
     });
     // File content over the same connection: ours served to the hub, the hub's fetched.
     if (hub.handshake.features.includes(FILES_FEATURE)) {
-      const exchange = new ChunkExchange(chunkLink(hub.conn), this.o.chunks, this.o.logger);
+      const exchange = new ChunkExchange(chunkLink(hub.conn), this.o.chunks, { logger: this.o.logger });
       const detach = this.o.content.attach(hub.hubId, exchange);
       hub.conn.once('close', (cause) => {
         detach();

@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { TrosynError } from '../errors.js';
+import { type Clock, systemClock, type Timer } from '../lifecycle.js';
 import { silentLogger } from '../observability/logger.js';
 import type { ChunkStore } from './chunk-store.js';
 
@@ -29,6 +30,9 @@ export interface ChunkLink {
 export const WANT_BATCH = 64;
 /** `files.want` requests one side keeps unanswered: about 16 MiB of chunks in flight. */
 export const WANT_WINDOW = 4;
+
+/** A fetch gives up when none of the chunks it asked for arrives this long. */
+const DEFAULT_STALL_MS = 60_000;
 
 /** Chunks read ahead while one is sent. */
 const READ_AHEAD = 16;
@@ -83,6 +87,25 @@ export class ContentAbsentError extends TrosynError {
   }
 }
 
+/** A peer took a `files.want` and then sent none of its chunks for `stallMs`. */
+export class FetchStalledError extends TrosynError {
+  constructor(stallMs: number, waiting: number) {
+    super(
+      'FILE_FETCH_STALLED',
+      `the peer sent none of the ${waiting} chunks asked for in ${Math.round(stallMs / 1000)} s; they are asked for again later`,
+      { stallMs, waiting },
+    );
+  }
+}
+
+/** Options of a {@link ChunkExchange}. */
+export interface ChunkExchangeOptions {
+  logger?: Logger;
+  /** A fetch fails with FILE_FETCH_STALLED when no chunk it asked for arrives this long. Default 60 s. */
+  stallMs?: number;
+  clock?: Clock;
+}
+
 /** How one fetch ended for each hash asked for. */
 export type FetchResult = Map<string, 'stored' | 'absent'>;
 
@@ -109,12 +132,20 @@ export class ChunkExchange {
   /** Chunk frames received that no fetch was waiting for: dropped, never stored. */
   dropped = 0;
   private unsolicited = 0;
+  /** When a chunk this side asked for last arrived (or was answered absent). */
+  private lastArrival = 0;
+  private readonly logger: Logger;
+  private readonly stallMs: number;
+  private readonly clock: Clock;
 
   constructor(
     private readonly link: ChunkLink,
     private readonly store: ChunkStore,
-    private readonly logger: Logger = silentLogger,
+    options: ChunkExchangeOptions = {},
   ) {
+    this.logger = options.logger ?? silentLogger;
+    this.stallMs = options.stallMs ?? DEFAULT_STALL_MS;
+    this.clock = options.clock ?? systemClock;
     link.handle('files.want', (params) => this.onWant(params));
     link.onChunk((payload) => this.onChunk(payload));
   }
@@ -169,7 +200,8 @@ export class ChunkExchange {
         }
         // A chunk that failed to store fails the fetch; the rest of the batch still
         // arrives (the peer serves what was asked) and is stored or fails alone.
-        const states = await Promise.all(arrivals).catch((err: unknown) => {
+        // A peer that took the request and then sends nothing fails it too.
+        const states = await this.withinStall(Promise.all(arrivals), ask).catch((err: unknown) => {
           failed = true;
           throw err;
         });
@@ -178,6 +210,44 @@ export class ChunkExchange {
     };
     await Promise.all(Array.from({ length: Math.min(WANT_WINDOW, batches.length) }, worker));
     return result;
+  }
+
+  /**
+   * `arrivals`, or FILE_FETCH_STALLED once no chunk this side asked for has arrived
+   * for stallMs: the hashes of `asked` still waited for are then given up on (late
+   * frames for them are dropped quietly).
+   */
+  private withinStall<T>(arrivals: Promise<T>, asked: readonly string[]): Promise<T> {
+    this.lastArrival = this.clock.now();
+    return new Promise<T>((resolve, reject) => {
+      let timer: Timer | undefined;
+      const check = () => {
+        const quiet = this.clock.now() - this.lastArrival;
+        if (quiet < this.stallMs) {
+          timer = this.clock.setTimeout(check, this.stallMs - quiet);
+          return;
+        }
+        const left = asked.filter((hash) => this.waiting.has(hash));
+        const err = new FetchStalledError(this.stallMs, left.length);
+        this.logger.warn({ waiting: left.length, stallMs: this.stallMs }, 'a peer stopped sending chunks');
+        for (const hash of left) {
+          this.fail(hash, err);
+          this.abandon(hash);
+        }
+        reject(err);
+      };
+      timer = this.clock.setTimeout(check, this.stallMs);
+      arrivals.then(
+        (value) => {
+          timer?.cancel();
+          resolve(value);
+        },
+        (err: unknown) => {
+          timer?.cancel();
+          reject(err as Error);
+        },
+      );
+    });
   }
 
   /** Fails every fetch still waiting (the connection ended). */
@@ -196,6 +266,7 @@ export class ChunkExchange {
   }
 
   private settle(hash: string, state: 'stored' | 'absent'): void {
+    this.lastArrival = this.clock.now();
     const list = this.waiting.get(hash);
     this.waiting.delete(hash);
     for (const w of list ?? []) w.resolve(state);

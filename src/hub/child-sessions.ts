@@ -172,7 +172,7 @@ export class ChildSessions implements Startable {
     this.watchSession(live);
     // File content both ways over the same connection: the child's files fetched from it, ours served to it.
     if (peer.handshake.features.includes(FILES_FEATURE)) {
-      const exchange = new ChunkExchange(chunkLink(conn), this.o.chunks, this.o.logger);
+      const exchange = new ChunkExchange(chunkLink(conn), this.o.chunks, { logger: this.o.logger });
       const detach = this.o.content.attach(peer.deviceId, exchange);
       conn.once('close', (cause) => {
         detach();

@@ -11,7 +11,7 @@ import { ChunkExchange, WANT_BATCH, WANT_WINDOW } from '../../src/files/chunk-ex
 import { linkPair } from '../fixtures/link-pair.js';
 import { DiskChunkStore } from '../../src/files/chunk-store-disk.js';
 import { TrosynError } from '../../src/errors.js';
-import { tempDir } from '../helpers.js';
+import { FakeClock, tempDir } from '../helpers.js';
 
 const dir = tempDir('trosyn-chunk-exchange-');
 after(() => dir.remove());
@@ -129,5 +129,33 @@ describe('chunk exchange', () => {
     await new Promise((r) => setImmediate(r));
     local.abort(new TrosynError('CONNECTION_CLOSED', 'the peer went away'));
     await assert.rejects(fetching, (err: TrosynError) => err.code === 'CONNECTION_CLOSED');
+  });
+
+  it('a peer that takes a request and then sends nothing fails the fetch with FILE_FETCH_STALLED; its late chunks are dropped quietly', async () => {
+    const [here, there] = linkPair();
+    const mine = await store();
+    const clock = new FakeClock();
+    const local = new ChunkExchange(here, mine, { clock, stallMs: 60_000 });
+    // The peer answers the request and never serves it.
+    there.handle('files.want', (params) => ({ queued: (params as { hashes: string[] }).hashes.length }));
+    const chunk = randomBytes(3000);
+    const fetching = local.fetch([hashOf(chunk)]);
+    let outcome: unknown;
+    fetching.then(
+      () => (outcome = 'resolved'),
+      (err: unknown) => (outcome = err),
+    );
+    // The request is made after a look at the store: wait for it, then for its answer.
+    while (here.wants === 0) await new Promise((r) => setImmediate(r));
+    await clock.tick(0);
+    await clock.tick(59_000);
+    assert.equal(outcome, undefined, 'still waiting before the deadline');
+    await clock.tick(1_000);
+    assert.equal((outcome as { code?: string } | undefined)?.code, 'FILE_FETCH_STALLED');
+    assert.equal(await mine.has(hashOf(chunk)), false);
+    // The chunk turning up late is dropped without telling the peer off.
+    await there.sendChunk(Buffer.concat([Buffer.of(0x01), Buffer.from(hashOf(chunk), 'hex')]), chunk);
+    assert.equal(local.dropped, 1);
+    assert.equal(here.closed, false, 'the link stays up');
   });
 });

@@ -17,7 +17,6 @@
  * shared machine do not count. MB = 10^6 bytes, MiB = 2^20 bytes.
  */
 import { createCipheriv, createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import {
   Chunker,
   type ChunkerOptions,
@@ -28,6 +27,7 @@ import {
 import { findCut, gearMask, newGearState } from '../src/files/gear.js';
 import { bigintScan, scanTwoBytesAtATime } from './files-chunker-kernels.js';
 import { median, round, sourceVersion } from './common.js';
+import { timed } from './proc.js';
 
 const QUICK = process.argv.includes('--quick');
 const KiB = 1024;
@@ -335,26 +335,6 @@ function seededInts(seed: number): (n: number) => number {
 function seededBytes(seed: string, length: number): Buffer {
   const key = createHash('sha256').update(seed).digest().subarray(0, 16);
   return createCipheriv('aes-128-ctr', key, Buffer.alloc(16)).update(Buffer.alloc(length));
-}
-
-/**
- * Milliseconds this thread spent on a CPU doing `work`: on a shared machine, wall
- * time would count the time other processes held the core.
- */
-function timed(work: () => unknown): number {
-  const start = threadCpuMs();
-  work();
-  return threadCpuMs() - start;
-}
-
-/** On-CPU time of the calling thread (Linux, nanosecond resolution), else of the process. */
-function threadCpuMs(): number {
-  try {
-    return Number(readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ')[0]) / 1e6;
-  } catch {
-    const { user, system } = process.cpuUsage();
-    return (user + system) / 1e3;
-  }
 }
 
 function sameOptions(a: Required<ChunkerOptions>, b: Required<ChunkerOptions>): boolean {

@@ -63,7 +63,7 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Chunker, chunkBuffer, DEFAULT_CHUNKER_OPTIONS } from '../src/files/chunker.js';
 import { median, round, sourceVersion } from './common.js';
-import { cpuMs, machineCpuMs, memoryOf, resetPeakRss, tcpBytes, wallMs } from './proc.js';
+import { cpuMs, machineCpuMs, memoryOf, resetPeakRss, tcpBytes, timed, wallMs } from './proc.js';
 
 const QUICK = process.argv.includes('--quick');
 const KiB = 1024;
@@ -1192,16 +1192,6 @@ async function syncthingSend(s: SyncthingPair, v: Version, wire: WireCounter): P
 
 // --- chunker -----------------------------------------------------------------------------
 
-/** On-CPU time of the calling thread (Linux, nanosecond resolution), else of the process. */
-function threadCpuMs(): number {
-  try {
-    return Number(readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ')[0]) / 1e6;
-  } catch {
-    const { user, system } = process.cpuUsage();
-    return (user + system) / 1e3;
-  }
-}
-
 /**
  * Chunking + SHA-256 of every chunk against SHA-256 of the same bytes in one piece,
  * per core (the thread's CPU time), the variants alternating; also pushed in 1 MiB
@@ -1221,11 +1211,7 @@ function measureChunker() {
   const ms: Record<keyof typeof runs, number[]> = { sha256: [], chunkAndHash: [], pieces1MiB: [] };
   for (const work of Object.values(runs)) work();
   for (let r = 0; r < CHUNKER_ROUNDS; r++)
-    for (const [name, work] of Object.entries(runs)) {
-      const start = threadCpuMs();
-      work();
-      ms[name as keyof typeof runs].push(threadCpuMs() - start);
-    }
+    for (const [name, work] of Object.entries(runs)) ms[name as keyof typeof runs].push(timed(work));
   const mbps = (name: keyof typeof runs) => round(CHUNKER_BYTES / 1e3 / median(ms[name]), 0);
   return {
     bytes: CHUNKER_BYTES,

@@ -341,3 +341,23 @@ export function machineCpuMs(): { busy: number; iowait: number } {
     return { busy: 0, iowait: 0 };
   }
 }
+
+/**
+ * Milliseconds this thread spent on a CPU doing `work`: on a shared machine, wall
+ * time would count the time other processes held the core.
+ */
+export function timed(work: () => unknown): number {
+  const start = threadCpuMs();
+  work();
+  return threadCpuMs() - start;
+}
+
+/** On-CPU time of the calling thread (Linux, nanosecond resolution), else of the process. */
+export function threadCpuMs(): number {
+  try {
+    return Number(readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ')[0]) / 1e6;
+  } catch {
+    const { user, system } = process.cpuUsage();
+    return (user + system) / 1e3;
+  }
+}

@@ -145,7 +145,7 @@ export class MessageCodec {
    * after the other: uncompressed, the body is not copied (a 64 KiB chunk read from
    * disk goes to the socket as it is). Compressed like `encodeChunk`.
    */
-  encodeChunkParts(head: Buffer, body: Buffer, options: ChunkOptions = {}): Buffer[] {
+  encodeChunkParts(head: Buffer, body: Buffer = EMPTY, options: ChunkOptions = {}): Buffer[] {
     const length = head.length + body.length;
     this.checkSize(length, 'chunk');
     if (

@@ -18,9 +18,6 @@ import {
   UnknownMethodError,
 } from './errors.js';
 
-/** The body of a chunk frame that is all head. */
-const EMPTY = Buffer.alloc(0);
-
 export interface ConnectionOptions {
   /** The authenticated socket (TLS in production). */
   socket: Socket;
@@ -194,7 +191,7 @@ export class Connection extends EventEmitter<Events> {
    */
   async sendChunk(head: Buffer, body?: Buffer, options: { compress?: boolean } = {}): Promise<void> {
     if (this.closedWith) throw new ConnectionClosedError(this.closedWith.cause);
-    const parts = this.codec.encodeChunkParts(head, body ?? EMPTY, options);
+    const parts = this.codec.encodeChunkParts(head, body, options);
     if (parts.length === 1) return this.write(parts[0] as Buffer);
     // One frame in several buffers, corked so the socket takes them as one write;
     // write() counts the frame and waits for room after its last part.

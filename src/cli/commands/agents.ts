@@ -188,16 +188,6 @@ export function registerAgents(program: Command): void {
     );
     await hub.start();
     const adminPort = hub.adminPort;
-    writeAgentFile(dir, {
-      pid: process.pid,
-      role: 'hub',
-      deviceId: hub.deviceId,
-      name: hub.name,
-      version: APP_VERSION,
-      startedAt: Date.now(),
-      syncPort: hub.port,
-      ...(adminPort !== undefined && { adminPort }),
-    });
     const adminToken = hub.takeCreatedAdminToken();
     // A code at start only when none is active: restarts do not pile up open codes.
     const active = await hub.registry.activePairingCodes({ group: 'default' });
@@ -216,18 +206,17 @@ export function registerAgents(program: Command): void {
     const adminUrl =
       adminPort === undefined || !admin ? undefined : `${admin.scheme}://${urlHost(adminShown, adminPort)}`;
     const fingerprint = admin?.certificateSha256;
-    if (adminUrl)
-      writeAgentFile(dir, {
-        pid: process.pid,
-        role: 'hub',
-        deviceId: hub.deviceId,
-        name: hub.name,
-        version: APP_VERSION,
-        startedAt: Date.now(),
-        syncPort: hub.port,
-        ...(adminPort !== undefined && { adminPort }),
-        adminUrl,
-      });
+    writeAgentFile(dir, {
+      pid: process.pid,
+      role: 'hub',
+      deviceId: hub.deviceId,
+      name: hub.name,
+      version: APP_VERSION,
+      startedAt: Date.now(),
+      syncPort: hub.port,
+      ...(adminPort !== undefined && { adminPort }),
+      ...(adminUrl && { adminUrl }),
+    });
     const signIn = adminUrl ? await issueSignInLink(hub.registry, Date.now()) : undefined;
     const signInLink = signIn && adminUrl ? signInUrl(adminUrl, signIn.secret) : undefined;
     if (admin?.insecure)

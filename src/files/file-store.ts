@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { isTrosynError, TrosynError } from '../errors.js';
 import type { ChunkStore } from './chunk-store.js';
-import { chunkStream } from './chunker.js';
+import { chunkStream, CutFinder } from './chunker.js';
+import { beginHashRun, type HashRun, SLOT_BYTES } from './hash-threads.js';
 import { type FileBody, assertFileName } from './file-body.js';
 import {
   decodeManifest,
@@ -51,6 +52,60 @@ export interface MissingContent {
 /** Chunk puts one `put` keeps going at once. */
 const PUTS_IN_FLIGHT = 32;
 
+/** Content up to this size is hashed on the calling thread; past it, on hashing threads. */
+const THREADED_FROM = 8 * 1024 * 1024;
+
+/** Bytes of a chunk in a slot of the hashing threads' shared memory. */
+interface Part {
+  slot: number;
+  start: number;
+  end: number;
+}
+
+function viewOf(views: Map<number, Buffer>, p: Part): Buffer {
+  return (views.get(p.slot) as Buffer).subarray(p.start, p.end);
+}
+
+/** A piece of a source, checked to be bytes. */
+function bytesOf(piece: unknown): Uint8Array {
+  // A Node stream with an encoding set gives strings: their bytes would depend on it.
+  if (!(piece instanceof Uint8Array))
+    throw new TypeError(`a file's content is read as bytes, but the source gave a ${typeof piece}`);
+  return piece;
+}
+
+/**
+ * Chunk puts kept going at once (up to PUTS_IN_FLIGHT), so the store's writes
+ * overlap with the next chunk's hashing. The first failure is kept; `settle` waits
+ * for every put still running (none is left to finish after the caller moved on).
+ */
+class PutsInFlight {
+  private readonly running = new Set<Promise<unknown>>();
+  failed: unknown;
+
+  constructor(private readonly chunks: ChunkStore) {}
+
+  /** Starts a put of verified bytes; waits while PUTS_IN_FLIGHT are running. */
+  async put(hash: string, bytes: Uint8Array): Promise<void> {
+    const put: Promise<void> = this.chunks.put(hash, bytes, { verified: true }).then(
+      () => {
+        this.running.delete(put);
+      },
+      (err: unknown) => {
+        this.failed ??= err;
+        this.running.delete(put);
+      },
+    );
+    this.running.add(put);
+    if (this.running.size >= PUTS_IN_FLIGHT) await Promise.race(this.running);
+  }
+
+  async settle(): Promise<void> {
+    await Promise.all(this.running);
+    if (this.failed !== undefined) throw this.failed;
+  }
+}
+
 /**
  * File content over a chunk store: a stream in, a file version out (its chunks and
  * chunk list stored, durably, before the version is returned); a version in, its
@@ -63,20 +118,15 @@ export class FileStore {
    * Stores a stream's bytes as chunks and returns the file version describing them.
    * Memory stays flat whatever the size. The chunks are durable when this resolves,
    * so a record naming them can be committed next.
+   *
+   * Content past THREADED_FROM bytes is hashed on two threads beside this one (see
+   * hash-threads.ts) while this one reads and cuts: the three passes over the bytes
+   * overlap. Smaller content, or a put while another has the threads, is hashed
+   * here.
    */
   async put(
     source: AsyncIterable<Uint8Array>,
-    meta: {
-      name: string;
-      type?: string;
-      modifiedAt: number;
-      /**
-       * The whole content's SHA-256, computed elsewhere over the same bytes (a thread
-       * reading the same file: `sha256OfFileInWorker`); the put then does not hash
-       * the whole content itself.
-       */
-      sha256?: Promise<string>;
-    },
+    meta: { name: string; type?: string; modifiedAt: number },
     signal?: AbortSignal,
   ): Promise<FileBody> {
     assertFileName(meta.name);
@@ -91,46 +141,38 @@ export class FileStore {
         `modifiedAt is a whole number of ms since 1970, not ${String(meta.modifiedAt)}`,
         { option: 'modifiedAt' },
       );
-    const inline = meta.sha256 ? undefined : createHash('sha256');
-    const entries: ManifestEntry[] = [];
-    let size = 0;
-    const hashed = async function* () {
-      for await (const piece of source) {
-        // A Node stream with an encoding set gives strings: their bytes would depend on it.
-        if (!(piece instanceof Uint8Array))
-          throw new TypeError(`a file's content is read as bytes, but the source gave a ${typeof piece}`);
-        inline?.update(piece);
-        size += piece.length;
-        yield piece;
+    // The first THREADED_FROM bytes are held (copied: a reader may reuse its buffers)
+    // until it is known whether the content is larger.
+    const pieces = source[Symbol.asyncIterator]();
+    const head: Buffer[] = [];
+    let headBytes = 0;
+    let ended = false;
+    while (headBytes <= THREADED_FROM) {
+      signal?.throwIfAborted();
+      const next = await pieces.next();
+      if (next.done) {
+        ended = true;
+        break;
       }
-    };
-    // Several puts in flight: the store's writes overlap with the next chunk's hashing.
-    const inFlight = new Set<Promise<unknown>>();
-    let failed: unknown;
-    try {
-      for await (const chunk of chunkStream(hashed(), signal ? { signal } : {})) {
-        if (failed !== undefined) break;
-        // The chunker has just hashed these bytes: the store need not again.
-        const put: Promise<void> = this.chunks.put(chunk.hash, chunk.data, { verified: true }).then(
-          () => {
-            inFlight.delete(put);
-          },
-          (err: unknown) => {
-            failed ??= err;
-            inFlight.delete(put);
-          },
-        );
-        inFlight.add(put);
-        entries.push({ hash: chunk.hash, length: chunk.length });
-        if (inFlight.size >= PUTS_IN_FLIGHT) await Promise.race(inFlight);
-      }
-    } finally {
-      // A source that fails part-way fails the put only once no chunk write is
-      // still running (none is left to finish after the caller moved on).
-      await Promise.all(inFlight);
+      const piece = bytesOf(next.value);
+      head.push(Buffer.from(piece));
+      headBytes += piece.length;
     }
-    if (failed !== undefined) throw failed;
-    const sha256 = inline ? inline.digest('hex') : await (meta.sha256 as Promise<string>);
+    const rest = async function* (): AsyncGenerator<Uint8Array> {
+      yield* head;
+      if (ended) return;
+      for (let next = await pieces.next(); !next.done; next = await pieces.next()) yield bytesOf(next.value);
+    };
+    const run = ended ? undefined : beginHashRun();
+    let content: { entries: ManifestEntry[]; size: number; sha256: string };
+    try {
+      content = run ? await this.putThreaded(run, rest(), signal) : await this.putHere(rest(), signal);
+    } finally {
+      run?.close();
+      // A source left part-way is closed (a file's reader ends its reads).
+      if (!ended) await pieces.return?.(undefined);
+    }
+    const { entries, size, sha256 } = content;
     const manifest: string[] = [];
     for (const c of manifestChunks(encodeManifest(entries))) {
       await this.chunks.put(c.hash, c.data);
@@ -146,6 +188,138 @@ export class FileStore {
       chunkCount: entries.length,
       manifest,
     };
+  }
+
+  /** Chunks, stores and hashes content on this thread alone. */
+  private async putHere(
+    source: AsyncIterable<Uint8Array>,
+    signal: AbortSignal | undefined,
+  ): Promise<{ entries: ManifestEntry[]; size: number; sha256: string }> {
+    const whole = createHash('sha256');
+    const entries: ManifestEntry[] = [];
+    let size = 0;
+    const hashed = async function* () {
+      for await (const piece of source) {
+        whole.update(piece);
+        size += piece.length;
+        yield piece;
+      }
+    };
+    const puts = new PutsInFlight(this.chunks);
+    try {
+      for await (const chunk of chunkStream(hashed(), signal ? { signal } : {})) {
+        if (puts.failed) break;
+        entries.push({ hash: chunk.hash, length: chunk.length });
+        // The chunker has just hashed these bytes: the store need not again.
+        await puts.put(chunk.hash, chunk.data);
+      }
+    } finally {
+      await puts.settle();
+    }
+    return { entries, size, sha256: whole.digest('hex') };
+  }
+
+  /**
+   * Chunks content here while two threads hash it: this thread fills a slot of
+   * shared memory, finds the cut points in it and hands it over; the chunk hashes
+   * come back in order, and each chunk is put straight from the slot.
+   */
+  private async putThreaded(
+    run: HashRun,
+    source: AsyncIterable<Uint8Array>,
+    signal: AbortSignal | undefined,
+  ): Promise<{ entries: ManifestEntry[]; size: number; sha256: string }> {
+    const cuts = new CutFinder();
+    const entries: ManifestEntry[] = [];
+    const puts = new PutsInFlight(this.chunks);
+    const views = new Map<number, Buffer>();
+    /** Parts of chunks not yet put, per slot: a slot is released when none is left. */
+    const parts = new Map<number, number>();
+    let open: Part[] = [];
+    let size = 0;
+    // Pieces are put in the order they were cut; a failure stops the reading.
+    let stored: Promise<void> = Promise.resolve();
+    let broken: ((err: unknown) => void) | undefined;
+    const stop = new Promise<never>((_, reject) => (broken = reject));
+    stop.catch(() => undefined);
+    const unhold = (slot: number) => {
+      const left = (parts.get(slot) ?? 0) - 1;
+      if (left > 0) parts.set(slot, left);
+      else {
+        parts.delete(slot);
+        run.release(slot);
+      }
+    };
+    const store = async (chunk: Part[], hash: string) => {
+      const bytes =
+        chunk.length === 1
+          ? viewOf(views, chunk[0] as Part)
+          : Buffer.concat(chunk.map((p) => viewOf(views, p)));
+      entries.push({ hash, length: bytes.length });
+      const waiting = puts.put(hash, bytes);
+      // put() has what it needs of the bytes once called: the slot may be refilled.
+      for (const p of chunk) unhold(p.slot);
+      await waiting;
+    };
+    const submit = (slot: number, length: number) => {
+      const bytes = (views.get(slot) as Buffer).subarray(0, length);
+      const ends: number[] = [];
+      const done: Part[][] = [];
+      let from = 0;
+      for (let end = cuts.next(bytes, 0); end >= 0; end = cuts.next(bytes, from)) {
+        open.push({ slot, start: from, end });
+        done.push(open);
+        open = [];
+        ends.push(end);
+        from = end;
+      }
+      if (from < length) open.push({ slot, start: from, end: length });
+      const held = done.reduce((n, c) => n + c.filter((p) => p.slot === slot).length, 0);
+      const stillOpen = open.some((p) => p.slot === slot) ? 1 : 0;
+      // The caller's hold on the slot passes to the parts cut from it.
+      if (held + stillOpen === 0) run.release(slot);
+      else parts.set(slot, held + stillOpen);
+      const hashed = run.submit(slot, length, ends);
+      hashed.catch(() => undefined);
+      stored = stored.then(async () => {
+        if (puts.failed) throw puts.failed;
+        const { hashes } = await hashed;
+        for (let i = 0; i < done.length; i++) await store(done[i] as Part[], hashes[i] as string);
+      });
+      stored.catch((err: unknown) => broken?.(err));
+    };
+    try {
+      let slot = await Promise.race([run.slot(), stop]);
+      views.set(slot.index, slot.bytes);
+      let filled = 0;
+      for await (const piece of source) {
+        signal?.throwIfAborted();
+        size += piece.length;
+        let at = 0;
+        while (at < piece.length) {
+          const n = Math.min(piece.length - at, SLOT_BYTES - filled);
+          slot.bytes.set(piece.subarray(at, at + n), filled);
+          filled += n;
+          at += n;
+          if (filled < SLOT_BYTES) continue;
+          submit(slot.index, filled);
+          slot = await Promise.race([run.slot(), stop]);
+          views.set(slot.index, slot.bytes);
+          filled = 0;
+        }
+      }
+      if (filled > 0) submit(slot.index, filled);
+      else run.release(slot.index);
+      await stored;
+      const end = await run.end(open.length > 0);
+      if (end.size !== size) throw new Error(`the hashing threads hashed ${end.size} bytes of ${size}`);
+      if (open.length > 0) await store(open, end.last as string);
+      open = [];
+      return { entries, size, sha256: end.sha256 };
+    } finally {
+      await stored.catch(() => undefined);
+      await puts.settle();
+    }
   }
 
   /**

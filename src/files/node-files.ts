@@ -8,7 +8,6 @@ import { RecordNotFoundError } from '../sync/errors.js';
 import type { HistoryEntry, Replica, WriteResult } from '../sync/replica.js';
 import { asFileBody, assertFileName, type FileBody, NotAFileError } from './file-body.js';
 import type { FileStore } from './file-store.js';
-import { type FileDigest, sha256OfFileInWorker } from './background-sha256.js';
 
 /** The collection files go to unless another is named. */
 export const DEFAULT_FILES_COLLECTION = 'files';
@@ -70,9 +69,6 @@ function kindOf(s: BigIntStats): string {
 const READ_BYTES = 1 << 20;
 /** Read buffers reused in turn (see readAll). */
 const READ_RING = 4;
-
-/** From this size on, a file's whole hash is computed by a second thread reading it. */
-const BACKGROUND_HASH_BYTES = 8 * 1024 * 1024;
 
 /**
  * A file changed within this long before its reading began may change again
@@ -188,7 +184,6 @@ export class NodeFiles {
       throw unreadable(path, err);
     }
     let body: FileBody;
-    let whole: Promise<FileDigest> | undefined;
     try {
       const stat = async () => {
         try {
@@ -210,30 +205,15 @@ export class NodeFiles {
           yield piece;
         }
       }
-      // A large file's whole hash is computed by a thread reading it beside this one.
-      whole = size >= BACKGROUND_HASH_BYTES ? sha256OfFileInWorker(handle.fd) : undefined;
-      whole?.catch(() => undefined);
       const pieces = readAll(handle, path);
       body = await this.store.put(report ? counted(pieces) : pieces, {
         name,
         type: options.type ?? TYPES[extname(path).toLowerCase()] ?? 'application/octet-stream',
         modifiedAt: Math.max(0, Math.floor(Number(before.mtimeNs / 1_000_000n))),
-        ...(whole && {
-          sha256: whole.then(
-            (d) => d.sha256,
-            (err: unknown) => {
-              throw unreadable(path, err);
-            },
-          ),
-        }),
       });
-      const hashedBytes = whole && (await whole).size;
       const changed =
         changeBetween(before, await stat()) ??
-        (BigInt(body.size) !== before.size ? `${body.size} bytes read of ${before.size}` : undefined) ??
-        (hashedBytes !== undefined && hashedBytes !== body.size
-          ? `read twice, ${body.size} then ${hashedBytes} bytes`
-          : undefined);
+        (BigInt(body.size) !== before.size ? `${body.size} bytes read of ${before.size}` : undefined);
       if (changed) throw new FileChangedError(path, changed);
       // Changed just before the read began, the file may have changed again during
       // it within the same tick of the file system's clock: read it again.
@@ -250,8 +230,6 @@ export class NodeFiles {
           throw new FileChangedError(path, 'read twice, its content differs');
       }
     } finally {
-      // The hashing thread reads through this descriptor: it is closed only after.
-      await whole?.catch(() => undefined);
       await handle.close().catch(() => undefined);
     }
     return this.record(options.collection ?? DEFAULT_FILES_COLLECTION, body);

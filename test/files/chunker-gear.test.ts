@@ -4,10 +4,11 @@
  * cut points, byte for byte. And the gear table against the rule that makes it.
  */
 import assert from 'node:assert/strict';
-import { createCipheriv, createHash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { type ChunkerOptions, cutPoints, DEFAULT_CHUNKER_OPTIONS } from '../../src/files/chunker.js';
 import { GEAR, gearMask, MAX_MASK_BITS } from '../../src/files/gear.js';
+import { seededBytes } from '../helpers.js';
 
 const U64 = (1n << 64n) - 1n;
 
@@ -50,11 +51,6 @@ function referenceCuts(bytes: Uint8Array, options: ChunkerOptions): number[] {
     start = cut;
   }
   return cuts;
-}
-
-function seededBytes(seed: string, length: number): Buffer {
-  const key = createHash('sha256').update(seed).digest().subarray(0, 16);
-  return createCipheriv('aes-128-ctr', key, Buffer.alloc(16)).update(Buffer.alloc(length));
 }
 
 describe('the gear hash', () => {

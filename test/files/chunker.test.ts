@@ -6,10 +6,11 @@
  * stored, so it must not pass unnoticed).
  */
 import assert from 'node:assert/strict';
-import { createCipheriv, createHash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { isTrosynError } from '../../src/errors.js';
+import { seededBytes } from '../helpers.js';
 import {
   type Chunk,
   Chunker,
@@ -25,12 +26,6 @@ const KiB = 1024;
 const MiB = 1024 * KiB;
 /** Small sizes, so that a few MiB give hundreds of chunks and every rule is exercised often. */
 const SMALL: ChunkerOptions = { minSize: 256, avgSize: 1024, maxSize: 4096 };
-
-/** `length` pseudo-random bytes fixed by `seed` on every machine: the AES-128-CTR keystream of a key derived from it. */
-function seededBytes(seed: string, length: number): Buffer {
-  const key = createHash('sha256').update(seed).digest().subarray(0, 16);
-  return createCipheriv('aes-128-ctr', key, Buffer.alloc(16)).update(Buffer.alloc(length));
-}
 
 /** A small seeded generator of integers in [0, n), for split points and edit positions. */
 function seededInts(seed: number): (n: number) => number {

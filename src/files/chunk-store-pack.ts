@@ -38,9 +38,13 @@
  * ## Garbage collection and compaction
  *
  * `gc()` removes the rows of chunks nothing references and that were not put within
- * the grace period; a put of a chunk already stored updates its `touched` time in the
- * same statement that finds it, so a collection in any process (the removal is
- * `DELETE ... WHERE touched < cutoff`) never removes a chunk put while it runs. Then
+ * the grace period. A put of a chunk already stored appends a row to `touches` in the
+ * same statement that finds it (`INSERT ... SELECT` from `chunks`): an append writes
+ * the table's last page only, where updating `chunks.touched` in place would write a
+ * page of the index for nearly every chunk of a large file put again. A collection
+ * first folds `touches` into `chunks.touched` (and again every page of rows), and
+ * removes a row with `DELETE ... WHERE touched < cutoff AND NOT EXISTS` a touch since
+ * the cutoff, so one in any process never removes a chunk put while it runs. Then
  * packs with less than half their bytes still live are compacted: their live chunks
  * are copied into the current pack, synced, the rows moved in one synced commit,
  * and the old pack deleted. Only packs of writers that are gone, and this process's
@@ -58,7 +62,7 @@ import { type FileHandle, mkdir, open, readdir, readFile, rm, stat, unlink } fro
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { TrosynError } from '../errors.js';
-import { LifecycleGuard } from '../lifecycle.js';
+import { type Clock, LifecycleGuard, systemClock } from '../lifecycle.js';
 import { type Migration, runMigrations } from '../store/migrations.js';
 import {
   ChunkCorruptError,
@@ -97,6 +101,8 @@ export interface PackChunkStoreOptions {
   verifyOnRead?: boolean;
   /** A pack is finished and a new one begun once it holds this many bytes. Default 256 MiB. */
   packBytes?: number;
+  /** Times of puts and the grace period of collections are read from it. Default the system's. */
+  clock?: Pick<Clock, 'now'>;
 }
 
 /** Where a chunk's bytes are: for tests and diagnosis. */
@@ -144,6 +150,13 @@ const MIGRATIONS: readonly Migration[] = [
       ) WITHOUT ROWID;
       CREATE INDEX chunks_by_pack ON chunks (pack);
       CREATE INDEX chunks_not_durable ON chunks (durable) WHERE durable = 0;
+    `,
+  },
+  {
+    version: 2,
+    description: 'puts of chunks already stored, appended, until a collection folds them into chunks.touched',
+    sql: `
+      CREATE TABLE touches (at INTEGER NOT NULL, hash BLOB NOT NULL);
     `,
   },
 ];
@@ -201,8 +214,15 @@ function header(hash: Buffer, length: number): Buffer {
 function prepareStatements(db: Database.Database) {
   return {
     touch: db.prepare<[number, Buffer, number]>(
-      'UPDATE chunks SET touched = ? WHERE hash = ? AND length = ?',
+      'INSERT INTO touches (at, hash) SELECT ?, hash FROM chunks WHERE hash = ? AND length = ?',
     ),
+    lastTouch: db.prepare<[], number | null>('SELECT max(rowid) FROM touches').pluck(),
+    foldTouches: db.prepare<[number]>(
+      `UPDATE chunks SET touched = t.at
+       FROM (SELECT hash, max(at) AS at FROM touches WHERE rowid <= ? GROUP BY hash) AS t
+       WHERE chunks.hash = t.hash AND chunks.touched < t.at`,
+    ),
+    dropTouches: db.prepare<[number]>('DELETE FROM touches WHERE rowid <= ?'),
     dropOtherLength: db.prepare<[Buffer, number]>('DELETE FROM chunks WHERE hash = ? AND length != ?'),
     insert: db.prepare<[Buffer, string, number, number, number]>(
       'INSERT OR IGNORE INTO chunks (hash, pack, offset, length, touched, durable) VALUES (?, ?, ?, ?, ?, 0)',
@@ -218,7 +238,10 @@ function prepareStatements(db: Database.Database) {
     dropAt: db.prepare<[Buffer, string, number]>(
       'DELETE FROM chunks WHERE hash = ? AND pack = ? AND offset = ?',
     ),
-    dropIfOld: db.prepare<[Buffer, number]>('DELETE FROM chunks WHERE hash = ? AND touched < ?'),
+    dropIfOld: db.prepare<[{ hash: Buffer; cutoff: number }]>(
+      `DELETE FROM chunks WHERE hash = @hash AND touched < @cutoff
+       AND NOT EXISTS (SELECT 1 FROM touches WHERE hash = @hash AND at >= @cutoff)`,
+    ),
     markDurable: db.prepare<[Buffer]>('UPDATE chunks SET durable = 1 WHERE hash = ? AND durable = 0'),
     stats: db.prepare('SELECT count(*) AS chunks, coalesce(sum(length), 0) AS bytes FROM chunks'),
     page: db.prepare<[Buffer], { hash: Buffer; length: number; touched: number }>(
@@ -249,6 +272,7 @@ export class PackChunkStore implements ChunkStore {
   private readonly fsync: boolean;
   private readonly verifyOnRead: boolean;
   private readonly packBytes: number;
+  private readonly clock: Pick<Clock, 'now'>;
   private readonly guard = new LifecycleGuard();
   private db: Database.Database | undefined;
   private sql!: Statements;
@@ -283,6 +307,7 @@ export class PackChunkStore implements ChunkStore {
     this.fsync = options.fsync ?? true;
     this.verifyOnRead = options.verifyOnRead ?? true;
     this.packBytes = options.packBytes ?? DEFAULT_PACK_BYTES;
+    this.clock = options.clock ?? systemClock;
   }
 
   isStarted(): boolean {
@@ -314,6 +339,8 @@ export class PackChunkStore implements ChunkStore {
       try {
         await this.recover();
         await this.importLoose();
+        // Touches left by puts since the last collection (a node whose agent never ran one).
+        this.foldTouches();
       } catch (err) {
         db.close();
         this.db = undefined;
@@ -356,6 +383,8 @@ export class PackChunkStore implements ChunkStore {
       for (;;) {
         const earlier = this.writing.get(hash);
         if (earlier) {
+          // The caller may reuse its buffer while this waits: copy it first.
+          own ??= Buffer.from(bytes);
           // Another put of this chunk is writing it: this one writes nothing, unless that one fails.
           if (
             await earlier.then(
@@ -494,7 +523,7 @@ export class PackChunkStore implements ChunkStore {
   private async touch(hash: string, key: Buffer, length: number): Promise<number> {
     this.touching.set(hash, (this.touching.get(hash) ?? 0) + 1);
     try {
-      return await this.indexWrite(() => this.sql.touch.run(Date.now(), key, length).changes);
+      return await this.indexWrite(() => this.sql.touch.run(this.clock.now(), key, length).changes);
     } finally {
       const n = (this.touching.get(hash) ?? 1) - 1;
       if (n > 0) this.touching.set(hash, n);
@@ -608,7 +637,7 @@ export class PackChunkStore implements ChunkStore {
       await this.coalesced(pack, start, [header(key, bytes.length), bytes]);
       if (index) {
         await this.indexWrite(() =>
-          this.sql.insert.run(key, pack.name, start + HEADER, bytes.length, Date.now()),
+          this.sql.insert.run(key, pack.name, start + HEADER, bytes.length, this.clock.now()),
         );
         this.settled.push(key);
       }
@@ -895,10 +924,12 @@ export class PackChunkStore implements ChunkStore {
   }
 
   private async collect(isReferenced: IsReferenced, options: GcOptions): Promise<GcReport> {
-    const cutoff = Date.now() - (options.graceMs ?? DEFAULT_GRACE_MS);
+    const cutoff = this.clock.now() - (options.graceMs ?? DEFAULT_GRACE_MS);
     const report: GcReport = { removed: 0, bytes: 0, kept: 0 };
     let after: Buffer = Buffer.alloc(0);
     for (;;) {
+      // Touches since the last fold are few: the removal's check of them stays cheap.
+      this.foldTouches();
       const page = this.sql.page.all(after);
       if (page.length === 0) break;
       after = (page[page.length - 1] as { hash: Buffer }).hash;
@@ -919,7 +950,7 @@ export class PackChunkStore implements ChunkStore {
         if (
           !this.touching.has(hash) &&
           !this.writing.has(hash) &&
-          this.sql.dropIfOld.run(row.hash, cutoff).changes > 0
+          this.sql.dropIfOld.run({ hash: row.hash, cutoff }).changes > 0
         ) {
           report.removed++;
           report.bytes += row.length;
@@ -928,6 +959,20 @@ export class PackChunkStore implements ChunkStore {
     }
     await this.compact(options.signal);
     return report;
+  }
+
+  /** Moves the touches appended so far into `chunks.touched`, in one commit. */
+  private foldTouches(): void {
+    const last = this.sql.lastTouch.get();
+    if (last === null || last === undefined) return;
+    const db = this.db;
+    if (!db) throw notStarted();
+    this.guardSql(() =>
+      db.transaction(() => {
+        this.sql.foldTouches.run(last);
+        this.sql.dropTouches.run(last);
+      })(),
+    );
   }
 
   /** Copies the live chunks of mostly dead packs into the current pack, and deletes what is left. */

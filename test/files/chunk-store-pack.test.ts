@@ -274,4 +274,68 @@ describe('PackChunkStore beside another on the same directory', () => {
       tmp.remove();
     }
   });
+
+  it('a collection keeps a chunk the other puts again while it looks at it, and folds the touches', async () => {
+    const tmp = tempDir('trosyn-packs-touch-');
+    const dir = join(tmp.path, 'chunks');
+    let now = 1_000_000;
+    const clock = { now: () => now };
+    const collector = new PackChunkStore({ dir, clock });
+    const other = new PackChunkStore({ dir, clock });
+    try {
+      await collector.start();
+      await other.start();
+      const chunks = Array.from({ length: 20 }, (_, i) => randomChunk(3000 + i));
+      for (const c of chunks) await collector.put(c.hash, c.bytes);
+      await collector.flush();
+      const byHash = new Map(chunks.map((c) => [c.hash, c]));
+      now += 60_000;
+      // Put again before the collection: a touch row, not an update of the chunk's row.
+      const early = chunks[19]!;
+      assert.equal(await other.put(early.hash, early.bytes), false, 'found present');
+      now += 1000;
+      const index = new Database(join(dir, 'index.db'), { readonly: true });
+      try {
+        assert.equal(index.prepare('SELECT count(*) FROM touches').pluck().get(), 1);
+      } finally {
+        index.close();
+      }
+      const putAgain = new Set<string>([early.hash]);
+      const report = await collector.gc(
+        async (hash) => {
+          if (putAgain.size < 5 && !putAgain.has(hash)) {
+            assert.equal(await other.put(hash, byHash.get(hash)!.bytes), false, 'found present');
+            putAgain.add(hash);
+          }
+          return false;
+        },
+        { graceMs: 30_000 },
+      );
+      assert.deepEqual(report, { removed: 15, bytes: report.bytes, kept: 5 });
+      for (const c of chunks) assert.equal(await other.has(c.hash), putAgain.has(c.hash), c.hash);
+      for (const hash of putAgain) assert.deepEqual(await collector.get(hash), byHash.get(hash)!.bytes);
+      const after = new Database(join(dir, 'index.db'), { readonly: true });
+      try {
+        assert.equal(
+          after.prepare('SELECT count(*) FROM touches').pluck().get(),
+          0,
+          'the collection folded the touches into the chunk rows',
+        );
+        assert.deepEqual(
+          after
+            .prepare('SELECT lower(hex(hash)) AS hash, touched FROM chunks ORDER BY touched, hash')
+            .all()
+            .map((r) => (r as { touched: number }).touched),
+          [1_060_000, 1_061_000, 1_061_000, 1_061_000, 1_061_000],
+          'each kept chunk carries the time it was put again',
+        );
+      } finally {
+        after.close();
+      }
+    } finally {
+      await collector.stop();
+      await other.stop();
+      tmp.remove();
+    }
+  });
 });

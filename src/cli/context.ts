@@ -6,14 +6,12 @@ import { TrosynError } from '../errors.js';
 import { PackChunkStore } from '../files/chunk-store-pack.js';
 import { FileStore } from '../files/file-store.js';
 import { NodeFiles } from '../files/node-files.js';
-import { HUB_REGISTRY_FILE } from '../hub/factory.js';
-import { DeviceRegistry } from '../hub/registry.js';
-import { SqliteRegistryBackend } from '../hub/sqlite-registry.js';
+import type { DeviceRegistry } from '../hub/registry.js';
 import { DataDirNotADirectoryError } from '../ops/errors.js';
 import type { DeviceId } from '../store/types.js';
 import type { Replica } from '../sync/replica.js';
 import { nodeReplica } from '../sync/node-replica.js';
-import { deviceIdOfPem } from '../transport/identity.js';
+import { deviceIdOfPem } from '../transport/device-id.js';
 import { readFileSync } from 'node:fs';
 
 /** Options every command has. */
@@ -138,6 +136,12 @@ export async function withRegistry<T>(
       { dataDir: dir },
     );
   }
+  // Loaded here, not with the CLI: only the hub's commands need the registry.
+  const [{ HUB_REGISTRY_FILE }, { DeviceRegistry }, { SqliteRegistryBackend }] = await Promise.all([
+    import('../hub/factory.js'),
+    import('../hub/registry.js'),
+    import('../hub/sqlite-registry.js'),
+  ]);
   const registry = new DeviceRegistry({
     backend: new SqliteRegistryBackend({ path: join(dir, HUB_REGISTRY_FILE) }),
   });

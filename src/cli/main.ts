@@ -2,12 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { isTrosynError } from '../errors.js';
 import { APP_VERSION } from '../version.js';
-import { registerAdmin } from './commands/admin.js';
-import { registerAgents } from './commands/agents.js';
-import { registerFiles } from './commands/files.js';
-import { registerPairing } from './commands/pairing.js';
-import { registerRecords } from './commands/records.js';
-import { registerStatus } from './commands/status.js';
+import { registerCommands } from './command-modules.js';
 import { UsageError } from './context.js';
 
 const program = new Command()
@@ -33,14 +28,8 @@ and --json; "trosyn-sync <command> --help" shows its options. Errors print one l
 explained in docs/ERRORS.md.`,
   );
 
-registerAgents(program);
-registerPairing(program);
-registerRecords(program);
-registerFiles(program);
-registerAdmin(program);
-registerStatus(program);
-
 try {
+  await registerCommands(program, process.argv);
   await program.parseAsync(process.argv);
 } catch (err) {
   if (err instanceof CommanderError) {

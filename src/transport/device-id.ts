@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import type { DeviceId } from '../store/types.js';
 import { isDeviceId } from '../sync/ids.js';
 import { InvalidDeviceIdError } from './errors.js';
@@ -53,6 +53,11 @@ function luhn32(group: string): string {
     sum += addend;
   }
   return ALPHABET[(32 - (sum % 32)) % 32] as string;
+}
+
+/** The device ID of the certificate in `certPem` (PEM). */
+export function deviceIdOfPem(certPem: string): DeviceId {
+  return deviceIdOf(new X509Certificate(certPem).raw);
 }
 
 /**

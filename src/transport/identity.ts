@@ -7,7 +7,9 @@ import * as x509 from '@peculiar/x509';
 import type { Logger } from 'pino';
 import { silentLogger } from '../observability/logger.js';
 import type { DeviceId } from '../store/types.js';
-import { deviceIdOf } from './device-id.js';
+import { deviceIdOf, deviceIdOfPem } from './device-id.js';
+
+export { deviceIdOfPem };
 import { IdentityError } from './errors.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
@@ -47,11 +49,6 @@ export async function createIdentity(commonName = 'trosyn-sync'): Promise<Device
     certPem: cert.toString('pem'),
     keyPem,
   };
-}
-
-/** The device ID of a PEM certificate. */
-export function deviceIdOfPem(certPem: string): DeviceId {
-  return deviceIdOf(new Uint8Array(new x509.X509Certificate(certPem).rawData));
 }
 
 /**

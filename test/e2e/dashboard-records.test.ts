@@ -142,7 +142,8 @@ describe('the Conflicts, Records and Files pages in a browser', { skip: !haveBro
     const base = { title: 'New laptop', status: 'new', owner: 'ana' };
     await cli(a, 'put', 'tickets', 't-7', JSON.stringify(base));
     await cli(a, 'put', 'tickets', 't-8', JSON.stringify({ title: 'Printer toner', status: 'new' }));
-    await until(async () => (await get(b, 'tickets', 't-8')) !== undefined, 'the base reaches desk-b');
+    await cli(a, 'put', 'tickets', 't-9', JSON.stringify({ title: 'Desk lamp', status: 'new' }));
+    await until(async () => (await get(b, 'tickets', 't-9')) !== undefined, 'the base reaches desk-b');
     await a.agent?.kill();
     await b.agent?.kill();
     // Offline, both edit both tickets: status on both sides, the title on desk-b only.
@@ -157,18 +158,23 @@ describe('the Conflicts, Records and Files pages in a browser', { skip: !haveBro
     const keepA = { title: 'Printer toner', status: 'ordered by A' };
     await cli(a, 'put', 'tickets', 't-8', JSON.stringify(keepA));
     await cli(b, 'put', 'tickets', 't-8', JSON.stringify({ title: 'Printer toner', status: 'ordered by B' }));
+    await cli(a, 'put', 'tickets', 't-9', JSON.stringify({ title: 'Desk lamp', status: 'duplicate' }));
+    await cli(b, 'put', 'tickets', 't-9', JSON.stringify({ title: 'Desk lamp', status: 'cancelled' }));
     await start(a);
     await start(b);
     await until(async () => {
       const open = (await cli('hub', 'conflicts', '--status', 'open')) as unknown as { id: string }[];
-      return open.filter((c) => c.id === 't-7' || c.id === 't-8').length === 2;
-    }, 'both conflicts are open on the hub');
+      return open.filter((c) => ['t-7', 't-8', 't-9'].includes(c.id)).length === 3;
+    }, 'the three conflicts are open on the hub');
 
     await navLink(page, 'Conflicts').click();
     await page.getByRole('heading', { name: 'Conflicts', level: 1 }).waitFor();
     assert.equal(new URL(page.url()).pathname, '/conflicts');
     const list = page.getByRole('table', { name: /Conflicts on the hub/ });
-    await until(async () => (await list.getByRole('row').count()) === 3, 'the two open conflicts are listed');
+    await until(
+      async () => (await list.getByRole('row').count()) === 4,
+      'the three open conflicts are listed',
+    );
 
     // Open one with the keyboard: focus lands on the page's heading.
     await page.getByRole('button', { name: 'Review tickets/t-7' }).focus();
@@ -248,6 +254,28 @@ describe('the Conflicts, Records and Files pages in a browser', { skip: !haveBro
     await until(
       async () => isDeepStrictEqual((await get(b, 'tickets', 't-8'))?.body, keepA),
       "desk-a's side reaches desk-b",
+    );
+
+    // The last: delete the record, after a confirmation whose safe choice has the focus.
+    await page.getByRole('link', { name: 'All conflicts' }).click();
+    await page.getByRole('button', { name: 'Review tickets/t-9' }).click();
+    await page.getByRole('heading', { name: 'Conflict on tickets/t-9', level: 1 }).waitFor();
+    await page.getByRole('button', { name: 'Delete the record' }).click();
+    const confirm = page.getByRole('alertdialog', { name: 'Delete tickets/t-9?' });
+    await confirm.waitFor();
+    assert.equal(await page.evaluate<unknown>('document.activeElement?.textContent'), 'Cancel');
+    await confirm.getByRole('button', { name: 'Delete record' }).click();
+    await confirm.waitFor({ state: 'detached' });
+    await page.getByRole('status').filter({ hasText: 'tickets/t-9 resolved (deleted)' }).waitFor();
+    await until(async () => (await get(a, 'tickets', 't-9')) === undefined, 'the deletion reaches desk-a');
+    const t9 = (await cli(a, 'history', 'tickets', 't-9')) as unknown as {
+      deleted: boolean;
+      head: boolean;
+    }[];
+    assert.deepEqual(
+      t9.filter((e) => e.head).map((e) => e.deleted),
+      [true],
+      'one head on desk-a: the deletion',
     );
     await page.getByRole('link', { name: 'All conflicts' }).click();
     await page.getByText('No conflicts here: nothing waits for a person.').waitFor();

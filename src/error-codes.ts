@@ -100,6 +100,12 @@ export const ERROR_CODES = {
     meaning: 'Resolve was asked for a record that has no conflict.',
     fix: 'List open conflicts first.',
   },
+  CONFLICT_NOT_FOUND: {
+    area: 'Records and the engine',
+    status: 404,
+    meaning: 'No conflict entry with that number on this node (conflict numbers are local to each node).',
+    fix: 'Take the `conflictId` from the conflict list of the same node.',
+  },
   INVALID_OPTION: {
     area: 'Records and the engine',
     meaning:

@@ -1,15 +1,21 @@
 import { render } from 'preact';
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import { api, type Session, whenSignedOut } from './api.js';
+import { Conflicts } from './conflicts.js';
 import { Devices } from './devices.js';
+import { Files } from './files.js';
 import { useHubState } from './hub-state.js';
 import { Overview } from './overview.js';
+import { Records } from './records.js';
 import { Link, usePath } from './router.js';
 import { SignIn, takeLinkSecret } from './sign-in.js';
 
 const PAGES = [
   { href: '/', title: 'Overview' },
   { href: '/devices', title: 'Devices' },
+  { href: '/conflicts', title: 'Conflicts' },
+  { href: '/records', title: 'Records' },
+  { href: '/files', title: 'Files' },
 ];
 
 /** The signed-in dashboard: navigation, the live indicator, the current page. */
@@ -60,7 +66,17 @@ function Dashboard({ onSignOut }: { onSignOut: () => void }) {
             Could not load the hub's state: {state.loadError}
           </p>
         )}
-        {page?.href === '/devices' ? <Devices state={state} refresh={refresh} /> : <Overview state={state} />}
+        {page?.href === '/devices' ? (
+          <Devices state={state} refresh={refresh} />
+        ) : page?.href === '/conflicts' ? (
+          <Conflicts state={state} />
+        ) : page?.href === '/records' ? (
+          <Records state={state} />
+        ) : page?.href === '/files' ? (
+          <Files state={state} />
+        ) : (
+          <Overview state={state} />
+        )}
       </main>
     </>
   );

@@ -59,6 +59,9 @@ export function Overview({ state }: { state: HubState }) {
           <p>
             <span class="count">{status?.store.openConflicts ?? '…'}</span> open, waiting for a person
           </p>
+          <p>
+            <Link href="/conflicts">Review conflicts</Link>
+          </p>
         </section>
       </div>
 

@@ -1,11 +1,15 @@
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type { JsonObject } from '../store/types.js';
-import { RecordNotFoundError } from '../sync/errors.js';
+import { commonAncestor } from '../sync/ancestry.js';
+import { ConflictNotFoundError, RecordNotFoundError } from '../sync/errors.js';
 import type { Replica } from '../sync/replica.js';
 import { HttpApiError } from './errors.js';
 import {
   collectionParams,
   collections,
+  conflictDetail,
+  type ConflictParams,
+  conflictParams,
   conflictQuery,
   type ConflictQuery,
   conflicts,
@@ -126,6 +130,35 @@ export function replicaReadRoutes(replica: () => ReplicaReader): FastifyPluginAs
             ...(status && { status }),
             ...(collection && { collection }),
           }),
+        };
+      },
+    );
+
+    app.get<{ Params: ConflictParams }>(
+      '/conflicts/:conflictId',
+      {
+        schema: {
+          tags: ['conflicts'],
+          summary:
+            'One conflict with the revisions to compare: each side, their common ancestor and the resolution',
+          params: jsonSchema(conflictParams),
+          response: { 200: jsonSchema(conflictDetail), ...errorResponses(400, 401, 404, 503) },
+        },
+      },
+      async (request) => {
+        const { conflictId } = request.params;
+        const all = await replica().conflicts();
+        const conflict = all.find((c) => c.conflictId === conflictId);
+        if (!conflict) throw new ConflictNotFoundError(conflictId);
+        const entries = await replica().history(conflict.collection, conflict.id);
+        const byRev = new Map(entries.map((e) => [e.rev as string, e]));
+        const ancestor = commonAncestor(entries, conflict.heads);
+        return {
+          conflict,
+          // A side the history lacks cannot happen in one store; left out rather than invented.
+          sides: conflict.heads.flatMap((h) => byRev.get(h) ?? []),
+          ancestor: (ancestor !== undefined && byRev.get(ancestor)) || null,
+          resolution: (conflict.resolvedBy !== null && byRev.get(conflict.resolvedBy)) || null,
         };
       },
     );

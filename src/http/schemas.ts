@@ -116,6 +116,27 @@ export const conflict = z.object({
 /** The conflict list. */
 export const conflicts = z.object({ conflicts: z.array(conflict) });
 
+/** Path parameter naming a conflict entry. */
+export const conflictParams = z.object({
+  conflictId: z.number().int().min(1).describe('the `conflictId` from the conflict list'),
+});
+
+/** A conflict with the revisions a person compares to settle it. */
+export const conflictDetail = z.object({
+  conflict,
+  sides: z
+    .array(historyEntry)
+    .describe("the competing versions: the conflict's heads, in the order of `conflict.heads`"),
+  ancestor: historyEntry
+    .nullable()
+    .describe(
+      'the latest revision every side descends from: what a side changed is what differs from it; null when the sides share none (the record was created on two devices)',
+    ),
+  resolution: historyEntry
+    .nullable()
+    .describe('the revision that settled the conflict (`conflict.resolvedBy`), once resolved'),
+});
+
 /** How to settle a conflict. */
 export const resolveBody = z
   .union([
@@ -238,6 +259,8 @@ export type PageQuery = z.infer<typeof pageQuery>;
 export type RecordParams = z.infer<typeof recordParams>;
 /** Parsed conflict filters. */
 export type ConflictQuery = z.infer<typeof conflictQuery>;
+/** Parsed conflict path parameter. */
+export type ConflictParams = z.infer<typeof conflictParams>;
 /** A resolve request as validated: one of `rev` or `body` (the handler checks it is exactly one). */
 export type ResolveBody = { rev?: string; body?: Record<string, unknown> | null };
 

@@ -142,6 +142,13 @@ export class NoConflictError extends TrosynError {
   }
 }
 
+/** A conflict number that names no conflict entry of this node. */
+export class ConflictNotFoundError extends TrosynError {
+  constructor(conflictId: number) {
+    super('CONFLICT_NOT_FOUND', `no conflict number ${conflictId} on this node`, { conflictId });
+  }
+}
+
 /** An option is invalid or conflicts with another; the message says what to change. */
 export class InvalidOptionError extends TrosynError {
   constructor(option: string, reason: string) {

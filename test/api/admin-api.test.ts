@@ -18,6 +18,8 @@ import { createLogger } from '../../src/observability/logger.js';
 import * as shared from '../../src/http/schemas.js';
 import type { DeviceId } from '../../src/store/types.js';
 import { randomDeviceId } from '../../src/sync/ids.js';
+import { transfer } from '../../src/sync/transfer.js';
+import { openReplica } from '../../src/index.js';
 import { formatDeviceId } from '../../src/transport/device-id.js';
 import { FakeClock, tempDir } from '../helpers.js';
 import { authed, makeConflict, operations, type RouteCall } from './helpers.js';
@@ -90,7 +92,14 @@ function routeTable(): RouteCall[] {
       url: '/api/records/notes/n1/history',
       path: '/api/records/{collection}/{id}/history',
     },
+    {
+      method: 'POST',
+      url: '/api/records/notes/n1/revert',
+      path: '/api/records/{collection}/{id}/revert',
+      payload: { rev: 'abcd' },
+    },
     { method: 'GET', url: '/api/conflicts', path: '/api/conflicts' },
+    { method: 'GET', url: '/api/conflicts/1', path: '/api/conflicts/{conflictId}' },
     {
       method: 'POST',
       url: '/api/conflicts/tickets/t1/resolve',
@@ -532,6 +541,142 @@ describe('admin API: records and conflicts', () => {
     });
     assert.equal(again.statusCode, 409);
     assert.equal(JSON.parse(again.body).code, 'NO_CONFLICT');
+  });
+});
+
+describe('admin API: a conflict in detail, and revert', () => {
+  it('a conflict comes with its sides, their common ancestor and, once settled, the resolution', async () => {
+    // The hub and a desk share a base, then both edit it before they sync again.
+    const desk = await openReplica({
+      path: join(dir.path, 'desk-detail.db'),
+      deviceId: randomDeviceId(),
+      collections,
+      synchronous: 'off',
+    });
+    const base = await hub.replica.put('tickets', 'detail', { title: 'Laptop', status: 'new', owner: 'ana' });
+    await transfer(hub.replica, desk);
+    const ours = await hub.replica.put('tickets', 'detail', {
+      title: 'Laptop',
+      status: 'approved',
+      owner: 'ana',
+    });
+    const theirs = await desk.put('tickets', 'detail', { title: 'Laptop 14"', status: 'new', owner: 'ana' });
+    await transfer(desk, hub.replica);
+    await desk.stop();
+    const list = json(
+      shared.conflicts,
+      (await call({ method: 'GET', url: '/api/conflicts?status=open&collection=tickets' })).body,
+    ).conflicts.filter((c) => c.id === 'detail');
+    assert.equal(list.length, 1);
+    const entry = list[0] as (typeof list)[number];
+
+    const res = await call({ method: 'GET', url: `/api/conflicts/${entry.conflictId}` });
+    assert.equal(res.statusCode, 200);
+    const detail = json(shared.conflictDetail, res.body);
+    assert.deepEqual(detail.conflict, entry);
+    assert.deepEqual(
+      detail.sides.map((side) => side.rev),
+      entry.heads,
+      'one side per head, in the order of the heads',
+    );
+    assert.deepEqual(
+      detail.sides.map((side) => side.body?.['status']).sort(),
+      ['approved', 'new'],
+      'each side with its body',
+    );
+    assert.equal(detail.ancestor?.rev, base.rev, 'the base both sides edited');
+    assert.deepEqual(detail.ancestor?.body, { title: 'Laptop', status: 'new', owner: 'ana' });
+    assert.equal(detail.resolution, null, 'open: no resolution yet');
+    assert.ok(detail.sides.some((side) => side.rev === ours.rev));
+    assert.ok(detail.sides.some((side) => side.rev === theirs.rev));
+
+    const resolved = await call({
+      method: 'POST',
+      url: '/api/conflicts/tickets/detail/resolve',
+      payload: { body: { title: 'Laptop 14"', status: 'approved', owner: 'ana' } },
+    });
+    assert.equal(resolved.statusCode, 200);
+    const settled = json(
+      shared.conflictDetail,
+      (await call({ method: 'GET', url: `/api/conflicts/${entry.conflictId}` })).body,
+    );
+    assert.equal(settled.conflict.status, 'resolved');
+    assert.equal(settled.resolution?.rev, json(shared.writeResult, resolved.body).rev);
+    assert.deepEqual(settled.resolution?.body, { title: 'Laptop 14"', status: 'approved', owner: 'ana' });
+    assert.equal(settled.ancestor?.rev, base.rev, 'the sides and their ancestor stay');
+  });
+
+  it('a conflict of a record created on two devices has no ancestor; unknown is 404, malformed 400', async () => {
+    await makeConflict(hub.replica, dir.path, collections, 'tickets', 'twice');
+    const entry = json(
+      shared.conflicts,
+      (await call({ method: 'GET', url: '/api/conflicts?collection=tickets' })).body,
+    ).conflicts.find((c) => c.id === 'twice');
+    assert.ok(entry);
+    const detail = json(
+      shared.conflictDetail,
+      (await call({ method: 'GET', url: `/api/conflicts/${entry.conflictId}` })).body,
+    );
+    assert.equal(detail.ancestor, null);
+    assert.equal(detail.sides.length, 2);
+
+    const unknown = await call({ method: 'GET', url: '/api/conflicts/999999' });
+    assert.equal(unknown.statusCode, 404);
+    assert.equal(JSON.parse(unknown.body).code, 'CONFLICT_NOT_FOUND');
+    for (const bad of ['abc', '0', '1.5']) {
+      const res = await call({ method: 'GET', url: `/api/conflicts/${bad}` });
+      assert.equal(res.statusCode, 400, bad);
+      assert.equal(JSON.parse(res.body).code, 'INVALID_REQUEST', bad);
+    }
+  });
+
+  it('revert writes an old revision again as a new revision by the hub; a tombstone deletes', async () => {
+    const first = await hub.replica.put('notes', 'rev-me', { text: 'first' });
+    await hub.replica.put('notes', 'rev-me', { text: 'second' });
+    const res = await call({
+      method: 'POST',
+      url: '/api/records/notes/rev-me/revert',
+      payload: { rev: first.rev.slice(0, 8) },
+    });
+    assert.equal(res.statusCode, 200);
+    const write = json(shared.writeResult, res.body);
+    assert.notEqual(write.rev, first.rev, 'a new revision, not the old one');
+    assert.deepEqual(write.record.body, { text: 'first' });
+    const history = json(
+      shared.history,
+      (await call({ method: 'GET', url: '/api/records/notes/rev-me/history' })).body,
+    ).history;
+    assert.equal(history.length, 3);
+    assert.equal(history[2]?.author, hub.deviceId, 'written as the hub');
+    assert.equal(history[2]?.current, true);
+
+    await hub.replica.delete('notes', 'rev-me');
+    const tombstone = (await hub.replica.history('notes', 'rev-me')).at(-1);
+    await hub.replica.put('notes', 'rev-me', { text: 'back' });
+    const deleted = await call({
+      method: 'POST',
+      url: '/api/records/notes/rev-me/revert',
+      payload: { rev: tombstone?.rev },
+    });
+    assert.equal(deleted.statusCode, 200);
+    assert.equal(json(shared.writeResult, deleted.body).record.deleted, true);
+
+    for (const [payload, status, code] of [
+      [{ rev: 'ffffffff' }, 404, 'REVISION_NOT_FOUND'],
+      [{ rev: 'ab' }, 400, 'INVALID_REQUEST'],
+      [{}, 400, 'INVALID_REQUEST'],
+    ] as const) {
+      const bad = await call({ method: 'POST', url: '/api/records/notes/rev-me/revert', payload });
+      assert.equal(bad.statusCode, status, JSON.stringify(payload));
+      assert.equal(JSON.parse(bad.body).code, code, JSON.stringify(payload));
+    }
+    const missing = await call({
+      method: 'POST',
+      url: '/api/records/notes/never/revert',
+      payload: { rev: first.rev },
+    });
+    assert.equal(missing.statusCode, 404);
+    assert.equal(JSON.parse(missing.body).code, 'RECORD_NOT_FOUND');
   });
 });
 

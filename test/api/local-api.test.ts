@@ -73,6 +73,7 @@ function routeTable(): RouteCall[] {
       payload: { rev: 'abcd' },
     },
     { method: 'GET', url: '/api/conflicts', path: '/api/conflicts' },
+    { method: 'GET', url: '/api/conflicts/1', path: '/api/conflicts/{conflictId}' },
     {
       method: 'POST',
       url: '/api/conflicts/tickets/t1/resolve',

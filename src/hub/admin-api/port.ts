@@ -2,6 +2,7 @@ import type { ContentProgress, PeerTransfer } from '../../files/content-sync.js'
 import type { NodeFiles } from '../../files/node-files.js';
 import type { DeviceId } from '../../store/types.js';
 import type { ReplicaReader } from '../../http/replica-routes.js';
+import type { Replica } from '../../sync/replica.js';
 import type { ChildSession, HubEvent, HubStatus } from '../events.js';
 import type { DeviceRecord, GroupRecord, ListedPairingCode } from '../registry-backend.js';
 import type { SignInStore } from './sign-in.js';
@@ -40,8 +41,8 @@ export interface AdminPort {
   /** Calls `listener` with every hub event until the returned function is called. */
   subscribe(listener: (event: HubEvent) => void): () => void;
 
-  /** Records, history and conflicts, for the read routes. */
-  records(): ReplicaReader;
+  /** Records, history and conflicts, for the read routes; revert writes as the hub. */
+  records(): ReplicaReader & Pick<Replica, 'revert'>;
 
   /** The hub's files, for the read routes: list, versions, history, download. */
   readonly files: Pick<NodeFiles, 'version' | 'read' | 'list' | 'history' | 'isHere'>;

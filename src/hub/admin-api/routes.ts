@@ -1,7 +1,14 @@
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type { Logger } from 'pino';
 import { HttpApiError } from '../../http/errors.js';
-import { errorResponses, jsonSchema } from '../../http/schemas.js';
+import {
+  errorResponses,
+  jsonSchema,
+  type RecordParams,
+  recordParams,
+  revertBody,
+  writeResult,
+} from '../../http/schemas.js';
 import type { EventStreams } from '../../http/sse.js';
 import { NotStartedError } from '../../sync/errors.js';
 import { formatDeviceId, parseDeviceId } from '../../transport/device-id.js';
@@ -247,6 +254,31 @@ export function adminRoutes(hub: AdminPort, options: AdminRoutesOptions): Fastif
           read: request.body.read,
           write: request.body.write,
         }),
+    );
+
+    // --- records ----------------------------------------------------------------------------
+
+    app.post<{ Params: RecordParams; Body: { rev: string } }>(
+      '/records/:collection/:id/revert',
+      {
+        schema: {
+          tags: ['records'],
+          summary:
+            "Writes an old revision's content as a new revision by the hub (a tombstone deletes); the write syncs",
+          params: jsonSchema(recordParams),
+          body: jsonSchema(revertBody),
+          response: { 200: jsonSchema(writeResult), ...errorResponses(400, 401, 404, 410, 503) },
+        },
+      },
+      async (request) => {
+        const { collection, id } = request.params;
+        const result = await hub.records().revert(collection, id, request.body.rev);
+        options.logger.info(
+          { collection, id, to: request.body.rev, rev: result.rev },
+          'record reverted through the admin API',
+        );
+        return result;
+      },
     );
 
     // --- files ------------------------------------------------------------------------------

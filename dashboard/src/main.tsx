@@ -2,14 +2,18 @@ import { render } from 'preact';
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import { api, type Session, whenSignedOut } from './api.js';
 import { Devices } from './devices.js';
+import { Groups } from './groups.js';
 import { useHubState } from './hub-state.js';
 import { Overview } from './overview.js';
+import { Pairing } from './pairing.js';
 import { Link, usePath } from './router.js';
 import { SignIn, takeLinkSecret } from './sign-in.js';
 
 const PAGES = [
   { href: '/', title: 'Overview' },
   { href: '/devices', title: 'Devices' },
+  { href: '/pairing', title: 'Pairing' },
+  { href: '/groups', title: 'Groups' },
 ];
 
 /** The signed-in dashboard: navigation, the live indicator, the current page. */
@@ -60,7 +64,15 @@ function Dashboard({ onSignOut }: { onSignOut: () => void }) {
             Could not load the hub's state: {state.loadError}
           </p>
         )}
-        {page?.href === '/devices' ? <Devices state={state} refresh={refresh} /> : <Overview state={state} />}
+        {page?.href === '/devices' ? (
+          <Devices state={state} refresh={refresh} />
+        ) : page?.href === '/pairing' ? (
+          <Pairing state={state} refresh={refresh} />
+        ) : page?.href === '/groups' ? (
+          <Groups state={state} refresh={refresh} />
+        ) : (
+          <Overview state={state} />
+        )}
       </main>
     </>
   );

@@ -135,11 +135,13 @@ export class ChildSessions implements Startable {
     const { registry, replica } = this.o;
     await registry.touch(peer.deviceId, { address: peer.address, appVersion: peer.handshake.peerAppVersion });
     const device = await registry.get(peer.deviceId);
-    const group = (await registry.getGroup(device?.group ?? 'default')) ?? {
-      name: 'default',
+    const groupName = device?.group ?? 'default';
+    // A group that is gone (deleted while the device moved into it) grants nothing, not everything.
+    const group = (await registry.getGroup(groupName)) ?? {
+      name: groupName,
       description: '',
-      read: ['*'],
-      write: ['*'],
+      read: groupName === 'default' ? ['*'] : [],
+      write: groupName === 'default' ? ['*'] : [],
     };
     if (conn.closed) return;
     // A reconnecting child may arrive before its old connection is found dead: the newest wins.

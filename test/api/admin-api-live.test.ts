@@ -207,6 +207,29 @@ describe('admin API over a real socket, with a hub and a child over mutual TLS',
     await hub.stop();
   });
 
+  it('a device whose group is gone may read and write nothing (not everything) until it is moved', async () => {
+    const hub = await startHub();
+    await hub.replica.put('notes', 'from-hub', { i: 1 });
+    const childDir = join(dir.path, 'ghost-child');
+    const child = await pairedChildOf(hub, childDir, { name: 'ghost' });
+    const childId = (await loadOrCreateIdentity(join(childDir, 'identity'))).deviceId;
+    // The registry takes a device into any group by name; this one names a group that does not exist.
+    await hub.registry.register({ deviceId: childId, name: 'ghost', group: 'ghost' });
+    await child.start();
+    await child.replica.put('notes', 'from-child', { i: 2 });
+    await eventually(
+      async () => (await hub.deviceSync(childId)).refusedByHub?.total === 1,
+      10_000,
+      'the write is refused',
+    );
+    assert.equal((await hub.deviceSync(childId)).refusedByHub?.latest[0]?.code, 'SCOPE_WRITE_DENIED');
+    assert.equal(await hub.replica.get('notes', 'from-child'), undefined);
+    await eventually(async () => (await hub.deviceSync(childId)).caughtUp === true, 10_000, 'caught up');
+    assert.equal(await child.replica.get('notes', 'from-hub'), undefined, 'nothing to read');
+    await child.stop();
+    await hub.stop();
+  });
+
   it('the event stream takes ?token= for browsers; wrong tokens get 401; stopping the server ends open streams', async () => {
     const hub = await startHub();
     const server = new AdminApiServer(hub, { host: '127.0.0.1', port: 0 });

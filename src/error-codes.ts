@@ -599,6 +599,19 @@ export const ERROR_CODES = {
     meaning: 'No device group with that name.',
     fix: 'Create the group first.',
   },
+  GROUP_IN_USE: {
+    area: 'Pairing and devices',
+    status: 409,
+    meaning:
+      'A group is not deleted while a device that is not revoked is in it, or while an active pairing code would put a device in it; `details` counts both. Nothing was deleted.',
+    fix: 'Move its devices to another group and let its codes expire (or use them), then delete it.',
+  },
+  GROUP_IS_DEFAULT: {
+    area: 'Pairing and devices',
+    status: 409,
+    meaning: 'The `default` group cannot be deleted: devices paired without a group join it.',
+    fix: 'Narrow its scopes instead, if devices should not get every collection by default.',
+  },
   INVALID_GROUP: {
     area: 'Pairing and devices',
     status: 400,
@@ -625,7 +638,7 @@ export const ERROR_CODES = {
   SCOPE_WRITE_DENIED: {
     area: 'Scopes',
     meaning:
-      "The device's group may not write that collection (or it is hub-only). The write was refused alone and stays on the device; the rest of its batch synced. The hub counts it and shows it in the event stream.",
+      "The device's group may not write that collection (or it is hub-only). The write was refused alone and stays on the device; the rest of its batch synced. The hub counts it, sends it in the event stream (`writes-refused`) and shows it in the device's sync details (dashboard, `GET /api/devices/{id}`).",
     fix: "Ask the admin to add the collection to the group's write scope, or stop writing it from this device.",
   },
   AUTHOR_MISMATCH: {

@@ -1,10 +1,12 @@
 import { useState } from 'preact/hooks';
 import { api, ApiError, type Device } from './api.js';
+import { DeviceDetails } from './device-details.js';
 import { Dialog } from './dialog.js';
 import { ago, at } from './format.js';
 import { deviceState, type HubState } from './hub-state.js';
+import { Link } from './router.js';
 
-type Action = { kind: 'rename' | 'move' | 'revoke'; device: Device };
+type Action = { kind: 'rename' | 'move' | 'revoke' | 'details'; device: Device };
 
 /**
  * Every device the hub knows, by its registry name, with what it is doing and
@@ -40,7 +42,9 @@ export function Devices({ state, refresh }: { state: HubState; refresh: () => Pr
         </p>
       )}
       {state.devices.length === 0 ? (
-        <p>No device is paired yet. Run `trosyn-sync pairing-code` on the hub and pair one.</p>
+        <p>
+          No device is paired yet. <Link href="/pairing">Issue a pairing code</Link> and pair one.
+        </p>
       ) : (
         <div class="table-wrap">
           <table>
@@ -90,6 +94,13 @@ export function Devices({ state, refresh }: { state: HubState; refresh: () => Pr
                       )}
                     </td>
                     <td class="actions">
+                      <button
+                        type="button"
+                        aria-label={`Sync details of ${d.name}`}
+                        onClick={() => setAction({ kind: 'details', device: d })}
+                      >
+                        Details
+                      </button>
                       {d.state === 'pending' && (
                         <button
                           type="button"
@@ -136,6 +147,9 @@ export function Devices({ state, refresh }: { state: HubState; refresh: () => Pr
         </div>
       )}
 
+      {action?.kind === 'details' && (
+        <DeviceDetails device={action.device} state={state} onClose={() => setAction(undefined)} />
+      )}
       {action?.kind === 'rename' && (
         <RenameDialog
           device={action.device}

@@ -4,8 +4,10 @@ import { api, type Session, whenSignedOut } from './api.js';
 import { Conflicts } from './conflicts.js';
 import { Devices } from './devices.js';
 import { Files } from './files.js';
+import { Groups } from './groups.js';
 import { useHubState } from './hub-state.js';
 import { Overview } from './overview.js';
+import { Pairing } from './pairing.js';
 import { Records } from './records.js';
 import { Link, usePath } from './router.js';
 import { SignIn, takeLinkSecret } from './sign-in.js';
@@ -16,6 +18,8 @@ const PAGES = [
   { href: '/conflicts', title: 'Conflicts' },
   { href: '/records', title: 'Records' },
   { href: '/files', title: 'Files' },
+  { href: '/pairing', title: 'Pairing' },
+  { href: '/groups', title: 'Groups' },
 ];
 
 /** The signed-in dashboard: navigation, the live indicator, the current page. */
@@ -74,6 +78,10 @@ function Dashboard({ onSignOut }: { onSignOut: () => void }) {
           <Records state={state} />
         ) : page?.href === '/files' ? (
           <Files state={state} />
+        ) : page?.href === '/pairing' ? (
+          <Pairing state={state} refresh={refresh} />
+        ) : page?.href === '/groups' ? (
+          <Groups state={state} refresh={refresh} />
         ) : (
           <Overview state={state} />
         )}

@@ -2,7 +2,7 @@ import type { ErrorCode } from '../error-codes.js';
 import type { Logger } from 'pino';
 import { type Clock, type Startable, type Timer } from '../lifecycle.js';
 import { componentLogger } from '../observability/logger.js';
-import type { DeviceId } from '../store/types.js';
+import type { DeviceId, RejectedRevision } from '../store/types.js';
 import type { Replica } from '../sync/replica.js';
 import { SyncSession } from '../sync/session.js';
 import type { Connection } from '../transport/connection.js';
@@ -15,6 +15,7 @@ import { chunkLink } from '../transport/chunk-link.js';
 import { ChunkExchange } from '../files/chunk-exchange.js';
 import type { ChunkStore } from '../files/chunk-store.js';
 import type { ContentSync } from '../files/content-sync.js';
+import { DeviceHealth, type DeviceTrouble } from './device-health.js';
 import type { ChildSession, HubEvent } from './events.js';
 import { admitWithRelay, type RecoveryWindow } from './recovery.js';
 import type { GroupRecord } from './registry-backend.js';
@@ -75,6 +76,7 @@ interface LiveSession {
 export class ChildSessions implements Startable {
   private readonly o: ChildSessionsOptions;
   private readonly sessions = new Map<DeviceId, LiveSession>();
+  private readonly health = new DeviceHealth();
   private watch: Timer | undefined;
 
   constructor(options: ChildSessionsOptions) {
@@ -105,6 +107,17 @@ export class ChildSessions implements Startable {
     return [...this.sessions.values()].map((s) => this.describe(s));
   }
 
+  /** A connected device's live session, if it is connected. */
+  get(deviceId: DeviceId): ChildSession | undefined {
+    const live = this.sessions.get(deviceId);
+    return live && this.describe(live);
+  }
+
+  /** What went wrong last with a device's sync since the hub started, and where its last session ended. */
+  trouble(deviceId: DeviceId): DeviceTrouble {
+    return this.health.get(deviceId);
+  }
+
   /** Drops a device's connection at once, telling it why; true if it was connected. */
   disconnect(deviceId: DeviceId, code: ErrorCode, message: string): boolean {
     const live = this.sessions.get(deviceId);
@@ -122,11 +135,13 @@ export class ChildSessions implements Startable {
     const { registry, replica } = this.o;
     await registry.touch(peer.deviceId, { address: peer.address, appVersion: peer.handshake.peerAppVersion });
     const device = await registry.get(peer.deviceId);
-    const group = (await registry.getGroup(device?.group ?? 'default')) ?? {
-      name: 'default',
+    const groupName = device?.group ?? 'default';
+    // A group that is gone (deleted while the device moved into it) grants nothing, not everything.
+    const group = (await registry.getGroup(groupName)) ?? {
+      name: groupName,
       description: '',
-      read: ['*'],
-      write: ['*'],
+      read: groupName === 'default' ? ['*'] : [],
+      write: groupName === 'default' ? ['*'] : [],
     };
     if (conn.closed) return;
     // A reconnecting child may arrive before its old connection is found dead: the newest wins.
@@ -200,23 +215,30 @@ export class ChildSessions implements Startable {
       // A child saw positions of the hub's log that the hub no longer holds.
       if (reason === 'rolled-back') this.o.onRolledBack();
     });
-    session.on('refused', (rejected) => {
+    // Both ways: the hub's revisions the device refused, and the device's writes the hub refused.
+    const refused = (by: 'hub' | 'device') => (rejected: RejectedRevision[]) => {
       this.o.logger.warn(
-        { device: shortDeviceId(peer.deviceId), count: rejected.length, first: rejected[0] },
+        { device: shortDeviceId(peer.deviceId), by, count: rejected.length, first: rejected[0] },
         'writes refused',
       );
+      this.health.refused(peer.deviceId, by, this.o.clock.now(), rejected);
       publish({
         type: 'writes-refused',
         deviceId: peer.deviceId,
+        by,
         count: rejected.length,
         codes: [...new Set(rejected.map((r) => r.code))],
         collections: [...new Set(rejected.map((r) => r.collection))],
       });
-    });
+    };
+    session.on('refused', refused('device'));
+    session.on('rejected', refused('hub'));
     conn.once('close', (cause) => {
       if (this.sessions.get(peer.deviceId) === live) this.sessions.delete(peer.deviceId);
+      this.health.ended(peer.deviceId, this.o.clock.now(), session.getStats());
       const e = cause as { code?: string; message?: string } | undefined;
       if (e?.code && !EXPECTED_CLOSE.has(e.code)) {
+        this.health.failed(peer.deviceId, this.o.clock.now(), e.code, e.message ?? '');
         publish({ type: 'sync-failed', deviceId: peer.deviceId, code: e.code, message: e.message ?? '' });
       }
       publish({

@@ -30,10 +30,19 @@ export type HubEvent = { at: number } & (
   | { type: 'sync-progress'; session: ChildSession }
   | { type: 'sync-completed'; session: ChildSession }
   | { type: 'sync-failed'; deviceId: DeviceId; code: string; message: string }
-  | { type: 'writes-refused'; deviceId: DeviceId; count: number; codes: string[]; collections: string[] }
+  /** Revisions refused: `by: 'hub'` the device's writes (e.g. outside its write scope), `by: 'device'` the hub's. */
+  | {
+      type: 'writes-refused';
+      deviceId: DeviceId;
+      by: 'hub' | 'device';
+      count: number;
+      codes: string[];
+      collections: string[];
+    }
   | { type: 'conflict-opened'; collection: string; id: string; status: 'open' | 'auto' }
   | { type: 'conflict-resolved'; collection: string; id: string }
-  | { type: 'scopes-changed'; group: string }
+  /** A group was created, changed or deleted (`deleted: true`). */
+  | { type: 'scopes-changed'; group: string; deleted?: true }
   /**
    * The hub sends a child its change log from the beginning although the child had
    * a cursor: the cursor was for an older log of the hub, or the hub's store was

@@ -19,6 +19,7 @@ import { AdminApiServer } from './admin-api/server.js';
 import { assembleHub, type RunningHub } from './assembly.js';
 import { ensureAdminToken, verifyAdminToken } from './admin-api/token.js';
 import type { HubEventInput } from './child-sessions.js';
+import type { DeviceSyncReport } from './device-health.js';
 import type { ChildSession, HubEvent, HubStatus } from './events.js';
 import type { HubInit, HubParts } from './options.js';
 import { RELAY_WINDOW_MS, type RecoveryWindow } from './recovery.js';
@@ -293,6 +294,37 @@ export class Hub extends EventEmitter<Events> implements Startable, AdminPort {
     );
     this.publish({ type: 'scopes-changed', group: saved.name });
     return saved;
+  }
+
+  /** Deletes a group that no device and no active pairing code needs (see DeviceRegistry.deleteGroup). */
+  async deleteGroup(name: string): Promise<void> {
+    await this.registry.deleteGroup(name);
+    this.publish({ type: 'scopes-changed', group: name, deleted: true });
+  }
+
+  /** How far behind a device is each way, and what went wrong last with its sync. */
+  async deviceSync(deviceId: DeviceId): Promise<DeviceSyncReport> {
+    const { replica, sessions } = this.now();
+    const hubLatestSeq = await replica.latestSeq();
+    const applied = (await replica.cursorFor(deviceId)).seq;
+    const { lastSession, ...trouble } = sessions.trouble(deviceId);
+    const live = sessions.get(deviceId);
+    const stats = live?.stats ?? lastSession?.stats;
+    const ackedUpTo = stats ? stats.ackedUpTo : null;
+    const appliedUpTo = Math.max(applied, live?.stats.appliedUpTo ?? 0);
+    const deviceLatest = live ? Math.max(live.stats.peerLatest, live.stats.appliedUpTo) : null;
+    return {
+      hubLatestSeq,
+      caughtUp: live ? live.caughtUp : null,
+      toDevice: { ackedUpTo, behind: ackedUpTo === null ? null : Math.max(0, hubLatestSeq - ackedUpTo) },
+      fromDevice: {
+        appliedUpTo,
+        deviceLatest,
+        behind: deviceLatest === null ? null : Math.max(0, deviceLatest - appliedUpTo),
+      },
+      ...trouble,
+      lastSessionEndedAt: lastSession?.endedAt ?? null,
+    };
   }
 
   async issuePairingCode(options: { ttlMs?: number; group?: string } = {}) {

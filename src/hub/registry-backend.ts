@@ -106,6 +106,13 @@ export interface RegistryBackend extends Startable {
   listGroups(): Promise<GroupRecord[]>;
   /** Creates or replaces a group. */
   putGroup(group: GroupRecord): Promise<GroupRecord>;
+  /**
+   * Deletes a group in one transaction, unless a device that is not revoked is in it
+   * or a pairing code still active at `now` would put a device in it: then nothing is
+   * deleted and the answer counts them. `deleted` is false also for a group that does
+   * not exist (both counts 0).
+   */
+  deleteGroup(name: string, now: number): Promise<{ deleted: boolean; devices: number; activeCodes: number }>;
 
   /**
    * Stores a new active code drawn by `draw` (normalised, `XXXXXXXXXXXX`), drawing

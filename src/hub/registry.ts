@@ -48,6 +48,8 @@ export interface DeviceRegistryOptions {
 export class RegistryError extends TrosynError {}
 
 const GROUP_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+/** The group every registry has, where devices paired without a group go. */
+const DEFAULT_GROUP = 'default';
 
 /**
  * The hub's registry of devices, groups and pairing codes: the rules (who may pair,
@@ -211,6 +213,36 @@ export class DeviceRegistry implements Startable, Authenticator {
       throw new RegistryError('INVALID_GROUP', `invalid group name ${JSON.stringify(group.name)}`);
     for (const pattern of [...group.read, ...group.write]) assertScopePattern(pattern);
     return this.backend.putGroup(group);
+  }
+
+  /**
+   * Deletes a group no device and no active pairing code needs: the default group
+   * (where devices paired without a group go) never, a group with devices that are
+   * not revoked or with an active code not until they are moved or the code is spent
+   * or expired. Checked and deleted in one transaction.
+   */
+  async deleteGroup(name: string): Promise<void> {
+    if (name === DEFAULT_GROUP)
+      throw new RegistryError(
+        'GROUP_IS_DEFAULT',
+        'the default group cannot be deleted: devices paired without a group join it',
+        { group: name },
+      );
+    const outcome = await this.backend.deleteGroup(name, this.clock.now());
+    if (outcome.deleted) return;
+    if (outcome.devices > 0 || outcome.activeCodes > 0) {
+      const what = [
+        outcome.devices > 0 && `${outcome.devices} device(s) are in it (move them first)`,
+        outcome.activeCodes > 0 &&
+          `${outcome.activeCodes} active pairing code(s) would put a device in it (let them expire or use them)`,
+      ].filter(Boolean);
+      throw new RegistryError(
+        'GROUP_IN_USE',
+        `group ${JSON.stringify(name)} is not deleted: ${what.join('; ')}`,
+        { group: name, devices: outcome.devices, activeCodes: outcome.activeCodes },
+      );
+    }
+    throw new RegistryError('GROUP_NOT_FOUND', `no group ${JSON.stringify(name)}`, { group: name });
   }
 
   private async requireGroup(name: string): Promise<GroupRecord> {

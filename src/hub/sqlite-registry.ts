@@ -196,6 +196,29 @@ export class SqliteRegistryBackend implements RegistryBackend {
     return (await this.listGroups()).find((g) => g.name === group.name) as GroupRecord;
   }
 
+  async deleteGroup(
+    name: string,
+    now: number,
+  ): Promise<{ deleted: boolean; devices: number; activeCodes: number }> {
+    return this.sql
+      .transaction(() => {
+        const devices = this.sql
+          .prepare<[string], { n: number }>(
+            "SELECT count(*) AS n FROM devices WHERE grp = ? AND state != 'revoked'",
+          )
+          .get(name)?.n as number;
+        const activeCodes = this.sql
+          .prepare<[string, number], { n: number }>(
+            "SELECT count(*) AS n FROM pairing_codes WHERE grp = ? AND state = 'active' AND expires_at > ?",
+          )
+          .get(name, now)?.n as number;
+        if (devices > 0 || activeCodes > 0) return { deleted: false, devices, activeCodes };
+        const deleted = this.sql.prepare('DELETE FROM groups WHERE name = ?').run(name).changes === 1;
+        return { deleted, devices, activeCodes };
+      })
+      .immediate();
+  }
+
   // --- pairing codes -----------------------------------------------------------------
 
   async insertCode(

@@ -5,7 +5,7 @@ import { after, describe, it } from 'node:test';
 
 import { AdminApiServer, ensureAdminToken } from '../../src/hub/admin-api/server.js';
 import { deviceDetail } from '../../src/hub/admin-api/schemas.js';
-import { childOf, startTestHub, testHub } from '../fixtures/nodes.js';
+import { childOf, pairedChildOf, startTestHub, testHub } from '../fixtures/nodes.js';
 import type { Hub, HubInit } from '../../src/hub/hub.js';
 import { nodeReplica } from '../../src/sync/node-replica.js';
 import { formatDeviceId } from '../../src/transport/device-id.js';
@@ -108,6 +108,125 @@ describe('admin API over a real socket, with a hub and a child over mutual TLS',
 
     await child.stop();
     await server.stop();
+    await hub.stop();
+  });
+
+  it("a device's sync details: how far behind each way, the writes the hub refused and why", async () => {
+    const hub = await startHub();
+    const server = new AdminApiServer(hub, { host: '127.0.0.1', port: 0 });
+    await server.start();
+    const headers = { authorization: `Bearer ${server.takeCreatedToken() as string}` };
+    const base = `http://127.0.0.1:${server.port}`;
+    const detail = async (id: string) =>
+      deviceDetail.parse(await (await fetch(`${base}/api/devices/${id}`, { headers })).json());
+    const stream = new SseClient(`${base}/api/events`, headers);
+    await eventually(() => stream.comments.includes('connected'), 5000, 'the stream opened');
+
+    await hub.putGroup({ name: 'front', description: '', read: ['*'], write: ['notes'] });
+    for (let i = 0; i < 5; i++) await hub.replica.put('notes', `hub-${i}`, { i });
+    const childDir = join(dir.path, 'details-child');
+    const child = await pairedChildOf(hub, childDir, { name: 'reception' });
+    const childId = (await loadOrCreateIdentity(join(childDir, 'identity'))).deviceId;
+    await hub.updateDevice(childId, { group: 'front' });
+    const never = await detail(childId);
+    assert.deepEqual(
+      { ...never.sync, hubLatestSeq: 0 },
+      {
+        hubLatestSeq: 0,
+        caughtUp: null,
+        toDevice: { ackedUpTo: null, behind: null },
+        fromDevice: { appliedUpTo: 0, deviceLatest: null, behind: null },
+        lastError: null,
+        refusedByHub: null,
+        refusedByDevice: null,
+        lastSessionEndedAt: null,
+      },
+      'not seen since the hub started: nothing known of its position',
+    );
+
+    // Written before it connects (as the CLI writes): one write in scope, two outside it.
+    const offline = nodeReplica({ dataDir: childDir, deviceId: childId, role: 'child', synchronous: 'off' });
+    await offline.start();
+    await offline.put('notes', 'mine', { ok: true });
+    await offline.put('hr', 'salary', { secret: 1 });
+    await offline.put('hr', 'bonus', { secret: 2 });
+    await offline.stop();
+    await child.start();
+    const refused = await stream.next(
+      (e) => e.event === 'writes-refused' && JSON.parse(e.data).deviceId === childId,
+      'writes-refused event',
+    );
+    assert.deepEqual(
+      { ...JSON.parse(refused.data), at: 0 },
+      {
+        type: 'writes-refused',
+        deviceId: childId,
+        by: 'hub',
+        count: 2,
+        codes: ['SCOPE_WRITE_DENIED'],
+        collections: ['hr'],
+        at: 0,
+      },
+    );
+    await eventually(
+      async () => {
+        const { sync } = await detail(childId);
+        return sync.caughtUp === true && sync.toDevice.behind === 0;
+      },
+      10_000,
+      'the child caught up and acknowledged every position (its own writes echoed included)',
+    );
+    const live = (await detail(childId)).sync;
+    const hubLatest = await hub.replica.latestSeq();
+    assert.equal(live.hubLatestSeq, hubLatest);
+    assert.equal(live.fromDevice.behind, 0);
+    assert.equal(live.fromDevice.deviceLatest, await child.replica.latestSeq());
+    assert.equal(live.refusedByHub?.total, 2);
+    assert.deepEqual(live.refusedByHub?.latest.map((r) => [r.collection, r.id, r.code]).sort(), [
+      ['hr', 'bonus', 'SCOPE_WRITE_DENIED'],
+      ['hr', 'salary', 'SCOPE_WRITE_DENIED'],
+    ]);
+    assert.match(live.refusedByHub?.latest[0]?.message ?? '', /group front may not write collection hr/);
+    assert.equal(live.refusedByDevice, null);
+
+    // Offline: the hub still knows where the device stood, and the hub's log grows past it.
+    await child.stop();
+    await eventually(() => hub.connectedChildren().length === 0, 5000, 'the child is gone');
+    await hub.replica.put('notes', 'while-away', { i: 9 });
+    const away = (await detail(childId)).sync;
+    assert.equal(away.caughtUp, null);
+    assert.equal(away.toDevice.ackedUpTo, hubLatest);
+    assert.equal(away.toDevice.behind, 1, 'one new position for it');
+    assert.equal(away.fromDevice.deviceLatest, null);
+    assert.equal(away.fromDevice.appliedUpTo, live.fromDevice.appliedUpTo, 'kept in the store');
+    assert.ok(away.lastSessionEndedAt !== null);
+    assert.equal(away.refusedByHub?.total, 2, 'the refusals are kept');
+
+    stream.close();
+    await server.stop();
+    await hub.stop();
+  });
+
+  it('a device whose group is gone may read and write nothing (not everything) until it is moved', async () => {
+    const hub = await startHub();
+    await hub.replica.put('notes', 'from-hub', { i: 1 });
+    const childDir = join(dir.path, 'ghost-child');
+    const child = await pairedChildOf(hub, childDir, { name: 'ghost' });
+    const childId = (await loadOrCreateIdentity(join(childDir, 'identity'))).deviceId;
+    // The registry takes a device into any group by name; this one names a group that does not exist.
+    await hub.registry.register({ deviceId: childId, name: 'ghost', group: 'ghost' });
+    await child.start();
+    await child.replica.put('notes', 'from-child', { i: 2 });
+    await eventually(
+      async () => (await hub.deviceSync(childId)).refusedByHub?.total === 1,
+      10_000,
+      'the write is refused',
+    );
+    assert.equal((await hub.deviceSync(childId)).refusedByHub?.latest[0]?.code, 'SCOPE_WRITE_DENIED');
+    assert.equal(await hub.replica.get('notes', 'from-child'), undefined);
+    await eventually(async () => (await hub.deviceSync(childId)).caughtUp === true, 10_000, 'caught up');
+    assert.equal(await child.replica.get('notes', 'from-hub'), undefined, 'nothing to read');
+    await child.stop();
     await hub.stop();
   });
 

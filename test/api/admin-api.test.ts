@@ -83,6 +83,7 @@ function routeTable(): RouteCall[] {
       path: '/api/groups/{name}',
       payload: { read: ['*'], write: [] },
     },
+    { method: 'DELETE', url: '/api/groups/x', path: '/api/groups/{name}' },
     { method: 'GET', url: '/api/events', path: '/api/events' },
     { method: 'GET', url: '/api/collections', path: '/api/collections' },
     { method: 'GET', url: '/api/records/notes', path: '/api/records/{collection}' },
@@ -451,6 +452,45 @@ describe('admin API: pairing codes and groups', () => {
     const missing = await call({ method: 'PUT', url: '/api/groups/x', payload: { read: ['*'] } });
     assert.equal(missing.statusCode, 400);
     assert.equal(JSON.parse(missing.body).code, 'INVALID_REQUEST');
+  });
+
+  it('DELETE /api/groups/:name deletes an unused group; refuses the default group and one in use', async () => {
+    await call({ method: 'PUT', url: '/api/groups/temp', payload: { read: ['*'], write: [] } });
+    const member = randomDeviceId();
+    await hub.registry.register({ deviceId: member, name: 'temp-pc', group: 'temp' });
+    const inUse = await call({ method: 'DELETE', url: '/api/groups/temp' });
+    assert.equal(inUse.statusCode, 409);
+    assert.deepEqual(
+      { code: JSON.parse(inUse.body).code, details: JSON.parse(inUse.body).details },
+      { code: 'GROUP_IN_USE', details: { group: 'temp', devices: 1, activeCodes: 0 } },
+    );
+    assert.match(JSON.parse(inUse.body).message, /1 device\(s\) are in it/);
+    await hub.updateDevice(member, { group: 'default' });
+    const issued = await call({ method: 'POST', url: '/api/pairing-codes', payload: { group: 'temp' } });
+    assert.equal(issued.statusCode, 201);
+    const codeHolds = await call({ method: 'DELETE', url: '/api/groups/temp' });
+    assert.equal(JSON.parse(codeHolds.body).code, 'GROUP_IN_USE', 'an active code would put a device in it');
+    assert.match(JSON.parse(codeHolds.body).message, /active pairing code/);
+    assert.ok(
+      (await hub.listGroups()).some((g) => g.name === 'temp'),
+      'nothing was deleted',
+    );
+
+    const defaultGroup = await call({ method: 'DELETE', url: '/api/groups/default' });
+    assert.equal(defaultGroup.statusCode, 409);
+    assert.equal(JSON.parse(defaultGroup.body).code, 'GROUP_IS_DEFAULT');
+
+    await call({ method: 'PUT', url: '/api/groups/unused', payload: { read: ['*'], write: [] } });
+    events.length = 0;
+    const deleted = await call({ method: 'DELETE', url: '/api/groups/unused' });
+    assert.equal(deleted.statusCode, 204);
+    assert.ok(!(await hub.listGroups()).some((g) => g.name === 'unused'));
+    assert.ok(events.some((e) => e.type === 'scopes-changed' && e.group === 'unused' && e.deleted === true));
+    const again = await call({ method: 'DELETE', url: '/api/groups/unused' });
+    assert.equal(again.statusCode, 404);
+    assert.equal(JSON.parse(again.body).code, 'GROUP_NOT_FOUND');
+    const badName = await call({ method: 'DELETE', url: `/api/groups/${'x'.repeat(65)}` });
+    assert.equal(badName.statusCode, 400);
   });
 });
 

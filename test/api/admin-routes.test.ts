@@ -112,6 +112,29 @@ class FakeAdminPort implements AdminPort {
     this.groups.push(group);
     return group;
   }
+  async deleteGroup(name: string) {
+    this.calls.push(`deleteGroup ${name}`);
+    if (name === 'default')
+      throw new RegistryError('GROUP_IS_DEFAULT', 'the default group cannot be deleted');
+    this.groups = this.groups.filter((g) => g.name !== name);
+  }
+  async deviceSync(deviceId: DeviceId) {
+    this.calls.push(`deviceSync ${deviceId.slice(0, 8)}`);
+    return {
+      hubLatestSeq: 12,
+      caughtUp: null,
+      toDevice: { ackedUpTo: 10, behind: 2 },
+      fromDevice: { appliedUpTo: 4, deviceLatest: null, behind: null },
+      lastError: { at: 3, code: 'HEARTBEAT_TIMEOUT', message: 'no answer' },
+      refusedByHub: {
+        at: 2,
+        total: 1,
+        latest: [{ rev: 'r1', collection: 'hr', id: 'x', code: 'SCOPE_WRITE_DENIED', message: 'no' }],
+      },
+      refusedByDevice: null,
+      lastSessionEndedAt: 3,
+    };
+  }
   async issuePairingCode(options: { ttlMs?: number; group?: string }) {
     this.calls.push(`issuePairingCode ${JSON.stringify(options)}`);
     return {
@@ -174,12 +197,16 @@ describe('admin routes over a fake port', () => {
       const list = await call({ method: 'GET', url: '/api/devices?state=pending&group=default' });
       assert.equal(s.devices.parse(JSON.parse(list.body)).devices.length, 1);
       const one = await call({ method: 'GET', url: `/api/devices/${formatDeviceId(known)}` });
-      assert.equal(s.deviceDetail.parse(JSON.parse(one.body)).deviceId, known);
+      const detail = s.deviceDetail.parse(JSON.parse(one.body));
+      assert.equal(detail.deviceId, known);
+      assert.deepEqual(detail.sync, await port.deviceSync(known), 'the sync report as the port gave it');
     })();
     assert.deepEqual(calls, [
       'status',
       'listDevices {"state":"pending","group":"default"}',
       `getDevice ${known.slice(0, 8)}`,
+      `deviceSync ${known.slice(0, 8)}`,
+      `deviceSync ${known.slice(0, 8)}`,
     ]);
   });
 
@@ -241,12 +268,20 @@ describe('admin routes over a fake port', () => {
         payload: { read: ['hr.*'], write: [] },
       });
       assert.deepEqual(JSON.parse(put.body), { name: 'hr', description: '', read: ['hr.*'], write: [] });
+      const deleted = await call({ method: 'DELETE', url: '/api/groups/hr' });
+      assert.equal(deleted.statusCode, 204);
+      assert.equal(deleted.body, '');
+      const refused = await call({ method: 'DELETE', url: '/api/groups/default' });
+      assert.equal(refused.statusCode, 409);
+      assert.equal(JSON.parse(refused.body).code, 'GROUP_IS_DEFAULT');
     })();
     assert.deepEqual(calls, [
       'issuePairingCode {"ttlMs":300000,"group":"hr"}',
       'listPairingCodes',
       'listGroups',
       'putGroup hr',
+      'deleteGroup hr',
+      'deleteGroup default',
     ]);
   });
 

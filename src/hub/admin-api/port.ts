@@ -3,6 +3,7 @@ import type { NodeFiles } from '../../files/node-files.js';
 import type { DeviceId } from '../../store/types.js';
 import type { ReplicaReader } from '../../http/replica-routes.js';
 import type { Replica } from '../../sync/replica.js';
+import type { DeviceSyncReport } from '../device-health.js';
 import type { ChildSession, HubEvent, HubStatus } from '../events.js';
 import type { DeviceRecord, GroupRecord, ListedPairingCode } from '../registry-backend.js';
 import type { SignInStore } from './sign-in.js';
@@ -28,6 +29,11 @@ export interface AdminPort {
 
   listGroups(): Promise<GroupRecord[]>;
   putGroup(group: GroupRecord): Promise<GroupRecord>;
+  /** Deletes a group no device and no active code needs; never the default group. */
+  deleteGroup(name: string): Promise<void>;
+
+  /** How far behind a device is each way, and what went wrong last with its sync. */
+  deviceSync(deviceId: DeviceId): Promise<DeviceSyncReport>;
 
   /** A new single-use code and the text of its QR code (hub ID and sync port included). */
   issuePairingCode(options: { ttlMs?: number; group?: string }): Promise<{

@@ -13,6 +13,7 @@ import type { EventStreams } from '../../http/sse.js';
 import { NotStartedError } from '../../sync/errors.js';
 import { formatDeviceId, parseDeviceId } from '../../transport/device-id.js';
 import {
+  device,
   deviceDetail,
   deviceParams,
   devicePatch,
@@ -106,7 +107,8 @@ export function adminRoutes(hub: AdminPort, options: AdminRoutesOptions): Fastif
       {
         schema: {
           tags: ['devices'],
-          summary: 'One device, with its live sync session if connected',
+          summary:
+            'One device, with its live sync session if connected and how far behind it is each way (and why)',
           params: jsonSchema(deviceParams),
           response: { 200: jsonSchema(deviceDetail), ...errorResponses(400, 401, 404, 503) },
         },
@@ -114,7 +116,7 @@ export function adminRoutes(hub: AdminPort, options: AdminRoutesOptions): Fastif
       async (request) => {
         const d = await requireDevice(request.params.id);
         const session = hub.connectedChildren().find((s) => s.deviceId === d.deviceId) ?? null;
-        return { ...view(d), session };
+        return { ...view(d), session, sync: await hub.deviceSync(d.deviceId) };
       },
     );
 
@@ -126,7 +128,7 @@ export function adminRoutes(hub: AdminPort, options: AdminRoutesOptions): Fastif
           summary: 'Lets a pending device sync',
           params: jsonSchema(deviceParams),
           response: {
-            200: jsonSchema(deviceDetail.omit({ session: true })),
+            200: jsonSchema(device),
             ...errorResponses(400, 401, 404, 409, 503),
           },
         },
@@ -142,7 +144,7 @@ export function adminRoutes(hub: AdminPort, options: AdminRoutesOptions): Fastif
           summary: 'Revokes a device for good and disconnects it at once',
           params: jsonSchema(deviceParams),
           response: {
-            200: jsonSchema(deviceDetail.omit({ session: true })),
+            200: jsonSchema(device),
             ...errorResponses(400, 401, 404, 503),
           },
         },
@@ -163,7 +165,7 @@ export function adminRoutes(hub: AdminPort, options: AdminRoutesOptions): Fastif
           params: jsonSchema(deviceParams),
           body: jsonSchema(devicePatch),
           response: {
-            200: jsonSchema(deviceDetail.omit({ session: true })),
+            200: jsonSchema(device),
             ...errorResponses(400, 401, 404, 503),
           },
         },
@@ -278,6 +280,27 @@ export function adminRoutes(hub: AdminPort, options: AdminRoutesOptions): Fastif
           'record reverted through the admin API',
         );
         return result;
+      },
+    );
+
+    app.delete<{ Params: { name: string } }>(
+      '/groups/:name',
+      {
+        schema: {
+          tags: ['groups'],
+          summary:
+            'Deletes a group that no device (not revoked) is in and no active pairing code names; never the default group',
+          params: jsonSchema(groupParams),
+          response: {
+            204: { description: 'deleted', type: 'null' },
+            ...errorResponses(400, 401, 404, 409, 503),
+          },
+        },
+      },
+      async (request, reply) => {
+        await hub.deleteGroup(request.params.name);
+        options.logger.info({ group: request.params.name }, 'group deleted through the admin API');
+        return reply.code(204).send();
       },
     );
 

@@ -24,6 +24,8 @@ export const childSession = z.object({
   connectedAt: ms,
   caughtUp: z.boolean(),
   stats: z.record(z.string(), z.unknown()).describe('sync session counters'),
+  bytesIn: z.number().int().describe('bytes received on this connection (frames, after compression)'),
+  bytesOut: z.number().int().describe('bytes sent on this connection (frames, after compression)'),
 });
 
 /** A registered device, with its readable ID and whether it is connected. */
@@ -42,9 +44,72 @@ export const device = z.object({
   connected: z.boolean().describe('has a live sync connection now'),
 });
 
-/** One device with its live session. */
+const refusedWrites = z
+  .object({
+    at: ms.describe('when the latest refusal happened'),
+    total: z.number().int().describe('refusals since the hub started'),
+    latest: z
+      .array(
+        z.object({
+          rev: z.string(),
+          collection: z.string(),
+          id: z.string(),
+          code: z.string().describe('why, e.g. SCOPE_WRITE_DENIED'),
+          message: z.string(),
+        }),
+      )
+      .describe('the latest refused revisions (at most 10), oldest first'),
+  })
+  .nullable();
+
+/** How far behind a device is each way, and what went wrong last with its sync (since the hub started). */
+export const deviceSync = z.object({
+  hubLatestSeq: z.number().int().describe("the latest position of the hub's change log"),
+  caughtUp: z.boolean().nullable().describe('connected and caught up both ways; null when not connected'),
+  toDevice: z.object({
+    ackedUpTo: z
+      .number()
+      .int()
+      .nullable()
+      .describe(
+        "the last position of the hub's log the device acknowledged; null if not seen since the hub started",
+      ),
+    behind: z
+      .number()
+      .int()
+      .nullable()
+      .describe(
+        "positions of the hub's log not acknowledged yet (an upper bound: some are outside its read scope)",
+      ),
+  }),
+  fromDevice: z.object({
+    appliedUpTo: z.number().int().describe("the last position of the device's log the hub applied"),
+    deviceLatest: z
+      .number()
+      .int()
+      .nullable()
+      .describe(
+        "the device's latest position, as it reported when its session opened; null when not connected",
+      ),
+    behind: z
+      .number()
+      .int()
+      .nullable()
+      .describe("positions of the device's log still to come in its initial sync; null when not connected"),
+  }),
+  lastError: z
+    .object({ at: ms, code: z.string(), message: z.string() })
+    .nullable()
+    .describe('the last session that ended in a failure'),
+  refusedByHub: refusedWrites.describe("the device's writes the hub refused (e.g. outside its write scope)"),
+  refusedByDevice: refusedWrites.describe("the hub's revisions the device refused"),
+  lastSessionEndedAt: ms.nullable().describe("when the device's last session ended, since the hub started"),
+});
+
+/** One device with its live session and where its sync stands. */
 export const deviceDetail = device.extend({
   session: childSession.nullable().describe('the live sync session, when connected'),
+  sync: deviceSync,
 });
 
 /** Filters of the device list. */

@@ -150,6 +150,41 @@ export function runRegistryBackendSuite(name: string, makeHarness: () => Promise
     });
 
     withBackend(
+      'groups: deleted only while no device (not revoked) is in it and no active code names it',
+      async (b) => {
+        await b.putGroup({ name: 'sales', description: '', read: ['*'], write: [] });
+        const a = id();
+        await b.putDevice(device(a, { group: 'sales', state: 'pending' }), T0);
+        assert.deepEqual(await b.deleteGroup('sales', T0), { deleted: false, devices: 1, activeCodes: 0 });
+        await b.updateDevice(a, { state: 'revoked', revokedAt: T0 + 1 });
+        await b.insertCode({ ...code(T0, 60_000), group: 'sales' }, codes('SALE11111111'));
+        assert.deepEqual(
+          await b.deleteGroup('sales', T0 + 1),
+          { deleted: false, devices: 0, activeCodes: 1 },
+          'a revoked device does not hold it; an active code does',
+        );
+        assert.ok(
+          (await b.listGroups()).some((g) => g.name === 'sales'),
+          'refused: the group is still there',
+        );
+        assert.deepEqual(
+          await b.deleteGroup('sales', T0 + 60_000),
+          { deleted: true, devices: 0, activeCodes: 0 },
+          'the code has expired',
+        );
+        assert.deepEqual(
+          (await b.listGroups()).map((g) => g.name),
+          ['default'],
+        );
+        assert.deepEqual(await b.deleteGroup('sales', T0 + 60_000), {
+          deleted: false,
+          devices: 0,
+          activeCodes: 0,
+        });
+      },
+    );
+
+    withBackend(
       'codes: a lookup an active code has is drawn again; found by lookup while active',
       async (b) => {
         assert.equal(await b.insertCode(code(), codes('AAAA11111111')), 'AAAA11111111');

@@ -1,0 +1,220 @@
+import { useEffect, useState } from 'preact/hooks';
+import { api, ApiError, type ChildSession, type Device } from './api.js';
+import { Dialog } from './dialog.js';
+import { ago, at, bytes } from './format.js';
+import type { HubState } from './hub-state.js';
+
+/** Revisions refused one way, as `GET /api/devices/{id}` reports them. */
+interface RefusedWrites {
+  at: number;
+  total: number;
+  latest: { rev: string; collection: string; id: string; code: string; message: string }[];
+}
+
+/** Where a device's sync stands, as the hub knows it (docs/API.md, devices). */
+export interface DeviceSync {
+  hubLatestSeq: number;
+  caughtUp: boolean | null;
+  toDevice: { ackedUpTo: number | null; behind: number | null };
+  fromDevice: { appliedUpTo: number; deviceLatest: number | null; behind: number | null };
+  lastError: { at: number; code: string; message: string } | null;
+  refusedByHub: RefusedWrites | null;
+  refusedByDevice: RefusedWrites | null;
+  lastSessionEndedAt: number | null;
+}
+
+type Detail = Device & {
+  session: (ChildSession & { bytesIn: number; bytesOut: number }) | null;
+  sync: DeviceSync;
+};
+
+const changes = (n: number) => `${n} change${n === 1 ? '' : 's'}`;
+
+/** The reasons a device is not in sync, in plain words, most pressing first; empty when it is. */
+export function whyNotInSync(d: Detail): string[] {
+  const { sync } = d;
+  const reasons: string[] = [];
+  if (d.state === 'revoked') return ['It was revoked: it can never sync with this hub again.'];
+  if (d.state === 'pending')
+    reasons.push('It waits for approval: approve it on the Devices or Pairing page.');
+  if (!d.session) {
+    if (d.state === 'approved') reasons.push(`It is not connected (last seen ${ago(d.lastSeen)}).`);
+  } else if (!sync.caughtUp) {
+    reasons.push('Its initial sync is still running.');
+  }
+  if (sync.lastError && !sync.caughtUp)
+    reasons.push(`Its last session failed at ${at(sync.lastError.at)}: ${sync.lastError.code}.`);
+  if (sync.refusedByHub)
+    reasons.push(
+      `The hub refused ${changes(sync.refusedByHub.total)} it wrote (${[...new Set(sync.refusedByHub.latest.map((r) => r.code))].join(', ')}): they stay on the device only.`,
+    );
+  if (sync.refusedByDevice) reasons.push(`It refused ${changes(sync.refusedByDevice.total)} from the hub.`);
+  return reasons;
+}
+
+/** The initial sync's progress, both directions together: done and total positions. */
+function initialSync(sync: DeviceSync): { done: number; total: number } | undefined {
+  if (sync.caughtUp !== false || sync.toDevice.ackedUpTo === null || sync.fromDevice.deviceLatest === null)
+    return undefined;
+  return {
+    done: sync.toDevice.ackedUpTo + sync.fromDevice.appliedUpTo,
+    total: sync.hubLatestSeq + sync.fromDevice.deviceLatest,
+  };
+}
+
+/**
+ * Why is this device not in sync? How far behind it is each way, its initial sync,
+ * its last failure and the writes refused with their reasons: loaded from the hub
+ * when it opens, whenever the hub's state changes, and every 2 s.
+ */
+export function DeviceDetails({
+  device,
+  state,
+  onClose,
+}: {
+  device: Device;
+  state: HubState;
+  onClose: () => void;
+}) {
+  const [detail, setDetail] = useState<Detail | undefined>(undefined);
+  const [error, setError] = useState<string | undefined>(undefined);
+  const [tick, setTick] = useState(0);
+  // Positions move without an event (acknowledgements, progress between the hub's
+  // once-a-second sync-progress events): look again every 2 s while open.
+  useEffect(() => {
+    const timer = window.setInterval(() => setTick((t) => t + 1), 2000);
+    return () => window.clearInterval(timer);
+  }, []);
+  useEffect(() => {
+    let gone = false;
+    api<Detail>('GET', `/devices/${device.deviceId}`).then(
+      (d) => !gone && (setDetail(d), setError(undefined)),
+      (err: unknown) =>
+        !gone && setError(err instanceof ApiError ? `${err.code}: ${err.message}` : String(err)),
+    );
+    return () => {
+      gone = true;
+    };
+  }, [device.deviceId, state.status, state.devices, tick]);
+
+  const reasons = detail ? whyNotInSync(detail) : [];
+  const progress = detail && initialSync(detail.sync);
+  return (
+    <Dialog title={`Sync details of ${device.name}`} onClose={onClose}>
+      {error && (
+        <p role="alert" class="error">
+          {error}
+        </p>
+      )}
+      {!detail ? (
+        <p>Loading…</p>
+      ) : (
+        <div class="details">
+          <h3 id="why-heading">Why it may not be in sync</h3>
+          {reasons.length === 0 ? (
+            <p>Nothing: it is connected and in sync.</p>
+          ) : (
+            <ul aria-labelledby="why-heading">
+              {reasons.map((r) => (
+                <li key={r}>{r}</li>
+              ))}
+            </ul>
+          )}
+          <dl>
+            <dt>Hub to device</dt>
+            <dd>
+              {detail.sync.toDevice.behind === null
+                ? 'not known: it has not connected since the hub started'
+                : detail.sync.toDevice.behind === 0
+                  ? 'up to date'
+                  : `${changes(detail.sync.toDevice.behind)} not acknowledged yet (at most; some may be outside its read scope)`}
+            </dd>
+            <dt>Device to hub</dt>
+            <dd>
+              {detail.sync.fromDevice.behind === null
+                ? `not known while it is not connected (the hub has applied its log up to ${detail.sync.fromDevice.appliedUpTo})`
+                : detail.sync.fromDevice.behind === 0
+                  ? 'up to date'
+                  : `${changes(detail.sync.fromDevice.behind)} still to come`}
+            </dd>
+            <dt>Initial sync</dt>
+            <dd>
+              {progress ? (
+                <>
+                  <progress
+                    aria-label="Initial sync"
+                    value={progress.done}
+                    max={Math.max(1, progress.total)}
+                  />{' '}
+                  {Math.floor((100 * progress.done) / Math.max(1, progress.total))}%
+                </>
+              ) : detail.sync.caughtUp ? (
+                'done'
+              ) : (
+                'not connected'
+              )}
+            </dd>
+            <dt>Connection</dt>
+            <dd>
+              {detail.session
+                ? `connected since ${at(detail.session.connectedAt)} from ${detail.session.address}, ${bytes(detail.session.bytesIn)} in, ${bytes(detail.session.bytesOut)} out`
+                : detail.sync.lastSessionEndedAt
+                  ? `last session ended ${ago(detail.sync.lastSessionEndedAt)}`
+                  : `not connected since the hub started (last seen ${ago(detail.lastSeen)})`}
+            </dd>
+            <dt>Last error</dt>
+            <dd>
+              {detail.sync.lastError ? (
+                <>
+                  <code>{detail.sync.lastError.code}</code> {detail.sync.lastError.message}{' '}
+                  <span class="sub">({ago(detail.sync.lastError.at)})</span>
+                </>
+              ) : (
+                'none since the hub started'
+              )}
+            </dd>
+          </dl>
+          <Refused title="Writes of this device the hub refused" refused={detail.sync.refusedByHub} />
+          <Refused title="Changes from the hub this device refused" refused={detail.sync.refusedByDevice} />
+        </div>
+      )}
+      <div class="buttons">
+        <button type="button" data-autofocus onClick={onClose}>
+          Close
+        </button>
+      </div>
+    </Dialog>
+  );
+}
+
+function Refused({ title, refused }: { title: string; refused: RefusedWrites | null }) {
+  if (!refused) return null;
+  return (
+    <div class="table-wrap">
+      <table>
+        <caption>
+          {title}: {refused.total} since the hub started, the latest {refused.latest.length} here (last{' '}
+          {ago(refused.at)})
+        </caption>
+        <thead>
+          <tr>
+            <th scope="col">Collection</th>
+            <th scope="col">Record</th>
+            <th scope="col">Why</th>
+          </tr>
+        </thead>
+        <tbody>
+          {refused.latest.map((r) => (
+            <tr key={r.rev}>
+              <td>{r.collection}</td>
+              <th scope="row">{r.id}</th>
+              <td>
+                <code>{r.code}</code> {r.message}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}

@@ -1,0 +1,107 @@
+import type { DeviceId, RejectedRevision } from '../store/types.js';
+import type { SyncSessionStats } from '../sync/session.js';
+
+/** How many refused writes are kept per device and direction, newest last. */
+const KEPT_REFUSALS = 10;
+
+/** Revisions refused in one direction: the latest few with their reasons, and how many in all. */
+export interface RefusedWrites {
+  /** When the latest refusal happened (ms). */
+  at: number;
+  /** Refusals since the hub started. */
+  total: number;
+  /** The latest refused revisions (at most 10), oldest first, each with its code and reason. */
+  latest: RejectedRevision[];
+}
+
+/** Why a device is not in sync, as far as the hub saw it since it started. */
+export interface DeviceTrouble {
+  /** The last session that ended in a failure (not a routine close). */
+  lastError: { at: number; code: string; message: string } | null;
+  /** The device's writes the hub refused (outside the device's write scope, not its own, ...). */
+  refusedByHub: RefusedWrites | null;
+  /** The hub's revisions the device refused. */
+  refusedByDevice: RefusedWrites | null;
+  /** The counters of the device's last session as it ended, if one ended since the hub started. */
+  lastSession: { endedAt: number; stats: SyncSessionStats } | null;
+}
+
+/** How far behind a device is in each direction, and why it may not be in sync. */
+export interface DeviceSyncReport extends Omit<DeviceTrouble, 'lastSession'> {
+  /** The latest position of the hub's change log. */
+  hubLatestSeq: number;
+  /** Connected and both directions caught up; null when not connected. */
+  caughtUp: boolean | null;
+  /** Hub to device: how far the device has acknowledged the hub's change log. */
+  toDevice: {
+    /** The last position the device acknowledged; null when it has not connected since the hub started. */
+    ackedUpTo: number | null;
+    /** Positions of the hub's log the device has not acknowledged (an upper bound: some are outside its read scope). */
+    behind: number | null;
+  };
+  /** Device to hub: how far the hub has applied the device's change log. */
+  fromDevice: {
+    /** The last position of the device's log the hub applied (kept in the hub's store). */
+    appliedUpTo: number;
+    /** The device's latest position as it reported when its session opened; null when not connected. */
+    deviceLatest: number | null;
+    /** Positions of the device's log still to come in its initial sync; null when not connected. */
+    behind: number | null;
+  };
+  /** When the device's last session ended, if one ended since the hub started. */
+  lastSessionEndedAt: number | null;
+}
+
+const none = (): DeviceTrouble => ({
+  lastError: null,
+  refusedByHub: null,
+  refusedByDevice: null,
+  lastSession: null,
+});
+
+/**
+ * The latest trouble of each device's sync, in memory while the hub runs: the last
+ * failure, the writes refused either way with their reasons, and where the last
+ * session stood when it ended. The admin API's device detail reads it to say why a
+ * device is not in sync; events alone are gone once a page missed them.
+ */
+export class DeviceHealth {
+  private readonly entries = new Map<DeviceId, DeviceTrouble>();
+
+  get(deviceId: DeviceId): DeviceTrouble {
+    const e = this.entries.get(deviceId) ?? none();
+    return {
+      ...e,
+      refusedByHub: e.refusedByHub && { ...e.refusedByHub, latest: [...e.refusedByHub.latest] },
+      refusedByDevice: e.refusedByDevice && { ...e.refusedByDevice, latest: [...e.refusedByDevice.latest] },
+    };
+  }
+
+  failed(deviceId: DeviceId, at: number, code: string, message: string): void {
+    this.entry(deviceId).lastError = { at, code, message };
+  }
+
+  refused(deviceId: DeviceId, by: 'hub' | 'device', at: number, rejected: readonly RejectedRevision[]): void {
+    const e = this.entry(deviceId);
+    const key = by === 'hub' ? 'refusedByHub' : 'refusedByDevice';
+    const before = e[key];
+    e[key] = {
+      at,
+      total: (before?.total ?? 0) + rejected.length,
+      latest: [...(before?.latest ?? []), ...rejected].slice(-KEPT_REFUSALS),
+    };
+  }
+
+  ended(deviceId: DeviceId, endedAt: number, stats: SyncSessionStats): void {
+    this.entry(deviceId).lastSession = { endedAt, stats: { ...stats } };
+  }
+
+  private entry(deviceId: DeviceId): DeviceTrouble {
+    let e = this.entries.get(deviceId);
+    if (!e) {
+      e = none();
+      this.entries.set(deviceId, e);
+    }
+    return e;
+  }
+}

@@ -75,6 +75,8 @@ interface LiveSession {
 export class ChildSessions implements Startable {
   private readonly o: ChildSessionsOptions;
   private readonly sessions = new Map<DeviceId, LiveSession>();
+  /** What sessions that ended had moved, so totals never go back when a child leaves. */
+  private readonly ended: Throughput = { changesIn: 0, changesOut: 0, bytesIn: 0, bytesOut: 0 };
   private watch: Timer | undefined;
 
   constructor(options: ChildSessionsOptions) {
@@ -103,6 +105,13 @@ export class ChildSessions implements Startable {
   /** Children connected now. */
   list(): ChildSession[] {
     return [...this.sessions.values()].map((s) => this.describe(s));
+  }
+
+  /** Changes and bytes moved with children since the hub started, the connected ones included. */
+  totals(): Throughput {
+    const sum = { ...this.ended };
+    for (const live of this.sessions.values()) addThroughput(sum, live);
+    return sum;
   }
 
   /** Drops a device's connection at once, telling it why; true if it was connected. */
@@ -215,6 +224,7 @@ export class ChildSessions implements Startable {
     });
     conn.once('close', (cause) => {
       if (this.sessions.get(peer.deviceId) === live) this.sessions.delete(peer.deviceId);
+      addThroughput(this.ended, live);
       const e = cause as { code?: string; message?: string } | undefined;
       if (e?.code && !EXPECTED_CLOSE.has(e.code)) {
         publish({ type: 'sync-failed', deviceId: peer.deviceId, code: e.code, message: e.message ?? '' });
@@ -284,6 +294,23 @@ export class ChildSessions implements Startable {
       bytesOut: live.conn.getStats().bytesOut,
     };
   }
+}
+
+/** Changes (revisions) and bytes (frames on the wire) moved with children, in and out. */
+export interface Throughput {
+  changesIn: number;
+  changesOut: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+function addThroughput(sum: Throughput, live: LiveSession): void {
+  const stats = live.session.getStats();
+  const wire = live.conn.getStats();
+  sum.changesIn += stats.applied;
+  sum.changesOut += stats.sent;
+  sum.bytesIn += wire.bytesIn;
+  sum.bytesOut += wire.bytesOut;
 }
 
 function scopeKeyOf(group: GroupRecord): string {

@@ -19,6 +19,8 @@ import { AdminApiServer } from './admin-api/server.js';
 import { assembleHub, type RunningHub } from './assembly.js';
 import { ensureAdminToken, verifyAdminToken } from './admin-api/token.js';
 import type { HubEventInput } from './child-sessions.js';
+import type { EventLog } from './event-log.js';
+import type { MetricsSeries, MetricsWindow } from './metrics-history.js';
 import type { ChildSession, HubEvent, HubStatus } from './events.js';
 import type { HubInit, HubParts } from './options.js';
 import { RELAY_WINDOW_MS, type RecoveryWindow } from './recovery.js';
@@ -313,6 +315,16 @@ export class Hub extends EventEmitter<Events> implements Startable, AdminPort {
     return this.replica;
   }
 
+  /** The hub's event log: kept events with their ids, and the stream of them as they are written. */
+  get eventLog(): EventLog {
+    return this.now().events;
+  }
+
+  /** Throughput with the children and devices connected, over the last hour or day. */
+  metricsHistory(window: MetricsWindow): MetricsSeries {
+    return this.now().metrics.series(window);
+  }
+
   /** Dashboard sign-in links and sessions, kept in the registry. */
   get signIns(): DeviceRegistry {
     return this.registry;
@@ -358,8 +370,10 @@ export class Hub extends EventEmitter<Events> implements Startable, AdminPort {
     }
   }
 
-  private publish(event: HubEventInput): void {
-    this.emit('event', { ...event, at: this.clock.now() } as HubEvent);
+  private publish(input: HubEventInput): void {
+    const event = { ...input, at: this.clock.now() } as HubEvent;
+    this.emit('event', event);
+    this.running?.events.append(event);
   }
 
   private now(): Running {

@@ -2,7 +2,7 @@ import type { ErrorCode } from '../error-codes.js';
 import type { Logger } from 'pino';
 import { type Clock, type Startable, type Timer } from '../lifecycle.js';
 import { componentLogger } from '../observability/logger.js';
-import type { DeviceId } from '../store/types.js';
+import type { DeviceId, RejectedRevision } from '../store/types.js';
 import type { Replica } from '../sync/replica.js';
 import { SyncSession } from '../sync/session.js';
 import type { Connection } from '../transport/connection.js';
@@ -209,19 +209,22 @@ export class ChildSessions implements Startable {
       // A child saw positions of the hub's log that the hub no longer holds.
       if (reason === 'rolled-back') this.o.onRolledBack();
     });
-    session.on('refused', (rejected) => {
+    const refused = (by: 'hub' | 'device') => (rejected: RejectedRevision[]) => {
       this.o.logger.warn(
-        { device: shortDeviceId(peer.deviceId), count: rejected.length, first: rejected[0] },
+        { device: shortDeviceId(peer.deviceId), by, count: rejected.length, first: rejected[0] },
         'writes refused',
       );
       publish({
         type: 'writes-refused',
         deviceId: peer.deviceId,
+        by,
         count: rejected.length,
         codes: [...new Set(rejected.map((r) => r.code))],
         collections: [...new Set(rejected.map((r) => r.collection))],
       });
-    });
+    };
+    session.on('refused', refused('device'));
+    session.on('refused-here', refused('hub'));
     conn.once('close', (cause) => {
       if (this.sessions.get(peer.deviceId) === live) this.sessions.delete(peer.deviceId);
       addThroughput(this.ended, live);

@@ -30,7 +30,15 @@ export type HubEvent = { at: number } & (
   | { type: 'sync-progress'; session: ChildSession }
   | { type: 'sync-completed'; session: ChildSession }
   | { type: 'sync-failed'; deviceId: DeviceId; code: string; message: string }
-  | { type: 'writes-refused'; deviceId: DeviceId; count: number; codes: string[]; collections: string[] }
+  /** Writes refused: the device's by the hub (outside its write scope), or the hub's by the device. */
+  | {
+      type: 'writes-refused';
+      deviceId: DeviceId;
+      by: 'hub' | 'device';
+      count: number;
+      codes: string[];
+      collections: string[];
+    }
   | { type: 'conflict-opened'; collection: string; id: string; status: 'open' | 'auto' }
   | { type: 'conflict-resolved'; collection: string; id: string }
   | { type: 'scopes-changed'; group: string }

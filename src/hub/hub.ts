@@ -67,6 +67,8 @@ export class Hub extends EventEmitter<Events> implements Startable, AdminPort {
   private recovery: RecoveryWindow | undefined;
   private readonly conflicted = new Set<string>();
   private startedAt = 0;
+  /** The event log of a hub that is stopping, until it has written its last events. */
+  private stopping: EventLog | undefined;
 
   constructor(init: HubInit, parts: HubParts) {
     super();
@@ -146,7 +148,13 @@ export class Hub extends EventEmitter<Events> implements Startable, AdminPort {
     return this.lifecycle.stop(async () => {
       const running = this.running;
       this.running = undefined;
-      if (running) await stopAll(running.parts);
+      // Events of the stop itself (children disconnected) are still written to the log.
+      this.stopping = running?.events;
+      try {
+        if (running) await stopAll(running.parts);
+      } finally {
+        this.stopping = undefined;
+      }
       this.logger.info('hub stopped');
     });
   }
@@ -373,7 +381,7 @@ export class Hub extends EventEmitter<Events> implements Startable, AdminPort {
   private publish(input: HubEventInput): void {
     const event = { ...input, at: this.clock.now() } as HubEvent;
     this.emit('event', event);
-    this.running?.events.append(event);
+    (this.running?.events ?? this.stopping)?.append(event);
   }
 
   private now(): Running {

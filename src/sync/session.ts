@@ -75,6 +75,8 @@ type Events = {
   progress: [SyncSessionStats];
   /** The peer refused some of our revisions (e.g. outside its write scope). */
   refused: [RejectedRevision[]];
+  /** This node refused some of the peer's revisions (e.g. outside the peer's write scope). */
+  'refused-here': [RejectedRevision[]];
   /** This node sends its change log from 0 although the peer had a cursor (see SyncSessionStats.restart). */
   restart: [NonNullable<LogStart['restart']>];
   closed: [Error | undefined];
@@ -430,6 +432,7 @@ export class SyncSession extends EventEmitter<Events> {
     this.stats.duplicates += report.duplicates;
     this.stats.refusedHere += report.rejected.length;
     this.stats.appliedUpTo = report.cursor;
+    if (report.rejected.length > 0) this.emit('refused-here', report.rejected);
     if (this.closed) return;
     await this.channel.send({
       type: 'sync.ack',

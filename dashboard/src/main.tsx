@@ -2,6 +2,7 @@ import { render } from 'preact';
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import { api, type Session, whenSignedOut } from './api.js';
 import { Devices } from './devices.js';
+import { Events } from './events.js';
 import { useHubState } from './hub-state.js';
 import { Overview } from './overview.js';
 import { Link, usePath } from './router.js';
@@ -10,6 +11,7 @@ import { SignIn, takeLinkSecret } from './sign-in.js';
 const PAGES = [
   { href: '/', title: 'Overview' },
   { href: '/devices', title: 'Devices' },
+  { href: '/events', title: 'Events' },
 ];
 
 /** The signed-in dashboard: navigation, the live indicator, the current page. */
@@ -60,7 +62,13 @@ function Dashboard({ onSignOut }: { onSignOut: () => void }) {
             Could not load the hub's state: {state.loadError}
           </p>
         )}
-        {page?.href === '/devices' ? <Devices state={state} refresh={refresh} /> : <Overview state={state} />}
+        {page?.href === '/devices' ? (
+          <Devices state={state} refresh={refresh} />
+        ) : page?.href === '/events' ? (
+          <Events state={state} />
+        ) : (
+          <Overview state={state} />
+        )}
       </main>
     </>
   );

@@ -105,4 +105,39 @@ export interface HubEvent {
   count?: number;
   codes?: string[];
   session?: ChildSession;
+  group?: string;
+  state?: string;
+  collection?: string;
+  id?: string;
+  collections?: string[];
+  reason?: string;
+  by?: 'hub' | 'device';
+}
+
+/** A kept hub event with its id (`GET /api/events/log`, and the `id:` of the event stream). */
+export interface LoggedEvent {
+  id: number;
+  event: HubEvent;
+}
+
+/** One page of the event log, newest first. */
+export interface EventLogPage {
+  events: LoggedEvent[];
+  next: number | null;
+  latestId: number;
+  retentionDays: number;
+}
+
+/** The hub's throughput and connected devices over a window (`GET /api/metrics/history`). */
+export interface MetricsSeries {
+  window: '1h' | '24h';
+  stepMs: number;
+  samples: {
+    at: number;
+    changesIn: number;
+    changesOut: number;
+    bytesIn: number;
+    bytesOut: number;
+    connected: number;
+  }[];
 }

@@ -1,5 +1,14 @@
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
-import { api, type Device, type Group, type HubEvent, type HubStatus } from './api.js';
+import {
+  api,
+  ApiError,
+  type Device,
+  type EventLogPage,
+  type Group,
+  type HubEvent,
+  type HubStatus,
+  type LoggedEvent,
+} from './api.js';
 
 /** An error the hub reported, kept for the page (newest first). */
 export interface ErrorEntry {
@@ -14,8 +23,12 @@ export interface HubState {
   status?: HubStatus;
   devices: Device[];
   groups: Group[];
-  /** The hub's latest errors seen since the page opened, newest first (at most 20). */
+  /** The hub's latest errors from its event log, then live, newest first (at most 20). */
   errors: ErrorEntry[];
+  /** Kept events received live since the page opened, newest first (at most 500). */
+  recent: LoggedEvent[];
+  /** The stream resumed after events its retention had already dropped (or from an id it never gave). */
+  historyTruncated: boolean;
   /** Each device's last error since the page opened; cleared when it syncs again. */
   deviceErrors: Record<string, ErrorEntry>;
   /** The event stream: `live`, or reconnecting after a drop. */
@@ -23,8 +36,14 @@ export interface HubState {
   loadError?: string;
 }
 
+/** Events the hub sends live only, never with an id (docs/API.md, event stream). */
+export const LIVE_ONLY_TYPES = new Set(['sync-progress', 'files-progress']);
+
+/** The event types that are errors, as the event log's `type` filter writes them. */
+export const ERROR_TYPES = 'sync-failed,writes-refused,error';
+
 /** Every event type the hub sends (docs/API.md, event stream). */
-const EVENT_TYPES = [
+export const EVENT_TYPES = [
   'device-paired',
   'device-approved',
   'device-revoked',
@@ -49,7 +68,7 @@ const EVENT_TYPES = [
 const ROUTINE_DISCONNECTS = new Set(['SCOPES_CHANGED']);
 
 /** What an event says went wrong, if anything. */
-function errorOf(e: HubEvent): ErrorEntry | undefined {
+export function errorOf(e: HubEvent): ErrorEntry | undefined {
   const base = { at: e.at, ...(e.deviceId && { deviceId: e.deviceId }) };
   switch (e.type) {
     case 'sync-failed':
@@ -59,7 +78,7 @@ function errorOf(e: HubEvent): ErrorEntry | undefined {
       return {
         ...base,
         code: e.codes?.[0] ?? 'WRITES_REFUSED',
-        message: `${e.count ?? 0} write(s) refused: ${(e.codes ?? []).join(', ')}`,
+        message: `${e.count ?? 0} write(s) refused by the ${e.by === 'device' ? 'device' : 'hub'}: ${(e.codes ?? []).join(', ')}`,
       };
     default:
       return undefined;
@@ -76,6 +95,8 @@ export function useHubState(): [HubState, () => Promise<void>] {
     devices: [],
     groups: [],
     errors: [],
+    recent: [],
+    historyTruncated: false,
     deviceErrors: {},
     live: 'connecting',
   });
@@ -110,7 +131,13 @@ export function useHubState(): [HubState, () => Promise<void>] {
     let source: EventSource | undefined;
     let retry: number | undefined;
     let stopped = false;
-    const onEvent = (e: HubEvent) => {
+    /** The last kept event's id: a new connection resumes after it, so nothing is missed. */
+    let lastId: number | undefined;
+    const onEvent = (e: HubEvent, id: number | undefined) => {
+      if (id !== undefined) {
+        if (lastId !== undefined && id <= lastId) return;
+        lastId = id;
+      }
       const error = errorOf(e);
       setState((s) => {
         const deviceErrors = { ...s.deviceErrors };
@@ -123,12 +150,18 @@ export function useHubState(): [HubState, () => Promise<void>] {
             deviceId: e.deviceId,
           };
         if (error?.deviceId) deviceErrors[error.deviceId] = error;
-        return { ...s, deviceErrors, errors: error ? [error, ...s.errors].slice(0, 20) : s.errors };
+        return {
+          ...s,
+          deviceErrors,
+          errors: error ? [error, ...s.errors].slice(0, 20) : s.errors,
+          recent: id === undefined ? s.recent : [{ id, event: e }, ...s.recent].slice(0, 500),
+        };
       });
       if (e.type !== 'files-progress') soon();
     };
     const connect = () => {
-      source = new EventSource('/api/events');
+      // EventSource resends the last id itself when it reconnects; a new one is told in the query.
+      source = new EventSource(lastId === undefined ? '/api/events' : `/api/events?lastEventId=${lastId}`);
       source.onopen = () => {
         setState((s) => ({ ...s, live: 'live' }));
         // Whatever happened while the stream was down is in the state, not in events.
@@ -137,18 +170,40 @@ export function useHubState(): [HubState, () => Promise<void>] {
       source.onerror = () => {
         setState((s) => ({ ...s, live: 'reconnecting' }));
         if (source?.readyState !== EventSource.CLOSED || stopped) return;
-        // Refused (not just dropped): a lost session shows the sign-in form; anything else, try again.
+        // Refused (not just dropped): a lost session shows the sign-in form; anything else
+        // (a hub stopping or not back yet, which answers 503 or nothing), try again.
         void api('GET', '/session').then(
           () => (retry = window.setTimeout(connect, 3000)),
-          () => undefined,
+          (err: unknown) => {
+            if (!(err instanceof ApiError && err.status === 401) && !stopped)
+              retry = window.setTimeout(connect, 3000);
+          },
         );
       };
       for (const type of EVENT_TYPES)
-        source.addEventListener(type, (m) =>
-          onEvent(JSON.parse((m as MessageEvent<string>).data) as HubEvent),
-        );
+        source.addEventListener(type, (m) => {
+          const message = m as MessageEvent<string>;
+          // A live-only event has no id of its own: lastEventId still names the one before it.
+          const id =
+            LIVE_ONLY_TYPES.has(type) || !message.lastEventId ? undefined : Number(message.lastEventId);
+          onEvent(JSON.parse(message.data) as HubEvent, id);
+        });
+      source.addEventListener('history-truncated', () => setState((s) => ({ ...s, historyTruncated: true })));
     };
-    connect();
+    // The latest errors come from the hub's event log; the stream then starts right after
+    // the log's latest event, so none that happens in between is missed.
+    api<EventLogPage>('GET', `/events/log?type=${ERROR_TYPES}&limit=20`).then(
+      (page) => {
+        if (stopped) return;
+        lastId = page.latestId;
+        const errors = page.events.flatMap((l) => errorOf(l.event) ?? []);
+        setState((s) => ({ ...s, errors: [...s.errors, ...errors].slice(0, 20) }));
+        connect();
+      },
+      () => {
+        if (!stopped) connect();
+      },
+    );
     return () => {
       stopped = true;
       source?.close();

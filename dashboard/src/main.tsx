@@ -3,6 +3,7 @@ import { useCallback, useEffect, useState } from 'preact/hooks';
 import { api, type Session, whenSignedOut } from './api.js';
 import { Conflicts } from './conflicts.js';
 import { Devices } from './devices.js';
+import { Events } from './events.js';
 import { Files } from './files.js';
 import { Groups } from './groups.js';
 import { useHubState } from './hub-state.js';
@@ -20,6 +21,7 @@ const PAGES = [
   { href: '/files', title: 'Files' },
   { href: '/pairing', title: 'Pairing' },
   { href: '/groups', title: 'Groups' },
+  { href: '/events', title: 'Events' },
 ];
 
 /** The signed-in dashboard: navigation, the live indicator, the current page. */
@@ -82,6 +84,8 @@ function Dashboard({ onSignOut }: { onSignOut: () => void }) {
           <Pairing state={state} refresh={refresh} />
         ) : page?.href === '/groups' ? (
           <Groups state={state} refresh={refresh} />
+        ) : page?.href === '/events' ? (
+          <Events state={state} />
         ) : (
           <Overview state={state} />
         )}

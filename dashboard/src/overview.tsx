@@ -2,6 +2,7 @@ import type { HubState } from './hub-state.js';
 import { DEVICE_STATES, deviceState } from './hub-state.js';
 import { ago, at, bytes, duration } from './format.js';
 import { Link } from './router.js';
+import { ThroughputCharts } from './charts.js';
 
 /** Hub health at a glance: what runs, how many devices are in each state, conflicts, errors. */
 export function Overview({ state }: { state: HubState }) {
@@ -65,10 +66,12 @@ export function Overview({ state }: { state: HubState }) {
         </section>
       </div>
 
+      <ThroughputCharts />
+
       <section aria-labelledby="errors-heading">
         <h2 id="errors-heading">Latest errors</h2>
         {state.errors.length === 0 ? (
-          <p>No errors since this page was opened.</p>
+          <p>No errors in the hub's event log.</p>
         ) : (
           <ul class="errors" aria-label="Latest errors">
             {state.errors.map((e, i) => (
@@ -82,6 +85,9 @@ export function Overview({ state }: { state: HubState }) {
             ))}
           </ul>
         )}
+        <p>
+          <Link href="/events">All events</Link>
+        </p>
       </section>
     </>
   );

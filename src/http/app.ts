@@ -124,26 +124,28 @@ export function createApiApp(options: ApiAppOptions): ApiApp {
 }
 
 /**
- * Serves the OpenAPI document at `/api/openapi.json`, and at `/api/` where it is
- * found, without authentication: neither holds data.
+ * Serves the OpenAPI document at `<prefix>/openapi.json`, and at `<prefix>/` where
+ * it is found. Neither holds data; an API decides whether they need its token.
  */
-export async function openApiRoute(app: FastifyInstance): Promise<void> {
-  app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
-  app.get('/api/', { schema: { hide: true } }, async () => {
-    const { info } = app.swagger() as { info: { title: string; version: string } };
-    return {
-      name: info.title,
-      version: info.version,
-      openapi: '/api/openapi.json',
-      authentication: 'Authorization: Bearer <token> on every other route',
-    };
-  });
+export function openApiRoute(prefix = '/api', authentication = 'on every other route'): FastifyPluginAsync {
+  return async (app: FastifyInstance) => {
+    app.get(`${prefix}/openapi.json`, { schema: { hide: true } }, async () => app.swagger());
+    app.get(`${prefix}/`, { schema: { hide: true } }, async () => {
+      const { info } = app.swagger() as { info: { title: string; version: string } };
+      return {
+        name: info.title,
+        version: info.version,
+        openapi: '/api/openapi.json',
+        authentication: `Authorization: Bearer <token> ${authentication}`,
+      };
+    });
+  };
 }
 
 /**
- * Registers an API's routes under `/api`, every one behind the bearer guard; the
- * OpenAPI document stays public beside them, and so do `publicRoutes` (a sign-in
- * route, which checks its own credential). `ready`, when given, is checked first:
+ * Registers an API's routes under `/api`, every one behind the bearer guard;
+ * `publicRoutes` (a sign-in route, which checks its own credential) are not, nor
+ * the OpenAPI document unless `publicOpenApi` is false. `ready`, when given, is checked first:
  * a service that is not running answers 503 NOT_STARTED rather than check a token.
  */
 export function registerProtectedApi(
@@ -154,9 +156,12 @@ export function registerProtectedApi(
     notReady?: () => Error;
     routes: FastifyPluginAsync[];
     publicRoutes?: FastifyPluginAsync[];
+    /** Serve the OpenAPI document without a token. Default true. */
+    publicOpenApi?: boolean;
   },
 ): void {
-  void app.register(openApiRoute);
+  const publicOpenApi = options.publicOpenApi ?? true;
+  if (publicOpenApi) void app.register(openApiRoute());
   const { ready, notReady } = options;
   const readiness = async () => {
     if (ready && notReady && !ready()) throw notReady();
@@ -173,6 +178,7 @@ export function registerProtectedApi(
     async (api) => {
       api.addHook('onRequest', readiness);
       api.addHook('onRequest', bearerGuard(options.guard));
+      if (!publicOpenApi) await api.register(openApiRoute('', 'on every route but the sign-in'));
       for (const routes of options.routes) await api.register(routes);
     },
     { prefix: '/api' },

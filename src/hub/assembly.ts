@@ -13,6 +13,8 @@ import { APP_VERSION } from '../version.js';
 import type { AdminApiServer } from './admin-api/server.js';
 import { LanAnnouncements } from './announcements.js';
 import { ChildSessions, type HubEventInput } from './child-sessions.js';
+import { EventLog } from './event-log.js';
+import { MetricsHistory } from './metrics-history.js';
 import type { HubInit, HubParts } from './options.js';
 import { PairingService } from './pairing.js';
 import { parseRecoveryWindow, type RecoveryWindow } from './recovery.js';
@@ -24,6 +26,10 @@ export interface RunningHub {
   files: NodeFiles;
   content: ContentSync;
   sessions: ChildSessions;
+  /** Events kept in the registry, and the stream of them with their ids. */
+  events: EventLog;
+  /** Throughput and connected devices over the last hour and day. */
+  metrics: MetricsHistory;
   server: TransportServer;
   announcements: LanAnnouncements | undefined;
   parts: Startable[];
@@ -90,6 +96,17 @@ export async function assembleHub(init: HubInit, parts: HubParts, hooks: HubHook
     // Changes made to the registry by another process (the CLI) apply within a second.
     registryWatchMs: parts.authenticator === parts.registry ? 1000 : 0,
     logger,
+    clock,
+  });
+  const events = new EventLog({
+    store: parts.registry,
+    ...(init.eventRetentionDays !== undefined && { retentionDays: init.eventRetentionDays }),
+    logger,
+    clock,
+  });
+  const metrics = new MetricsHistory({
+    totals: () => sessions.totals(),
+    connected: () => sessions.list().length,
     clock,
   });
   const pairing = new PairingService({
@@ -184,6 +201,8 @@ export async function assembleHub(init: HubInit, parts: HubParts, hooks: HubHook
     files,
     content,
     sessions,
+    events,
+    metrics,
     server,
     announcements,
     parts: [
@@ -192,8 +211,11 @@ export async function assembleHub(init: HubInit, parts: HubParts, hooks: HubHook
       content,
       gc,
       parts.registry,
+      // Stopped after the sessions, so their last disconnections are written too.
+      events,
       hubState,
       sessions,
+      metrics,
       server,
       ...(announcements ? [announcements] : []),
       readiness,

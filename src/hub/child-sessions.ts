@@ -77,6 +77,8 @@ export class ChildSessions implements Startable {
   private readonly o: ChildSessionsOptions;
   private readonly sessions = new Map<DeviceId, LiveSession>();
   private readonly health = new DeviceHealth();
+  /** What sessions that ended had moved, so totals never go back when a child leaves. */
+  private readonly ended: Throughput = { changesIn: 0, changesOut: 0, bytesIn: 0, bytesOut: 0 };
   private watch: Timer | undefined;
 
   constructor(options: ChildSessionsOptions) {
@@ -116,6 +118,13 @@ export class ChildSessions implements Startable {
   /** What went wrong last with a device's sync since the hub started, and where its last session ended. */
   trouble(deviceId: DeviceId): DeviceTrouble {
     return this.health.get(deviceId);
+  }
+
+  /** Changes and bytes moved with children since the hub started, the connected ones included. */
+  totals(): Throughput {
+    const sum = { ...this.ended };
+    for (const live of this.sessions.values()) addThroughput(sum, live);
+    return sum;
   }
 
   /** Drops a device's connection at once, telling it why; true if it was connected. */
@@ -236,6 +245,7 @@ export class ChildSessions implements Startable {
     conn.once('close', (cause) => {
       if (this.sessions.get(peer.deviceId) === live) this.sessions.delete(peer.deviceId);
       this.health.ended(peer.deviceId, this.o.clock.now(), session.getStats());
+      addThroughput(this.ended, live);
       const e = cause as { code?: string; message?: string } | undefined;
       if (e?.code && !EXPECTED_CLOSE.has(e.code)) {
         this.health.failed(peer.deviceId, this.o.clock.now(), e.code, e.message ?? '');
@@ -306,6 +316,23 @@ export class ChildSessions implements Startable {
       bytesOut: live.conn.getStats().bytesOut,
     };
   }
+}
+
+/** Changes (revisions) and bytes (frames on the wire) moved with children, in and out. */
+export interface Throughput {
+  changesIn: number;
+  changesOut: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+function addThroughput(sum: Throughput, live: LiveSession): void {
+  const stats = live.session.getStats();
+  const wire = live.conn.getStats();
+  sum.changesIn += stats.applied;
+  sum.changesOut += stats.sent;
+  sum.bytesIn += wire.bytesIn;
+  sum.bytesOut += wire.bytesOut;
 }
 
 function scopeKeyOf(group: GroupRecord): string {

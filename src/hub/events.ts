@@ -58,6 +58,31 @@ export type HubEvent = { at: number } & (
 
 export type HubEventType = HubEvent['type'];
 
+/** Every HubEvent type, for validating filters (the compiler checks none is missing). */
+export const HUB_EVENT_TYPES = [
+  'device-paired',
+  'device-approved',
+  'device-revoked',
+  'device-updated',
+  'device-connected',
+  'device-disconnected',
+  'sync-started',
+  'sync-progress',
+  'sync-completed',
+  'sync-failed',
+  'writes-refused',
+  'conflict-opened',
+  'conflict-resolved',
+  'scopes-changed',
+  'sync-restarted',
+  'recovery-started',
+  'files-progress',
+  'error',
+] as const satisfies readonly HubEventType[];
+const everyType: [Exclude<HubEventType, (typeof HUB_EVENT_TYPES)[number]>] extends [never] ? true : never =
+  true;
+void everyType;
+
 /** What the hub reports about itself (the admin API's `/status`). */
 export interface HubStatus {
   deviceId: DeviceId;

@@ -20,6 +20,8 @@ import { assembleHub, type RunningHub } from './assembly.js';
 import { ensureAdminToken, verifyAdminToken } from './admin-api/token.js';
 import type { HubEventInput } from './child-sessions.js';
 import type { DeviceSyncReport } from './device-health.js';
+import type { EventLog } from './event-log.js';
+import type { MetricsSeries, MetricsWindow } from './metrics-history.js';
 import type { ChildSession, HubEvent, HubStatus } from './events.js';
 import type { HubInit, HubParts } from './options.js';
 import { RELAY_WINDOW_MS, type RecoveryWindow } from './recovery.js';
@@ -66,6 +68,8 @@ export class Hub extends EventEmitter<Events> implements Startable, AdminPort {
   private recovery: RecoveryWindow | undefined;
   private readonly conflicted = new Set<string>();
   private startedAt = 0;
+  /** The event log of a hub that is stopping, until it has written its last events. */
+  private stopping: EventLog | undefined;
 
   constructor(init: HubInit, parts: HubParts) {
     super();
@@ -145,7 +149,13 @@ export class Hub extends EventEmitter<Events> implements Startable, AdminPort {
     return this.lifecycle.stop(async () => {
       const running = this.running;
       this.running = undefined;
-      if (running) await stopAll(running.parts);
+      // Events of the stop itself (children disconnected) are still written to the log.
+      this.stopping = running?.events;
+      try {
+        if (running) await stopAll(running.parts);
+      } finally {
+        this.stopping = undefined;
+      }
       this.logger.info('hub stopped');
     });
   }
@@ -345,6 +355,16 @@ export class Hub extends EventEmitter<Events> implements Startable, AdminPort {
     return this.replica;
   }
 
+  /** The hub's event log: kept events with their ids, and the stream of them as they are written. */
+  get eventLog(): EventLog {
+    return this.now().events;
+  }
+
+  /** Throughput with the children and devices connected, over the last hour or day. */
+  metricsHistory(window: MetricsWindow): MetricsSeries {
+    return this.now().metrics.series(window);
+  }
+
   /** Dashboard sign-in links and sessions, kept in the registry. */
   get signIns(): DeviceRegistry {
     return this.registry;
@@ -390,8 +410,10 @@ export class Hub extends EventEmitter<Events> implements Startable, AdminPort {
     }
   }
 
-  private publish(event: HubEventInput): void {
-    this.emit('event', { ...event, at: this.clock.now() } as HubEvent);
+  private publish(input: HubEventInput): void {
+    const event = { ...input, at: this.clock.now() } as HubEvent;
+    this.emit('event', event);
+    (this.running?.events ?? this.stopping)?.append(event);
   }
 
   private now(): Running {

@@ -79,6 +79,13 @@ export interface HubInit {
    */
   retention?: RetentionPolicy;
   /**
+   * Days the hub keeps its events (the admin API's event log, and what a
+   * reconnecting event stream can resume from); older ones are dropped at start and
+   * hourly. Above 0, at most 3650.
+   * @default 30
+   */
+  eventRetentionDays?: number;
+  /**
    * SQLite durability of the default store; see SqliteStoreOptions. `'off'` also
    * stops the default chunk store syncing file content to disk (tests only).
    * @default 'full'

@@ -68,6 +68,34 @@ export interface AdminSessionRecord {
   via: 'link' | 'token';
 }
 
+/** A hub event as the registry keeps it: its id, and the event's JSON as sent. */
+export interface StoredEvent {
+  /** Increasing in the order events were appended; never given twice, also after pruning. */
+  id: number;
+  at: number;
+  type: string;
+  /** The device the event is about, if any. */
+  deviceId: string | null;
+  /** The whole event, JSON. */
+  data: string;
+}
+
+/** Which stored events to read: every given filter must hold. */
+export interface StoredEventQuery {
+  deviceId?: string;
+  /** Any of these types. */
+  types?: readonly string[];
+  /** `at` from (inclusive) and until (exclusive), ms. */
+  since?: number;
+  until?: number;
+  /** Ids above `afterId` (oldest first), or below `beforeId` (newest first). */
+  afterId?: number;
+  beforeId?: number;
+  /** `asc`: oldest first; `desc`: newest first. */
+  order: 'asc' | 'desc';
+  limit: number;
+}
+
 /** A device as registered by a pairing: its state is decided by the registry's rules. */
 export interface NewDevice {
   deviceId: DeviceId;
@@ -163,4 +191,19 @@ export interface RegistryBackend extends Startable {
   getAdminSession(hash: string, now: number): Promise<AdminSessionRecord | undefined>;
   /** Ends a session (sign-out); nothing when there is none. */
   deleteAdminSession(hash: string): Promise<void>;
+
+  /**
+   * Appends hub events in one transaction and returns their ids, in order: each
+   * above every id given before, even when retention has dropped those events.
+   */
+  appendEvents(events: readonly Omit<StoredEvent, 'id'>[]): Promise<number[]>;
+  /** Stored events matching `query`, in its order, at most `limit`. */
+  listEvents(query: StoredEventQuery): Promise<StoredEvent[]>;
+  /**
+   * The lowest id still kept (undefined when none is) and the highest id ever
+   * given (0 before the first event).
+   */
+  eventBounds(): Promise<{ oldest: number | undefined; latest: number }>;
+  /** Drops up to `limit` of the oldest events with `at` before `before`; returns how many. */
+  pruneEvents(before: number, limit: number): Promise<number>;
 }

@@ -102,4 +102,23 @@ export const REGISTRY_MIGRATIONS: readonly Migration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    // The hub's event log. AUTOINCREMENT: an id is never given twice, also after
+    // retention has dropped every older event, so a client's Last-Event-ID stays meaningful.
+    version: 4,
+    description: 'hub events, kept for the event log and the stream resume',
+    sql: `
+      CREATE TABLE hub_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        device_id TEXT,
+        -- the whole event as JSON, as the event stream sends it
+        data TEXT NOT NULL
+      );
+      CREATE INDEX hub_events_at ON hub_events(at);
+      CREATE INDEX hub_events_device ON hub_events(device_id, id);
+      CREATE INDEX hub_events_type ON hub_events(type, id);
+    `,
+  },
 ];

@@ -20,6 +20,8 @@ import type {
   PairingAttemptOutcome,
   PairingCodeRecord,
   RegistryBackend,
+  StoredEvent,
+  StoredEventQuery,
 } from './registry-backend.js';
 import { assertScopePattern } from './scopes.js';
 
@@ -380,5 +382,23 @@ export class DeviceRegistry implements Startable, Authenticator {
 
   deleteAdminSession(hash: string): Promise<void> {
     return this.backend.deleteAdminSession(hash);
+  }
+
+  // --- the hub's event log (HubEventStore; rules in event-log.ts) ------------------------
+
+  appendEvents(events: readonly Omit<StoredEvent, 'id'>[]): Promise<number[]> {
+    return this.backend.appendEvents(events);
+  }
+
+  listEvents(query: StoredEventQuery): Promise<StoredEvent[]> {
+    return this.backend.listEvents(query);
+  }
+
+  eventBounds(): Promise<{ oldest: number | undefined; latest: number }> {
+    return this.backend.eventBounds();
+  }
+
+  pruneEvents(before: number, limit: number): Promise<number> {
+    return this.backend.pruneEvents(before, limit);
   }
 }

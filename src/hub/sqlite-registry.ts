@@ -15,6 +15,8 @@ import type {
   PairingAttemptOutcome,
   PairingCodeRecord,
   RegistryBackend,
+  StoredEvent,
+  StoredEventQuery,
 } from './registry-backend.js';
 import { REGISTRY_MIGRATIONS } from './registry-migrations.js';
 
@@ -398,6 +400,67 @@ export class SqliteRegistryBackend implements RegistryBackend {
 
   async deleteAdminSession(hash: string): Promise<void> {
     this.sql.prepare('DELETE FROM admin_sessions WHERE secret_sha256 = ?').run(hash);
+  }
+
+  // --- hub events ---------------------------------------------------------------------
+
+  async appendEvents(events: readonly Omit<StoredEvent, 'id'>[]): Promise<number[]> {
+    const insert = this.sql.prepare('INSERT INTO hub_events (at, type, device_id, data) VALUES (?, ?, ?, ?)');
+    return this.sql.transaction(() =>
+      events.map((e) => Number(insert.run(e.at, e.type, e.deviceId, e.data).lastInsertRowid)),
+    )();
+  }
+
+  async listEvents(query: StoredEventQuery): Promise<StoredEvent[]> {
+    const where: string[] = [];
+    const values: (string | number)[] = [];
+    if (query.deviceId !== undefined) {
+      where.push('device_id = ?');
+      values.push(query.deviceId);
+    }
+    if (query.types !== undefined && query.types.length > 0) {
+      where.push(`type IN (${query.types.map(() => '?').join(', ')})`);
+      values.push(...query.types);
+    }
+    for (const [value, clause] of [
+      [query.since, 'at >= ?'],
+      [query.until, 'at < ?'],
+      [query.afterId, 'id > ?'],
+      [query.beforeId, 'id < ?'],
+    ] as const) {
+      if (value === undefined) continue;
+      where.push(clause);
+      values.push(value);
+    }
+    const sql = `SELECT id, at, type, device_id, data FROM hub_events
+      ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
+      ORDER BY id ${query.order === 'asc' ? 'ASC' : 'DESC'} LIMIT ?`;
+    return this.sql
+      .prepare<
+        (string | number)[],
+        { id: number; at: number; type: string; device_id: string | null; data: string }
+      >(sql)
+      .all(...values, query.limit)
+      .map((r) => ({ id: r.id, at: r.at, type: r.type, deviceId: r.device_id, data: r.data }));
+  }
+
+  async eventBounds(): Promise<{ oldest: number | undefined; latest: number }> {
+    const oldest = this.sql
+      .prepare<[], { id: number }>('SELECT id FROM hub_events ORDER BY id LIMIT 1')
+      .get()?.id;
+    // AUTOINCREMENT keeps the highest id ever given here, even once its row is gone.
+    const latest =
+      this.sql.prepare<[], { seq: number }>("SELECT seq FROM sqlite_sequence WHERE name = 'hub_events'").get()
+        ?.seq ?? 0;
+    return { oldest, latest };
+  }
+
+  async pruneEvents(before: number, limit: number): Promise<number> {
+    return this.sql
+      .prepare(
+        'DELETE FROM hub_events WHERE id IN (SELECT id FROM hub_events WHERE at < ? ORDER BY id LIMIT ?)',
+      )
+      .run(before, limit).changes;
   }
 
   private dropExpiredSignIns(now: number): void {

@@ -29,11 +29,11 @@ describe('admin API over a real socket, with a hub and a child over mutual TLS',
     assert.ok(token, 'the first start creates the admin token');
     const base = `http://127.0.0.1:${server.port}`;
     const headers = { authorization: `Bearer ${token}` };
-    const baseline = hub.listenerCount('event');
+    const baseline = hub.eventLog.subscribers;
 
     const stream = new SseClient(`${base}/api/events`, headers);
     await eventually(() => stream.comments.includes('connected'), 5000, 'the stream opened');
-    assert.equal(hub.listenerCount('event'), baseline + 1);
+    assert.equal(hub.eventLog.subscribers, baseline + 1);
     assert.equal(stream.status, 200);
     assert.match(String(stream.headers['content-type']), /^text\/event-stream/);
     await eventually(() => stream.comments.includes('heartbeat'), 5000, 'a heartbeat comment');
@@ -104,7 +104,7 @@ describe('admin API over a real socket, with a hub and a child over mutual TLS',
     );
 
     stream.close();
-    await eventually(() => hub.listenerCount('event') === baseline, 5000, 'the listener was removed');
+    await eventually(() => hub.eventLog.subscribers === baseline, 5000, 'the listener was removed');
 
     await child.stop();
     await server.stop();
@@ -230,29 +230,30 @@ describe('admin API over a real socket, with a hub and a child over mutual TLS',
     await hub.stop();
   });
 
-  it('the event stream takes ?token= for browsers; wrong tokens get 401; stopping the server ends open streams', async () => {
+  it('wrong tokens get 401 on the event stream; stopping the server ends open streams', async () => {
     const hub = await startHub();
     const server = new AdminApiServer(hub, { host: '127.0.0.1', port: 0 });
     await server.start();
     const token = server.takeCreatedToken() as string;
     const base = `http://127.0.0.1:${server.port}`;
-    const baseline = hub.listenerCount('event');
+    const baseline = hub.eventLog.subscribers;
 
-    const wrong = new SseClient(`${base}/api/events?token=tsa_nope`);
+    const wrong = new SseClient(`${base}/api/events`, { authorization: 'Bearer tsa_nope' });
     await eventually(() => wrong.ended, 5000, 'refused');
     assert.equal(wrong.status, 401);
 
-    const viaQuery = new SseClient(`${base}/api/events?token=${encodeURIComponent(token)}`);
-    await eventually(() => viaQuery.comments.includes('connected'), 5000, 'connected');
-    assert.equal(viaQuery.status, 200);
+    const stream = new SseClient(`${base}/api/events`, { authorization: `Bearer ${token}` });
+    await eventually(() => stream.comments.includes('connected'), 5000, 'connected');
+    assert.equal(stream.status, 200);
     await hub.putGroup({ name: 'sales', description: '', read: ['*'], write: ['*'] });
-    const e = await viaQuery.next((x) => x.event === 'scopes-changed', 'scopes-changed event');
+    const e = await stream.next((x) => x.event === 'scopes-changed', 'scopes-changed event');
     assert.deepEqual({ ...JSON.parse(e.data), at: 0 }, { type: 'scopes-changed', group: 'sales', at: 0 });
+    assert.match(String(e.id), /^\d+$/, 'a kept event carries its id');
 
     // stop() must not wait for the endless response: it ends it.
     await server.stop();
-    await eventually(() => viaQuery.ended, 5000, 'the stream ended');
-    assert.equal(hub.listenerCount('event'), baseline);
+    await eventually(() => stream.ended, 5000, 'the stream ended');
+    assert.equal(hub.eventLog.subscribers, baseline);
     await hub.stop();
   });
 

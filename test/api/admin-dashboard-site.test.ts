@@ -80,7 +80,11 @@ describe('the dashboard on the admin port', () => {
     const unknown = await app.inject({ method: 'GET', url: '/api/nope' });
     assert.equal(unknown.statusCode, 404);
     assert.equal(JSON.parse(unknown.body).code, 'ROUTE_NOT_FOUND');
-    assert.equal((await app.inject({ method: 'GET', url: '/api' })).statusCode, 404);
+    assert.equal(
+      (await app.inject({ method: 'GET', url: '/api' })).statusCode,
+      401,
+      'the API root, signed out',
+    );
     assert.equal((await app.inject({ method: 'GET', url: '/api/devices' })).statusCode, 401);
     const post = await app.inject({ method: 'POST', url: '/devices' });
     assert.equal(post.statusCode, 404, 'only GET and HEAD reach the pages');

@@ -155,6 +155,13 @@ class FakeAdminPort implements AdminPort {
   records(): never {
     throw new Error('the record routes are tested with a real replica elsewhere');
   }
+  get eventLog(): never {
+    throw new Error('the event routes are tested with a real hub (test/api/event-log.test.ts)');
+  }
+  metricsHistory(window: '1h' | '24h') {
+    this.calls.push(`metricsHistory ${window}`);
+    return { window, stepMs: 10_000, samples: [] };
+  }
   /** Real files over a real replica and chunk store, set by the file tests. */
   nodeFiles: NodeFiles | undefined;
   get files(): NodeFiles {

@@ -12,6 +12,7 @@ import { DEFAULT_ADMIN_HOST } from '../../hub/admin-api/server.js';
 import { AdminCertificateError, type PemCertificate, urlHost } from '../../hub/admin-api/serving.js';
 import { issueSignInLink, signInUrl } from '../../hub/admin-api/sign-in.js';
 import { resetAdminToken } from '../../hub/admin-api/token.js';
+import { DEFAULT_EVENT_RETENTION_DAYS } from '../../hub/event-log.js';
 import { createHub } from '../../hub/factory.js';
 import { pairingUri } from '../../transport/pairing-code.js';
 import { removeAgentFile, writeAgentFile } from '../../observability/agent-file.js';
@@ -42,6 +43,13 @@ function agentLogger(opts: { logLevel: string; logFormat: string }) {
     destination: process.stderr,
     format: opts.logFormat === 'json' ? 'json' : 'text',
   });
+}
+
+function days(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0 || n > 3650)
+    throw new UsageError(`invalid number of days ${value} (above 0, at most 3650)`);
+  return n;
 }
 
 function port(value: string): number {
@@ -102,6 +110,7 @@ interface HubOpts extends CommonOptions {
   httpCert?: string;
   httpKey?: string;
   insecureHttp?: boolean;
+  eventRetentionDays: number;
 }
 
 interface ChildOpts extends CommonOptions {
@@ -142,6 +151,12 @@ export function registerAgents(program: Command): void {
       )
       .option('--no-admin-api', 'do not serve the admin API and dashboard')
       .option(
+        '--event-retention-days <n>',
+        "days the hub keeps its events (the dashboard's Events page and the admin API's event log)",
+        days,
+        DEFAULT_EVENT_RETENTION_DAYS,
+      )
+      .option(
         '--recover',
         "the hub's store (trosyn.db) was lost: start with an empty one and take back what the children hold",
       )
@@ -175,6 +190,7 @@ export function registerAgents(program: Command): void {
         ...(requireApproval !== undefined && { requireApproval }),
         ...(retentionPolicy(config) && { retention: retentionPolicy(config) }),
         ...(opts.recover && { recover: true }),
+        eventRetentionDays: opts.eventRetentionDays,
         ...(opts.adminApi && {
           adminApi: {
             port: opts.adminPort,

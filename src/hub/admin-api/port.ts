@@ -5,6 +5,8 @@ import type { ReplicaReader } from '../../http/replica-routes.js';
 import type { Replica } from '../../sync/replica.js';
 import type { DeviceSyncReport } from '../device-health.js';
 import type { ChildSession, HubEvent, HubStatus } from '../events.js';
+import type { EventLog } from '../event-log.js';
+import type { MetricsSeries, MetricsWindow } from '../metrics-history.js';
 import type { DeviceRecord, GroupRecord, ListedPairingCode } from '../registry-backend.js';
 import type { SignInStore } from './sign-in.js';
 
@@ -46,6 +48,11 @@ export interface AdminPort {
 
   /** Calls `listener` with every hub event until the returned function is called. */
   subscribe(listener: (event: HubEvent) => void): () => void;
+
+  /** The event log: kept events with their ids, and new ones as they are written. */
+  readonly eventLog: Pick<EventLog, 'subscribe' | 'list' | 'after' | 'bounds' | 'retentionDays'>;
+  /** Throughput with the children and devices connected, over the last hour or day. */
+  metricsHistory(window: MetricsWindow): MetricsSeries;
 
   /** Records, history and conflicts, for the read routes; revert writes as the hub. */
   records(): ReplicaReader & Pick<Replica, 'revert'>;

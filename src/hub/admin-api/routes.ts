@@ -9,8 +9,6 @@ import {
   revertBody,
   writeResult,
 } from '../../http/schemas.js';
-import type { EventStreams } from '../../http/sse.js';
-import { NotStartedError } from '../../sync/errors.js';
 import { formatDeviceId, parseDeviceId } from '../../transport/device-id.js';
 import {
   device,
@@ -21,7 +19,6 @@ import {
   devices,
   devicesQuery,
   type DevicesQuery,
-  eventsQuery,
   fileTransfers,
   group,
   groupParams,
@@ -41,14 +38,12 @@ import type { AdminPort } from './port.js';
 
 /** What the admin routes share with the app that serves them. */
 export interface AdminRoutesOptions {
-  streams: EventStreams;
-  eventHeartbeatMs: number;
   logger: Logger;
 }
 
 /**
- * The hub-specific admin routes: status, devices, pairing codes, groups and the
- * live event stream, each a call on the AdminPort, so every change is recorded and
+ * The hub-specific admin routes: status, devices, pairing codes and groups (the
+ * events are event-routes.ts), each a call on the AdminPort, so every change is recorded and
  * published the same way whoever asks for it.
  */
 export function adminRoutes(hub: AdminPort, options: AdminRoutesOptions): FastifyPluginAsync {
@@ -330,38 +325,6 @@ export function adminRoutes(hub: AdminPort, options: AdminRoutesOptions): Fastif
             waiting: d.waiting,
           })),
         };
-      },
-    );
-
-    // --- live events ------------------------------------------------------------------------
-
-    app.get(
-      '/events',
-      {
-        config: { queryToken: true },
-        schema: {
-          tags: ['events'],
-          summary: 'Live hub events as Server-Sent Events: `event: <type>` and `data: <HubEvent JSON>`',
-          querystring: jsonSchema(eventsQuery),
-          response: {
-            200: {
-              description: 'an endless text/event-stream; a `: heartbeat` comment every 15 s',
-              content: { 'text/event-stream': { schema: { type: 'string' } } },
-            },
-            ...errorResponses(401, 429, 503),
-          },
-        },
-      },
-      async (_request, reply) => {
-        // Refused before the stream opens, while an error response can still be sent.
-        if (!hub.isStarted()) throw new NotStartedError('the hub');
-        let unsubscribe: () => void = () => undefined;
-        const stream = options.streams.start(
-          reply,
-          { heartbeatMs: options.eventHeartbeatMs, logger: options.logger },
-          () => unsubscribe(),
-        );
-        unsubscribe = hub.subscribe((event) => stream.send(event.type, event));
       },
     );
   };

@@ -204,10 +204,14 @@ export const groupPut = z.object({
 
 /** Query of the event stream. */
 export const eventsQuery = z.object({
-  token: z
-    .string()
+  lastEventId: z
+    .number()
+    .int()
+    .min(0)
     .optional()
-    .describe('the admin token, for browsers whose EventSource cannot set headers; prefer the header'),
+    .describe(
+      'resume after this event id, as the `Last-Event-ID` header does (which wins when both are sent): for a first connection that must not miss what happened since a page was loaded',
+    ),
 });
 
 /** File content arriving at the hub, and what moves over each connection. */

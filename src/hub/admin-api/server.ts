@@ -12,6 +12,7 @@ import { APP_VERSION } from '../../version.js';
 import { AuthFailureLimiter } from '../../http/bearer.js';
 import type { AdminPort } from './port.js';
 import { adminRoutes } from './routes.js';
+import { eventRoutes } from './event-routes.js';
 import { ADMIN_SESSION_COOKIE, sessionRoutes, signInRoutes } from './session-routes.js';
 import { adminSessionOf } from './sign-in.js';
 import { builtDashboardDir, DashboardSite } from './dashboard-site.js';
@@ -84,9 +85,9 @@ export interface AdminApiOptions {
 
 /**
  * Builds the admin API without listening (tests use `inject()`). Every `/api`
- * route except `/api/openapi.json` needs `Authorization: Bearer <admin token>`;
- * `/api/events` also takes `?token=`. The hub may be started after this is built:
- * requests before then get 503 NOT_STARTED.
+ * route but the sign-in needs `Authorization: Bearer <admin token>` or a
+ * dashboard session's cookie, the OpenAPI document included. The hub may be
+ * started after this is built: requests before then get 503 NOT_STARTED.
  */
 export function buildAdminApi(
   hub: AdminPort,
@@ -132,9 +133,12 @@ export function buildAdminApi(
       },
     },
     publicRoutes: [signInRoutes(hub, { limiter, clock, logger })],
+    // Signed out, nothing under /api/ answers but the sign-in: not even the route list.
+    publicOpenApi: false,
     routes: [
       sessionRoutes(hub, { clock }),
-      adminRoutes(hub, { streams, eventHeartbeatMs: options.eventHeartbeatMs ?? 15_000, logger }),
+      adminRoutes(hub, { logger }),
+      eventRoutes(hub, { streams, eventHeartbeatMs: options.eventHeartbeatMs ?? 15_000, logger, clock }),
       replicaReadRoutes(() => hub.records()),
       fileReadRoutes(() => hub.files),
     ],

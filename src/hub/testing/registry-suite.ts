@@ -310,6 +310,105 @@ export function runRegistryBackendSuite(name: string, makeHarness: () => Promise
       return again;
     });
 
+    withBackend('events: appended with increasing ids, filtered, paged both ways', async (b) => {
+      const [a, c] = [id(), id()];
+      assert.deepEqual(await b.eventBounds(), { oldest: undefined, latest: 0 }, 'none yet');
+      const ev = (at: number, type: string, deviceId: string | null) => ({
+        at,
+        type,
+        deviceId,
+        data: JSON.stringify({ type, at, ...(deviceId && { deviceId }) }),
+      });
+      const first = await b.appendEvents([ev(T0, 'device-paired', a), ev(T0 + 1, 'scopes-changed', null)]);
+      const second = await b.appendEvents([
+        ev(T0 + 2, 'sync-failed', a),
+        ev(T0 + 3, 'sync-failed', c),
+        ev(T0 + 4, 'device-revoked', a),
+      ]);
+      const ids = [...first, ...second];
+      assert.equal(ids.length, 5);
+      for (let i = 1; i < ids.length; i++)
+        assert.ok((ids[i] as number) > (ids[i - 1] as number), 'increasing');
+      assert.deepEqual(await b.eventBounds(), { oldest: ids[0], latest: ids[4] });
+      assert.equal(await b.appendEvents([]).then((x) => x.length), 0, 'an empty batch is nothing');
+
+      const newest = await b.listEvents({ order: 'desc', limit: 2 });
+      assert.deepEqual(
+        newest.map((e) => e.id),
+        [ids[4], ids[3]],
+        'newest first',
+      );
+      assert.deepEqual(newest[0], {
+        id: ids[4],
+        at: T0 + 4,
+        type: 'device-revoked',
+        deviceId: a,
+        data: JSON.stringify({ type: 'device-revoked', at: T0 + 4, deviceId: a }),
+      });
+      const older = await b.listEvents({ order: 'desc', limit: 10, beforeId: ids[3] as number });
+      assert.deepEqual(
+        older.map((e) => e.id),
+        [ids[2], ids[1], ids[0]],
+        'the next page',
+      );
+      const after = await b.listEvents({ order: 'asc', limit: 10, afterId: ids[1] as number });
+      assert.deepEqual(
+        after.map((e) => e.id),
+        ids.slice(2),
+        'oldest first after an id',
+      );
+      const ofA = await b.listEvents({
+        order: 'desc',
+        limit: 10,
+        deviceId: a,
+        types: ['sync-failed', 'device-paired'],
+      });
+      assert.deepEqual(
+        ofA.map((e) => e.id),
+        [ids[2], ids[0]],
+        'by device and types',
+      );
+      const inTime = await b.listEvents({ order: 'asc', limit: 10, since: T0 + 1, until: T0 + 3 });
+      assert.deepEqual(
+        inTime.map((e) => e.id),
+        [ids[1], ids[2]],
+        'since inclusive, until exclusive',
+      );
+    });
+
+    withBackend(
+      'events: pruning drops the oldest by time, in batches; ids are never given again',
+      async (b, h) => {
+        const ids = await b.appendEvents(
+          Array.from({ length: 5 }, (_, i) => ({
+            at: T0 + i * 1000,
+            type: 'error',
+            deviceId: null,
+            data: '{}',
+          })),
+        );
+        assert.equal(await b.pruneEvents(T0 + 3000, 2), 2, 'at most the limit');
+        assert.equal(await b.pruneEvents(T0 + 3000, 2), 1, 'then the rest before the time');
+        assert.equal(await b.pruneEvents(T0 + 3000, 2), 0);
+        assert.deepEqual(await b.eventBounds(), { oldest: ids[3], latest: ids[4] });
+        assert.equal(await b.pruneEvents(T0 + 10_000, 100), 2);
+        assert.deepEqual(
+          await b.eventBounds(),
+          { oldest: undefined, latest: ids[4] },
+          'the latest id is remembered',
+        );
+        const again = await h.reopen(b);
+        const [next] = await again.appendEvents([
+          { at: T0 + 20_000, type: 'error', deviceId: null, data: '{}' },
+        ]);
+        assert.ok(
+          (next as number) > (ids[4] as number),
+          'a new id, also after everything was pruned and a reopen',
+        );
+        return again;
+      },
+    );
+
     withBackend('settings and everything else survive a reopen', async (b, h) => {
       const a = id();
       await b.setSetting('k', 'v1');

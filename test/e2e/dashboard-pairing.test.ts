@@ -7,21 +7,14 @@
  * tmp/dashboard-screenshots (kept out of git).
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type Browser, type BrowserContext, chromium, type Locator, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 import { tempDir } from '../helpers.js';
+import { haveBrowser, launchBrowser, SCREENSHOTS, until } from './browser.js';
 import { type Agent, freePort, hubArgs, runCli, startAgent, startChildAgent } from './helpers.js';
-
-const CHROMIUM = process.env.TROSYN_CHROMIUM ?? '/usr/bin/chromium';
-const SCREENSHOTS = join('tmp', 'dashboard-screenshots');
-const haveBrowser = existsSync(CHROMIUM);
-if (!haveBrowser)
-  console.error(
-    `\n*** SKIPPING the dashboard browser tests: no chromium at ${CHROMIUM} (apt-get install chromium) ***\n`,
-  );
 
 /** The QR encoder the hub's terminal QR code is drawn with (qrcode-terminal's own), to check the page against. */
 const require = createRequire(import.meta.url);
@@ -62,25 +55,6 @@ function svgMatrix(viewBox: string, d: string): string[] {
 
 const dir = tempDir('trosyn-dashboard-pairing-e2e-');
 
-/** Polls `check` every 100 ms until it holds, or fails naming `what`. */
-async function until(
-  check: () => Promise<boolean> | boolean,
-  what: string,
-  timeoutMs = 15_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (
-      await Promise.resolve()
-        .then(check)
-        .catch(() => false)
-    )
-      return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 function navLink(page: Page, name: string) {
   return page.getByRole('navigation', { name: 'Pages' }).getByRole('link', { name, exact: true });
 }
@@ -116,18 +90,7 @@ describe('the dashboard: pairing, groups and sync details, in a browser', { skip
 
   before(async () => {
     mkdirSync(SCREENSHOTS, { recursive: true });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchBrowser();
     hubData = join(dir.path, 'hub');
     syncPort = await freePort();
     hub = startAgent([

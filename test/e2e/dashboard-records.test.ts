@@ -8,42 +8,16 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { after, before, describe, it } from 'node:test';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { tempDir } from '../helpers.js';
+import { haveBrowser, launchBrowser, SCREENSHOTS, until } from './browser.js';
 import { type Agent, freePort, hubArgs, runCli, startAgent, startChildAgent } from './helpers.js';
 
-const CHROMIUM = process.env.TROSYN_CHROMIUM ?? '/usr/bin/chromium';
-const SCREENSHOTS = join('tmp', 'dashboard-screenshots');
-const haveBrowser = existsSync(CHROMIUM);
-if (!haveBrowser)
-  console.error(
-    `\n*** SKIPPING the dashboard browser tests: no chromium at ${CHROMIUM} (apt-get install chromium) ***\n`,
-  );
-
 const dir = tempDir('trosyn-dashboard-records-e2e-');
-
-/** Polls `check` every 100 ms until it holds, or fails naming `what`. */
-async function until(
-  check: () => Promise<boolean> | boolean,
-  what: string,
-  timeoutMs = 20_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (
-      await Promise.resolve()
-        .then(check)
-        .catch(() => false)
-    )
-      return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 interface Desk {
   name: string;
@@ -110,18 +84,7 @@ describe('the Conflicts, Records and Files pages in a browser', { skip: !haveBro
       ]);
       await start(desk);
     }
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchBrowser();
     const context = await browser.newContext({
       viewport: { width: 1280, height: 900 },
       acceptDownloads: true,

@@ -5,44 +5,18 @@
  * tmp/dashboard-screenshots (kept out of git).
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { createIdentity } from '../../src/transport/identity.js';
 import { tempDir } from '../helpers.js';
+import { haveBrowser, launchBrowser, SCREENSHOTS, until } from './browser.js';
 import { type Agent, freePort, hubArgs, runCli, startAgent, startChildAgent } from './helpers.js';
 
-const CHROMIUM = process.env.TROSYN_CHROMIUM ?? '/usr/bin/chromium';
-const SCREENSHOTS = join('tmp', 'dashboard-screenshots');
-const haveBrowser = existsSync(CHROMIUM);
-if (!haveBrowser)
-  console.error(
-    `\n*** SKIPPING the dashboard browser tests: no chromium at ${CHROMIUM} (apt-get install chromium) ***\n`,
-  );
-
 const dir = tempDir('trosyn-dashboard-e2e-');
-
-/** Polls `check` every 100 ms until it holds, or fails naming `what`. */
-async function until(
-  check: () => Promise<boolean> | boolean,
-  what: string,
-  timeoutMs = 15_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (
-      await Promise.resolve()
-        .then(check)
-        .catch(() => false)
-    )
-      return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /** The status the page's own origin gets for a request: what the browser can read with its cookie. */
 function statusFromPage(page: Page, path: string): Promise<number> {
@@ -84,18 +58,7 @@ describe('the dashboard in a browser', { skip: !haveBrowser }, () => {
 
   before(async () => {
     mkdirSync(SCREENSHOTS, { recursive: true });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchBrowser();
     hubData = join(dir.path, 'hub');
     syncPort = await freePort();
     hub = startAgent([

@@ -1,3 +1,4 @@
+import { HUB_EVENT_TYPES, LIVE_ONLY_EVENT_TYPES } from '../../src/hub/event-types.js';
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import {
   api,
@@ -37,32 +38,13 @@ export interface HubState {
 }
 
 /** Events the hub sends live only, never with an id (docs/API.md, event stream). */
-export const LIVE_ONLY_TYPES = new Set(['sync-progress', 'files-progress']);
+export const LIVE_ONLY_TYPES: ReadonlySet<string> = new Set<string>(LIVE_ONLY_EVENT_TYPES);
 
 /** The event types that are errors, as the event log's `type` filter writes them. */
 export const ERROR_TYPES = 'sync-failed,writes-refused,error';
 
 /** Every event type the hub sends (docs/API.md, event stream). */
-export const EVENT_TYPES = [
-  'device-paired',
-  'device-approved',
-  'device-revoked',
-  'device-updated',
-  'device-connected',
-  'device-disconnected',
-  'sync-started',
-  'sync-progress',
-  'sync-completed',
-  'sync-failed',
-  'writes-refused',
-  'conflict-opened',
-  'conflict-resolved',
-  'scopes-changed',
-  'sync-restarted',
-  'recovery-started',
-  'files-progress',
-  'error',
-];
+export const EVENT_TYPES: readonly string[] = HUB_EVENT_TYPES;
 
 /** Disconnect reasons that are an admin's own doing, not a device's trouble. */
 const ROUTINE_DISCONNECTS = new Set(['SCOPES_CHANGED']);

@@ -1,17 +1,12 @@
+import { LIVE_ONLY_EVENT_TYPES } from './event-types.js';
 import type { Logger } from 'pino';
 import type { Clock, Startable, Timer } from '../lifecycle.js';
 import { InvalidOptionError } from '../sync/errors.js';
 import type { HubEvent, HubEventType } from './events.js';
 import type { RegistryBackend, StoredEventQuery } from './registry-backend.js';
 
-/**
- * Events sent live only, never kept: they come several times a second while a
- * sync or a transfer runs, and each says only where it stands now.
- */
-export const LIVE_ONLY_EVENTS: ReadonlySet<HubEventType> = new Set<HubEventType>([
-  'sync-progress',
-  'files-progress',
-]);
+/** Events sent live only, never kept (see LIVE_ONLY_EVENT_TYPES). */
+export const LIVE_ONLY_EVENTS: ReadonlySet<HubEventType> = new Set<HubEventType>(LIVE_ONLY_EVENT_TYPES);
 
 /** How long events are kept unless configured: 30 days. */
 export const DEFAULT_EVENT_RETENTION_DAYS = 30;

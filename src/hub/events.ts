@@ -2,6 +2,7 @@ import type { ContentProgress } from '../files/content-sync.js';
 import type { DiscoveryDiagnostics } from '../discovery/types.js';
 import type { DeviceId, StoreStats } from '../store/types.js';
 import type { SyncSessionStats } from '../sync/session.js';
+import { HUB_EVENT_TYPES } from './event-types.js';
 
 /** One child's live sync session, as the hub's status shows it. */
 export interface ChildSession {
@@ -58,27 +59,10 @@ export type HubEvent = { at: number } & (
 
 export type HubEventType = HubEvent['type'];
 
-/** Every HubEvent type, for validating filters (the compiler checks none is missing). */
-export const HUB_EVENT_TYPES = [
-  'device-paired',
-  'device-approved',
-  'device-revoked',
-  'device-updated',
-  'device-connected',
-  'device-disconnected',
-  'sync-started',
-  'sync-progress',
-  'sync-completed',
-  'sync-failed',
-  'writes-refused',
-  'conflict-opened',
-  'conflict-resolved',
-  'scopes-changed',
-  'sync-restarted',
-  'recovery-started',
-  'files-progress',
-  'error',
-] as const satisfies readonly HubEventType[];
+/** Every HubEvent type, for validating filters (the compiler checks none is missing or extra). */
+export { HUB_EVENT_TYPES };
+const noExtra: readonly HubEventType[] = HUB_EVENT_TYPES;
+void noExtra;
 const everyType: [Exclude<HubEventType, (typeof HUB_EVENT_TYPES)[number]>] extends [never] ? true : never =
   true;
 void everyType;

@@ -9,7 +9,9 @@ import type { CollectionOptions } from './sync/replica.js';
 /**
  * Optional settings in `<data dir>/config.json`, read by the agent and by CLI
  * commands on the same data directory, so both open the store the same way.
- * Conflict strategies must be the same on the hub and every child.
+ * On the hub, the collections' strategies and local-only flags, `hubOnly` and
+ * `retention` make the collection policy every child receives; a child's file may
+ * only add local-only collections and choose its files collections' transfer.
  */
 export interface NodeConfig {
   /**
@@ -104,4 +106,31 @@ export function fileCollections(config: NodeConfig): Record<string, FileTransfer
   for (const [name, options] of Object.entries(config.collections ?? {}))
     if (options.files) out[name] = options.files;
   return out;
+}
+
+/**
+ * Refuses a child's config.json that sets what the hub decides (conflict
+ * strategies, retention, hub-only collections, approval mode) with
+ * CHILD_POLICY_SETTING, naming the first such setting.
+ */
+export function assertChildConfig(config: NodeConfig, dataDir: string): void {
+  const path = join(dataDir, 'config.json');
+  const named = Object.entries(config.collections ?? {}).find(([, c]) => c.conflict !== undefined);
+  const setting = named
+    ? `collections.${named[0]}.conflict`
+    : (['retention', 'hubOnly', 'requireApproval'] as const).find((k) => config[k] !== undefined);
+  if (setting === undefined) return;
+  throw new TrosynError(
+    'CHILD_POLICY_SETTING',
+    `${path}: ${setting} is the hub's to set: conflict strategies, retention and hub-only collections are set on the hub (dashboard Settings, \`trosyn-sync settings\`) and reach every child; a child's config.json may only add local-only collections`,
+    { path, setting },
+  );
+}
+
+/** The local-only collections a node's config.json adds, as Replica takes them. */
+export function localOnlyOptions(config: NodeConfig): Record<string, CollectionOptions> | undefined {
+  const names = Object.entries(config.collections ?? {}).filter(([, c]) => c.localOnly);
+  return names.length > 0
+    ? Object.fromEntries(names.map(([name]) => [name, { localOnly: true }]))
+    : undefined;
 }

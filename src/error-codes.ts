@@ -138,7 +138,20 @@ export const ERROR_CODES = {
   LOCAL_ONLY_COLLECTION: {
     area: 'Sync between replicas',
     meaning: 'A peer sent a revision of a collection that is local-only here. Refused alone.',
-    fix: 'Mark the collection local-only on every device, or on none.',
+    fix: 'Local-only is a collection policy set on the hub (dashboard Settings, `trosyn-sync settings`, `PUT /api/settings`) and sent to every child; a device that still sends the collection wrote it before the policy reached it. Those writes stay on that device.',
+  },
+  INVALID_POLICY: {
+    area: 'Sync between replicas',
+    status: 400,
+    meaning:
+      'A collection policy (conflict strategy, local-only, hub-only, retention) was refused: an unknown strategy, a bad collection name or pattern, a retention limit out of range. Nothing changed.',
+    fix: 'The message names the setting; strategies are lww, hub-wins, merge and manual.',
+  },
+  CHILD_POLICY_SETTING: {
+    area: 'Command line and configuration',
+    meaning:
+      "A child's `config.json` sets a conflict strategy, retention, hub-only collections or approval mode: those are the hub's to set, and reach every child over sync. A child may only add local-only collections (and choose its files collections' transfer policy).",
+    fix: "Remove the setting from the child's config.json and set it on the hub (dashboard Settings, `trosyn-sync settings`).",
   },
   SYNC_GAP: {
     area: 'Sync between replicas',

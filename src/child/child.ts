@@ -112,7 +112,9 @@ export class Child extends EventEmitter<Events> implements Startable, LocalPort 
       deviceId: identity.deviceId,
       role: 'child',
       ...(init.collections && { collections: init.collections }),
-      ...(init.retention && { retention: init.retention, pruneEveryMs: 3600_000 }),
+      ...(init.retention && { retention: init.retention }),
+      // Hourly, with the retention in force then: the hub's policy may set it.
+      pruneEveryMs: 3600_000,
       watchExternalWritesMs: 250,
       logger: this.logger,
       clock: this.clock,

@@ -19,7 +19,8 @@ import { chunkLink } from '../transport/chunk-link.js';
 import { ChunkExchange } from '../files/chunk-exchange.js';
 import type { ChunkStore } from '../files/chunk-store.js';
 import type { ContentSync } from '../files/content-sync.js';
-import { FILES_FEATURE } from '../protocol/constants.js';
+import { FILES_FEATURE, POLICY_FEATURE } from '../protocol/constants.js';
+import { parseSyncPolicy } from '../sync/policy.js';
 import { APP_VERSION } from '../version.js';
 import type { ChildInit } from './options.js';
 import { loadPairedHub } from './paired-hub.js';
@@ -109,7 +110,7 @@ export class HubLink extends EventEmitter<Events> implements Startable {
         role: 'child',
         appVersion: APP_VERSION,
         heartbeatMs: init.heartbeatMs ?? 15_000,
-        features: [FILES_FEATURE],
+        features: [FILES_FEATURE, POLICY_FEATURE],
         ...(init.compression && { compression: init.compression }),
       },
       hubId,
@@ -174,6 +175,15 @@ export class HubLink extends EventEmitter<Events> implements Startable {
 
   private async openSession(hub: HubConnection): Promise<void> {
     const { replica } = this.o;
+    // Before any wait: the hub sends its policy as soon as the session is set up.
+    hub.conn.handle('policy.set', async (params) => {
+      const policy = parseSyncPolicy(params);
+      const before = replica.getPolicy().version;
+      const { resettled } = await replica.setPolicy(policy);
+      if (policy.version !== before)
+        this.o.logger.info({ version: policy.version, resettled }, "adopted the hub's collection policy");
+      return { version: policy.version };
+    });
     if (!this.o.init.hubAddresses)
       await this.memory.remember({ ...hub.address, deviceId: hub.hubId }).catch(() => undefined);
     const session = new SyncSession({

@@ -50,7 +50,12 @@ export interface ChildInit {
    * @default { initialMs: 500, maxMs: 30000 } with full jitter
    */
   backoff?: BackoffOptions;
-  /** Per-collection conflict strategy and local-only flag; the hub must use the same. */
+  /**
+   * Per-collection settings of this child. The hub's collection policy (sent at every
+   * connection and kept in the store) decides conflict strategies and retention for
+   * every collection it names; these apply only to collections it does not name, and
+   * a `localOnly` here always holds (a child may keep more collections to itself).
+   */
   collections?: Record<string, CollectionOptions>;
   /**
    * SQLite durability of the default store; see SqliteStoreOptions. `'off'` also
@@ -59,7 +64,7 @@ export interface ChildInit {
    */
   synchronous?: 'full' | 'normal' | 'off';
   /**
-   * History kept per record, applied at start and hourly.
+   * History kept per record, applied at start and hourly, until the hub's policy sets one.
    * @default keep everything
    */
   retention?: RetentionPolicy;

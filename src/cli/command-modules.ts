@@ -27,6 +27,7 @@ export const COMMAND_MODULES: readonly {
     commands: ['dashboard-link', 'devices', 'groups'],
     load: async () => (await import('./commands/admin.js')).registerAdmin,
   },
+  { commands: ['settings'], load: async () => (await import('./commands/settings.js')).registerSettings },
   {
     commands: ['status', 'discover'],
     load: async () => (await import('./commands/status.js')).registerStatus,

@@ -1,7 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { collectionOptions, loadNodeConfig } from '../config.js';
+import { loadNodeConfig, localOnlyOptions } from '../config.js';
 import { TrosynError } from '../errors.js';
 import { PackChunkStore } from '../files/chunk-store-pack.js';
 import { FileStore } from '../files/file-store.js';
@@ -89,8 +89,8 @@ export function isHubDir(dir: string): boolean {
  */
 export async function withReplica<T>(dir: string, fn: (replica: Replica) => Promise<T>): Promise<T> {
   const deviceId = nodeDeviceId(dir);
-  const config = loadNodeConfig(dir);
-  const collections = collectionOptions(config);
+  // Strategies come from the policy the store keeps; config.json adds local-only collections.
+  const collections = localOnlyOptions(loadNodeConfig(dir));
   const replica = nodeReplica({
     dataDir: dir,
     deviceId,

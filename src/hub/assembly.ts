@@ -3,9 +3,10 @@ import { nodeContent } from '../files/node-content.js';
 import type { NodeFiles } from '../files/node-files.js';
 import type { Logger } from 'pino';
 import type { Startable } from '../lifecycle.js';
-import { DEFAULT_SYNC_PORT, FILES_FEATURE } from '../protocol/constants.js';
+import { DEFAULT_SYNC_PORT, FILES_FEATURE, POLICY_FEATURE } from '../protocol/constants.js';
 import { nodeStoreState } from '../sync/node-replica.js';
-import { Replica } from '../sync/replica.js';
+import { type CollectionOptions, Replica } from '../sync/replica.js';
+import type { SyncPolicy } from '../sync/policy.js';
 import type { Connection } from '../transport/connection.js';
 import type { DeviceIdentity } from '../transport/identity.js';
 import { type PeerInfo, TransportServer } from '../transport/server.js';
@@ -67,8 +68,9 @@ export async function assembleHub(init: HubInit, parts: HubParts, hooks: HubHook
     store: parts.store,
     deviceId: identity.deviceId,
     role: 'hub',
-    ...(init.collections && { collections: init.collections }),
-    ...(init.retention && { retention: init.retention, pruneEveryMs: 3600_000 }),
+    // Strategies by name are the policy's (sent to children); a resolver function stays the hub's own.
+    ...(resolverObjects(init.collections) && { collections: resolverObjects(init.collections) }),
+    pruneEveryMs: 3600_000,
     watchExternalWritesMs: 250,
     logger,
     clock,
@@ -89,7 +91,7 @@ export async function assembleHub(init: HubInit, parts: HubParts, hooks: HubHook
     content,
     chunks: parts.chunks,
     registry: parts.registry,
-    hubOnly: init.hubOnly ?? [],
+    hubOnly: () => replica.getPolicy().hubOnly,
     recovery: hooks.recovery,
     onRolledBack: () => void hooks.beginRecovery('store-rolled-back', replica),
     publish: hooks.publish,
@@ -142,7 +144,7 @@ export async function assembleHub(init: HubInit, parts: HubParts, hooks: HubHook
       role: 'hub',
       appVersion: APP_VERSION,
       heartbeatMs: init.heartbeatMs ?? 15_000,
-      features: [FILES_FEATURE],
+      features: [FILES_FEATURE, POLICY_FEATURE],
       ...(init.compression && { compression: init.compression }),
     },
     authenticator: parts.authenticator,
@@ -169,6 +171,7 @@ export async function assembleHub(init: HubInit, parts: HubParts, hooks: HubHook
         });
   // What the hub itself keeps between its store and its service: conflicts and recovery.
   let unsubscribe: () => void = () => undefined;
+  let unsubscribePolicy: () => void = () => undefined;
   const hubState: Startable = {
     isStarted: () => true,
     start: async () => {
@@ -177,9 +180,18 @@ export async function assembleHub(init: HubInit, parts: HubParts, hooks: HubHook
       for (const c of await replica.conflicts())
         if (c.status !== 'resolved') hooks.rememberConflict(c.collection, c.id);
       unsubscribe = replica.subscribe((e) => hooks.trackConflict(e.collection, e.id, e.conflict));
+      await adoptGivenPolicy(replica, init, clock.now(), logger);
+      let hubOnly = JSON.stringify(replica.getPolicy().hubOnly);
+      unsubscribePolicy = replica.onPolicy((policy) => {
+        const now = JSON.stringify(policy.hubOnly);
+        sessions.policyChanged(now !== hubOnly);
+        hubOnly = now;
+        hooks.publish({ type: 'settings-changed', version: policy.version });
+      });
     },
     stop: async () => {
       unsubscribe();
+      unsubscribePolicy();
       hooks.clearConflicts();
     },
   };
@@ -223,3 +235,62 @@ export async function assembleHub(init: HubInit, parts: HubParts, hooks: HubHook
     ],
   };
 }
+
+/** The custom resolver objects among a hub's collection options (strategy names belong to the policy). */
+function resolverObjects(collections: HubInit['collections']): Record<string, CollectionOptions> | undefined {
+  const out = Object.entries(collections ?? {}).filter(
+    ([, c]) => c.conflict && typeof c.conflict !== 'string',
+  );
+  return out.length > 0
+    ? Object.fromEntries(out.map(([name, c]) => [name, { conflict: c.conflict }]))
+    : undefined;
+}
+
+/**
+ * The policy the hub was started with (config.json's collections, hubOnly and
+ * retention, or the same HubInit options). What changed since the last start's
+ * options is applied to the policy in force, part by part (a collection, the
+ * hub-only list, the retention): editing config.json and restarting changes what was
+ * edited, while what the dashboard or CLI changed since, and the file does not
+ * touch, stays.
+ */
+async function adoptGivenPolicy(replica: Replica, init: HubInit, now: number, logger: Logger): Promise<void> {
+  if (init.collections === undefined && init.hubOnly === undefined && init.retention === undefined) return;
+  const collections: SyncPolicy['collections'] = {};
+  for (const [name, c] of Object.entries(init.collections ?? {})) {
+    const conflict = typeof c.conflict === 'string' && c.conflict !== 'lww' ? c.conflict : undefined;
+    if (conflict || c.localOnly)
+      collections[name] = { ...(conflict && { conflict }), ...(c.localOnly && { localOnly: true }) };
+  }
+  const r = init.retention;
+  const given: Given = {
+    collections,
+    hubOnly: init.hubOnly ?? [],
+    retention: {
+      ...(r?.maxRevisions !== undefined && { maxRevisions: r.maxRevisions }),
+      ...(r?.maxAgeMs !== undefined && { maxAgeDays: r.maxAgeMs / (24 * 3600_000) }),
+    },
+  };
+  const key = JSON.stringify(given);
+  const note = await replica.getNote('given_policy');
+  if (note === key) return;
+  const last: Given = note ? (JSON.parse(note) as Given) : { collections: {}, hubOnly: [], retention: {} };
+  const current = replica.getPolicy();
+  const next = { ...current, collections: { ...current.collections } };
+  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+  for (const name of new Set([...Object.keys(last.collections), ...Object.keys(given.collections)])) {
+    if (same(last.collections[name], given.collections[name])) continue;
+    const entry = given.collections[name];
+    if (entry) next.collections[name] = entry;
+    else delete next.collections[name];
+  }
+  if (!same(last.hubOnly, given.hubOnly)) next.hubOnly = given.hubOnly;
+  if (!same(last.retention, given.retention)) next.retention = given.retention;
+  if (!same(next, current)) {
+    await replica.setPolicy({ ...next, version: current.version + 1, updatedAt: now });
+    logger.info({ version: current.version + 1 }, 'collection policy changed by the configuration');
+  }
+  await replica.setNote('given_policy', key);
+}
+
+type Given = Pick<SyncPolicy, 'collections' | 'hubOnly' | 'retention'>;

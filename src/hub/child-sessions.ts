@@ -10,7 +10,7 @@ import { shortDeviceId } from '../transport/device-id.js';
 import { TransportError } from '../transport/errors.js';
 import type { PeerInfo } from '../transport/server.js';
 import { syncChannel } from '../transport/sync-channel.js';
-import { FILES_FEATURE } from '../protocol/constants.js';
+import { FILES_FEATURE, POLICY_FEATURE } from '../protocol/constants.js';
 import { chunkLink } from '../transport/chunk-link.js';
 import { ChunkExchange } from '../files/chunk-exchange.js';
 import type { ChunkStore } from '../files/chunk-store.js';
@@ -42,8 +42,8 @@ export interface ChildSessionsOptions {
   content: ContentSync;
   chunks: ChunkStore;
   registry: DeviceRegistry;
-  /** Collections never sent to children nor accepted from them. */
-  hubOnly: readonly string[];
+  /** Collections never sent to children nor accepted from them, now (the policy's). */
+  hubOnly: () => readonly string[];
   /** The recovery window the hub is in, if any. */
   recovery: () => RecoveryWindow | undefined;
   /** A child found the hub's store rolled back. */
@@ -157,7 +157,7 @@ export class ChildSessions implements Startable {
     this.sessions
       .get(peer.deviceId)
       ?.conn.close(new TransportError('REPLACED', 'replaced by a newer connection from the same device'));
-    const scope = compileScope(peer.deviceId, group, this.o.hubOnly);
+    const scope = compileScope(peer.deviceId, group, this.o.hubOnly());
     // A widened read scope: send from the start, so the child gets older revisions it may now read.
     const scopeSetting = `read_scope:${peer.deviceId}`;
     const widened = (await registry.getSetting(scopeSetting)) !== scope.readHash;
@@ -173,7 +173,7 @@ export class ChildSessions implements Startable {
         scope,
         {
           hubId: this.o.hubId,
-          hubOnly: this.o.hubOnly,
+          hubOnly: this.o.hubOnly(),
           writeScopeOf: (id) => this.writeScopeOf(id),
         },
         this.o.recovery,
@@ -203,6 +203,7 @@ export class ChildSessions implements Startable {
         exchange.abort(cause ?? new Error('connection closed'));
       });
     }
+    if (peer.handshake.features.includes(POLICY_FEATURE)) this.sendPolicy(live);
     session.start().catch((err: unknown) => conn.close(err as Error));
     this.o.publish({ type: 'device-connected', session: this.describe(live) });
     this.o.publish({ type: 'sync-started', deviceId: peer.deviceId });
@@ -268,6 +269,48 @@ export class ChildSessions implements Startable {
     if (!d || d.state === 'revoked') return undefined;
     const group = await this.o.registry.getGroup(d.group);
     return group ? { group: group.name, write: group.write } : undefined;
+  }
+
+  /**
+   * Sends the policy now in force to every connected child that takes it; when the
+   * hub-only collections changed, reconnects them all instead, under the new scopes
+   * (they get the policy again as they connect).
+   */
+  policyChanged(hubOnlyChanged: boolean): void {
+    for (const live of [...this.sessions.values()]) {
+      if (hubOnlyChanged)
+        this.disconnect(
+          live.peer.deviceId,
+          'SCOPES_CHANGED',
+          'the hub-only collections changed; reconnecting',
+        );
+      else if (live.peer.handshake.features.includes(POLICY_FEATURE)) this.sendPolicy(live);
+    }
+  }
+
+  private sendPolicy(live: LiveSession): void {
+    const policy = this.o.replica.getPolicy();
+    live.conn.request('policy.set', policy).then(
+      () =>
+        this.o.logger.debug(
+          { device: shortDeviceId(live.peer.deviceId), version: policy.version },
+          'policy sent',
+        ),
+      (err: unknown) => {
+        if (live.conn.closed) return;
+        this.o.logger.warn(
+          { err, device: shortDeviceId(live.peer.deviceId) },
+          'a child did not take the policy',
+        );
+        const e = err as { code?: string; message?: string };
+        this.o.publish({
+          type: 'error',
+          code: e.code ?? 'INVALID_POLICY',
+          message: `device did not take the collection policy: ${e.message ?? String(err)}`,
+          deviceId: live.peer.deviceId,
+        });
+      },
+    );
   }
 
   /** Disconnects sessions whose device was revoked, unapproved or moved to other scopes meanwhile. */

@@ -17,6 +17,7 @@ export const HUB_EVENT_TYPES = [
   'conflict-opened',
   'conflict-resolved',
   'scopes-changed',
+  'settings-changed',
   'sync-restarted',
   'recovery-started',
   'files-progress',

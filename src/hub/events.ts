@@ -44,6 +44,8 @@ export type HubEvent = { at: number } & (
   | { type: 'conflict-resolved'; collection: string; id: string }
   /** A group was created, changed or deleted (`deleted: true`). */
   | { type: 'scopes-changed'; group: string; deleted?: true }
+  /** The collection policy or approval mode changed (the policy's new version). */
+  | { type: 'settings-changed'; version: number }
   /**
    * The hub sends a child its change log from the beginning although the child had
    * a cursor: the cursor was for an older log of the hub, or the hub's store was

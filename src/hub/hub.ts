@@ -27,6 +27,7 @@ import type { HubInit, HubParts } from './options.js';
 import { RELAY_WINDOW_MS, type RecoveryWindow } from './recovery.js';
 import type { DeviceRecord, GroupRecord, ListedPairingCode } from './registry-backend.js';
 import { type DeviceRegistry, RegistryError } from './registry.js';
+import { changeSettings, type HubSettings, readSettings, type SettingsChange } from './settings.js';
 
 export type { ChildSession, HubEvent, HubStatus } from './events.js';
 
@@ -310,6 +311,21 @@ export class Hub extends EventEmitter<Events> implements Startable, AdminPort {
   async deleteGroup(name: string): Promise<void> {
     await this.registry.deleteGroup(name);
     this.publish({ type: 'scopes-changed', group: name, deleted: true });
+  }
+
+  settings(): Promise<HubSettings> {
+    return readSettings(this.now().replica, this.registry);
+  }
+
+  /** Changes the settings; the replica's policy listener sends a new policy to every child. */
+  async updateSettings(change: SettingsChange): Promise<HubSettings & { resettled: number }> {
+    const { replica } = this.now();
+    const before = await this.settings();
+    const after = await changeSettings(replica, this.registry, change, this.clock.now());
+    // A policy change publishes its own event; approval mode alone publishes here.
+    if (after.policy.version === before.policy.version && after.requireApproval !== before.requireApproval)
+      this.publish({ type: 'settings-changed', version: after.policy.version });
+    return after;
   }
 
   /** How far behind a device is each way, and what went wrong last with its sync. */

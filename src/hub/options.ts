@@ -54,9 +54,15 @@ export interface HubInit {
    * @default { perAddress: { burst: 5, perMinute: 10 }, overall: { burst: 20, perMinute: 60 } }
    */
   pairingLimits?: { perAddress?: RateLimit; overall?: RateLimit };
-  /** Per-collection conflict strategy and local-only flag; children must use the same. */
+  /**
+   * The collection policy to start with: per-collection conflict strategy and
+   * local-only flag. With `hubOnly` and `retention` it becomes the policy every child
+   * receives, adopted at start whenever it differs from what was given at the last
+   * start (so a change made since through the admin API or CLI survives restarts that
+   * give the same options). A ConflictResolver object stays the hub's own.
+   */
   collections?: Record<string, CollectionOptions>;
-  /** Collections kept on the hub: never sent to children, never accepted from them. Patterns as in scopes. */
+  /** Collections kept on the hub: never sent to children, never accepted from them. Patterns as in scopes. Part of the policy. */
   hubOnly?: string[];
   /**
    * Announce the hub on the LAN (multicast and DNS-SD); `false` for networks where
@@ -74,7 +80,7 @@ export interface HubInit {
   /** The admin HTTP API; off unless given. See AdminApiOptions for its defaults. */
   adminApi?: AdminApiOptions;
   /**
-   * History kept per record, applied at start and hourly.
+   * History kept per record on every node, applied at start and hourly. Part of the policy.
    * @default keep everything
    */
   retention?: RetentionPolicy;

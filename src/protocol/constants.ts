@@ -33,3 +33,10 @@ export const DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024;
  * only over connections where both sides announce it.
  */
 export const FILES_FEATURE = 'files';
+
+/**
+ * The feature a peer announces when it takes the hub's collection policy
+ * (`policy.set`; PROTOCOL.md, "Collection policy"). The hub sends it at every
+ * connection and whenever it changes.
+ */
+export const POLICY_FEATURE = 'policy';

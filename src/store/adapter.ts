@@ -11,6 +11,7 @@ import type {
   PeerCursor,
   PeerLog,
   RecordView,
+  Resettler,
   RetentionPolicy,
   RevId,
   Seq,
@@ -94,6 +95,14 @@ export interface StorageAdapter extends Startable {
     status?: ConflictRecord['status'];
     collection?: string;
   }): Promise<ConflictRecord[]>;
+
+  /**
+   * Settles again, with `settle`, every record of `collection` whose heads are in
+   * conflict (its strategy changed): each one's resolution and active conflict entry
+   * take the new verdict, in one transaction, without a new revision. Returns the
+   * records whose state changed.
+   */
+  resettle(collection: string, settle: Resettler, now: number): Promise<RecordView[]>;
 
   /** Drops bodies that the policy no longer keeps; returns how many. Heads are never pruned. */
   prune(policy: RetentionPolicy, now: number): Promise<number>;

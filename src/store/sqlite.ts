@@ -33,6 +33,7 @@ import type {
   RecordView,
   ReduceOutcome,
   RejectedRevision,
+  Resettler,
   RetentionPolicy,
   RevId,
   Revision,
@@ -771,6 +772,61 @@ export class SqliteStore implements StorageAdapter {
       resolvedAt: row.resolved_at,
       resolvedBy: row.resolved_by as RevId | null,
     }));
+  }
+
+  async resettle(collection: string, settle: Resettler, now: number): Promise<RecordView[]> {
+    const { db, s } = this.open();
+    const ids = db
+      .prepare<[string], string>(
+        "SELECT record_id FROM conflicts WHERE collection = ? AND status != 'resolved' ORDER BY record_id",
+      )
+      .pluck()
+      .all(collection);
+    const resolutionSeq = db
+      .prepare<[string, string], number>('SELECT seq FROM resolutions WHERE collection = ? AND id = ?')
+      .pluck();
+    return this.write(() => {
+      const changed: RecordView[] = [];
+      for (const id of ids) {
+        const heads = s.heads
+          .all(collection, id)
+          .map((row) => this.toStored(row))
+          .sort((a, b) => (a.rev < b.rev ? -1 : a.rev > b.rev ? 1 : 0));
+        const active = s.activeConflict.get(collection, id);
+        if (heads.length < 2 || !active) continue;
+        const before = s.getRecord.get(collection, id);
+        const { resolution, hlc, conflict, strategy } = settle(heads);
+        const winner = heads.find((h) => h.rev === resolution.winner);
+        if (!winner)
+          throw new Error(`the resettled winner ${resolution.winner} is not a head of ${collection}/${id}`);
+        // No new revision: the record keeps its position in the log, only its verdict changes.
+        const seq = resolutionSeq.get(collection, id) ?? Math.max(...heads.map((h) => h.seq));
+        s.upsertResolution.run(
+          collection,
+          id,
+          resolution.winner,
+          winner.seq,
+          resolution.deleted ? 1 : 0,
+          hlc,
+          resolution.derived && resolution.body !== null ? JSON.stringify(resolution.body) : null,
+          CONFLICT_CODE[conflict],
+          seq,
+        );
+        s.updateConflict.run({
+          id: active.id,
+          collection,
+          record_id: id,
+          status: conflict,
+          strategy,
+          heads: JSON.stringify(heads.map((h) => h.rev)),
+          winner: resolution.winner,
+          now,
+        });
+        const after = s.getRecord.get(collection, id);
+        if (after && JSON.stringify(after) !== JSON.stringify(before)) changed.push(toRecordView(after));
+      }
+      return changed;
+    });
   }
 
   async prune(policy: RetentionPolicy, now: number): Promise<number> {

@@ -110,17 +110,27 @@ export interface Resolution {
 export type ReduceOutcome =
   | { kind: 'stale' }
   | { kind: 'stub' }
-  | {
+  | ({
       kind: 'head';
       /** Heads the revision supersedes. */
       supersedes: RevId[];
       /** All heads after the revision joins them (sorted by rev). */
       heads: RevId[];
-      resolution: Resolution;
-      hlc: string;
-      conflict: ConflictStatus;
-      strategy: string;
-    };
+    } & Settlement);
+
+/** How a record's heads settle: its resolution, latest HLC, conflict state and the strategy that decided. */
+export interface Settlement {
+  resolution: Resolution;
+  hlc: string;
+  conflict: ConflictStatus;
+  strategy: string;
+}
+
+/**
+ * Pure and synchronous: settles a record's current heads (sorted by rev, at least
+ * two) again under its collection's strategy now, after the strategy changed.
+ */
+export type Resettler = (heads: readonly StoredRevision[]) => Settlement;
 
 /**
  * Pure and synchronous: decides what one revision does to its record. The storage

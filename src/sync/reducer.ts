@@ -1,4 +1,4 @@
-import type { ReduceOutcome, Reducer, Revision, StoredRevision } from '../store/types.js';
+import type { ReduceOutcome, Reducer, Revision, Settlement, StoredRevision } from '../store/types.js';
 import { type ConflictResolver, resolveSingle } from './conflict.js';
 import { dominates } from './version-vector.js';
 
@@ -22,20 +22,32 @@ export function createReducer(resolverFor: (collection: string) => ConflictResol
     next.push(incoming);
     next.sort((a, b) => (a.rev < b.rev ? -1 : a.rev > b.rev ? 1 : 0));
 
-    const resolver = resolverFor(incoming.collection);
-    let hlc = incoming.hlc;
-    for (const h of next) if (h.hlc > hlc) hlc = h.hlc;
-    const only = next.length === 1 ? next[0] : undefined;
     return {
       kind: 'head',
       supersedes,
       heads: next.map((h) => h.rev),
-      resolution: only
-        ? resolveSingle(only)
-        : resolver.resolve(next, { collection: incoming.collection, id: incoming.id }),
-      hlc,
-      conflict: only ? 'none' : resolver.leavesOpen ? 'open' : 'auto',
-      strategy: resolver.name,
+      ...settleHeads(resolverFor(incoming.collection), next, incoming.collection, incoming.id),
     };
+  };
+}
+
+/**
+ * What a record resolves to from its heads (sorted by rev): the resolver's verdict
+ * for several, the head itself for one. Pure: the same heads give the same answer.
+ */
+export function settleHeads(
+  resolver: ConflictResolver,
+  heads: readonly Revision[],
+  collection: string,
+  id: string,
+): Settlement {
+  let hlc = heads[0]?.hlc ?? '';
+  for (const h of heads) if (h.hlc > hlc) hlc = h.hlc;
+  const only = heads.length === 1 ? heads[0] : undefined;
+  return {
+    resolution: only ? resolveSingle(only) : resolver.resolve(heads, { collection, id }),
+    hlc,
+    conflict: only ? 'none' : resolver.leavesOpen ? 'open' : 'auto',
+    strategy: resolver.name,
   };
 }

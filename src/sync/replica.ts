@@ -39,8 +39,9 @@ import {
   SyncGapError,
 } from './errors.js';
 import { HybridClock, hlcTime } from './hlc.js';
+import { EMPTY_POLICY, parseSyncPolicy, policyRetention, type SyncPolicy } from './policy.js';
 import { assertCollectionName, assertRecordId, isDeviceId, newRecordId } from './ids.js';
-import { createReducer } from './reducer.js';
+import { createReducer, settleHeads } from './reducer.js';
 import { createRevision, encodeBody, verifyRevision } from './revision.js';
 import { incrementVector, joinVectors } from './version-vector.js';
 
@@ -87,6 +88,8 @@ export interface ReplicaOptions {
 }
 
 export const DEFAULT_MAX_RECORD_BYTES = 1024 * 1024;
+/** Where a store keeps the hub's collection policy. */
+const POLICY_META = 'sync_policy';
 export const DEFAULT_MAX_CLOCK_SKEW_MS = 24 * 60 * 60 * 1000;
 
 /** A change to a record's current state, as subscribers see it. */
@@ -183,7 +186,7 @@ export type WriteOp =
   | { op: 'put'; collection: string; id: string; body: JsonObject }
   | { op: 'delete'; collection: string; id: string };
 
-type Events = { change: [ChangeEvent] };
+type Events = { change: [ChangeEvent]; policy: [SyncPolicy] };
 
 /**
  * One node's replica: the library API (collections, history, revert, conflicts)
@@ -199,6 +202,11 @@ export class Replica implements Startable {
   private readonly hlc: HybridClock;
   private readonly resolvers = new Map<string, ConflictResolver>();
   private readonly defaultResolver: ConflictResolver;
+  /** The hub's collection policy as this store keeps it; its strategies override the options'. */
+  private policy: SyncPolicy = EMPTY_POLICY;
+  /** The policy's stored text, to notice another process changing it. */
+  private policyText: string | undefined;
+  private policyResolvers = new Map<string, ConflictResolver>();
   private readonly reducer: Reducer;
   private readonly maxRecordBytes: number;
   private readonly maxSkewMs: number;
@@ -273,6 +281,7 @@ export class Replica implements Startable {
       await this.store.stop();
       throw new InvalidOptionError('deviceId', `this store belongs to device ${owner}, not ${this.deviceId}`);
     }
+    await this.loadPolicy(await this.store.getMeta(POLICY_META));
     // Never issue a timestamp below one already in the log, even if the wall clock stepped back.
     const latest = await this.store.changesSince({
       since: Math.max(0, (await this.store.latestSeq()) - 1000) as Seq,
@@ -285,7 +294,8 @@ export class Replica implements Startable {
     this.ownRevs.clear();
     this.started = true;
     const pruneEvery = this.options.pruneEveryMs;
-    if (pruneEvery !== undefined && pruneEvery > 0 && this.options.retention) {
+    if (pruneEvery !== undefined && pruneEvery > 0) {
+      // Each run takes the retention in force then: the hub's policy may set or change it.
       const prune = () => {
         this.prune().then(
           (n) => n > 0 && this.logger.info({ dropped: n }, 'history retention dropped old revision bodies'),
@@ -318,13 +328,99 @@ export class Replica implements Startable {
     await this.store.stop();
   }
 
-  /** Settings of a collection: its conflict strategy and whether it is local-only. */
+  /** Settings of a collection: its conflict strategy (the policy's, else the options'). */
   resolverFor(collection: string): ConflictResolver {
-    return this.resolvers.get(collection) ?? this.defaultResolver;
+    return this.policyResolvers.get(collection) ?? this.resolvers.get(collection) ?? this.defaultResolver;
   }
 
+  /** Local-only by the policy, or by this node's own options (a node may add local-only collections). */
   isLocalOnly(collection: string): boolean {
+    if (Object.hasOwn(this.policy.collections, collection) && this.policy.collections[collection]?.localOnly)
+      return true;
     return (this.options.collections?.[collection] ?? this.options.defaultCollection)?.localOnly === true;
+  }
+
+  /** History retention in force: the policy's, else the options'. */
+  retention(): RetentionPolicy | undefined {
+    return policyRetention(this.policy) ?? this.options.retention;
+  }
+
+  // --- the hub's collection policy ---------------------------------------------------
+
+  /** The collection policy this store keeps (EMPTY_POLICY, version 0, before any). */
+  getPolicy(): SyncPolicy {
+    this.assertStarted();
+    return this.policy;
+  }
+
+  /**
+   * Adopts a collection policy: keeps it in the store, applies its strategies,
+   * local-only flags and retention from now on, and settles again, under the new
+   * strategy, the conflicted records of every collection whose strategy changed
+   * (the same heads give the same verdict on every node). Returns how many records
+   * changed state. Listeners of `onPolicy` hear of it.
+   */
+  async setPolicy(policy: SyncPolicy): Promise<{ resettled: number }> {
+    this.assertStarted();
+    const checked = parseSyncPolicy(policy);
+    return this.exclusive(async () => {
+      const text = JSON.stringify(checked);
+      if (text === this.policyText) return { resettled: 0 };
+      const resettled = await this.adoptPolicy(checked, text);
+      await this.store.setMeta(POLICY_META, text);
+      return { resettled };
+    });
+  }
+
+  /** Calls `listener` with each policy adopted, by this process or found written by another. */
+  onPolicy(listener: (policy: SyncPolicy) => void): () => void {
+    this.events.on('policy', listener);
+    return () => this.events.off('policy', listener);
+  }
+
+  /** Applies a stored policy at start (nothing to settle: the store was settled when it was adopted). */
+  private async loadPolicy(text: string | undefined): Promise<void> {
+    if (text === undefined || text === this.policyText) return;
+    try {
+      this.usePolicy(parseSyncPolicy(JSON.parse(text)), text);
+    } catch (err) {
+      this.logger.error({ err }, 'the stored collection policy is unreadable; keeping the one in force');
+    }
+  }
+
+  private usePolicy(policy: SyncPolicy, text: string): void {
+    const resolvers = new Map<string, ConflictResolver>();
+    for (const [name, c] of Object.entries(policy.collections))
+      if (c.conflict) resolvers.set(name, toResolver(c.conflict, name));
+    this.policy = policy;
+    this.policyText = text;
+    this.policyResolvers = resolvers;
+  }
+
+  /** Swaps the policy in and settles again the collections whose strategy it changes. */
+  private async adoptPolicy(policy: SyncPolicy, text: string): Promise<number> {
+    const names = new Set([...Object.keys(this.policy.collections), ...Object.keys(policy.collections)]);
+    const before = new Map([...names].map((c) => [c, this.resolverFor(c).name]));
+    this.usePolicy(policy, text);
+    let resettled = 0;
+    for (const collection of [...names].sort()) {
+      const resolver = this.resolverFor(collection);
+      if (resolver.name === before.get(collection)) continue;
+      const changed = await this.store.resettle(
+        collection,
+        (heads) => settleHeads(resolver, heads, collection, heads[0]?.id ?? ''),
+        this.clock.now(),
+      );
+      resettled += changed.length;
+      if (changed.length > 0)
+        this.logger.info(
+          { collection, strategy: resolver.name, records: changed.length },
+          'conflicts settled again',
+        );
+      for (const record of changed) this.events.emit('change', { ...record, origin: 'local' });
+    }
+    this.events.emit('policy', policy);
+    return resettled;
   }
 
   /** Calls `listener` after every committed change to a record's state. Returns an unsubscribe function. */
@@ -497,7 +593,7 @@ export class Replica implements Startable {
   }
 
   /** Drops revision bodies the retention policy no longer keeps (never a head). */
-  async prune(policy: RetentionPolicy | undefined = this.options.retention): Promise<number> {
+  async prune(policy: RetentionPolicy | undefined = this.retention()): Promise<number> {
     this.assertStarted();
     if (!policy) return 0;
     return this.exclusive(() => this.store.prune(policy, this.clock.now()));
@@ -630,12 +726,16 @@ export class Replica implements Startable {
    */
   async changesSince(request: ChangesRequest): Promise<ChangeBatch> {
     this.assertStarted();
+    // A collection made local-only since it was written: what it already logged stays here too.
+    const readable = request.collections;
+    const localOnly = Object.values(this.policy.collections).some((c) => c.localOnly);
+    const collections = localOnly ? (c: string) => !this.isLocalOnly(c) && (readable?.(c) ?? true) : readable;
     return this.store.changesSince({
       since: request.since,
       limit: request.limit ?? 1000,
       maxBytes: request.maxBytes ?? 1024 * 1024,
       ...(request.peer !== undefined && { excludeSource: request.peer }),
-      ...(request.collections !== undefined && { collections: request.collections }),
+      ...(collections !== undefined && { collections }),
     });
   }
 
@@ -771,6 +871,19 @@ export class Replica implements Startable {
       return;
     }
     this.dataVersion = version;
+    // Another process (the CLI) may have changed the policy.
+    const policyText = await this.store.getMeta(POLICY_META);
+    if (policyText !== undefined && policyText !== this.policyText) {
+      try {
+        await this.adoptPolicy(parseSyncPolicy(JSON.parse(policyText)), policyText);
+      } catch (err) {
+        this.policyText = policyText;
+        this.logger.error(
+          { err },
+          'the collection policy another process stored is unreadable; keeping the one in force',
+        );
+      }
+    }
     const latest = await this.store.latestSeq();
     if (latest <= this.checkedSeq) return;
     let since = this.checkedSeq as Seq;

@@ -84,6 +84,8 @@ function routeTable(): RouteCall[] {
       payload: { read: ['*'], write: [] },
     },
     { method: 'DELETE', url: '/api/groups/x', path: '/api/groups/{name}' },
+    { method: 'GET', url: '/api/settings', path: '/api/settings' },
+    { method: 'PUT', url: '/api/settings', path: '/api/settings', payload: {} },
     { method: 'GET', url: '/api/events', path: '/api/events' },
     { method: 'GET', url: '/api/events/log', path: '/api/events/log' },
     { method: 'GET', url: '/api/metrics/history', path: '/api/metrics/history' },

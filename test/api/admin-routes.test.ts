@@ -22,6 +22,8 @@ import type { DeviceRecord, GroupRecord } from '../../src/hub/registry-backend.j
 import { RegistryError } from '../../src/hub/registry.js';
 import type { DeviceId } from '../../src/store/types.js';
 import { randomDeviceId } from '../../src/sync/ids.js';
+import { EMPTY_POLICY } from '../../src/sync/policy.js';
+import type { SettingsChange } from '../../src/hub/settings.js';
 import { formatDeviceId } from '../../src/transport/device-id.js';
 import type { Replica } from '../../src/sync/replica.js';
 import { MemorySignInStore } from '../fixtures/sign-in-store.js';
@@ -117,6 +119,19 @@ class FakeAdminPort implements AdminPort {
     if (name === 'default')
       throw new RegistryError('GROUP_IS_DEFAULT', 'the default group cannot be deleted');
     this.groups = this.groups.filter((g) => g.name !== name);
+  }
+  policy = { ...EMPTY_POLICY };
+  requireApproval = false;
+  async settings() {
+    this.calls.push('settings');
+    return { requireApproval: this.requireApproval, policy: this.policy };
+  }
+  async updateSettings(change: SettingsChange) {
+    this.calls.push(`updateSettings ${JSON.stringify(change)}`);
+    if (change.requireApproval !== undefined) this.requireApproval = change.requireApproval;
+    const { requireApproval: _a, ...policy } = change;
+    this.policy = { ...this.policy, ...policy, version: this.policy.version + 1 };
+    return { requireApproval: this.requireApproval, policy: this.policy, resettled: 0 };
   }
   async deviceSync(deviceId: DeviceId) {
     this.calls.push(`deviceSync ${deviceId.slice(0, 8)}`);
@@ -289,6 +304,34 @@ describe('admin routes over a fake port', () => {
       'putGroup hr',
       'deleteGroup hr',
       'deleteGroup default',
+    ]);
+  });
+
+  it('settings go through the port; a bad change is 400 before it reaches the port', async () => {
+    const calls = await took(async () => {
+      const got = await call({ method: 'GET', url: '/api/settings' });
+      assert.equal(s.settings.parse(JSON.parse(got.body)).policy.version, port.policy.version);
+      const put = await call({
+        method: 'PUT',
+        url: '/api/settings',
+        payload: { collections: { tickets: { conflict: 'manual' } }, requireApproval: true },
+      });
+      assert.equal(put.statusCode, 200);
+      assert.deepEqual(s.settings.parse(JSON.parse(put.body)).policy.collections, {
+        tickets: { conflict: 'manual' },
+      });
+      for (const payload of [
+        { collections: { tickets: { conflict: 'newest' } } },
+        { retention: { maxRevisions: 0 } },
+        { hubOnly: [''] },
+      ]) {
+        const bad = await call({ method: 'PUT', url: '/api/settings', payload });
+        assert.equal(bad.statusCode, 400, JSON.stringify(payload));
+      }
+    })();
+    assert.deepEqual(calls, [
+      'settings',
+      'updateSettings {"collections":{"tickets":{"conflict":"manual"}},"requireApproval":true}',
     ]);
   });
 

@@ -58,14 +58,12 @@ describe('the Conflicts, Records and Files pages in a browser', { skip: !haveBro
 
   before(async () => {
     mkdirSync(SCREENSHOTS, { recursive: true });
-    for (const d of [hubData, a.data, b.data]) {
-      mkdirSync(d, { recursive: true });
-      // The same strategies everywhere: tickets wait for a person.
-      writeFileSync(
-        join(d, 'config.json'),
-        JSON.stringify({ collections: { tickets: { conflict: 'manual' } } }),
-      );
-    }
+    for (const d of [hubData, a.data, b.data]) mkdirSync(d, { recursive: true });
+    // The hub's policy, which both desks receive: tickets wait for a person.
+    writeFileSync(
+      join(hubData, 'config.json'),
+      JSON.stringify({ collections: { tickets: { conflict: 'manual' } } }),
+    );
     syncPort = await freePort();
     hub = startAgent([...hubArgs(hubData, syncPort), '--http-port', String(await freePort())]);
     const started = await hub.waitFor((l) => l.event === 'started', 20_000, 'hub starts');

@@ -52,15 +52,13 @@ describe('hub and three children', () => {
   before(async () => {
     port = await freePort();
     adminPort = await freePort();
-    for (const d of [hubData, nodes.a.data, nodes.b.data, nodes.c.data]) {
-      const { mkdirSync } = await import('node:fs');
-      mkdirSync(d, { recursive: true });
-      // The same strategies everywhere: tickets wait for a person, the rest is last-writer-wins.
-      writeFileSync(
-        join(d, 'config.json'),
-        JSON.stringify({ collections: { tickets: { conflict: 'manual' } } }),
-      );
-    }
+    const { mkdirSync } = await import('node:fs');
+    for (const d of [hubData, nodes.a.data, nodes.b.data, nodes.c.data]) mkdirSync(d, { recursive: true });
+    // The hub's policy, which every child receives: tickets wait for a person, the rest is last-writer-wins.
+    writeFileSync(
+      join(hubData, 'config.json'),
+      JSON.stringify({ collections: { tickets: { conflict: 'manual' } } }),
+    );
     hub = startAgent([
       ...hubArgs(hubData, port),
       '--http-host',
@@ -168,6 +166,49 @@ describe('hub and three children', () => {
         'resolution everywhere',
       );
     }
+  });
+
+  it("a strategy changed on the hub reaches every child and settles the record's conflict again the same way everywhere", async () => {
+    const everyone: Array<Node | 'hub'> = ['hub', nodes.a, nodes.b, nodes.c];
+    const statusOf = async (n: Node | 'hub') => {
+      const list = (await cli(n, 'conflicts')) as unknown as Array<{
+        collection: string;
+        id: string;
+        status: string;
+      }>;
+      return list.find((c) => c.collection === 'notes' && c.id === 'shared')?.status;
+    };
+    const before = (await cli('hub', 'settings')) as unknown as { policy: { version: number } };
+    const changed = (await cli(
+      'hub',
+      'settings',
+      'collection',
+      'notes',
+      '--conflict',
+      'manual',
+    )) as unknown as {
+      policy: { version: number; collections: Record<string, { conflict?: string }> };
+      resettled: number;
+    };
+    assert.equal(changed.policy.version, before.policy.version + 1);
+    assert.equal(changed.policy.collections.notes?.conflict, 'manual');
+    assert.equal(changed.resettled, 1, "the hub's own copy of notes/shared is settled again at once");
+    for (const n of everyone)
+      await eventually(
+        async () => (await statusOf(n)) === 'open',
+        10_000,
+        'notes/shared waits for a person everywhere',
+      );
+    // And back: settled by last-writer-wins again, to the same revision on every node.
+    await cli('hub', 'settings', 'collection', 'notes', '--reset');
+    for (const n of everyone)
+      await eventually(
+        async () => (await statusOf(n)) === 'auto',
+        10_000,
+        'notes/shared settled again everywhere',
+      );
+    const revs = await Promise.all(everyone.map(async (n) => (await get(n, 'notes', 'shared'))?.rev));
+    assert.equal(new Set(revs).size, 1, 'the same winner everywhere');
   });
 
   it('a restarted child resumes from its cursor and receives only the new changes', async () => {

@@ -6,7 +6,14 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import qrcode from 'qrcode-terminal';
 import type { Child } from '../../child/child.js';
-import { collectionOptions, fileCollections, loadNodeConfig, retentionPolicy } from '../../config.js';
+import {
+  assertChildConfig,
+  collectionOptions,
+  fileCollections,
+  loadNodeConfig,
+  localOnlyOptions,
+  retentionPolicy,
+} from '../../config.js';
 import { createChild } from '../../child/factory.js';
 import { DEFAULT_ADMIN_HOST } from '../../hub/admin-api/server.js';
 import { AdminCertificateError, type PemCertificate, urlHost } from '../../hub/admin-api/serving.js';
@@ -336,7 +343,8 @@ export function registerAgents(program: Command): void {
   ).action(async (opts: ChildOpts) => {
     const dir = dataDir(opts, 'child');
     const config = loadNodeConfig(dir);
-    const collections = collectionOptions(config);
+    assertChildConfig(config, dir);
+    const collections = localOnlyOptions(config);
     const logger = agentLogger(opts);
     const child = createChild(
       {
@@ -347,7 +355,6 @@ export function registerAgents(program: Command): void {
         backoff: { maxMs: Math.max(100, opts.retryMax) },
         ...(collections && { collections }),
         fileCollections: fileCollections(config),
-        ...(retentionPolicy(config) && { retention: retentionPolicy(config) }),
         ...(opts.api && { localApi: { port: opts.apiPort } }),
         ...(opts.recover && { recover: true }),
       },

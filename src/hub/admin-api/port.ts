@@ -8,6 +8,7 @@ import type { ChildSession, HubEvent, HubStatus } from '../events.js';
 import type { EventLog } from '../event-log.js';
 import type { MetricsSeries, MetricsWindow } from '../metrics-history.js';
 import type { DeviceRecord, GroupRecord, ListedPairingCode } from '../registry-backend.js';
+import type { HubSettings, SettingsChange } from '../settings.js';
 import type { SignInStore } from './sign-in.js';
 
 /**
@@ -33,6 +34,11 @@ export interface AdminPort {
   putGroup(group: GroupRecord): Promise<GroupRecord>;
   /** Deletes a group no device and no active code needs; never the default group. */
   deleteGroup(name: string): Promise<void>;
+
+  /** Approval mode and the collection policy. */
+  settings(): Promise<HubSettings>;
+  /** Changes them (see SettingsChange); the policy reaches every child. */
+  updateSettings(change: SettingsChange): Promise<HubSettings & { resettled: number }>;
 
   /** How far behind a device is each way, and what went wrong last with its sync. */
   deviceSync(deviceId: DeviceId): Promise<DeviceSyncReport>;

@@ -30,6 +30,9 @@ import {
   pairingCodeRequest,
   type PairingCodeRequest,
   pairingCodes,
+  settings,
+  settingsPut,
+  type SettingsPut,
 } from './schemas.js';
 import type { DeviceId } from '../../store/types.js';
 import type { DeviceRecord } from '../registry-backend.js';
@@ -251,6 +254,42 @@ export function adminRoutes(hub: AdminPort, options: AdminRoutesOptions): Fastif
           read: request.body.read,
           write: request.body.write,
         }),
+    );
+
+    // --- settings ---------------------------------------------------------------------------
+
+    app.get(
+      '/settings',
+      {
+        schema: {
+          tags: ['settings'],
+          summary:
+            'Approval mode and the collection policy (conflict strategy, local-only, hub-only, retention)',
+          response: { 200: jsonSchema(settings), ...errorResponses(401, 503) },
+        },
+      },
+      async () => hub.settings(),
+    );
+
+    app.put<{ Body: SettingsPut }>(
+      '/settings',
+      {
+        schema: {
+          tags: ['settings'],
+          summary:
+            'Changes settings: each part given replaces that part; the policy reaches every child, and a changed strategy settles existing conflicts again on every node',
+          body: jsonSchema(settingsPut),
+          response: { 200: jsonSchema(settings), ...errorResponses(400, 401, 503) },
+        },
+      },
+      async (request) => {
+        const result = await hub.updateSettings(request.body);
+        options.logger.info(
+          { version: result.policy.version, resettled: result.resettled },
+          'settings changed through the admin API',
+        );
+        return result;
+      },
     );
 
     // --- records ----------------------------------------------------------------------------

@@ -202,6 +202,50 @@ export const groupPut = z.object({
   write: z.array(scopePattern).max(256),
 });
 
+const strategy = z
+  .enum(['lww', 'hub-wins', 'merge', 'manual'])
+  .describe(
+    'how concurrent writes settle: last writer wins, the hub wins, field-level merge, or open for a person',
+  );
+const collectionPolicy = z.object({
+  conflict: strategy.optional(),
+  localOnly: z.boolean().optional().describe('never synced: writes stay on the node that made them'),
+});
+const retention = z.object({
+  maxRevisions: z.number().int().min(1).optional().describe('bodies kept per record (heads always)'),
+  maxAgeDays: z
+    .number()
+    .positive()
+    .max(36500)
+    .optional()
+    .describe('bodies older than this are dropped (heads never)'),
+});
+/** The hub's run-time settings: approval mode and the collection policy every node applies. */
+export const settings = z.object({
+  requireApproval: z.boolean(),
+  policy: z.object({
+    version: z
+      .number()
+      .int()
+      .describe('counts the changes; every child holds the same version once connected'),
+    updatedAt: z.number(),
+    collections: z.record(z.string(), collectionPolicy).describe('collections not listed: lww, synced'),
+    hubOnly: z.array(z.string()).describe('scope patterns of collections kept on the hub'),
+    retention,
+  }),
+  resettled: z.number().int().optional().describe('conflicted records settled again by a changed strategy'),
+});
+/** A change to the settings: each part given replaces that part. */
+export const settingsPut = z
+  .object({
+    requireApproval: z.boolean().optional(),
+    collections: z.record(z.string().min(1).max(256), collectionPolicy.strict()).optional(),
+    hubOnly: z.array(scopePattern).max(256).optional(),
+    retention: retention.strict().optional(),
+  })
+  .strict();
+export type SettingsPut = z.infer<typeof settingsPut>;
+
 /** Query of the event stream. */
 export const eventsQuery = z.object({
   lastEventId: z

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { lwwResolver, manualResolver } from '../../sync/conflict.js';
-import { createReducer } from '../../sync/reducer.js';
+import { createReducer, settleHeads } from '../../sync/reducer.js';
 import { verifyRevision, wireRevision } from '../../sync/revision.js';
 import type { StorageAdapter } from '../adapter.js';
 import type { DeviceId, IncomingRevision, JsonObject, Reducer, Revision, Seq } from '../types.js';
@@ -311,6 +311,48 @@ export function runStorageAdapterSuite(name: string, makeHarness: () => Promise<
       assert.equal(resolved[0]?.resolvedAt, 200);
       assert.equal((await store.getRecord('tickets', 't'))?.conflict, 'none');
     });
+
+    withStore(
+      'resettle gives conflicted records of one collection the new verdict, in place, and nothing else',
+      async (store) => {
+        const base = makeRevision('tickets', 't', { s: 'new' });
+        const a = makeRevision('tickets', 't', { s: 'a' }, deviceA, [base]);
+        const b = makeRevision('tickets', 't', { s: 'b' }, deviceB, [base]);
+        const other = makeRevision('notes', 'n', { s: 'x' });
+        const otherA = makeRevision('notes', 'n', { s: 'na' }, deviceA, [other]);
+        const otherB = makeRevision('notes', 'n', { s: 'nb' }, deviceB, [other]);
+        await store.apply({
+          revisions: incoming([base, a, b, other, otherA, otherB]),
+          reduce: lww,
+          now: 100,
+        });
+        const before = await store.getRecord('tickets', 't');
+        assert.equal(before?.conflict, 'auto');
+        const latest = await store.latestSeq();
+        const changed = await store.resettle(
+          'tickets',
+          (heads) => settleHeads(manualResolver, heads, 'tickets', 't'),
+          300,
+        );
+        assert.equal(changed.length, 1);
+        assert.equal(changed[0]?.conflict, 'open');
+        assert.equal(changed[0]?.seq, before?.seq, 'the record keeps its place in the log');
+        assert.equal(await store.latestSeq(), latest, 'no revision written');
+        const [open] = await store.listConflicts({ status: 'open' });
+        assert.equal(open?.strategy, 'manual');
+        assert.equal(open?.updatedAt, 300);
+        assert.equal(
+          (await store.getRecord('notes', 'n'))?.conflict,
+          'auto',
+          'another collection is untouched',
+        );
+        // The same verdict again changes nothing.
+        assert.deepEqual(
+          await store.resettle('tickets', (heads) => settleHeads(manualResolver, heads, 'tickets', 't'), 400),
+          [],
+        );
+      },
+    );
 
     withStore('changesSince bounds batches by count and bytes and reports more', async (store) => {
       const revs = Array.from({ length: 10 }, (_, i) =>

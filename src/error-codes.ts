@@ -733,6 +733,13 @@ export const ERROR_CODES = {
       "Admin API: a request signed in by the dashboard's session cookie wants to change something (or sign in) without the `X-Trosyn-CSRF` header, or its `Origin` is another site. Another page in the browser may be trying to act as the admin.",
     fix: 'Nothing when it comes from elsewhere. A script should send `Authorization: Bearer <admin token>` rather than the cookie; the dashboard sends the header itself.',
   },
+  HOST_NOT_ALLOWED: {
+    area: 'HTTP APIs',
+    status: 403,
+    meaning:
+      "Admin API on loopback: the request's `Host` is not a loopback name (`localhost`, 127.0.0.0/8, `[::1]`). A web page from another name that resolves to this machine (DNS rebinding) may be trying to reach the dashboard.",
+    fix: 'Open the dashboard as http://127.0.0.1:PORT/ or http://localhost:PORT/. To reach it from another machine, start the hub with `--http-host` (HTTPS).',
+  },
 
   INVALID_REQUEST: {
     area: 'HTTP APIs',

@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../lifecycle.js';
 import { MAX_RECORD_ID_LENGTH } from '../sync/ids.js';
 import { clientErrorHandler } from './client-errors.js';
-import { HttpApiError, installErrorHandling, sendError } from './errors.js';
+import { HttpApiError, installErrorHandling, notFoundHandler, sendError } from './errors.js';
 import { type BearerGuardOptions, bearerGuard } from './bearer.js';
 import { acceptJsonBodiesOnly } from './json-body.js';
 import { EventStreams } from './sse.js';
@@ -177,7 +177,19 @@ export function registerProtectedApi(
   void app.register(
     async (api) => {
       api.addHook('onRequest', readiness);
-      api.addHook('onRequest', bearerGuard(options.guard));
+      const guard = bearerGuard(options.guard);
+      api.addHook('onRequest', guard);
+      // An unknown path under /api is no answer to anyone without credentials: 401 before 404.
+      const notFound = notFoundHandler(app);
+      api.setNotFoundHandler(
+        {
+          preHandler: async (request: FastifyRequest, reply: FastifyReply) => {
+            await readiness();
+            await guard.call(api, request, reply);
+          },
+        },
+        (request, reply) => notFound(request, reply),
+      );
       if (!publicOpenApi) await api.register(openApiRoute('', 'on every route but the sign-in'));
       for (const routes of options.routes) await api.register(routes);
     },

@@ -172,7 +172,7 @@ export function installErrorHandling(
   app.setErrorHandler((err: unknown, request: FastifyRequest, reply: FastifyReply) =>
     sendError(err, request, reply, logger),
   );
-  app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) => {
+  const notFound = (request: FastifyRequest, reply: FastifyReply) => {
     // The path only, never the query: it may carry a token.
     const path = request.url.split('?')[0] ?? '';
     if (site && (request.method === 'GET' || request.method === 'HEAD') && !/^\/api(\/|$)/.test(path)) {
@@ -188,7 +188,23 @@ export function installErrorHandling(
           )
         : new HttpApiError('ROUTE_NOT_FOUND', `no route ${request.method} ${path}`);
     return sendError(err, request, reply, logger);
-  });
+  };
+  notFoundHandlers.set(app, notFound);
+  app.setNotFoundHandler(notFound);
+}
+
+const notFoundHandlers = new WeakMap<
+  FastifyInstance,
+  (request: FastifyRequest, reply: FastifyReply) => unknown
+>();
+
+/** The 404/405 answer `installErrorHandling` gave `app`, for a prefix that checks credentials first. */
+export function notFoundHandler(
+  app: FastifyInstance,
+): (request: FastifyRequest, reply: FastifyReply) => unknown {
+  const handler = notFoundHandlers.get(app);
+  if (!handler) throw new Error('installErrorHandling was not called on this app');
+  return handler;
 }
 
 /** The API server could not listen (port in use, address not on this machine). */

@@ -78,8 +78,8 @@ describe('the dashboard on the admin port', () => {
 
   it('leaves /api/ to the API: unknown routes are JSON errors, data needs a credential', async () => {
     const unknown = await app.inject({ method: 'GET', url: '/api/nope' });
-    assert.equal(unknown.statusCode, 404);
-    assert.equal(JSON.parse(unknown.body).code, 'ROUTE_NOT_FOUND');
+    assert.equal(unknown.statusCode, 401, 'signed out, not even which paths exist');
+    assert.equal(JSON.parse(unknown.body).code, 'UNAUTHORIZED');
     assert.equal(
       (await app.inject({ method: 'GET', url: '/api' })).statusCode,
       401,

@@ -335,6 +335,37 @@ describe('admin routes over a fake port', () => {
     ]);
   });
 
+  it('on loopback it answers only to loopback names (a DNS-rebinding page is refused); signed out, an unknown /api path is 401', async () => {
+    for (const host of ['127.0.0.1:17701', 'localhost:17701', '[::1]:17701', 'localhost']) {
+      const ok = await call({ method: 'GET', url: '/api/status', headers: { host } });
+      assert.equal(ok.statusCode, 200, host);
+    }
+    for (const host of ['evil.example:17701', 'evil.example', '10.0.0.5:17701']) {
+      for (const url of ['/api/status', '/']) {
+        const refused = await call({ method: 'GET', url, headers: { host } });
+        assert.equal(refused.statusCode, 403, `${host} ${url}`);
+        assert.equal(JSON.parse(refused.body).code, 'HOST_NOT_ALLOWED');
+      }
+    }
+    // Listening on every address (HTTPS on the LAN), any name is the admin's to use.
+    const lan = buildAdminApi(port, { host: '::', clock: fixedClock(() => 1) });
+    const named = await authed(
+      lan,
+      TOKEN,
+    )({ method: 'GET', url: '/api/status', headers: { host: 'hub.office:17701' } });
+    assert.equal(named.statusCode, 200);
+    await lan.close();
+
+    const signedOut = await app.inject({ method: 'GET', url: '/api/no-such-thing' });
+    assert.equal(signedOut.statusCode, 401);
+    assert.equal(JSON.parse(signedOut.body).code, 'UNAUTHORIZED');
+    const signedIn = await call({ method: 'GET', url: '/api/no-such-thing' });
+    assert.equal(signedIn.statusCode, 404);
+    assert.equal(JSON.parse(signedIn.body).code, 'ROUTE_NOT_FOUND');
+    const wrongMethod = await call({ method: 'DELETE', url: '/api/status' });
+    assert.equal(wrongMethod.statusCode, 405);
+  });
+
   it('the token is the port’s to check; a port not started answers 503 before any check', async () => {
     const wrong = await authed(app, 'tsa_wrong')({ method: 'GET', url: '/api/status' });
     assert.equal(wrong.statusCode, 401);

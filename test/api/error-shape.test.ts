@@ -268,16 +268,16 @@ for (const which of ['admin', 'local'] as const) {
       const port = (api().app.server.address() as AddressInfo).port;
       const garbage = await raw(port, 'THIS IS NOT HTTP\r\n\r\n');
       assertDocumentedError(which, garbage, 400, 'INVALID_REQUEST', 'a request line that is not HTTP');
-      const badHeader = await raw(port, 'GET /api/status HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n');
+      const badHeader = await raw(port, 'GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\nBad Header\r\n\r\n');
       assertDocumentedError(which, badHeader, 400, 'INVALID_REQUEST', 'a header line without a colon');
       const huge = await raw(
         port,
-        `GET /api/status HTTP/1.1\r\nHost: x\r\nX-Filler: ${'y'.repeat(20_000)}\r\n\r\n`,
+        `GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Filler: ${'y'.repeat(20_000)}\r\n\r\n`,
       );
       assertDocumentedError(which, huge, 431, 'HEADERS_TOO_LARGE', '20 kB of headers');
       const hugeUrl = await raw(
         port,
-        `GET /api/records/notes/${'z'.repeat(20_000)} HTTP/1.1\r\nHost: x\r\n\r\n`,
+        `GET /api/records/notes/${'z'.repeat(20_000)} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`,
       );
       assertDocumentedError(which, hugeUrl, 431, 'HEADERS_TOO_LARGE', 'a 20 kB URL');
 
@@ -285,7 +285,7 @@ for (const which of ['admin', 'local'] as const) {
       // default) as this client error. It is raised here on a real, half-sent
       // request rather than waited for, and must be answered like any other.
       const accepted = new Promise<Socket>((resolve) => api().app.server.once('connection', resolve));
-      const slow = raw(port, 'GET /api/status HTTP/1.1\r\nHost: x\r\n');
+      const slow = raw(port, 'GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\n');
       const serverSide = await accepted;
       await new Promise((resolve) => setImmediate(resolve));
       api().app.server.emit(
@@ -365,14 +365,14 @@ for (const which of ['admin', 'local'] as const) {
       app.addHook('preClose', async () => {
         during = await raw(
           port,
-          `GET /api/status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${api().token}\r\nConnection: close\r\n\r\n`,
+          `GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${api().token}\r\nConnection: close\r\n\r\n`,
         );
       });
       await app.listen({ host: '127.0.0.1', port: 0 });
       const port = (app.server.address() as AddressInfo).port;
       const before = await raw(
         port,
-        `GET /api/status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${api().token}\r\nConnection: close\r\n\r\n`,
+        `GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${api().token}\r\nConnection: close\r\n\r\n`,
       );
       assert.equal(before.status, 200, 'served before stopping');
       await app.close();

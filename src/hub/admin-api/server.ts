@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { createApiApp, registerProtectedApi } from '../../http/app.js';
 import { fileReadRoutes } from '../../http/file-routes.js';
 import { replicaReadRoutes } from '../../http/replica-routes.js';
+import { HttpApiError } from '../../http/errors.js';
 import { HttpApiListener } from '../../http/server.js';
 import { type Clock, type Startable, systemClock } from '../../lifecycle.js';
 import { componentLogger, silentLogger } from '../../observability/logger.js';
@@ -23,6 +24,7 @@ import {
   adminServing,
   certificateFingerprint,
   checkAdminCertificate,
+  isLoopbackHost,
   type PemCertificate,
 } from './serving.js';
 
@@ -116,6 +118,18 @@ export function buildAdminApi(
     clock,
     logger,
   };
+  // On loopback, only loopback names: a page from another name that resolves here (DNS rebinding) is refused.
+  const host = options.host ?? DEFAULT_ADMIN_HOST;
+  if (isLoopbackHost(host)) {
+    app.addHook('onRequest', async (request) => {
+      const named = hostName(request.headers.host ?? '');
+      if (named === host.toLowerCase().replace(/^\[|\]$/g, '') || isLoopbackHost(named)) return;
+      throw new HttpApiError(
+        'HOST_NOT_ALLOWED',
+        `the admin API listens on loopback and answers only to localhost, 127.0.0.1 or [::1], not to ${JSON.stringify(named.slice(0, 100))}`,
+      );
+    });
+  }
   // One count of wrong credentials, whether tried as a bearer token or at the sign-in form.
   const limiter = new AuthFailureLimiter(limits);
   registerProtectedApi(app, {
@@ -254,4 +268,12 @@ export class AdminApiServer implements Startable {
     this.createdToken = undefined;
     return token;
   }
+}
+
+/** The name in a Host header, without its port or brackets, lowercase. */
+function hostName(header: string): string {
+  const h = header.trim().toLowerCase();
+  if (h.startsWith('[')) return h.slice(1, h.indexOf(']') > 0 ? h.indexOf(']') : undefined);
+  const colon = h.indexOf(':');
+  return colon >= 0 && h.indexOf(':', colon + 1) < 0 ? h.slice(0, colon) : h;
 }

@@ -109,6 +109,10 @@ export async function assembleHub(init: HubInit, parts: HubParts, hooks: HubHook
   const metrics = new MetricsHistory({
     totals: () => sessions.totals(),
     connected: () => sessions.list().length,
+    persist: {
+      load: () => parts.registry.getSetting('metrics_history'),
+      save: (text) => parts.registry.setSetting('metrics_history', text),
+    },
     clock,
   });
   const pairing = new PairingService({

@@ -26,6 +26,9 @@ type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K>
 /** A hub event as a part publishes it; the hub stamps the time. */
 export type HubEventInput = DistributiveOmit<HubEvent, 'at'>;
 
+/** Where the registry keeps the devices' sync details between runs. */
+const HEALTH_SETTING = 'device_health';
+
 /** Closes that are part of normal operation: not reported as sync failures. */
 const EXPECTED_CLOSE: ReadonlySet<string> = new Set<ErrorCode>([
   'CONNECTION_CLOSED',
@@ -80,28 +83,55 @@ export class ChildSessions implements Startable {
   /** What sessions that ended had moved, so totals never go back when a child leaves. */
   private readonly ended: Throughput = { changesIn: 0, changesOut: 0, bytesIn: 0, bytesOut: 0 };
   private watch: Timer | undefined;
+  private started = false;
+  private healthSave: Timer | undefined;
 
   constructor(options: ChildSessionsOptions) {
     this.o = options;
   }
 
   isStarted(): boolean {
-    return this.watch !== undefined || this.o.registryWatchMs === 0;
+    return this.started;
   }
 
   async start(): Promise<void> {
-    if (this.watch || this.o.registryWatchMs === 0) return;
+    if (this.started) return;
+    this.started = true;
+    // What went wrong with each device's sync, as the last run left it.
+    const saved = await this.o.registry.getSetting(HEALTH_SETTING).catch(() => undefined);
+    if (saved) {
+      try {
+        this.health.restore(JSON.parse(saved));
+      } catch (err) {
+        this.o.logger.warn({ err }, 'the saved device sync details are unreadable; starting afresh');
+      }
+    }
+    this.health.onChange = () => {
+      this.healthSave ??= this.o.clock.setTimeout(() => void this.saveHealth(), 1000);
+    };
+    if (this.o.registryWatchMs === 0) return;
     this.watch = this.o.clock.setInterval(() => {
       this.enforceRegistry().catch((err: unknown) => this.o.logger.warn({ err }, 'registry check failed'));
     }, this.o.registryWatchMs);
   }
 
   async stop(): Promise<void> {
+    this.started = false;
     this.watch?.cancel();
     this.watch = undefined;
     const live = [...this.sessions.values()];
     this.sessions.clear();
     for (const s of live) await s.session.stop();
+    await this.saveHealth();
+    this.health.onChange = () => undefined;
+  }
+
+  private async saveHealth(): Promise<void> {
+    this.healthSave?.cancel();
+    this.healthSave = undefined;
+    await this.o.registry
+      .setSetting(HEALTH_SETTING, JSON.stringify(this.health))
+      .catch((err: unknown) => this.o.logger.warn({ err }, 'could not save the device sync details'));
   }
 
   /** Children connected now. */

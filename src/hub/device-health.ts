@@ -8,7 +8,7 @@ const KEPT_REFUSALS = 10;
 export interface RefusedWrites {
   /** When the latest refusal happened (ms). */
   at: number;
-  /** Refusals since the hub started. */
+  /** Refusals counted (kept across hub restarts). */
   total: number;
   /** The latest refused revisions (at most 10), oldest first, each with its code and reason. */
   latest: RejectedRevision[];
@@ -16,13 +16,13 @@ export interface RefusedWrites {
 
 /** Why a device is not in sync, as far as the hub saw it since it started. */
 export interface DeviceTrouble {
-  /** The last session that ended in a failure (not a routine close). */
+  /** The last session that ended in a failure (not a routine close); kept across hub restarts, as is the rest. */
   lastError: { at: number; code: string; message: string } | null;
   /** The device's writes the hub refused (outside the device's write scope, not its own, ...). */
   refusedByHub: RefusedWrites | null;
   /** The hub's revisions the device refused. */
   refusedByDevice: RefusedWrites | null;
-  /** The counters of the device's last session as it ended, if one ended since the hub started. */
+  /** The counters of the device's last session as it ended, if one ended. */
   lastSession: { endedAt: number; stats: SyncSessionStats } | null;
 }
 
@@ -34,7 +34,7 @@ export interface DeviceSyncReport extends Omit<DeviceTrouble, 'lastSession'> {
   caughtUp: boolean | null;
   /** Hub to device: how far the device has acknowledged the hub's change log. */
   toDevice: {
-    /** The last position the device acknowledged; null when it has not connected since the hub started. */
+    /** The last position the device acknowledged; null when it never connected (or not since the hub kept this). */
     ackedUpTo: number | null;
     /** Positions of the hub's log the device has not acknowledged (an upper bound: some are outside its read scope). */
     behind: number | null;
@@ -48,7 +48,7 @@ export interface DeviceSyncReport extends Omit<DeviceTrouble, 'lastSession'> {
     /** Positions of the device's log still to come in its initial sync; null when not connected. */
     behind: number | null;
   };
-  /** When the device's last session ended, if one ended since the hub started. */
+  /** When the device's last session ended, if one ended. */
   lastSessionEndedAt: number | null;
 }
 
@@ -60,13 +60,30 @@ const none = (): DeviceTrouble => ({
 });
 
 /**
- * The latest trouble of each device's sync, in memory while the hub runs: the last
- * failure, the writes refused either way with their reasons, and where the last
- * session stood when it ended. The admin API's device detail reads it to say why a
- * device is not in sync; events alone are gone once a page missed them.
+ * The latest trouble of each device's sync: the last failure, the writes refused
+ * either way with their reasons, and where the last session stood when it ended.
+ * The admin API's device detail reads it to say why a device is not in sync; events
+ * alone are gone once a page missed them. Its owner keeps it across restarts with
+ * `toJSON` and `restore`.
  */
 export class DeviceHealth {
   private readonly entries = new Map<DeviceId, DeviceTrouble>();
+  /** Called after every change (the owner saves, at its own pace). */
+  onChange: () => void = () => undefined;
+
+  /** Every device's entry, as kept between runs. */
+  toJSON(): Record<string, DeviceTrouble> {
+    return Object.fromEntries(this.entries);
+  }
+
+  /** Takes back what `toJSON` gave (entries already here since start win). */
+  restore(saved: unknown): void {
+    if (typeof saved !== 'object' || saved === null) return;
+    for (const [deviceId, entry] of Object.entries(saved as Record<string, DeviceTrouble>)) {
+      if (this.entries.has(deviceId as DeviceId) || typeof entry !== 'object' || entry === null) continue;
+      this.entries.set(deviceId as DeviceId, { ...none(), ...entry });
+    }
+  }
 
   get(deviceId: DeviceId): DeviceTrouble {
     const e = this.entries.get(deviceId) ?? none();
@@ -79,6 +96,7 @@ export class DeviceHealth {
 
   failed(deviceId: DeviceId, at: number, code: string, message: string): void {
     this.entry(deviceId).lastError = { at, code, message };
+    this.onChange();
   }
 
   refused(deviceId: DeviceId, by: 'hub' | 'device', at: number, rejected: readonly RejectedRevision[]): void {
@@ -90,10 +108,12 @@ export class DeviceHealth {
       total: (before?.total ?? 0) + rejected.length,
       latest: [...(before?.latest ?? []), ...rejected].slice(-KEPT_REFUSALS),
     };
+    this.onChange();
   }
 
   ended(deviceId: DeviceId, endedAt: number, stats: SyncSessionStats): void {
     this.entry(deviceId).lastSession = { endedAt, stats: { ...stats } };
+    this.onChange();
   }
 
   private entry(deviceId: DeviceId): DeviceTrouble {

@@ -30,6 +30,8 @@ export interface MetricsHistoryOptions {
   clock: Clock;
   /** Step of the hour's samples (ms). Default 10 s; a day's step is six of them. */
   sampleMs?: number;
+  /** Where the samples are kept between runs: loaded at start, saved each day step and at stop. */
+  persist?: { load(): Promise<string | undefined>; save(text: string): Promise<void> };
 }
 
 /** One step of a window and the totals at its last sample. */
@@ -66,8 +68,8 @@ class Ring {
 /**
  * The hub's throughput and connected devices over the last hour (every 10 s) and
  * the last day (every minute), from counters the child sessions already keep:
- * sampled on a timer of the injected clock, kept in memory only (a restart starts
- * the charts afresh).
+ * sampled on a timer of the injected clock and, with `persist`, saved every minute
+ * and at stop, so a restart leaves a gap in the charts rather than empty ones.
  */
 export class MetricsHistory implements Startable {
   private readonly o: MetricsHistoryOptions;
@@ -87,15 +89,25 @@ export class MetricsHistory implements Startable {
 
   async start(): Promise<void> {
     if (this.timer) return;
-    const start = { at: this.o.clock.now(), totals: this.o.totals() };
+    const now = this.o.clock.now();
+    const start = { at: now, totals: this.o.totals() };
     this.hour = new Ring(this.sampleMs, Math.round(3600_000 / this.sampleMs), start);
     this.day = new Ring(this.sampleMs * 6, Math.round(86_400_000 / (this.sampleMs * 6)), start);
+    const saved = parseSaved(await this.o.persist?.load().catch(() => undefined));
+    for (const [ring, samples, span] of [
+      [this.hour, saved?.hour, 3600_000],
+      [this.day, saved?.day, 86_400_000],
+    ] as const) {
+      if (samples) ring.samples.push(...samples.filter((x) => x.at > now - span && x.at <= now).slice(-ring.size));
+    }
     this.timer = this.o.clock.setInterval(() => this.sample(), this.sampleMs);
   }
 
   async stop(): Promise<void> {
-    this.timer?.cancel();
+    if (!this.timer) return;
+    this.timer.cancel();
     this.timer = undefined;
+    await this.save();
   }
 
   /** Takes a sample now (the timer calls it every step). */
@@ -104,7 +116,16 @@ export class MetricsHistory implements Startable {
     const totals = this.o.totals();
     const connected = this.o.connected();
     this.hour?.offer(at, totals, connected);
+    const before = this.day?.last.at;
     this.day?.offer(at, totals, connected);
+    if (this.day && this.day.last.at !== before) void this.save();
+  }
+
+  private async save(): Promise<void> {
+    if (!this.o.persist || !this.hour || !this.day) return;
+    await this.o.persist
+      .save(JSON.stringify({ hour: this.hour.samples, day: this.day.samples }))
+      .catch(() => undefined);
   }
 
   /** The window's samples, oldest first; empty before the first step has passed. */
@@ -112,5 +133,22 @@ export class MetricsHistory implements Startable {
     const ring = window === '1h' ? this.hour : this.day;
     const stepMs = window === '1h' ? this.sampleMs : this.sampleMs * 6;
     return { window, stepMs, samples: ring ? [...ring.samples] : [] };
+  }
+}
+
+/** Saved samples, or undefined when there are none or they are not readable. */
+function parseSaved(text: string | undefined): { hour?: MetricsSample[]; day?: MetricsSample[] } | undefined {
+  if (!text) return undefined;
+  try {
+    const raw = JSON.parse(text) as { hour?: unknown; day?: unknown };
+    const list = (v: unknown) =>
+      Array.isArray(v)
+        ? (v as MetricsSample[]).filter((x) => typeof x === 'object' && x !== null && Number.isFinite(x.at))
+        : undefined;
+    const hour = list(raw.hour);
+    const day = list(raw.day);
+    return { ...(hour && { hour }), ...(day && { day }) };
+  } catch {
+    return undefined;
   }
 }

@@ -81,3 +81,58 @@ describe('MetricsHistory', () => {
     assert.equal(history.series('1h').samples.at(-1)?.at, at, 'no sample after stop');
   });
 });
+
+describe('MetricsHistory kept between runs', () => {
+  it('a restart keeps the samples of each window that are still inside it, and leaves a gap', async () => {
+    const clock = new FakeClock();
+    let saved: string | undefined;
+    const saves: string[] = [];
+    const persist = {
+      load: async () => saved,
+      save: async (text: string) => {
+        saved = text;
+        saves.push(text);
+      },
+    };
+    const totals: Throughput = { changesIn: 0, changesOut: 0, bytesIn: 0, bytesOut: 0 };
+    const make = () =>
+      new MetricsHistory({ totals: () => ({ ...totals }), connected: () => 1, clock, persist });
+    const first = make();
+    await first.start();
+    for (let i = 0; i < 12; i++) {
+      totals.changesIn += 10;
+      clock.advance(10_000);
+    }
+    assert.equal(saves.length, 2, 'saved once per day step (every minute)');
+    await first.stop();
+    assert.equal(saves.length, 3, 'and at stop');
+
+    // Down for 59 minutes: the hour keeps the samples of its last minute, the day all of them.
+    clock.advance(59 * 60_000);
+    const second = make();
+    await second.start();
+    const hour = second.series('1h').samples;
+    const day = second.series('24h').samples;
+    assert.equal(hour.length, 6, 'the hour keeps what is younger than an hour');
+    assert.ok(hour.every((x) => x.at > clock.now() - 3600_000));
+    assert.equal(day.length, 2);
+    assert.equal(day[0]?.changesIn, 60 / 60);
+    // The first step after the restart measures from the restart, not across the gap.
+    totals.changesIn += 100;
+    clock.advance(10_000);
+    assert.equal(second.series('1h').samples.at(-1)?.changesIn, 10);
+    await second.stop();
+
+    // A day later nothing is left; an unreadable save is ignored.
+    clock.advance(25 * 3600_000);
+    const third = make();
+    await third.start();
+    assert.equal(third.series('24h').samples.length, 0);
+    await third.stop();
+    saved = '{not json';
+    const fourth = make();
+    await fourth.start();
+    assert.equal(fourth.series('1h').samples.length, 0);
+    await fourth.stop();
+  });
+});

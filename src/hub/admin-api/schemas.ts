@@ -47,7 +47,7 @@ export const device = z.object({
 const refusedWrites = z
   .object({
     at: ms.describe('when the latest refusal happened'),
-    total: z.number().int().describe('refusals since the hub started'),
+    total: z.number().int().describe('refusals counted (kept across restarts)'),
     latest: z
       .array(
         z.object({
@@ -62,7 +62,7 @@ const refusedWrites = z
   })
   .nullable();
 
-/** How far behind a device is each way, and what went wrong last with its sync (since the hub started). */
+/** How far behind a device is each way, and what went wrong last with its sync (kept across hub restarts). */
 export const deviceSync = z.object({
   hubLatestSeq: z.number().int().describe("the latest position of the hub's change log"),
   caughtUp: z.boolean().nullable().describe('connected and caught up both ways; null when not connected'),
@@ -72,7 +72,7 @@ export const deviceSync = z.object({
       .int()
       .nullable()
       .describe(
-        "the last position of the hub's log the device acknowledged; null if not seen since the hub started",
+        "the last position of the hub's log the device acknowledged; null if it never connected",
       ),
     behind: z
       .number()
@@ -103,7 +103,7 @@ export const deviceSync = z.object({
     .describe('the last session that ended in a failure'),
   refusedByHub: refusedWrites.describe("the device's writes the hub refused (e.g. outside its write scope)"),
   refusedByDevice: refusedWrites.describe("the hub's revisions the device refused"),
-  lastSessionEndedAt: ms.nullable().describe("when the device's last session ended, since the hub started"),
+  lastSessionEndedAt: ms.nullable().describe("when the device's last session ended"),
 });
 
 /** One device with its live session and where its sync stands. */

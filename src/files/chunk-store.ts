@@ -75,7 +75,8 @@ export interface ChunkStore extends Startable {
    * The chunk is complete and readable when this resolves, and durable after the next
    * `flush()`. Rejects with `CHUNK_HASH_MISMATCH` (nothing stored) when the bytes do
    * not hash to `hash`, and `CHUNK_STORE_FULL` when the disk is full (nothing of the
-   * chunk kept; a later put can succeed).
+   * chunk kept; a later put can succeed). The store may read `bytes` until the
+   * returned promise settles: the caller must not change them before.
    */
   put(hash: string, bytes: Uint8Array, options?: PutOptions): Promise<boolean>;
   /**

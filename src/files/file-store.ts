@@ -85,15 +85,20 @@ class PutsInFlight {
 
   constructor(private readonly chunks: ChunkStore) {}
 
-  /** Starts a put of verified bytes; waits while PUTS_IN_FLIGHT are running. */
-  async put(hash: string, bytes: Uint8Array): Promise<void> {
+  /**
+   * Starts a put of verified bytes; waits while PUTS_IN_FLIGHT are running.
+   * `settled` runs once the store is done with the bytes (stored, or failed).
+   */
+  async put(hash: string, bytes: Uint8Array, settled?: () => void): Promise<void> {
     const put: Promise<void> = this.chunks.put(hash, bytes, { verified: true }).then(
       () => {
         this.running.delete(put);
+        settled?.();
       },
       (err: unknown) => {
         this.failed ??= err;
         this.running.delete(put);
+        settled?.();
       },
     );
     this.running.add(put);
@@ -256,10 +261,11 @@ export class FileStore {
           ? viewOf(views, chunk[0] as Part)
           : Buffer.concat(chunk.map((p) => viewOf(views, p)));
       entries.push({ hash, length: bytes.length });
-      const waiting = puts.put(hash, bytes);
-      // put() has what it needs of the bytes once called: the slot may be refilled.
-      for (const p of chunk) unhold(p.slot);
-      await waiting;
+      // A store may read the bytes after an await (a chunk found again, then gone to a
+      // collection, is written after all): the slot is refilled only once the put is done.
+      await puts.put(hash, bytes, () => {
+        for (const p of chunk) unhold(p.slot);
+      });
     };
     const submit = (slot: number, length: number) => {
       const bytes = (views.get(slot) as Buffer).subarray(0, length);

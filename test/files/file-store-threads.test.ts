@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { PackChunkStore } from '../../src/files/chunk-store-pack.js';
 import { chunkBuffer } from '../../src/files/chunker.js';
 import type { FileBody } from '../../src/files/file-body.js';
+import type { ChunkStore } from '../../src/files/chunk-store.js';
 import { FileStore } from '../../src/files/file-store.js';
 import { hashThreadUse, SLOT_BYTES } from '../../src/files/hash-threads.js';
 import { seededBytes, tempDir } from '../helpers.js';
@@ -128,6 +129,22 @@ describe('file store: hashing threads', () => {
       /stopped by the user/,
     );
     const body = await files.put(inPieces(bytes, [SLOT_BYTES]), { name: 'after-abort', modifiedAt: 1 });
+    await check(body, bytes);
+  });
+
+  it('a store that reads the bytes late (a chunk found, then collected, is written after all) gets them unchanged', async () => {
+    // The pack store reads a chunk's bytes after an await when a collection removed the
+    // row it had just found: a slot refilled before the put settled would hand it other bytes.
+    const late: ChunkStore = Object.create(chunks) as ChunkStore;
+    late.put = async (hash, bytes) => {
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      return chunks.put(hash, Buffer.from(bytes));
+    };
+    const bytes = seededBytes('threads-7', 24 * 1024 * 1024);
+    const body = await new FileStore(late).put(inPieces(bytes, [SLOT_BYTES]), {
+      name: 'late',
+      modifiedAt: 1,
+    });
     await check(body, bytes);
   });
 });

@@ -1,9 +1,6 @@
-// @peculiar/x509 resolves its parts through tsyringe, which needs this polyfill loaded first.
-import 'reflect-metadata';
 import { webcrypto } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import * as x509 from '@peculiar/x509';
 import type { Logger } from 'pino';
 import { silentLogger } from '../observability/logger.js';
 import type { DeviceId } from '../store/types.js';
@@ -12,7 +9,22 @@ import { deviceIdOf, deviceIdOfPem } from './device-id.js';
 export { deviceIdOfPem };
 import { IdentityError } from './errors.js';
 
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+/**
+ * The certificate library, loaded only to make an identity (once per device): it
+ * and its dependencies hold about 20 MB that an agent which only loads its
+ * identity never needs.
+ */
+let x509Library: Promise<typeof import('@peculiar/x509')> | undefined;
+function loadX509(): Promise<typeof import('@peculiar/x509')> {
+  x509Library ??= (async () => {
+    // @peculiar/x509 resolves its parts through tsyringe, which needs this polyfill loaded first.
+    await import('reflect-metadata');
+    const x509 = await import('@peculiar/x509');
+    x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+    return x509;
+  })();
+  return x509Library;
+}
 
 /** A device's key pair and self-signed certificate; its ID is the certificate's hash. */
 export interface DeviceIdentity {
@@ -30,6 +42,7 @@ const VALIDITY_YEARS = 30;
 
 /** Makes a fresh ECDSA P-256 key pair and a self-signed certificate. */
 export async function createIdentity(commonName = 'trosyn-sync'): Promise<DeviceIdentity> {
+  const x509 = await loadX509();
   const algorithm = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
   const keys = await webcrypto.subtle.generateKey(algorithm, true, ['sign', 'verify']);
   const notBefore = new Date(Date.now() - 24 * 3600_000);

@@ -666,10 +666,22 @@ function profileFlags(name: string): string[] {
   return ['--cpu-prof', `--cpu-prof-dir=${resolve(dir, name)}`];
 }
 
-/** Node with `args`, under BENCH_FILES_WRAP if set (the wrapper execs node: the pid stays). */
+/**
+ * Node with `args`, under BENCH_FILES_WRAP if set (the wrapper execs node: the pid
+ * stays). A script whose first line runs node with flags (the CLI's launcher line)
+ * gets those flags, as when a user runs the command.
+ */
 function node(args: string[]): [string, string[]] {
-  const [cmd, ...rest] = [...WRAP, process.execPath, ...args];
+  const script = args.find((a) => a.endsWith('.js'));
+  const [cmd, ...rest] = [...WRAP, process.execPath, ...launcherFlags(script), ...args];
   return [cmd as string, rest];
+}
+
+function launcherFlags(script: string | undefined): string[] {
+  if (!script || !existsSync(script)) return [];
+  const first = readFileSync(script, 'utf8').slice(0, 200).split('\n')[0] ?? '';
+  const m = /^#!\/usr\/bin\/env -S node((?: --[a-z-]+=\S+)*)\s*$/.exec(first);
+  return m ? (m[1] as string).trim().split(/\s+/).filter(Boolean) : [];
 }
 
 interface Trosyn {

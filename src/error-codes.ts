@@ -35,6 +35,11 @@ export const ERROR_AREAS = [
   { name: 'Scopes', intro: '' },
   { name: 'Command line and configuration', intro: '' },
   {
+    name: 'Backup and restore',
+    intro:
+      '`trosyn-sync backup --out DIR` copies a node while its agent runs; `trosyn-sync restore DIR --data D` puts it back. See [OPERATIONS.md](OPERATIONS.md).',
+  },
+  {
     name: 'HTTP APIs',
     intro:
       'The hub\'s admin API and the child\'s local API (see [API.md](API.md)) answer every error as JSON `{ "code", "message", "details"? }` with the HTTP status of the tables\' status column; a code without one is never an API\'s answer, and an unexpected failure is 500 `INTERNAL_ERROR`. The codes only the HTTP APIs return:',
@@ -713,6 +718,51 @@ export const ERROR_CODES = {
     meaning:
       'The certificate or key given for the admin port (`--http-cert`, `--http-key`) cannot be read, is not PEM, or the key does not belong to the certificate. The hub does not start.',
     fix: 'Give the PEM certificate (with its chain, if any) and its own private key; the message names which one is wrong.',
+  },
+  BACKUP_TARGET_NOT_EMPTY: {
+    area: 'Backup and restore',
+    meaning: 'The directory given to `backup --out` exists and holds files. Nothing was written.',
+    fix: 'Back up into a new (or empty) directory, e.g. one named by the date.',
+  },
+  BACKUP_SOURCE_CHANGED: {
+    area: 'Backup and restore',
+    meaning:
+      'A chunk pack the backup was copying was compacted by a garbage collection meanwhile. The unfinished backup (`<out>.partial`) is not a backup.',
+    fix: 'Run the backup again; collections run rarely.',
+  },
+  BACKUP_NOT_FOUND: {
+    area: 'Backup and restore',
+    meaning: 'The backup directory given to `restore` does not exist.',
+    fix: 'Give the directory `backup --out` made.',
+  },
+  BACKUP_INCOMPLETE: {
+    area: 'Backup and restore',
+    meaning:
+      'The directory is a backup that did not finish (no `manifest.json`), or lacks a file its manifest lists. Nothing was restored.',
+    fix: 'Use another backup; an interrupted backup leaves `<out>.partial`, never a directory that looks complete.',
+  },
+  BACKUP_CORRUPT: {
+    area: 'Backup and restore',
+    meaning:
+      "A file of the backup is not what was backed up (its size or SHA-256 differ from the manifest's), or a copied database failed `PRAGMA integrity_check` while it was made. Nothing was restored.",
+    fix: 'Use another backup, and check the disk that holds this one.',
+  },
+  BACKUP_FOREIGN: {
+    area: 'Backup and restore',
+    meaning:
+      "The directory is not a Trosyn Sync backup, or one of a format this version does not read (the manifest's `format`).",
+    fix: 'Give the directory `backup --out` made; restore a newer format with the version that made it.',
+  },
+  RESTORE_TARGET_NOT_EMPTY: {
+    area: 'Backup and restore',
+    meaning: 'The data directory to restore into holds files. Nothing was changed.',
+    fix: "Restore into an empty directory, or give `--force` to replace the node in it (its own device's files only: the backup's identity must be that directory's).",
+  },
+  RESTORE_OTHER_DEVICE: {
+    area: 'Backup and restore',
+    meaning:
+      "The data directory holds another device's identity than the backup's: restoring would replace one device with another. Nothing was changed.",
+    fix: 'Restore into an empty directory.',
   },
   INVALID_CONFIG: {
     area: 'Command line and configuration',

@@ -29,6 +29,10 @@ export const COMMAND_MODULES: readonly {
   },
   { commands: ['settings'], load: async () => (await import('./commands/settings.js')).registerSettings },
   {
+    commands: ['backup', 'restore'],
+    load: async () => (await import('./commands/backup.js')).registerBackup,
+  },
+  {
     commands: ['status', 'discover'],
     load: async () => (await import('./commands/status.js')).registerStatus,
   },

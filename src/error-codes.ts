@@ -206,8 +206,9 @@ export const ERROR_CODES = {
   },
   STORE_SCHEMA_TOO_NEW: {
     area: 'Store',
-    meaning: 'The database was written by a newer Trosyn Sync.',
-    fix: 'Upgrade Trosyn Sync, or restore a backup made by this version.',
+    meaning:
+      'The database was written by a newer Trosyn Sync (its schema version is above what this build knows). Nothing was changed.',
+    fix: 'Upgrade Trosyn Sync, or go back to the copy the upgrade made before migrating (`<file>.v<N>.bak` beside the database), or restore a backup made by this version.',
   },
   STORE_WRITE_FAILED: {
     area: 'Store',

@@ -1,3 +1,4 @@
+import { existsSync, renameSync, rmSync } from 'node:fs';
 import type Database from 'better-sqlite3';
 import { SchemaTooNewError } from './errors.js';
 
@@ -162,6 +163,16 @@ export function runMigrations(db: Database.Database, steps: readonly Migration[]
   const latest = steps[steps.length - 1]?.version ?? 0;
   const current = db.pragma('user_version', { simple: true }) as number;
   if (current > latest) throw new SchemaTooNewError(current, latest);
+  // A database with data that an upgrade is about to change is copied first, whole
+  // and consistent, beside itself: `<file>.v<version>.bak` (kept until deleted).
+  if (current > 0 && latest > current && db.name !== ':memory:' && !db.memory) {
+    const copy = `${db.name}.v${current}.bak`;
+    if (!existsSync(copy)) {
+      rmSync(`${copy}.tmp`, { force: true });
+      db.prepare('VACUUM INTO ?').run(`${copy}.tmp`);
+      renameSync(`${copy}.tmp`, copy);
+    }
+  }
   const applied: number[] = [];
   for (const step of steps) {
     if (step.version <= current) continue;

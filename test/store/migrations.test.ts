@@ -4,6 +4,7 @@
  * (as a cursor that names no log) every cursor.
  */
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
@@ -88,6 +89,46 @@ describe('store migrations', () => {
       } finally {
         await store.stop();
       }
+    } finally {
+      dir.remove();
+    }
+  });
+
+  it('an upgrade copies the database first, beside itself, once; a newer database is refused', async () => {
+    const dir = tempDir();
+    try {
+      const path = join(dir.path, 'old.db');
+      const db = new Database(path);
+      runMigrations(db, MIGRATIONS.slice(0, 1), 1);
+      db.prepare('INSERT INTO devices (id, device_id, cursor) VALUES (1, ?, 7)').run(randomDeviceId());
+      db.close();
+      const store = new SqliteStore({ path });
+      await store.start();
+      await store.stop();
+      const copy = new Database(`${path}.v1.bak`, { readonly: true });
+      try {
+        assert.equal(
+          copy.pragma('user_version', { simple: true }),
+          1,
+          'the copy is the database before the upgrade',
+        );
+        assert.equal(copy.prepare('SELECT cursor FROM devices WHERE id = 1').pluck().get(), 7);
+      } finally {
+        copy.close();
+      }
+      // Already at the latest version: no copy is made.
+      const fresh = join(dir.path, 'fresh.db');
+      const s2 = new SqliteStore({ path: fresh });
+      await s2.start();
+      await s2.stop();
+      await s2.start();
+      await s2.stop();
+      assert.equal(existsSync(`${fresh}.v${LATEST_SCHEMA_VERSION}.bak`), false);
+
+      const newer = new Database(fresh);
+      newer.pragma(`user_version = ${LATEST_SCHEMA_VERSION + 1}`);
+      newer.close();
+      await assert.rejects(new SqliteStore({ path: fresh }).start(), { code: 'STORE_SCHEMA_TOO_NEW' });
     } finally {
       dir.remove();
     }

@@ -16,6 +16,7 @@ import { LanAnnouncements } from './announcements.js';
 import { ChildSessions, type HubEventInput } from './child-sessions.js';
 import { EventLog } from './event-log.js';
 import { MetricsHistory } from './metrics-history.js';
+import { BackupSchedule } from '../ops/backup-schedule.js';
 import type { HubInit, HubParts } from './options.js';
 import { PairingService } from './pairing.js';
 import { parseRecoveryWindow, type RecoveryWindow } from './recovery.js';
@@ -33,6 +34,8 @@ export interface RunningHub {
   metrics: MetricsHistory;
   server: TransportServer;
   announcements: LanAnnouncements | undefined;
+  /** Scheduled backups, when configured. */
+  backups: BackupSchedule | undefined;
   parts: Startable[];
 }
 
@@ -199,6 +202,22 @@ export async function assembleHub(init: HubInit, parts: HubParts, hooks: HubHook
       hooks.clearConflicts();
     },
   };
+  const backups =
+    init.backups &&
+    new BackupSchedule({
+      dataDir: init.dataDir,
+      dir: init.backups.dir,
+      everyMs: (init.backups.everyHours ?? 24) * 3600_000,
+      keep: init.backups.keep ?? 7,
+      clock,
+      logger,
+      onRun: (run) =>
+        hooks.publish(
+          run.ok
+            ? { type: 'backup-completed', dir: run.dir, bytes: run.bytes, durationMs: run.durationMs }
+            : { type: 'backup-failed', code: run.code, message: run.message },
+        ),
+    });
   let ready = false;
   const readiness: Startable = {
     isStarted: () => ready,
@@ -221,6 +240,7 @@ export async function assembleHub(init: HubInit, parts: HubParts, hooks: HubHook
     metrics,
     server,
     announcements,
+    backups,
     parts: [
       replica,
       parts.chunks,
@@ -235,6 +255,7 @@ export async function assembleHub(init: HubInit, parts: HubParts, hooks: HubHook
       server,
       ...(announcements ? [announcements] : []),
       readiness,
+      ...(backups ? [backups] : []),
       ...(hooks.admin ? [hooks.admin] : []),
     ],
   };

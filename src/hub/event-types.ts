@@ -20,6 +20,8 @@ export const HUB_EVENT_TYPES = [
   'settings-changed',
   'sync-restarted',
   'recovery-started',
+  'backup-completed',
+  'backup-failed',
   'files-progress',
   'error',
 ] as const;

@@ -2,6 +2,7 @@ import type { ContentProgress } from '../files/content-sync.js';
 import type { DiscoveryDiagnostics } from '../discovery/types.js';
 import type { DeviceId, StoreStats } from '../store/types.js';
 import type { SyncSessionStats } from '../sync/session.js';
+import type { BackupScheduleStatus } from '../ops/backup-schedule.js';
 import { HUB_EVENT_TYPES } from './event-types.js';
 
 /** One child's live sync session, as the hub's status shows it. */
@@ -54,6 +55,9 @@ export type HubEvent = { at: number } & (
   | { type: 'sync-restarted'; deviceId: DeviceId; reason: 'other-log' | 'rolled-back' }
   /** The hub lost revisions and takes back, until `until`, what children hold for others. */
   | { type: 'recovery-started'; reason: 'store-recreated' | 'store-rolled-back'; until: number }
+  /** A scheduled backup was made (`dir`, its `bytes`) or failed (`code`, `message`). */
+  | { type: 'backup-completed'; dir: string; bytes: number; durationMs: number }
+  | { type: 'backup-failed'; code: string; message: string }
   /** File content arriving at the hub (at most every 250 ms while chunks arrive). */
   | { type: 'files-progress'; progress: ContentProgress }
   | { type: 'error'; code: string; message: string; deviceId?: DeviceId }
@@ -84,6 +88,8 @@ export interface HubStatus {
   /** Bytes of the store's files on disk (SQLite database and its write-ahead log), when it has files in the data directory. */
   storeBytes?: number;
   discovery: DiscoveryDiagnostics[];
+  /** Scheduled backups, when configured: the newest, the last failure, the next. */
+  backups?: BackupScheduleStatus;
   /** Set while the hub takes back revisions it lost (see RecoveryWindow). */
   recovery?: { reason: string; at: number; until: number };
 }

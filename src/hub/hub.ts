@@ -216,6 +216,7 @@ export class Hub extends EventEmitter<Events> implements Startable, AdminPort {
       store: await replica.stats(),
       ...storeBytes(this.init.dataDir),
       discovery: announcements?.diagnostics() ?? [],
+      ...(this.running?.backups && { backups: this.running.backups.status() }),
       ...(recovery && { recovery }),
     };
   }

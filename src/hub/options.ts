@@ -92,6 +92,11 @@ export interface HubInit {
    */
   eventRetentionDays?: number;
   /**
+   * Back the hub up while it runs (see ops/backup.ts): into `dir`, every `everyHours`,
+   * keeping the newest `keep`. Off unless given.
+   */
+  backups?: { dir: string; everyHours?: number; keep?: number };
+  /**
    * SQLite durability of the default store; see SqliteStoreOptions. `'off'` also
    * stops the default chunk store syncing file content to disk (tests only).
    * @default 'full'

@@ -9,13 +9,13 @@ import {
   openSync,
   readdirSync,
   readFileSync,
-  readSync,
   renameSync,
   rmSync,
   statSync,
   writeSync,
 } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
+import { open } from 'node:fs/promises';
 import Database from 'better-sqlite3';
 import { TrosynError } from '../errors.js';
 import { APP_VERSION } from '../version.js';
@@ -130,7 +130,7 @@ export async function backupNode(
       copy.close();
     }
   }
-  copyPacks(dataDir, work, onProgress);
+  await copyPacks(dataDir, work, onProgress);
   for (const name of PLAIN_FILES) {
     const from = join(dataDir, name);
     if (!existsSync(from)) continue;
@@ -158,8 +158,9 @@ export async function backupNode(
     deviceId,
     changeLog,
     schemas,
-    files: listFiles(work).map((path) => ({ path, ...digest(join(work, path)) })),
+    files: [],
   };
+  for (const path of listFiles(work)) manifest.files.push({ path, ...(await digest(join(work, path))) });
   writeDurably(join(work, MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
   rmSync(out, { recursive: true, force: true });
   renameSync(work, out);
@@ -167,7 +168,11 @@ export async function backupNode(
 }
 
 /** Copies each pack the copied index names, up to the end of its last chunk there. */
-function copyPacks(dataDir: string, work: string, onProgress?: (p: BackupProgress) => void): void {
+async function copyPacks(
+  dataDir: string,
+  work: string,
+  onProgress?: (p: BackupProgress) => void,
+): Promise<void> {
   const index = join(work, 'chunks', 'index.db');
   if (!existsSync(index)) return;
   const db = new Database(index, { readonly: true });
@@ -192,29 +197,39 @@ function copyPacks(dataDir: string, work: string, onProgress?: (p: BackupProgres
         `chunk pack ${pack} changed while it was backed up (a collection compacted it): run the backup again`,
         { pack },
       );
-    copyPrefix(from, join(work, 'chunks', 'packs', pack), end, (n) => {
+    await copyPrefix(from, join(work, 'chunks', 'packs', pack), end, (n) => {
       done += n;
       onProgress?.({ step: 'chunks', done, total });
     });
   }
 }
 
-function copyPrefix(from: string, to: string, bytes: number, onCopied: (n: number) => void): void {
-  const src = openSync(from, 'r');
-  const dst = openSync(to, 'w', 0o600);
+/** Copies the first `bytes` of a file without holding the event loop: a running hub keeps serving. */
+async function copyPrefix(
+  from: string,
+  to: string,
+  bytes: number,
+  onCopied: (n: number) => void,
+): Promise<void> {
+  const src = await open(from, 'r');
   try {
-    const buf = Buffer.allocUnsafe(4 * 1024 * 1024);
-    for (let at = 0; at < bytes;) {
-      const n = readSync(src, buf, 0, Math.min(buf.length, bytes - at), at);
-      if (n === 0) throw new BackupError('BACKUP_SOURCE_CHANGED', `${from} ended early while it was copied`);
-      writeSync(dst, buf, 0, n);
-      at += n;
-      onCopied(n);
+    const dst = await open(to, 'w', 0o600);
+    try {
+      const buf = Buffer.allocUnsafe(4 * 1024 * 1024);
+      for (let at = 0; at < bytes;) {
+        const { bytesRead: n } = await src.read(buf, 0, Math.min(buf.length, bytes - at), at);
+        if (n === 0)
+          throw new BackupError('BACKUP_SOURCE_CHANGED', `${from} ended early while it was copied`);
+        await dst.write(buf, 0, n);
+        at += n;
+        onCopied(n);
+      }
+      await dst.sync();
+    } finally {
+      await dst.close();
     }
-    fsyncSync(dst);
   } finally {
-    closeSync(src);
-    closeSync(dst);
+    await src.close();
   }
 }
 
@@ -230,20 +245,20 @@ function listFiles(root: string): string[] {
     .sort();
 }
 
-function digest(path: string): { bytes: number; sha256: string } {
+async function digest(path: string): Promise<{ bytes: number; sha256: string }> {
   const hash = createHash('sha256');
-  const fd = openSync(path, 'r');
+  const file = await open(path, 'r');
   const buf = Buffer.allocUnsafe(4 * 1024 * 1024);
   let bytes = 0;
   try {
     for (;;) {
-      const n = readSync(fd, buf, 0, buf.length, null);
+      const { bytesRead: n } = await file.read(buf, 0, buf.length, null);
       if (n === 0) break;
       hash.update(buf.subarray(0, n));
       bytes += n;
     }
   } finally {
-    closeSync(fd);
+    await file.close();
   }
   return { bytes, sha256: hash.digest('hex') };
 }
@@ -259,7 +274,7 @@ function writeDurably(path: string, text: string): void {
 }
 
 /** Reads and checks a backup: its manifest, and every file's size and SHA-256. */
-export function checkBackup(dir: string): BackupManifest {
+export async function checkBackup(dir: string): Promise<BackupManifest> {
   if (!existsSync(dir) || !statSync(dir).isDirectory())
     throw new BackupError('BACKUP_NOT_FOUND', `${dir} is not a directory`, { dir });
   const path = join(dir, MANIFEST);
@@ -292,7 +307,7 @@ export function checkBackup(dir: string): BackupManifest {
         dir,
         file: f.path,
       });
-    const got = digest(file);
+    const got = await digest(file);
     if (got.bytes !== f.bytes || got.sha256 !== f.sha256)
       throw new BackupError(
         'BACKUP_CORRUPT',
@@ -317,7 +332,7 @@ export async function restoreNode(
   dataDir: string,
   options: { force?: boolean } = {},
 ): Promise<BackupManifest> {
-  const manifest = checkBackup(backupDir);
+  const manifest = await checkBackup(backupDir);
   // Held while restoring: refused if an agent runs there, and none may start meanwhile.
   const lock = new DataDirLock(dataDir, manifest.role);
   await lock.start();

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
-import { join, relative } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { Option } from 'commander';
@@ -56,6 +56,19 @@ function days(value: string): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n <= 0 || n > 3650)
     throw new UsageError(`invalid number of days ${value} (above 0, at most 3650)`);
+  return n;
+}
+
+function hours(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0.1 || n > 24 * 365)
+    throw new UsageError(`invalid number of hours ${value} (at least 0.1, at most a year)`);
+  return n;
+}
+
+function count(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 1000) throw new UsageError(`invalid count ${value} (1 to 1000)`);
   return n;
 }
 
@@ -118,6 +131,9 @@ interface HubOpts extends CommonOptions {
   httpKey?: string;
   insecureHttp?: boolean;
   eventRetentionDays: number;
+  backupDir?: string;
+  backupEveryHours: number;
+  backupKeep: number;
 }
 
 interface ChildOpts extends CommonOptions {
@@ -163,6 +179,9 @@ export function registerAgents(program: Command): void {
         days,
         DEFAULT_EVENT_RETENTION_DAYS,
       )
+      .option('--backup-dir <dir>', 'back the hub up while it runs, into this directory (one backup a directory)')
+      .option('--backup-every-hours <n>', 'hours between backups (with --backup-dir)', hours, 24)
+      .option('--backup-keep <n>', 'backups kept; older ones are deleted (with --backup-dir)', count, 7)
       .option(
         '--recover',
         "the hub's store (trosyn.db) was lost: start with an empty one and take back what the children hold",
@@ -198,6 +217,9 @@ export function registerAgents(program: Command): void {
         ...(retentionPolicy(config) && { retention: retentionPolicy(config) }),
         ...(opts.recover && { recover: true }),
         eventRetentionDays: opts.eventRetentionDays,
+        ...(opts.backupDir && {
+          backups: { dir: resolve(opts.backupDir), everyHours: opts.backupEveryHours, keep: opts.backupKeep },
+        }),
         ...(opts.adminApi && {
           adminApi: {
             port: opts.adminPort,

@@ -145,6 +145,22 @@ export const hubStatus = z.object({
     .optional()
     .describe("bytes of the store's files on disk (database and write-ahead log), when it has files"),
   discovery: z.array(z.record(z.string(), z.unknown())).describe('LAN announcement diagnostics'),
+  backups: z
+    .object({
+      dir: z.string(),
+      everyHours: z.number(),
+      keep: z.number().int(),
+      last: z.object({ at: ms, dir: z.string(), bytes: z.number().int() }).nullable(),
+      lastError: z.object({ at: ms, code: z.string(), message: z.string() }).nullable(),
+      nextAt: ms.nullable(),
+      running: z.boolean(),
+    })
+    .optional()
+    .describe('scheduled backups (--backup-dir): the newest, the last failure since it, the next'),
+  recovery: z
+    .object({ reason: z.string(), at: ms, until: ms })
+    .optional()
+    .describe('while the hub takes back revisions it lost'),
 });
 
 /** Options of a new pairing code. */

@@ -190,6 +190,9 @@ export function registerAgents(program: Command): void {
       .addOption(logFormat()),
     'hub',
   ).action(async (raw: HubOpts & { httpPort: number; httpHost?: string }) => {
+    // Listened for from the start: a stop asked for while the hub starts (a service
+    // manager's) is a clean stop once it has started, never the default kill.
+    const signalled = waitForSignal();
     const opts: HubOpts = {
       ...raw,
       adminPort: raw.httpPort,
@@ -325,7 +328,7 @@ export function registerAgents(program: Command): void {
           process.stdout.write(`${qr}\n`),
         );
     }
-    await waitForSignal();
+    await signalled;
     removeAgentFile(dir);
     await hub.stop();
   });
@@ -363,6 +366,7 @@ export function registerAgents(program: Command): void {
       .addOption(logFormat()),
     'child',
   ).action(async (opts: ChildOpts) => {
+    const signalled = waitForSignal();
     const dir = dataDir(opts, 'child');
     const config = loadNodeConfig(dir);
     assertChildConfig(config, dir);
@@ -429,7 +433,7 @@ export function registerAgents(program: Command): void {
       );
     }
     const bar = progressBar(child, !opts.json && process.stdout.isTTY === true);
-    await waitForSignal();
+    await signalled;
     bar.stop();
     removeAgentFile(dir);
     await child.stop();

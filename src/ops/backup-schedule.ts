@@ -160,7 +160,9 @@ export class BackupSchedule implements Startable {
     for (const name of readdirSync(this.o.dir)) {
       if (!NAME.test(name)) continue;
       try {
-        const manifest = JSON.parse(readFileSync(join(this.o.dir, name, 'manifest.json'), 'utf8')) as BackupManifest;
+        const manifest = JSON.parse(
+          readFileSync(join(this.o.dir, name, 'manifest.json'), 'utf8'),
+        ) as BackupManifest;
         found.push({ dir: join(this.o.dir, name), manifest });
       } catch {
         // Not complete (no manifest): not a backup to count or keep.

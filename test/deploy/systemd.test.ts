@@ -75,7 +75,9 @@ describe('systemd units', () => {
     let err = '';
     proc.stdout.setEncoding('utf8').on('data', (t: string) => (out += t));
     proc.stderr.setEncoding('utf8').on('data', (t: string) => (err += t));
-    const exited = new Promise<number | string | null>((r) => proc.once('exit', (code, signal) => r(code ?? signal)));
+    const exited = new Promise<number | string | null>((r) =>
+      proc.once('exit', (code, signal) => r(code ?? signal)),
+    );
     await eventually(() => /admin token/i.test(out), 20_000, `the hub starts; stderr: ${err}`);
     // Logs are JSON lines for the journal.
     const first = err.split('\n').find((l) => l.trim());

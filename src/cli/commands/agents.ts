@@ -179,7 +179,10 @@ export function registerAgents(program: Command): void {
         days,
         DEFAULT_EVENT_RETENTION_DAYS,
       )
-      .option('--backup-dir <dir>', 'back the hub up while it runs, into this directory (one backup a directory)')
+      .option(
+        '--backup-dir <dir>',
+        'back the hub up while it runs, into this directory (one backup a directory)',
+      )
       .option('--backup-every-hours <n>', 'hours between backups (with --backup-dir)', hours, 24)
       .option('--backup-keep <n>', 'backups kept; older ones are deleted (with --backup-dir)', count, 7)
       .option(

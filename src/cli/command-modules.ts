@@ -32,6 +32,7 @@ export const COMMAND_MODULES: readonly {
     commands: ['backup', 'restore'],
     load: async () => (await import('./commands/backup.js')).registerBackup,
   },
+  { commands: ['doctor'], load: async () => (await import('./commands/doctor.js')).registerDoctor },
   {
     commands: ['status', 'discover'],
     load: async () => (await import('./commands/status.js')).registerStatus,

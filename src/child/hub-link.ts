@@ -190,6 +190,7 @@ export class HubLink extends EventEmitter<Events> implements Startable {
       replica,
       channel: syncChannel(hub.conn),
       peer: hub.hubId,
+      version: hub.handshake.version,
       logger: componentLogger(this.o.logger, 'sync'),
       clock: this.o.clock,
     });

@@ -210,6 +210,7 @@ export class ChildSessions implements Startable {
         () => this.o.clock.now(),
       ),
       ...(widened && { resendFrom: 0 }),
+      version: peer.handshake.version,
       logger: componentLogger(this.o.logger, `sync:${shortDeviceId(peer.deviceId)}`),
       clock: this.o.clock,
     });

@@ -4,7 +4,13 @@
 export const PROTOCOL_NAME = 'trosyn-sync';
 
 /** Protocol versions this build speaks, newest last. The handshake picks the highest common one. */
-export const PROTOCOL_VERSIONS: readonly number[] = [1];
+export const PROTOCOL_VERSIONS: readonly number[] = [1, 2];
+
+/**
+ * The change log identity a version 1 peer's log is known by: version 1 had no
+ * identities, so its cursors are kept under this one.
+ */
+export const V1_PEER_LOG = '00000000000000000000000000000001';
 
 /** TCP port of the hub's sync service (mutual TLS). */
 export const DEFAULT_SYNC_PORT = 17700;

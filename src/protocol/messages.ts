@@ -4,9 +4,13 @@ import { PROTOCOL_NAME } from './constants.js';
 import { ProtocolError } from './errors.js';
 
 /*
- * One schema per message type (protocol version 1). PROTOCOL.md lists the same
- * fields and limits; change both together. Fields a schema does not name are
- * dropped, not refused, so a newer peer may add fields.
+ * One schema per message type. PROTOCOL.md lists the same fields and limits; change
+ * both together. Fields a schema does not name are dropped, not refused, so a newer
+ * peer may add fields. The sync messages take the shapes of both versions this build
+ * speaks: version 2's (change log identities: a cursor object, `sync.start`, `log`
+ * and `check` on each batch) and version 1's (a numeric cursor and `latest` in
+ * `sync.open`, batches without `log` and `check`); the session checks that a peer
+ * uses the shape of the version negotiated.
  */
 
 const count = z.number().int().nonnegative();
@@ -104,7 +108,10 @@ const checkToken = z.string().regex(/^[0-9a-z]{0,64}$/);
  */
 export const syncOpenSchema = z.object({
   type: z.literal('sync.open'),
-  cursor: z.object({ log: logId, seq: count, check: checkToken }),
+  /** Version 2: an object. Version 1: the position alone (logs had no identity). */
+  cursor: z.union([z.object({ log: logId, seq: count, check: checkToken }), count]),
+  /** Version 1 only: the sender's latest position (version 2 says it in `sync.start`). */
+  latest: count.optional(),
   receive: z.boolean().optional(),
 });
 
@@ -137,10 +144,12 @@ const wireRevision = z.custom<Revision>(
  */
 export const syncChangesSchema = z.object({
   type: z.literal('sync.changes'),
-  log: logId.min(1),
+  /** Required from version 2; absent in version 1. */
+  log: logId.min(1).optional(),
   since: count,
   upTo: count,
-  check: checkToken,
+  /** Required from version 2; absent in version 1. */
+  check: checkToken.optional(),
   more: z.boolean(),
   revisions: z.array(wireRevision).max(100_000),
 });

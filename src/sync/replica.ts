@@ -42,6 +42,7 @@ import { HybridClock, hlcTime } from './hlc.js';
 import { EMPTY_POLICY, parseSyncPolicy, policyRetention, type SyncPolicy } from './policy.js';
 import { assertCollectionName, assertRecordId, isDeviceId, newRecordId } from './ids.js';
 import { createReducer, settleHeads } from './reducer.js';
+import { V1_PEER_LOG } from '../protocol/constants.js';
 import { createRevision, encodeBody, verifyRevision } from './revision.js';
 import { incrementVector, joinVectors } from './version-vector.js';
 
@@ -709,6 +710,26 @@ export class Replica implements Startable {
       }
       if (options.resendFrom !== undefined && options.resendFrom < from) from = options.resendFrom as Seq;
       return { log: log.id, latest, from, ...(restart && { restart }) };
+    });
+  }
+
+  /**
+   * Protocol version 1 (no log identities): where to send this log to `peer` from,
+   * given the bare position it asked for (0 when past this log's end). Its cursor
+   * for the peer's log is kept under V1_PEER_LOG; a cursor that a migration left
+   * without a log (written by version 1) is taken as that one.
+   */
+  async openForV1(peer: DeviceId, seq: number, options: { resendFrom?: number } = {}): Promise<LogStart> {
+    this.assertStarted();
+    return this.exclusive(async () => {
+      const log = await this.store.changeLog();
+      const latest = await this.store.latestSeq();
+      let from = (seq <= latest ? seq : 0) as Seq;
+      if (options.resendFrom !== undefined && options.resendFrom < from) from = options.resendFrom as Seq;
+      const mine = await this.currentCursor(peer);
+      if (mine.log === '' && mine.seq > 0)
+        await this.store.setCursor(peer, { log: V1_PEER_LOG, seq: mine.seq, check: '' });
+      return { log: log.id, latest, from };
     });
   }
 

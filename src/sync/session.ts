@@ -5,6 +5,7 @@ import { type Clock, systemClock, type Timer } from '../lifecycle.js';
 import { silentLogger } from '../observability/logger.js';
 import type { SyncChangesMessage, SyncMessage, SyncStartMessage } from '../protocol/messages.js';
 import type { DeviceId, PeerCursor, RejectedRevision, Revision, Seq } from '../store/types.js';
+import { V1_PEER_LOG } from '../protocol/constants.js';
 import type { MessageChannel } from './channel.js';
 import { ChangeLogRolledBackError, SyncGapError, SyncProtocolError } from './errors.js';
 import type { LogStart, Replica } from './replica.js';
@@ -41,6 +42,13 @@ export interface SyncSessionOptions {
    * skips what it already has.
    */
   resendFrom?: number;
+  /**
+   * The protocol version the connection negotiated. Version 1 peers (release 0.1.0)
+   * know no change log identities: their `sync.open` carries bare positions, they
+   * send no `sync.start`, and their batches carry no `log` or `check`.
+   * @default the newest this build speaks
+   */
+  version?: number;
   logger?: Logger;
   /** The cursor flush's timer runs on it. Default: the system clock. */
   clock?: Clock;
@@ -103,6 +111,8 @@ export class SyncSession extends EventEmitter<Events> {
   private readonly readable: SyncSessionOptions['readable'];
   private readonly admit: SyncSessionOptions['admit'];
   private readonly resendFrom: number | undefined;
+  /** Speaking protocol version 1 with this peer. */
+  private readonly v1: boolean;
   private readonly stats: SyncSessionStats = {
     sent: 0,
     applied: 0,
@@ -143,6 +153,7 @@ export class SyncSession extends EventEmitter<Events> {
     this.readable = options.readable;
     this.admit = options.admit;
     this.resendFrom = options.resendFrom;
+    this.v1 = options.version === 1;
     this.o = {
       send: options.send ?? true,
       receive: options.receive ?? true,
@@ -162,6 +173,17 @@ export class SyncSession extends EventEmitter<Events> {
     this.channel.onClose((cause) => this.onClosed(cause));
     this.inboundIdle = !this.o.receive;
     const cursor: PeerCursor = await this.replica.cursorFor(this.peer);
+    if (this.v1) {
+      // A cursor without a log was written by version 1 (a migration kept its position).
+      const seq = cursor.log === V1_PEER_LOG || cursor.log === '' ? cursor.seq : 0;
+      await this.channel.send({
+        type: 'sync.open',
+        cursor: seq,
+        latest: await this.replica.latestSeq(),
+        ...(this.o.receive ? {} : { receive: false }),
+      });
+      return;
+    }
     await this.channel.send({
       type: 'sync.open',
       cursor,
@@ -216,9 +238,26 @@ export class SyncSession extends EventEmitter<Events> {
   private onMessage(message: SyncMessage): void | Promise<void> {
     if (this.closed) return;
     switch (message.type) {
-      case 'sync.open':
-        return this.serial(() => this.onOpen(message.cursor as PeerCursor, message.receive !== false));
+      case 'sync.open': {
+        const { cursor } = message;
+        if ((typeof cursor === 'number') !== this.v1)
+          return this.serial(async () => {
+            throw new SyncProtocolError(
+              'INVALID_MESSAGE',
+              `sync.open in the shape of protocol version ${typeof cursor === 'number' ? 1 : 2} on a version ${this.v1 ? 1 : 2} connection`,
+            );
+          });
+        return this.serial(() =>
+          typeof cursor === 'number'
+            ? this.onOpenV1(cursor, message.latest ?? 0, message.receive !== false)
+            : this.onOpen(cursor as PeerCursor, message.receive !== false),
+        );
+      }
       case 'sync.start':
+        if (this.v1)
+          return this.serial(async () => {
+            throw new SyncProtocolError('UNEXPECTED_MESSAGE', 'sync.start is not part of protocol version 1');
+          });
         return this.serial(() => this.onStart(message));
       case 'sync.changes':
         return this.serial(() => this.onChanges(message));
@@ -285,6 +324,35 @@ export class SyncSession extends EventEmitter<Events> {
     this.stats.ackedUpTo = start.from;
     await this.channel.send({ type: 'sync.start', log: start.log, latest: start.latest, from: start.from });
     this.beginSending();
+  }
+
+  /**
+   * Version 1: the peer's bare position in this log and its latest. It sends no
+   * `sync.start`: it sends its log from where this side's `sync.open` said, and its
+   * log is known by V1_PEER_LOG.
+   */
+  private async onOpenV1(seq: number, latest: number, peerReceives: boolean): Promise<void> {
+    if (this.logStart) throw new SyncProtocolError('UNEXPECTED_MESSAGE', 'sync.open sent twice');
+    const start = await this.replica.openForV1(
+      this.peer,
+      seq,
+      this.resendFrom === undefined ? {} : { resendFrom: this.resendFrom },
+    );
+    if (this.closed) return;
+    this.logStart = start;
+    this.peerWantsChanges = this.o.send && peerReceives;
+    this.sentUpTo = start.from;
+    this.stats.ackedUpTo = start.from;
+    this.peerLog = V1_PEER_LOG;
+    this.stats.peerLatest = latest;
+    if (this.o.receive) {
+      const mine = await this.replica.cursorFor(this.peer);
+      const at = mine.log === V1_PEER_LOG ? mine.seq : 0;
+      this.stats.appliedUpTo = at;
+      if (latest <= at) this.inboundIdle = true;
+    }
+    this.beginSending();
+    this.checkCaughtUp();
   }
 
   /** The peer's log identity, latest position and where it sends from. */
@@ -364,10 +432,9 @@ export class SyncSession extends EventEmitter<Events> {
           }
           const message: SyncChangesMessage = {
             type: 'sync.changes',
-            log: (this.logStart as LogStart).log,
+            ...(!this.v1 && { log: (this.logStart as LogStart).log, check: batch.check }),
             since: batch.since,
             upTo: batch.upTo,
-            check: batch.check,
             more: batch.more,
             revisions: batch.revisions,
           };
@@ -410,19 +477,26 @@ export class SyncSession extends EventEmitter<Events> {
   private async onChanges(message: SyncChangesMessage): Promise<void> {
     if (!this.o.receive)
       throw new SyncProtocolError('UNEXPECTED_MESSAGE', 'this side did not ask for changes');
-    if (message.log !== this.peerLog) {
+    const log = this.v1 ? V1_PEER_LOG : message.log;
+    const check = this.v1 ? '' : message.check;
+    if (log === undefined || check === undefined)
+      throw new SyncProtocolError(
+        'INVALID_MESSAGE',
+        'sync.changes without log and check (protocol version 2)',
+      );
+    if (log !== this.peerLog) {
       throw new SyncProtocolError(
         'UNEXPECTED_MESSAGE',
-        `sync.changes of change log ${message.log.slice(0, 12)}, but the session opened on ${String(this.peerLog).slice(0, 12)}`,
+        `sync.changes of change log ${log.slice(0, 12)}, but the session opened on ${String(this.peerLog).slice(0, 12)}`,
       );
     }
     const report = await this.replica.applyChanges(
       this.peer,
       {
-        log: message.log,
+        log,
         since: message.since as Seq,
         upTo: message.upTo as Seq,
-        check: message.check,
+        check,
         more: message.more,
         revisions: message.revisions,
       },

@@ -3,8 +3,9 @@
  * playwright-core) against a real hub and two real children: a strategy changed on
  * the page settles an existing conflict again, on the hub and on a child that gets
  * the policy over sync; a change made with the CLI shows live, without taking the
- * page's unsaved edits; a wrong hub-only pattern saves nothing. Screenshots go
- * to tmp/dashboard-screenshots (kept out of git).
+ * page's unsaved edits; a wrong hub-only pattern saves nothing. Then every page,
+ * signed in, is checked for WCAG AA contrast. Screenshots go to
+ * tmp/dashboard-screenshots (kept out of git).
  */
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -12,7 +13,14 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { tempDir } from '../helpers.js';
-import { haveBrowser, launchBrowser, SCREENSHOTS, until } from './browser.js';
+import {
+  checkContrast,
+  checkFocusOutline,
+  haveBrowser,
+  launchBrowser,
+  SCREENSHOTS,
+  until,
+} from './browser.js';
 import { type Agent, freePort, hubArgs, runCli, startAgent, startChildAgent } from './helpers.js';
 
 const dir = tempDir('trosyn-dashboard-settings-e2e-');
@@ -218,5 +226,84 @@ describe('the Settings page in a browser', { skip: !haveBrowser }, () => {
     assert.equal(s.requireApproval, true, 'what the CLI set stays: only the changed parts were sent');
     assert.deepEqual(s.policy.retention, { maxAgeDays: 30 });
     assert.equal(await hasConflict('hub', 'open', 'notes', 'n-1'), false, 'settled by lww again');
+  });
+
+  it('every page shows its text, and the keyboard focus, with WCAG AA contrast', async () => {
+    // The check itself finds a text too pale to read.
+    await page.evaluate(
+      `(() => {
+        const p = document.createElement('p');
+        p.id = 'pale';
+        p.textContent = 'too pale';
+        p.style.color = '#aaaaaa';
+        document.querySelector('main').append(p);
+      })()`,
+    );
+    const pale = await checkContrast(page);
+    assert.deepEqual(
+      pale.failures.filter((f) => f.text === 'too pale').map((f) => f.ratio),
+      [2.32],
+    );
+    await page.evaluate(`document.getElementById('pale').remove()`);
+
+    const pages = await page.getByRole('navigation', { name: 'Pages' }).getByRole('link').allTextContents();
+    assert.ok(pages.length >= 9, `every page is in the navigation (${pages.join(', ')})`);
+    const failures: string[] = [];
+    const check = async (where: string, least = 10) => {
+      const result = await checkContrast(page);
+      assert.ok(result.checked >= least, `${where}: ${result.checked} texts checked`);
+      for (const f of result.failures)
+        failures.push(
+          `${where}: "${f.text}" (${f.element}) ${f.color} on ${f.background}: ${f.ratio} < ${f.required}`,
+        );
+    };
+    for (const name of pages) {
+      await navLink(page, name).click();
+      await page.getByRole('heading', { level: 1 }).first().waitFor();
+      await until(async () => (await page.getByText('Loading…').count()) === 0, `${name} has loaded`);
+      await check(name);
+    }
+    // A conflict's page, and a dialog open over a page.
+    await navLink(page, 'Conflicts').click();
+    await page.getByLabel('Show', { exact: true }).selectOption('all');
+    await page.getByRole('button', { name: 'Review notes/n-1' }).click();
+    await page.getByRole('heading', { name: 'Conflict on notes/n-1', level: 1 }).waitFor();
+    await check('a conflict');
+    await navLink(page, 'Groups').click();
+    await page.getByRole('button', { name: 'New group' }).click();
+    await page.getByRole('dialog', { name: 'New group' }).waitFor();
+    await check('the New group dialog');
+    await page.keyboard.press('Escape');
+    // A pairing code on screen; a collection's records.
+    await navLink(page, 'Pairing').click();
+    await page.getByRole('button', { name: 'Issue code' }).click();
+    await page.getByRole('timer', { name: 'Time left' }).waitFor();
+    await check('an issued pairing code');
+    await navLink(page, 'Records').click();
+    await page.getByLabel('Collection', { exact: true }).selectOption('notes');
+    await page.getByRole('link', { name: 'n-1', exact: true }).waitFor();
+    await check('the records of notes');
+
+    // The keyboard's focus is seen (3:1) on each control it reaches.
+    await navLink(page, 'Settings').click();
+    await page.getByRole('heading', { name: 'Settings', level: 1 }).waitFor();
+    let reached = 0;
+    for (let i = 0; i < 30; i++) {
+      await page.keyboard.press('Tab');
+      const f = await checkFocusOutline(page);
+      if (f.element === 'body') continue;
+      reached++;
+      if (f.ratio < 3)
+        failures.push(
+          `focus on ${f.element} "${f.text}": outline ${f.color} on ${f.background}: ${f.ratio} < 3`,
+        );
+    }
+    assert.ok(reached >= 20, `${reached} controls reached by Tab`);
+
+    // Signed out: the sign-in form.
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByLabel('Admin token').waitFor();
+    await check('the sign-in form', 3);
+    assert.deepEqual(failures, []);
   });
 });

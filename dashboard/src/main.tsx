@@ -11,6 +11,7 @@ import { Overview } from './overview.js';
 import { Pairing } from './pairing.js';
 import { Records } from './records.js';
 import { Link, usePath } from './router.js';
+import { Settings } from './settings.js';
 import { SignIn, takeLinkSecret } from './sign-in.js';
 
 const PAGES = [
@@ -22,6 +23,7 @@ const PAGES = [
   { href: '/pairing', title: 'Pairing' },
   { href: '/groups', title: 'Groups' },
   { href: '/events', title: 'Events' },
+  { href: '/settings', title: 'Settings' },
 ];
 
 /** The signed-in dashboard: navigation, the live indicator, the current page. */
@@ -86,6 +88,8 @@ function Dashboard({ onSignOut }: { onSignOut: () => void }) {
           <Groups state={state} refresh={refresh} />
         ) : page?.href === '/events' ? (
           <Events state={state} />
+        ) : page?.href === '/settings' ? (
+          <Settings state={state} />
         ) : (
           <Overview state={state} />
         )}

@@ -18,6 +18,13 @@ export function groupNameProblem(name: string): string | undefined {
   return undefined;
 }
 
+/** Why a collection name is not valid for the collection policy (reserved `_` names included), or undefined. */
+export function collectionNameProblem(name: string): string | undefined {
+  if (name.length === 0) return 'Give the collection a name.';
+  if (!COLLECTION.test(name)) return 'Use 1 to 64 characters of A-Z a-z 0-9 _ . - not starting with . or -.';
+  return undefined;
+}
+
 /** Why a scope pattern is not valid, or undefined when it is: `*`, a collection name, or a name's start and one `*`. */
 export function scopePatternProblem(pattern: string): string | undefined {
   if (pattern === '*') return undefined;

@@ -2,7 +2,7 @@ import type { ContentSync } from '../files/content-sync.js';
 import { nodeContent } from '../files/node-content.js';
 import type { NodeFiles } from '../files/node-files.js';
 import type { Logger } from 'pino';
-import type { Startable } from '../lifecycle.js';
+import type { Startable, Timer } from '../lifecycle.js';
 import { DEFAULT_SYNC_PORT, FILES_FEATURE, POLICY_FEATURE } from '../protocol/constants.js';
 import { nodeStoreState } from '../sync/node-replica.js';
 import { type CollectionOptions, Replica } from '../sync/replica.js';
@@ -52,6 +52,8 @@ export interface HubHooks {
   clearConflicts: () => void;
   setReady: (ready: boolean) => void;
   publish: (event: HubEventInput) => void;
+  /** The approval mode as the registry holds it now; `atStart`: read at start, not news. */
+  approvalMode: (requireApproval: boolean, atStart: boolean) => void;
 }
 
 /**
@@ -179,6 +181,7 @@ export async function assembleHub(init: HubInit, parts: HubParts, hooks: HubHook
   // What the hub itself keeps between its store and its service: conflicts and recovery.
   let unsubscribe: () => void = () => undefined;
   let unsubscribePolicy: () => void = () => undefined;
+  let approvalWatch: Timer | undefined;
   const hubState: Startable = {
     isStarted: () => true,
     start: async () => {
@@ -195,8 +198,19 @@ export async function assembleHub(init: HubInit, parts: HubParts, hooks: HubHook
         hubOnly = now;
         hooks.publish({ type: 'settings-changed', version: policy.version });
       });
+      // The approval mode lives in the registry, which another process (the CLI) may
+      // change: looked at every second, so the event stream hears of it.
+      hooks.approvalMode(await parts.registry.requireApproval(), true);
+      approvalWatch = clock.setInterval(() => {
+        parts.registry.requireApproval().then(
+          (on) => hooks.approvalMode(on, false),
+          (err: unknown) => logger.warn({ err }, 'reading the approval mode failed'),
+        );
+      }, 1000);
     },
     stop: async () => {
+      approvalWatch?.cancel();
+      approvalWatch = undefined;
       unsubscribe();
       unsubscribePolicy();
       hooks.clearConflicts();

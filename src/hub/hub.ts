@@ -71,6 +71,8 @@ export class Hub extends EventEmitter<Events> implements Startable, AdminPort {
   private startedAt = 0;
   /** The event log of a hub that is stopping, until it has written its last events. */
   private stopping: EventLog | undefined;
+  /** The approval mode the event stream last heard of (undefined before the first start). */
+  private approval: boolean | undefined;
 
   constructor(init: HubInit, parts: HubParts) {
     super();
@@ -177,6 +179,7 @@ export class Hub extends EventEmitter<Events> implements Startable, AdminPort {
         this.ready = ready;
       },
       publish: (e) => this.publish(e),
+      approvalMode: (on, atStart) => this.approvalMode(on, atStart),
     });
     // Set before listening: a child may connect the moment the port opens.
     this.running = running;
@@ -324,9 +327,22 @@ export class Hub extends EventEmitter<Events> implements Startable, AdminPort {
     const before = await this.settings();
     const after = await changeSettings(replica, this.registry, change, this.clock.now());
     // A policy change publishes its own event; approval mode alone publishes here.
-    if (after.policy.version === before.policy.version && after.requireApproval !== before.requireApproval)
-      this.publish({ type: 'settings-changed', version: after.policy.version });
+    this.approvalMode(after.requireApproval, after.policy.version !== before.policy.version);
     return after;
+  }
+
+  /**
+   * Publishes `settings-changed` when the approval mode is not the one last known,
+   * whoever changed it (the admin API here, the CLI found by the registry watch),
+   * once. `known`: record it without an event (read at start, or said by a policy's event).
+   */
+  private approvalMode(requireApproval: boolean, known: boolean): void {
+    const changed = this.approval !== undefined && this.approval !== requireApproval;
+    this.approval = requireApproval;
+    // A look that ends after the hub stopped tells no one.
+    const replica = this.running?.replica;
+    if (changed && !known && replica)
+      this.publish({ type: 'settings-changed', version: replica.getPolicy().version });
   }
 
   /** How far behind a device is each way, and what went wrong last with its sync. */

@@ -7,8 +7,14 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import fc from 'fast-check';
-import { groupNameProblem, parsePatterns, scopePatternProblem } from '../../dashboard/src/scope-patterns.js';
+import {
+  collectionNameProblem,
+  groupNameProblem,
+  parsePatterns,
+  scopePatternProblem,
+} from '../../dashboard/src/scope-patterns.js';
 import { assertScopePattern } from '../../src/hub/scopes.js';
+import { parseSyncPolicy } from '../../src/sync/policy.js';
 import { registryAt } from '../fixtures/registry.js';
 import { tempDir } from '../helpers.js';
 
@@ -55,6 +61,45 @@ describe('the dashboard’s checks agree with the hub’s', () => {
       fc.property(fc.array(char, { maxLength: 70 }), (chars) => {
         const p = chars.join('');
         assert.equal(scopePatternProblem(p) === undefined, hubAccepts(p), JSON.stringify(p));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('on the collection names of the collection policy: what the page lets through, the hub takes', () => {
+    const policyTakes = (name: string) => {
+      try {
+        parseSyncPolicy({
+          version: 1,
+          updatedAt: 0,
+          collections: { [name]: { conflict: 'manual' } },
+          hubOnly: [],
+          retention: {},
+        });
+        return true;
+      } catch (err) {
+        assert.equal((err as { code?: string }).code, 'INVALID_POLICY');
+        return false;
+      }
+    };
+    for (const name of [
+      'notes',
+      '_system',
+      'hr.eu',
+      'x'.repeat(64),
+      'x'.repeat(65),
+      '',
+      '.x',
+      '-x',
+      'a b',
+      'a*',
+    ])
+      assert.equal(collectionNameProblem(name) === undefined, policyTakes(name), JSON.stringify(name));
+    const char = fc.constantFrom(...'aZ09_.-*/ é'.split(''));
+    fc.assert(
+      fc.property(fc.array(char, { maxLength: 70 }), (chars) => {
+        const name = chars.join('');
+        assert.equal(collectionNameProblem(name) === undefined, policyTakes(name), JSON.stringify(name));
       }),
       { numRuns: 2000 },
     );

@@ -4,6 +4,7 @@
  * goodbyes, the entry cap) is in the browser suite; this is what only multicast does.
  * Intervals and time limits run on a FakeClock; only datagrams take real time.
  */
+import { PROTOCOL_VERSIONS } from '../../src/protocol/constants.js';
 import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
 import { once } from 'node:events';
@@ -58,7 +59,7 @@ describe('multicast discovery on loopback', () => {
         deviceId: id,
         name: 'Office hub',
         port: 17800,
-        versions: [1],
+        versions: [...PROTOCOL_VERSIONS],
         address: '127.0.0.1',
         family: 4,
         via: 'multicast',

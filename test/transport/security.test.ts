@@ -1,3 +1,4 @@
+import { PROTOCOL_VERSIONS } from '../../src/protocol/constants.js';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
@@ -30,7 +31,7 @@ describe('transport security', () => {
         hubId: identity.deviceId,
       });
       assert.equal(hub.hubId, identity.deviceId);
-      assert.equal(hub.handshake.version, 1);
+      assert.equal(hub.handshake.version, Math.max(...PROTOCOL_VERSIONS));
       await untilConnections(1);
       assert.equal(connections[0]?.peer.deviceId, child.deviceId);
       hub.conn.close();

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { isTrosynError } from '../errors.js';
 import type { Clock, Startable, Timer } from '../lifecycle.js';
 import { silentLogger } from '../observability/logger.js';
-import { backupNode, type BackupManifest } from './backup.js';
+import { backupBytes as sizeOf, backupNode, type BackupManifest } from './backup.js';
 
 export interface BackupScheduleOptions {
   /** The node's data directory. */
@@ -187,8 +187,4 @@ export class BackupSchedule implements Startable {
       if (name.endsWith('.partial') && NAME.test(name.slice(0, -'.partial'.length)))
         rmSync(join(this.o.dir, name), { recursive: true, force: true });
   }
-}
-
-function sizeOf(manifest: BackupManifest): number {
-  return manifest.files.reduce((n, f) => n + f.bytes, 0);
 }

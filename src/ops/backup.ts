@@ -44,8 +44,14 @@ export interface BackupManifest {
 export const BACKUP_FORMAT = 'trosyn-sync-backup/1';
 const MANIFEST = 'manifest.json';
 
-/** The node's SQLite databases, copied with SQLite's online backup: consistent while the agent writes. */
-const DATABASES = ['trosyn.db', 'hub.db', 'files.db', join('chunks', 'index.db')];
+/** A node's SQLite databases (those present): backed up with SQLite's online backup, checked by the doctor. */
+export const NODE_DATABASES = ['trosyn.db', 'hub.db', 'files.db', join('chunks', 'index.db')];
+const DATABASES = NODE_DATABASES;
+
+/** The bytes a backup holds, by its manifest. */
+export function backupBytes(manifest: BackupManifest): number {
+  return manifest.files.reduce((n, f) => n + f.bytes, 0);
+}
 /** Small files copied as they are (those present). */
 const PLAIN_FILES = [
   join('identity', 'cert.pem'),

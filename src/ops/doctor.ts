@@ -11,6 +11,7 @@ import { readAgentFile } from '../observability/agent-file.js';
 import { DEFAULT_ADMIN_PORT, DEFAULT_CHILD_API_PORT, DEFAULT_SYNC_PORT } from '../protocol/constants.js';
 import { deviceIdOf, formatDeviceId } from '../transport/device-id.js';
 import { tlsOptions } from '../transport/tls.js';
+import { NODE_DATABASES } from './backup.js';
 import { DataDirLock } from './data-dir.js';
 
 /** One thing the doctor looked at, in plain words. */
@@ -40,8 +41,6 @@ export interface DoctorOptions {
   /** Per connection attempt to the hub (ms). Default 3 s. */
   timeoutMs?: number;
 }
-
-const DATABASES = ['trosyn.db', 'hub.db', 'files.db', join('chunks', 'index.db')];
 
 /**
  * Looks at a node's data directory and what it needs around it, and says in plain
@@ -224,7 +223,7 @@ async function checkAgent(
 function checkDatabases(dir: string): Check {
   const title = 'databases';
   const fine: string[] = [];
-  for (const name of DATABASES) {
+  for (const name of NODE_DATABASES) {
     const path = join(dir, name);
     if (!existsSync(path)) continue;
     try {

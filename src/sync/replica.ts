@@ -208,6 +208,8 @@ export class Replica implements Startable {
   /** The policy's stored text, to notice another process changing it. */
   private policyText: string | undefined;
   private policyResolvers = new Map<string, ConflictResolver>();
+  /** The policy makes some collection local-only: batches then leave those out. */
+  private policyHasLocalOnly = false;
   private readonly reducer: Reducer;
   private readonly maxRecordBytes: number;
   private readonly maxSkewMs: number;
@@ -396,6 +398,7 @@ export class Replica implements Startable {
     this.policy = policy;
     this.policyText = text;
     this.policyResolvers = resolvers;
+    this.policyHasLocalOnly = Object.values(policy.collections).some((c) => c.localOnly === true);
   }
 
   /** Swaps the policy in and settles again the collections whose strategy it changes. */
@@ -749,8 +752,9 @@ export class Replica implements Startable {
     this.assertStarted();
     // A collection made local-only since it was written: what it already logged stays here too.
     const readable = request.collections;
-    const localOnly = Object.values(this.policy.collections).some((c) => c.localOnly);
-    const collections = localOnly ? (c: string) => !this.isLocalOnly(c) && (readable?.(c) ?? true) : readable;
+    const collections = this.policyHasLocalOnly
+      ? (c: string) => !this.isLocalOnly(c) && (readable?.(c) ?? true)
+      : readable;
     return this.store.changesSince({
       since: request.since,
       limit: request.limit ?? 1000,

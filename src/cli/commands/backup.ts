@@ -17,7 +17,7 @@ export function registerBackup(program: Command): void {
       .option('--no-progress', 'never show progress'),
     'any',
   ).action(async (opts: CommonOptions & { out: string; progress?: boolean }) => {
-    const { backupNode } = await import('../../ops/backup.js');
+    const { backupBytes, backupNode } = await import('../../ops/backup.js');
     const bars = new Map<string, ProgressBar>();
     const show = progressWanted(opts);
     const manifest = await backupNode(dataDir(opts, 'any'), resolve(opts.out), (p) => {
@@ -31,7 +31,7 @@ export function registerBackup(program: Command): void {
       bar.update(p.done, p.total);
     });
     for (const b of bars.values()) b.finish();
-    const bytes = manifest.files.reduce((n, f) => n + f.bytes, 0);
+    const bytes = backupBytes(manifest);
     print(opts, { out: resolve(opts.out), ...manifest }, () => [
       `backed up the ${manifest.role} ${manifest.deviceId.slice(0, 12)} into ${resolve(opts.out)}`,
       `${manifest.files.length} files, ${sizeText(bytes)}; change log ${manifest.changeLog.id.slice(0, 8)} at ${manifest.changeLog.latestSeq}; every database passed its integrity check`,

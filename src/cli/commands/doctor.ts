@@ -1,11 +1,11 @@
 import type { Command } from 'commander';
-import { type CommonOptions, common, dataDir, print } from '../context.js';
+import { type CommonOptions, common, dataDir, print, UsageError } from '../context.js';
 
 const MARK = { ok: '✓', warn: '!', fail: '✗' } as const;
 
 function port(value: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new Error(`invalid port ${value}`);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new UsageError(`invalid port ${value}`);
   return n;
 }
 

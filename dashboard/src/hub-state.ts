@@ -83,19 +83,25 @@ export function useHubState(): [HubState, () => Promise<void>] {
     live: 'connecting',
   });
   const pending = useRef<number | undefined>(undefined);
+  /** Loads started: only the latest one's answer counts, so a load that failed while the
+   * hub was down cannot land after a later one that succeeded. */
+  const loads = useRef(0);
 
   const refresh = useCallback(async () => {
+    const load = ++loads.current;
     try {
       const [status, devices, groups] = await Promise.all([
         api<HubStatus>('GET', '/status'),
         api<{ devices: Device[] }>('GET', '/devices'),
         api<{ groups: Group[] }>('GET', '/groups'),
       ]);
+      if (load !== loads.current) return;
       setState((s) => {
         const { loadError: _gone, ...rest } = s;
         return { ...rest, status, devices: devices.devices, groups: groups.groups };
       });
     } catch (err) {
+      if (load !== loads.current) return;
       setState((s) => ({ ...s, loadError: (err as Error).message }));
     }
   }, []);

@@ -149,6 +149,22 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE devices ADD COLUMN cursor_check TEXT NOT NULL DEFAULT '';
     `,
   },
+  {
+    version: 3,
+    description: 'change log epochs: checkpoint tokens tell a restored store from the original',
+    sql: `
+      -- Each start of a store begins an epoch at the next position of its change log,
+      -- with a random id that salts the checkpoint tokens of the positions it writes.
+      -- A store restored from an older copy starts a new epoch where the copy ends, so
+      -- a position it fills again has another token than the original gave a peer,
+      -- even when the same revision lands there. Positions written before the first
+      -- epoch keep their tokens.
+      CREATE TABLE log_epochs (
+        first_seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL
+      );
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

@@ -207,6 +207,11 @@ function prepareStatements(db: Database.Database) {
       )
       .raw(),
     revAt: db.prepare<[number], string>('SELECT rev FROM revisions WHERE seq = ?').pluck(),
+    epochAt: db
+      .prepare<[number], string>(
+        'SELECT id FROM log_epochs WHERE first_seq <= ? ORDER BY first_seq DESC LIMIT 1',
+      )
+      .pluck(),
     // The peer's own revisions are skipped inside SQLite, so they are never read into JavaScript.
     changes: db
       .prepare<[number, number], RevisionRow>(
@@ -337,11 +342,15 @@ export class SqliteStore implements StorageAdapter {
       this.rememberPeerLog(this.deviceKey(row.device), row.log, row.id);
     // A store gets its change log identity and checkpoint secret when first started
     // (also a store of an earlier version); OR IGNORE keeps the first of two processes'.
+    // Each start begins an epoch at the next position (see migration 3): replacing one
+    // that a copy of this store already had there, since this may be that copy restored.
     const init = db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)');
+    const epoch = db.prepare('INSERT OR REPLACE INTO log_epochs (first_seq, id) VALUES (?, ?)');
     db.transaction(() => {
       init.run('log_salt', randomBytes(16).toString('hex'));
       init.run('log_id', randomBytes(16).toString('hex'));
       init.run('log_created', String(this.clock.now()));
+      epoch.run((this.stmts?.latestSeq.get() ?? 0) + 1, randomBytes(16).toString('hex'));
     }).immediate();
     this.salt = this.stmts.getMeta.get('log_salt') ?? '';
   }
@@ -413,7 +422,9 @@ export class SqliteStore implements StorageAdapter {
     if (seq === 0) return '';
     // Past the end of the log: a value no real position's token can take.
     if (rev === undefined) return 'none';
-    return createHash('sha256').update(`${this.salt}:${seq}:${rev}`).digest('hex').slice(0, 32);
+    const epoch = this.open().s.epochAt.get(seq);
+    const text = epoch === undefined ? `${this.salt}:${seq}:${rev}` : `${this.salt}:${seq}:${rev}:${epoch}`;
+    return createHash('sha256').update(text).digest('hex').slice(0, 32);
   }
 
   /** The small id of a device; adds it on first sight (inside the caller's transaction). */

@@ -10,6 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
+import { createPrivateKey } from 'node:crypto';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { after, it } from 'node:test';
@@ -167,21 +168,30 @@ it('no secret appears in any log, later output or file outside the key and token
   await stop(child);
   await stop(hub);
 
-  const keys = [hubData, childData].map((d) => readFileSync(join(d, 'identity', 'key.pem'), 'utf8'));
-  const keyBodies = keys.flatMap((pem) =>
-    pem
-      .split('\n')
-      .filter((l) => l && !l.startsWith('-----'))
-      .map((l) => l.slice(0, 40)),
-  );
-  const secrets: [string, string][] = [
+  // The secret of a key is its private scalar: looked for raw, in base64, base64url and
+  // hex, and as the PEM shows it (the start of its second line is scalar bytes only).
+  // The rest of a PKCS#8 PEM is a fixed header and the public key, which the
+  // certificate holds too.
+  const keyBodies = [hubData, childData].flatMap((d) => {
+    const pem = readFileSync(join(d, 'identity', 'key.pem'), 'utf8');
+    const scalar = Buffer.from(createPrivateKey(pem).export({ format: 'jwk' }).d as string, 'base64url');
+    const lines = pem.split('\n').filter((l) => l && !l.startsWith('-----'));
+    return [
+      scalar,
+      scalar.toString('base64'),
+      scalar.toString('base64url'),
+      scalar.toString('hex'),
+      (lines[1] as string).slice(0, 24),
+    ];
+  });
+  const secrets: [string, string | Buffer][] = [
     ['the admin token', adminToken],
     ['the admin token without its prefix', adminToken.slice(4)],
     ["the child's API token", apiToken],
     ['the pairing code', code],
     ["the pairing code's secret part", code.split('-').slice(1).join('-')],
     ["the sign-in link's secret", linkSecret],
-    ...keyBodies.map((b): [string, string] => ['a private key', b]),
+    ...keyBodies.map((b): [string, string | Buffer] => ['a private key', b]),
   ];
   const places: [string, Buffer][] = [
     ['hub log', Buffer.from(hub.err())],

@@ -23,6 +23,16 @@ export interface AdapterHarness {
   cleanup(): Promise<void>;
   /** A second, started adapter on the same storage (another connection), where the storage allows it. */
   second?(): Promise<StorageAdapter>;
+  /**
+   * Keeps a copy of `adapter`'s storage as it is now and returns the adapter to go on
+   * with (it may have been stopped and reopened) and `restore`, which stops the
+   * adapter it is given and returns one started on that copy: a store restored from
+   * an older backup. Where the storage allows it.
+   */
+  copy?(adapter: StorageAdapter): Promise<{
+    adapter: StorageAdapter;
+    restore(current: StorageAdapter): Promise<StorageAdapter>;
+  }>;
   /** Whether the adapter has the optional `dataVersion` capability. */
   dataVersion: boolean;
 }
@@ -241,6 +251,49 @@ export function runStorageAdapterSuite(name: string, makeHarness: () => Promise<
           await other.stop();
         }
         return again;
+      },
+    );
+
+    withStore(
+      'a store restored from an older copy gives its refilled positions other checkpoints, even for the same revision',
+      async (store, h) => {
+        if (!h.copy) return;
+        const a = makeRevision('notes', 'a', { v: 1 });
+        const b = makeRevision('notes', 'b', { v: 1 });
+        const c = makeRevision('notes', 'c', { v: 1 });
+        await store.apply({ revisions: incoming([a]), reduce: lww, now: 1 });
+        const saved = await h.copy(store);
+        let current = saved.adapter;
+        const one = await current.checkpoint(1 as Seq);
+        await current.apply({ revisions: incoming([b, c]), reduce: lww, now: 1 });
+        const three = await current.checkpoint(3 as Seq);
+        // Restored, it writes c at position 3 again (after another revision at 2).
+        current = await saved.restore(current);
+        assert.equal(await current.latestSeq(), 1);
+        assert.equal(await current.checkpoint(1 as Seq), one, 'what the copy held keeps its checkpoint');
+        await current.apply({
+          revisions: incoming([makeRevision('notes', 'd', { v: 1 }), c]),
+          reduce: lww,
+          now: 1,
+        });
+        assert.equal(await current.latestSeq(), 3);
+        assert.notEqual(
+          await current.checkpoint(3 as Seq),
+          three,
+          'the same revision at a refilled position',
+        );
+        const restoredThree = await current.checkpoint(3 as Seq);
+        current = await h.reopen(current);
+        assert.equal(await current.checkpoint(3 as Seq), restoredThree, 'stable across reopen');
+        // Restored again from the same copy: other checkpoints again.
+        current = await saved.restore(current);
+        await current.apply({
+          revisions: incoming([makeRevision('notes', 'd', { v: 1 }), c]),
+          reduce: lww,
+          now: 1,
+        });
+        assert.ok(![three, restoredThree].includes(await current.checkpoint(3 as Seq)));
+        return current;
       },
     );
 

@@ -15,6 +15,9 @@ import type { AdminApiServer } from './admin-api/server.js';
 import { LanAnnouncements } from './announcements.js';
 import { ChildSessions, type HubEventInput } from './child-sessions.js';
 import { EventLog } from './event-log.js';
+import type { HubEvent } from './events.js';
+import { HubMetrics } from './hub-metrics.js';
+import { MetricsListener } from './metrics-listener.js';
 import { MetricsHistory } from './metrics-history.js';
 import type { HubInit, HubParts } from './options.js';
 import { PairingService } from './pairing.js';
@@ -31,6 +34,10 @@ export interface RunningHub {
   events: EventLog;
   /** Throughput and connected devices over the last hour and day. */
   metrics: MetricsHistory;
+  /** The Prometheus metrics. */
+  prometheus: HubMetrics;
+  /** Their own listener without a token, when asked for one. */
+  metricsListener: MetricsListener | undefined;
   server: TransportServer;
   announcements: LanAnnouncements | undefined;
   parts: Startable[];
@@ -49,6 +56,10 @@ export interface HubHooks {
   clearConflicts: () => void;
   setReady: (ready: boolean) => void;
   publish: (event: HubEventInput) => void;
+  /** The hub's events as they are published, until the returned function is called. */
+  subscribe: (listener: (event: HubEvent) => void) => () => void;
+  /** Conflicts the hub holds unresolved now. */
+  openConflicts: () => number;
 }
 
 /**
@@ -95,6 +106,10 @@ export async function assembleHub(init: HubInit, parts: HubParts, hooks: HubHook
     recovery: hooks.recovery,
     onRolledBack: () => void hooks.beginRecovery('store-rolled-back', replica),
     publish: hooks.publish,
+    observer: {
+      progress: (deviceId, stats) => prometheus.progress(deviceId, stats),
+      refusedWrites: (deviceId, by, rejected) => prometheus.refusedWrites(deviceId, by, rejected),
+    },
     // Changes made to the registry by another process (the CLI) apply within a second.
     registryWatchMs: parts.authenticator === parts.registry ? 1000 : 0,
     logger,
@@ -115,6 +130,17 @@ export async function assembleHub(init: HubInit, parts: HubParts, hooks: HubHook
     },
     clock,
   });
+  const prometheus = new HubMetrics({
+    dataDir: init.dataDir,
+    hubId: identity.deviceId,
+    replica,
+    sessions,
+    registry: parts.registry,
+    content,
+    openConflicts: hooks.openConflicts,
+    subscribe: hooks.subscribe,
+    clock,
+  });
   const pairing = new PairingService({
     registry: parts.registry,
     hubId: identity.deviceId,
@@ -128,6 +154,7 @@ export async function assembleHub(init: HubInit, parts: HubParts, hooks: HubHook
         state: d.state,
         group: d.group,
       }),
+    onAttempt: (outcome) => prometheus.pairing(outcome),
     logger,
     clock,
   });
@@ -159,6 +186,7 @@ export async function assembleHub(init: HubInit, parts: HubParts, hooks: HubHook
     logger,
     clock,
   });
+  server.on('rejected', (r) => prometheus.connectionRejected(r.code));
   const discovery = init.discovery ?? true;
   const announcements =
     discovery === false
@@ -211,6 +239,7 @@ export async function assembleHub(init: HubInit, parts: HubParts, hooks: HubHook
       hooks.setReady(false);
     },
   };
+  const metricsListener = init.metrics && new MetricsListener(init.metrics, () => prometheus.text(), logger);
   return {
     identity,
     replica,
@@ -219,6 +248,8 @@ export async function assembleHub(init: HubInit, parts: HubParts, hooks: HubHook
     sessions,
     events,
     metrics,
+    prometheus,
+    metricsListener,
     server,
     announcements,
     parts: [
@@ -230,11 +261,13 @@ export async function assembleHub(init: HubInit, parts: HubParts, hooks: HubHook
       // Stopped after the sessions, so their last disconnections are written too.
       events,
       hubState,
+      prometheus,
       sessions,
       metrics,
       server,
       ...(announcements ? [announcements] : []),
       readiness,
+      ...(metricsListener ? [metricsListener] : []),
       ...(hooks.admin ? [hooks.admin] : []),
     ],
   };

@@ -71,9 +71,7 @@ export const deviceSync = z.object({
       .number()
       .int()
       .nullable()
-      .describe(
-        "the last position of the hub's log the device acknowledged; null if it never connected",
-      ),
+      .describe("the last position of the hub's log the device acknowledged; null if it never connected"),
     behind: z
       .number()
       .int()

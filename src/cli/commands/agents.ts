@@ -118,6 +118,8 @@ interface HubOpts extends CommonOptions {
   httpKey?: string;
   insecureHttp?: boolean;
   eventRetentionDays: number;
+  metricsPort?: number;
+  metricsHost?: string;
 }
 
 interface ChildOpts extends CommonOptions {
@@ -158,6 +160,15 @@ export function registerAgents(program: Command): void {
       )
       .option('--no-admin-api', 'do not serve the admin API and dashboard')
       .option(
+        '--metrics-port <n>',
+        'also serve Prometheus metrics at /metrics on this port, plain HTTP and without a token (the admin port serves them with the admin token)',
+        port,
+      )
+      .option(
+        '--metrics-host <addr>',
+        'address of --metrics-port (default 127.0.0.1; anyone who reaches it reads the metrics: a trusted network only)',
+      )
+      .option(
         '--event-retention-days <n>',
         "days the hub keeps its events (the dashboard's Events page and the admin API's event log)",
         days,
@@ -176,6 +187,8 @@ export function registerAgents(program: Command): void {
       adminPort: raw.httpPort,
       ...(raw.httpHost && { adminHost: raw.httpHost }),
     };
+    if (raw.metricsHost !== undefined && raw.metricsPort === undefined)
+      throw new UsageError('--metrics-host needs --metrics-port: the port of the metrics listener');
     const adminTls = adminCertificate(raw);
     if (adminTls && raw.insecureHttp)
       throw new UsageError('--insecure-http cannot be combined with --http-cert: choose HTTPS or plain HTTP');
@@ -198,6 +211,9 @@ export function registerAgents(program: Command): void {
         ...(retentionPolicy(config) && { retention: retentionPolicy(config) }),
         ...(opts.recover && { recover: true }),
         eventRetentionDays: opts.eventRetentionDays,
+        ...(opts.metricsPort !== undefined && {
+          metrics: { port: opts.metricsPort, ...(opts.metricsHost && { host: opts.metricsHost }) },
+        }),
         ...(opts.adminApi && {
           adminApi: {
             port: opts.adminPort,
@@ -248,7 +264,7 @@ export function registerAgents(program: Command): void {
       );
     if (opts.json) {
       process.stdout.write(
-        `${JSON.stringify({ event: 'started', deviceId: hub.deviceId, syncPort: hub.port, adminPort, adminUrl, ...(fingerprint && { adminCertificateSha256: fingerprint }), ...(signInLink && { signInUrl: signInLink, signInExpiresAt: signIn?.expiresAt }), adminToken, dataDir: dir, ...(code && { pairingCode: code }), pairingCodeExpiresAt: expiresAt, activePairingCodes: active.length + (issued ? 1 : 0), addresses })}\n`,
+        `${JSON.stringify({ event: 'started', deviceId: hub.deviceId, syncPort: hub.port, adminPort, adminUrl, ...(fingerprint && { adminCertificateSha256: fingerprint }), ...(signInLink && { signInUrl: signInLink, signInExpiresAt: signIn?.expiresAt }), adminToken, ...(hub.metricsPort !== undefined && { metricsPort: hub.metricsPort }), dataDir: dir, ...(code && { pairingCode: code }), pairingCodeExpiresAt: expiresAt, activePairingCodes: active.length + (issued ? 1 : 0), addresses })}\n`,
       );
     } else {
       const here = relative(process.cwd(), dir) || '.';
@@ -268,6 +284,11 @@ export function registerAgents(program: Command): void {
                 : []),
             ]
           : ['  dashboard     off (--no-admin-api)']),
+        ...(hub.metricsPort !== undefined
+          ? [
+              `  metrics       http://${urlHost(opts.metricsHost ?? '127.0.0.1', hub.metricsPort)}/metrics  (no token)`,
+            ]
+          : []),
         `  data          ${dir}`,
         ...(signInLink && signIn
           ? [

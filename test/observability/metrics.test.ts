@@ -255,7 +255,9 @@ describe('Prometheus metrics of a hub and a child', () => {
     assert.equal(res.status, 200);
     const samples = parse(await res.text());
     assert.equal(value(samples, 'trosyn_build_info', { role: 'hub' }), 1);
-    assert.equal((await fetch(`http://127.0.0.1:${port}/api/status`)).status, 404);
+    const other = await fetch(`http://127.0.0.1:${port}/api/status`);
+    assert.equal(other.status, 404);
+    assert.equal(((await other.json()) as { code: string }).code, 'ROUTE_NOT_FOUND');
     await hub.stop();
     assert.equal(hub.metricsPort, undefined);
     await assert.rejects(fetch(`http://127.0.0.1:${port}/metrics`), 'closed with the hub');

@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { Child } from '../../src/child/child.js';
@@ -245,6 +246,34 @@ describe('Prometheus metrics of a hub and a child', () => {
     assert.equal(value(after, 'trosyn_devices', { state: 'approved' }), 2);
     await assertValidScrape(await r.text.hub());
     await r.stop();
+  });
+
+  it('connections refused by the rate limit are counted by limit and reason', async () => {
+    const hub = await startTestHub(join(dir.path, `hub-${++n}`), {
+      metrics: { port: 0 },
+      connectionLimit: { burst: 1, perMinute: 1 },
+    });
+    const scrape = async () =>
+      parse(await (await fetch(`http://127.0.0.1:${hub.metricsPort as number}/metrics`)).text());
+    assert.equal(value(await scrape(), 'trosyn_rate_limited_total', { limit: 'connection' }), undefined);
+    // Plain TCP that never speaks TLS: the first spends the one attempt, the rest are refused at once.
+    const sockets = await Promise.all(
+      [0, 1, 2].map(
+        () =>
+          new Promise<Socket>((resolve, reject) => {
+            const socket = connect(hub.port, '127.0.0.1', () => resolve(socket));
+            socket.on('error', reject);
+          }),
+      ),
+    );
+    await eventually(
+      async () => value(await scrape(), 'trosyn_rate_limited_total', { limit: 'connection' }) === 2,
+      5000,
+      'two refused by the limit',
+    );
+    assert.equal(value(await scrape(), 'trosyn_connections_rejected_total', { reason: 'RATE_LIMITED' }), 2);
+    for (const socket of sockets) socket.destroy();
+    await hub.stop();
   });
 
   it('the metrics listener serves /metrics without a token, and only that', async () => {

@@ -98,7 +98,8 @@ export class MetricsHistory implements Startable {
       [this.hour, saved?.hour, 3600_000],
       [this.day, saved?.day, 86_400_000],
     ] as const) {
-      if (samples) ring.samples.push(...samples.filter((x) => x.at > now - span && x.at <= now).slice(-ring.size));
+      if (samples)
+        ring.samples.push(...samples.filter((x) => x.at > now - span && x.at <= now).slice(-ring.size));
     }
     this.timer = this.o.clock.setInterval(() => this.sample(), this.sampleMs);
   }

@@ -10,6 +10,7 @@ import type { DeviceId, RejectedRevision } from '../store/types.js';
 import { NotStartedError } from '../sync/errors.js';
 import { Replica } from '../sync/replica.js';
 import type { DeviceIdentity } from '../transport/identity.js';
+import { ChildMetrics } from './child-metrics.js';
 import { HubLink } from './hub-link.js';
 import type { LocalPort } from './local-api/port.js';
 import { LocalApiServer } from './local-api/server.js';
@@ -37,6 +38,7 @@ interface Running {
   files: NodeFiles;
   content: ContentSync;
   link: HubLink;
+  metrics: ChildMetrics;
   api: LocalApiServer | undefined;
   parts: Startable[];
 }
@@ -161,8 +163,27 @@ export class Child extends EventEmitter<Events> implements Startable, LocalPort 
         clock: this.clock,
         ...init.localApi,
       });
-    const list: Startable[] = [replica, parts.chunks, content, gc, link, connecting, ...(api ? [api] : [])];
-    this.running = { identity, replica, files, content, link, api, parts: list };
+    const metrics = new ChildMetrics({
+      dataDir: init.dataDir,
+      hubId,
+      replica,
+      link,
+      content,
+      status: () => this.status(),
+      clock: this.clock,
+    });
+    const list: Startable[] = [
+      replica,
+      parts.chunks,
+      content,
+      gc,
+      // Before the link, to see its first connection.
+      metrics,
+      link,
+      connecting,
+      ...(api ? [api] : []),
+    ];
+    this.running = { identity, replica, files, content, link, metrics, api, parts: list };
     try {
       await startAll(list);
     } catch (err) {
@@ -199,6 +220,11 @@ export class Child extends EventEmitter<Events> implements Startable, LocalPort 
   syncNow(): void {
     this.running?.link.retryNow();
     this.running?.content.retryNow();
+  }
+
+  /** A Prometheus scrape of this agent's metrics (text format 0.0.4). */
+  metricsText(): Promise<string> {
+    return this.now().metrics.text();
   }
 
   async status(): Promise<SyncStatus> {

@@ -6,7 +6,7 @@ import type { Clock, Startable } from '../lifecycle.js';
 import { componentLogger } from '../observability/logger.js';
 import type { DeviceId, RejectedRevision, Seq } from '../store/types.js';
 import type { Replica } from '../sync/replica.js';
-import { SyncSession } from '../sync/session.js';
+import { SyncSession, type SyncSessionStats } from '../sync/session.js';
 import {
   type ClientStatus,
   type HubAddress,
@@ -28,6 +28,8 @@ import type { SyncStatus } from './sync-status.js';
 
 type Events = {
   refused: [RejectedRevision[]];
+  /** A batch was applied or acknowledged in the session with the hub. */
+  progress: [SyncSessionStats];
   connected: [];
   disconnected: [{ code?: string }];
   'caught-up': [];
@@ -56,6 +58,10 @@ export class HubLink extends EventEmitter<Events> implements Startable {
   private browser: HubBrowser | undefined;
   private client: TransportClient | undefined;
   private session: SyncSession | undefined;
+  /** The connection the session runs on. */
+  private conn: HubConnection['conn'] | undefined;
+  /** What sessions that ended had moved, so totals never go back. */
+  private readonly ended = { changesIn: 0, changesOut: 0, bytesIn: 0, bytesOut: 0 };
   private readonly refused: RejectedRevision[] = [];
   /** How far the hub has acknowledged this child's change log, and which log that was. */
   private acked = { log: '', seq: 0 };
@@ -195,6 +201,8 @@ export class HubLink extends EventEmitter<Events> implements Startable {
       clock: this.o.clock,
     });
     this.session = session;
+    this.conn = hub.conn;
+    session.on('progress', (stats) => this.emit('progress', stats));
     const noteAcked = () => {
       this.noteSessionAck(session);
       replica.setNote(`acked:${hub.hubId}`, JSON.stringify(this.acked)).catch(() => undefined);
@@ -219,12 +227,38 @@ export class HubLink extends EventEmitter<Events> implements Startable {
       });
     }
     hub.conn.once('close', () => {
+      const stats = session.getStats();
+      const wire = hub.conn.getStats();
+      this.ended.changesIn += stats.applied;
+      this.ended.changesOut += stats.sent;
+      this.ended.bytesIn += wire.bytesIn;
+      this.ended.bytesOut += wire.bytesOut;
       if (this.session === session) {
         noteAcked();
         this.session = undefined;
+        this.conn = undefined;
       }
     });
     await session.start();
+  }
+
+  /** Changes (revisions) and bytes (frames on the wire) moved with the hub since start, in and out. */
+  totals(): { changesIn: number; changesOut: number; bytesIn: number; bytesOut: number } {
+    const sum = { ...this.ended };
+    const stats = this.session?.getStats();
+    const wire = this.conn?.getStats();
+    if (stats && wire) {
+      sum.changesIn += stats.applied;
+      sum.changesOut += stats.sent;
+      sum.bytesIn += wire.bytesIn;
+      sum.bytesOut += wire.bytesOut;
+    }
+    return sum;
+  }
+
+  /** The session's counters now, while connected. */
+  sessionStats(): SyncSessionStats | undefined {
+    return this.session?.getStats();
   }
 
   /** Takes the hub's acknowledgement of this child's log from the running session. */

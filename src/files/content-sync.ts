@@ -92,6 +92,10 @@ export class ContentSync extends EventEmitter<Events> implements Startable {
   private retry: Timer | undefined;
   private started = false;
   private received = 0;
+  /** Bytes of received versions that did not travel: their chunks were here already. */
+  private deduplicated = 0;
+  /** Bytes fetched so far for each pending version, by this process. */
+  private readonly fetchedFor = new Map<string, number>();
   private retryDelay = 0;
   private pendingFiles: FileProgress[] = [];
   private readonly authors = new Map<string, string>();
@@ -129,6 +133,16 @@ export class ContentSync extends EventEmitter<Events> implements Startable {
   /** Bytes of content this node has fetched from its peers since it started. */
   bytesReceived(): number {
     return this.received;
+  }
+
+  /**
+   * Bytes of the versions received from peers since this node started that were not
+   * fetched because this node held their chunks already (a copy, a rename, the
+   * unchanged part of an edit). A version whose fetch began before a restart counts
+   * what it fetched before as held.
+   */
+  bytesDeduplicated(): number {
+    return this.deduplicated;
   }
 
   /** Where content stands now. */
@@ -324,7 +338,9 @@ export class ContentSync extends EventEmitter<Events> implements Startable {
               peer,
               missing.chunks.map((c) => c.hash),
               (hash) => {
-                file.bytesHere += lengths.get(hash) ?? 0;
+                const length = lengths.get(hash) ?? 0;
+                file.bytesHere += length;
+                this.fetchedFor.set(v.rev, (this.fetchedFor.get(v.rev) ?? 0) + length);
                 this.report();
               },
             ),
@@ -354,6 +370,9 @@ export class ContentSync extends EventEmitter<Events> implements Startable {
       if (missing.manifest.length === 0 && missing.chunks.length === 0) {
         await files.chunks.flush();
         index.done(v.rev);
+        if (v.author !== this.o.replica.deviceId)
+          this.deduplicated += Math.max(0, file.bytesTotal - (this.fetchedFor.get(v.rev) ?? 0));
+        this.fetchedFor.delete(v.rev);
         this.pendingFiles = this.pendingFiles.filter((f) => f !== file);
         this.report(true);
       }

@@ -15,6 +15,9 @@ import type { AdminApiServer } from './admin-api/server.js';
 import { LanAnnouncements } from './announcements.js';
 import { ChildSessions, type HubEventInput } from './child-sessions.js';
 import { EventLog } from './event-log.js';
+import type { HubEvent } from './events.js';
+import { HubMetrics } from './hub-metrics.js';
+import { MetricsListener } from './metrics-listener.js';
 import { MetricsHistory } from './metrics-history.js';
 import { BackupSchedule } from '../ops/backup-schedule.js';
 import type { HubInit, HubParts } from './options.js';
@@ -32,6 +35,10 @@ export interface RunningHub {
   events: EventLog;
   /** Throughput and connected devices over the last hour and day. */
   metrics: MetricsHistory;
+  /** The Prometheus metrics. */
+  prometheus: HubMetrics;
+  /** Their own listener without a token, when asked for one. */
+  metricsListener: MetricsListener | undefined;
   server: TransportServer;
   announcements: LanAnnouncements | undefined;
   /** Scheduled backups, when configured. */
@@ -54,6 +61,10 @@ export interface HubHooks {
   publish: (event: HubEventInput) => void;
   /** The approval mode as the registry holds it now; `atStart`: read at start, not news. */
   approvalMode: (requireApproval: boolean, atStart: boolean) => void;
+  /** The hub's events as they are published, until the returned function is called. */
+  subscribe: (listener: (event: HubEvent) => void) => () => void;
+  /** Conflicts the hub holds unresolved now. */
+  openConflicts: () => number;
 }
 
 /**
@@ -100,6 +111,10 @@ export async function assembleHub(init: HubInit, parts: HubParts, hooks: HubHook
     recovery: hooks.recovery,
     onRolledBack: () => void hooks.beginRecovery('store-rolled-back', replica),
     publish: hooks.publish,
+    observer: {
+      progress: (deviceId, stats) => prometheus.progress(deviceId, stats),
+      refusedWrites: (deviceId, by, rejected) => prometheus.refusedWrites(deviceId, by, rejected),
+    },
     // Changes made to the registry by another process (the CLI) apply within a second.
     registryWatchMs: parts.authenticator === parts.registry ? 1000 : 0,
     logger,
@@ -120,6 +135,18 @@ export async function assembleHub(init: HubInit, parts: HubParts, hooks: HubHook
     },
     clock,
   });
+  const prometheus = new HubMetrics({
+    dataDir: init.dataDir,
+    hubId: identity.deviceId,
+    replica,
+    sessions,
+    registry: parts.registry,
+    content,
+    openConflicts: hooks.openConflicts,
+    subscribe: hooks.subscribe,
+    ...(init.backups && { backups: () => backups?.status() }),
+    clock,
+  });
   const pairing = new PairingService({
     registry: parts.registry,
     hubId: identity.deviceId,
@@ -133,6 +160,7 @@ export async function assembleHub(init: HubInit, parts: HubParts, hooks: HubHook
         state: d.state,
         group: d.group,
       }),
+    onAttempt: (outcome) => prometheus.pairing(outcome),
     logger,
     clock,
   });
@@ -164,6 +192,7 @@ export async function assembleHub(init: HubInit, parts: HubParts, hooks: HubHook
     logger,
     clock,
   });
+  server.on('rejected', (r) => prometheus.connectionRejected(r.code));
   const discovery = init.discovery ?? true;
   const announcements =
     discovery === false
@@ -244,6 +273,7 @@ export async function assembleHub(init: HubInit, parts: HubParts, hooks: HubHook
       hooks.setReady(false);
     },
   };
+  const metricsListener = init.metrics && new MetricsListener(init.metrics, () => prometheus.text(), logger);
   return {
     identity,
     replica,
@@ -252,6 +282,8 @@ export async function assembleHub(init: HubInit, parts: HubParts, hooks: HubHook
     sessions,
     events,
     metrics,
+    prometheus,
+    metricsListener,
     server,
     announcements,
     backups,
@@ -264,12 +296,14 @@ export async function assembleHub(init: HubInit, parts: HubParts, hooks: HubHook
       // Stopped after the sessions, so their last disconnections are written too.
       events,
       hubState,
+      prometheus,
       sessions,
       metrics,
       server,
       ...(announcements ? [announcements] : []),
       readiness,
       ...(backups ? [backups] : []),
+      ...(metricsListener ? [metricsListener] : []),
       ...(hooks.admin ? [hooks.admin] : []),
     ],
   };

@@ -4,7 +4,7 @@ import { type Clock, type Startable, type Timer } from '../lifecycle.js';
 import { componentLogger } from '../observability/logger.js';
 import type { DeviceId, RejectedRevision } from '../store/types.js';
 import type { Replica } from '../sync/replica.js';
-import { SyncSession } from '../sync/session.js';
+import { SyncSession, type SyncSessionStats } from '../sync/session.js';
 import type { Connection } from '../transport/connection.js';
 import { shortDeviceId } from '../transport/device-id.js';
 import { TransportError } from '../transport/errors.js';
@@ -52,6 +52,8 @@ export interface ChildSessionsOptions {
   /** A child found the hub's store rolled back. */
   onRolledBack: () => void;
   publish: (event: HubEventInput) => void;
+  /** Told of what the throttled events leave out (the metrics count from it). */
+  observer?: SessionObserver;
   /**
    * Look at the registry this often (ms) for revocations, approvals withdrawn and
    * scope changes made by another process (the CLI). 0: never.
@@ -59,6 +61,14 @@ export interface ChildSessionsOptions {
   registryWatchMs: number;
   logger: Logger;
   clock: Clock;
+}
+
+/** What the sessions tell as it happens, beyond the hub's events: every batch, every refusal. */
+export interface SessionObserver {
+  /** A batch was applied or acknowledged in a device's session. */
+  progress(deviceId: DeviceId, stats: SyncSessionStats): void;
+  /** Revisions refused: `by: 'hub'` the device's writes, `by: 'device'` the hub's. */
+  refusedWrites(deviceId: DeviceId, by: 'hub' | 'device', rejected: readonly RejectedRevision[]): void;
 }
 
 interface LiveSession {
@@ -244,7 +254,8 @@ export class ChildSessions implements Startable {
     const { session, conn, peer } = live;
     const publish = this.o.publish;
     let lastProgress = 0;
-    session.on('progress', () => {
+    session.on('progress', (stats) => {
+      this.o.observer?.progress(peer.deviceId, stats);
       const now = this.o.clock.now();
       if (now - lastProgress < 1000) return;
       lastProgress = now;
@@ -263,6 +274,7 @@ export class ChildSessions implements Startable {
         'writes refused',
       );
       this.health.refused(peer.deviceId, by, this.o.clock.now(), rejected);
+      this.o.observer?.refusedWrites(peer.deviceId, by, rejected);
       publish({
         type: 'writes-refused',
         deviceId: peer.deviceId,

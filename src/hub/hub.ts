@@ -1,7 +1,5 @@
 import type { ErrorCode } from '../error-codes.js';
 import { EventEmitter } from 'node:events';
-import { existsSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { type Clock, type Startable, startAll, stopAll } from '../lifecycle.js';
 import { DataDirLock, LockedLifecycle } from '../ops/data-dir.js';
@@ -9,7 +7,6 @@ import { componentLogger } from '../observability/logger.js';
 import type { DeviceId } from '../store/types.js';
 import type { ContentProgress, PeerTransfer } from '../files/content-sync.js';
 import type { NodeFiles } from '../files/node-files.js';
-import { NODE_STORE_FILE } from '../sync/node-replica.js';
 import type { Replica } from '../sync/replica.js';
 import { pairingUri } from '../transport/pairing-code.js';
 import { TransportError } from '../transport/errors.js';
@@ -21,6 +18,8 @@ import { ensureAdminToken, verifyAdminToken } from './admin-api/token.js';
 import type { HubEventInput } from './child-sessions.js';
 import type { DeviceSyncReport } from './device-health.js';
 import type { EventLog } from './event-log.js';
+import { storeBytes } from '../ops/store-bytes.js';
+import { checkMetricsListener } from './metrics-listener.js';
 import type { MetricsSeries, MetricsWindow } from './metrics-history.js';
 import type { ChildSession, HubEvent, HubStatus } from './events.js';
 import type { HubInit, HubParts } from './options.js';
@@ -31,14 +30,6 @@ import { changeSettings, type HubSettings, readSettings, type SettingsChange } f
 
 export type { ChildSession, HubEvent, HubStatus } from './events.js';
 
-/** The size of the SQLite store in the data directory (database and write-ahead log), if it is there. */
-function storeBytes(dataDir: string): { storeBytes?: number } {
-  const base = join(dataDir, NODE_STORE_FILE);
-  if (!existsSync(base)) return {};
-  let bytes = 0;
-  for (const file of [base, `${base}-wal`]) if (existsSync(file)) bytes += statSync(file).size;
-  return { storeBytes: bytes };
-}
 export type { HubInit, HubParts } from './options.js';
 
 type Events = {
@@ -81,6 +72,7 @@ export class Hub extends EventEmitter<Events> implements Startable, AdminPort {
     this.logger = componentLogger(parts.logger, 'hub');
     this.clock = parts.clock;
     this.lifecycle = new LockedLifecycle(new DataDirLock(init.dataDir, 'hub'));
+    if (init.metrics) checkMetricsListener(init.metrics);
     this.admin =
       init.adminApi &&
       new AdminApiServer(
@@ -133,6 +125,12 @@ export class Hub extends EventEmitter<Events> implements Startable, AdminPort {
     return this.admin?.isStarted() ? this.admin.port : undefined;
   }
 
+  /** The port of the metrics listener without a token (HubInit.metrics), when it runs. */
+  get metricsPort(): number | undefined {
+    const listener = this.running?.metricsListener;
+    return listener?.isStarted() ? listener.port : undefined;
+  }
+
   /** The admin API server (scheme, certificate fingerprint), when the hub has one. */
   get adminApi(): AdminApiServer | undefined {
     return this.admin;
@@ -180,6 +178,8 @@ export class Hub extends EventEmitter<Events> implements Startable, AdminPort {
       },
       publish: (e) => this.publish(e),
       approvalMode: (on, atStart) => this.approvalMode(on, atStart),
+      subscribe: (listener) => this.subscribe(listener),
+      openConflicts: () => this.conflicted.size,
     });
     // Set before listening: a child may connect the moment the port opens.
     this.running = running;
@@ -207,6 +207,7 @@ export class Hub extends EventEmitter<Events> implements Startable, AdminPort {
     const devices = { approved: 0, pending: 0, revoked: 0 };
     for (const d of await this.registry.list()) devices[d.state]++;
     const recovery = this.recoveryWindow();
+    const bytes = storeBytes(this.init.dataDir);
     return {
       deviceId: identity.deviceId,
       name: this.name,
@@ -217,7 +218,7 @@ export class Hub extends EventEmitter<Events> implements Startable, AdminPort {
       devices,
       connected: this.connectedChildren(),
       store: await replica.stats(),
-      ...storeBytes(this.init.dataDir),
+      ...(bytes !== undefined && { storeBytes: bytes }),
       discovery: announcements?.diagnostics() ?? [],
       ...(this.running?.backups && { backups: this.running.backups.status() }),
       ...(recovery && { recovery }),
@@ -396,6 +397,11 @@ export class Hub extends EventEmitter<Events> implements Startable, AdminPort {
   /** Throughput with the children and devices connected, over the last hour or day. */
   metricsHistory(window: MetricsWindow): MetricsSeries {
     return this.now().metrics.series(window);
+  }
+
+  /** A Prometheus scrape of the hub's metrics (text format 0.0.4). */
+  metricsText(): Promise<string> {
+    return this.now().prometheus.text();
   }
 
   /** Dashboard sign-in links and sessions, kept in the registry. */

@@ -11,6 +11,7 @@ import type { Authenticator } from '../transport/authenticator.js';
 import type { DeviceIdentity } from '../transport/identity.js';
 import type { RateLimit } from '../transport/rate-limit.js';
 import type { AdminApiOptions } from './admin-api/server.js';
+import type { MetricsListenerOptions } from './metrics-listener.js';
 import type { DeviceRegistry } from './registry.js';
 
 /** A hub's settings: plain values, each with its default. The parts are HubParts. */
@@ -79,6 +80,13 @@ export interface HubInit {
   compression?: CompressionCodec[];
   /** The admin HTTP API; off unless given. See AdminApiOptions for its defaults. */
   adminApi?: AdminApiOptions;
+  /**
+   * A separate plain-HTTP listener for Prometheus that serves `GET /metrics`
+   * without a token, for a scraper on a trusted network. The admin API serves
+   * `/metrics` with the admin token whether or not this is given.
+   * @default off; `host` defaults to '127.0.0.1'
+   */
+  metrics?: MetricsListenerOptions;
   /**
    * History kept per record on every node, applied at start and hourly. Part of the policy.
    * @default keep everything

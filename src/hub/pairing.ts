@@ -41,6 +41,8 @@ export interface PairingServiceOptions {
   /** A pairing connection that has not finished within this closes. Default 60 s. */
   timeoutMs?: number;
   onPaired?: (device: DeviceRecord) => void;
+  /** Every pairing exchange that ends: `paired`, or the error code it failed with. */
+  onAttempt?: (outcome: 'paired' | string) => void;
   clock?: Clock;
   logger?: Logger;
 }
@@ -91,77 +93,110 @@ export class PairingService {
       | { step: 'exchanged'; code: PairingCodeRecord; keys: CPaceKeys }
       | { step: 'done' } = { step: 'new' };
 
-    conn.handle('pair.start', async (params) => {
-      const p = parse(startParams, params);
-      if (state.step !== 'new')
-        throw new TransportError('UNEXPECTED_MESSAGE', 'pairing already started on this connection');
-      state = { step: 'done' };
-      if (!this.perAddress.take(peer.address) || !this.overall.take('*')) {
-        this.logger.warn({ address: peer.address }, 'pairing attempt rate-limited');
-        throw new TransportError(
-          'PAIRING_RATE_LIMITED',
-          'too many pairing attempts; wait a minute and try again',
-        );
-      }
-      if ((await this.options.registry.get(peer.deviceId))?.state === 'revoked') {
-        throw new TransportError('DEVICE_REVOKED', 'this device was revoked and cannot pair again');
-      }
-      const code = await this.options.registry.findActiveCode(p.lookup);
-      if (!code) throw codeInvalid();
-      const childNonce = Buffer.from(p.nonce, 'base64');
-      const hubNonce = randomBytes(PAIRING_NONCE_BYTES);
-      state = { step: 'started', code, sid: Buffer.concat([childNonce, hubNonce]) };
-      return { nonce: hubNonce.toString('base64'), hubName: this.options.hubName };
-    });
-
-    conn.handle('pair.exchange', (params) => {
-      const p = parse(exchangeParams, params);
-      if (state.step !== 'started')
-        throw new TransportError('UNEXPECTED_MESSAGE', 'pair.exchange before pair.start');
-      const { code, sid } = state;
-      state = { step: 'done' };
-      const party = cpace({ prs: pairingPassword(code.secret), ci: channel, sid }, 'responder');
-      // An invalid share (K = G.I) aborts the exchange; it tests no guess, so it is not counted.
-      const keys = party.finish(Buffer.from(p.share, 'base64'));
-      state = { step: 'exchanged', code, keys };
-      return { share: Buffer.from(party.share).toString('base64') };
-    });
-
-    conn.handle('pair.confirm', async (params) => {
-      const p = parse(confirmParams, params);
-      if (state.step !== 'exchanged')
-        throw new TransportError('UNEXPECTED_MESSAGE', 'pair.confirm before pair.exchange');
-      const { code, keys } = state;
-      state = { step: 'done' };
-      const settled = await this.options.registry.settlePairingAttempt(code.codeId, {
-        tagMatched: tagsEqual(keys.peerTag, Buffer.from(p.tag, 'base64')),
-        device: { deviceId: peer.deviceId, name: p.name, appVersion: p.appVersion, address: peer.address },
-      });
-      if (settled.outcome === 'code-invalid') throw codeInvalid();
-      if (settled.outcome === 'wrong-code') {
-        this.logger.warn(
-          {
-            address: peer.address,
-            device: shortDeviceId(peer.deviceId),
-            code: code.lookup,
-            after: settled.codeState,
-          },
-          'pairing failed: wrong code or intercepted',
-        );
-        throw new TransportError(
-          'PAIRING_FAILED',
-          'pairing failed: the code does not match, or the connection is being intercepted',
-        );
-      }
-      const device = settled.result;
-      this.options.onPaired?.(device);
-      // The child checks this tag before pinning the hub: it proves the hub knew the code too.
-      return {
-        tag: Buffer.from(keys.ownTag).toString('base64'),
-        state: device.state,
-        group: device.group,
+    // One outcome per exchange begun: paired, the code it failed with, or how its connection ended.
+    let begun = false;
+    let reported = false;
+    const report = (outcome: string) => {
+      if (!begun || reported) return;
+      reported = true;
+      this.options.onAttempt?.(outcome);
+    };
+    const reporting =
+      <R>(handler: (params: unknown) => R | Promise<R>) =>
+      async (params: unknown): Promise<R> => {
+        try {
+          return await handler(params);
+        } catch (err) {
+          report((err as { code?: string }).code ?? 'INTERNAL_ERROR');
+          throw err;
+        }
       };
-    });
+    conn.once('close', (cause) =>
+      report((cause as { code?: string } | undefined)?.code ?? 'CONNECTION_CLOSED'),
+    );
+
+    conn.handle(
+      'pair.start',
+      reporting(async (params) => {
+        begun = true;
+        const p = parse(startParams, params);
+        if (state.step !== 'new')
+          throw new TransportError('UNEXPECTED_MESSAGE', 'pairing already started on this connection');
+        state = { step: 'done' };
+        if (!this.perAddress.take(peer.address) || !this.overall.take('*')) {
+          this.logger.warn({ address: peer.address }, 'pairing attempt rate-limited');
+          throw new TransportError(
+            'PAIRING_RATE_LIMITED',
+            'too many pairing attempts; wait a minute and try again',
+          );
+        }
+        if ((await this.options.registry.get(peer.deviceId))?.state === 'revoked') {
+          throw new TransportError('DEVICE_REVOKED', 'this device was revoked and cannot pair again');
+        }
+        const code = await this.options.registry.findActiveCode(p.lookup);
+        if (!code) throw codeInvalid();
+        const childNonce = Buffer.from(p.nonce, 'base64');
+        const hubNonce = randomBytes(PAIRING_NONCE_BYTES);
+        state = { step: 'started', code, sid: Buffer.concat([childNonce, hubNonce]) };
+        return { nonce: hubNonce.toString('base64'), hubName: this.options.hubName };
+      }),
+    );
+
+    conn.handle(
+      'pair.exchange',
+      reporting((params) => {
+        const p = parse(exchangeParams, params);
+        if (state.step !== 'started')
+          throw new TransportError('UNEXPECTED_MESSAGE', 'pair.exchange before pair.start');
+        const { code, sid } = state;
+        state = { step: 'done' };
+        const party = cpace({ prs: pairingPassword(code.secret), ci: channel, sid }, 'responder');
+        // An invalid share (K = G.I) aborts the exchange; it tests no guess, so it is not counted.
+        const keys = party.finish(Buffer.from(p.share, 'base64'));
+        state = { step: 'exchanged', code, keys };
+        return { share: Buffer.from(party.share).toString('base64') };
+      }),
+    );
+
+    conn.handle(
+      'pair.confirm',
+      reporting(async (params) => {
+        const p = parse(confirmParams, params);
+        if (state.step !== 'exchanged')
+          throw new TransportError('UNEXPECTED_MESSAGE', 'pair.confirm before pair.exchange');
+        const { code, keys } = state;
+        state = { step: 'done' };
+        const settled = await this.options.registry.settlePairingAttempt(code.codeId, {
+          tagMatched: tagsEqual(keys.peerTag, Buffer.from(p.tag, 'base64')),
+          device: { deviceId: peer.deviceId, name: p.name, appVersion: p.appVersion, address: peer.address },
+        });
+        if (settled.outcome === 'code-invalid') throw codeInvalid();
+        if (settled.outcome === 'wrong-code') {
+          this.logger.warn(
+            {
+              address: peer.address,
+              device: shortDeviceId(peer.deviceId),
+              code: code.lookup,
+              after: settled.codeState,
+            },
+            'pairing failed: wrong code or intercepted',
+          );
+          throw new TransportError(
+            'PAIRING_FAILED',
+            'pairing failed: the code does not match, or the connection is being intercepted',
+          );
+        }
+        const device = settled.result;
+        report('paired');
+        this.options.onPaired?.(device);
+        // The child checks this tag before pinning the hub: it proves the hub knew the code too.
+        return {
+          tag: Buffer.from(keys.ownTag).toString('base64'),
+          state: device.state,
+          group: device.group,
+        };
+      }),
+    );
   }
 }
 

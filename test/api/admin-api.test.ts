@@ -115,6 +115,8 @@ function routeTable(): RouteCall[] {
     { method: 'GET', url: '/api/files/transfers', path: '/api/files/transfers' },
     { method: 'GET', url: '/api/files/a.txt/content', path: '/api/files/{name}/content' },
     { method: 'GET', url: '/api/files/a.txt/history', path: '/api/files/{name}/history' },
+    // Outside /api, as Prometheus expects, behind the same token.
+    { method: 'GET', url: '/metrics', path: '/metrics' },
   ];
 }
 

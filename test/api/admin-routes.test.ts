@@ -170,6 +170,9 @@ class FakeAdminPort implements AdminPort {
   records(): never {
     throw new Error('the record routes are tested with a real replica elsewhere');
   }
+  metricsText(): never {
+    throw new Error('the metrics are tested with a real hub (test/observability/metrics.test.ts)');
+  }
   get eventLog(): never {
     throw new Error('the event routes are tested with a real hub (test/api/event-log.test.ts)');
   }

@@ -50,6 +50,8 @@ function json<T>(schema: z.ZodType<T>, body: string): T {
 function routeTable(): RouteCall[] {
   return [
     { method: 'GET', url: '/api/status', path: '/api/status' },
+    // Outside /api, as Prometheus expects, behind the same token.
+    { method: 'GET', url: '/metrics', path: '/metrics' },
     { method: 'POST', url: '/api/sync/now', path: '/api/sync/now' },
     { method: 'POST', url: '/api/sync/pause', path: '/api/sync/pause' },
     { method: 'POST', url: '/api/sync/resume', path: '/api/sync/resume' },

@@ -66,6 +66,9 @@ class FakeLocalPort implements LocalPort {
   syncNow(): void {
     this.calls.push('syncNow');
   }
+  metricsText(): never {
+    throw new Error('the metrics are tested with a real child (test/observability/metrics.test.ts)');
+  }
   async pause(): Promise<void> {
     this.calls.push('pause');
     this.state = 'paused';

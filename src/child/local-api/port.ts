@@ -22,6 +22,8 @@ export interface LocalPort {
   isStarted(): boolean;
   records(): LocalRecords;
   status(): Promise<SyncStatus>;
+  /** A Prometheus scrape of the agent's metrics (`GET /metrics`). */
+  metricsText(): Promise<string>;
   /** Tries to reach the hub now instead of waiting out the retry delay. */
   syncNow(): void;
   pause(): Promise<void>;

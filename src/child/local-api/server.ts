@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { createApiApp, registerProtectedApi } from '../../http/app.js';
-import { tokenHash, tokenMatches } from '../../http/bearer.js';
+import { AuthFailureLimiter, bearerGuard, tokenHash, tokenMatches } from '../../http/bearer.js';
+import { metricsRoute } from '../../http/metrics-route.js';
 import { fileReadRoutes } from '../../http/file-routes.js';
 import { replicaReadRoutes } from '../../http/replica-routes.js';
 import { HttpApiListener } from '../../http/server.js';
@@ -9,7 +10,7 @@ import type { RateLimit } from '../../transport/rate-limit.js';
 import { type Clock, type Startable, systemClock } from '../../lifecycle.js';
 import { componentLogger, silentLogger } from '../../observability/logger.js';
 import { DEFAULT_CHILD_API_PORT } from '../../protocol/constants.js';
-import { InvalidOptionError } from '../../sync/errors.js';
+import { InvalidOptionError, NotStartedError } from '../../sync/errors.js';
 import { APP_VERSION } from '../../version.js';
 import { DEFAULT_MAX_UPLOAD_BYTES, localFileRoutes } from './file-routes.js';
 import type { LocalPort } from './port.js';
@@ -76,15 +77,21 @@ export function buildLocalApi(child: LocalPort, options: LocalApiOptions): Fasti
     logger,
     clock: options.clock ?? systemClock,
   });
+  const limits = {
+    failureLimit: options.authFailureLimit ?? { burst: 20, perMinute: 60 },
+    totalFailureLimit: options.authFailureTotalLimit ?? { burst: 100, perMinute: 60 },
+    clock: options.clock ?? systemClock,
+    logger,
+  };
+  // One count of wrong tokens for the API and its /metrics.
+  const guard = {
+    ...limits,
+    limiter: new AuthFailureLimiter(limits),
+    verify: (token: string) => tokenMatches(token, hash),
+    hint: `read the token from ${API_TOKEN_FILE} in the agent's data directory`,
+  };
   registerProtectedApi(app, {
-    guard: {
-      verify: (token) => tokenMatches(token, hash),
-      failureLimit: options.authFailureLimit ?? { burst: 20, perMinute: 60 },
-      totalFailureLimit: options.authFailureTotalLimit ?? { burst: 100, perMinute: 60 },
-      hint: `read the token from ${API_TOKEN_FILE} in the agent's data directory`,
-      clock: options.clock ?? systemClock,
-      logger,
-    },
+    guard,
     routes: [
       localRoutes(child, { streams, eventHeartbeatMs: options.eventHeartbeatMs ?? 15_000, logger }),
       replicaReadRoutes(() => child.records()),
@@ -92,6 +99,18 @@ export function buildLocalApi(child: LocalPort, options: LocalApiOptions): Fasti
       localFileRoutes(child, { maxUploadBytes: options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES }),
     ],
   });
+  // Outside /api, as Prometheus expects, behind the same token.
+  void app.register(
+    metricsRoute(() => child.metricsText(), {
+      onRequest: [
+        async () => {
+          if (!child.isStarted()) throw new NotStartedError('the child agent');
+        },
+        bearerGuard(guard),
+      ],
+      errors: [401, 429, 503],
+    }),
+  );
   return app;
 }
 

@@ -134,6 +134,8 @@ interface HubOpts extends CommonOptions {
   backupDir?: string;
   backupEveryHours: number;
   backupKeep: number;
+  metricsPort?: number;
+  metricsHost?: string;
 }
 
 interface ChildOpts extends CommonOptions {
@@ -174,6 +176,15 @@ export function registerAgents(program: Command): void {
       )
       .option('--no-admin-api', 'do not serve the admin API and dashboard')
       .option(
+        '--metrics-port <n>',
+        'also serve Prometheus metrics at /metrics on this port, plain HTTP and without a token (the admin port serves them with the admin token)',
+        port,
+      )
+      .option(
+        '--metrics-host <addr>',
+        'address of --metrics-port (default 127.0.0.1; anyone who reaches it reads the metrics: a trusted network only)',
+      )
+      .option(
         '--event-retention-days <n>',
         "days the hub keeps its events (the dashboard's Events page and the admin API's event log)",
         days,
@@ -201,6 +212,8 @@ export function registerAgents(program: Command): void {
       adminPort: raw.httpPort,
       ...(raw.httpHost && { adminHost: raw.httpHost }),
     };
+    if (raw.metricsHost !== undefined && raw.metricsPort === undefined)
+      throw new UsageError('--metrics-host needs --metrics-port: the port of the metrics listener');
     const adminTls = adminCertificate(raw);
     if (adminTls && raw.insecureHttp)
       throw new UsageError('--insecure-http cannot be combined with --http-cert: choose HTTPS or plain HTTP');
@@ -225,6 +238,9 @@ export function registerAgents(program: Command): void {
         eventRetentionDays: opts.eventRetentionDays,
         ...(opts.backupDir && {
           backups: { dir: resolve(opts.backupDir), everyHours: opts.backupEveryHours, keep: opts.backupKeep },
+        }),
+        ...(opts.metricsPort !== undefined && {
+          metrics: { port: opts.metricsPort, ...(opts.metricsHost && { host: opts.metricsHost }) },
         }),
         ...(opts.adminApi && {
           adminApi: {
@@ -276,7 +292,7 @@ export function registerAgents(program: Command): void {
       );
     if (opts.json) {
       process.stdout.write(
-        `${JSON.stringify({ event: 'started', deviceId: hub.deviceId, syncPort: hub.port, adminPort, adminUrl, ...(fingerprint && { adminCertificateSha256: fingerprint }), ...(signInLink && { signInUrl: signInLink, signInExpiresAt: signIn?.expiresAt }), adminToken, dataDir: dir, ...(code && { pairingCode: code }), pairingCodeExpiresAt: expiresAt, activePairingCodes: active.length + (issued ? 1 : 0), addresses })}\n`,
+        `${JSON.stringify({ event: 'started', deviceId: hub.deviceId, syncPort: hub.port, adminPort, adminUrl, ...(fingerprint && { adminCertificateSha256: fingerprint }), ...(signInLink && { signInUrl: signInLink, signInExpiresAt: signIn?.expiresAt }), adminToken, ...(hub.metricsPort !== undefined && { metricsPort: hub.metricsPort }), dataDir: dir, ...(code && { pairingCode: code }), pairingCodeExpiresAt: expiresAt, activePairingCodes: active.length + (issued ? 1 : 0), addresses })}\n`,
       );
     } else {
       const here = relative(process.cwd(), dir) || '.';
@@ -296,6 +312,11 @@ export function registerAgents(program: Command): void {
                 : []),
             ]
           : ['  dashboard     off (--no-admin-api)']),
+        ...(hub.metricsPort !== undefined
+          ? [
+              `  metrics       http://${urlHost(opts.metricsHost ?? '127.0.0.1', hub.metricsPort)}/metrics  (no token)`,
+            ]
+          : []),
         `  data          ${dir}`,
         ...(signInLink && signIn
           ? [

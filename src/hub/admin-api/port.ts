@@ -60,6 +60,9 @@ export interface AdminPort {
   /** Throughput with the children and devices connected, over the last hour or day. */
   metricsHistory(window: MetricsWindow): MetricsSeries;
 
+  /** A Prometheus scrape of the hub's metrics (`GET /metrics`). */
+  metricsText(): Promise<string>;
+
   /** Records, history and conflicts, for the read routes; revert writes as the hub. */
   records(): ReplicaReader & Pick<Replica, 'revert'>;
 

@@ -10,7 +10,8 @@ import { componentLogger, silentLogger } from '../../observability/logger.js';
 import { DEFAULT_ADMIN_PORT } from '../../protocol/constants.js';
 import { InvalidOptionError, NotStartedError } from '../../sync/errors.js';
 import { APP_VERSION } from '../../version.js';
-import { AuthFailureLimiter } from '../../http/bearer.js';
+import { AuthFailureLimiter, bearerGuard } from '../../http/bearer.js';
+import { metricsRoute } from '../../http/metrics-route.js';
 import type { AdminPort } from './port.js';
 import { adminRoutes } from './routes.js';
 import { eventRoutes } from './event-routes.js';
@@ -157,6 +158,23 @@ export function buildAdminApi(
       fileReadRoutes(() => hub.files),
     ],
   });
+  // Outside /api, as Prometheus expects, behind the same token (a scraper sends it as a bearer credential).
+  void app.register(
+    metricsRoute(() => hub.metricsText(), {
+      onRequest: [
+        async () => {
+          if (!hub.isStarted()) throw new NotStartedError('the hub');
+        },
+        bearerGuard({
+          ...limits,
+          limiter,
+          verify: (token) => hub.verifyAdminToken(token),
+          hint: 'a scraper sends the admin token as `Authorization: Bearer <token>`',
+        }),
+      ],
+      errors: [401, 429, 503],
+    }),
+  );
   return app;
 }
 

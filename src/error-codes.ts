@@ -720,6 +720,12 @@ export const ERROR_CODES = {
       'The certificate or key given for the admin port (`--http-cert`, `--http-key`) cannot be read, is not PEM, or the key does not belong to the certificate. The hub does not start.',
     fix: 'Give the PEM certificate (with its chain, if any) and its own private key; the message names which one is wrong.',
   },
+  BACKUPS_NOT_SCHEDULED: {
+    area: 'Backup and restore',
+    status: 409,
+    meaning: 'A backup was asked of the hub through its admin API, but the hub makes no scheduled backups.',
+    fix: 'Start the hub with `--backup-dir DIR` (and `--backup-every-hours`, `--backup-keep`), or back it up with `trosyn-sync backup --out DIR`.',
+  },
   BACKUP_TARGET_NOT_EMPTY: {
     area: 'Backup and restore',
     meaning: 'The directory given to `backup --out` exists and holds files. Nothing was written.',

@@ -64,6 +64,16 @@ export interface HubStatus {
   connected: ChildSession[];
   store: { records: number; revisions: number; latestSeq: number; openConflicts: number };
   storeBytes?: number;
+  /** Scheduled backups, when the hub makes them (`--backup-dir`). */
+  backups?: {
+    dir: string;
+    everyHours: number;
+    keep: number;
+    last: { at: number; dir: string; bytes: number } | null;
+    lastError: { at: number; code: string; message: string } | null;
+    nextAt: number | null;
+    running: boolean;
+  };
 }
 
 export interface Device {

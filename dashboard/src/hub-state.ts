@@ -41,7 +41,7 @@ export interface HubState {
 export const LIVE_ONLY_TYPES: ReadonlySet<string> = new Set<string>(LIVE_ONLY_EVENT_TYPES);
 
 /** The event types that are errors, as the event log's `type` filter writes them. */
-export const ERROR_TYPES = 'sync-failed,writes-refused,error';
+export const ERROR_TYPES = 'sync-failed,writes-refused,backup-failed,error';
 
 /** Every event type the hub sends (docs/API.md, event stream). */
 export const EVENT_TYPES: readonly string[] = HUB_EVENT_TYPES;
@@ -54,6 +54,7 @@ export function errorOf(e: HubEvent): ErrorEntry | undefined {
   const base = { at: e.at, ...(e.deviceId && { deviceId: e.deviceId }) };
   switch (e.type) {
     case 'sync-failed':
+    case 'backup-failed':
     case 'error':
       return { ...base, code: e.code ?? 'ERROR', message: e.message ?? '' };
     case 'writes-refused':

@@ -1,3 +1,5 @@
+import { useState } from 'preact/hooks';
+import { api, ApiError, type HubStatus } from './api.js';
 import type { HubState } from './hub-state.js';
 import { DEVICE_STATES, deviceState } from './hub-state.js';
 import { ago, at, bytes, duration } from './format.js';
@@ -35,6 +37,10 @@ export function Overview({ state }: { state: HubState }) {
               <dd>{status.adminPort ?? window.location.port}</dd>
               <dt>Device ID</dt>
               <dd class="mono">{status.readableId}</dd>
+              <dt>Last backup</dt>
+              <dd>
+                <LastBackup backups={status.backups} />
+              </dd>
             </dl>
           ) : (
             <p>Loading…</p>
@@ -89,6 +95,61 @@ export function Overview({ state }: { state: HubState }) {
           <Link href="/events">All events</Link>
         </p>
       </section>
+    </>
+  );
+}
+
+/**
+ * The newest scheduled backup, a failure since it, and when the next is due, with a
+ * button that makes one now; or how to schedule them.
+ */
+function LastBackup({ backups }: { backups: HubStatus['backups'] }) {
+  const [working, setWorking] = useState(false);
+  const [said, setSaid] = useState<{ ok: boolean; text: string } | undefined>(undefined);
+  const backUp = async () => {
+    setWorking(true);
+    setSaid(undefined);
+    try {
+      const made = await api<{ dir: string; bytes: number }>('POST', '/backups');
+      setSaid({ ok: true, text: `Backed up: ${bytes(made.bytes)}.` });
+    } catch (err) {
+      setSaid({ ok: false, text: err instanceof ApiError ? `${err.code}: ${err.message}` : String(err) });
+    } finally {
+      setWorking(false);
+    }
+  };
+  if (!backups)
+    return (
+      <>
+        not scheduled: start the hub with <code>--backup-dir</code>, or run <code>trosyn-sync backup</code>
+      </>
+    );
+  const { last, lastError, nextAt, running } = backups;
+  return (
+    <>
+      {last ? (
+        <span title={`${at(last.at)} in ${last.dir}`}>
+          {ago(last.at)}, {bytes(last.bytes)}
+        </span>
+      ) : (
+        'none yet'
+      )}
+      {lastError && (
+        <span class="error">
+          {' '}
+          (failed {ago(lastError.at)}: {lastError.code}, {lastError.message})
+        </span>
+      )}
+      {running || working ? ', one running now' : nextAt !== null && `; next ${at(nextAt)}`}{' '}
+      <button type="button" disabled={running || working} onClick={() => void backUp()}>
+        Back up now
+      </button>
+      {said && (
+        <span role={said.ok ? 'status' : 'alert'} class={said.ok ? undefined : 'error'}>
+          {' '}
+          {said.text}
+        </span>
+      )}
     </>
   );
 }

@@ -2,6 +2,7 @@ import type { ErrorCode } from '../error-codes.js';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { type Clock, type Startable, startAll, stopAll } from '../lifecycle.js';
+import { type BackupRun, BackupsNotScheduledError } from '../ops/backup-schedule.js';
 import { DataDirLock, LockedLifecycle } from '../ops/data-dir.js';
 import { componentLogger } from '../observability/logger.js';
 import type { DeviceId } from '../store/types.js';
@@ -320,6 +321,12 @@ export class Hub extends EventEmitter<Events> implements Startable, AdminPort {
 
   settings(): Promise<HubSettings> {
     return readSettings(this.now().replica, this.registry);
+  }
+
+  async backupNow(): Promise<BackupRun> {
+    const { backups } = this.now();
+    if (!backups) throw new BackupsNotScheduledError();
+    return backups.runNow();
   }
 
   /** Changes the settings; the replica's policy listener sends a new policy to every child. */

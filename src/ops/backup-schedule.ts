@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { isTrosynError } from '../errors.js';
+import { isTrosynError, TrosynError } from '../errors.js';
 import type { Clock, Startable, Timer } from '../lifecycle.js';
 import { silentLogger } from '../observability/logger.js';
 import { backupBytes as sizeOf, backupNode, type BackupManifest } from './backup.js';
@@ -40,6 +40,16 @@ export interface BackupScheduleStatus {
   /** When the next backup is due (ms). */
   nextAt: number | null;
   running: boolean;
+}
+
+/** A backup asked of a hub that makes no scheduled backups. */
+export class BackupsNotScheduledError extends TrosynError {
+  constructor() {
+    super(
+      'BACKUPS_NOT_SCHEDULED',
+      'this hub makes no scheduled backups: start it with --backup-dir DIR, or run `trosyn-sync backup --out DIR`',
+    );
+  }
 }
 
 const NAME = /^backup-\d{8}-\d{6}(-\d+)?$/;

@@ -67,6 +67,7 @@ function routeTable(): RouteCall[] {
   const d = knownDevice;
   return [
     { method: 'GET', url: '/api/status', path: '/api/status' },
+    { method: 'POST', url: '/api/backups', path: '/api/backups' },
     { method: 'GET', url: '/api/session', path: '/api/session' },
     { method: 'DELETE', url: '/api/session', path: '/api/session' },
     { method: 'GET', url: '/api/devices', path: '/api/devices' },

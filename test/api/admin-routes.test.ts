@@ -170,6 +170,9 @@ class FakeAdminPort implements AdminPort {
   records(): never {
     throw new Error('the record routes are tested with a real replica elsewhere');
   }
+  backupNow(): never {
+    throw new Error('backups are tested with a real hub (test/ops/backup-schedule.test.ts)');
+  }
   metricsText(): never {
     throw new Error('the metrics are tested with a real hub (test/observability/metrics.test.ts)');
   }

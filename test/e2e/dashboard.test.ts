@@ -5,7 +5,7 @@
  * tmp/dashboard-screenshots (kept out of git).
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -66,6 +66,8 @@ describe('the dashboard in a browser', { skip: !haveBrowser }, () => {
       '--http-port',
       String(await freePort()),
       '--require-approval',
+      '--backup-dir',
+      join(dir.path, 'backups'),
     ]);
     const started = await hub.waitFor((l) => l.event === 'started', 20_000, 'hub starts');
     base = String(started.adminUrl);
@@ -141,6 +143,30 @@ describe('the dashboard in a browser', { skip: !haveBrowser }, () => {
     assert.equal(fresh.hubRunning, true);
     await page.goto(String(fresh.url));
     await page.getByRole('heading', { name: 'Overview' }).waitFor();
+  });
+
+  it('the Overview shows the last backup, and Back up now makes one', async () => {
+    const hubCard = page.getByRole('region', { name: 'Hub' });
+    const lastBackup = hubCard.locator('dt:text-is("Last backup") + dd');
+    await until(
+      async () => /none yet|ago|just now/.test((await lastBackup.textContent()) ?? ''),
+      'the backup line',
+    );
+    const before = readdirSync(join(dir.path, 'backups')).filter((n) => n.startsWith('backup-'));
+    await hubCard.getByRole('button', { name: 'Back up now' }).click();
+    await hubCard
+      .getByRole('status')
+      .filter({ hasText: /Backed up: \d/ })
+      .waitFor();
+    await until(
+      async () => /just now, \d/.test((await lastBackup.textContent()) ?? ''),
+      'the new backup shows',
+    );
+    const after = readdirSync(join(dir.path, 'backups')).filter((n) => n.startsWith('backup-'));
+    const made = after.filter((n) => !before.includes(n));
+    assert.equal(made.length, 1, 'one backup more');
+    assert.ok(existsSync(join(dir.path, 'backups', made[0] as string, 'manifest.json')), 'complete');
+    assert.equal(await hubCard.getByRole('alert').count(), 0);
   });
 
   it('shows a child live as it pairs and connects; approve, rename and revoke work from the Devices page', async () => {

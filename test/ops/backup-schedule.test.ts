@@ -6,6 +6,7 @@ import { after, it } from 'node:test';
 import { openReplica } from '../../src/index.js';
 import { BackupSchedule, type BackupRun } from '../../src/ops/backup-schedule.js';
 import { createIdentity } from '../../src/transport/identity.js';
+import { AdminApiServer } from '../../src/hub/admin-api/server.js';
 import { startTestHub } from '../fixtures/nodes.js';
 import { eventually, FakeClock, tempDir } from '../helpers.js';
 
@@ -108,5 +109,44 @@ it('a hub with backups configured makes them on its clock, shows them in its sta
     assert.ok(events.includes('backup-completed'));
   } finally {
     await hub.stop();
+  }
+});
+
+it('POST /api/backups makes a backup now on a hub with a schedule, and is BACKUPS_NOT_SCHEDULED on one without', async () => {
+  const backups = join(dir.path, 'api-backups');
+  const hub = await startTestHub(join(dir.path, 'api-hub'), {
+    backups: { dir: backups, everyHours: 24, keep: 2 },
+  });
+  const plain = await startTestHub(join(dir.path, 'api-plain'));
+  const admins = [
+    new AdminApiServer(hub, { host: '127.0.0.1', port: 0 }),
+    new AdminApiServer(plain, { host: '127.0.0.1', port: 0 }),
+  ];
+  try {
+    const post = async (admin: AdminApiServer) => {
+      await admin.start();
+      const token = admin.takeCreatedToken() as string;
+      return fetch(`http://127.0.0.1:${admin.port}/api/backups`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}` },
+      });
+    };
+    await hub.replica.put('notes', 'n1', { v: 1 });
+    const res = await post(admins[0] as AdminApiServer);
+    assert.equal(res.status, 201, await res.clone().text());
+    const made = (await res.json()) as { dir: string; bytes: number; at: number };
+    assert.ok(made.dir.startsWith(backups));
+    assert.ok(existsSync(join(made.dir, 'manifest.json')));
+    assert.ok(made.bytes > 0);
+    const last = (await hub.status()).backups?.last;
+    assert.deepEqual([last?.dir, last?.bytes], [made.dir, made.bytes], 'the status shows it');
+
+    const refused = await post(admins[1] as AdminApiServer);
+    assert.equal(refused.status, 409);
+    assert.equal(((await refused.json()) as { code: string }).code, 'BACKUPS_NOT_SCHEDULED');
+  } finally {
+    for (const a of admins) await a.stop();
+    await hub.stop();
+    await plain.stop();
   }
 });

@@ -8,6 +8,7 @@ import type { ChildSession, HubEvent, HubStatus } from '../events.js';
 import type { EventLog } from '../event-log.js';
 import type { MetricsSeries, MetricsWindow } from '../metrics-history.js';
 import type { DeviceRecord, GroupRecord, ListedPairingCode } from '../registry-backend.js';
+import type { BackupRun } from '../../ops/backup-schedule.js';
 import type { HubSettings, SettingsChange } from '../settings.js';
 import type { SignInStore } from './sign-in.js';
 
@@ -39,6 +40,12 @@ export interface AdminPort {
   settings(): Promise<HubSettings>;
   /** Changes them (see SettingsChange); the policy reaches every child. */
   updateSettings(change: SettingsChange): Promise<HubSettings & { resettled: number }>;
+
+  /**
+   * Makes a scheduled backup now (or waits for the one under way), into the
+   * schedule's directory; BACKUPS_NOT_SCHEDULED without `--backup-dir`.
+   */
+  backupNow(): Promise<BackupRun>;
 
   /** How far behind a device is each way, and what went wrong last with its sync. */
   deviceSync(deviceId: DeviceId): Promise<DeviceSyncReport>;

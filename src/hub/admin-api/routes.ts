@@ -11,6 +11,7 @@ import {
 } from '../../http/schemas.js';
 import { formatDeviceId, parseDeviceId } from '../../transport/device-id.js';
 import {
+  backupMade,
   device,
   deviceDetail,
   deviceParams,
@@ -34,6 +35,8 @@ import {
   settingsPut,
   type SettingsPut,
 } from './schemas.js';
+import type { ErrorCode } from '../../error-codes.js';
+import { BackupError } from '../../ops/backup.js';
 import type { DeviceId } from '../../store/types.js';
 import type { DeviceRecord } from '../registry-backend.js';
 import { RegistryError } from '../registry.js';
@@ -62,6 +65,24 @@ export function adminRoutes(hub: AdminPort, options: AdminRoutesOptions): Fastif
         throw new RegistryError('DEVICE_NOT_FOUND', `no device ${deviceId} is registered`, { deviceId });
       return found;
     };
+
+    app.post(
+      '/backups',
+      {
+        schema: {
+          tags: ['status'],
+          summary:
+            'Makes a scheduled backup now (or waits for the one under way) into the --backup-dir of the hub',
+          response: { 201: jsonSchema(backupMade), ...errorResponses(401, 409, 500, 503) },
+        },
+      },
+      async (_request, reply) => {
+        const run = await hub.backupNow();
+        if (!run.ok) throw new BackupError(run.code as ErrorCode, run.message);
+        const { ok: _ok, ...made } = run;
+        return reply.code(201).send(made);
+      },
+    );
 
     app.get(
       '/status',

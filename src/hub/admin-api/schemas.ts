@@ -161,6 +161,14 @@ export const hubStatus = z.object({
     .describe('while the hub takes back revisions it lost'),
 });
 
+/** A backup made through the admin API. */
+export const backupMade = z.object({
+  at: ms.describe('when it began'),
+  dir: z.string().describe('its directory, inside the --backup-dir of the hub'),
+  bytes: z.number().int().describe('its size'),
+  durationMs: z.number().int(),
+});
+
 /** Options of a new pairing code. */
 export const pairingCodeRequest = z.object({
   ttlMinutes: z.number().int().min(1).max(1440).optional().describe('lifetime; default 10 minutes'),

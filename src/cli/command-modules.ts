@@ -29,7 +29,7 @@ export const COMMAND_MODULES: readonly {
   },
   { commands: ['settings'], load: async () => (await import('./commands/settings.js')).registerSettings },
   {
-    commands: ['backup', 'restore'],
+    commands: ['backup', 'verify-backup', 'restore'],
     load: async () => (await import('./commands/backup.js')).registerBackup,
   },
   { commands: ['doctor'], load: async () => (await import('./commands/doctor.js')).registerDoctor },

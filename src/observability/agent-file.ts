@@ -18,6 +18,8 @@ export interface AgentFile {
   /** Where the hub's dashboard is reached (`https://192.168.1.10:17701`), for the sign-in links the CLI makes. */
   adminUrl?: string;
   apiPort?: number;
+  /** The hub's scheduled backups (`--backup-dir`), for `status`. */
+  backups?: { dir: string; everyHours: number; keep: number };
 }
 
 const FILE = 'agent.json';

@@ -1,3 +1,4 @@
+import { extname } from 'node:path';
 import pino, { type Logger, type LoggerOptions } from 'pino';
 
 export type { Logger } from 'pino';
@@ -123,4 +124,42 @@ export function componentLogger(
 
 function asWritable(d: pino.DestinationStream): NodeJS.WritableStream {
   return { write: (chunk: string) => d.write(chunk) } as unknown as NodeJS.WritableStream;
+}
+
+/** Where an agent's log goes (--log-file): a file that rolls over at `size`, `keep` older ones kept. */
+export interface LogFileOptions {
+  path: string;
+  /** Bytes, or with k, m or g (pino-roll's units). */
+  size: string;
+  keep: number;
+}
+
+/**
+ * A destination that writes to numbered files beside `path` and starts the next one
+ * when one reaches `size`: `hub.log` is written as `hub.1.log`, `hub.2.log`, ...,
+ * the highest number the current one; the oldest beyond `keep` are deleted, also
+ * those an earlier run left. `flush` writes out what is buffered (call it before exit).
+ */
+export async function rollingLogFile(
+  options: LogFileOptions,
+): Promise<{ destination: pino.DestinationStream; flush: () => void }> {
+  const { default: build } = await import('pino-roll');
+  const ext = extname(options.path);
+  const stream = await build({
+    file: ext ? options.path.slice(0, -ext.length) : options.path,
+    ...(ext && { extension: ext }),
+    size: options.size,
+    mkdir: true,
+    limit: { count: options.keep, removeOtherLogFiles: true },
+  });
+  return {
+    destination: stream,
+    flush: () => {
+      try {
+        stream.flushSync();
+      } catch {
+        // Nothing buffered, or the file is gone: nothing more to write.
+      }
+    },
+  };
 }

@@ -164,26 +164,12 @@ export class BackupSchedule implements Startable {
     return join(this.o.dir, name);
   }
 
-  /** Complete backups in `dir`, oldest first. */
   private complete(): { dir: string; manifest: BackupManifest }[] {
-    const found: { dir: string; manifest: BackupManifest }[] = [];
-    for (const name of readdirSync(this.o.dir)) {
-      if (!NAME.test(name)) continue;
-      try {
-        const manifest = JSON.parse(
-          readFileSync(join(this.o.dir, name, 'manifest.json'), 'utf8'),
-        ) as BackupManifest;
-        found.push({ dir: join(this.o.dir, name), manifest });
-      } catch {
-        // Not complete (no manifest): not a backup to count or keep.
-      }
-    }
-    return found.sort((a, b) => a.manifest.createdAt - b.manifest.createdAt);
+    return completeBackups(this.o.dir);
   }
 
   private newest(): BackupScheduleStatus['last'] {
-    const newest = this.complete().at(-1);
-    return newest ? { at: newest.manifest.createdAt, dir: newest.dir, bytes: sizeOf(newest.manifest) } : null;
+    return newestBackup(this.o.dir);
   }
 
   /** Deletes the oldest complete backups beyond `keep`, and unfinished ones left by a crash. */
@@ -197,4 +183,26 @@ export class BackupSchedule implements Startable {
       if (name.endsWith('.partial') && NAME.test(name.slice(0, -'.partial'.length)))
         rmSync(join(this.o.dir, name), { recursive: true, force: true });
   }
+}
+
+/** The complete scheduled backups in `dir` (those with a manifest), oldest first. */
+function completeBackups(dir: string): { dir: string; manifest: BackupManifest }[] {
+  const found: { dir: string; manifest: BackupManifest }[] = [];
+  if (!existsSync(dir)) return found;
+  for (const name of readdirSync(dir)) {
+    if (!NAME.test(name)) continue;
+    try {
+      const manifest = JSON.parse(readFileSync(join(dir, name, 'manifest.json'), 'utf8')) as BackupManifest;
+      found.push({ dir: join(dir, name), manifest });
+    } catch {
+      // Not complete (no manifest): not a backup to count or keep.
+    }
+  }
+  return found.sort((a, b) => a.manifest.createdAt - b.manifest.createdAt);
+}
+
+/** The newest complete scheduled backup in `dir`, or null. */
+export function newestBackup(dir: string): BackupScheduleStatus['last'] {
+  const newest = completeBackups(dir).at(-1);
+  return newest ? { at: newest.manifest.createdAt, dir: newest.dir, bytes: sizeOf(newest.manifest) } : null;
 }

@@ -5,7 +5,16 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, openSync, readFileSync, writeFileSync, writeSync, closeSync, statSync } from 'node:fs';
+import {
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+  writeSync,
+  closeSync,
+  statSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -201,6 +210,58 @@ describe('the trosyn-sync command', () => {
     const logLines = json.stderr.split('\n').filter(Boolean);
     assert.ok(logLines.length > 0);
     for (const line of logLines) assert.equal(typeof (JSON.parse(line) as { msg: string }).msg, 'string');
+  });
+
+  it('--log-file logs into numbered files that roll over at a size, keeping the newest, written out at exit', async () => {
+    const data = join(dir.path, 'log-file');
+    const logs = join(dir.path, 'logs');
+    const args = [
+      ...hubArgs(data, await freePort()),
+      '--http-port',
+      String(await freePort()),
+      '--log-level',
+      'debug',
+      '--log-format',
+      'json',
+      '--log-file',
+      join(logs, 'hub.log'),
+      '--log-file-size',
+      '1k',
+      '--log-file-keep',
+      '2',
+    ];
+    let last = { stdout: '', stderr: '' };
+    for (let run = 0; run < 6; run++) last = await runFor(args, (out) => out.includes('Stop: Ctrl-C'));
+    assert.equal(last.stderr, '', 'nothing logged on stderr');
+    const files = readdirSync(logs)
+      .map((name) => /^hub\.(\d+)\.log$/.exec(name))
+      .filter((m) => m !== null)
+      .map((m) => Number(m[1]))
+      .sort((a, b) => a - b);
+    assert.deepEqual(readdirSync(logs).length, files.length, 'only numbered log files');
+    assert.ok(
+      files.length >= 2 && files.length <= 3,
+      `the current file and at most 2 older: ${files.join(', ')}`,
+    );
+    assert.ok((files.at(-1) as number) > 3, `it rolled over several times: ${files.join(', ')}`);
+    const newest = readFileSync(join(logs, `hub.${files.at(-1)}.log`), 'utf8');
+    const entries = newest
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as { msg: string });
+    assert.equal(entries.at(-1)?.msg, 'hub stopped', 'the last line, written at exit');
+    for (const n of files.slice(0, -1))
+      assert.ok(statSync(join(logs, `hub.${n}.log`)).size >= 1024, 'an older file is full');
+
+    const bad = await run([
+      ...hubArgs(data, await freePort()),
+      '--log-file',
+      join(logs, 'x.log'),
+      '--log-file-size',
+      'big',
+    ]);
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.match(bad.stderr, /invalid --log-file-size big/);
   });
 
   it('npm start starts from the built output when it is current, without building again', async () => {

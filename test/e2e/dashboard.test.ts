@@ -167,6 +167,13 @@ describe('the dashboard in a browser', { skip: !haveBrowser }, () => {
     assert.equal(made.length, 1, 'one backup more');
     assert.ok(existsSync(join(dir.path, 'backups', made[0] as string, 'manifest.json')), 'complete');
     assert.equal(await hubCard.getByRole('alert').count(), 0);
+    // The command line shows it too.
+    const status = (await runCli(['status', '--data', hubData])) as {
+      backups?: { dir: string; everyHours: number; last: { dir: string } | null };
+    };
+    assert.equal(status.backups?.dir, join(dir.path, 'backups'));
+    assert.equal(status.backups?.everyHours, 24);
+    assert.equal(status.backups?.last?.dir, join(dir.path, 'backups', made[0] as string));
   });
 
   it('shows a child live as it pairs and connects; approve, rename and revoke work from the Devices page', async () => {

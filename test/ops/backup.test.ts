@@ -151,9 +151,16 @@ describe('backup and restore', () => {
     writeSync(fd, Buffer.from([0x42]), 0, 1, 5000);
     closeSync(fd);
     await fails(['restore', corrupt, '--data', join(dir.path, 'r-corrupt')], 'BACKUP_CORRUPT');
+    await fails(['verify-backup', corrupt], 'BACKUP_CORRUPT');
     const partial = copy('partial');
     rmSync(join(partial, 'manifest.json'));
     await fails(['restore', partial, '--data', join(dir.path, 'r-partial')], 'BACKUP_INCOMPLETE');
+    await fails(['verify-backup', partial], 'BACKUP_INCOMPLETE');
+    // The backup itself checks out, file by file.
+    const verified = await runCli(['verify-backup', out]);
+    assert.equal(verified.ok, true);
+    assert.equal(verified.role, 'hub');
+    assert.ok((verified.files as unknown[]).length >= 4);
     const lacking = copy('lacking');
     rmSync(join(lacking, 'hub.db'));
     await fails(['restore', lacking, '--data', join(dir.path, 'r-lacking')], 'BACKUP_INCOMPLETE');

@@ -23,7 +23,7 @@ import { DEFAULT_EVENT_RETENTION_DAYS } from '../../hub/event-log.js';
 import { createHub } from '../../hub/factory.js';
 import { pairingUri } from '../../transport/pairing-code.js';
 import { removeAgentFile, writeAgentFile } from '../../observability/agent-file.js';
-import { createLogger } from '../../observability/logger.js';
+import { createLogger, type Logger, rollingLogFile } from '../../observability/logger.js';
 import { DEFAULT_ADMIN_PORT, DEFAULT_CHILD_API_PORT, DEFAULT_SYNC_PORT } from '../../protocol/constants.js';
 import { formatDeviceId } from '../../transport/device-id.js';
 import { APP_VERSION } from '../../version.js';
@@ -42,14 +42,49 @@ const logFormat = () =>
     .choices(['text', 'json'])
     .default('text');
 
-/** The agent's logger: on stderr, so that stdout keeps the banner or the --json events. */
-function agentLogger(opts: { logLevel: string; logFormat: string }) {
-  return createLogger({
-    level: opts.logLevel,
-    name: 'trosyn',
-    destination: process.stderr,
-    format: opts.logFormat === 'json' ? 'json' : 'text',
+/** Options of a log file that rolls over (an agent run as a service). */
+const logFileOption = () =>
+  new Option(
+    '--log-file <path>',
+    'log into this file instead of stderr, rolling over to a new numbered file (name.1.log, name.2.log, ...) at --log-file-size',
+  );
+const logFileSizeOption = () =>
+  new Option(
+    '--log-file-size <size>',
+    'size at which the log file rolls over (k, m or g; with --log-file)',
+  ).default('10m');
+const logFileKeepOption = () =>
+  new Option('--log-file-keep <n>', 'older log files kept beside the current one (with --log-file)')
+    .argParser(count)
+    .default(5);
+
+/**
+ * The agent's logger: on stderr, so that stdout keeps the banner or the --json
+ * events; or into a rolling file (--log-file), written out at exit.
+ */
+async function agentLogger(opts: LogOptions): Promise<Logger> {
+  const format = opts.logFormat === 'json' ? 'json' : 'text';
+  if (opts.logFile === undefined)
+    return createLogger({ level: opts.logLevel, name: 'trosyn', destination: process.stderr, format });
+  if (!/^\d+(\.\d+)?[kmg]?$/i.test(opts.logFileSize))
+    throw new UsageError(
+      `invalid --log-file-size ${opts.logFileSize} (a number of MB, or with k, m or g: 500k, 10m)`,
+    );
+  const file = await rollingLogFile({
+    path: resolve(opts.logFile),
+    size: opts.logFileSize,
+    keep: opts.logFileKeep,
   });
+  process.once('exit', file.flush);
+  return createLogger({ level: opts.logLevel, name: 'trosyn', destination: file.destination, format });
+}
+
+interface LogOptions {
+  logLevel: string;
+  logFormat: string;
+  logFile?: string;
+  logFileSize: string;
+  logFileKeep: number;
 }
 
 function days(value: string): number {
@@ -115,7 +150,7 @@ function adminCertificate(opts: { httpCert?: string; httpKey?: string }): PemCer
   return { certPem: read(opts.httpCert, '--http-cert'), keyPem: read(opts.httpKey, '--http-key') };
 }
 
-interface HubOpts extends CommonOptions {
+interface HubOpts extends CommonOptions, LogOptions {
   port: number;
   host?: string;
   name: string;
@@ -124,8 +159,6 @@ interface HubOpts extends CommonOptions {
   adminApi: boolean;
   adminPort: number;
   adminHost?: string;
-  logLevel: string;
-  logFormat: string;
   recover?: boolean;
   httpCert?: string;
   httpKey?: string;
@@ -138,15 +171,13 @@ interface HubOpts extends CommonOptions {
   metricsHost?: string;
 }
 
-interface ChildOpts extends CommonOptions {
+interface ChildOpts extends CommonOptions, LogOptions {
   hub: string[];
   name: string;
   discovery: boolean;
   retryMax: number;
   api: boolean;
   apiPort: number;
-  logLevel: string;
-  logFormat: string;
   recover?: boolean;
 }
 
@@ -201,7 +232,10 @@ export function registerAgents(program: Command): void {
         "the hub's store (trosyn.db) was lost: start with an empty one and take back what the children hold",
       )
       .addOption(logLevel())
-      .addOption(logFormat()),
+      .addOption(logFormat())
+      .addOption(logFileOption())
+      .addOption(logFileSizeOption())
+      .addOption(logFileKeepOption()),
     'hub',
   ).action(async (raw: HubOpts & { httpPort: number; httpHost?: string }) => {
     // Listened for from the start: a stop asked for while the hub starts (a service
@@ -220,7 +254,7 @@ export function registerAgents(program: Command): void {
     const dir = dataDir(opts, 'hub');
     const config = loadNodeConfig(dir);
     const collections = collectionOptions(config);
-    const logger = agentLogger(opts);
+    const logger = await agentLogger(opts);
     const requireApproval = opts.requireApproval ?? config.requireApproval;
     const hub = createHub(
       {
@@ -283,6 +317,9 @@ export function registerAgents(program: Command): void {
       syncPort: hub.port,
       ...(adminPort !== undefined && { adminPort }),
       ...(adminUrl && { adminUrl }),
+      ...(opts.backupDir && {
+        backups: { dir: resolve(opts.backupDir), everyHours: opts.backupEveryHours, keep: opts.backupKeep },
+      }),
     });
     const signIn = adminUrl ? await issueSignInLink(hub.registry, Date.now()) : undefined;
     const signInLink = signIn && adminUrl ? signInUrl(adminUrl, signIn.secret) : undefined;
@@ -387,7 +424,10 @@ export function registerAgents(program: Command): void {
         "this device's store (trosyn.db) was lost: start with an empty one and get back what the hub holds",
       )
       .addOption(logLevel())
-      .addOption(logFormat()),
+      .addOption(logFormat())
+      .addOption(logFileOption())
+      .addOption(logFileSizeOption())
+      .addOption(logFileKeepOption()),
     'child',
   ).action(async (opts: ChildOpts) => {
     const signalled = waitForSignal();
@@ -395,7 +435,7 @@ export function registerAgents(program: Command): void {
     const config = loadNodeConfig(dir);
     assertChildConfig(config, dir);
     const collections = localOnlyOptions(config);
-    const logger = agentLogger(opts);
+    const logger = await agentLogger(opts);
     const child = createChild(
       {
         dataDir: dir,

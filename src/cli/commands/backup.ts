@@ -40,6 +40,23 @@ export function registerBackup(program: Command): void {
 
   common(
     program
+      .command('verify-backup')
+      .argument('<backup>', 'a directory made by `trosyn-sync backup` or by scheduled backups')
+      .description(
+        'check a backup without restoring it: its manifest, and every file against the size and SHA-256 it was backed up with',
+      ),
+    'any',
+  ).action(async (backup: string, opts: CommonOptions) => {
+    const { backupBytes, checkBackup } = await import('../../ops/backup.js');
+    const manifest = await checkBackup(resolve(backup));
+    print(opts, { dir: resolve(backup), ok: true, ...manifest }, () => [
+      `${resolve(backup)}: a complete backup of the ${manifest.role} ${manifest.deviceId.slice(0, 12)}, made ${when(manifest.createdAt)} by version ${manifest.appVersion}`,
+      `${manifest.files.length} files, ${sizeText(backupBytes(manifest))}, each as it was backed up; change log ${manifest.changeLog.id.slice(0, 8)} at ${manifest.changeLog.latestSeq}`,
+    ]);
+  });
+
+  common(
+    program
       .command('restore')
       .argument('<backup>', 'a directory made by `trosyn-sync backup`')
       .description(

@@ -7,7 +7,9 @@ import { HubBrowser } from '../../discovery/multicast.js';
 import { describeAttempt } from '../../discovery/report.js';
 import { parseStaticAddresses } from '../../discovery/static.js';
 import { readAgentFile } from '../../observability/agent-file.js';
+import { newestBackup } from '../../ops/backup-schedule.js';
 import { formatDeviceId } from '../../transport/device-id.js';
+import { sizeText } from '../format.js';
 import {
   type CommonOptions,
   common,
@@ -53,6 +55,7 @@ export function registerStatus(program: Command): void {
       ...(!hub && {
         hub: paired ? { deviceId: paired.hubId, name: paired.hubName, pairedAt: paired.pairedAt } : null,
       }),
+      ...(agent?.backups && { backups: { ...agent.backups, last: newestBackup(agent.backups.dir) } }),
     };
     print(opts, result, () => [
       `${hub ? 'Hub' : 'Child'} ${formatDeviceId(deviceId)}`,
@@ -70,6 +73,13 @@ export function registerStatus(program: Command): void {
             `  hub         ${paired ? `${paired.hubName} ${formatDeviceId(paired.hubId)}` : 'not paired yet (trosyn-sync pair CODE)'}`,
           ]
         : []),
+      ...(result.backups
+        ? [
+            `  backups     ${result.backups.last ? `last ${when(result.backups.last.at)}, ${sizeText(result.backups.last.bytes)}` : 'none yet'}; every ${result.backups.everyHours} h into ${result.backups.dir}, ${result.backups.keep} kept`,
+          ]
+        : hub && agent
+          ? ['  backups     not scheduled (start the hub with --backup-dir DIR)']
+          : []),
     ]);
   });
 

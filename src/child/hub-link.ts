@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { EventEmitter, once } from 'node:events';
 import type { Logger } from 'pino';
 import { HubBrowser } from '../discovery/multicast.js';
@@ -197,7 +198,11 @@ export class HubLink extends EventEmitter<Events> implements Startable {
       channel: syncChannel(hub.conn),
       peer: hub.hubId,
       version: hub.handshake.version,
-      logger: componentLogger(this.o.logger, 'sync'),
+      // Every line of this connection names the hub and the session (a new id per connection).
+      logger: componentLogger(this.o.logger, 'sync', {
+        deviceId: hub.hubId,
+        session: randomBytes(4).toString('hex'),
+      }),
       clock: this.o.clock,
     });
     this.session = session;

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { ErrorCode } from '../error-codes.js';
 import type { Logger } from 'pino';
 import { type Clock, type Startable, type Timer } from '../lifecycle.js';
@@ -221,7 +222,11 @@ export class ChildSessions implements Startable {
       ),
       ...(widened && { resendFrom: 0 }),
       version: peer.handshake.version,
-      logger: componentLogger(this.o.logger, `sync:${shortDeviceId(peer.deviceId)}`),
+      // Every line of this connection names the device and the session (a new id per connection).
+      logger: componentLogger(this.o.logger, `sync:${shortDeviceId(peer.deviceId)}`, {
+        deviceId: peer.deviceId,
+        session: randomBytes(4).toString('hex'),
+      }),
       clock: this.o.clock,
     });
     const live: LiveSession = {

@@ -173,6 +173,7 @@ export class SyncSession extends EventEmitter<Events> {
     this.channel.onClose((cause) => this.onClosed(cause));
     this.inboundIdle = !this.o.receive;
     const cursor: PeerCursor = await this.replica.cursorFor(this.peer);
+    this.logger.debug({ cursor: cursor.seq, protocol: this.v1 ? 1 : 2 }, 'sync session opened');
     if (this.v1) {
       // A cursor without a log was written by version 1 (a migration kept its position).
       const seq = cursor.log === V1_PEER_LOG || cursor.log === '' ? cursor.seq : 0;
@@ -553,6 +554,18 @@ export class SyncSession extends EventEmitter<Events> {
   private onClosed(cause?: Error): void {
     if (this.closed) return;
     this.closed = true;
+    const { sent, applied, duplicates, refusedByPeer, refusedHere } = this.stats;
+    this.logger.debug(
+      {
+        code: (cause as { code?: string } | undefined)?.code,
+        sent,
+        applied,
+        duplicates,
+        refusedByPeer,
+        refusedHere,
+      },
+      'sync session closed',
+    );
     this.unsubscribe?.();
     this.flushTimer?.cancel();
     this.flushTimer = undefined;

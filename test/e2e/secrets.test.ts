@@ -203,6 +203,22 @@ it('no secret appears in any log, later output or file outside the key and token
     ...files(childData, ['identity/key.pem', 'api-token']).map((f): [string, Buffer] => [f.path, f.bytes]),
   ];
   assert.ok(hub.err().split('\n').length > 20, 'the hub logged at debug level');
+  // A service's log lines of a sync connection name the device and the session, on both sides.
+  for (const [who, log] of [
+    ['hub', hub.err()],
+    ['child', child.err()],
+  ] as const) {
+    const sync = log
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { component?: string; deviceId?: string; session?: string })
+      .filter((l) => /:sync(:|$)/.test(l.component ?? ''));
+    assert.ok(sync.length > 0, `the ${who} logged its sync connection`);
+    for (const l of sync) {
+      assert.match(l.deviceId ?? '', /^[0-9a-f]{64}$/, `${who}: ${JSON.stringify(l)}`);
+      assert.match(l.session ?? '', /^[0-9a-f]{8}$/, `${who}: ${JSON.stringify(l)}`);
+    }
+  }
   // The search finds a secret where it is meant to be: the first banner, the token file.
   assert.ok(Buffer.from(hub.out()).includes(adminToken));
   assert.ok(readFileSync(join(childData, 'api-token')).includes(apiToken));

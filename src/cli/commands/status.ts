@@ -7,6 +7,8 @@ import { HubBrowser } from '../../discovery/multicast.js';
 import { describeAttempt } from '../../discovery/report.js';
 import { parseStaticAddresses } from '../../discovery/static.js';
 import { readAgentFile } from '../../observability/agent-file.js';
+import { runningChildStatus } from '../../ops/agent-status.js';
+import { describeOffset } from '../../transport/clock-offset.js';
 import { formatDeviceId } from '../../transport/device-id.js';
 import {
   type CommonOptions,
@@ -36,6 +38,9 @@ export function registerStatus(program: Command): void {
     }));
     const devices = hub ? await withRegistry(dir, (r) => r.list()) : undefined;
     const paired = hub ? undefined : loadPairedHub(dir);
+    // The hub's clock is measured by the running agent: ask it.
+    const live = !hub && agent ? await runningChildStatus(dir) : undefined;
+    const hubClock = live?.ok ? live.status.hubClock : undefined;
     const result = {
       role: hub ? 'hub' : 'child',
       deviceId,
@@ -52,6 +57,7 @@ export function registerStatus(program: Command): void {
       }),
       ...(!hub && {
         hub: paired ? { deviceId: paired.hubId, name: paired.hubName, pairedAt: paired.pairedAt } : null,
+        ...(hubClock && { hubClock }),
       }),
     };
     print(opts, result, () => [
@@ -68,6 +74,7 @@ export function registerStatus(program: Command): void {
       ...(!hub
         ? [
             `  hub         ${paired ? `${paired.hubName} ${formatDeviceId(paired.hubId)}` : 'not paired yet (trosyn-sync pair CODE)'}`,
+            ...(hubClock ? [`  hub clock   ${describeOffset(hubClock, "this device's")}`] : []),
           ]
         : []),
     ]);

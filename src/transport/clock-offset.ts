@@ -37,10 +37,12 @@ export function describeOffset(c: Pick<ClockOffset, 'offsetMs' | 'rttMs'>, of: s
 /** A duration for people: ms below a second, then s, min, h, days. */
 export function formatDuration(ms: number): string {
   if (ms < 1000) return `${Math.round(ms)} ms`;
-  const s = ms / 1000;
-  if (s < 60) return `${s < 10 ? s.toFixed(1) : Math.round(s)} s`;
+  if (ms < 9950) return `${(ms / 1000).toFixed(1)} s`;
+  // Whole seconds first, so that 599.6 s reads "10 min 0 s", not "9 min 60 s".
+  const s = Math.round(ms / 1000);
+  if (s < 60) return `${s} s`;
   const min = Math.floor(s / 60);
-  if (min < 60) return `${min} min ${Math.round(s % 60)} s`;
+  if (min < 60) return `${min} min ${s % 60} s`;
   const h = Math.floor(min / 60);
   if (h < 48) return `${h} h ${min % 60} min`;
   return `${Math.round(h / 24)} days`;

@@ -11,7 +11,7 @@ import type { Clock } from '../../src/lifecycle.js';
 import { systemClock } from '../../src/lifecycle.js';
 import { parseMessage } from '../../src/protocol/messages.js';
 import { connectToHub } from '../../src/transport/client.js';
-import { describeOffset, measureOffset } from '../../src/transport/clock-offset.js';
+import { describeOffset, formatDuration, measureOffset } from '../../src/transport/clock-offset.js';
 import { createIdentity } from '../../src/transport/identity.js';
 import { eventually, tempDir } from '../helpers.js';
 import { pairedChildOf, startTestHub } from '../fixtures/nodes.js';
@@ -41,6 +41,10 @@ describe('clock offset', () => {
     assert.deepEqual(measureOffset(1000, 400, 1010), { offsetMs: -605, rttMs: 10, at: 1010 });
     // A local clock stepped back mid-way gives no negative round trip.
     assert.equal(measureOffset(1000, 1000, 900).rttMs, 0);
+    assert.equal(formatDuration(599_600), '10 min 0 s');
+    assert.equal(formatDuration(9_960), '10 s');
+    assert.equal(formatDuration(4_250), '4.3 s');
+    assert.equal(formatDuration(26 * 3_600_000 + 59 * 60_000 + 31_000), '26 h 59 min');
     assert.equal(
       describeOffset({ offsetMs: 600_000, rttMs: 4 }, "the hub's"),
       "10 min 0 s ahead of the hub's (±2 ms)",

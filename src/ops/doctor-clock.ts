@@ -18,7 +18,7 @@ import { connectToHub, type HubAddress } from '../transport/client.js';
 import { deviceIdOfPem } from '../transport/device-id.js';
 import { APP_VERSION } from '../version.js';
 import { runningChildStatus } from './agent-status.js';
-import type { Check } from './doctor.js';
+import type { Check, ClockFinding } from './doctor-check.js';
 
 /** Offsets up to this (ms, beyond the measurement's margin) are normal. */
 export const CLOCK_OK_MS = 5_000;
@@ -32,14 +32,6 @@ const FIX =
 
 const CONSEQUENCE =
   'when two devices change the same record, the change stamped later wins, so a device whose clock is behind loses to older changes and one whose clock is ahead wins over newer ones';
-
-/** What the clock check measured, for `doctor --json`. */
-export interface ClockFinding {
-  /** On a child: the hub's clock minus this device's, and where the figure came from. */
-  hub?: ClockOffset & { source: 'agent' | 'probe' };
-  /** On a hub: each device's clock minus the hub's, as last measured. */
-  devices?: Array<ClockOffset & { deviceId: DeviceId; name: string }>;
-}
 
 /** Beyond the measurement's margin, how far off a clock is (ms). */
 function excess(c: Pick<ClockOffset, 'offsetMs' | 'rttMs'>): number {

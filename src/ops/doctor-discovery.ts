@@ -7,51 +7,11 @@
  */
 import { collectHubs, type DiscoveryAttempt } from '../discovery/attempt.js';
 import { HubBrowser } from '../discovery/multicast.js';
-import type { AddressFamily, DiscoveredHub, FamilyDiagnostics } from '../discovery/types.js';
+import type { DiscoveredHub, FamilyDiagnostics } from '../discovery/types.js';
 import { DEFAULT_DISCOVERY_PORT } from '../protocol/constants.js';
 import type { DeviceId } from '../store/types.js';
 import { formatDeviceId } from '../transport/device-id.js';
-import type { Check } from './doctor.js';
-
-/** What discovery did with one address family on one interface. */
-export interface FamilyOnInterface {
-  family: AddressFamily;
-  /** The interface's addresses of that family. */
-  addresses: string[];
-  /** The discovery groups of the family, and those joined on this interface. */
-  groups: string[];
-  joined: string[];
-  /** Queries sent through it, and sends that failed. */
-  sent: number;
-  sendErrors: number;
-  /** What failed, in words (`join ff05::7702: EADDRNOTAVAIL`, `send 239.255.77.2: EPERM`). */
-  problems: string[];
-}
-
-/** A hub that answered on an interface. */
-export interface HubSeen {
-  deviceId: DeviceId;
-  name: string;
-  address: string;
-  port: number;
-  family: AddressFamily;
-  /** It claims the device ID this child is paired with (a claim: only TLS proves it). */
-  paired: boolean;
-}
-
-/** Discovery on one network interface. */
-export interface InterfaceDiscovery {
-  name: string;
-  /**
-   * ok: the groups of at least one family joined and queries sent; failed: neither
-   * could be done (see `problems` of each family); skipped: discovery does not use it.
-   */
-  status: 'ok' | 'failed' | 'skipped';
-  families: FamilyOnInterface[];
-  /** Why it was skipped (down, multicast off, no address), when skipped. */
-  skipped?: string;
-  hubs: HubSeen[];
-}
+import type { Check, InterfaceDiscovery } from './doctor-check.js';
 
 /** Options of {@link checkDiscovery}. */
 export interface DiscoveryCheckOptions {
@@ -149,7 +109,7 @@ export function interfaceReport(attempt: DiscoveryAttempt, pairedHub?: DeviceId)
   return [...byName.values()].sort((a, b) => a.name.localeCompare(b.name));
 }
 
-function seen(h: DiscoveredHub, pairedHub: DeviceId | undefined): HubSeen {
+function seen(h: DiscoveredHub, pairedHub: DeviceId | undefined): InterfaceDiscovery['hubs'][number] {
   return {
     deviceId: h.deviceId,
     name: h.name,

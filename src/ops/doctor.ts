@@ -14,25 +14,11 @@ import type { HubAddress } from '../transport/client.js';
 import type { DeviceId } from '../store/types.js';
 import { NODE_DATABASES } from './backup.js';
 import { DataDirLock } from './data-dir.js';
-import { checkChildClock, checkHubClock, type ClockFinding } from './doctor-clock.js';
-import { checkDiscovery, type InterfaceDiscovery } from './doctor-discovery.js';
+import type { Check } from './doctor-check.js';
+import { checkChildClock, checkHubClock } from './doctor-clock.js';
+import { checkDiscovery } from './doctor-discovery.js';
 
-/** One thing the doctor looked at, in plain words. */
-export interface Check {
-  id: 'data-dir' | 'identity' | 'agent' | 'databases' | 'disk' | 'ports' | 'hub' | 'clock' | 'discovery';
-  title: string;
-  status: 'ok' | 'warn' | 'fail';
-  /** What was found. */
-  detail: string;
-  /** What to do, when not ok. */
-  fix?: string;
-  /** More lines for people (the discovery check: one per interface). */
-  lines?: string[];
-  /** The clock check: the offsets measured. */
-  clock?: ClockFinding;
-  /** The discovery check: what each network interface could do, and the hubs that answered there. */
-  interfaces?: InterfaceDiscovery[];
-}
+export type { Check, ClockFinding, InterfaceDiscovery } from './doctor-check.js';
 
 export interface DoctorReport {
   dataDir: string;

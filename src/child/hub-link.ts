@@ -14,6 +14,7 @@ import {
   type HubConnection,
   TransportClient,
 } from '../transport/client.js';
+import type { ClockOffset } from '../transport/clock-offset.js';
 import type { DeviceIdentity } from '../transport/identity.js';
 import { syncChannel } from '../transport/sync-channel.js';
 import { chunkLink } from '../transport/chunk-link.js';
@@ -66,6 +67,8 @@ export class HubLink extends EventEmitter<Events> implements Startable {
   private readonly refused: RejectedRevision[] = [];
   /** How far the hub has acknowledged this child's change log, and which log that was. */
   private acked = { log: '', seq: 0 };
+  /** The hub's clock against ours, as last measured (kept while offline). */
+  private hubClock: ClockOffset | undefined;
 
   constructor(options: HubLinkOptions) {
     super();
@@ -177,11 +180,17 @@ export class HubLink extends EventEmitter<Events> implements Startable {
       files,
       refused: [...this.refused],
       ...(session && { session }),
+      ...(this.hubClock && { hubClock: { ...this.hubClock } }),
     };
   }
 
   private async openSession(hub: HubConnection): Promise<void> {
     const { replica } = this.o;
+    // Measured over the hello and welcome, then at every heartbeat.
+    const clockMeasured = (reading: ClockOffset) => (this.hubClock = reading);
+    const measured = hub.conn.peerClock();
+    if (measured) clockMeasured(measured);
+    hub.conn.on('clock', clockMeasured);
     // Before any wait: the hub sends its policy as soon as the session is set up.
     hub.conn.handle('policy.set', async (params) => {
       const policy = parseSyncPolicy(params);

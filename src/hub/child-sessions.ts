@@ -6,6 +6,7 @@ import { componentLogger } from '../observability/logger.js';
 import type { DeviceId, RejectedRevision } from '../store/types.js';
 import type { Replica } from '../sync/replica.js';
 import { SyncSession, type SyncSessionStats } from '../sync/session.js';
+import type { ClockOffset } from '../transport/clock-offset.js';
 import type { Connection } from '../transport/connection.js';
 import { shortDeviceId } from '../transport/device-id.js';
 import { TransportError } from '../transport/errors.js';
@@ -16,7 +17,11 @@ import { chunkLink } from '../transport/chunk-link.js';
 import { ChunkExchange } from '../files/chunk-exchange.js';
 import type { ChunkStore } from '../files/chunk-store.js';
 import type { ContentSync } from '../files/content-sync.js';
-import { DeviceHealth, type DeviceTrouble } from './device-health.js';
+import {
+  DEVICE_HEALTH_SETTING as HEALTH_SETTING,
+  DeviceHealth,
+  type DeviceTrouble,
+} from './device-health.js';
 import type { ChildSession, HubEvent } from './events.js';
 import { admitWithRelay, type RecoveryWindow } from './recovery.js';
 import type { GroupRecord } from './registry-backend.js';
@@ -26,9 +31,6 @@ import { compileScope } from './scopes.js';
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 /** A hub event as a part publishes it; the hub stamps the time. */
 export type HubEventInput = DistributiveOmit<HubEvent, 'at'>;
-
-/** Where the registry keeps the devices' sync details between runs. */
-const HEALTH_SETTING = 'device_health';
 
 /** Closes that are part of normal operation: not reported as sync failures. */
 const EXPECTED_CLOSE: ReadonlySet<string> = new Set<ErrorCode>([
@@ -240,6 +242,11 @@ export class ChildSessions implements Startable {
     };
     this.sessions.set(peer.deviceId, live);
     this.watchSession(live);
+    // The device's clock: measured by the ping the server sent after the welcome, then every heartbeat.
+    const clockMeasured = (reading: ClockOffset) => this.health.clockMeasured(peer.deviceId, reading);
+    const measured = conn.peerClock();
+    if (measured) clockMeasured(measured);
+    conn.on('clock', clockMeasured);
     // File content both ways over the same connection: the child's files fetched from it, ours served to it.
     if (peer.handshake.features.includes(FILES_FEATURE)) {
       const exchange = new ChunkExchange(chunkLink(conn), this.o.chunks, { logger: this.o.logger });

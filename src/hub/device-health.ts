@@ -1,8 +1,16 @@
 import type { DeviceId, RejectedRevision } from '../store/types.js';
 import type { SyncSessionStats } from '../sync/session.js';
+import type { ClockOffset } from '../transport/clock-offset.js';
+
+/** The registry setting that keeps every device's entry between runs. */
+export const DEVICE_HEALTH_SETTING = 'device_health';
 
 /** How many refused writes are kept per device and direction, newest last. */
 const KEPT_REFUSALS = 10;
+/** A new clock measurement is saved when it moved this far from the saved one (ms)... */
+const CLOCK_SAVE_SHIFT_MS = 1000;
+/** ...or when the saved one is this old (ms): a heartbeat's every reading need not be written. */
+const CLOCK_SAVE_AGE_MS = 10 * 60_000;
 
 /** Revisions refused in one direction: the latest few with their reasons, and how many in all. */
 export interface RefusedWrites {
@@ -24,6 +32,12 @@ export interface DeviceTrouble {
   refusedByDevice: RefusedWrites | null;
   /** The counters of the device's last session as it ended, if one ended. */
   lastSession: { endedAt: number; stats: SyncSessionStats } | null;
+  /**
+   * The device's clock against the hub's, as last measured (at connect, then every
+   * heartbeat): a device with a wrong clock writes revisions that win or lose
+   * last-writer-wins conflicts unfairly, or are refused (CLOCK_SKEW).
+   */
+  clock: ClockOffset | null;
 }
 
 /** How far behind a device is in each direction, and why it may not be in sync. */
@@ -57,6 +71,7 @@ const none = (): DeviceTrouble => ({
   refusedByHub: null,
   refusedByDevice: null,
   lastSession: null,
+  clock: null,
 });
 
 /**
@@ -109,6 +124,19 @@ export class DeviceHealth {
       latest: [...(before?.latest ?? []), ...rejected].slice(-KEPT_REFUSALS),
     };
     this.onChange();
+  }
+
+  /** A new measurement of a device's clock; saved when it moved or the saved one is old. */
+  clockMeasured(deviceId: DeviceId, reading: ClockOffset): void {
+    const e = this.entry(deviceId);
+    const saved = e.clock;
+    e.clock = { ...reading };
+    if (
+      !saved ||
+      Math.abs(saved.offsetMs - reading.offsetMs) >= CLOCK_SAVE_SHIFT_MS ||
+      reading.at - saved.at >= CLOCK_SAVE_AGE_MS
+    )
+      this.onChange();
   }
 
   ended(deviceId: DeviceId, endedAt: number, stats: SyncSessionStats): void {

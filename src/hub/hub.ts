@@ -9,6 +9,7 @@ import type { DeviceId } from '../store/types.js';
 import type { ContentProgress, PeerTransfer } from '../files/content-sync.js';
 import type { NodeFiles } from '../files/node-files.js';
 import type { Replica } from '../sync/replica.js';
+import type { ClockOffset } from '../transport/clock-offset.js';
 import { pairingUri } from '../transport/pairing-code.js';
 import { TransportError } from '../transport/errors.js';
 import { APP_VERSION } from '../version.js';
@@ -351,6 +352,10 @@ export class Hub extends EventEmitter<Events> implements Startable, AdminPort {
     const replica = this.running?.replica;
     if (changed && !known && replica)
       this.publish({ type: 'settings-changed', version: replica.getPolicy().version });
+  }
+
+  deviceClock(deviceId: DeviceId): ClockOffset | null {
+    return this.running?.sessions.trouble(deviceId).clock ?? null;
   }
 
   /** How far behind a device is each way, and what went wrong last with its sync. */

@@ -2,7 +2,6 @@ import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
 import { accessSync, constants, existsSync, readFileSync, statfsSync, statSync } from 'node:fs';
 import { createServer, isIP } from 'node:net';
-import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
 import Database from 'better-sqlite3';
@@ -11,19 +10,15 @@ import { readAgentFile } from '../observability/agent-file.js';
 import { DEFAULT_ADMIN_PORT, DEFAULT_CHILD_API_PORT, DEFAULT_SYNC_PORT } from '../protocol/constants.js';
 import { deviceIdOf, formatDeviceId } from '../transport/device-id.js';
 import { tlsOptions } from '../transport/tls.js';
+import type { HubAddress } from '../transport/client.js';
+import type { DeviceId } from '../store/types.js';
 import { NODE_DATABASES } from './backup.js';
 import { DataDirLock } from './data-dir.js';
+import type { Check } from './doctor-check.js';
+import { checkChildClock, checkHubClock } from './doctor-clock.js';
+import { checkDiscovery } from './doctor-discovery.js';
 
-/** One thing the doctor looked at, in plain words. */
-export interface Check {
-  id: 'data-dir' | 'identity' | 'agent' | 'databases' | 'disk' | 'ports' | 'hub' | 'network';
-  title: string;
-  status: 'ok' | 'warn' | 'fail';
-  /** What was found. */
-  detail: string;
-  /** What to do, when not ok. */
-  fix?: string;
-}
+export type { Check, ClockFinding, InterfaceDiscovery } from './doctor-check.js';
 
 export interface DoctorReport {
   dataDir: string;
@@ -40,14 +35,20 @@ export interface DoctorOptions {
   apiPort?: number;
   /** Per connection attempt to the hub (ms). Default 3 s. */
   timeoutMs?: number;
+  /** How long to listen for hubs answering on the LAN (ms). Default 2 s. */
+  discoveryMs?: number;
+  /** UDP port of LAN discovery. Default 17702. */
+  discoveryPort?: number;
 }
 
 /**
  * Looks at a node's data directory and what it needs around it, and says in plain
  * words what is wrong and what to do: the directory and its permissions, identity
  * and certificate, whether the agent runs, the databases' integrity, disk space,
- * the ports, the paired hub (name, route, TCP, TLS, pinned ID) and the network
- * interfaces discovery can use. Reads only; never changes anything.
+ * the ports, the paired hub (name, route, TCP, TLS, pinned ID), the clock against
+ * the hub's (a child) or the devices' (a hub), and LAN discovery on each network
+ * interface. Reads only; never changes anything (a child whose agent is not running
+ * connects to its hub once, for a hello, to read the hub's clock).
  */
 export async function runDoctor(dataDir: string, options: DoctorOptions = {}): Promise<DoctorReport> {
   const role = existsSync(join(dataDir, 'hub.db'))
@@ -55,18 +56,57 @@ export async function runDoctor(dataDir: string, options: DoctorOptions = {}): P
     : existsSync(join(dataDir, 'hub.json'))
       ? 'child'
       : 'unknown';
+  const timeoutMs = options.timeoutMs ?? 3000;
   const checks: Check[] = [checkDataDir(dataDir)];
-  if (checks[0]?.status !== 'fail') {
+  const node = checks[0]?.status !== 'fail';
+  // Listening on the LAN takes its whole window: it runs beside the other checks.
+  const discovery = checkDiscovery({
+    windowMs: options.discoveryMs ?? 2000,
+    ...(options.discoveryPort !== undefined && { discoveryPort: options.discoveryPort }),
+    ...(node && role === 'child' && { pairedHub: pairedHubId(dataDir) }),
+    ...(node && role === 'hub' && { self: ownDeviceId(dataDir) }),
+  });
+  if (node) {
     checks.push(checkIdentity(dataDir));
     const agent = await checkAgent(dataDir, role);
     checks.push(agent.check);
     checks.push(checkDatabases(dataDir));
     checks.push(checkDisk(dataDir));
     checks.push(await checkPorts(role, agent.running, options));
-    if (role === 'child') checks.push(await checkHub(dataDir, options.timeoutMs ?? 3000));
+    if (role === 'child') {
+      const hub = await checkHub(dataDir, timeoutMs);
+      checks.push(hub.check);
+      checks.push(
+        await checkChildClock(dataDir, {
+          agentRunning: agent.running,
+          hubId: hub.hubId,
+          reached: hub.reached,
+          timeoutMs,
+        }),
+      );
+    }
+    if (role === 'hub') checks.push(checkHubClock(dataDir));
   }
-  checks.push(checkNetwork());
+  checks.push(await discovery);
   return { dataDir, role, healthy: checks.every((c) => c.status !== 'fail'), checks };
+}
+
+function pairedHubId(dir: string): DeviceId | undefined {
+  try {
+    return loadPairedHub(dir)?.hubId;
+  } catch {
+    return undefined;
+  }
+}
+
+function ownDeviceId(dir: string): DeviceId | undefined {
+  try {
+    return deviceIdOf(
+      new Uint8Array(new X509Certificate(readFileSync(join(dir, 'identity', 'cert.pem'))).raw),
+    );
+  } catch {
+    return undefined;
+  }
 }
 
 function checkDataDir(dir: string): Check {
@@ -324,21 +364,26 @@ function canListen(host: string, port: number): Promise<boolean> {
 }
 
 /** The paired hub, address by address: name, route, TCP, TLS and the pinned device ID. */
-async function checkHub(dir: string, timeoutMs: number): Promise<Check> {
+async function checkHub(
+  dir: string,
+  timeoutMs: number,
+): Promise<{ check: Check; hubId?: DeviceId; reached?: HubAddress }> {
   const title = 'paired hub';
   let paired;
   try {
     paired = loadPairedHub(dir);
   } catch (err) {
-    return { id: 'hub', title, status: 'fail', detail: (err as Error).message, fix: 'pair again' };
+    return { check: { id: 'hub', title, status: 'fail', detail: (err as Error).message, fix: 'pair again' } };
   }
   if (!paired)
     return {
-      id: 'hub',
-      title,
-      status: 'fail',
-      detail: 'this child is not paired',
-      fix: 'trosyn-sync pair CODE',
+      check: {
+        id: 'hub',
+        title,
+        status: 'fail',
+        detail: 'this child is not paired',
+        fix: 'trosyn-sync pair CODE',
+      },
     };
   const identity = {
     certPem: readFileSync(join(dir, 'identity', 'cert.pem'), 'utf8'),
@@ -369,18 +414,25 @@ async function checkHub(dir: string, timeoutMs: number): Promise<Check> {
       continue;
     }
     return {
-      id: 'hub',
-      title,
-      status: 'ok',
-      detail: `${pinned} at ${where} (TLS 1.3 from ${result.local}, identity matches)${notes.length ? `; also tried: ${notes.join('; ')}` : ''}`,
+      check: {
+        id: 'hub',
+        title,
+        status: 'ok',
+        detail: `${pinned} at ${where} (TLS 1.3 from ${result.local}, identity matches)${notes.length ? `; also tried: ${notes.join('; ')}` : ''}`,
+      },
+      hubId: paired.hubId,
+      reached: { host: address, port },
     };
   }
   return {
-    id: 'hub',
-    title,
-    status: 'fail',
-    detail: notes.length > 0 ? notes.join('; ') : 'no address is known for the hub',
-    fix: 'check that the hub runs and that its sync port is open in its firewall; if its address changed, give it with --hub HOST:PORT (discovery finds it on the same LAN)',
+    check: {
+      id: 'hub',
+      title,
+      status: 'fail',
+      detail: notes.length > 0 ? notes.join('; ') : 'no address is known for the hub',
+      fix: 'check that the hub runs and that its sync port is open in its firewall; if its address changed, give it with --hub HOST:PORT (discovery finds it on the same LAN)',
+    },
+    hubId: paired.hubId,
   };
 }
 
@@ -441,29 +493,4 @@ function probeTls(
       resolve({ ok: false, why });
     });
   });
-}
-
-/** The interfaces discovery can announce and listen on (up, not loopback, with an address). */
-function checkNetwork(): Check {
-  const title = 'network interfaces (LAN discovery)';
-  const usable = Object.entries(networkInterfaces())
-    .filter(([, addrs]) => (addrs ?? []).some((a) => !a.internal))
-    .map(([name, addrs]) => {
-      const families = new Set((addrs ?? []).filter((a) => !a.internal).map((a) => a.family));
-      return `${name} (${[...families].join(', ')})`;
-    });
-  if (usable.length === 0)
-    return {
-      id: 'network',
-      title,
-      status: 'warn',
-      detail: 'no network interface but loopback: devices on the LAN cannot be found or reached',
-      fix: 'connect the machine to the office network',
-    };
-  return {
-    id: 'network',
-    title,
-    status: 'ok',
-    detail: `${usable.join('; ')}; \`trosyn-sync discover\` shows which hubs each one sees`,
-  };
 }

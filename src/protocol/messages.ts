@@ -19,6 +19,8 @@ const deviceName = z.string().min(1).max(128);
 const role = z.enum(['hub', 'child']);
 const appVersion = z.string().max(64);
 const features = z.array(z.string().max(64)).max(32);
+/** A wall-clock time: ms since the Unix epoch, as the sender's clock reads it. */
+const wallClock = z.number().int().nonnegative();
 /** Error codes are upper snake case, like every TrosynError code. */
 const errorCode = z
   .string()
@@ -38,6 +40,8 @@ export const helloSchema = z.object({
   compression: z.array(z.string().max(32)).max(8),
   features,
   heartbeatMs: positiveInt.optional(),
+  /** The client's clock as it sends the hello, so the server can tell how far off it is. */
+  time: wallClock.optional(),
 });
 
 /** `welcome`: the server's answer to `hello`, fixing version, codec and heartbeat. */
@@ -50,13 +54,15 @@ export const welcomeSchema = z.object({
   compression: z.enum(['none', 'zstd', 'br']),
   features,
   heartbeatMs: positiveInt,
+  /** The server's clock as it sends the welcome: the client measures the offset over the round trip. */
+  time: wallClock.optional(),
 });
 
 /** `ping`: a heartbeat; `t` is echoed in the `pong`. */
 export const pingSchema = z.object({ type: z.literal('ping'), t: z.number() });
 
-/** `pong`: the answer to a `ping`, with the same `t`. */
-export const pongSchema = z.object({ type: z.literal('pong'), t: z.number() });
+/** `pong`: the answer to a `ping`, with the same `t` and, optionally, the responder's clock. */
+export const pongSchema = z.object({ type: z.literal('pong'), t: z.number(), time: wallClock.optional() });
 
 /** `error`: a stable code and a readable message; the sender closes after it. */
 export const errorSchema = z.object({

@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { isErrorCode } from '../error-codes.js';
 import { isTrosynError, TrosynError } from '../errors.js';
+import { type ClockOffset, measureOffset } from './clock-offset.js';
 import { type Clock, systemClock, type Timer } from '../lifecycle.js';
 import { MessageCodec } from '../protocol/codec.js';
 import type { CompressionCodec } from '../protocol/compression.js';
@@ -50,7 +51,11 @@ export interface ConnectionStats {
   maxQueued: number;
 }
 
-type Events = { close: [Error | undefined] };
+type Events = {
+  close: [Error | undefined];
+  /** A new measurement of the peer's clock (a `pong` that carried the peer's time). */
+  clock: [ClockOffset];
+};
 
 /**
  * One framed, message-oriented connection to an authenticated peer.
@@ -107,6 +112,7 @@ export class Connection extends EventEmitter<Events> {
   /** `close` has been emitted: nothing more is delivered. */
   private finished = false;
   private readonly stats: ConnectionStats;
+  private peerClockOffset: ClockOffset | undefined;
 
   constructor(options: ConnectionOptions) {
     super();
@@ -161,6 +167,26 @@ export class Connection extends EventEmitter<Events> {
 
   getStats(): Readonly<ConnectionStats> {
     return { ...this.stats, queued: this.queue.length };
+  }
+
+  /** The peer's clock against ours, as last measured (the handshake, then every ping answered with the peer's time). */
+  peerClock(): ClockOffset | undefined {
+    return this.peerClockOffset && { ...this.peerClockOffset };
+  }
+
+  /** Keeps a measurement of the peer's clock made elsewhere (the client's handshake) and reports it. */
+  notePeerClock(offset: ClockOffset): void {
+    this.peerClockOffset = { ...offset };
+    this.emit('clock', { ...offset });
+  }
+
+  /**
+   * Sends one `ping` now, outside the heartbeat's rhythm: its `pong` measures the
+   * peer's clock at once, where the peer puts its time in pongs.
+   */
+  ping(): void {
+    if (this.closedWith) return;
+    this.send({ type: 'ping', t: Math.round(this.clock.now()) }).catch(() => undefined);
   }
 
   /** Compression for frames sent from now on (set once the handshake has chosen a codec). */
@@ -308,7 +334,7 @@ export class Connection extends EventEmitter<Events> {
         this.close(new HeartbeatTimeoutError(silent));
         return;
       }
-      this.send({ type: 'ping', t: this.clock.now() }).catch(() => undefined);
+      this.send({ type: 'ping', t: Math.round(this.clock.now()) }).catch(() => undefined);
     }, intervalMs);
   }
 
@@ -416,9 +442,15 @@ export class Connection extends EventEmitter<Events> {
         // A peer that sends pings but does not read would have its pongs pile up in
         // this process's memory; while the socket is full a pong is skipped (any
         // frame that gets through later shows this side is alive).
-        if (!this.socket.writableNeedDrain) this.send({ type: 'pong', t: message.t }).catch(() => undefined);
+        if (!this.socket.writableNeedDrain)
+          this.send({ type: 'pong', t: message.t, time: Math.round(this.clock.now()) }).catch(
+            () => undefined,
+          );
         return;
       case 'pong':
+        // Our ping's `t` is our clock as we sent it: with the peer's time, one round trip.
+        if (message.time !== undefined)
+          this.notePeerClock(measureOffset(message.t, message.time, this.clock.now()));
         return;
       case 'response': {
         const waiting = this.pending.get(message.re);

@@ -4,6 +4,7 @@ import { chooseCodec, type CompressionCodec, supportedCodecs } from '../protocol
 import type { Message } from '../protocol/messages.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { isTrosynError } from '../errors.js';
+import { type ClockOffset, measureOffset } from './clock-offset.js';
 import { type Connection, PeerError } from './connection.js';
 import { ConnectionClosedError, HandshakeTimeoutError, NotATrosynHubError } from './errors.js';
 
@@ -41,6 +42,13 @@ export interface HandshakeResult {
   peerRole: 'hub' | 'child';
   peerAppVersion: string;
   features: string[];
+  /**
+   * The client only: the server's clock against ours, measured over the hello and
+   * welcome (absent when the server does not send its time).
+   */
+  peerClock?: ClockOffset;
+  /** The server only: the client's clock as it sent the hello, if it sent it (unmeasured: one way). */
+  peerTime?: number;
 }
 
 /**
@@ -82,6 +90,7 @@ export async function clientHandshake(
   // If the send fails the connection is closed, and the reply's rejection is the
   // same failure: keep it from surfacing as an unhandled rejection.
   reply.catch(() => undefined);
+  const sentAt = conn.clock.now();
   await conn.send({
     type: 'hello',
     protocol: PROTOCOL_NAME,
@@ -92,6 +101,7 @@ export async function clientHandshake(
     compression: local.compression ?? supportedCodecs(),
     features: local.features ?? [],
     heartbeatMs: local.heartbeatMs,
+    time: Math.round(sentAt),
   });
   let message: Message;
   try {
@@ -133,6 +143,9 @@ export async function clientHandshake(
     throw refusal;
   }
   conn.setCompression(welcome.compression);
+  const peerClock =
+    welcome.time === undefined ? undefined : measureOffset(sentAt, welcome.time, conn.clock.now());
+  if (peerClock) conn.notePeerClock(peerClock);
   return {
     version: welcome.version,
     compression: welcome.compression,
@@ -141,6 +154,7 @@ export async function clientHandshake(
     peerRole: welcome.role,
     peerAppVersion: welcome.appVersion,
     features: welcome.features,
+    ...(peerClock && { peerClock }),
   };
 }
 
@@ -181,6 +195,7 @@ export async function serverHandshake(
     compression,
     features: local.features ?? [],
     heartbeatMs,
+    time: Math.round(conn.clock.now()),
   });
   conn.setCompression(compression);
   return {
@@ -191,5 +206,6 @@ export async function serverHandshake(
     peerRole: hello.role,
     peerAppVersion: hello.appVersion,
     features: hello.features,
+    ...(hello.time !== undefined && { peerTime: hello.time }),
   };
 }

@@ -239,6 +239,8 @@ export class TransportServer extends EventEmitter<Events> implements Startable {
         this.options.handshakeTimeoutMs ?? 10_000,
       );
       conn.startHeartbeat(handshake.heartbeatMs);
+      // A client that sends its time puts it in pongs too: measure its clock now, not a heartbeat later.
+      if (handshake.peerTime !== undefined) conn.ping();
       // Only a device allowed to sync has proved it belongs here; a pairing session
       // is still a stranger and keeps its attempt spent.
       if (access === 'sync') this.attempts?.refund(address);

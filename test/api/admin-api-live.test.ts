@@ -140,6 +140,7 @@ describe('admin API over a real socket, with a hub and a child over mutual TLS',
         refusedByHub: null,
         refusedByDevice: null,
         lastSessionEndedAt: null,
+        clock: null,
       },
       'not seen since the hub started: nothing known of its position',
     );

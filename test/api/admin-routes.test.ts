@@ -148,7 +148,11 @@ class FakeAdminPort implements AdminPort {
       },
       refusedByDevice: null,
       lastSessionEndedAt: 3,
+      clock: { offsetMs: -600_000, rttMs: 2, at: 3 },
     };
+  }
+  deviceClock(deviceId: DeviceId) {
+    return deviceId === known ? { offsetMs: -600_000, rttMs: 2, at: 3 } : null;
   }
   async issuePairingCode(options: { ttlMs?: number; group?: string }) {
     this.calls.push(`issuePairingCode ${JSON.stringify(options)}`);
@@ -223,7 +227,9 @@ describe('admin routes over a fake port', () => {
       assert.equal(status.statusCode, 200);
       assert.equal(s.hubStatus.parse(JSON.parse(status.body)).readableId, formatDeviceId(known));
       const list = await call({ method: 'GET', url: '/api/devices?state=pending&group=default' });
-      assert.equal(s.devices.parse(JSON.parse(list.body)).devices.length, 1);
+      const listed = s.devices.parse(JSON.parse(list.body)).devices;
+      assert.equal(listed.length, 1);
+      assert.deepEqual(listed[0]?.clock, port.deviceClock(known), "the device's clock as the port gave it");
       const one = await call({ method: 'GET', url: `/api/devices/${formatDeviceId(known)}` });
       const detail = s.deviceDetail.parse(JSON.parse(one.body));
       assert.equal(detail.deviceId, known);

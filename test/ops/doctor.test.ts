@@ -2,7 +2,8 @@
  * `trosyn-sync doctor` with real processes: healthy nodes say so, then each thing it
  * checks is broken in turn (the agent stopped, a port taken, permissions opened,
  * the key not the certificate's, a damaged database, the hub gone or another hub
- * at its address, a full disk) and the diagnosis names it.
+ * at its address, a hub whose clock is 10 minutes ahead, a full disk) and the
+ * diagnosis names it. Discovery per interface between hosts is in doctor-netns.test.ts.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -18,8 +19,11 @@ import {
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import type { Clock } from '../../src/lifecycle.js';
+import { systemClock } from '../../src/lifecycle.js';
 import { createIdentity } from '../../src/transport/identity.js';
-import { tempDir } from '../helpers.js';
+import { startTestHub } from '../fixtures/nodes.js';
+import { eventually, tempDir } from '../helpers.js';
 import { commandExists, loudSkip } from '../netns/harness.js';
 import {
   type Agent,
@@ -35,19 +39,47 @@ import {
 const dir = tempDir('trosyn-doctor-');
 after(() => dir.remove());
 
+interface Offset {
+  offsetMs: number;
+  rttMs: number;
+  at: number;
+}
+
 interface Report {
   role: string;
   healthy: boolean;
-  checks: { id: string; status: string; detail: string; fix?: string }[];
+  checks: {
+    id: string;
+    status: string;
+    detail: string;
+    fix?: string;
+    clock?: {
+      hub?: Offset & { source: string };
+      devices?: (Offset & { deviceId: string; name: string })[];
+    };
+    interfaces?: { name: string; status: string }[];
+  }[];
 }
 
+/** The doctor, listening on the LAN for 0.5 s only: these nodes do not announce themselves. */
 async function doctor(data: string, ...extra: string[]): Promise<Report & { code: number }> {
-  const r = await runText(['doctor', '--data', data, '--json', ...extra]);
+  const r = await runText(['doctor', '--data', data, '--json', '--timeout', '500', ...extra]);
   try {
     return { ...(JSON.parse(r.stdout) as Report), code: r.code };
   } catch {
     throw new Error(`doctor gave no report (exit ${r.code}): ${r.stderr}`);
   }
+}
+
+const TEN_MINUTES = 10 * 60_000;
+
+/** The measured offset is within half the round trip (and a rounding ms) of the true one. */
+function assertNear(reading: Offset | undefined, truth: number): void {
+  assert.ok(reading, 'an offset was measured');
+  assert.ok(
+    Math.abs(reading.offsetMs - truth) <= reading.rttMs / 2 + 1,
+    `measured ${reading.offsetMs} ms (round trip ${reading.rttMs} ms), true ${truth} ms`,
+  );
 }
 
 const check = (r: Report, id: string) => {
@@ -88,6 +120,11 @@ describe('trosyn-sync doctor', () => {
     const c = await doctor(childData);
     assert.match(check(c, 'hub').detail, /identity matches/);
     assert.match(check(c, 'agent').detail, /child agent runs/);
+    // Clocks of one machine: in step, as the running agent measured.
+    assert.equal(check(c, 'clock').status, 'ok');
+    assert.equal(check(c, 'clock').clock?.hub?.source, 'agent');
+    assertNear(check(c, 'clock').clock?.hub, 0);
+    assert.ok(Array.isArray(check(c, 'discovery').interfaces), 'the discovery check lists interfaces');
     const text = await runText(['doctor', '--data', childData]);
     assert.match(text.stdout, /✓ paired hub: /);
     assert.match(text.stdout, /^healthy$/m);
@@ -162,6 +199,61 @@ describe('trosyn-sync doctor', () => {
       assert.match(check(r, 'hub').detail, /not the paired hub/);
     } finally {
       await other.kill();
+    }
+  });
+
+  it('names a clock 10 minutes off: on the child by a probe, then from its agent; on the hub per device', async () => {
+    // A hub in this process, its clock 10 minutes ahead (its timers real).
+    const ahead: Clock = { ...systemClock, now: () => Date.now() + TEN_MINUTES };
+    const skewedHubData = join(dir.path, 'skewed-hub');
+    const skewedHub = await startTestHub(skewedHubData, {}, { clock: ahead });
+    const data = join(dir.path, 'late-child');
+    let agent: Agent | undefined;
+    try {
+      const { code } = await skewedHub.issuePairingCode();
+      await runCli(['pair', code, '--hub', `127.0.0.1:${skewedHub.port}`, '--data', data, '--name', 'late']);
+
+      // No agent runs: the doctor connects once, for a hello, and reads the welcome's time.
+      let r = await doctor(data);
+      let clock = check(r, 'clock');
+      assert.equal(clock.status, 'warn', clock.detail);
+      assert.equal(clock.clock?.hub?.source, 'probe');
+      assertNear(clock.clock?.hub, TEN_MINUTES);
+      assert.match(clock.detail, /(10 min 0|9 min 59) s ahead of this device's/);
+      assert.match(clock.detail, /wins/);
+      assert.match(clock.fix ?? '', /NTP/);
+
+      // The agent runs: its own measurement, through its local API.
+      agent = (await startChildAgent(data, skewedHub.port, 'late')).agent;
+      await agent.waitFor((l) => l.event === 'connected', 20_000, 'the late child connects');
+      r = await doctor(data);
+      clock = check(r, 'clock');
+      assert.equal(clock.status, 'warn', clock.detail);
+      assert.equal(clock.clock?.hub?.source, 'agent');
+      assertNear(clock.clock?.hub, TEN_MINUTES);
+      const status = await runCli(['status', '--data', data]);
+      assertNear(status.hubClock as Offset, TEN_MINUTES);
+
+      // The hub names the device whose clock is off (the device is behind the hub).
+      const childId = String((await runCli(['status', '--data', data])).deviceId);
+      await eventually(
+        async () => (await doctor(skewedHubData)).checks.some((c) => c.id === 'clock' && c.status === 'warn'),
+        15_000,
+        "the hub's doctor to see the device's clock",
+      );
+      r = await doctor(skewedHubData);
+      clock = check(r, 'clock');
+      assert.match(clock.detail, /late (10 min 0|9 min 59) s behind the hub's/);
+      const late = clock.clock?.devices?.find((d) => d.deviceId === childId);
+      assertNear(late, -TEN_MINUTES);
+      const listed = (await runCli(['devices', '--data', skewedHubData])) as unknown as {
+        deviceId: string;
+        clock: Offset | null;
+      }[];
+      assertNear(listed.find((d) => d.deviceId === childId)?.clock ?? undefined, -TEN_MINUTES);
+    } finally {
+      await agent?.kill();
+      await skewedHub.stop();
     }
   });
 

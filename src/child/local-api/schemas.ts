@@ -15,6 +15,20 @@ export const syncStatus = z.object({
   pending: z.number().int().describe('local changes the hub has not acknowledged yet'),
   files: contentProgress,
   session: z.record(z.string(), z.unknown()).optional().describe('counters of the live sync session'),
+  hubClock: z
+    .object({
+      offsetMs: z
+        .number()
+        .int()
+        .describe("the hub's clock minus this device's (ms): positive when the hub's clock is ahead"),
+      rttMs: z
+        .number()
+        .int()
+        .describe('the round trip of the measurement (ms); the offset is within half of it'),
+      at: z.number().int().describe('when it was measured (ms since 1970-01-01 UTC, this device)'),
+    })
+    .optional()
+    .describe("the hub's clock against this device's, as last measured; absent before the first connection"),
 });
 
 /** One change of a record's current state, as the change stream sends it. */

@@ -1,8 +1,10 @@
 import type { Command } from 'commander';
 import { issueSignInLink, signInUrl } from '../../hub/admin-api/sign-in.js';
+import { DEVICE_HEALTH_SETTING, type DeviceTrouble } from '../../hub/device-health.js';
 import type { DeviceRecord } from '../../hub/registry.js';
 import { readAgentFile } from '../../observability/agent-file.js';
 import { DEFAULT_ADMIN_PORT } from '../../protocol/constants.js';
+import { type ClockOffset, describeOffset } from '../../transport/clock-offset.js';
 import { formatDeviceId, parseDeviceId, shortDeviceId } from '../../transport/device-id.js';
 import {
   type CommonOptions,
@@ -15,10 +17,12 @@ import {
   withRegistry,
 } from '../context.js';
 
-function deviceRows(devices: DeviceRecord[]): string[] {
+type ListedDevice = DeviceRecord & { clock: ClockOffset | null };
+
+function deviceRows(devices: ListedDevice[]): string[] {
   if (devices.length === 0) return ['no devices paired yet: issue a code with `trosyn-sync pairing-code`'];
   return table([
-    ['DEVICE', 'NAME', 'GROUP', 'STATE', 'LAST SEEN', 'ADDRESS', 'VERSION'],
+    ['DEVICE', 'NAME', 'GROUP', 'STATE', 'LAST SEEN', 'ADDRESS', 'VERSION', 'CLOCK'],
     ...devices.map((d) => [
       shortDeviceId(d.deviceId),
       d.name,
@@ -27,8 +31,23 @@ function deviceRows(devices: DeviceRecord[]): string[] {
       when(d.lastSeen),
       d.lastAddress ?? '-',
       d.appVersion ?? '-',
+      d.clock ? describeOffset(d.clock, "the hub's") : '-',
     ]),
   ]);
+}
+
+/** Each device's clock as the hub last measured it (kept with the devices' sync details). */
+function clocksOf(saved: string | undefined): Map<string, ClockOffset> {
+  const clocks = new Map<string, ClockOffset>();
+  try {
+    for (const [id, entry] of Object.entries(
+      JSON.parse(saved ?? '{}') as Record<string, Partial<DeviceTrouble>>,
+    ))
+      if (entry?.clock) clocks.set(id, entry.clock);
+  } catch {
+    // Unreadable details: the hub starts them afresh too; no clock is known.
+  }
+  return clocks;
 }
 
 /** Changes made here reach a running hub within a second: it re-reads the registry and disconnects as needed. */
@@ -73,9 +92,11 @@ export function registerAdmin(program: Command): void {
   ).action(async (opts: CommonOptions & { state?: string }) => {
     if (opts.state && !['pending', 'approved', 'revoked'].includes(opts.state))
       throw new UsageError('--state is pending, approved or revoked');
-    const list = await withRegistry(dataDir(opts, 'hub'), (r) =>
-      r.list(opts.state ? { state: opts.state as DeviceRecord['state'] } : {}),
-    );
+    const list = await withRegistry(dataDir(opts, 'hub'), async (r): Promise<ListedDevice[]> => {
+      const clocks = clocksOf(await r.getSetting(DEVICE_HEALTH_SETTING));
+      const devices = await r.list(opts.state ? { state: opts.state as DeviceRecord['state'] } : {});
+      return devices.map((d) => ({ ...d, clock: clocks.get(d.deviceId) ?? null }));
+    });
     print(opts, list, () => deviceRows(list));
   });
 

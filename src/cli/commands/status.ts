@@ -8,6 +8,8 @@ import { describeAttempt } from '../../discovery/report.js';
 import { parseStaticAddresses } from '../../discovery/static.js';
 import { readAgentFile } from '../../observability/agent-file.js';
 import { newestBackup } from '../../ops/backup-schedule.js';
+import { runningChildStatus } from '../../ops/agent-status.js';
+import { describeOffset } from '../../transport/clock-offset.js';
 import { formatDeviceId } from '../../transport/device-id.js';
 import { sizeText } from '../format.js';
 import {
@@ -38,6 +40,9 @@ export function registerStatus(program: Command): void {
     }));
     const devices = hub ? await withRegistry(dir, (r) => r.list()) : undefined;
     const paired = hub ? undefined : loadPairedHub(dir);
+    // The hub's clock is measured by the running agent: ask it.
+    const live = !hub && agent ? await runningChildStatus(dir) : undefined;
+    const hubClock = live?.ok ? live.status.hubClock : undefined;
     const result = {
       role: hub ? 'hub' : 'child',
       deviceId,
@@ -54,6 +59,7 @@ export function registerStatus(program: Command): void {
       }),
       ...(!hub && {
         hub: paired ? { deviceId: paired.hubId, name: paired.hubName, pairedAt: paired.pairedAt } : null,
+        ...(hubClock && { hubClock }),
       }),
       ...(agent?.backups && { backups: { ...agent.backups, last: newestBackup(agent.backups.dir) } }),
     };
@@ -71,6 +77,7 @@ export function registerStatus(program: Command): void {
       ...(!hub
         ? [
             `  hub         ${paired ? `${paired.hubName} ${formatDeviceId(paired.hubId)}` : 'not paired yet (trosyn-sync pair CODE)'}`,
+            ...(hubClock ? [`  hub clock   ${describeOffset(hubClock, "this device's")}`] : []),
           ]
         : []),
       ...(result.backups

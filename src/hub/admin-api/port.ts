@@ -3,6 +3,7 @@ import type { NodeFiles } from '../../files/node-files.js';
 import type { DeviceId } from '../../store/types.js';
 import type { ReplicaReader } from '../../http/replica-routes.js';
 import type { Replica } from '../../sync/replica.js';
+import type { ClockOffset } from '../../transport/clock-offset.js';
 import type { DeviceSyncReport } from '../device-health.js';
 import type { ChildSession, HubEvent, HubStatus } from '../events.js';
 import type { EventLog } from '../event-log.js';
@@ -49,6 +50,8 @@ export interface AdminPort {
 
   /** How far behind a device is each way, and what went wrong last with its sync. */
   deviceSync(deviceId: DeviceId): Promise<DeviceSyncReport>;
+  /** The device's clock against the hub's, as last measured; null when never measured. */
+  deviceClock(deviceId: DeviceId): ClockOffset | null;
 
   /** A new single-use code and the text of its QR code (hub ID and sync port included). */
   issuePairingCode(options: { ttlMs?: number; group?: string }): Promise<{

@@ -56,7 +56,7 @@ export function adminRoutes(hub: AdminPort, options: AdminRoutesOptions): Fastif
   return async (app: FastifyInstance) => {
     const view = (d: DeviceRecord) => {
       const connected = hub.connectedChildren().some((s) => s.deviceId === d.deviceId);
-      return { ...d, readableId: formatDeviceId(d.deviceId), connected };
+      return { ...d, readableId: formatDeviceId(d.deviceId), connected, clock: hub.deviceClock(d.deviceId) };
     };
     const requireDevice = async (id: string): Promise<DeviceRecord> => {
       const deviceId = parseDeviceId(id);

@@ -28,6 +28,24 @@ export const childSession = z.object({
   bytesOut: z.number().int().describe('bytes sent on this connection (frames, after compression)'),
 });
 
+/** A device's clock against the hub's. */
+const clockOffset = z
+  .object({
+    offsetMs: z
+      .number()
+      .int()
+      .describe("the device's clock minus the hub's (ms): positive when the device's clock is ahead"),
+    rttMs: z
+      .number()
+      .int()
+      .describe('the round trip of the measurement (ms); the offset is within half of it'),
+    at: ms.describe('when it was measured (hub clock)'),
+  })
+  .nullable()
+  .describe(
+    "the device's clock against the hub's, as last measured (at connect and every heartbeat); null when never measured. A device whose clock is off writes revisions that win or lose conflicts unfairly",
+  );
+
 /** A registered device, with its readable ID and whether it is connected. */
 export const device = z.object({
   deviceId: deviceIdHex,
@@ -42,6 +60,7 @@ export const device = z.object({
   pairedAt: ms,
   revokedAt: ms.nullable(),
   connected: z.boolean().describe('has a live sync connection now'),
+  clock: clockOffset,
 });
 
 const refusedWrites = z
@@ -102,6 +121,7 @@ export const deviceSync = z.object({
   refusedByHub: refusedWrites.describe("the device's writes the hub refused (e.g. outside its write scope)"),
   refusedByDevice: refusedWrites.describe("the hub's revisions the device refused"),
   lastSessionEndedAt: ms.nullable().describe("when the device's last session ended"),
+  clock: clockOffset,
 });
 
 /** One device with its live session and where its sync stands. */

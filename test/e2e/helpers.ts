@@ -9,6 +9,19 @@ import { readFileSync } from 'node:fs';
 /** The built command line program, as users run it. */
 export const CLI = join(process.cwd(), 'dist', 'cli', 'main.js');
 
+/**
+ * How a test runs trosyn-sync, when not as `node dist/cli/main.js` from this checkout:
+ * the command before the arguments (e.g. `['trosyn-sync']`, found on `env.PATH`), and
+ * the process's environment and working directory.
+ */
+export interface CliCommand {
+  command: string[];
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+}
+
+const CHECKOUT_CLI: CliCommand = { command: [process.execPath, CLI] };
+
 /** A free TCP port on loopback (the port may be taken again in between, rarely). */
 export async function freePort(): Promise<number> {
   const server = createServer();
@@ -40,9 +53,14 @@ process.once('exit', () => {
  * command that ends by exec-ing it (e.g. `unshare ... sh -c '...; exec "$@"'`), so
  * the process is still the agent's.
  */
-export function startAgent(args: string[], options: { prefix?: string[] } = {}): Agent {
-  const argv = [...(options.prefix ?? []), process.execPath, CLI, ...args, '--json'];
-  const proc = spawn(argv[0] as string, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+export function startAgent(args: string[], options: { prefix?: string[]; cli?: CliCommand } = {}): Agent {
+  const cli = options.cli ?? CHECKOUT_CLI;
+  const argv = [...(options.prefix ?? []), ...cli.command, ...args, '--json'];
+  const proc = spawn(argv[0] as string, argv.slice(1), {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...(cli.env && { env: cli.env }),
+    ...(cli.cwd !== undefined && { cwd: cli.cwd }),
+  });
   running.add(proc);
   proc.once('exit', () => running.delete(proc));
   const lines: unknown[] = [];
@@ -110,9 +128,14 @@ export function startAgent(args: string[], options: { prefix?: string[] } = {}):
 }
 
 /** Runs `trosyn-sync <args> --json` to completion; resolves with its parsed output, rejects with stderr on failure. */
-export function runCli(args: string[]): Promise<Record<string, unknown>> {
+export function runCli(args: string[], cli: CliCommand = CHECKOUT_CLI): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [CLI, ...args, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const [command, ...before] = cli.command;
+    const proc = spawn(command as string, [...before, ...args, '--json'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...(cli.env && { env: cli.env }),
+      ...(cli.cwd !== undefined && { cwd: cli.cwd }),
+    });
     let out = '';
     let err = '';
     proc.stdout.setEncoding('utf8').on('data', (d: string) => {

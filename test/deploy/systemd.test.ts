@@ -56,7 +56,7 @@ describe('systemd units', () => {
     const d = new Map(directives('trosyn-hub.service'));
     assert.equal(d.get('KillSignal'), 'SIGINT');
     const [bin, ...args] = (d.get('ExecStart') ?? '').split(' ');
-    assert.equal(bin, '/usr/bin/trosyn-sync');
+    assert.equal(bin, '/usr/local/bin/trosyn-sync');
     const data = join(dir.path, 'var-lib-trosyn');
     const proc = spawn(
       process.execPath,

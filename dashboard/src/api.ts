@@ -89,6 +89,8 @@ export interface Device {
   pairedAt: number;
   revokedAt: number | null;
   connected: boolean;
+  /** The device's clock against the hub's, as last measured (null: never). */
+  clock?: { offsetMs: number; rttMs: number; at: number } | null;
 }
 
 export interface Group {

@@ -1,56 +1,16 @@
 import { useEffect, useState } from 'preact/hooks';
-import { api, ApiError, type ChildSession, type Device } from './api.js';
+import { api, ApiError, type Device } from './api.js';
 import { Dialog } from './dialog.js';
 import { ago, at, bytes } from './format.js';
 import type { HubState } from './hub-state.js';
-
-/** Revisions refused one way, as `GET /api/devices/{id}` reports them. */
-interface RefusedWrites {
-  at: number;
-  total: number;
-  latest: { rev: string; collection: string; id: string; code: string; message: string }[];
-}
-
-/** Where a device's sync stands, as the hub knows it (docs/API.md, devices). */
-export interface DeviceSync {
-  hubLatestSeq: number;
-  caughtUp: boolean | null;
-  toDevice: { ackedUpTo: number | null; behind: number | null };
-  fromDevice: { appliedUpTo: number; deviceLatest: number | null; behind: number | null };
-  lastError: { at: number; code: string; message: string } | null;
-  refusedByHub: RefusedWrites | null;
-  refusedByDevice: RefusedWrites | null;
-  lastSessionEndedAt: number | null;
-}
-
-type Detail = Device & {
-  session: (ChildSession & { bytesIn: number; bytesOut: number }) | null;
-  sync: DeviceSync;
-};
-
-const changes = (n: number) => `${n} change${n === 1 ? '' : 's'}`;
-
-/** The reasons a device is not in sync, in plain words, most pressing first; empty when it is. */
-export function whyNotInSync(d: Detail): string[] {
-  const { sync } = d;
-  const reasons: string[] = [];
-  if (d.state === 'revoked') return ['It was revoked: it can never sync with this hub again.'];
-  if (d.state === 'pending')
-    reasons.push('It waits for approval: approve it on the Devices or Pairing page.');
-  if (!d.session) {
-    if (d.state === 'approved') reasons.push(`It is not connected (last seen ${ago(d.lastSeen)}).`);
-  } else if (!sync.caughtUp) {
-    reasons.push('Its initial sync is still running.');
-  }
-  if (sync.lastError && !sync.caughtUp)
-    reasons.push(`Its last session failed at ${at(sync.lastError.at)}: ${sync.lastError.code}.`);
-  if (sync.refusedByHub)
-    reasons.push(
-      `The hub refused ${changes(sync.refusedByHub.total)} it wrote (${[...new Set(sync.refusedByHub.latest.map((r) => r.code))].join(', ')}): they stay on the device only.`,
-    );
-  if (sync.refusedByDevice) reasons.push(`It refused ${changes(sync.refusedByDevice.total)} from the hub.`);
-  return reasons;
-}
+import {
+  changes,
+  type Detail,
+  type DeviceSync,
+  type RefusedWrites,
+  whyNotInSync,
+} from './why-not-in-sync.js';
+import { describeOffset } from '../../src/transport/clock-offset.js';
 
 /** The initial sync's progress, both directions together: done and total positions. */
 function initialSync(sync: DeviceSync): { done: number; total: number } | undefined {
@@ -161,6 +121,12 @@ export function DeviceDetails({
                 : detail.sync.lastSessionEndedAt
                   ? `last session ended ${ago(detail.sync.lastSessionEndedAt)}`
                   : `not connected since the hub started (last seen ${ago(detail.lastSeen)})`}
+            </dd>
+            <dt>Clock</dt>
+            <dd>
+              {detail.clock
+                ? `${describeOffset(detail.clock, "the hub's")}, measured ${ago(detail.clock.at)}`
+                : 'not measured yet (it is measured at each connection)'}
             </dd>
             <dt>Last error</dt>
             <dd>

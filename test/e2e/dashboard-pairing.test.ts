@@ -368,6 +368,11 @@ describe('the dashboard: pairing, groups and sync details, in a browser', { skip
       async () => /Hub to device\s*up to date.*Initial sync\s*done/s.test(await text(dialog)),
       'in step both ways, the initial sync done',
     );
+    // Both processes read this machine's clock: measured in step, within half a round trip.
+    await until(
+      async () => /Clock\s*in step with the hub's \(within ±\d+ ms\), measured/.test(await text(dialog)),
+      "the device's clock is shown",
+    );
     await page.screenshot({ path: join(SCREENSHOTS, 'device-details.png') });
     await page.keyboard.press('Escape');
     await dialog.waitFor({ state: 'detached' });

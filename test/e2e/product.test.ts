@@ -256,6 +256,17 @@ describe('hub and three children', () => {
     );
     assert.equal(await get('hub', 'policies', 'p1'), undefined);
     assert.ok(await get(nodes.c, 'policies', 'p1'), 'the refused write stays on C');
+    // The app on C reads it from the local API's status too.
+    const token = readFileSync(join(nodes.c.data, 'api-token'), 'utf8').trim();
+    const status = (await (
+      await fetch(`http://127.0.0.1:${nodes.c.apiPort}/api/status`, {
+        headers: { authorization: `Bearer ${token}` },
+      })
+    ).json()) as { refused?: Array<{ collection: string; id: string; code: string }> };
+    assert.deepEqual(
+      status.refused?.map((e) => `${e.collection}/${e.id}:${e.code}`),
+      ['policies/p1:SCOPE_WRITE_DENIED'],
+    );
   });
 
   it('revoke C: disconnected at once and refused on reconnect', async () => {

@@ -13,6 +13,17 @@ export const syncStatus = z.object({
   hubId: deviceIdHex,
   deviceId: deviceIdHex,
   pending: z.number().int().describe('local changes the hub has not acknowledged yet'),
+  refused: z
+    .array(
+      z.object({
+        rev: z.string(),
+        collection: z.string(),
+        id: z.string(),
+        code: z.string().describe('why, e.g. SCOPE_WRITE_DENIED'),
+        message: z.string(),
+      }),
+    )
+    .describe('the latest writes of this device the hub refused, newest last; they stay on this device'),
   files: contentProgress,
   session: z.record(z.string(), z.unknown()).optional().describe('counters of the live sync session'),
   hubClock: z

@@ -74,6 +74,15 @@ export const writeResult = z.object({
 });
 
 /** One revision in a record's history. */
+/** A revision refused by the hub or by a device, and why. */
+export const refusedRevision = z.object({
+  rev: z.string(),
+  collection: z.string(),
+  id: z.string(),
+  code: z.string().describe('why, e.g. SCOPE_WRITE_DENIED'),
+  message: z.string(),
+});
+
 export const historyEntry = z.object({
   rev: hex64,
   author: hex64.describe('device ID of the writer'),

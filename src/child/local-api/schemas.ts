@@ -1,6 +1,6 @@
 /** Request and response schemas of the child's local API (zod; see src/http/schemas.ts). */
 import { z } from 'zod';
-import { contentProgress, recordBody } from '../../http/schemas.js';
+import { contentProgress, recordBody, refusedRevision } from '../../http/schemas.js';
 
 const deviceIdHex = z.string().regex(/^[0-9a-f]{64}$/);
 
@@ -14,15 +14,7 @@ export const syncStatus = z.object({
   deviceId: deviceIdHex,
   pending: z.number().int().describe('local changes the hub has not acknowledged yet'),
   refused: z
-    .array(
-      z.object({
-        rev: z.string(),
-        collection: z.string(),
-        id: z.string(),
-        code: z.string().describe('why, e.g. SCOPE_WRITE_DENIED'),
-        message: z.string(),
-      }),
-    )
+    .array(refusedRevision)
     .describe('the latest writes of this device the hub refused, newest last; they stay on this device'),
   files: contentProgress,
   session: z.record(z.string(), z.unknown()).optional().describe('counters of the live sync session'),

@@ -1,6 +1,6 @@
 /** Request and response schemas of the hub's admin API (zod; see src/http/schemas.ts). */
 import { z } from 'zod';
-import { contentProgress } from '../../http/schemas.js';
+import { contentProgress, refusedRevision } from '../../http/schemas.js';
 
 const ms = z.number().int().describe('milliseconds since 1970-01-01 UTC');
 const deviceIdHex = z.string().regex(/^[0-9a-f]{64}$/);
@@ -67,17 +67,7 @@ const refusedWrites = z
   .object({
     at: ms.describe('when the latest refusal happened'),
     total: z.number().int().describe('refusals counted (kept across restarts)'),
-    latest: z
-      .array(
-        z.object({
-          rev: z.string(),
-          collection: z.string(),
-          id: z.string(),
-          code: z.string().describe('why, e.g. SCOPE_WRITE_DENIED'),
-          message: z.string(),
-        }),
-      )
-      .describe('the latest refused revisions (at most 10), oldest first'),
+    latest: z.array(refusedRevision).describe('the latest refused revisions (at most 10), oldest first'),
   })
   .nullable();
 

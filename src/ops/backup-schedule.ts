@@ -83,7 +83,7 @@ export class BackupSchedule implements Startable {
     if (this.started) return;
     this.started = true;
     mkdirSync(this.o.dir, { recursive: true, mode: 0o700 });
-    this.last = this.newest();
+    this.last = newestBackup(this.o.dir);
     const now = this.o.clock.now();
     const due = this.last ? this.last.at + this.o.everyMs : now;
     this.schedule(Math.max(due, now + (this.o.firstDelayMs ?? 60_000)));
@@ -164,17 +164,9 @@ export class BackupSchedule implements Startable {
     return join(this.o.dir, name);
   }
 
-  private complete(): { dir: string; manifest: BackupManifest }[] {
-    return completeBackups(this.o.dir);
-  }
-
-  private newest(): BackupScheduleStatus['last'] {
-    return newestBackup(this.o.dir);
-  }
-
   /** Deletes the oldest complete backups beyond `keep`, and unfinished ones left by a crash. */
   private prune(): void {
-    const all = this.complete();
+    const all = completeBackups(this.o.dir);
     for (const old of all.slice(0, Math.max(0, all.length - this.o.keep))) {
       rmSync(old.dir, { recursive: true, force: true });
       this.logger.info({ dir: old.dir }, 'old backup deleted');

@@ -19,7 +19,15 @@ import { delimiter, dirname, join, relative, resolve, sep } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { eventually, tempDir } from '../helpers.js';
-import { type Agent, type CliCommand, freePort, hubArgs, runCli, startAgent } from '../e2e/helpers.js';
+import {
+  type Agent,
+  childArgs,
+  type CliCommand,
+  freePort,
+  hubArgs,
+  runCli,
+  startAgent,
+} from '../e2e/helpers.js';
 
 const run = promisify(execFile);
 const REPO = process.cwd();
@@ -324,21 +332,9 @@ describe('the npm package, installed from its package file', () => {
         ['pair', code, '--hub', `127.0.0.1:${port}`, '--data', childData, '--name', 'packed-desk'],
         cli,
       );
-      const child = startAgent(
-        [
-          'child',
-          '--data',
-          childData,
-          '--hub',
-          `127.0.0.1:${port}`,
-          '--no-discovery',
-          '--api-port',
-          '0',
-          '--retry-max',
-          '300',
-        ],
-        { cli },
-      );
+      const child = startAgent([...childArgs(childData, port, '--api-port', '0', '--retry-max', '300')], {
+        cli,
+      });
       agents.push(child);
       await child.waitFor((l) => l.event === 'connected', 30_000, 'the child connects');
       const written = await runCli(

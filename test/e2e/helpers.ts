@@ -167,6 +167,11 @@ export function hubArgs(data: string, port: number, ...extra: string[]): string[
   return ['hub', '--data', data, '--host', '127.0.0.1', '--port', String(port), '--no-discovery', ...extra];
 }
 
+/** The arguments of a child agent that reaches its hub at 127.0.0.1:`port`, no LAN discovery. */
+export function childArgs(data: string, port: number, ...extra: string[]): string[] {
+  return ['child', '--data', data, '--hub', `127.0.0.1:${port}`, '--no-discovery', ...extra];
+}
+
 /** Starts a child agent that reaches its hub at 127.0.0.1:`port`; resolves once it runs. */
 export async function startChildAgent(
   data: string,
@@ -174,21 +179,9 @@ export async function startChildAgent(
   name: string,
   ...extra: string[]
 ): Promise<{ agent: Agent; apiPort: number }> {
-  const agent = startAgent([
-    'child',
-    '--data',
-    data,
-    '--hub',
-    `127.0.0.1:${port}`,
-    '--no-discovery',
-    '--retry-max',
-    '300',
-    '--api-port',
-    '0',
-    '--name',
-    name,
-    ...extra,
-  ]);
+  const agent = startAgent(
+    childArgs(data, port, '--retry-max', '300', '--api-port', '0', '--name', name, ...extra),
+  );
   const started = await agent.waitFor((l) => l.event === 'started', 20_000, `${name} starts`);
   return { agent, apiPort: started.apiPort as number };
 }

@@ -15,7 +15,7 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { after, it } from 'node:test';
 import { eventually, seededBytes, tempDir } from '../helpers.js';
-import { CLI, freePort, runText } from './helpers.js';
+import { childArgs, CLI, freePort, hubArgs, runText } from './helpers.js';
 
 const dir = tempDir('trosyn-secrets-');
 const running: ChildProcess[] = [];
@@ -61,14 +61,7 @@ it('no secret appears in any log, later output or file outside the key and token
   const port = await freePort();
   const adminPort = await freePort();
   const hub = start([
-    'hub',
-    '--data',
-    hubData,
-    '--host',
-    '127.0.0.1',
-    '--port',
-    String(port),
-    '--no-discovery',
+    ...hubArgs(hubData, port),
     '--http-port',
     String(adminPort),
     '--log-level',
@@ -102,12 +95,7 @@ it('no secret appears in any log, later output or file outside the key and token
     0,
   );
   const child = start([
-    'child',
-    '--data',
-    childData,
-    '--hub',
-    `127.0.0.1:${port}`,
-    '--no-discovery',
+    ...childArgs(childData, port),
     '--api-port',
     '0',
     '--log-level',

@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, symlinkSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { eventually, tempDir } from '../helpers.js';
-import { CLI, freePort } from './helpers.js';
+import { childArgs, CLI, freePort } from './helpers.js';
 
 /** Release 0.1.0: the last commit before the work on documents, the dashboard and operations. */
 const PREVIOUS_RELEASE = 'a3d98a2';
@@ -113,18 +113,7 @@ async function hub(cli: string, data: string, port: number): Promise<Agent> {
 }
 
 async function child(cli: string, data: string, port: number): Promise<Agent> {
-  const a = agent(cli, [
-    'child',
-    '--data',
-    data,
-    '--hub',
-    `127.0.0.1:${port}`,
-    '--no-discovery',
-    '--retry-max',
-    '300',
-    '--api-port',
-    '0',
-  ]);
+  const a = agent(cli, childArgs(data, port, '--retry-max', '300', '--api-port', '0'));
   await eventually(() => a.out().includes('"event":"connected"'), 30_000, `child (${cli}) connects`);
   return a;
 }

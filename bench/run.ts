@@ -15,6 +15,7 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   'chunk-store': async () => (await import('./files-store.js')).run,
   chunker: async () => (await import('./files-chunker.js')).run,
   files: async () => (await import('./files.js')).run,
+  scale: async () => (await import('./scale.js')).run,
 };
 
 const requested = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -1,3 +1,4 @@
+import { DEFAULT_EVENT_RETENTION_DAYS } from '../protocol/constants.js';
 import { LIVE_ONLY_EVENT_TYPES } from './event-types.js';
 import type { Logger } from 'pino';
 import type { Clock, Startable, Timer } from '../lifecycle.js';
@@ -8,8 +9,7 @@ import type { RegistryBackend, StoredEventQuery } from './registry-backend.js';
 /** Events sent live only, never kept (see LIVE_ONLY_EVENT_TYPES). */
 export const LIVE_ONLY_EVENTS: ReadonlySet<HubEventType> = new Set<HubEventType>(LIVE_ONLY_EVENT_TYPES);
 
-/** How long events are kept unless configured: 30 days. */
-export const DEFAULT_EVENT_RETENTION_DAYS = 30;
+export { DEFAULT_EVENT_RETENTION_DAYS };
 
 const DAY_MS = 86_400_000;
 /** Rows dropped per statement while pruning, so a long backlog never holds the database for long. */

@@ -16,6 +16,10 @@ export const V1_PEER_LOG = '00000000000000000000000000000001';
 export const DEFAULT_SYNC_PORT = 17700;
 /** TCP port of the hub's admin HTTP API. */
 export const DEFAULT_ADMIN_PORT = 17701;
+/** Where the admin API listens unless told otherwise: this machine only. */
+export const DEFAULT_ADMIN_HOST = '127.0.0.1';
+/** Days the hub keeps its event log unless told otherwise. */
+export const DEFAULT_EVENT_RETENTION_DAYS = 30;
 /** UDP port of hub discovery (announcements and queries). */
 export const DEFAULT_DISCOVERY_PORT = 17702;
 /** TCP port of a child agent's local REST API (127.0.0.1 only). */

@@ -29,6 +29,50 @@ function importGraph(): Map<string, string[]> {
   return graph;
 }
 
+/**
+ * The modules each module of src/ loads as soon as it is loaded: static imports of
+ * values only (not `import type`, not an import of types alone, not `import()`).
+ */
+function loadGraph(): Map<string, string[]> {
+  const graph = new Map<string, string[]>();
+  const statement =
+    /^\s*(import|export)\s+(type\s+)?([^'";]*?)\s*from\s*['"](\.{1,2}\/[^'"]+)['"]|^\s*import\s+['"](\.{1,2}\/[^'"]+)['"]/gm;
+  for (const file of readdirSync(SRC, { recursive: true, withFileTypes: true })) {
+    if (!file.isFile() || !file.name.endsWith('.ts')) continue;
+    const path = join(file.parentPath ?? file.path, file.name);
+    const targets: string[] = [];
+    for (const m of readFileSync(path, 'utf8').matchAll(statement)) {
+      const [, , typeOnly, clause = '', from, bare] = m;
+      const names = /^\{([^}]*)\}$/s.exec(clause.trim())?.[1];
+      const allTypes =
+        names !== undefined &&
+        names
+          .split(',')
+          .map((n) => n.trim())
+          .filter(Boolean)
+          .every((n) => n.startsWith('type '));
+      if (typeOnly || allTypes) continue;
+      const target = resolve(dirname(path), ((from ?? bare) as string).replace(/\.js$/, '.ts'));
+      targets.push(relative(SRC, target));
+    }
+    graph.set(relative(SRC, path), targets);
+  }
+  return graph;
+}
+
+/** Every module reached from `start` in `graph`. */
+function closure(graph: Map<string, string[]>, start: string): Set<string> {
+  const seen = new Set<string>();
+  const queue = [start];
+  while (queue.length > 0) {
+    const next = queue.pop() as string;
+    if (seen.has(next)) continue;
+    seen.add(next);
+    queue.push(...(graph.get(next) ?? []));
+  }
+  return seen;
+}
+
 /** The cycles of a directed graph, each as the path that closes it. */
 function cycles(graph: Map<string, string[]>): string[][] {
   const found: string[][] = [];
@@ -75,5 +119,27 @@ describe('the layers of src/', () => {
       for (const t of targets) if (upper.some((u) => t.startsWith(u))) wrong.push(`${file} -> ${t}`);
     }
     assert.deepEqual(wrong, []);
+  });
+});
+
+describe('what a child agent loads', () => {
+  const graph = loadGraph();
+
+  it('reads the value imports of every module', () => {
+    assert.ok(closure(graph, 'cli/main.ts').size > 5);
+    assert.ok(closure(graph, 'child/factory.ts').has('sync/replica.ts'), 'the child loads the engine');
+  });
+
+  // A child runs beside the desktop app: the hub's modules (its admin API, registry,
+  // dashboard) and the CLI's hub-only helpers are never loaded into it.
+  it('loads nothing of the hub, neither through the child nor through the agents command', () => {
+    const loaded = new Set([
+      ...closure(graph, 'child/factory.ts'),
+      ...closure(graph, 'cli/commands/agents.ts'),
+    ]);
+    assert.deepEqual(
+      [...loaded].filter((m) => m.startsWith('hub/')),
+      [],
+    );
   });
 });

@@ -1,10 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { join, relative, resolve } from 'node:path';
-import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import qrcode from 'qrcode-terminal';
 import type { Child } from '../../child/child.js';
 import {
   assertChildConfig,
@@ -14,17 +12,17 @@ import {
   localOnlyOptions,
   retentionPolicy,
 } from '../../config.js';
-import { createChild } from '../../child/factory.js';
-import { DEFAULT_ADMIN_HOST } from '../../hub/admin-api/server.js';
-import { AdminCertificateError, type PemCertificate, urlHost } from '../../hub/admin-api/serving.js';
-import { issueSignInLink, signInUrl } from '../../hub/admin-api/sign-in.js';
-import { resetAdminToken } from '../../hub/admin-api/token.js';
-import { DEFAULT_EVENT_RETENTION_DAYS } from '../../hub/event-log.js';
-import { createHub } from '../../hub/factory.js';
+import type { PemCertificate } from '../../hub/admin-api/serving.js';
 import { pairingUri } from '../../transport/pairing-code.js';
 import { removeAgentFile, writeAgentFile } from '../../observability/agent-file.js';
 import { createLogger, type Logger, rollingLogFile } from '../../observability/logger.js';
-import { DEFAULT_ADMIN_PORT, DEFAULT_CHILD_API_PORT, DEFAULT_SYNC_PORT } from '../../protocol/constants.js';
+import {
+  DEFAULT_ADMIN_HOST,
+  DEFAULT_ADMIN_PORT,
+  DEFAULT_CHILD_API_PORT,
+  DEFAULT_EVENT_RETENTION_DAYS,
+  DEFAULT_SYNC_PORT,
+} from '../../protocol/constants.js';
 import { formatDeviceId } from '../../transport/device-id.js';
 import { APP_VERSION } from '../../version.js';
 import { type CommonOptions, common, dataDir, print, UsageError, withRegistry } from '../context.js';
@@ -134,10 +132,14 @@ function waitForSignal(): Promise<string> {
 }
 
 /** The certificate and key of --http-cert and --http-key, read; undefined when neither is given. */
-function adminCertificate(opts: { httpCert?: string; httpKey?: string }): PemCertificate | undefined {
+async function adminCertificate(opts: {
+  httpCert?: string;
+  httpKey?: string;
+}): Promise<PemCertificate | undefined> {
   if (opts.httpCert === undefined && opts.httpKey === undefined) return undefined;
   if (opts.httpCert === undefined || opts.httpKey === undefined)
     throw new UsageError('--http-cert and --http-key go together: give both, or neither');
+  const { AdminCertificateError } = await import('../../hub/admin-api/serving.js');
   const read = (file: string, option: string) => {
     try {
       return readFileSync(file, 'utf8');
@@ -248,7 +250,7 @@ export function registerAgents(program: Command): void {
     };
     if (raw.metricsHost !== undefined && raw.metricsPort === undefined)
       throw new UsageError('--metrics-host needs --metrics-port: the port of the metrics listener');
-    const adminTls = adminCertificate(raw);
+    const adminTls = await adminCertificate(raw);
     if (adminTls && raw.insecureHttp)
       throw new UsageError('--insecure-http cannot be combined with --http-cert: choose HTTPS or plain HTTP');
     const dir = dataDir(opts, 'hub');
@@ -256,6 +258,9 @@ export function registerAgents(program: Command): void {
     const collections = collectionOptions(config);
     const logger = await agentLogger(opts);
     const requireApproval = opts.requireApproval ?? config.requireApproval;
+    // The hub's modules load only for the hub: a child agent (this module too) stays small.
+    const { createHub } = await import('../../hub/factory.js');
+    const { urlHost } = await import('../../hub/admin-api/serving.js');
     const hub = createHub(
       {
         dataDir: dir,
@@ -321,6 +326,7 @@ export function registerAgents(program: Command): void {
         backups: { dir: resolve(opts.backupDir), everyHours: opts.backupEveryHours, keep: opts.backupKeep },
       }),
     });
+    const { issueSignInLink, signInUrl } = await import('../../hub/admin-api/sign-in.js');
     const signIn = adminUrl ? await issueSignInLink(hub.registry, Date.now()) : undefined;
     const signInLink = signIn && adminUrl ? signInUrl(adminUrl, signIn.secret) : undefined;
     if (admin?.insecure)
@@ -384,7 +390,8 @@ export function registerAgents(program: Command): void {
         `More codes: trosyn-sync pairing-code --data ${here}    Stop: Ctrl-C`,
       ];
       process.stdout.write(`${lines.join('\n')}\n`);
-      if (code)
+      const qrcode = code ? (await import('qrcode-terminal')).default : undefined;
+      if (code && qrcode)
         qrcode.generate(pairingUri(code, hub.deviceId, hub.port), { small: true }, (qr) =>
           process.stdout.write(`${qr}\n`),
         );
@@ -436,6 +443,7 @@ export function registerAgents(program: Command): void {
     assertChildConfig(config, dir);
     const collections = localOnlyOptions(config);
     const logger = await agentLogger(opts);
+    const { createChild } = await import('../../child/factory.js');
     const child = createChild(
       {
         dataDir: dir,
@@ -496,7 +504,7 @@ export function registerAgents(program: Command): void {
         process.stdout.write(`disconnected from the hub${e.code ? ` (${e.code})` : ''}\n`),
       );
     }
-    const bar = progressBar(child, !opts.json && process.stdout.isTTY === true);
+    const bar = await progressBar(child, !opts.json && process.stdout.isTTY === true);
     await signalled;
     bar.stop();
     removeAgentFile(dir);
@@ -515,15 +523,17 @@ export function registerAgents(program: Command): void {
         'the admin token is stored only as a hash and cannot be shown again; use --reset to make a new one',
       );
     }
+    const { resetAdminToken } = await import('../../hub/admin-api/token.js');
     const token = await withRegistry(dataDir(opts, 'hub'), (r) => resetAdminToken(r));
     print(opts, { token }, () => [`New admin token (the old one no longer works):`, `  ${token}`]);
   });
 }
 
 /** A progress bar while a long catch-up runs, in a terminal only. */
-function progressBar(child: Child, enabled: boolean): { stop(): void } {
+async function progressBar(child: Child, enabled: boolean): Promise<{ stop(): void }> {
   if (!enabled) return { stop: () => undefined };
-  let bar: cliProgress.SingleBar | undefined;
+  const cliProgress = (await import('cli-progress')).default;
+  let bar: InstanceType<typeof cliProgress.SingleBar> | undefined;
   const timer = setInterval(() => {
     void child.status().then((s) => {
       const stats = s.session;

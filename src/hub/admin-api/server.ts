@@ -7,7 +7,7 @@ import { HttpApiError } from '../../http/errors.js';
 import { HttpApiListener } from '../../http/server.js';
 import { type Clock, type Startable, systemClock } from '../../lifecycle.js';
 import { componentLogger, silentLogger } from '../../observability/logger.js';
-import { DEFAULT_ADMIN_PORT } from '../../protocol/constants.js';
+import { DEFAULT_ADMIN_HOST, DEFAULT_ADMIN_PORT } from '../../protocol/constants.js';
 import { InvalidOptionError, NotStartedError } from '../../sync/errors.js';
 import { APP_VERSION } from '../../version.js';
 import { AuthFailureLimiter, bearerGuard } from '../../http/bearer.js';
@@ -33,8 +33,6 @@ export type { AdminPort } from './port.js';
 export type { AdminTls, PemCertificate } from './serving.js';
 export { isLoopbackHost } from './serving.js';
 
-/** Where the admin API listens unless told otherwise: this machine only. */
-export const DEFAULT_ADMIN_HOST = '127.0.0.1';
 export { ADMIN_TOKEN_SETTING, ensureAdminToken, resetAdminToken, verifyAdminToken } from './token.js';
 
 /** Everything the admin API is configured with. */

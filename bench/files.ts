@@ -611,7 +611,7 @@ function workspace(needBytes: number): { dir: string; freeBytes: number } {
  * directory: the working tree's, or with BENCH_FILES_REF=<commit> that commit's (so
  * that work in progress in the tree is not what gets measured).
  */
-function buildCli(root: string): { cli: string; built: string; commit?: string } {
+export function buildCli(root: string): { cli: string; built: string; commit?: string } {
   if (process.env.BENCH_FILES_CLI)
     return { cli: resolve(process.env.BENCH_FILES_CLI), built: 'BENCH_FILES_CLI' };
   const build = join(root, 'build');
@@ -703,7 +703,7 @@ async function cli(cliPath: string, args: string[], onStart?: (pid: number) => v
 }
 
 /** A hub and a paired child, both running and caught up. */
-async function startTrosyn(cliPath: string, dir: string): Promise<Trosyn> {
+export async function startTrosyn(cliPath: string, dir: string): Promise<Trosyn> {
   const hubData = join(dir, 'hub');
   const childData = join(dir, 'child');
   mkdirSync(hubData, { recursive: true });
@@ -775,7 +775,7 @@ async function startTrosyn(cliPath: string, dir: string): Promise<Trosyn> {
   };
 }
 
-async function stopTrosyn(t: Trosyn): Promise<void> {
+export async function stopTrosyn(t: Trosyn): Promise<void> {
   await t.child.stop();
   await t.hub.stop();
 }

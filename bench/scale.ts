@@ -19,12 +19,19 @@
  * the children's own work (a thousand SQLite stores applying every change) shares
  * the cores with the hub: the figures are a bound for one machine, not an office.
  *
+ * 5. Child at rest: a child agent as users run it (the built `trosyn-sync child`,
+ *    paired, connected, nothing to do): its memory over IDLE_SECONDS, beside a bare
+ *    `node` process that does nothing, measured in the same run.
+ *
  * `npm run bench -- scale --quick` runs 100 children. BENCH_CHILDREN, BENCH_PROCS,
  * BENCH_RELAY_RATE, BENCH_RELAY_SECONDS set the sizes.
  */
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { round, scratch, sourceVersion } from './common.js';
+import { spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { buildCli, startTrosyn, stopTrosyn } from './files.js';
 import { cpuMs, Fixture, memoryOf, RssSampler, wallMs } from './proc.js';
 
 const QUICK = process.argv.includes('--quick');
@@ -43,7 +50,10 @@ const CHILD_SYNCHRONOUS = process.env.BENCH_CHILD_SYNCHRONOUS ?? 'normal';
 const RELAY_RATE = Number(process.env.BENCH_RELAY_RATE ?? 1000);
 const RELAY_SECONDS = Number(process.env.BENCH_RELAY_SECONDS ?? 3);
 
+const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? (QUICK ? 30 : 60));
+
 const GOALS = {
+  childIdleRssMB: 80,
   hubPeakRssMB: 500,
   relayP99Ms: 1000,
   reconnectAllSec: 60,
@@ -105,6 +115,10 @@ function merge(answers: Line[]): {
 export async function run(): Promise<Record<string, unknown>> {
   const dir = scratch('trosyn-bench-scale-');
   const log = (text: string) => console.log(`  ${text}`);
+  const idle = await childIdle(dir);
+  log(
+    `child at rest: ${idle.childRssMB} MiB after ${IDLE_SECONDS} s (most ${idle.childPeakAfterSettleMB} MiB after the first ${IDLE_SECONDS / 2} s; ${idle.childStartRssMB} MiB at start), bare node ${idle.nodeRssMB} MiB (goal <= ${GOALS.childIdleRssMB})`,
+  );
   const perProc = Math.ceil(CHILDREN / PROCS);
   let hub = await startHub(join(dir, 'hub'));
   const port = hub.port;
@@ -196,6 +210,8 @@ export async function run(): Promise<Record<string, unknown>> {
 
     const result = {
       ...sourceVersion(),
+      childIdleRssMB: idle.childRssMB,
+      childIdle: idle,
       children: connected,
       processes: PROCS,
       childSynchronous: CHILD_SYNCHRONOUS,
@@ -226,6 +242,10 @@ export async function run(): Promise<Record<string, unknown>> {
       reconnectFirstSec,
       reconnectAllSec,
       goals: {
+        childIdleRssMB: {
+          target: `<= ${GOALS.childIdleRssMB}`,
+          met: idle.childRssMB <= GOALS.childIdleRssMB,
+        },
         hubPeakRssMB: { target: `<= ${GOALS.hubPeakRssMB}`, met: hubPeakRssMB <= GOALS.hubPeakRssMB },
         relayP99Ms: {
           target: `<= ${GOALS.relayP99Ms}, none missing`,
@@ -328,4 +348,44 @@ async function relayRun(fixtures: Fixture[]): Promise<{
   );
   const merged = merge(answers);
   return { acked, writeSec, ...merged.latency, missing: merged.missing };
+}
+
+/**
+ * A built, paired child agent at rest for IDLE_SECONDS, sampled every second: its
+ * memory at the end, the most in the second half, and at start; and a bare `node`
+ * doing nothing, the floor any Node program stands on.
+ */
+async function childIdle(dir: string): Promise<{
+  childRssMB: number;
+  childPeakAfterSettleMB: number;
+  childStartRssMB: number;
+  nodeRssMB: number;
+  seconds: number;
+  built: string;
+}> {
+  const root = join(dir, 'idle');
+  mkdirSync(root, { recursive: true });
+  const { cli, built } = buildCli(root);
+  const t = await startTrosyn(cli, root);
+  const bare = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+  try {
+    const rss = (pid: number) => memoryOf(pid)?.rssMB ?? 0;
+    const childStartRssMB = Math.round(rss(t.child.pid));
+    let peak = 0;
+    for (let s = 1; s <= IDLE_SECONDS; s++) {
+      await sleep(1000);
+      if (s > IDLE_SECONDS / 2) peak = Math.max(peak, rss(t.child.pid));
+    }
+    return {
+      childRssMB: Math.round(rss(t.child.pid)),
+      childPeakAfterSettleMB: Math.round(peak),
+      childStartRssMB,
+      nodeRssMB: Math.round(rss(bare.pid as number)),
+      seconds: IDLE_SECONDS,
+      built,
+    };
+  } finally {
+    bare.kill();
+    await stopTrosyn(t);
+  }
 }

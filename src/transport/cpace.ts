@@ -4,6 +4,9 @@ import { bytesToNumberLE } from '@noble/curves/utils';
 import { hmac } from '@noble/hashes/hmac';
 import { sha512 } from '@noble/hashes/sha2';
 import { TransportError } from './errors.js';
+import { concat, lvCat, prependLen } from './lv-encoding.js';
+
+export { leb128, lvCat, prependLen } from './lv-encoding.js';
 
 /**
  * CPace as draft-irtf-cfrg-cpace-21 specifies it, for the cipher suite
@@ -34,38 +37,6 @@ export const IDENTITY_ENCODING: Uint8Array = new Uint8Array(32);
 /** G_Ristretto255.group_size_bits: scalars are sampled below 2^252, under the group order. */
 const GROUP_SIZE_BITS = 252;
 const MAC_LABEL = utf8('CPaceMac');
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
-/** LEB128 of a length: 7 bits a byte, least significant first, bit 7 set while more follow. */
-export function leb128(length: number): Uint8Array {
-  const bytes: number[] = [];
-  let rest = length;
-  do {
-    const low = rest & 0x7f;
-    rest = Math.floor(rest / 128);
-    bytes.push(rest > 0 ? low | 0x80 : low);
-  } while (rest > 0);
-  return Uint8Array.from(bytes);
-}
-
-/** prepend_len(data): `data` preceded by its length in LEB128. */
-export function prependLen(data: Uint8Array): Uint8Array {
-  return concat(leb128(data.length), data);
-}
-
-/** lv_cat(a0, a1, ...): each input with its length prepended, concatenated. */
-export function lvCat(...parts: Uint8Array[]): Uint8Array {
-  return concat(...parts.map(prependLen));
-}
 
 /**
  * generator_string(DSI, PRS, CI, sid, s_in_bytes) = lv_cat(DSI, PRS, zero_bytes(len_zpad), CI, sid).

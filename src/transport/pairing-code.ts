@@ -1,5 +1,5 @@
 import type { DeviceId } from '../store/types.js';
-import { lvCat } from './cpace.js';
+import { lvCat } from './lv-encoding.js';
 
 /**
  * Pairing codes and the parts of the pairing exchange both sides compute

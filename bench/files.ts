@@ -63,7 +63,16 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Chunker, chunkBuffer, DEFAULT_CHUNKER_OPTIONS } from '../src/files/chunker.js';
 import { median, round, sourceVersion } from './common.js';
-import { cpuMs, machineCpuMs, memoryOf, resetPeakRss, tcpBytes, timed, wallMs } from './proc.js';
+import {
+  cpuMs,
+  launcherFlags,
+  machineCpuMs,
+  memoryOf,
+  resetPeakRss,
+  tcpBytes,
+  timed,
+  wallMs,
+} from './proc.js';
 
 const QUICK = process.argv.includes('--quick');
 const KiB = 1024;
@@ -673,15 +682,9 @@ function profileFlags(name: string): string[] {
  */
 function node(args: string[]): [string, string[]] {
   const script = args.find((a) => a.endsWith('.js'));
-  const [cmd, ...rest] = [...WRAP, process.execPath, ...launcherFlags(script), ...args];
+  const flags = script && existsSync(script) ? launcherFlags(script) : [];
+  const [cmd, ...rest] = [...WRAP, process.execPath, ...flags, ...args];
   return [cmd as string, rest];
-}
-
-function launcherFlags(script: string | undefined): string[] {
-  if (!script || !existsSync(script)) return [];
-  const first = readFileSync(script, 'utf8').slice(0, 200).split('\n')[0] ?? '';
-  const m = /^#!\/usr\/bin\/env -S node((?: --[a-z-]+=\S+)*)\s*$/.exec(first);
-  return m ? (m[1] as string).trim().split(/\s+/).filter(Boolean) : [];
 }
 
 interface Trosyn {

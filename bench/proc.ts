@@ -81,7 +81,7 @@ export class Fixture {
 
   private constructor(name: string, script: string, args: string[], options: FixtureOptions) {
     this.name = name;
-    const flags = [...(options.nodeFlags ?? []), ...profileFlags(name)];
+    const flags = [...PRODUCT_FLAGS, ...(options.nodeFlags ?? []), ...profileFlags(name)];
     this.proc = spawn(process.execPath, [...flags, '--import', 'tsx', script, ...args], {
       stdio: ['pipe', 'pipe', 'pipe'],
       env: { ...process.env, ...options.env },
@@ -218,6 +218,19 @@ export class Fixture {
     if (index >= 0) (this.waiters.splice(index, 1)[0] as (typeof this.waiters)[number]).resolve(line);
     else this.events.push(line);
   }
+}
+
+/**
+ * The Node flags the product's command runs with (its launcher line, e.g. V8's
+ * young generation held small): a fixture's agents run as users run them.
+ */
+const PRODUCT_FLAGS = launcherFlags(join('src', 'cli', 'main.ts'));
+
+/** The Node flags on a script's first line (`#!/usr/bin/env -S node --flag=value …`). */
+export function launcherFlags(script: string): string[] {
+  const first = readFileSync(script, 'utf8').slice(0, 200).split('\n')[0] ?? '';
+  const m = /^#!\/usr\/bin\/env -S node((?: --[a-z-]+=\S+)*)\s*$/.exec(first);
+  return m ? (m[1] as string).trim().split(/\s+/).filter(Boolean) : [];
 }
 
 /**

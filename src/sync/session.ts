@@ -139,7 +139,10 @@ export class SyncSession extends EventEmitter<Events> {
   /** The peer's change log identity, from its `sync.start`. */
   private peerLog: string | undefined;
   private sentUpTo = 0;
-  /** The highest position of a change this session heard of: a batch must reach it to be the last. */
+  /**
+   * The highest position of the log this session knows of (the log's end when it
+   * began sending, then each change it hears of): a batch must reach it to be the last.
+   */
   private heardUpTo = 0;
   /**
    * The last read found the end of the log (or a cursor move is waiting for its
@@ -397,7 +400,15 @@ export class SyncSession extends EventEmitter<Events> {
     if (!this.logStart || this.peerLog === undefined || this.closed) return;
     if (this.peerWantsChanges) {
       if (this.o.live) this.unsubscribe = this.replica.subscribe((e) => this.onLocalChange(e));
-      void this.pump();
+      // What the log held before this session heard of any change: a shared batch
+      // read earlier may end short of it, and must not pass for the end of the log.
+      this.replica.latestSeq().then(
+        (latest) => {
+          if (latest > this.heardUpTo) this.heardUpTo = latest;
+          void this.pump();
+        },
+        (err: unknown) => this.fail(err),
+      );
     } else {
       this.outboundIdle = true;
       this.checkCaughtUp();

@@ -200,6 +200,27 @@ describe('FanOut: one read and one encoding per batch for a read scope', () => {
     await hub.stop();
   });
 
+  it('a session that begins after a batch was held reads on past it: a held batch is not the end of the log', async () => {
+    const { replica: hub } = await openHub();
+    const fanOut = new FanOut({ replica: hub });
+    fanOut.start();
+    const early = await connect(hub, await openChild(), fanOut, 'all');
+    // The early child's session reads, and the fan-out holds, the batch from 0 to r1.
+    await hub.put('notes', 'r1', { v: 1 });
+    await eventually(() => has(early.child, 'notes', 'r1'), 5000, 'r1 relayed');
+    await hub.put('notes', 'r2', { v: 2 });
+    await eventually(() => has(early.child, 'notes', 'r2'), 5000, 'r2 relayed');
+    assert.ok(fanOut.stats().entries >= 1, 'the batch that ends at r1 is held');
+
+    // A child that begins at 0 gets the held batch (ending at r1, the end when it was
+    // read) and must go on to r2, though no change happens while its session runs.
+    const late = await connect(hub, await openChild(), fanOut, 'all');
+    assert.ok(await has(late.child, 'notes', 'r2'), 'the late child has what came after the held batch');
+    assert.ok(fanOut.stats().shared >= 1, 'it was given the held batch');
+    for (const l of [early, late]) await l.atChild.stop();
+    await hub.stop();
+  });
+
   it('serves a lagging child from the log, holding only a few batches', async () => {
     const { replica: hub } = await openHub();
     const fanOut = new FanOut({ replica: hub, perScope: 2 });

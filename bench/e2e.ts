@@ -14,6 +14,8 @@
  *    nothing to transfer.
  *
  * `npm run bench -- e2e --quick` (or BENCH_SCALE=0.1) runs it at a tenth of the size.
+ * BENCH_E2E_PARTS=propagation (with --quick, so a full run's results stay) runs only
+ * part 3; BENCH_PROFILE=<dir> writes CPU profiles of every process (bench/proc.ts).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -36,6 +38,8 @@ const PROBE_INTERVAL_MS = 20;
 const RECHECK_ROUNDS = 20;
 const BATCH = 1000;
 const MB = 1e6;
+/** Only these parts of the benchmark (one so far: propagation); all when unset. */
+const PARTS = process.env.BENCH_E2E_PARTS?.split(',').map((p) => p.trim());
 
 const TARGETS = {
   recordsPerSec1M: 50_000,
@@ -83,6 +87,7 @@ export async function run(): Promise<Record<string, unknown>> {
   const dir = scratch('trosyn-bench-e2e-');
   const began = performance.now();
   const log = (text: string) => console.log(`[${((performance.now() - began) / 1000).toFixed(0)}s] ${text}`);
+  if (PARTS !== undefined) return runParts(PARTS, dir, log);
   const label = (n: number) => (n >= 1_000_000 ? `${n / 1_000_000}M` : `${n / 1000}k`);
   log(`records ${label(SMALL)} and ${label(LARGE)}${SCALE !== 1 ? ` (scale ${SCALE})` : ''}`);
 
@@ -281,6 +286,33 @@ export async function run(): Promise<Record<string, unknown>> {
     propagation: propagation.details,
     pouchdb: pouch.details,
     rawSqlite: { msPerRoundSmall: rawSmallMs.map(Math.round), msLarge: Math.round(rawLargeMs) },
+    source: sourceVersion(),
+  };
+}
+
+/** Some parts only (BENCH_E2E_PARTS): for development and profiling, never a full result. */
+async function runParts(
+  parts: string[],
+  dir: string,
+  log: (text: string) => void,
+): Promise<Record<string, unknown>> {
+  if (!QUICK)
+    throw new Error('BENCH_E2E_PARTS runs part of the benchmark: add --quick, so the full results stay');
+  const known = ['propagation'];
+  const unknown = parts.filter((p) => !known.includes(p));
+  if (unknown.length > 0)
+    throw new Error(`BENCH_E2E_PARTS: unknown part ${unknown.join(', ')}; choose from ${known.join(', ')}`);
+  const propagation = await measurePropagation(join(dir, 'propagation'), log);
+  console.log(
+    `propagation A->hub->B       2 children p50 ${propagation.one.p50} / p99 ${propagation.one.p99} ms; ${CHILDREN} children p50 ${propagation.many.p50} / p99 ${propagation.many.p99} ms`,
+  );
+  return {
+    parts,
+    propagationP50Ms50: propagation.many.p50,
+    propagationP99Ms50: propagation.many.p99,
+    propagationP50Ms1: propagation.one.p50,
+    propagationP99Ms1: propagation.one.p99,
+    propagation: propagation.details,
     source: sourceVersion(),
   };
 }

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { type Clock, type Startable, type Timer } from '../lifecycle.js';
 import { componentLogger } from '../observability/logger.js';
 import type { DeviceId, RejectedRevision } from '../store/types.js';
+import { FanOut, type FanOutStats } from '../sync/fan-out.js';
 import type { Replica } from '../sync/replica.js';
 import { SyncSession, type SyncSessionStats } from '../sync/session.js';
 import type { ClockOffset } from '../transport/clock-offset.js';
@@ -93,6 +94,8 @@ export class ChildSessions implements Startable {
   private readonly o: ChildSessionsOptions;
   private readonly sessions = new Map<DeviceId, LiveSession>();
   private readonly health = new DeviceHealth();
+  /** Children of one read scope at one position share the reading and encoding of their batch. */
+  private readonly fanOut: FanOut;
   /** What sessions that ended had moved, so totals never go back when a child leaves. */
   private readonly ended: Throughput = { changesIn: 0, changesOut: 0, bytesIn: 0, bytesOut: 0 };
   private watch: Timer | undefined;
@@ -101,6 +104,7 @@ export class ChildSessions implements Startable {
 
   constructor(options: ChildSessionsOptions) {
     this.o = options;
+    this.fanOut = new FanOut({ replica: options.replica });
   }
 
   isStarted(): boolean {
@@ -110,6 +114,7 @@ export class ChildSessions implements Startable {
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
+    this.fanOut.start();
     // What went wrong with each device's sync, as the last run left it.
     const saved = await this.o.registry.getSetting(HEALTH_SETTING).catch(() => undefined);
     if (saved) {
@@ -135,6 +140,7 @@ export class ChildSessions implements Startable {
     const live = [...this.sessions.values()];
     this.sessions.clear();
     for (const s of live) await s.session.stop();
+    this.fanOut.stop();
     await this.saveHealth();
     this.health.onChange = () => undefined;
   }
@@ -161,6 +167,11 @@ export class ChildSessions implements Startable {
   /** What went wrong last with a device's sync since the hub started, and where its last session ended. */
   trouble(deviceId: DeviceId): DeviceTrouble {
     return this.health.get(deviceId);
+  }
+
+  /** How the batches sent to children were shared: reads, shared and own batches, what is held. */
+  fanOutStats(): FanOutStats {
+    return this.fanOut.stats();
   }
 
   /** Changes and bytes moved with children since the hub started, the connected ones included. */
@@ -211,6 +222,7 @@ export class ChildSessions implements Startable {
       channel: syncChannel(conn),
       peer: peer.deviceId,
       readable: scope.readable,
+      share: { fanOut: this.fanOut, scope: scope.readHash },
       admit: admitWithRelay(
         peer.deviceId,
         scope,

@@ -37,6 +37,16 @@ export interface CodecOptions {
   maxFrameBytes?: number;
 }
 
+/**
+ * The frames of one message, encoded once per codec setting: a message sent to many
+ * connections is encoded (and compressed) once for all that use the same settings.
+ * Whoever holds it must not put another message's frames in it.
+ */
+export interface FrameCache {
+  get(key: string): Buffer | undefined;
+  set(key: string, frame: Buffer): void;
+}
+
 /** A decoded frame: a validated message, or the bytes of a chunk. */
 export type Decoded = { kind: 'message'; message: Message } | { kind: 'chunk'; bytes: Buffer };
 
@@ -128,6 +138,20 @@ export class MessageCodec {
     const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + bytes);
     writeFrameHeader(frame, FrameKind.Message, bytes, 'none');
     frame.write(json, FRAME_HEADER_BYTES, 'utf8');
+    return frame;
+  }
+
+  /**
+   * The frame of `message` as `encode` makes it with this codec's settings, from
+   * `cache` when a codec with the same settings encoded it before (the bytes are
+   * the same: encoding has no per-connection part).
+   */
+  encodeCached(message: Message, cache: FrameCache): Buffer {
+    const key = `${this.compression}/${this.compressAboveBytes}/${this.maxFrameBytes}`;
+    const cached = cache.get(key);
+    if (cached) return cached;
+    const frame = this.encode(message);
+    cache.set(key, frame);
     return frame;
   }
 

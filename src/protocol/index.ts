@@ -8,6 +8,7 @@ export {
   type ChunkOptions,
   type CodecOptions,
   type Decoded,
+  type FrameCache,
   MessageCodec,
   negotiateVersion,
 } from './codec.js';

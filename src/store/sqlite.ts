@@ -409,6 +409,14 @@ export class SqliteStore implements StorageAdapter {
     return device;
   }
 
+  /** The device and log of a peer log's small id. */
+  private peerLogOf(id: number): PeerLog {
+    const device = this.peerLogDevice(id);
+    const row = this.open().s.peerLogById.get(id);
+    if (row === undefined) throw new Error(`store refers to unknown peer log #${id}`);
+    return { device, log: row.log };
+  }
+
   /** The small id of a peer log without adding it; -1 (matches nothing) when unknown. */
   private findPeerLog(source: PeerLog): number {
     const known = this.peerLogIds.get(`${source.device}\u0000${source.log}`);
@@ -681,6 +689,9 @@ export class SqliteStore implements StorageAdapter {
       let scanned = 0;
       let stoppedEarly = false;
       const maxScan = query.limit * MAX_SCAN_FACTOR;
+      // Peer logs the rows read came from (null: written here), when the caller asks.
+      const sources = query.origin ? new Set<number | null>() : undefined;
+      let next: number | null | undefined;
       for (const row of s.changes.iterate(query.since, exclude)) {
         if (
           revisions.length >= query.limit ||
@@ -688,9 +699,11 @@ export class SqliteStore implements StorageAdapter {
           scanned >= maxScan
         ) {
           stoppedEarly = true;
+          next = row[16];
           break;
         }
         scanned++;
+        sources?.add(row[16]);
         // Rows skipped by SQLite before this one are covered too: upTo moves past them.
         upTo = row[0] as Seq;
         if (query.collections && !query.collections(row[2])) continue;
@@ -703,7 +716,17 @@ export class SqliteStore implements StorageAdapter {
         if (latest > upTo) upTo = latest;
       }
       const check = this.token(upTo, upTo === 0 ? undefined : s.revAt.get(upTo));
-      return { since: query.since, upTo, revisions, more: stoppedEarly, check };
+      const batch: ChangeBatch = { since: query.since, upTo, revisions, more: stoppedEarly, check };
+      if (sources) {
+        const logs: PeerLog[] = [];
+        for (const id of sources) if (id !== null) logs.push(this.peerLogOf(id));
+        batch.origin = {
+          logs,
+          ...(stoppedEarly && { next: next === null || next === undefined ? null : this.peerLogOf(next) }),
+          bodyBytes: bytes,
+        };
+      }
+      return batch;
     });
     return read();
   }

@@ -227,6 +227,29 @@ export interface ChangesQuery {
   excludeSource?: PeerLog;
   /** Only revisions of collections this predicate accepts; others are skipped. */
   collections?: (collection: string) => boolean;
+  /**
+   * Also say where the batch's revisions came from (`ChangeBatch.origin`), so that
+   * one batch can be sent to several peers. A store may leave it out; batches are
+   * then read per peer.
+   */
+  origin?: boolean;
+}
+
+/**
+ * Where the revisions of a batch came from. A batch read without `excludeSource`
+ * is the very batch a peer would get with its own log excluded, when that log is
+ * not in `logs` and, if `more`, is not `next` either.
+ */
+export interface BatchOrigin {
+  /** The peer change logs that revisions in (since, upTo] were received from (besides `excludeSource`). */
+  logs: PeerLog[];
+  /**
+   * When `more`: the log the first revision after `upTo` was received from (null when
+   * it was written here); undefined when the batch is the end of the log.
+   */
+  next?: PeerLog | null;
+  /** Body bytes of the batch's revisions, as counted against `maxBytes`. */
+  bodyBytes: number;
 }
 
 export interface ChangeBatch {
@@ -238,6 +261,8 @@ export interface ChangeBatch {
   more: boolean;
   /** The checkpoint token of position `upTo` (see StorageAdapter.checkpoint). */
   check: string;
+  /** Where its revisions came from, when asked for (`ChangesQuery.origin`) and the store tells. */
+  origin?: BatchOrigin;
 }
 
 export interface ListQuery {

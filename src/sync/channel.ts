@@ -1,3 +1,5 @@
+import type { FrameCache } from '../protocol/codec.js';
+
 /**
  * The seam between the sync engine and whatever carries its messages: an in-memory
  * pair in tests and benchmarks, a TLS session in production. Messages are delivered
@@ -8,6 +10,12 @@
 export interface MessageChannel<M> {
   /** Rejects once the channel is closed, by either end. */
   send(message: M): Promise<void>;
+  /**
+   * Optional: sends `message` as `send` does, reusing its encoded bytes from
+   * `frames` when another channel of the same settings encoded it already. For a
+   * message sent unchanged to many peers; `frames` must belong to this message.
+   */
+  sendShared?(message: M, frames: FrameCache): Promise<void>;
   /**
    * Sets the one handler for incoming messages; messages that arrive before it is
    * set wait for it. When it returns a promise, a carrier that supports

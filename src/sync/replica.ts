@@ -152,6 +152,8 @@ export interface ChangesRequest {
   maxBytes?: number;
   /** Only collections this accepts (read scope). */
   collections?: (collection: string) => boolean;
+  /** Also say where the revisions came from, if the store can (see ChangesQuery.origin). */
+  origin?: boolean;
 }
 
 /** A batch of a peer's change log as received: `log` names that log. */
@@ -761,6 +763,7 @@ export class Replica implements Startable {
       maxBytes: request.maxBytes ?? 1024 * 1024,
       ...(request.peer !== undefined && { excludeSource: request.peer }),
       ...(collections !== undefined && { collections }),
+      ...(request.origin && { origin: true }),
     });
   }
 

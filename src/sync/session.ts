@@ -8,7 +8,8 @@ import type { DeviceId, PeerCursor, RejectedRevision, Revision, Seq } from '../s
 import { V1_PEER_LOG } from '../protocol/constants.js';
 import type { MessageChannel } from './channel.js';
 import { ChangeLogRolledBackError, SyncGapError, SyncProtocolError } from './errors.js';
-import type { LogStart, Replica } from './replica.js';
+import type { FanOut, SharedChanges } from './fan-out.js';
+import type { ChangeEvent, LogStart, Replica } from './replica.js';
 
 export interface SyncSessionOptions {
   replica: Replica;
@@ -34,6 +35,12 @@ export interface SyncSessionOptions {
   cursorFlushMs?: number;
   /** Read scope: only collections this accepts are sent. */
   readable?: (collection: string) => boolean;
+  /**
+   * Share the reading and encoding of batches with the sessions of other peers
+   * (the hub's fan-out): `scope` names the read scope, and sessions with the same
+   * `scope` must have the same `readable`.
+   */
+  share?: { fanOut: FanOut; scope: string };
   /** Write scope: a revision this refuses is rejected alone, with the returned error. */
   admit?: (revision: Revision) => TrosynError | undefined | Promise<TrosynError | undefined>;
   /**
@@ -109,6 +116,7 @@ export class SyncSession extends EventEmitter<Events> {
     >
   >;
   private readonly readable: SyncSessionOptions['readable'];
+  private readonly share: SyncSessionOptions['share'];
   private readonly admit: SyncSessionOptions['admit'];
   private readonly resendFrom: number | undefined;
   /** Speaking protocol version 1 with this peer. */
@@ -131,6 +139,16 @@ export class SyncSession extends EventEmitter<Events> {
   /** The peer's change log identity, from its `sync.start`. */
   private peerLog: string | undefined;
   private sentUpTo = 0;
+  /**
+   * The highest position of the log this session knows of (the log's end when it
+   * began sending, then each change it hears of): a batch must reach it to be the last.
+   */
+  private heardUpTo = 0;
+  /**
+   * The last read found the end of the log (or a cursor move is waiting for its
+   * flush): an acknowledgement then needs no new read; a new change starts one.
+   */
+  private drained = false;
   private inflight = 0;
   private pumping = false;
   private wake = false;
@@ -151,6 +169,7 @@ export class SyncSession extends EventEmitter<Events> {
     this.logger = options.logger ?? silentLogger;
     this.clock = options.clock ?? systemClock;
     this.readable = options.readable;
+    this.share = options.share;
     this.admit = options.admit;
     this.resendFrom = options.resendFrom;
     this.v1 = options.version === 1;
@@ -380,16 +399,25 @@ export class SyncSession extends EventEmitter<Events> {
   private beginSending(): void {
     if (!this.logStart || this.peerLog === undefined || this.closed) return;
     if (this.peerWantsChanges) {
-      if (this.o.live) this.unsubscribe = this.replica.subscribe((e) => this.onLocalChange(e.origin));
-      void this.pump();
+      if (this.o.live) this.unsubscribe = this.replica.subscribe((e) => this.onLocalChange(e));
+      // What the log held before this session heard of any change: a shared batch
+      // read earlier may end short of it, and must not pass for the end of the log.
+      this.replica.latestSeq().then(
+        (latest) => {
+          if (latest > this.heardUpTo) this.heardUpTo = latest;
+          void this.pump();
+        },
+        (err: unknown) => this.fail(err),
+      );
     } else {
       this.outboundIdle = true;
       this.checkCaughtUp();
     }
   }
 
-  private onLocalChange(origin: string): void {
-    if (origin === this.peer) {
+  private onLocalChange(e: ChangeEvent): void {
+    if (e.seq > this.heardUpTo) this.heardUpTo = e.seq;
+    if (e.origin === this.peer) {
       // The peer's own change echoed in our log: only the cursor moves; send it lazily.
       this.scheduleFlush();
       return;
@@ -417,18 +445,17 @@ export class SyncSession extends EventEmitter<Events> {
       do {
         this.wake = false;
         while (!this.closed && this.inflight < this.o.window) {
-          const batch = await this.replica.changesSince({
-            since: this.sentUpTo as Seq,
-            peer: { device: this.peer, log: this.peerLog as string },
-            limit: this.o.batchSize,
-            maxBytes: this.o.batchBytes,
-            ...(this.readable && { collections: this.readable }),
-          });
+          this.drained = false;
+          const { batch, frames } = await this.read();
           if (this.closed) return;
-          if (batch.upTo <= this.sentUpTo) break;
+          if (batch.upTo <= this.sentUpTo) {
+            this.drained = true;
+            break;
+          }
           // A batch of nothing but a cursor move waits in live mode, to share one message with others.
           if (batch.revisions.length === 0 && this.outboundIdle && !flushCursor) {
             this.scheduleFlush();
+            this.drained = true;
             break;
           }
           const message: SyncChangesMessage = {
@@ -442,8 +469,15 @@ export class SyncSession extends EventEmitter<Events> {
           this.sentUpTo = batch.upTo;
           this.inflight++;
           this.stats.sent += batch.revisions.length;
-          await this.channel.send(message);
-          if (!batch.more) break;
+          // A shared batch goes out as the same bytes to every peer of its scope.
+          const shared = frames?.(this.v1 ? 'v1' : `v2:${(this.logStart as LogStart).log}`);
+          if (shared && this.channel.sendShared) await this.channel.sendShared(message, shared);
+          else await this.channel.send(message);
+          // A shared batch may have been read before the change that woke this session: go on to it.
+          if (!batch.more && batch.upTo >= this.heardUpTo) {
+            this.drained = true;
+            break;
+          }
         }
       } while (this.wake && !this.closed);
     } catch (err) {
@@ -454,6 +488,19 @@ export class SyncSession extends EventEmitter<Events> {
     if (this.inflight === 0) await this.checkOutboundIdle();
   }
 
+  /** The next batch for the peer: shared with its scope when the hub fans out, else read for it alone. */
+  private read(): Promise<SharedChanges> {
+    const request = {
+      since: this.sentUpTo as Seq,
+      peer: { device: this.peer, log: this.peerLog as string },
+      limit: this.o.batchSize,
+      maxBytes: this.o.batchBytes,
+      ...(this.readable && { collections: this.readable }),
+    };
+    if (this.share) return this.share.fanOut.changesSince({ ...request, scope: this.share.scope });
+    return this.replica.changesSince(request).then((batch) => ({ batch }));
+  }
+
   private onAck(upTo: number, rejected: RejectedRevision[]): void {
     this.inflight = Math.max(0, this.inflight - 1);
     if (upTo > this.stats.ackedUpTo) this.stats.ackedUpTo = upTo;
@@ -462,7 +509,9 @@ export class SyncSession extends EventEmitter<Events> {
       this.emit('refused', rejected);
     }
     this.emit('progress', this.getStats());
-    void this.pump();
+    // Read on only if the last read left something (the window was full); a new change starts its own.
+    if (!this.drained) void this.pump();
+    else if (this.inflight === 0 && !this.pumping) void this.checkOutboundIdle();
   }
 
   private async checkOutboundIdle(): Promise<void> {

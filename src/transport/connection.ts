@@ -5,7 +5,7 @@ import { isErrorCode } from '../error-codes.js';
 import { isTrosynError, TrosynError } from '../errors.js';
 import { type ClockOffset, measureOffset } from './clock-offset.js';
 import { type Clock, systemClock, type Timer } from '../lifecycle.js';
-import { MessageCodec } from '../protocol/codec.js';
+import { type FrameCache, MessageCodec } from '../protocol/codec.js';
 import type { CompressionCodec } from '../protocol/compression.js';
 import { type Frame, FrameDecoder } from '../protocol/frame.js';
 import type { Message } from '../protocol/messages.js';
@@ -240,6 +240,16 @@ export class Connection extends EventEmitter<Events> {
   async send(message: Message): Promise<void> {
     if (this.closedWith) throw new ConnectionClosedError(this.closedWith.cause);
     await this.write(this.codec.encode(message));
+  }
+
+  /**
+   * Sends one message as `send` does, its frame taken from `frames` when another
+   * connection with the same codec settings encoded it already (fan-out of one
+   * batch to many peers).
+   */
+  async sendCached(message: Message, frames: FrameCache): Promise<void> {
+    if (this.closedWith) throw new ConnectionClosedError(this.closedWith.cause);
+    await this.write(this.codec.encodeCached(message, frames));
   }
 
   private async write(frame: Buffer): Promise<void> {

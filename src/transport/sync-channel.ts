@@ -11,6 +11,7 @@ import type { Connection } from './connection.js';
 export function syncChannel(conn: Connection): MessageChannel<SyncMessage> {
   return {
     send: (message) => conn.send(message),
+    sendShared: (message, frames) => conn.sendCached(message, frames),
     onMessage: (handler) => conn.setHandler((message) => handler(message as SyncMessage)),
     onClose: (handler) => {
       const ended = conn.ended;

@@ -53,7 +53,7 @@ export interface ClusterLayout {
 
 /** What the stores hold after a run: the figures of a result. */
 export interface StoreCheck {
-  /** Acknowledged writes missing on at least one node. */
+  /** Acknowledged writes missing on at least one node, or held there with another value. */
   lost: AckedWrite[];
   /** Records whose revisions or current revision differ between nodes. */
   divergent: string[];
@@ -69,9 +69,13 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-/** The revisions of the chaos collection a store holds: record key -> revs, the current revision, and the row count. */
+/**
+ * The revisions of the chaos collection a store holds: record id -> revs, the
+ * `value` each revision's body carries, the current revision, and the row count.
+ */
 function readStore(data: string): {
   revs: Map<string, Set<string>>;
+  values: Map<string, unknown>;
   heads: Map<string, string>;
   rows: number;
   distinct: number;
@@ -80,13 +84,18 @@ function readStore(data: string): {
   try {
     db.pragma('busy_timeout = 5000');
     const revs = new Map<string, Set<string>>();
+    const values = new Map<string, unknown>();
     let rows = 0;
     const distinct = new Set<string>();
     for (const r of db
-      .prepare('SELECT record_id AS id, rev FROM revisions WHERE collection = ?')
-      .iterate(COLLECTION) as IterableIterator<{ id: string; rev: string }>) {
+      .prepare('SELECT record_id AS id, rev, body FROM revisions WHERE collection = ?')
+      .iterate(COLLECTION) as IterableIterator<{ id: string; rev: string; body: string | null }>) {
       rows++;
       distinct.add(`${r.id}\0${r.rev}`);
+      values.set(
+        `${r.id}\0${r.rev}`,
+        r.body === null ? null : (JSON.parse(r.body) as { value?: unknown }).value,
+      );
       let set = revs.get(r.id);
       if (!set) revs.set(r.id, (set = new Set()));
       set.add(r.rev);
@@ -96,7 +105,7 @@ function readStore(data: string): {
       .prepare('SELECT id, rev FROM resolutions WHERE collection = ?')
       .iterate(COLLECTION) as IterableIterator<{ id: string; rev: string }>)
       heads.set(r.id, r.rev);
-    return { revs, heads, rows, distinct: distinct.size };
+    return { revs, values, heads, rows, distinct: distinct.size };
   } finally {
     db.close();
   }
@@ -194,6 +203,19 @@ export class Cluster {
     );
   }
 
+  /**
+   * The children not connected to the hub (by their last connection event) after
+   * waiting up to `withinMs` for each: a session stuck after a fault.
+   */
+  async unconnected(withinMs: number): Promise<string[]> {
+    const deadline = Date.now() + withinMs;
+    for (;;) {
+      const out = this.children.filter((n) => !n.agent || !connectedNow(n.agent)).map((n) => n.name);
+      if (out.length === 0 || Date.now() > deadline) return out;
+      await sleep(100);
+    }
+  }
+
   /** Kills every agent at once (cleanup after a failure). */
   killAll(): void {
     for (const n of this.nodes) n.agent?.proc.kill('SIGKILL');
@@ -277,7 +299,7 @@ export class Cluster {
   private unconverged(): string {
     const stores = this.nodes.map((n) => ({ node: n, ...readStore(n.data) }));
     for (const s of stores) {
-      const missing = this.acked.filter((w) => !s.revs.get(w.id)?.has(w.rev));
+      const missing = this.acked.filter((w) => !holds(s, w));
       if (missing.length > 0)
         return `${s.node.name} lacks ${missing.length} acknowledged writes (${missing
           .slice(0, 3)
@@ -296,7 +318,7 @@ export class Cluster {
   /** The final checks, on stopped agents: lost, divergent, duplicated, integrity of every SQLite file. */
   verify(): StoreCheck {
     const stores = this.nodes.map((n) => ({ node: n, ...readStore(n.data) }));
-    const lost = this.acked.filter((w) => stores.some((s) => !s.revs.get(w.id)?.has(w.rev)));
+    const lost = this.acked.filter((w) => stores.some((s) => !holds(s, w)));
     const divergent = new Set<string>();
     const first = stores[0];
     if (first) for (const s of stores.slice(1)) for (const k of divergentKeys(first, s)) divergent.add(k);
@@ -304,13 +326,18 @@ export class Cluster {
     const integrity: string[] = [];
     for (const n of this.nodes) {
       for (const f of readdirSync(n.data).filter((x) => x.endsWith('.db'))) {
-        const db = new Database(join(n.data, f), { readonly: true, fileMustExist: true });
         try {
-          const rows = db.pragma('integrity_check') as { integrity_check: string }[];
-          const text = rows.map((r) => r.integrity_check).join('; ');
-          if (text !== 'ok') integrity.push(`${n.name}/${f}: ${text}`);
-        } finally {
-          db.close();
+          const db = new Database(join(n.data, f), { readonly: true, fileMustExist: true });
+          try {
+            const rows = db.pragma('integrity_check') as { integrity_check: string }[];
+            const text = rows.map((r) => r.integrity_check).join('; ');
+            if (text !== 'ok') integrity.push(`${n.name}/${f}: ${text}`);
+          } finally {
+            db.close();
+          }
+        } catch (err) {
+          // A file too damaged to open or to check.
+          integrity.push(`${n.name}/${f}: ${(err as Error).message}`);
         }
       }
     }
@@ -333,8 +360,13 @@ export class Cluster {
   }
 }
 
+/** Whether a store holds an acknowledged write: its revision, with the value written. */
+function holds(store: { values: Map<string, unknown> }, w: AckedWrite): boolean {
+  return store.values.get(`${w.id}\0${w.rev}`) === w.value;
+}
+
 /** Whether a child's last connection event says it is connected (its session not stuck). */
-export function connectedNow(agent: Agent): boolean {
+function connectedNow(agent: Agent): boolean {
   const events = agent.lines
     .map((l) => (l as { event?: string }).event)
     .filter((e) => e === 'connected' || e === 'disconnected');

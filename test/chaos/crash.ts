@@ -5,7 +5,7 @@
  * log, and every SQLite file must pass `PRAGMA integrity_check`.
  */
 import { freePort } from '../e2e/helpers.js';
-import { Cluster, connectedNow } from './cluster.js';
+import { Cluster } from './cluster.js';
 import type { ExperimentResult } from './result.js';
 import { SeededRandom } from './seeded.js';
 
@@ -58,7 +58,7 @@ export async function crashLoops(o: CrashOptions): Promise<ExperimentResult> {
     await sleep(1_000);
     await cluster.stopWriters();
     const convergeMs = await cluster.converge(o.convergeTimeoutMs ?? 60_000, 'after the crash loops');
-    const stuck = cluster.children.filter((n) => !n.agent || !connectedNow(n.agent)).map((n) => n.name);
+    const stuck = await cluster.unconnected(15_000);
     await cluster.stop();
     const check = cluster.verify();
     return {

@@ -17,13 +17,15 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Agent } from '../e2e/helpers.js';
 import { type LabProcess, NetnsLab } from '../netns/harness.js';
-import { type AckedWrite, Cluster, connectedNow } from './cluster.js';
+import { type AckedWrite, Cluster } from './cluster.js';
 import type { ExperimentResult } from './result.js';
 import { SeededRandom } from './seeded.js';
 
 const HUB_PORT = 17700;
 const RELAY_PORT = 17701;
 const NFT_TABLE = 'trosyn_chaos';
+/** A child not connected this long after a fault healed has a stuck session (ms). */
+const STUCK_MS = 15_000;
 const RELAY = join(dirname(fileURLToPath(import.meta.url)), 'delay-proxy.mjs');
 
 /** Options of {@link networkFaults}. */
@@ -145,6 +147,7 @@ export async function networkFaults(o: NetworkOptions): Promise<ExperimentResult
     ): Promise<void> => {
       const began = Date.now();
       const failedBefore = c.failedWrites;
+      const marks = c.children.map((n) => n.agent?.lines.length ?? 0);
       c.phase = name;
       o.log?.(`${name}: ${JSON.stringify(faults)}`);
       c.startWriters(rng.fork(name), [50, 200]);
@@ -153,9 +156,18 @@ export async function networkFaults(o: NetworkOptions): Promise<ExperimentResult
       await c.stopWriters();
       const convergeMs = await c.converge(convergeTimeoutMs, `after ${name}`);
       if (underFault) await heal();
-      const violations = c.children
-        .filter((n) => n.agent && !connectedNow(n.agent))
-        .map((n) => `${n.name} not connected after ${name}`);
+      const violations = (await c.unconnected(STUCK_MS)).map(
+        (n) => `${n} not connected ${STUCK_MS / 1000} s after ${name}`,
+      );
+      // Sessions the fault broke (a child gave up its hub, or the hub its child): what the fault did.
+      const childDisconnects = c.children.reduce(
+        (sum, n, i) =>
+          sum +
+          (n.agent?.lines
+            .slice(marks[i] ?? 0)
+            .filter((l) => (l as { event?: string }).event === 'disconnected').length ?? 0),
+        0,
+      );
       phases.push({
         name,
         faults,
@@ -163,7 +175,7 @@ export async function networkFaults(o: NetworkOptions): Promise<ExperimentResult
         began,
         failed: c.failedWrites - failedBefore,
         violations,
-        ...(measured && { measured }),
+        measured: { ...measured, childDisconnects },
       });
     };
 

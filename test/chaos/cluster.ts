@@ -173,10 +173,12 @@ export class Cluster {
 
   /** Starts a node's agent; resolves with its `started` line once it runs. */
   async startNode(node: ChaosNode): Promise<Record<string, unknown>> {
+    // Logs beside the data, for the post-mortem of a failed run (`npm run chaos -- --keep`).
+    const logs = ['--log-level', 'info', '--log-file', join(node.data, 'agent.log')];
     const args =
       node.role === 'hub'
-        ? ['hub', '--data', node.data, ...this.layout.hubArgs]
-        : ['child', '--data', node.data, '--name', node.name, ...this.layout.childArgs];
+        ? ['hub', '--data', node.data, ...logs, ...this.layout.hubArgs]
+        : ['child', '--data', node.data, '--name', node.name, ...logs, ...this.layout.childArgs];
     const prefix = this.prefix(node);
     node.agent = startAgent(args, prefix ? { prefix } : {});
     const started = await node.agent.waitFor((l) => l.event === 'started', 30_000, `${node.name} starts`);

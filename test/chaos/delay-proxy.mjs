@@ -33,22 +33,32 @@ function random() {
 let mean = 0;
 let jitter = 0;
 
-/** Forwards `from` to `to`, each chunk after its delay, in order. */
+/** Forwards `from` to `to`, each chunk after its delay, strictly in order (one queue, one timer). */
 function pipeDelayed(from, to) {
-  let releaseAt = 0;
+  const queue = [];
+  let timer;
+  let ended = false;
+  const pump = () => {
+    timer = undefined;
+    const now = Date.now();
+    while (queue.length > 0 && queue[0].at <= now) {
+      const { chunk } = queue.shift();
+      if (!to.destroyed) to.write(chunk);
+    }
+    if (queue.length > 0) timer = setTimeout(pump, queue[0].at - now);
+    else if (ended) to.end();
+  };
   from.on('data', (chunk) => {
     const delay = Math.max(0, mean + (random() * 2 - 1) * jitter);
-    const now = Date.now();
-    releaseAt = Math.max(releaseAt, now + delay);
-    if (releaseAt <= now) {
-      if (!to.destroyed) to.write(chunk);
-      return;
-    }
-    setTimeout(() => {
-      if (!to.destroyed) to.write(chunk);
-    }, releaseAt - now);
+    // Never before the chunk ahead of it: a stream's bytes keep their order.
+    const at = Math.max(queue.at(-1)?.at ?? 0, Date.now() + delay);
+    queue.push({ chunk, at });
+    if (timer === undefined) pump();
   });
-  from.on('end', () => setTimeout(() => to.end(), Math.max(0, releaseAt - Date.now())));
+  from.on('end', () => {
+    ended = true;
+    if (timer === undefined) pump();
+  });
 }
 
 const server = createServer((down) => {

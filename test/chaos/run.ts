@@ -71,7 +71,8 @@ try {
 } catch (err) {
   failures.push(err instanceof Error ? (err.stack ?? err.message) : String(err));
 } finally {
-  if (!values.keep) rmSync(base, { recursive: true, force: true });
+  if (values.keep) console.log(`data and agent logs kept in ${base}`);
+  else rmSync(base, { recursive: true, force: true });
 }
 for (const r of results) for (const p of problems(r)) failures.push(`${r.name}: ${p}`);
 if (out) {

@@ -1,5 +1,5 @@
 /**
- * The two sizes of each experiment: `full` for `npm run chaos` (about 5 minutes),
+ * The two sizes of each experiment: `full` for `npm run chaos` (about 6 minutes),
  * `short` for `npm test` (under a minute for both, run side by side).
  */
 import type { CrashOptions } from './crash.js';

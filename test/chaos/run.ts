@@ -1,7 +1,7 @@
 /**
  * `npm run chaos`: the chaos experiments in their full form, their figures printed
  * and written as JSON. Bounded: 60 kills and four network faults of 30 s, about
- * 5 minutes on a 2-core machine; every wait has a limit (60 s to converge after
+ * 6 minutes on a 2-core machine; every wait has a limit (60 s to converge after
  * the kills, 90 s after each fault), so a stuck cluster fails the run, not hangs it.
  *
  *   npm run chaos                                  # full run, a fresh seed

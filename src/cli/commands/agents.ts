@@ -237,7 +237,7 @@ export function registerAgents(program: Command): void {
       .option('--backup-keep <n>', 'backups kept; older ones are deleted (with --backup-dir)', count, 7)
       .option(
         '--heartbeat <seconds>',
-        'heartbeat interval asked of every child: either side drops a link silent for three (a lost hub is noticed after 3-4 intervals)',
+        'seconds between heartbeats, asked of every child: either side drops a link silent for three of them',
         seconds,
         15,
       )

@@ -102,6 +102,8 @@ export class Connection extends EventEmitter<Events> {
   private writable: Promise<void> | undefined;
   private nextRequestId = 1;
   private heartbeat: Timer | undefined;
+  /** The check at the moment the silence limit is reached, when that falls between two heartbeats. */
+  private silenceCheck: Timer | undefined;
   /** Cuts a socket whose peer does not take our goodbye (see close). */
   private goodbye: Timer | undefined;
   /**
@@ -338,14 +340,27 @@ export class Connection extends EventEmitter<Events> {
    */
   startHeartbeat(intervalMs: number): void {
     if (this.heartbeat || this.closedWith) return;
+    const limit = 3 * intervalMs;
     this.heartbeat = this.clock.setInterval(() => {
       const silent = this.clock.now() - this.stats.lastReceivedAt;
-      if (silent > 3 * intervalMs) {
+      if (silent > limit) {
         this.close(new HeartbeatTimeoutError(silent));
         return;
       }
+      // The limit falls before the next tick: check at the limit itself, so a dead
+      // peer is noticed three intervals after its last frame, not up to four.
+      if (silent + intervalMs > limit) this.checkSilenceIn(limit - silent + 1, limit);
       this.send({ type: 'ping', t: Math.round(this.clock.now()) }).catch(() => undefined);
     }, intervalMs);
+  }
+
+  private checkSilenceIn(ms: number, limit: number): void {
+    this.silenceCheck?.cancel();
+    this.silenceCheck = this.clock.setTimeout(() => {
+      this.silenceCheck = undefined;
+      const silent = this.clock.now() - this.stats.lastReceivedAt;
+      if (silent > limit) this.close(new HeartbeatTimeoutError(silent));
+    }, ms);
   }
 
   /**
@@ -564,6 +579,8 @@ export class Connection extends EventEmitter<Events> {
   private stopHeartbeat(): void {
     this.heartbeat?.cancel();
     this.heartbeat = undefined;
+    this.silenceCheck?.cancel();
+    this.silenceCheck = undefined;
   }
 
   private rejectPending(): void {

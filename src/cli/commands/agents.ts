@@ -105,6 +105,13 @@ function count(value: string): number {
   return n;
 }
 
+function seconds(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0.5 || n > 600)
+    throw new UsageError(`invalid number of seconds ${value} (at least 0.5, at most 600)`);
+  return n;
+}
+
 function port(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`invalid port ${value}`);
@@ -171,6 +178,7 @@ interface HubOpts extends CommonOptions, LogOptions {
   backupKeep: number;
   metricsPort?: number;
   metricsHost?: string;
+  heartbeat: number;
 }
 
 interface ChildOpts extends CommonOptions, LogOptions {
@@ -230,6 +238,12 @@ export function registerAgents(program: Command): void {
       .option('--backup-every-hours <n>', 'hours between backups (with --backup-dir)', hours, 24)
       .option('--backup-keep <n>', 'backups kept; older ones are deleted (with --backup-dir)', count, 7)
       .option(
+        '--heartbeat <seconds>',
+        'seconds between heartbeats, asked of every child: either side drops a link silent for three of them',
+        seconds,
+        15,
+      )
+      .option(
         '--recover',
         "the hub's store (trosyn.db) was lost: start with an empty one and take back what the children hold",
       )
@@ -267,6 +281,7 @@ export function registerAgents(program: Command): void {
         name: opts.name,
         port: opts.port,
         ...(opts.host && { host: opts.host }),
+        heartbeatMs: Math.round(opts.heartbeat * 1000),
         discovery: opts.discovery,
         ...(collections && { collections }),
         fileCollections: fileCollections(config),

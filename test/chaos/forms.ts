@@ -1,0 +1,32 @@
+/**
+ * The two sizes of each experiment: `full` for `npm run chaos` (about 6 minutes),
+ * `short` for `npm test` (under a minute for both, run side by side).
+ */
+import type { CrashOptions } from './crash.js';
+import type { NetworkOptions } from './network.js';
+
+type Form = 'full' | 'short';
+
+export const CRASH_FORMS: Record<Form, Omit<CrashOptions, 'seed' | 'dir' | 'log'>> = {
+  full: { kills: 60, children: 3 },
+  short: { kills: 5, children: 3 },
+};
+
+export const NETWORK_FORMS: Record<Form, Omit<NetworkOptions, 'seed' | 'dir' | 'log'>> = {
+  full: {
+    children: 3,
+    heartbeatS: 5,
+    lossMs: 30_000,
+    delayMs: 30_000,
+    partitionMs: 30_000,
+    flap: { cycles: 6, downMs: [1_000, 3_000], upMs: [2_000, 4_000] },
+  },
+  short: {
+    children: 3,
+    heartbeatS: 1,
+    lossMs: 4_000,
+    delayMs: 4_000,
+    partitionMs: 5_000,
+    flap: { cycles: 3, downMs: [500, 1_500], upMs: [1_000, 2_000] },
+  },
+};

@@ -146,7 +146,7 @@ export class SyncSession extends EventEmitter<Events> {
   private heardUpTo = 0;
   /**
    * The last read found the end of the log (or a cursor move is waiting for its
-   * flush): an acknowledgement then needs no new read; a new change starts one.
+   * flush) and no change came since: an acknowledgement then needs no new read.
    */
   private drained = false;
   private inflight = 0;
@@ -417,6 +417,9 @@ export class SyncSession extends EventEmitter<Events> {
 
   private onLocalChange(e: ChangeEvent): void {
     if (e.seq > this.heardUpTo) this.heardUpTo = e.seq;
+    // The log has grown since the last read found its end: the next acknowledgement
+    // reads on (a pump woken now may find the window full and leave it to that).
+    this.drained = false;
     if (e.origin === this.peer) {
       // The peer's own change echoed in our log: only the cursor moves; send it lazily.
       this.scheduleFlush();

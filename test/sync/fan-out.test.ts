@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type FrameCache, MessageCodec } from '../../src/protocol/codec.js';
 import type { SyncChangesMessage, SyncMessage } from '../../src/protocol/messages.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
@@ -218,6 +219,49 @@ describe('FanOut: one read and one encoding per batch for a read scope', () => {
     assert.ok(await has(late.child, 'notes', 'r2'), 'the late child has what came after the held batch');
     assert.ok(fanOut.stats().shared >= 1, 'it was given the held batch');
     for (const l of [early, late]) await l.atChild.stop();
+    await hub.stop();
+  });
+
+  it('a change heard while the window is full goes out once an acknowledgement opens it', async () => {
+    // The session had found the end of the log, then a change came while its one
+    // batch in flight filled the window: the acknowledgement must read on (it once
+    // took the log for drained, and the change waited for the next one).
+    const { replica: hub } = await openHub();
+    const fanOut = new FanOut({ replica: hub });
+    fanOut.start();
+    const child = await openChild();
+    const [hubEnd, childEnd] = createChannelPair<SyncMessage>();
+    let holding = false;
+    const held: Array<() => void> = [];
+    const gated: MessageChannel<SyncMessage> = {
+      send: (m) => childEnd.send(m),
+      onMessage: (handler) =>
+        childEnd.onMessage((m) =>
+          holding ? new Promise<void>((resolve) => held.push(() => resolve(handler(m)))) : handler(m),
+        ),
+      onClose: (h) => childEnd.onClose(h),
+      close: (cause) => childEnd.close(cause),
+    };
+    const atHub = new SyncSession({
+      replica: hub,
+      channel: recording(hubEnd, { frames: [], messages: [] }),
+      peer: child.deviceId,
+      share: { fanOut, scope: 'all' },
+      window: 1,
+    });
+    const atChild = new SyncSession({ replica: child, channel: gated, peer: hub.deviceId });
+    await Promise.all([atHub.start(), atChild.start()]);
+    await Promise.all([atHub.whenCaughtUp(), atChild.whenCaughtUp()]);
+
+    holding = true;
+    await hub.put('notes', 'first', { v: 1 });
+    await eventually(() => held.length === 1, 5000, 'the first batch in flight, not yet acknowledged');
+    await hub.put('notes', 'second', { v: 2 });
+    await sleep(50);
+    holding = false;
+    for (const release of held.splice(0)) release();
+    await eventually(() => has(child, 'notes', 'second'), 5000, 'the change heard with the window full');
+    await atChild.stop();
     await hub.stop();
   });
 

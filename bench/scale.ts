@@ -178,12 +178,19 @@ export async function run(): Promise<Record<string, unknown>> {
 
     // --- relay --------------------------------------------------------------------------
     const cpu0 = [hub.fixture.pid, ...fixtures.map((f) => f.pid)].map(cpuMs);
+    const hubUsage = usagePeaks(hub.fixture);
     const relay = await relayRun(fixtures);
+    const relayHubMemory = await hubUsage.stop();
     const cpu1 = [hub.fixture.pid, ...fixtures.map((f) => f.pid)].map(cpuMs);
     const relayHubCpuMs = (cpu1[0] as number) - (cpu0[0] as number);
     const relayChildrenCpuMs = cpu1.slice(1).reduce((s, c, i) => s + c - (cpu0[i + 1] as number), 0);
     log(
       `relay ${RELAY_RATE}/s from ${WRITERS} writers for ${RELAY_SECONDS} s: ${relay.acked} writes, p50 ${relay.p50} ms, p99 ${relay.p99} ms, max ${relay.max} ms, ${relay.missing} never arrived`,
+    );
+    log(
+      `hub memory during the relay, most of each: ${Object.entries(relayHubMemory)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}`,
     );
     log(
       `relay CPU per delivery: hub ${round((relayHubCpuMs * 1000) / Math.max(1, relay.n), 1)} µs, children ${round((relayChildrenCpuMs * 1000) / Math.max(1, relay.n), 1)} µs (${relay.n} deliveries)`,
@@ -232,9 +239,11 @@ export async function run(): Promise<Record<string, unknown>> {
       relayWriteSec: relay.writeSec,
       relayDeliveries: relay.n,
       relayMissing: relay.missing,
+      relayShort: relay.short,
       relayP50Ms: relay.p50,
       relayP99Ms: relay.p99,
       relayMaxMs: relay.max,
+      relayHubMemory,
       relayHubCpuMs,
       relayChildrenCpuMs,
       relayHubCpuUsPerDelivery: round((relayHubCpuMs * 1000) / Math.max(1, relay.n), 2),
@@ -316,6 +325,7 @@ async function relayRun(fixtures: Fixture[]): Promise<{
   max: number;
   n: number;
   missing: number;
+  short: Array<{ child: string; missing: number }>;
 }> {
   await Promise.all(fixtures.map((f) => f.request('track', { collection: 'relay' })));
   // Writers spread over the processes: child i of process i % PROCS.
@@ -347,7 +357,9 @@ async function relayRun(fixtures: Fixture[]): Promise<{
     }),
   );
   const merged = merge(answers);
-  return { acked, writeSec, ...merged.latency, missing: merged.missing };
+  const short = answers.flatMap((a) => a.short as Array<{ child: string; missing: number }>);
+  if (short.length > 0) console.log(`  children short of the relay: ${JSON.stringify(short.slice(0, 40))}`);
+  return { acked, writeSec, ...merged.latency, missing: merged.missing, short };
 }
 
 /**
@@ -388,4 +400,25 @@ async function childIdle(dir: string): Promise<{
     bare.kill();
     await stopTrosyn(t);
   }
+}
+
+/** The most of each memory figure a fixture reports (its `usage`), asked every second until stopped. */
+function usagePeaks(fixture: Fixture): { stop(): Promise<Record<string, number>> } {
+  const peaks: Record<string, number> = {};
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const u = await fixture.request('usage', {}, 10_000).catch(() => undefined);
+      for (const [k, v] of Object.entries(u ?? {}))
+        if (typeof v === 'number' && k !== 're') peaks[k] = Math.max(peaks[k] ?? 0, v);
+      await sleep(1000);
+    }
+  })();
+  return {
+    stop: async () => {
+      running = false;
+      await loop;
+      return peaks;
+    },
+  };
 }

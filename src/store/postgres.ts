@@ -511,6 +511,13 @@ export class PostgresStore implements StorageAdapter {
 
   // --- writes ---------------------------------------------------------------------------
 
+  /**
+   * One batch costs a handful of round trips, not several per revision: the heads
+   * of every record of the batch (and any of its revisions already stored) are read
+   * in one query, the batch's own effects on them are followed in memory, and the
+   * new revisions go in with one INSERT at the end. Only conflict bookkeeping and a
+   * parent that is neither a head nor in the batch take a query of their own.
+   */
   async apply(input: ApplyInput): Promise<ApplyResult> {
     return this.write(async (tx): Promise<ApplyResult> => {
       const db = tx.client;
@@ -518,22 +525,20 @@ export class PostgresStore implements StorageAdapter {
       const rejected: RejectedRevision[] = [];
       let duplicates = 0;
       const source = input.source === undefined ? null : await this.peerLogRef(tx, input.source);
+      const records = await this.batchRecords(db, input.revisions);
+      const firstNew = tx.latest + 1;
+      const rows = new NewRevisionRows();
+      const unheaded: number[] = [];
       for (const { revision: r, local, bodyText } of input.revisions) {
-        // The heads of the record and, in the same probe, the incoming revision if already stored.
-        const rows = await this.revisionRows(
-          db,
-          `SELECT ${REV_COLUMNS} FROM revisions WHERE collection = $1 AND record_id = $2 AND (head OR rev = $3)`,
-          [r.collection, r.id, r.rev],
-        );
-        if (rows.some((row) => row[1] === r.rev)) {
+        const record = records.get(recordKey(r.collection, r.id)) as BatchRecord;
+        if (record.revs.has(r.rev)) {
           duplicates++;
           continue;
         }
-        const heads: StoredRevision[] = [];
-        for (const row of rows) heads.push(await this.toStored(row, db));
+        const heads = record.heads;
         let missing: string | undefined;
         for (const p of r.parents) {
-          if (heads.some((h) => h.rev === p)) continue;
+          if (record.revs.has(p)) continue;
           const known = await db.query(
             'SELECT 1 FROM revisions WHERE collection = $1 AND record_id = $2 AND rev = $3',
             [r.collection, r.id, p],
@@ -542,6 +547,7 @@ export class PostgresStore implements StorageAdapter {
             missing = p;
             break;
           }
+          record.revs.add(p);
         }
         if (missing !== undefined) {
           const err = new UnknownAncestorError(r.rev, missing);
@@ -557,36 +563,28 @@ export class PostgresStore implements StorageAdapter {
         const outcome = input.reduce(heads, r);
         const isHead = outcome.kind === 'head';
         const seq = ++tx.latest as Seq;
-        await db.query(
-          `INSERT INTO revisions (seq, rev, collection, record_id, parents, vv, hlc, author, hub, deleted, body_hash, body, fields, pruned, head, local, source)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
-          [
-            seq,
-            r.rev,
-            r.collection,
-            r.id,
-            r.parents.length === 0 ? '' : r.parents.join(','),
-            await this.encodeVector(tx, r.vv),
-            r.hlc,
-            await this.deviceRef(tx, r.author),
-            r.hub,
-            r.deleted,
-            r.bodyHash,
-            r.body === null ? null : (bodyText ?? JSON.stringify(r.body)),
-            r.fields === undefined ? null : JSON.stringify(r.fields),
-            r.pruned === true,
-            isHead,
-            local,
-            source,
-          ],
-        );
+        rows.add(seq, r, {
+          vv: await this.encodeVector(tx, r.vv),
+          author: await this.deviceRef(tx, r.author),
+          body: r.body === null ? null : (bodyText ?? JSON.stringify(r.body)),
+          head: isHead,
+          local,
+          source,
+        });
+        record.revs.add(r.rev);
         if (outcome.kind !== 'head') {
           applied.push({ revision: r, seq, outcome: outcome.kind });
           continue;
         }
-        const superseded = heads.filter((h) => outcome.supersedes.includes(h.rev)).map((h) => h.seq);
-        if (superseded.length > 0)
-          await db.query('UPDATE revisions SET head = false WHERE seq = ANY($1::bigint[])', [superseded]);
+        for (const h of heads) {
+          if (!outcome.supersedes.includes(h.rev)) continue;
+          if (h.seq >= firstNew) rows.unhead(h.seq);
+          else unheaded.push(h.seq);
+        }
+        record.heads = [
+          ...heads.filter((h) => !outcome.supersedes.includes(h.rev)),
+          { ...r, seq, head: true, local, source: input.source?.device },
+        ];
         const { resolution } = outcome;
         if (outcome.heads.length > 1) {
           const winnerSeq =
@@ -623,10 +621,45 @@ export class PostgresStore implements StorageAdapter {
           },
         });
       }
+      await rows.insert(db);
+      if (unheaded.length > 0)
+        await db.query('UPDATE revisions SET head = false WHERE seq = ANY($1::bigint[])', [unheaded]);
       if (input.source !== undefined && input.cursor !== undefined)
         await this.writeCursor(tx, input.source.device, input.cursor);
       return { applied, duplicates, rejected };
     });
+  }
+
+  /** The current heads of every record of a batch, and which of the batch's revisions each already has. */
+  private async batchRecords(
+    db: Queryable,
+    revisions: ApplyInput['revisions'],
+  ): Promise<Map<string, BatchRecord>> {
+    const records = new Map<string, BatchRecord>();
+    const collections: string[] = [];
+    const ids: string[] = [];
+    for (const { revision: r } of revisions) {
+      const key = recordKey(r.collection, r.id);
+      if (records.has(key)) continue;
+      records.set(key, { heads: [], revs: new Set() });
+      collections.push(r.collection);
+      ids.push(r.id);
+    }
+    if (records.size === 0) return records;
+    const found = await this.storedRows(
+      db,
+      `SELECT ${REV_COLUMNS} FROM revisions
+       WHERE (collection, record_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+         AND (head OR rev = ANY($3::text[]))`,
+      [collections, ids, revisions.map(({ revision }) => revision.rev)],
+    );
+    for (const row of found) {
+      const record = records.get(recordKey(row.collection, row.id));
+      if (record === undefined) continue;
+      record.revs.add(row.rev);
+      if (row.head) record.heads.push(row);
+    }
+    return records;
   }
 
   private async writeCursor(tx: Tx, peer: DeviceId, c: PeerCursor): Promise<void> {
@@ -982,6 +1015,74 @@ export class PostgresStore implements StorageAdapter {
         openConflicts: await count("SELECT count(*) AS n FROM conflicts WHERE status = 'open'"),
       };
     });
+  }
+}
+
+/** One record of a batch being applied: its heads as the batch goes, and the revisions it is known to have. */
+interface BatchRecord {
+  heads: StoredRevision[];
+  revs: Set<string>;
+}
+
+function recordKey(collection: string, id: string): string {
+  return `${collection}\u0000${id}`;
+}
+
+/** The revisions a batch adds, column by column, for one INSERT ... SELECT FROM unnest(...). */
+class NewRevisionRows {
+  private readonly columns: unknown[][] = Array.from({ length: 17 }, () => []);
+  private readonly index = new Map<number, number>();
+
+  add(
+    seq: number,
+    r: Revision,
+    stored: {
+      vv: string;
+      author: number;
+      body: string | null;
+      head: boolean;
+      local: boolean;
+      source: number | null;
+    },
+  ): void {
+    this.index.set(seq, this.columns[0]?.length ?? 0);
+    const values = [
+      seq,
+      r.rev,
+      r.collection,
+      r.id,
+      r.parents.length === 0 ? '' : r.parents.join(','),
+      stored.vv,
+      r.hlc,
+      stored.author,
+      r.hub,
+      r.deleted,
+      r.bodyHash,
+      stored.body,
+      r.fields === undefined ? null : JSON.stringify(r.fields),
+      r.pruned === true,
+      stored.head,
+      stored.local,
+      stored.source,
+    ];
+    values.forEach((value, i) => this.columns[i]?.push(value));
+  }
+
+  /** A revision of this batch is superseded by a later one of the same batch. */
+  unhead(seq: number): void {
+    const at = this.index.get(seq);
+    if (at !== undefined) (this.columns[14] as unknown[])[at] = false;
+  }
+
+  async insert(db: Queryable): Promise<void> {
+    if (this.index.size === 0) return;
+    await db.query(
+      `INSERT INTO revisions (${REV_COLUMNS})
+       SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+         $8::integer[], $9::boolean[], $10::boolean[], $11::text[], $12::text[], $13::text[], $14::boolean[],
+         $15::boolean[], $16::boolean[], $17::integer[])`,
+      this.columns,
+    );
   }
 }
 

@@ -32,8 +32,11 @@ export interface PostgresCluster {
   config(database: string): pg.PoolConfig;
   /** A connection string for `database` as `user` with `password`, over the socket. */
   url(database: string, user: string, password: string): string;
-  /** Creates an empty database (or a copy of `template`, which must have no connections); returns its name. */
-  createDatabase(template?: string): Promise<string>;
+  /**
+   * Creates an empty database, or a copy of `template` (which must have no
+   * connections), named `name` or a new name; returns the name.
+   */
+  createDatabase(template?: string, name?: string): Promise<string>;
   dropDatabase(name: string): Promise<void>;
   /** Runs SQL as the superuser in the maintenance database (or `database`). */
   query(sql: string, values?: unknown[], database?: string): Promise<pg.QueryResult>;
@@ -121,10 +124,18 @@ export async function startPostgresCluster(): Promise<PostgresCluster> {
     config,
     url: (database, user, password) =>
       `postgres://${encodeURIComponent(user)}:${encodeURIComponent(password)}@/${database}?host=${encodeURIComponent(dir)}`,
-    async createDatabase(template = 'template0') {
-      const name = `${prefix}_${++databases}`;
-      await pool.query(`CREATE DATABASE ${name} TEMPLATE ${template}`);
-      return name;
+    async createDatabase(template = 'template0', name = `${prefix}_${++databases}`) {
+      // A template's last connection may still be closing on the server for a moment.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await pool.query(`CREATE DATABASE ${name} TEMPLATE ${template}`);
+          return name;
+        } catch (err) {
+          const inUse = err instanceof Error && 'code' in err && err.code === '55006';
+          if (!inUse || attempt >= 100) throw err;
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+      }
     },
     async dropDatabase(name) {
       await pool.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);

@@ -47,7 +47,7 @@ runStorageAdapterSuite('PostgresStore', async () => {
         restore: async (current) => {
           await current.stop();
           await pg.dropDatabase(database);
-          await pg.query(`CREATE DATABASE ${database} TEMPLATE ${saved}`);
+          await pg.createDatabase(saved, database);
           return open(database);
         },
       };

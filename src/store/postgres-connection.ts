@@ -82,12 +82,15 @@ export function openPostgres(
     if (typeof code === 'string') Object.assign(clean, { code });
     return clean;
   };
-  const pool = new pg.Pool({
-    ...config,
-    max: options.maxConnections,
-    types,
-    // The store's tables are found, and created, in its own schema.
-    options: `${config.options ? `${config.options} ` : ''}-c search_path=${options.schema}`,
+  const pool = new pg.Pool({ ...config, max: options.maxConnections, types });
+  // The tables are found, and created, in their own schema. Set on each new
+  // connection before any query of ours (the pool hands it out after this), rather
+  // than as a startup option, which an `options` parameter of the connection
+  // string would silently replace.
+  pool.on('connect', (client) => {
+    client.query(`SET search_path TO ${options.schema}`).catch((err: unknown) => {
+      options.logger.warn({ err: sanitize(err), db: label }, 'could not set the search path');
+    });
   });
   // An idle connection the server drops (restart, network) must not end the process;
   // the pool replaces it on the next query.

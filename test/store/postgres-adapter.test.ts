@@ -239,6 +239,20 @@ describe('PostgresStore beyond the suite', () => {
       assert.equal(await one.latestSeq(), 1);
       assert.equal(await two.latestSeq(), 0);
       assert.notEqual((await one.changeLog()).id, (await two.changeLog()).id);
+      // Options of the connection string's own do not move the tables out of the schema.
+      const withOptions = new PostgresStore({
+        connection: `${pg.url(database, 'postgres', '')}&options=${encodeURIComponent('-c statement_timeout=60000')}`,
+        schema: 'store_three',
+      });
+      await withOptions.start();
+      await withOptions.setMeta('k', 'v');
+      await withOptions.stop();
+      const where = await pg.query(
+        "SELECT to_regclass('store_three.meta') IS NOT NULL AS ours, to_regclass('public.meta') IS NOT NULL AS public",
+        [],
+        database,
+      );
+      assert.deepEqual(where.rows[0], { ours: true, public: false });
       await assert.rejects(
         new PostgresStore({ connection: pg.config(database), schema: 'Robert"; DROP' }).start(),
         { code: 'STORE_OPEN_FAILED' },

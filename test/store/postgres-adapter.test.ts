@@ -223,6 +223,42 @@ describe('PostgresStore beyond the suite', () => {
     }
   });
 
+  it('a write the server refuses fails with STORE_WRITE_FAILED, keeps nothing, and the store goes on afterwards', async () => {
+    const pg = await cluster();
+    const database = await pg.createDatabase();
+    const store = new PostgresStore({ connection: pg.config(database) });
+    await store.start();
+    try {
+      // The server turns the database read-only; the store's connections are replaced.
+      await pg.query(`ALTER DATABASE ${database} SET default_transaction_read_only = on`);
+      await pg.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1', [database]);
+      const revision = makeRevision('notes', 'n', { v: 1 });
+      const write = () => store.apply({ revisions: [{ revision, local: false }], reduce: lww, now: 1 });
+      // A connection the server ended may be handed out once before the pool notices.
+      let refused: unknown;
+      for (let attempt = 0; attempt < 3 && refused === undefined; attempt++)
+        refused = await write().then(
+          () => assert.fail('a read-only database takes no write'),
+          (err: unknown) => ((err as { code?: string }).code === 'STORE_WRITE_FAILED' ? err : undefined),
+        );
+      assert.match(String((refused as Error).message), /read-only/);
+      assert.equal(await store.latestSeq(), 0);
+      await pg.query(`ALTER DATABASE ${database} SET default_transaction_read_only = off`);
+      await pg.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1', [database]);
+      let applied = false;
+      for (let attempt = 0; attempt < 3 && !applied; attempt++)
+        applied = await write().then(
+          (result) => result.applied.length === 1,
+          () => false,
+        );
+      assert.ok(applied, 'the store writes again once the server does');
+      assert.equal(await store.latestSeq(), 1);
+    } finally {
+      await store.stop();
+      await pg.dropDatabase(database);
+    }
+  });
+
   it('two stores in two schemas of one database are apart', async () => {
     const pg = await cluster();
     const database = await pg.createDatabase();

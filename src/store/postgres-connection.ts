@@ -88,6 +88,12 @@ export function openPostgres(
   // than as a startup option, which an `options` parameter of the connection
   // string would silently replace.
   pool.on('connect', (client) => {
+    // A connection the server ends while it is checked out but between queries
+    // (pg_terminate_backend, a restart) reports it as an event; unheard, that would
+    // end the process. The query that next uses it fails, and the pool drops it.
+    client.on('error', (err) =>
+      options.logger.warn({ err: sanitize(err), db: label }, 'PostgreSQL connection lost'),
+    );
     client.query(`SET search_path TO ${options.schema}`).catch((err: unknown) => {
       options.logger.warn({ err: sanitize(err), db: label }, 'could not set the search path');
     });

@@ -189,8 +189,8 @@ export const ERROR_CODES = {
   STORE_OPEN_FAILED: {
     area: 'Store',
     meaning:
-      'The database file could not be opened (missing permission, not a database, locked by another program).',
-    fix: 'The message gives the path and cause.',
+      'The database file could not be opened (missing permission, not a database, locked by another program), or a PostgreSQL database could not be reached, signed in to or set up.',
+    fix: 'The message gives the path (for PostgreSQL the connection, without its password) and cause.',
   },
   STORE_CORRUPT: {
     area: 'Store',

@@ -1,0 +1,161 @@
+import pg from 'pg';
+import type { Logger } from 'pino';
+import { StoreOpenError } from './errors.js';
+
+/**
+ * Where a PostgreSQL-backed part keeps its tables: a connection string
+ * (`postgres://user:password@host:port/database`, `?host=/run/postgresql` for a
+ * unix socket) or a node-postgres pool config.
+ */
+export type PostgresConnection = string | pg.PoolConfig;
+
+/** A pool to one schema of one database, and how to name it without its password. */
+export interface PostgresTarget {
+  pool: pg.Pool;
+  /** The connection as `postgres://user@host:port/database`, never with its password. */
+  label: string;
+  /** `err` with every occurrence of the password taken out of its message; no other properties kept but `code`. */
+  sanitize(err: unknown): Error;
+}
+
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+const INT8_OID = 20;
+
+/**
+ * int8 (bigint: positions, counts, times in ms) as a JavaScript number instead of
+ * node-postgres's default string. Per pool, not node-postgres's global parser table,
+ * so no other user of `pg` in the process is affected. Values stay below 2^53.
+ */
+const types = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === INT8_OID && format !== 'binary'
+      ? (value: string) => Number(value)
+      : pg.types.getTypeParser(oid, format ?? 'text')) as pg.CustomTypesConfig['getTypeParser'],
+};
+
+/**
+ * Opens a pool whose connections use `schema` (created by the migrations if
+ * missing) as their search path. A connection string that is not a URL fails here
+ * with STORE_OPEN_FAILED, without echoing it. Nothing is connected yet.
+ */
+export function openPostgres(
+  connection: PostgresConnection,
+  options: { schema: string; maxConnections: number; logger: Logger },
+): PostgresTarget {
+  if (!SCHEMA_NAME.test(options.schema))
+    throw new StoreOpenError(
+      'PostgreSQL',
+      `the schema name ${JSON.stringify(options.schema)} is not a plain lowercase identifier (a-z, 0-9, _)`,
+    );
+  let config: pg.PoolConfig;
+  let label: string;
+  if (typeof connection === 'string') {
+    const parsed = parseUrl(connection);
+    if (parsed === undefined)
+      throw new StoreOpenError(
+        'PostgreSQL',
+        'the connection string is not a URL (postgres://user:password@host:port/database)',
+      );
+    const { url, host } = parsed;
+    if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:')
+      throw new StoreOpenError('PostgreSQL', `the connection string must start with postgres://`);
+    config = { connectionString: connection };
+    const socket = url.searchParams.get('host');
+    const user = decodeURIComponent(url.username);
+    label = `postgres://${user ? `${user}@` : ''}${host || socket || 'localhost'}${url.pathname}`;
+  } else {
+    config = { ...connection };
+    label = `postgres://${connection.user ? `${connection.user}@` : ''}${connection.host ?? 'localhost'}${
+      connection.port ? `:${connection.port}` : ''
+    }/${connection.database ?? ''}`;
+  }
+  const secrets = passwordsOf(connection);
+  const redact = (text: string): string => {
+    let out = text;
+    for (const secret of secrets) out = out.split(secret).join('***');
+    return out;
+  };
+  const sanitize = (err: unknown): Error => {
+    const message = redact(err instanceof Error ? err.message : String(err));
+    const clean = new Error(message);
+    const code = err instanceof Error && 'code' in err ? err.code : undefined;
+    if (typeof code === 'string') Object.assign(clean, { code });
+    return clean;
+  };
+  const pool = new pg.Pool({ ...config, max: options.maxConnections, types });
+  // The tables are found, and created, in their own schema. Set on each new
+  // connection before any query of ours (the pool hands it out after this), rather
+  // than as a startup option, which an `options` parameter of the connection
+  // string would silently replace.
+  pool.on('connect', (client) => {
+    // A connection the server ends while it is checked out but between queries
+    // (pg_terminate_backend, a restart) reports it as an event; unheard, that would
+    // end the process. The query that next uses it fails, and the pool drops it.
+    client.on('error', (err) =>
+      options.logger.warn({ err: sanitize(err), db: label }, 'PostgreSQL connection lost'),
+    );
+    client.query(`SET search_path TO ${options.schema}`).catch((err: unknown) => {
+      options.logger.warn({ err: sanitize(err), db: label }, 'could not set the search path');
+    });
+  });
+  // An idle connection the server drops (restart, network) must not end the process;
+  // the pool replaces it on the next query.
+  pool.on('error', (err) =>
+    options.logger.warn({ err: sanitize(err), db: label }, 'idle PostgreSQL connection lost'),
+  );
+  return { pool, label, sanitize };
+}
+
+/** Every form the password can take in a message: as given, and URL-decoded. */
+function passwordsOf(connection: PostgresConnection): string[] {
+  const found: string[] = [];
+  if (typeof connection === 'string') {
+    const url = parseUrl(connection)?.url;
+    if (url?.password) found.push(url.password, decodeURIComponent(url.password));
+    const param = url?.searchParams.get('password');
+    if (param) found.push(param, encodeURIComponent(param));
+  } else if (typeof connection.password === 'string' && connection.password !== '') {
+    found.push(connection.password);
+  }
+  return [...new Set(found.filter((s) => s.length > 0))].sort((a, b) => b.length - a.length);
+}
+
+/**
+ * A connection string as a URL; one with no host before the path
+ * (`postgres://user:pw@/db?host=/run/postgresql`, a unix socket) as node-postgres
+ * reads it. Undefined when it is not a URL.
+ */
+function parseUrl(text: string): { url: URL; host: string } | undefined {
+  for (const candidate of [text, text.replace('@/', '@localhost/')]) {
+    try {
+      const url = new URL(candidate);
+      return { url, host: candidate === text ? url.host : '' };
+    } catch {
+      // Try the next reading.
+    }
+  }
+  return undefined;
+}
+
+/** Runs `fn` on one connection inside a transaction; rolls back on a throw. */
+export async function inTransaction<T>(
+  pool: pg.Pool,
+  begin: string,
+  fn: (client: pg.PoolClient) => Promise<T>,
+): Promise<T> {
+  const client = await pool.connect();
+  let broken = false;
+  try {
+    await client.query(begin);
+    const result = await fn(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {
+      broken = true;
+    });
+    throw err;
+  } finally {
+    client.release(broken);
+  }
+}

@@ -1,0 +1,45 @@
+import type pg from 'pg';
+import { SchemaTooNewError } from './errors.js';
+import type { Migration } from './migrations.js';
+import { inTransaction } from './postgres-connection.js';
+
+/**
+ * Brings one schema of a PostgreSQL database up to the latest of `steps`; returns
+ * the versions applied. Each applied step is a row of `schema_migrations` (the
+ * highest is the schema's version). All pending steps run in one transaction
+ * (PostgreSQL's DDL is transactional), under an advisory lock on the schema's name,
+ * so of several processes starting at once one migrates and the others then find
+ * nothing left to do. A schema newer than `steps` is refused with
+ * STORE_SCHEMA_TOO_NEW and left as it is.
+ */
+export async function runPostgresMigrations(
+  pool: pg.Pool,
+  schema: string,
+  steps: readonly Migration[],
+  now: number,
+): Promise<number[]> {
+  const latest = steps[steps.length - 1]?.version ?? 0;
+  return inTransaction(pool, 'BEGIN', async (client) => {
+    await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`trosyn-sync migrate ${schema}`]);
+    await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+    await client.query(
+      'CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, description text NOT NULL, applied_at bigint NOT NULL)',
+    );
+    const { rows } = await client.query<{ version: number }>(
+      'SELECT coalesce(max(version), 0) AS version FROM schema_migrations',
+    );
+    const current = rows[0]?.version ?? 0;
+    if (current > latest) throw new SchemaTooNewError(current, latest);
+    const applied: number[] = [];
+    for (const step of steps) {
+      if (step.version <= current) continue;
+      await client.query(step.sql);
+      await client.query(
+        'INSERT INTO schema_migrations (version, description, applied_at) VALUES ($1, $2, $3)',
+        [step.version, step.description, now],
+      );
+      applied.push(step.version);
+    }
+    return applied;
+  });
+}

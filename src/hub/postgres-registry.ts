@@ -20,6 +20,7 @@ import type {
   StoredEvent,
   StoredEventQuery,
 } from './registry-backend.js';
+import { type CodeRow, type DeviceRow, toCode, toDevice, toListed } from './registry-rows.js';
 
 export interface PostgresRegistryOptions {
   /** The database (see PostgresStoreOptions.connection); the password never appears in a message or log. */
@@ -31,31 +32,6 @@ export interface PostgresRegistryOptions {
   /** Only for the schema migrations' timestamps. */
   clock?: Clock;
   logger?: Logger;
-}
-
-interface DeviceRow {
-  device_id: string;
-  name: string;
-  grp: string;
-  state: DeviceRecord['state'];
-  first_seen: number;
-  last_seen: number | null;
-  last_address: string | null;
-  app_version: string | null;
-  paired_at: number;
-  revoked_at: number | null;
-}
-
-interface CodeRow {
-  id: number;
-  lookup: string;
-  secret: string | null;
-  grp: string;
-  created_at: number;
-  expires_at: number;
-  failed_attempts: number;
-  state: PairingCodeRecord['state'];
-  used_by: string | null;
 }
 
 type Queryable = Pick<pg.ClientBase, 'query'>;
@@ -528,39 +504,4 @@ function toGroup(g: { name: string; description: string; read: string; write: st
     read: JSON.parse(g.read) as string[],
     write: JSON.parse(g.write) as string[],
   };
-}
-
-function toDevice(row: DeviceRow): DeviceRecord {
-  return {
-    deviceId: row.device_id as DeviceId,
-    name: row.name,
-    group: row.grp,
-    state: row.state,
-    firstSeen: row.first_seen,
-    lastSeen: row.last_seen,
-    lastAddress: row.last_address,
-    appVersion: row.app_version,
-    pairedAt: row.paired_at,
-    revokedAt: row.revoked_at,
-  };
-}
-
-function toCode(row: CodeRow, now: number): PairingCodeRecord {
-  const expired = row.state === 'active' && row.expires_at <= now;
-  return {
-    codeId: row.id,
-    lookup: row.lookup,
-    secret: row.secret ?? '',
-    group: row.grp,
-    createdAt: row.created_at,
-    expiresAt: row.expires_at,
-    failedAttempts: row.failed_attempts,
-    state: expired ? 'expired' : row.state,
-    usedBy: row.used_by as DeviceId | null,
-  };
-}
-
-function toListed(row: CodeRow, now: number): ListedPairingCode {
-  const { secret: _secret, ...rest } = toCode(row, now);
-  return rest;
 }

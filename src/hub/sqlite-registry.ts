@@ -18,6 +18,7 @@ import type {
   StoredEvent,
   StoredEventQuery,
 } from './registry-backend.js';
+import { type CodeRow, type DeviceRow, toCode, toDevice, toListed } from './registry-rows.js';
 import { REGISTRY_MIGRATIONS } from './registry-migrations.js';
 
 export { REGISTRY_MIGRATIONS } from './registry-migrations.js';
@@ -27,31 +28,6 @@ export interface SqliteRegistryOptions {
   path: string;
   /** Only for the schema migrations' timestamps. */
   clock?: Clock;
-}
-
-interface DeviceRow {
-  device_id: string;
-  name: string;
-  grp: string;
-  state: DeviceRecord['state'];
-  first_seen: number;
-  last_seen: number | null;
-  last_address: string | null;
-  app_version: string | null;
-  paired_at: number;
-  revoked_at: number | null;
-}
-
-interface CodeRow {
-  id: number;
-  lookup: string;
-  secret: string | null;
-  grp: string;
-  created_at: number;
-  expires_at: number;
-  failed_attempts: number;
-  state: PairingCodeRecord['state'];
-  used_by: string | null;
 }
 
 /** The registry in SQLite (`hub.db`, WAL), shared safely with the CLI's processes. */
@@ -467,39 +443,4 @@ export class SqliteRegistryBackend implements RegistryBackend {
     this.sql.prepare('DELETE FROM admin_sign_in_links WHERE expires_at <= ?').run(now);
     this.sql.prepare('DELETE FROM admin_sessions WHERE expires_at <= ?').run(now);
   }
-}
-
-function toDevice(row: DeviceRow): DeviceRecord {
-  return {
-    deviceId: row.device_id as DeviceId,
-    name: row.name,
-    group: row.grp,
-    state: row.state,
-    firstSeen: row.first_seen,
-    lastSeen: row.last_seen,
-    lastAddress: row.last_address,
-    appVersion: row.app_version,
-    pairedAt: row.paired_at,
-    revokedAt: row.revoked_at,
-  };
-}
-
-function toCode(row: CodeRow, now: number): PairingCodeRecord {
-  const expired = row.state === 'active' && row.expires_at <= now;
-  return {
-    codeId: row.id,
-    lookup: row.lookup,
-    secret: row.secret ?? '',
-    group: row.grp,
-    createdAt: row.created_at,
-    expiresAt: row.expires_at,
-    failedAttempts: row.failed_attempts,
-    state: expired ? 'expired' : row.state,
-    usedBy: row.used_by as DeviceId | null,
-  };
-}
-
-function toListed(row: CodeRow, now: number): ListedPairingCode {
-  const { secret: _secret, ...rest } = toCode(row, now);
-  return rest;
 }

@@ -90,6 +90,11 @@ export interface StorageAdapter extends Startable {
    * recorded replaces it; one for the same log only moves it forward.
    */
   setCursor(peer: DeviceId, cursor: PeerCursor): Promise<void>;
+  /**
+   * Records several peers' cursors as `setCursor` does, in one transaction: the hub
+   * saves its children's cursor moves together, not a commit (and an fsync) each.
+   */
+  setCursors(cursors: ReadonlyArray<readonly [DeviceId, PeerCursor]>): Promise<void>;
 
   listConflicts(filter?: {
     status?: ConflictRecord['status'];

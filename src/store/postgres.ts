@@ -730,7 +730,13 @@ export class PostgresStore implements StorageAdapter {
   }
 
   async setCursor(peer: DeviceId, cursor: PeerCursor): Promise<void> {
-    await this.write((tx) => this.writeCursor(tx, peer, cursor));
+    await this.setCursors([[peer, cursor]]);
+  }
+
+  async setCursors(cursors: ReadonlyArray<readonly [DeviceId, PeerCursor]>): Promise<void> {
+    await this.write(async (tx) => {
+      for (const [peer, cursor] of cursors) await this.writeCursor(tx, peer, cursor);
+    });
   }
 
   async resettle(collection: string, settle: Resettler, now: number): Promise<RecordView[]> {

@@ -774,8 +774,14 @@ export class SqliteStore implements StorageAdapter {
   }
 
   async setCursor(peer: DeviceId, cursor: PeerCursor): Promise<void> {
+    await this.setCursors([[peer, cursor]]);
+  }
+
+  async setCursors(cursors: ReadonlyArray<readonly [DeviceId, PeerCursor]>): Promise<void> {
     const { s } = this.open();
-    this.write(() => this.writeCursor(s, peer, cursor));
+    this.write(() => {
+      for (const [peer, cursor] of cursors) this.writeCursor(s, peer, cursor);
+    });
   }
 
   async listConflicts(

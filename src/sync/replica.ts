@@ -743,7 +743,8 @@ export class Replica implements Startable {
     this.lazyFlush = undefined;
     const pending = [...this.lazyCursors];
     this.lazyCursors.clear();
-    for (const [peer, cursor] of pending) await this.store.setCursor(peer, cursor);
+    // One transaction for them all: a hub with many children moves many cursors at once.
+    if (pending.length > 0) await this.store.setCursors(pending);
   }
 
   /**

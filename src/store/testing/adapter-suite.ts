@@ -171,6 +171,25 @@ export function runStorageAdapterSuite(name: string, makeHarness: () => Promise<
     });
 
     withStore(
+      'several cursors set together: each as setCursor would, all kept across reopen',
+      async (store, h) => {
+        await store.setCursor(deviceB, { log: 'log-b1', seq: 9 as Seq, check: 'c9' });
+        await store.setCursors([
+          [deviceA, { log: 'log-a1', seq: 5 as Seq, check: 'c5' }],
+          // The same log only moves forward; another log replaces it.
+          [deviceB, { log: 'log-b1', seq: 4 as Seq, check: 'c4' }],
+        ]);
+        assert.deepEqual(await store.getCursor(deviceB), { log: 'log-b1', seq: 9, check: 'c9' });
+        await store.setCursors([[deviceB, { log: 'log-b2', seq: 2 as Seq, check: 'c2' }]]);
+        await store.setCursors([]);
+        const again = await h.reopen(store);
+        assert.deepEqual(await again.getCursor(deviceA), { log: 'log-a1', seq: 5, check: 'c5' });
+        assert.deepEqual(await again.getCursor(deviceB), { log: 'log-b2', seq: 2, check: 'c2' });
+        return again;
+      },
+    );
+
+    withStore(
       'a cursor for another log of the peer replaces the old one, even a smaller one',
       async (store) => {
         await store.setCursor(deviceB, { log: 'log-b1', seq: 90 as Seq, check: 'c90' });

@@ -285,9 +285,7 @@ export class ChildSessions implements Startable {
       lastProgress = now;
       publish({ type: 'sync-progress', session: this.describe(live) });
     });
-    // Once a connection: its first catch-up (the device is in sync). Live changes after
-    // it catch up again each time; an event each would be a thousand events a write.
-    session.once('caught-up', () => publish({ type: 'sync-completed', session: this.describe(live) }));
+    session.on('caught-up', () => publish({ type: 'sync-completed', session: this.describe(live) }));
     session.on('restart', (reason) => {
       publish({ type: 'sync-restarted', deviceId: peer.deviceId, reason });
       // A child saw positions of the hub's log that the hub no longer holds.

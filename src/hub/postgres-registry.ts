@@ -2,9 +2,9 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import { type Clock, systemClock } from '../lifecycle.js';
 import { silentLogger } from '../observability/logger.js';
-import { SchemaTooNewError, StoreClosedError, StoreOpenError } from '../store/errors.js';
-import { type PostgresConnection, type PostgresTarget, openPostgres } from '../store/postgres-connection.js';
-import { runPostgresMigrations } from '../store/postgres-migrations.js';
+import { StoreClosedError } from '../store/errors.js';
+import { inTransaction, type PostgresConnection, type PostgresTarget } from '../store/postgres-connection.js';
+import { openMigrated } from '../store/postgres-migrations.js';
 import type { DeviceId } from '../store/types.js';
 import { POSTGRES_REGISTRY_MIGRATIONS } from './postgres-registry-migrations.js';
 import type {
@@ -76,25 +76,14 @@ export class PostgresRegistryBackend implements RegistryBackend {
 
   async start(): Promise<void> {
     if (this.db) return;
-    const target = openPostgres(this.options.connection, {
+    const target = await openMigrated(this.options.connection, {
       schema: this.schema,
       maxConnections: this.options.maxConnections ?? 4,
       logger: this.logger,
+      steps: POSTGRES_REGISTRY_MIGRATIONS,
+      now: (this.options.clock ?? systemClock).now(),
+      what: 'registry',
     });
-    try {
-      const applied = await runPostgresMigrations(
-        target.pool,
-        this.schema,
-        POSTGRES_REGISTRY_MIGRATIONS,
-        (this.options.clock ?? systemClock).now(),
-      );
-      if (applied.length > 0)
-        this.logger.info({ db: target.label, schema: this.schema, applied }, 'registry schema migrated');
-    } catch (err) {
-      await target.pool.end().catch(() => undefined);
-      if (err instanceof SchemaTooNewError) throw err;
-      throw new StoreOpenError(target.label, target.sanitize(err));
-    }
     if (this.db) {
       // Another start() finished first.
       await target.pool.end();
@@ -118,21 +107,11 @@ export class PostgresRegistryBackend implements RegistryBackend {
   private async serializable<T>(fn: (db: pg.PoolClient) => Promise<T>): Promise<T> {
     const pool = this.pool;
     for (let attempt = 1; ; attempt++) {
-      const client = await pool.connect();
-      let broken = false;
       try {
-        await client.query('BEGIN ISOLATION LEVEL SERIALIZABLE');
-        const result = await fn(client);
-        await client.query('COMMIT');
-        return result;
+        return await inTransaction(pool, 'BEGIN ISOLATION LEVEL SERIALIZABLE', fn);
       } catch (err) {
-        await client.query('ROLLBACK').catch(() => {
-          broken = true;
-        });
         const code = err instanceof Error && 'code' in err ? String(err.code) : '';
         if (!RETRYABLE.has(code) || attempt >= MAX_ATTEMPTS) throw err;
-      } finally {
-        client.release(broken);
       }
       // A little random wait, so two that collided do not collide again at once.
       await new Promise((resolve) => setTimeout(resolve, Math.random() * 5 * attempt));

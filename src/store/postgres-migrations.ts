@@ -1,7 +1,13 @@
 import type pg from 'pg';
-import { SchemaTooNewError } from './errors.js';
+import type { Logger } from 'pino';
+import { SchemaTooNewError, StoreOpenError } from './errors.js';
 import type { Migration } from './migrations.js';
-import { inTransaction } from './postgres-connection.js';
+import {
+  inTransaction,
+  openPostgres,
+  type PostgresConnection,
+  type PostgresTarget,
+} from './postgres-connection.js';
 
 /**
  * Brings one schema of a PostgreSQL database up to the latest of `steps`; returns
@@ -42,4 +48,38 @@ export async function runPostgresMigrations(
     }
     return applied;
   });
+}
+
+/**
+ * Opens `connection`, brings `options.schema` to `steps` and runs `prepare` on the
+ * result: what the store and the registry each do at start. On any failure the pool
+ * is ended and the error is STORE_SCHEMA_TOO_NEW or STORE_OPEN_FAILED (the password
+ * left out).
+ */
+export async function openMigrated(
+  connection: PostgresConnection,
+  options: {
+    schema: string;
+    maxConnections: number;
+    logger: Logger;
+    steps: readonly Migration[];
+    now: number;
+    /** What the schema holds, for the log line: 'store' or 'registry'. */
+    what: string;
+    prepare?: (target: PostgresTarget) => Promise<void>;
+  },
+): Promise<PostgresTarget> {
+  const { schema, logger } = options;
+  const target = openPostgres(connection, { schema, maxConnections: options.maxConnections, logger });
+  try {
+    const applied = await runPostgresMigrations(target.pool, schema, options.steps, options.now);
+    if (applied.length > 0)
+      logger.info({ db: target.label, schema, applied }, `${options.what} schema migrated`);
+    await options.prepare?.(target);
+  } catch (err) {
+    await target.pool.end().catch(() => undefined);
+    if (err instanceof SchemaTooNewError) throw err;
+    throw new StoreOpenError(target.label, target.sanitize(err));
+  }
+  return target;
 }

@@ -4,16 +4,9 @@ import type { Logger } from 'pino';
 import { type Clock, systemClock } from '../lifecycle.js';
 import { silentLogger } from '../observability/logger.js';
 import type { StorageAdapter } from './adapter.js';
-import {
-  SchemaTooNewError,
-  StoreClosedError,
-  StoreCorruptError,
-  StoreOpenError,
-  StoreWriteError,
-  UnknownAncestorError,
-} from './errors.js';
-import { type PostgresConnection, type PostgresTarget, openPostgres } from './postgres-connection.js';
-import { runPostgresMigrations } from './postgres-migrations.js';
+import { StoreClosedError, StoreCorruptError, StoreWriteError, UnknownAncestorError } from './errors.js';
+import type { PostgresConnection, PostgresTarget } from './postgres-connection.js';
+import { openMigrated } from './postgres-migrations.js';
 import { POSTGRES_STORE_MIGRATIONS } from './postgres-schema.js';
 import { EMPTY_CURSOR } from './types.js';
 import type {
@@ -200,41 +193,31 @@ export class PostgresStore implements StorageAdapter {
   }
 
   private async connect(): Promise<void> {
-    const target = openPostgres(this.options.connection, {
+    this.db = await openMigrated(this.options.connection, {
       schema: this.schema,
       maxConnections: this.options.maxConnections ?? 4,
       logger: this.logger,
-    });
-    try {
-      const applied = await runPostgresMigrations(
-        target.pool,
-        this.schema,
-        POSTGRES_STORE_MIGRATIONS,
-        this.clock.now(),
-      );
-      if (applied.length > 0)
-        this.logger.info({ db: target.label, schema: this.schema, applied }, 'store schema migrated');
+      steps: POSTGRES_STORE_MIGRATIONS,
+      now: this.clock.now(),
+      what: 'store',
       // A store gets its change log identity and checkpoint secret when first started
       // (the first of two processes wins). Each start begins an epoch at the next
       // position, replacing one a copy of this database already had there: this may
       // be that copy restored. Under the log lock, so no position is written meanwhile.
-      await this.writeOn(target, async (tx) => {
-        const init = 'INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING';
-        await tx.client.query(init, ['log_salt', randomBytes(16).toString('hex')]);
-        await tx.client.query(init, ['log_id', randomBytes(16).toString('hex')]);
-        await tx.client.query(init, ['log_created', String(this.clock.now())]);
-        await tx.client.query(
-          'INSERT INTO log_epochs (first_seq, id) VALUES ($1, $2) ON CONFLICT (first_seq) DO UPDATE SET id = excluded.id',
-          [tx.latest + 1, randomBytes(16).toString('hex')],
-        );
-      });
-      this.salt = (await metaValue(target.pool, 'log_salt')) ?? '';
-    } catch (err) {
-      await target.pool.end().catch(() => undefined);
-      if (err instanceof SchemaTooNewError) throw err;
-      throw new StoreOpenError(target.label, target.sanitize(err));
-    }
-    this.db = target;
+      prepare: async (target) => {
+        await this.writeOn(target, async (tx) => {
+          const init = 'INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING';
+          await tx.client.query(init, ['log_salt', randomBytes(16).toString('hex')]);
+          await tx.client.query(init, ['log_id', randomBytes(16).toString('hex')]);
+          await tx.client.query(init, ['log_created', String(this.clock.now())]);
+          await tx.client.query(
+            'INSERT INTO log_epochs (first_seq, id) VALUES ($1, $2) ON CONFLICT (first_seq) DO UPDATE SET id = excluded.id',
+            [tx.latest + 1, randomBytes(16).toString('hex')],
+          );
+        });
+        this.salt = (await metaValue(target.pool, 'log_salt')) ?? '';
+      },
+    });
   }
 
   async stop(): Promise<void> {

@@ -1,9 +1,10 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { type Clock, systemClock } from '../lifecycle.js';
 import { silentLogger } from '../observability/logger.js';
 import type { StorageAdapter } from './adapter.js';
+import { checkpointToken } from './checkpoint.js';
 import { StoreClosedError, StoreCorruptError, StoreWriteError, UnknownAncestorError } from './errors.js';
 import type { PostgresConnection, PostgresTarget } from './postgres-connection.js';
 import { openMigrated } from './postgres-migrations.js';
@@ -487,9 +488,7 @@ export class PostgresStore implements StorageAdapter {
     const rev = rows[0]?.rev ?? null;
     // Past the end of the log: a value no real position's token can take.
     if (rev === null) return 'none';
-    const epoch = rows[0]?.epoch ?? null;
-    const text = epoch === null ? `${this.salt}:${seq}:${rev}` : `${this.salt}:${seq}:${rev}:${epoch}`;
-    return createHash('sha256').update(text).digest('hex').slice(0, 32);
+    return checkpointToken(this.salt, seq, rev, rows[0]?.epoch ?? undefined);
   }
 
   // --- writes ---------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { type Clock, systemClock } from '../lifecycle.js';
 import { silentLogger } from '../observability/logger.js';
 import type { StorageAdapter } from './adapter.js';
+import { checkpointToken } from './checkpoint.js';
 import {
   StoreClosedError,
   StoreCorruptError,
@@ -430,9 +431,7 @@ export class SqliteStore implements StorageAdapter {
     if (seq === 0) return '';
     // Past the end of the log: a value no real position's token can take.
     if (rev === undefined) return 'none';
-    const epoch = this.open().s.epochAt.get(seq);
-    const text = epoch === undefined ? `${this.salt}:${seq}:${rev}` : `${this.salt}:${seq}:${rev}:${epoch}`;
-    return createHash('sha256').update(text).digest('hex').slice(0, 32);
+    return checkpointToken(this.salt, seq, rev, this.open().s.epochAt.get(seq));
   }
 
   /** The small id of a device; adds it on first sight (inside the caller's transaction). */

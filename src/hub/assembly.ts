@@ -131,7 +131,7 @@ export async function assembleHub(init: HubInit, parts: HubParts, hooks: HubHook
     connected: () => sessions.list().length,
     persist: {
       load: () => parts.registry.getSetting('metrics_history'),
-      save: (text) => parts.registry.setSetting('metrics_history', text),
+      save: (text) => parts.registry.setSetting('metrics_history', text, { durable: false }),
     },
     clock,
   });

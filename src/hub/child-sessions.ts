@@ -152,7 +152,7 @@ export class ChildSessions implements Startable {
     this.healthSave?.cancel();
     this.healthSave = undefined;
     await this.o.registry
-      .setSetting(HEALTH_SETTING, JSON.stringify(this.health))
+      .setSetting(HEALTH_SETTING, JSON.stringify(this.health), { durable: false })
       .catch((err: unknown) => this.o.logger.warn({ err }, 'could not save the device sync details'));
   }
 

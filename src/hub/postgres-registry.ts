@@ -17,6 +17,7 @@ import type {
   PairingAttemptOutcome,
   PairingCodeRecord,
   RegistryBackend,
+  SettingWrite,
   StoredEvent,
   StoredEventQuery,
 } from './registry-backend.js';
@@ -39,6 +40,11 @@ type Queryable = Pick<pg.ClientBase, 'query'>;
 /** serialization_failure and deadlock_detected: the transaction lost to a concurrent one and may run again. */
 const RETRYABLE = new Set(['40001', '40P01']);
 const MAX_ATTEMPTS = 20;
+/**
+ * A commit that does not wait for the WAL flush (SettingWrite.durable false, events):
+ * a crashed server loses at most the last few, never a half transaction.
+ */
+const RELAXED_COMMIT = 'SET LOCAL synchronous_commit = off';
 
 /**
  * The hub registry on PostgreSQL, for several hub processes sharing one database.
@@ -301,13 +307,14 @@ export class PostgresRegistryBackend implements RegistryBackend {
     return rows[0]?.value;
   }
 
-  async setSetting(key: string, value: string): Promise<void> {
-    await this.serializable((db) =>
-      db.query(
+  async setSetting(key: string, value: string, options: SettingWrite = {}): Promise<void> {
+    await this.serializable(async (db) => {
+      if (!(options.durable ?? true)) await db.query(RELAXED_COMMIT);
+      await db.query(
         'INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
         [key, value],
-      ),
-    );
+      );
+    });
   }
 
   // --- dashboard sign-in ---------------------------------------------------------------
@@ -366,6 +373,7 @@ export class PostgresRegistryBackend implements RegistryBackend {
       return [];
     }
     return this.serializable(async (db) => {
+      await db.query(RELAXED_COMMIT);
       const { rows } = await db.query<{ latest: number }>(
         'UPDATE event_head SET latest = latest + $1 RETURNING latest',
         [events.length],

@@ -2,6 +2,17 @@ import type { Startable } from '../lifecycle.js';
 import type { DeviceId } from '../store/types.js';
 
 /** A device the hub knows of. */
+/** How a setting is written. */
+export interface SettingWrite {
+  /**
+   * false for an observation the hub rewrites every few seconds (the devices' sync
+   * details, the metrics history): the commit does not wait for the disk, so it never
+   * holds the hub's event loop behind a busy disk. A killed process still loses
+   * nothing; a power cut may lose the last write. Default true.
+   */
+  durable?: boolean;
+}
+
 export interface DeviceRecord {
   deviceId: DeviceId;
   name: string;
@@ -173,7 +184,7 @@ export interface RegistryBackend extends Startable {
   activeCodes(now: number): Promise<ListedPairingCode[]>;
 
   getSetting(key: string): Promise<string | undefined>;
-  setSetting(key: string, value: string): Promise<void>;
+  setSetting(key: string, value: string, options?: SettingWrite): Promise<void>;
 
   /**
    * Keeps a one-time dashboard sign-in link, by the SHA-256 (hex) of its secret,
@@ -194,7 +205,9 @@ export interface RegistryBackend extends Startable {
 
   /**
    * Appends hub events in one transaction and returns their ids, in order: each
-   * above every id given before, even when retention has dropped those events.
+   * above every id given before, even when retention has dropped those events. The
+   * commit does not wait for the disk (see SettingWrite.durable): a killed process
+   * loses none, a power cut may lose the last ones.
    */
   appendEvents(events: readonly Omit<StoredEvent, 'id'>[]): Promise<number[]>;
   /** Stored events matching `query`, in its order, at most `limit`. */

@@ -20,6 +20,7 @@ import type {
   PairingAttemptOutcome,
   PairingCodeRecord,
   RegistryBackend,
+  SettingWrite,
   StoredEvent,
   StoredEventQuery,
 } from './registry-backend.js';
@@ -348,8 +349,8 @@ export class DeviceRegistry implements Startable, Authenticator {
     return this.backend.getSetting(key);
   }
 
-  setSetting(key: string, value: string): Promise<void> {
-    return this.backend.setSetting(key, value);
+  setSetting(key: string, value: string, options?: SettingWrite): Promise<void> {
+    return this.backend.setSetting(key, value, options);
   }
 
   /** Whether newly paired devices wait for approval: the stored setting, else the start option. */

@@ -15,6 +15,7 @@ import type {
   PairingAttemptOutcome,
   PairingCodeRecord,
   RegistryBackend,
+  SettingWrite,
   StoredEvent,
   StoredEventQuery,
 } from './registry-backend.js';
@@ -319,12 +320,15 @@ export class SqliteRegistryBackend implements RegistryBackend {
       ?.value;
   }
 
-  async setSetting(key: string, value: string): Promise<void> {
-    this.sql
-      .prepare(
-        'INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
-      )
-      .run(key, value);
+  async setSetting(key: string, value: string, options: SettingWrite = {}): Promise<void> {
+    const write = () =>
+      this.sql
+        .prepare(
+          'INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+        )
+        .run(key, value);
+    if (options.durable ?? true) write();
+    else this.relaxed(write);
   }
 
   // --- dashboard sign-in ---------------------------------------------------------------
@@ -382,9 +386,24 @@ export class SqliteRegistryBackend implements RegistryBackend {
 
   async appendEvents(events: readonly Omit<StoredEvent, 'id'>[]): Promise<number[]> {
     const insert = this.sql.prepare('INSERT INTO hub_events (at, type, device_id, data) VALUES (?, ?, ?, ?)');
-    return this.sql.transaction(() =>
+    return this.relaxed(() =>
       events.map((e) => Number(insert.run(e.at, e.type, e.deviceId, e.data).lastInsertRowid)),
-    )();
+    );
+  }
+
+  /**
+   * Runs `fn` in a transaction whose commit does not wait for the disk (WAL with
+   * synchronous NORMAL): it is in the WAL, safe from a killed process, and made
+   * durable by the next commit that waits (every other write) or checkpoint.
+   */
+  private relaxed<T>(fn: () => T): T {
+    const db = this.sql;
+    db.pragma('synchronous = NORMAL');
+    try {
+      return db.transaction(fn)();
+    } finally {
+      db.pragma('synchronous = FULL');
+    }
   }
 
   async listEvents(query: StoredEventQuery): Promise<StoredEvent[]> {

@@ -413,12 +413,16 @@ export function runRegistryBackendSuite(name: string, makeHarness: () => Promise
       const a = id();
       await b.setSetting('k', 'v1');
       await b.setSetting('k', 'v2');
+      // An observation written without waiting for the disk is a commit all the same.
+      await b.setSetting('seen', 'o1', { durable: false });
+      await b.setSetting('seen', 'o2', { durable: false });
       await b.putDevice(device(a), T0);
       await b.putGroup({ name: 'hr', description: '', read: ['hr.*'], write: ['hr.*'] });
       await b.insertCode(code(), codes('AAAA11111111'));
       const again = await h.reopen(b);
       assert.equal(await again.getSetting('k'), 'v2');
       assert.equal(await again.getSetting('missing'), undefined);
+      assert.equal(await again.getSetting('seen'), 'o2');
       assert.equal((await again.getDevice(a))?.name, 'desk');
       assert.ok((await again.listGroups()).some((g) => g.name === 'hr'));
       assert.equal((await again.findActiveCode('AAAA', T0 + 1))?.secret, 'AAAA11111111');

@@ -208,7 +208,7 @@ export class ContentSync extends EventEmitter<Events> implements Startable {
       missing = await files.missing(version);
     }
     if (missing.chunks.length > 0) {
-      await fetch(missing.chunks.map((c) => c.hash));
+      for await (const page of files.missingPages(version)) await fetch(page.map((c) => c.hash));
       missing = await files.missing(version);
     }
     if (missing.manifest.length > 0 || missing.chunks.length > 0)
@@ -332,19 +332,28 @@ export class ContentSync extends EventEmitter<Events> implements Startable {
           this.report();
         }
         if (peer && missing.chunks.length > 0) {
-          const lengths = new Map(missing.chunks.map((c) => [c.hash, c.length]));
-          absent += countAbsent(
-            await this.fetchFrom(
-              peer,
-              missing.chunks.map((c) => c.hash),
-              (hash) => {
-                const length = lengths.get(hash) ?? 0;
-                file.bytesHere += length;
-                this.fetchedFor.set(v.rev, (this.fetchedFor.get(v.rev) ?? 0) + length);
-                this.report();
-              },
-            ),
-          );
+          // A page at a time, so memory stays flat whatever the file's size; what a
+          // page brought is made durable while the next one arrives.
+          let flushed: Promise<void> = Promise.resolve();
+          for await (const page of files.missingPages(v.body)) {
+            const lengths = new Map(page.map((c) => [c.hash, c.length]));
+            absent += countAbsent(
+              await this.fetchFrom(
+                peer,
+                page.map((c) => c.hash),
+                (hash) => {
+                  const length = lengths.get(hash) ?? 0;
+                  file.bytesHere += length;
+                  this.fetchedFor.set(v.rev, (this.fetchedFor.get(v.rev) ?? 0) + length);
+                  this.report();
+                },
+              ),
+            );
+            await flushed;
+            flushed = files.chunks.flush();
+            flushed.catch(() => undefined);
+          }
+          await flushed;
           missing = await files.missing(v.body);
         }
       } catch (err) {

@@ -7,9 +7,12 @@ import { type FileBody, assertFileName } from './file-body.js';
 import {
   decodeManifest,
   encodeManifest,
+  MANIFEST_ENTRY_BYTES,
   type ManifestEntry,
+  manifestEntries,
   ManifestInvalidError,
   manifestChunks,
+  manifestTotals,
 } from './manifest.js';
 
 /** A file version whose content is not all here yet (still arriving, or on demand). */
@@ -36,8 +39,13 @@ export class ContentCorruptError extends TrosynError {
 export interface MissingContent {
   /** Chunks of the chunk list not here: until they are, the content chunks are unknown. */
   manifest: string[];
-  /** Content chunks not here (empty while the list itself is incomplete). */
+  /**
+   * Content chunks not here, the first MISSING_LISTED of them in file order (empty
+   * while the list itself is incomplete); `missingPages` gives them all.
+   */
   chunks: ManifestEntry[];
+  /** How many content chunks are not here. */
+  chunksMissing: number;
   /** Bytes of content here, and in all. */
   bytesHere: number;
   bytesTotal: number;
@@ -48,6 +56,16 @@ export interface MissingContent {
    */
   invalid?: ManifestInvalidError;
 }
+
+/**
+ * Chunks `missing` lists at most, and `missingPages` gives a page at a time: what a
+ * version lacks is found a window at a time, so the memory it takes stays the same
+ * whatever the file's size (a 4 GiB file has about 65,000 chunks).
+ */
+export const MISSING_LISTED = 2048;
+
+/** Entries of a chunk list looked up in the chunk store at a time. */
+const LOOKUP_WINDOW = 1000;
 
 /** Chunk puts one `put` keeps going at once. */
 const PUTS_IN_FLIGHT = 32;
@@ -334,10 +352,30 @@ export class FileStore {
    * FILE_MANIFEST_INVALID only when the list does not decode.
    */
   async listed(body: FileBody): Promise<ManifestEntry[]> {
+    return decodeManifest(await this.encodedList(body));
+  }
+
+  /** The version's chunk list as kept (MANIFEST_ENTRY_BYTES an entry), not decoded. */
+  private async encodedList(body: FileBody): Promise<Buffer> {
     const missing = await this.chunks.missing(body.manifest);
     if (missing.length > 0) throw new ContentMissingError(body.name, missing.length + body.chunkCount);
     const parts = await Promise.all(body.manifest.map((h) => this.chunks.get(h)));
-    return decodeManifest(Buffer.concat(parts));
+    return Buffer.concat(parts);
+  }
+
+  /** The version's chunk list, not decoded, checked as `entries` checks it. */
+  private async describingList(body: FileBody): Promise<Buffer> {
+    const list = await this.encodedList(body);
+    const { count, size } = manifestTotals(list);
+    if (count !== body.chunkCount)
+      throw new ManifestInvalidError(
+        `${JSON.stringify(body.name)} has ${body.chunkCount} chunks, its list names ${count}`,
+      );
+    if (size !== body.size)
+      throw new ManifestInvalidError(
+        `${JSON.stringify(body.name)} has ${body.size} bytes, its list's chunks ${size}`,
+      );
+    return list;
   }
 
   /**
@@ -347,17 +385,19 @@ export class FileStore {
    * the version's.
    */
   async entries(body: FileBody): Promise<ManifestEntry[]> {
-    const entries = await this.listed(body);
-    if (entries.length !== body.chunkCount)
-      throw new ManifestInvalidError(
-        `${JSON.stringify(body.name)} has ${body.chunkCount} chunks, its list names ${entries.length}`,
-      );
-    const size = entries.reduce((n, e) => n + e.length, 0);
-    if (size !== body.size)
-      throw new ManifestInvalidError(
-        `${JSON.stringify(body.name)} has ${body.size} bytes, its list's chunks ${size}`,
-      );
-    return entries;
+    return decodeManifest(await this.describingList(body));
+  }
+
+  /** The entries of a describing list from `from` on, a window at a time, each with the ones of them not here. */
+  private async *windows(
+    list: Buffer,
+    from = 0,
+  ): AsyncGenerator<{ entries: ManifestEntry[]; absent: Set<string> }> {
+    const count = list.length / MANIFEST_ENTRY_BYTES;
+    for (let at = from; at < count; at += LOOKUP_WINDOW) {
+      const entries = manifestEntries(list, at, LOOKUP_WINDOW);
+      yield { entries, absent: new Set(await this.chunks.missing(entries.map((e) => e.hash))) };
+    }
   }
 
   /**
@@ -367,13 +407,21 @@ export class FileStore {
    */
   async missing(body: FileBody): Promise<MissingContent> {
     const manifest = await this.chunks.missing(body.manifest);
-    if (manifest.length > 0) return { manifest, chunks: [], bytesHere: 0, bytesTotal: body.size };
-    let entries: ManifestEntry[];
+    if (manifest.length > 0)
+      return { manifest, chunks: [], chunksMissing: 0, bytesHere: 0, bytesTotal: body.size };
+    let list: Buffer;
     try {
-      entries = await this.entries(body);
+      list = await this.describingList(body);
     } catch (err) {
       if (err instanceof ManifestInvalidError)
-        return { manifest: [], chunks: [], bytesHere: 0, bytesTotal: body.size, invalid: err };
+        return {
+          manifest: [],
+          chunks: [],
+          chunksMissing: 0,
+          bytesHere: 0,
+          bytesTotal: body.size,
+          invalid: err,
+        };
       // A chunk of the list found damaged was removed (CHUNK_CORRUPT), or removed
       // meanwhile: it is missing now, and fetched again like any other.
       if (
@@ -382,14 +430,58 @@ export class FileStore {
         isTrosynError(err, 'CHUNK_NOT_FOUND')
       ) {
         const now = await this.chunks.missing(body.manifest);
-        if (now.length > 0) return { manifest: now, chunks: [], bytesHere: 0, bytesTotal: body.size };
+        if (now.length > 0)
+          return { manifest: now, chunks: [], chunksMissing: 0, bytesHere: 0, bytesTotal: body.size };
       }
       throw err;
     }
-    const absent = new Set(await this.chunks.missing(entries.map((e) => e.hash)));
-    const chunks = entries.filter((e) => absent.has(e.hash));
-    const missingBytes = chunks.reduce((n, e) => n + e.length, 0);
-    return { manifest: [], chunks, bytesHere: body.size - missingBytes, bytesTotal: body.size };
+    const chunks: ManifestEntry[] = [];
+    let chunksMissing = 0;
+    let missingBytes = 0;
+    for await (const { entries, absent } of this.windows(list))
+      for (const e of entries) {
+        if (!absent.has(e.hash)) continue;
+        chunksMissing++;
+        missingBytes += e.length;
+        if (chunks.length < MISSING_LISTED) chunks.push(e);
+      }
+    return {
+      manifest: [],
+      chunks,
+      chunksMissing,
+      bytesHere: body.size - missingBytes,
+      bytesTotal: body.size,
+    };
+  }
+
+  /**
+   * The content chunks of a version not here, in file order, at most `pageSize` a
+   * page: for fetching them a page at a time. None when the chunk list is not here
+   * or does not describe the version (`missing` says which). A chunk is listed once,
+   * even when the file holds it several times.
+   */
+  async *missingPages(body: FileBody, pageSize = MISSING_LISTED): AsyncGenerator<ManifestEntry[]> {
+    let list: Buffer;
+    try {
+      list = await this.describingList(body);
+    } catch (err) {
+      if (err instanceof ManifestInvalidError || err instanceof ContentMissingError) return;
+      throw err;
+    }
+    let page: ManifestEntry[] = [];
+    const listed = new Set<string>();
+    for await (const { entries, absent } of this.windows(list)) {
+      for (const e of entries) {
+        if (!absent.has(e.hash) || listed.has(e.hash)) continue;
+        listed.add(e.hash);
+        page.push(e);
+        if (page.length < pageSize) continue;
+        yield page;
+        page = [];
+        listed.clear();
+      }
+    }
+    if (page.length > 0) yield page;
   }
 
   /** True when all of the version's content is here and its chunk list describes it. */
@@ -404,26 +496,31 @@ export class FileStore {
    * read in full; each chunk is checked by the store on read.
    */
   async *read(body: FileBody, range: { start?: number; end?: number } = {}): AsyncGenerator<Buffer> {
-    const entries = await this.entries(body);
-    const absent = await this.chunks.missing(entries.map((e) => e.hash));
-    if (absent.length > 0) throw new ContentMissingError(body.name, absent.length);
+    const list = await this.describingList(body);
+    // Nothing is read unless all of it is here (one look through the list, a window at a time).
+    let absent = 0;
+    for await (const w of this.windows(list)) absent += w.absent.size;
+    if (absent > 0) throw new ContentMissingError(body.name, absent);
     const start = range.start ?? 0;
     const end = Math.min(range.end ?? body.size, body.size);
     const whole = start === 0 && end === body.size ? createHash('sha256') : undefined;
+    const count = list.length / MANIFEST_ENTRY_BYTES;
     let at = 0;
-    for (const e of entries) {
-      const from = at;
-      at += e.length;
-      if (at <= start) continue;
-      if (from >= end) break;
-      const bytes = await this.chunks.get(e.hash);
-      // The chunk is what its hash names; a list giving it another length is wrong.
-      if (bytes.length !== e.length)
-        throw new ManifestInvalidError(
-          `${JSON.stringify(body.name)}'s list gives chunk ${e.hash.slice(0, 12)} ${e.length} bytes; it has ${bytes.length}`,
-        );
-      whole?.update(bytes);
-      yield bytes.subarray(Math.max(0, start - from), Math.min(e.length, end - from));
+    for (let i = 0; i < count && at < end; i += LOOKUP_WINDOW) {
+      for (const e of manifestEntries(list, i, LOOKUP_WINDOW)) {
+        const from = at;
+        at += e.length;
+        if (at <= start) continue;
+        if (from >= end) break;
+        const bytes = await this.chunks.get(e.hash);
+        // The chunk is what its hash names; a list giving it another length is wrong.
+        if (bytes.length !== e.length)
+          throw new ManifestInvalidError(
+            `${JSON.stringify(body.name)}'s list gives chunk ${e.hash.slice(0, 12)} ${e.length} bytes; it has ${bytes.length}`,
+          );
+        whole?.update(bytes);
+        yield bytes.subarray(Math.max(0, start - from), Math.min(e.length, end - from));
+      }
     }
     if (whole && whole.digest('hex') !== body.sha256) throw new ContentCorruptError(body.name);
   }

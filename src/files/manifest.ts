@@ -37,15 +37,35 @@ export function encodeManifest(entries: readonly ManifestEntry[]): Buffer {
 
 /** Decodes a chunk list (the list's chunks concatenated in order). */
 export function decodeManifest(bytes: Uint8Array): ManifestEntry[] {
+  const { count } = manifestTotals(bytes);
+  return manifestEntries(bytes, 0, count);
+}
+
+/**
+ * The entries of an encoded list and the sum of their lengths, without decoding
+ * them into objects (a 4 GiB file's list is 65,000 entries). Fails with
+ * FILE_MANIFEST_INVALID where decodeManifest would.
+ */
+export function manifestTotals(bytes: Uint8Array): { count: number; size: number } {
   if (bytes.length % MANIFEST_ENTRY_BYTES !== 0)
     throw new ManifestInvalidError(`${bytes.length} bytes is not a whole number of entries`);
-  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const entries: ManifestEntry[] = [];
-  for (let at = 0; at < buf.length; at += MANIFEST_ENTRY_BYTES) {
-    const length = buf.readUInt32BE(at + 32);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let size = 0;
+  for (let at = 32; at < bytes.length; at += MANIFEST_ENTRY_BYTES) {
+    const length = view.getUint32(at);
     if (length === 0) throw new ManifestInvalidError('an entry of length 0');
-    entries.push({ hash: buf.toString('hex', at, at + 32), length });
+    size += length;
   }
+  return { count: bytes.length / MANIFEST_ENTRY_BYTES, size };
+}
+
+/** Entries `from` to `from + count` (at most) of an encoded list that manifestTotals accepted. */
+export function manifestEntries(bytes: Uint8Array, from: number, count: number): ManifestEntry[] {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const end = Math.min(buf.length, (from + count) * MANIFEST_ENTRY_BYTES);
+  const entries: ManifestEntry[] = [];
+  for (let at = from * MANIFEST_ENTRY_BYTES; at < end; at += MANIFEST_ENTRY_BYTES)
+    entries.push({ hash: buf.toString('hex', at, at + 32), length: buf.readUInt32BE(at + 32) });
   return entries;
 }
 

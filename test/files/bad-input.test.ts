@@ -475,6 +475,7 @@ describe('documents given bad input', () => {
       assert.deepEqual(await at.store.missing(v1), {
         manifest: [],
         chunks: [],
+        chunksMissing: 0,
         bytesHere: 0,
         bytesTotal: 0,
       });

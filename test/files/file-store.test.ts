@@ -4,13 +4,15 @@
  * few new chunks; what is missing, said before anything is read.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DiskChunkStore } from '../../src/files/chunk-store-disk.js';
+import { PackChunkStore } from '../../src/files/chunk-store-pack.js';
 import { type FileBody, assertFileName } from '../../src/files/file-body.js';
-import { FileStore } from '../../src/files/file-store.js';
-import { decodeManifest, encodeManifest } from '../../src/files/manifest.js';
+import { chunkHash } from '../../src/files/chunk-store.js';
+import { FileStore, MISSING_LISTED } from '../../src/files/file-store.js';
+import { decodeManifest, encodeManifest, manifestChunks } from '../../src/files/manifest.js';
 import { tempDir } from '../helpers.js';
 
 const dir = tempDir();
@@ -97,6 +99,65 @@ describe('file store', () => {
     const noList = await files.missing(body);
     assert.deepEqual(noList.manifest, [body.manifest[0]]);
     assert.equal(noList.bytesHere, 0);
+  });
+
+  it('a version of thousands of chunks: what is missing is counted in full, listed in part and fetched a page at a time', async () => {
+    // The store agents use (a file a chunk is slow to fill with thousands).
+    const chunks = new PackChunkStore({ dir: join(dir.path, 'packs'), fsync: false });
+    await chunks.start();
+    after(() => chunks.stop());
+    const files = new FileStore(chunks);
+    const readAll = async (body: FileBody) => {
+      const parts: Buffer[] = [];
+      for await (const p of files.read(body)) parts.push(p);
+      return Buffer.concat(parts);
+    };
+    // 2,400 small chunks (a file's chunk list as a 150 MiB file would have it).
+    const parts = Array.from({ length: 2400 }, (_, i) => Buffer.from(`chunk ${i} ${'x'.repeat(i % 7)}`));
+    const entries = parts.map((p) => ({ hash: chunkHash(p), length: p.length }));
+    const byHash = new Map(parts.map((p, i) => [entries[i]?.hash as string, p]));
+    for (const [i, p] of parts.entries()) await chunks.put(entries[i]?.hash as string, p);
+    const manifest: string[] = [];
+    for (const c of manifestChunks(encodeManifest(entries))) {
+      await chunks.put(c.hash, Buffer.from(c.data));
+      manifest.push(c.hash);
+    }
+    const whole = Buffer.concat(parts);
+    const body: FileBody = {
+      name: 'many.bin',
+      size: whole.length,
+      type: 'application/octet-stream',
+      modifiedAt: 1,
+      sha256: createHash('sha256').update(whole).digest('hex'),
+      chunkCount: entries.length,
+      manifest,
+    };
+    assert.deepEqual(await readAll(body), whole, 'read a window of the list at a time');
+    // All but every tenth chunk go: 2,160 missing, more than `missing` lists and than a page of 500.
+    const gone = entries.filter((_, i) => i % 10 !== 0);
+    for (const e of gone) await chunks.delete(e.hash);
+    const missing = await files.missing(body);
+    assert.equal(missing.chunksMissing, gone.length);
+    assert.equal(missing.bytesHere, whole.length - gone.reduce((n, e) => n + e.length, 0));
+    assert.ok(gone.length > MISSING_LISTED);
+    assert.deepEqual(missing.chunks, gone.slice(0, MISSING_LISTED));
+    const pages: string[][] = [];
+    for await (const page of files.missingPages(body, 500)) {
+      pages.push(page.map((e) => e.hash));
+      // What a page brings is not listed again by the next.
+      for (const e of page) await chunks.put(e.hash, byHash.get(e.hash) ?? Buffer.alloc(0));
+    }
+    assert.deepEqual(
+      pages.map((p) => p.length),
+      [500, 500, 500, 500, 160],
+    );
+    assert.deepEqual(
+      pages.flat(),
+      gone.map((e) => e.hash),
+      'in file order, each once',
+    );
+    assert.equal((await files.missing(body)).chunksMissing, 0);
+    assert.equal(await files.isComplete(body), true);
   });
 
   it('a chunk list round-trips, and a damaged one is refused', () => {

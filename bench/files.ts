@@ -63,16 +63,7 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Chunker, chunkBuffer, DEFAULT_CHUNKER_OPTIONS } from '../src/files/chunker.js';
 import { median, round, sourceVersion } from './common.js';
-import {
-  cpuMs,
-  launcherFlags,
-  machineCpuMs,
-  memoryOf,
-  resetPeakRss,
-  tcpBytes,
-  timed,
-  wallMs,
-} from './proc.js';
+import { cpuMs, launcher, machineCpuMs, memoryOf, resetPeakRss, tcpBytes, timed, wallMs } from './proc.js';
 
 const QUICK = process.argv.includes('--quick');
 const KiB = 1024;
@@ -682,8 +673,11 @@ function profileFlags(name: string): string[] {
  */
 function node(args: string[]): [string, string[]] {
   const script = args.find((a) => a.endsWith('.js'));
-  const flags = script && existsSync(script) ? launcherFlags(script) : [];
-  const [cmd, ...rest] = [...WRAP, process.execPath, ...flags, ...args];
+  const { env, flags } = script && existsSync(script) ? launcher(script) : { env: {}, flags: [] };
+  // As the launcher line does: env sets the variables and execs node (the pid stays).
+  const setEnv =
+    Object.keys(env).length > 0 ? ['env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`)] : [];
+  const [cmd, ...rest] = [...WRAP, ...setEnv, process.execPath, ...flags, ...args];
   return [cmd as string, rest];
 }
 

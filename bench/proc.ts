@@ -81,10 +81,10 @@ export class Fixture {
 
   private constructor(name: string, script: string, args: string[], options: FixtureOptions) {
     this.name = name;
-    const flags = [...PRODUCT_FLAGS, ...(options.nodeFlags ?? []), ...profileFlags(name)];
+    const flags = [...PRODUCT.flags, ...(options.nodeFlags ?? []), ...profileFlags(name)];
     this.proc = spawn(process.execPath, [...flags, '--import', 'tsx', script, ...args], {
       stdio: ['pipe', 'pipe', 'pipe'],
-      env: { ...process.env, ...options.env },
+      env: { ...process.env, ...PRODUCT.env, ...options.env },
     });
     live.add(this.proc);
     this.exited = new Promise((resolve) => {
@@ -224,13 +224,21 @@ export class Fixture {
  * The Node flags the product's command runs with (its launcher line, e.g. V8's
  * young generation held small): a fixture's agents run as users run them.
  */
-const PRODUCT_FLAGS = launcherFlags(join('src', 'cli', 'main.ts'));
+const PRODUCT = launcher(join('src', 'cli', 'main.ts'));
 
-/** The Node flags on a script's first line (`#!/usr/bin/env -S node --flag=value …`). */
-export function launcherFlags(script: string): string[] {
-  const first = readFileSync(script, 'utf8').slice(0, 200).split('\n')[0] ?? '';
-  const m = /^#!\/usr\/bin\/env -S node((?: --[a-z-]+=\S+)*)\s*$/.exec(first);
-  return m ? (m[1] as string).trim().split(/\s+/).filter(Boolean) : [];
+/**
+ * The environment and Node flags on a script's first line
+ * (`#!/usr/bin/env -S NAME=value … node --flag=value …`).
+ */
+export function launcher(script: string): { env: Record<string, string>; flags: string[] } {
+  const first = readFileSync(script, 'utf8').slice(0, 300).split('\n')[0] ?? '';
+  const m = /^#!\/usr\/bin\/env -S((?: [A-Z_]+=\S+)*) node((?: --[a-z-]+=\S+)*)\s*$/.exec(first);
+  if (!m) return { env: {}, flags: [] };
+  const words = (s: string | undefined) => (s ?? '').trim().split(/\s+/).filter(Boolean);
+  const env = Object.fromEntries(
+    words(m[1]).map((w) => [w.slice(0, w.indexOf('=')), w.slice(w.indexOf('=') + 1)]),
+  );
+  return { env, flags: words(m[2]) };
 }
 
 /**

@@ -101,6 +101,34 @@ describe('the hub on PostgreSQL', () => {
     assert.ok(!existsSync(join(data, 'config.json')), 'a start that failed remembers no store');
   });
 
+  it('a hub that ran on SQLite is not restarted as an empty hub on PostgreSQL', async () => {
+    await setUp();
+    const pg = await cluster();
+    const data = join(dir.path, 'was-sqlite');
+    const port = await freePort();
+    const sqlite = startAgent([...hubArgs(data, port), '--no-admin-api'], { cli: cliWith() });
+    try {
+      await sqlite.waitFor((l) => l.event === 'started', 30_000, 'the hub on SQLite');
+    } finally {
+      await sqlite.kill();
+    }
+    const empty = await pg.createDatabase();
+    await pg.query(`ALTER DATABASE ${empty} OWNER TO trosyn`);
+    const moved = await failure(
+      [...hubArgs(data, port), '--no-admin-api', '--store', pg.url(empty, 'trosyn', PASSWORD)],
+      cliWith(),
+    );
+    assert.equal(moved.code, 'STORE_MISSING', moved.stderr);
+    assert.match(
+      moved.stderr,
+      /ran on the SQLite files in its data directory does not move to PostgreSQL by itself/,
+    );
+    assertNoPassword(moved.stderr, 'the error');
+    assert.ok(!existsSync(join(data, 'config.json')), 'nothing remembered');
+    const made = await pg.query("SELECT to_regclass('trosyn_store.meta') AS t", [], empty);
+    assert.equal(made.rows[0].t, null, 'no empty store was made');
+  });
+
   it('remembers the store: later commands need only --data, and the password shows nowhere', async () => {
     await setUp();
     const pg = await cluster();

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { TrosynError } from './errors.js';
 import { DEFAULT_FILES_COLLECTION, type FileTransferPolicy } from './files/node-files.js';
+import { parsePostgresLocation } from './store/postgres-location.js';
 import type { RetentionPolicy } from './store/types.js';
 import type { CollectionOptions } from './sync/replica.js';
 
@@ -31,6 +32,15 @@ export interface NodeConfig {
   requireApproval?: boolean;
   /** History kept per record; older bodies are dropped hourly (a head never is). Default: keep all. */
   retention?: { maxRevisions?: number; maxAgeDays?: number };
+  /**
+   * Hub only: the PostgreSQL database that holds the hub's records and registry
+   * (`postgres://user@host:port/database`), never with its password. Written by the
+   * hub's first start with `--store`; every later command on this data directory
+   * opens the same database. Absent: SQLite files in the data directory.
+   */
+  store?: string;
+  /** Hub only: the file holding the PostgreSQL password, remembered from `--store-password-file`. */
+  storePasswordFile?: string;
 }
 
 const schema = z
@@ -56,8 +66,26 @@ const schema = z
       })
       .strict()
       .optional(),
+    store: z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, 'a postgres:// URL')
+      .refine((url) => !holdsPassword(url), {
+        message:
+          "holds a password: take it out, and give it with PGPASSWORD, --store-password-file or TROSYN_STORE_PASSWORD_FILE (the file's path may be kept as storePasswordFile)",
+      })
+      .optional(),
+    storePasswordFile: z.string().min(1).optional(),
   })
   .strict();
+
+/** Whether a location holds a password (or cannot be read, which the store's start reports). */
+function holdsPassword(url: string): boolean {
+  try {
+    return parsePostgresLocation(url).password !== undefined;
+  } catch {
+    return false;
+  }
+}
 
 /** The data directory's config.json, or `{}` when there is none; a broken file fails with INVALID_CONFIG. */
 export function loadNodeConfig(dataDir: string): NodeConfig {

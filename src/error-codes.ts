@@ -189,7 +189,7 @@ export const ERROR_CODES = {
   STORE_OPEN_FAILED: {
     area: 'Store',
     meaning:
-      'The database file could not be opened (missing permission, not a database, locked by another program), or a PostgreSQL database could not be reached, signed in to or set up.',
+      'The database file could not be opened (missing permission, not a database, locked by another program), or a PostgreSQL database could not be set up (a role without the right to create its schema, a connection string that is not one). Unreachable servers, refused sign-ins and missing databases have codes of their own.',
     fix: 'The message gives the path (for PostgreSQL the connection, without its password) and cause.',
   },
   STORE_CORRUPT: {
@@ -201,8 +201,8 @@ export const ERROR_CODES = {
   STORE_MISSING: {
     area: 'Store',
     meaning:
-      'The store file (`trosyn.db`) is missing or empty, but the data directory belongs to a node that has run (a hub with `hub.db`, a paired child). Starting afresh would hide the loss, so the agent and the CLI refuse.',
-    fix: 'If the store was lost, start the agent with `--recover`: it begins with an empty store and gets back from the network what this node had (writes that never left it are lost). Or restore a backup.',
+      'The store file (`trosyn.db`) is missing or empty, but the data directory belongs to a node that has run (a hub with `hub.db`, a paired child). Starting afresh would hide the loss, so the agent and the CLI refuse. For a hub on PostgreSQL: the database its `config.json` names holds no store or registry schema (`trosyn_store`, `trosyn_hub`), dropped or replaced since the hub ran on it.',
+    fix: 'If the store was lost, start the agent with `--recover`: it begins with an empty store and gets back from the network what this node had (writes that never left it are lost). Or restore a backup. A lost PostgreSQL registry comes back only from a backup of the database.',
   },
   STORE_SCHEMA_TOO_NEW: {
     area: 'Store',
@@ -216,6 +216,35 @@ export const ERROR_CODES = {
     meaning:
       'The disk is full or refused a write. Nothing of that write was kept; earlier acknowledged writes are intact.',
     fix: 'Free disk space; the operation can be retried.',
+  },
+  STORE_UNREACHABLE: {
+    area: 'Store',
+    meaning:
+      "The hub's PostgreSQL server could not be reached: connection refused, no such host or socket, or no answer within 10 s. The message names the server (never the password) and the cause.",
+    fix: 'Check that PostgreSQL runs and listens at that address (`listen_addresses`, the port, the socket directory) and that no firewall is in between.',
+  },
+  STORE_AUTH_FAILED: {
+    area: 'Store',
+    meaning:
+      "PostgreSQL refused to sign the hub's role in: a wrong password, none given where the server asks for one, an unknown role, or no `pg_hba.conf` line that lets it in.",
+    fix: 'Give the password with `PGPASSWORD`, `--store-password-file FILE` or `TROSYN_STORE_PASSWORD_FILE` (see DEPLOY.md), and check the role and `pg_hba.conf`.',
+  },
+  STORE_DATABASE_MISSING: {
+    area: 'Store',
+    meaning: 'The PostgreSQL server is there, but the database named in the connection does not exist.',
+    fix: 'Create it (`createdb -O trosyn trosyn`, see DEPLOY.md), or correct its name in `--store`.',
+  },
+  STORE_PASSWORD_UNREADABLE: {
+    area: 'Store',
+    meaning:
+      "The file holding the PostgreSQL password (`--store-password-file`, `TROSYN_STORE_PASSWORD_FILE`, or the one the data directory's `config.json` remembers) cannot be read, or is empty.",
+    fix: 'Give a readable file holding the password on its first line; run as the user the hub runs as.',
+  },
+  STORE_SQLITE_ONLY: {
+    area: 'Store',
+    meaning:
+      'The command works on the SQLite files of a data directory (backup, restore, scheduled backups), and this hub keeps its records and registry in PostgreSQL.',
+    fix: "Back the database up with PostgreSQL's tools (`pg_dump`, base backups), and the data directory (identity, `config.json`, `chunks/`) with a file copy: see DEPLOY.md.",
   },
   FILE_UNREADABLE: {
     area: 'Files',

@@ -8,6 +8,15 @@ import { FileStore } from '../files/file-store.js';
 import { NodeFiles } from '../files/node-files.js';
 import type { DeviceRegistry } from '../hub/registry.js';
 import { DataDirNotADirectoryError } from '../ops/errors.js';
+import {
+  HUB_REGISTRY_FILE,
+  hubStorage,
+  type HubStorage,
+  type HubStorageChoice,
+  isHubDataDir,
+} from '../ops/hub-store.js';
+import type { StorageAdapter } from '../store/adapter.js';
+import { PostgresLocationError } from '../store/postgres-location.js';
 import type { DeviceId } from '../store/types.js';
 import type { Replica } from '../sync/replica.js';
 import { nodeReplica } from '../sync/node-replica.js';
@@ -79,8 +88,34 @@ export function nodeDeviceId(dir: string): DeviceId {
   return deviceIdOfPem(readFileSync(cert, 'utf8'));
 }
 
+/** Whether `dir` is a hub's data directory (SQLite registry file, or a PostgreSQL store in config.json). */
 export function isHubDir(dir: string): boolean {
-  return existsSync(join(dir, 'hub.db'));
+  return isHubDataDir(dir);
+}
+
+/**
+ * Where the hub of `dir` keeps its records and registry: the one place every
+ * command asks (the `hub` command adds what it was given). A location in
+ * config.json that cannot be read is INVALID_CONFIG.
+ */
+export function storageOf(dir: string, given: HubStorageChoice = {}): HubStorage {
+  try {
+    return hubStorage(dir, given);
+  } catch (err) {
+    if (!(err instanceof PostgresLocationError)) throw err;
+    if (given.store !== undefined) throw new UsageError(`--store: ${err.message}`);
+    throw new TrosynError('INVALID_CONFIG', `${join(dir, 'config.json')}: store: ${err.message}`, {
+      path: join(dir, 'config.json'),
+    });
+  }
+}
+
+/** The hub's store on PostgreSQL, when `dir` is a hub's whose config.json names one; it must be there. */
+async function postgresStoreOf(dir: string): Promise<StorageAdapter | undefined> {
+  const storage = storageOf(dir);
+  if (storage.kind !== 'postgres') return undefined;
+  const { PostgresStore } = await import('../store/postgres.js');
+  return new PostgresStore({ connection: storage.connection, mustExist: true });
 }
 
 /**
@@ -91,9 +126,11 @@ export async function withReplica<T>(dir: string, fn: (replica: Replica) => Prom
   const deviceId = nodeDeviceId(dir);
   // Strategies come from the policy the store keeps; config.json adds local-only collections.
   const collections = localOnlyOptions(loadNodeConfig(dir));
+  const store = await postgresStoreOf(dir);
   const replica = nodeReplica({
     dataDir: dir,
     deviceId,
+    ...(store && { store }),
     role: isHubDir(dir) ? 'hub' : 'child',
     ...(collections && { collections }),
     // Never make a new, empty store behind the back of a node that has run: a missing one was lost.
@@ -132,19 +169,23 @@ export async function withRegistry<T>(
   if (!isHubDir(dir)) {
     throw new TrosynError(
       'NOT_A_HUB',
-      `${dir} is not a hub's data directory (no hub.db): pass the hub's --data`,
+      `${dir} is not a hub's data directory (no hub.db, and no PostgreSQL store in its config.json): pass the hub's --data`,
       { dataDir: dir },
     );
   }
   // Loaded here, not with the CLI: only the hub's commands need the registry.
-  const [{ HUB_REGISTRY_FILE }, { DeviceRegistry }, { SqliteRegistryBackend }] = await Promise.all([
-    import('../hub/factory.js'),
+  const storage = storageOf(dir);
+  const [{ DeviceRegistry }, backend] = await Promise.all([
     import('../hub/registry.js'),
-    import('../hub/sqlite-registry.js'),
+    storage.kind === 'postgres'
+      ? import('../hub/postgres-registry.js').then(
+          (m) => new m.PostgresRegistryBackend({ connection: storage.connection, mustExist: true }),
+        )
+      : import('../hub/sqlite-registry.js').then(
+          (m) => new m.SqliteRegistryBackend({ path: join(dir, HUB_REGISTRY_FILE) }),
+        ),
   ]);
-  const registry = new DeviceRegistry({
-    backend: new SqliteRegistryBackend({ path: join(dir, HUB_REGISTRY_FILE) }),
-  });
+  const registry = new DeviceRegistry({ backend });
   await registry.start();
   try {
     return await fn(registry);

@@ -77,8 +77,12 @@ export async function assembleHub(init: HubInit, parts: HubParts, hooks: HubHook
   const { logger } = hooks;
   const clock = parts.clock;
   const name = init.name ?? 'trosyn-hub';
-  // Asked for, and needed: a recovered store holds nothing yet.
-  const recovering = init.recover === true && nodeStoreState(init.dataDir) !== 'present';
+  // Asked for, and needed: a recovered store holds nothing yet. A SQLite file is
+  // looked at before the store makes it; a PostgreSQL store once it has started.
+  const sqliteState = init.postgres === undefined ? nodeStoreState(init.dataDir) : undefined;
+  const recovering = async (): Promise<boolean> =>
+    init.recover === true &&
+    (sqliteState !== undefined ? sqliteState !== 'present' : (await replica.stats()).latestSeq === 0);
   const identity = await parts.identity();
   const replica = new Replica({
     store: parts.store,
@@ -215,7 +219,7 @@ export async function assembleHub(init: HubInit, parts: HubParts, hooks: HubHook
     isStarted: () => true,
     start: async () => {
       hooks.loadRecovery(parseRecoveryWindow(await replica.getNote('recovery')));
-      if (recovering) await hooks.beginRecovery('store-recreated', replica);
+      if (await recovering()) await hooks.beginRecovery('store-recreated', replica);
       for (const c of await replica.conflicts())
         if (c.status !== 'resolved') hooks.rememberConflict(c.collection, c.id);
       unsubscribe = replica.subscribe((e) => hooks.trackConflict(e.collection, e.id, e.conflict));

@@ -1,23 +1,27 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { loadNodeConfig } from '../config.js';
 import { systemClock } from '../lifecycle.js';
 import { componentLogger, silentLogger } from '../observability/logger.js';
 import { PackChunkStore } from '../files/chunk-store-pack.js';
+import { HUB_REGISTRY_FILE } from '../ops/hub-store.js';
+import { PostgresStore } from '../store/postgres.js';
 import { SqliteStore } from '../store/sqlite.js';
 import { NODE_STORE_FILE } from '../sync/node-replica.js';
 import { loadOrCreateIdentity } from '../transport/identity.js';
 import { Hub } from './hub.js';
 import type { HubInit, HubParts } from './options.js';
+import { PostgresRegistryBackend } from './postgres-registry.js';
 import { DeviceRegistry } from './registry.js';
+import type { RegistryBackend } from './registry-backend.js';
 import { SqliteRegistryBackend } from './sqlite-registry.js';
 
-/** The registry file in a hub's data directory. */
-export const HUB_REGISTRY_FILE = 'hub.db';
+export { HUB_REGISTRY_FILE } from '../ops/hub-store.js';
 
 /**
  * Builds a hub from its settings, with the default parts (files in `dataDir`:
- * identity, SQLite store, SQLite registry) for every part not given. Nothing is
- * touched on disk until `start()`.
+ * identity, SQLite store, SQLite registry; or the store and registry in
+ * `init.postgres`) for every part not given. Nothing is touched on disk until `start()`.
  */
 export function createHub(init: HubInit, given: Partial<HubParts> = {}): Hub {
   const logger = given.logger ?? silentLogger;
@@ -25,34 +29,55 @@ export function createHub(init: HubInit, given: Partial<HubParts> = {}): Hub {
   const { dataDir } = init;
   const name = init.name ?? 'trosyn-hub';
   // A hub that has run (identity and registry made together with the store) must
-  // find its store: a missing one was lost, and starting afresh would hide it.
+  // find its store: a missing one was lost, and starting afresh would hide it. On
+  // PostgreSQL it has run once config.json names its database (or, moved from
+  // SQLite, once its registry file is here).
+  const hasIdentity = existsSync(join(dataDir, 'identity', 'cert.pem'));
+  const hasRegistryFile = existsSync(join(dataDir, HUB_REGISTRY_FILE));
   const hasRun =
-    existsSync(join(dataDir, 'identity', 'cert.pem')) && existsSync(join(dataDir, HUB_REGISTRY_FILE));
+    hasIdentity &&
+    (init.postgres === undefined
+      ? hasRegistryFile
+      : hasRegistryFile || loadNodeConfig(dataDir).store !== undefined);
+  const hubLogger = componentLogger(logger, 'hub');
+  const backend = (): RegistryBackend =>
+    init.postgres === undefined
+      ? new SqliteRegistryBackend({ path: join(dataDir, HUB_REGISTRY_FILE), clock })
+      : new PostgresRegistryBackend({
+          connection: init.postgres,
+          // The registry does not come back from the children: --recover does not excuse it.
+          mustExist: hasRun,
+          logger: hubLogger,
+          clock,
+        });
   const registry =
     given.registry ??
     new DeviceRegistry({
-      backend: new SqliteRegistryBackend({ path: join(dataDir, HUB_REGISTRY_FILE), clock }),
+      backend: backend(),
       ...(init.requireApproval !== undefined && { requireApproval: init.requireApproval }),
-      logger: componentLogger(logger, 'hub'),
+      logger: hubLogger,
       clock,
     });
+  const mustExist = hasRun && init.recover !== true;
   const parts: HubParts = {
     identity:
       given.identity ??
       (() =>
         loadOrCreateIdentity(join(dataDir, 'identity'), {
           commonName: name,
-          logger: componentLogger(logger, 'hub'),
+          logger: hubLogger,
         })),
     store:
       given.store ??
-      new SqliteStore({
-        path: join(dataDir, NODE_STORE_FILE),
-        mustExist: hasRun && init.recover !== true,
-        ...(init.synchronous && { synchronous: init.synchronous }),
-        logger: componentLogger(logger, 'hub'),
-        clock,
-      }),
+      (init.postgres === undefined
+        ? new SqliteStore({
+            path: join(dataDir, NODE_STORE_FILE),
+            mustExist,
+            ...(init.synchronous && { synchronous: init.synchronous }),
+            logger: hubLogger,
+            clock,
+          })
+        : new PostgresStore({ connection: init.postgres, mustExist, logger: hubLogger, clock })),
     registry,
     authenticator: given.authenticator ?? registry,
     chunks:

@@ -5,6 +5,7 @@ import type { CompressionCodec } from '../protocol/compression.js';
 import type { ChunkStore } from '../files/chunk-store.js';
 import type { FileTransferPolicy } from '../files/node-files.js';
 import type { StorageAdapter } from '../store/adapter.js';
+import type { PostgresConnection } from '../store/postgres-connection.js';
 import type { RetentionPolicy } from '../store/types.js';
 import type { CollectionOptions } from '../sync/replica.js';
 import type { Authenticator } from '../transport/authenticator.js';
@@ -105,6 +106,16 @@ export interface HubInit {
    */
   backups?: { dir: string; everyHours?: number; keep?: number };
   /**
+   * Keep the default store and registry in this PostgreSQL database (schemas
+   * `trosyn_store` and `trosyn_hub`, created on the first start) instead of
+   * `trosyn.db` and `hub.db` in `dataDir`; the identity and file content stay in
+   * `dataDir`. Once the data directory's config.json names the database (the CLI
+   * writes it after the first start), a later start finds both schemas there or fails
+   * with STORE_MISSING, as a hub that ran on SQLite does when its files are gone.
+   * @default SQLite files in dataDir
+   */
+  postgres?: PostgresConnection;
+  /**
    * SQLite durability of the default store; see SqliteStoreOptions. `'off'` also
    * stops the default chunk store syncing file content to disk (tests only).
    * @default 'full'
@@ -135,11 +146,11 @@ export interface HubInit {
 export interface HubParts {
   /** The hub's key and certificate. Default: `<dataDir>/identity`, created on first start. */
   identity: () => Promise<DeviceIdentity>;
-  /** Records, revisions, change log, cursors. Default: SQLite at `<dataDir>/trosyn.db`. */
+  /** Records, revisions, change log, cursors. Default: SQLite at `<dataDir>/trosyn.db`, or HubInit.postgres. */
   store: StorageAdapter;
   /** File content, as chunks named by their SHA-256. Default: files under `<dataDir>/chunks`. */
   chunks: ChunkStore;
-  /** Devices, groups, pairing codes, settings. Default: over SQLite at `<dataDir>/hub.db`. */
+  /** Devices, groups, pairing codes, settings. Default: over SQLite at `<dataDir>/hub.db`, or HubInit.postgres. */
   registry: DeviceRegistry;
   /** Who may connect. Default: the registry. */
   authenticator: Authenticator;

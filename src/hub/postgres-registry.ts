@@ -30,6 +30,8 @@ export interface PostgresRegistryOptions {
   schema?: string;
   /** Connections the registry opens at most. Default 4. */
   maxConnections?: number;
+  /** The hub has run on this database: a missing schema fails with STORE_MISSING. Default false. */
+  mustExist?: boolean;
   /** Only for the schema migrations' timestamps. */
   clock?: Clock;
   logger?: Logger;
@@ -89,6 +91,7 @@ export class PostgresRegistryBackend implements RegistryBackend {
       steps: POSTGRES_REGISTRY_MIGRATIONS,
       now: (this.options.clock ?? systemClock).now(),
       what: 'registry',
+      ...(this.options.mustExist && { mustExist: true }),
     });
     if (this.db) {
       // Another start() finished first.

@@ -19,6 +19,7 @@ import { open } from 'node:fs/promises';
 import Database from 'better-sqlite3';
 import { TrosynError } from '../errors.js';
 import { APP_VERSION } from '../version.js';
+import { onPostgres } from './hub-store.js';
 import { DataDirLock } from './data-dir.js';
 
 /**
@@ -67,6 +68,15 @@ const LOCK_FILES = new Set(['agent.lock', 'agent.lock.json', 'agent.lock-journal
 
 export class BackupError extends TrosynError {}
 
+/** A backup or restore of a hub whose data is in PostgreSQL, which these commands do not copy. */
+function sqliteOnly(what: 'backup' | 'restore', dataDir: string): BackupError {
+  return new BackupError(
+    'STORE_SQLITE_ONLY',
+    `${dataDir} is a hub whose records and registry are in PostgreSQL, and ${what} copies SQLite files only: back the database up with pg_dump or base backups, and this directory (identity, config.json, chunks) with a file copy (docs/DEPLOY.md)`,
+    { dataDir },
+  );
+}
+
 export interface BackupProgress {
   /** What is being copied: a database, the packs. */
   step: string;
@@ -90,6 +100,7 @@ export async function backupNode(
   now: () => number = Date.now,
 ): Promise<BackupManifest> {
   const cert = join(dataDir, 'identity', 'cert.pem');
+  if (onPostgres(dataDir)) throw sqliteOnly('backup', dataDir);
   if (!existsSync(cert) || !existsSync(join(dataDir, 'trosyn.db')))
     throw new BackupError('NO_NODE', `${dataDir} holds no Trosyn Sync node to back up`, { dataDir });
   if (existsSync(out) && readdirSync(out).length > 0)
@@ -344,6 +355,7 @@ export async function restoreNode(
   await lock.start();
   try {
     const existing = readdirSync(dataDir).filter((f) => !LOCK_FILES.has(f));
+    if (existing.length > 0 && onPostgres(dataDir)) throw sqliteOnly('restore', dataDir);
     if (existing.length > 0) {
       if (!options.force)
         throw new BackupError(

@@ -5,7 +5,17 @@ import type { ClockOffset } from '../transport/clock-offset.js';
 
 /** One thing the doctor looked at, in plain words. */
 export interface Check {
-  id: 'data-dir' | 'identity' | 'agent' | 'databases' | 'disk' | 'ports' | 'hub' | 'clock' | 'discovery';
+  id:
+    | 'data-dir'
+    | 'identity'
+    | 'agent'
+    | 'databases'
+    | 'postgres'
+    | 'disk'
+    | 'ports'
+    | 'hub'
+    | 'clock'
+    | 'discovery';
   title: string;
   status: 'ok' | 'warn' | 'fail';
   /** What was found. */

@@ -10,6 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import type pg from 'pg';
 import { DEVICE_HEALTH_SETTING, type DeviceTrouble } from '../hub/device-health.js';
 import type { DeviceId } from '../store/types.js';
 import { DEFAULT_MAX_CLOCK_SKEW_MS } from '../sync/replica.js';
@@ -144,10 +145,10 @@ async function probeHubClock(
 }
 
 /** The hub's check: the devices whose last measured clock is far from the hub's. */
-export function checkHubClock(dataDir: string): Check {
+export async function checkHubClock(dataDir: string, postgres?: Queryable): Promise<Check> {
   let devices: NonNullable<ClockFinding['devices']>;
   try {
-    devices = measuredDevices(dataDir);
+    devices = measured(postgres ? await postgresRows(postgres) : sqliteRows(dataDir));
   } catch (err) {
     return {
       id: 'clock',
@@ -189,31 +190,52 @@ export function checkHubClock(dataDir: string): Check {
   };
 }
 
-/** The last clock measurement of each device that is not revoked, from hub.db (read only). */
-function measuredDevices(dataDir: string): NonNullable<ClockFinding['devices']> {
+/** What the clock check reads from the registry: the devices' health setting, and their names. */
+interface RegistryRows {
+  health: string | undefined;
+  names: { device_id: string; name: string }[];
+}
+
+/** Anything that runs a query: a pool of the hub's PostgreSQL database. */
+type Queryable = Pick<pg.Pool, 'query'>;
+
+/** The registry's rows from hub.db (read only). */
+function sqliteRows(dataDir: string): RegistryRows {
   const db = new Database(join(dataDir, 'hub.db'), { readonly: true, fileMustExist: true });
   try {
     const row = db.prepare('SELECT value FROM settings WHERE key = ?').get(DEVICE_HEALTH_SETTING) as
       { value: string } | undefined;
-    if (!row) return [];
-    const health = JSON.parse(row.value) as Record<string, Partial<DeviceTrouble>>;
-    const names = new Map(
-      (
-        db.prepare("SELECT device_id, name FROM devices WHERE state != 'revoked'").all() as {
-          device_id: string;
-          name: string;
-        }[]
-      ).map((r) => [r.device_id, r.name]),
-    );
-    const out: NonNullable<ClockFinding['devices']> = [];
-    for (const [deviceId, entry] of Object.entries(health)) {
-      const c = entry.clock;
-      const name = names.get(deviceId);
-      if (!c || name === undefined || typeof c.offsetMs !== 'number') continue;
-      out.push({ deviceId: deviceId as DeviceId, name, offsetMs: c.offsetMs, rttMs: c.rttMs, at: c.at });
-    }
-    return out;
+    const names = db
+      .prepare("SELECT device_id, name FROM devices WHERE state != 'revoked'")
+      .all() as RegistryRows['names'];
+    return { health: row?.value, names };
   } finally {
     db.close();
   }
+}
+
+/** The registry's rows from its PostgreSQL schema (read only). */
+async function postgresRows(db: Queryable): Promise<RegistryRows> {
+  const row = await db.query<{ value: string }>('SELECT value FROM trosyn_hub.settings WHERE key = $1', [
+    DEVICE_HEALTH_SETTING,
+  ]);
+  const names = await db.query<{ device_id: string; name: string }>(
+    "SELECT device_id, name FROM trosyn_hub.devices WHERE state != 'revoked'",
+  );
+  return { health: row.rows[0]?.value, names: names.rows };
+}
+
+/** The last clock measurement of each device that is not revoked. */
+function measured(rows: RegistryRows): NonNullable<ClockFinding['devices']> {
+  if (rows.health === undefined) return [];
+  const health = JSON.parse(rows.health) as Record<string, Partial<DeviceTrouble>>;
+  const names = new Map(rows.names.map((r) => [r.device_id, r.name]));
+  const out: NonNullable<ClockFinding['devices']> = [];
+  for (const [deviceId, entry] of Object.entries(health)) {
+    const c = entry.clock;
+    const name = names.get(deviceId);
+    if (!c || name === undefined || typeof c.offsetMs !== 'number') continue;
+    out.push({ deviceId: deviceId as DeviceId, name, offsetMs: c.offsetMs, rttMs: c.rttMs, at: c.at });
+  }
+  return out;
 }

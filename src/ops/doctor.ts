@@ -14,6 +14,8 @@ import type { HubAddress } from '../transport/client.js';
 import type { DeviceId } from '../store/types.js';
 import { NODE_DATABASES } from './backup.js';
 import { DataDirLock } from './data-dir.js';
+import { checkPostgres } from './doctor-postgres.js';
+import { isHubDataDir, onPostgres } from './hub-store.js';
 import type { Check } from './doctor-check.js';
 import { checkChildClock, checkHubClock } from './doctor-clock.js';
 import { checkDiscovery } from './doctor-discovery.js';
@@ -51,11 +53,7 @@ export interface DoctorOptions {
  * connects to its hub once, for a hello, to read the hub's clock).
  */
 export async function runDoctor(dataDir: string, options: DoctorOptions = {}): Promise<DoctorReport> {
-  const role = existsSync(join(dataDir, 'hub.db'))
-    ? 'hub'
-    : existsSync(join(dataDir, 'hub.json'))
-      ? 'child'
-      : 'unknown';
+  const role = isHubDataDir(dataDir) ? 'hub' : existsSync(join(dataDir, 'hub.json')) ? 'child' : 'unknown';
   const timeoutMs = options.timeoutMs ?? 3000;
   const checks: Check[] = [checkDataDir(dataDir)];
   const node = checks[0]?.status !== 'fail';
@@ -70,7 +68,9 @@ export async function runDoctor(dataDir: string, options: DoctorOptions = {}): P
     checks.push(checkIdentity(dataDir));
     const agent = await checkAgent(dataDir, role);
     checks.push(agent.check);
-    checks.push(checkDatabases(dataDir));
+    const postgres = role === 'hub' && onPostgres(dataDir) ? await checkPostgres(dataDir) : undefined;
+    checks.push(checkDatabases(dataDir, postgres !== undefined));
+    if (postgres) checks.push(postgres.check);
     checks.push(checkDisk(dataDir));
     checks.push(await checkPorts(role, agent.running, options));
     if (role === 'child') {
@@ -85,7 +85,14 @@ export async function runDoctor(dataDir: string, options: DoctorOptions = {}): P
         }),
       );
     }
-    if (role === 'hub') checks.push(checkHubClock(dataDir));
+    if (role === 'hub' && postgres === undefined) checks.push(await checkHubClock(dataDir));
+    if (postgres?.pool) {
+      try {
+        checks.push(await checkHubClock(dataDir, postgres.pool));
+      } finally {
+        await postgres.pool.end();
+      }
+    }
   }
   checks.push(await discovery);
   return { dataDir, role, healthy: checks.every((c) => c.status !== 'fail'), checks };
@@ -260,7 +267,8 @@ async function checkAgent(
   };
 }
 
-function checkDatabases(dir: string): Check {
+/** The SQLite files' integrity; on a hub on PostgreSQL only those it keeps here (files, chunk index). */
+function checkDatabases(dir: string, onPostgres: boolean): Check {
   const title = 'databases';
   const fine: string[] = [];
   for (const name of NODE_DATABASES) {
@@ -292,6 +300,13 @@ function checkDatabases(dir: string): Check {
       };
     }
   }
+  if (onPostgres)
+    return {
+      id: 'databases',
+      title,
+      status: 'ok',
+      detail: `${fine.length > 0 ? `${fine.join(', ')}: integrity check passed; ` : ''}records and registry in PostgreSQL (below)`,
+    };
   if (fine.length === 0)
     return {
       id: 'databases',

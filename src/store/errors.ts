@@ -71,3 +71,58 @@ export class StoreMissingError extends TrosynError {
     );
   }
 }
+
+/** The PostgreSQL server could not be reached: refused, no such host or socket, or no answer in time. */
+export class StoreUnreachableError extends TrosynError {
+  constructor(label: string, cause: Error) {
+    super(
+      'STORE_UNREACHABLE',
+      `cannot reach the PostgreSQL server of ${label} (${cause.message}): is it running and listening at that address, and does the network let this machine through?`,
+      { db: label },
+      { cause },
+    );
+  }
+}
+
+/** The PostgreSQL server refused to sign the role in: a wrong or missing password, an unknown role, pg_hba.conf. */
+export class StoreAuthError extends TrosynError {
+  constructor(label: string, cause: Error) {
+    super(
+      'STORE_AUTH_FAILED',
+      `PostgreSQL refused the sign-in to ${label} (${cause.message}): check the role and its password (in the connection string, PGPASSWORD, --store-password-file or TROSYN_STORE_PASSWORD_FILE) and the server's pg_hba.conf`,
+      { db: label },
+      { cause },
+    );
+  }
+}
+
+/** The server is there but the database named in the connection does not exist. */
+export class StoreDatabaseMissingError extends TrosynError {
+  constructor(label: string, cause: Error) {
+    super(
+      'STORE_DATABASE_MISSING',
+      `the database of ${label} does not exist (${cause.message}): create it first (createdb -O ROLE NAME, see docs/DEPLOY.md), or correct the name`,
+      { db: label },
+      { cause },
+    );
+  }
+}
+
+/**
+ * A hub that has run on a PostgreSQL database finds its schema there missing or
+ * empty (dropped, or the database replaced): the form of STORE_MISSING for
+ * PostgreSQL. Starting afresh would hide the loss.
+ */
+export class PostgresStoreMissingError extends TrosynError {
+  constructor(label: string, schema: string, what: 'store' | 'registry') {
+    const fix =
+      what === 'store'
+        ? 'restore the database from a backup (pg_dump, a base backup), or start the hub with --recover to begin with an empty store and take back from the children what they hold'
+        : 'restore the database from a backup (pg_dump, a base backup): without the registry no paired device can connect, and --recover does not bring it back';
+    super(
+      'STORE_MISSING',
+      `the PostgreSQL database ${label} holds no hub ${what} (schema ${schema}), but this data directory belongs to a hub that has run on it (a hub that ran on the SQLite files in its data directory does not move to PostgreSQL by itself); ${fix}`,
+      { db: label, schema },
+    );
+  }
+}

@@ -1,6 +1,11 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
-import { StoreOpenError } from './errors.js';
+import {
+  StoreAuthError,
+  StoreDatabaseMissingError,
+  StoreOpenError,
+  StoreUnreachableError,
+} from './errors.js';
 
 /**
  * Where a PostgreSQL-backed part keeps its tables: a connection string
@@ -17,6 +22,9 @@ export interface PostgresTarget {
   /** `err` with every occurrence of the password taken out of its message; no other properties kept but `code`. */
   sanitize(err: unknown): Error;
 }
+
+/** How long opening a connection may take before the server counts as unreachable. */
+const CONNECT_TIMEOUT_MS = 10_000;
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 const INT8_OID = 20;
@@ -82,7 +90,13 @@ export function openPostgres(
     if (typeof code === 'string') Object.assign(clean, { code });
     return clean;
   };
-  const pool = new pg.Pool({ ...config, max: options.maxConnections, types });
+  // A server behind a silent network would otherwise keep a start waiting for good.
+  const pool = new pg.Pool({
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    ...config,
+    max: options.maxConnections,
+    types,
+  });
   // The tables are found, and created, in their own schema. Set on each new
   // connection before any query of ours (the pool hands it out after this), rather
   // than as a startup option, which an `options` parameter of the connection
@@ -158,4 +172,44 @@ export async function inTransaction<T>(
   } finally {
     client.release(broken);
   }
+}
+
+/** Socket errors of a server that cannot be reached at all. */
+const UNREACHABLE = new Set([
+  'ECONNREFUSED',
+  'ENOENT',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ETIMEDOUT',
+  'ECONNRESET',
+  'EACCES',
+  // cannot_connect_now: the server is starting up or shutting down
+  '57P03',
+]);
+
+/**
+ * Why a database could not be opened, as a named error that names the database
+ * (without its password) and the cause: STORE_UNREACHABLE, STORE_AUTH_FAILED,
+ * STORE_DATABASE_MISSING, or STORE_OPEN_FAILED for anything else.
+ */
+export function openError(target: PostgresTarget, err: unknown): Error {
+  const clean = target.sanitize(err);
+  const code = (clean as { code?: string }).code ?? '';
+  const message = clean.message;
+  if (
+    UNREACHABLE.has(code) ||
+    /timeout (exceeded when trying to connect|expired)|connection timeout|Connection terminated unexpectedly/i.test(
+      message,
+    )
+  )
+    return new StoreUnreachableError(target.label, clean);
+  // invalid_password, invalid_authorization_specification (no such role, pg_hba.conf)
+  if (code === '28P01' || code === '28000') return new StoreAuthError(target.label, clean);
+  // node-postgres's own words when the server asks for a password and none was given
+  if (/client password must be a string|password must be a non-empty string/i.test(message))
+    return new StoreAuthError(target.label, new Error('the server asks for a password and none was given'));
+  if (code === '3D000') return new StoreDatabaseMissingError(target.label, clean);
+  return new StoreOpenError(target.label, clean);
 }

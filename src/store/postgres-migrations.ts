@@ -1,9 +1,10 @@
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import { SchemaTooNewError, StoreOpenError } from './errors.js';
+import { PostgresStoreMissingError, SchemaTooNewError } from './errors.js';
 import type { Migration } from './migrations.js';
 import {
   inTransaction,
+  openError,
   openPostgres,
   type PostgresConnection,
   type PostgresTarget,
@@ -53,8 +54,8 @@ export async function runPostgresMigrations(
 /**
  * Opens `connection`, brings `options.schema` to `steps` and runs `prepare` on the
  * result: what the store and the registry each do at start. On any failure the pool
- * is ended and the error is STORE_SCHEMA_TOO_NEW or STORE_OPEN_FAILED (the password
- * left out).
+ * is ended and the error is named (see openError; STORE_SCHEMA_TOO_NEW, STORE_MISSING),
+ * the password left out.
  */
 export async function openMigrated(
   connection: PostgresConnection,
@@ -64,22 +65,39 @@ export async function openMigrated(
     logger: Logger;
     steps: readonly Migration[];
     now: number;
-    /** What the schema holds, for the log line: 'store' or 'registry'. */
-    what: string;
+    /** What the schema holds, for the log line and errors. */
+    what: 'store' | 'registry';
+    /**
+     * The schema must already hold a migrated database (its owner has run on it):
+     * when it does not, fail with STORE_MISSING rather than create an empty one.
+     */
+    mustExist?: boolean;
     prepare?: (target: PostgresTarget) => Promise<void>;
   },
 ): Promise<PostgresTarget> {
   const { schema, logger } = options;
   const target = openPostgres(connection, { schema, maxConnections: options.maxConnections, logger });
   try {
+    if (options.mustExist && !(await migrated(target.pool, schema)))
+      throw new PostgresStoreMissingError(target.label, schema, options.what);
     const applied = await runPostgresMigrations(target.pool, schema, options.steps, options.now);
     if (applied.length > 0)
       logger.info({ db: target.label, schema, applied }, `${options.what} schema migrated`);
     await options.prepare?.(target);
   } catch (err) {
     await target.pool.end().catch(() => undefined);
-    if (err instanceof SchemaTooNewError) throw err;
-    throw new StoreOpenError(target.label, target.sanitize(err));
+    if (err instanceof SchemaTooNewError || err instanceof PostgresStoreMissingError) throw err;
+    throw openError(target, err);
   }
   return target;
+}
+
+/** Whether `schema` holds a database some migration step was applied to. */
+async function migrated(pool: pg.Pool, schema: string): Promise<boolean> {
+  const { rows } = await pool.query<{ table: string | null }>('SELECT to_regclass($1) AS table', [
+    `${schema}.schema_migrations`,
+  ]);
+  if (rows[0]?.table == null) return false;
+  const count = await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${schema}.schema_migrations`);
+  return (count.rows[0]?.n ?? 0) > 0;
 }

@@ -52,6 +52,12 @@ export interface PostgresStoreOptions {
   schema?: string;
   /** Connections the store opens at most. Default 4. */
   maxConnections?: number;
+  /**
+   * Its owner has run on this database before, so the schema must be there: a
+   * missing or empty one fails with STORE_MISSING instead of starting afresh.
+   * Default false.
+   */
+  mustExist?: boolean;
   logger?: Logger;
   clock?: Clock;
 }
@@ -201,6 +207,7 @@ export class PostgresStore implements StorageAdapter {
       steps: POSTGRES_STORE_MIGRATIONS,
       now: this.clock.now(),
       what: 'store',
+      ...(this.options.mustExist && { mustExist: true }),
       // A store gets its change log identity and checkpoint secret when first started
       // (the first of two processes wins). Each start begins an epoch at the next
       // position, replacing one a copy of this database already had there: this may

@@ -2,6 +2,7 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Clock } from '../lifecycle.js';
+import type { StorageAdapter } from '../store/adapter.js';
 import { SqliteStore } from '../store/sqlite.js';
 import type { DeviceId, RetentionPolicy } from '../store/types.js';
 import { type CollectionOptions, Replica } from './replica.js';
@@ -13,6 +14,8 @@ export interface NodeReplicaOptions {
   dataDir: string;
   deviceId: DeviceId;
   role: 'hub' | 'child';
+  /** The store to use instead of the SQLite file in the data directory (a hub's on PostgreSQL). */
+  store?: StorageAdapter;
   collections?: Record<string, CollectionOptions>;
   synchronous?: 'full' | 'normal' | 'off';
   /** Applied at start and hourly while running. */
@@ -40,13 +43,15 @@ export function nodeStoreState(dataDir: string): 'present' | 'missing' | 'empty'
 /** The replica of a node's data directory (not started), built the same way by hub, child and CLI. */
 export function nodeReplica(o: NodeReplicaOptions): Replica {
   return new Replica({
-    store: new SqliteStore({
-      path: join(o.dataDir, NODE_STORE_FILE),
-      ...(o.requireExisting && { mustExist: true }),
-      ...(o.logger && { logger: o.logger }),
-      ...(o.synchronous && { synchronous: o.synchronous }),
-      ...(o.clock && { clock: o.clock }),
-    }),
+    store:
+      o.store ??
+      new SqliteStore({
+        path: join(o.dataDir, NODE_STORE_FILE),
+        ...(o.requireExisting && { mustExist: true }),
+        ...(o.logger && { logger: o.logger }),
+        ...(o.synchronous && { synchronous: o.synchronous }),
+        ...(o.clock && { clock: o.clock }),
+      }),
     deviceId: o.deviceId,
     role: o.role,
     ...(o.collections && { collections: o.collections }),

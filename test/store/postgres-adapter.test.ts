@@ -152,7 +152,7 @@ describe('PostgresStore beyond the suite', () => {
         () => assert.fail('a wrong password is refused'),
         (e: unknown) => e,
       );
-      assert.equal((err as { code?: string }).code, 'STORE_OPEN_FAILED');
+      assert.equal((err as { code?: string }).code, 'STORE_AUTH_FAILED');
       for (const text of [String(err), inspect(err, { depth: 10 }), JSON.stringify(err), lines.join('')])
         for (const secret of [password, encodeURIComponent(password)])
           assert.ok(!text.includes(secret), `no password in ${text}`);

@@ -13,6 +13,7 @@ import {
   retentionPolicy,
 } from '../../config.js';
 import type { PemCertificate } from '../../hub/admin-api/serving.js';
+import { parsePostgresLocation } from '../../store/postgres-location.js';
 import { pairingUri } from '../../transport/pairing-code.js';
 import { removeAgentFile, writeAgentFile } from '../../observability/agent-file.js';
 import { createLogger, type Logger, rollingLogFile } from '../../observability/logger.js';
@@ -25,7 +26,17 @@ import {
 } from '../../protocol/constants.js';
 import { formatDeviceId } from '../../transport/device-id.js';
 import { APP_VERSION } from '../../version.js';
-import { type CommonOptions, common, dataDir, print, UsageError, withRegistry } from '../context.js';
+import { TrosynError } from '../../errors.js';
+import { type HubStorage, rememberHubStorage, STORE_PASSWORD_FILE_ENV } from '../../ops/hub-store.js';
+import {
+  type CommonOptions,
+  common,
+  dataDir,
+  print,
+  storageOf,
+  UsageError,
+  withRegistry,
+} from '../context.js';
 
 const logLevel = () =>
   new Option('--log-level <level>', 'log detail (on stderr)')
@@ -179,6 +190,8 @@ interface HubOpts extends CommonOptions, LogOptions {
   metricsPort?: number;
   metricsHost?: string;
   heartbeat: number;
+  store?: string;
+  storePasswordFile?: string;
 }
 
 interface ChildOpts extends CommonOptions, LogOptions {
@@ -244,8 +257,16 @@ export function registerAgents(program: Command): void {
         15,
       )
       .option(
+        '--store <location>',
+        "keep the hub's records and registry in this PostgreSQL database (postgres://USER@HOST:PORT/DB, postgres://USER@/DB?host=/SOCKET/DIR, or 'host=/SOCKET/DIR dbname=DB user=USER') instead of SQLite files in --data; remembered in the data directory's config.json (without any password), so later commands need only --data",
+      )
+      .option(
+        '--store-password-file <file>',
+        `the PostgreSQL password, on the file's first line (also $${STORE_PASSWORD_FILE_ENV} or $PGPASSWORD); the path is remembered, the password never stored`,
+      )
+      .option(
         '--recover',
-        "the hub's store (trosyn.db) was lost: start with an empty one and take back what the children hold",
+        "the hub's store (trosyn.db, or its PostgreSQL schema) was lost: start with an empty one and take back what the children hold",
       )
       .addOption(logLevel())
       .addOption(logFormat())
@@ -269,6 +290,12 @@ export function registerAgents(program: Command): void {
       throw new UsageError('--insecure-http cannot be combined with --http-cert: choose HTTPS or plain HTTP');
     const dir = dataDir(opts, 'hub');
     const config = loadNodeConfig(dir);
+    const storage = hubStorageOf(dir, opts);
+    if (storage.kind === 'postgres' && opts.backupDir !== undefined)
+      throw new TrosynError(
+        'STORE_SQLITE_ONLY',
+        `--backup-dir copies SQLite files, and this hub keeps its data in PostgreSQL (${storage.url}): back the database up with pg_dump or base backups (docs/DEPLOY.md)`,
+      );
     const collections = collectionOptions(config);
     const logger = await agentLogger(opts);
     const requireApproval = opts.requireApproval ?? config.requireApproval;
@@ -289,6 +316,7 @@ export function registerAgents(program: Command): void {
         ...(requireApproval !== undefined && { requireApproval }),
         ...(retentionPolicy(config) && { retention: retentionPolicy(config) }),
         ...(opts.recover && { recover: true }),
+        ...(storage.kind === 'postgres' && { postgres: storage.connection }),
         eventRetentionDays: opts.eventRetentionDays,
         ...(opts.backupDir && {
           backups: { dir: resolve(opts.backupDir), everyHours: opts.backupEveryHours, keep: opts.backupKeep },
@@ -308,6 +336,9 @@ export function registerAgents(program: Command): void {
       { logger },
     );
     await hub.start();
+    // Remembered once the hub runs on it: a start that failed changes nothing here.
+    rememberHubStorage(dir, storage);
+    const store = storage.kind === 'postgres' ? storage.url : join(dir, 'trosyn.db');
     const adminPort = hub.adminPort;
     const adminToken = hub.takeCreatedAdminToken();
     // A code at start only when none is active: restarts do not pile up open codes.
@@ -350,7 +381,7 @@ export function registerAgents(program: Command): void {
       );
     if (opts.json) {
       process.stdout.write(
-        `${JSON.stringify({ event: 'started', deviceId: hub.deviceId, syncPort: hub.port, adminPort, adminUrl, ...(fingerprint && { adminCertificateSha256: fingerprint }), ...(signInLink && { signInUrl: signInLink, signInExpiresAt: signIn?.expiresAt }), adminToken, ...(hub.metricsPort !== undefined && { metricsPort: hub.metricsPort }), dataDir: dir, ...(code && { pairingCode: code }), pairingCodeExpiresAt: expiresAt, activePairingCodes: active.length + (issued ? 1 : 0), addresses })}\n`,
+        `${JSON.stringify({ event: 'started', deviceId: hub.deviceId, syncPort: hub.port, adminPort, adminUrl, ...(fingerprint && { adminCertificateSha256: fingerprint }), ...(signInLink && { signInUrl: signInLink, signInExpiresAt: signIn?.expiresAt }), adminToken, ...(hub.metricsPort !== undefined && { metricsPort: hub.metricsPort }), dataDir: dir, store, ...(code && { pairingCode: code }), pairingCodeExpiresAt: expiresAt, activePairingCodes: active.length + (issued ? 1 : 0), addresses })}\n`,
       );
     } else {
       const here = relative(process.cwd(), dir) || '.';
@@ -376,6 +407,7 @@ export function registerAgents(program: Command): void {
             ]
           : []),
         `  data          ${dir}`,
+        ...(storage.kind === 'postgres' ? [`  store         ${storage.url} (PostgreSQL)`] : []),
         ...(signInLink && signIn
           ? [
               '',
@@ -542,6 +574,31 @@ export function registerAgents(program: Command): void {
     const token = await withRegistry(dataDir(opts, 'hub'), (r) => resetAdminToken(r));
     print(opts, { token }, () => [`New admin token (the old one no longer works):`, `  ${token}`]);
   });
+}
+
+/**
+ * The storage of the hub command: its --store and password options, or what the
+ * data directory remembers. A password given inside --store is taken out of the
+ * process's command line as others see it (ps, /proc) once read.
+ */
+function hubStorageOf(dir: string, opts: HubOpts): HubStorage {
+  if (opts.store === undefined && opts.storePasswordFile !== undefined && storageOf(dir).kind === 'sqlite')
+    throw new UsageError('--store-password-file needs a PostgreSQL store: give --store postgres://...');
+  const given = {
+    ...(opts.store !== undefined && { store: opts.store }),
+    ...(opts.storePasswordFile !== undefined && { storePasswordFile: opts.storePasswordFile }),
+  };
+  const storage = storageOf(dir, given);
+  if (opts.store !== undefined && storage.kind === 'postgres') {
+    const inline = parsePostgresLocation(opts.store).password;
+    if (inline !== undefined && opts.storePasswordFile !== undefined)
+      throw new UsageError(
+        '--store holds a password and --store-password-file gives another: give the password one way',
+      );
+    if (inline !== undefined)
+      process.title = process.argv.map((arg) => (arg === opts.store ? storage.url : arg)).join(' ');
+  }
+  return storage;
 }
 
 /** A progress bar while a long catch-up runs, in a terminal only. */

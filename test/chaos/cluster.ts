@@ -118,6 +118,8 @@ export class Cluster {
   readonly acked: AckedWrite[] = [];
   /** Writes that failed (the node was down, the answer never came): not counted as acknowledged. */
   failedWrites = 0;
+  /** Failed writes by node and error code (`c1:STORE_WRITE_FAILED`; `none` when no code came back). */
+  readonly failureCodes = new Map<string, number>();
   /** Label of the phase new writes belong to. */
   phase = 'run';
   /** The phase of every write attempted, acknowledged or not, by record id. */
@@ -234,7 +236,10 @@ export class Cluster {
         body: JSON.stringify(body),
         signal: AbortSignal.timeout(10_000),
       });
-      if (!res.ok) throw new Error(`PUT answered ${res.status}`);
+      if (!res.ok) {
+        const answer = (await res.json().catch(() => ({}))) as { code?: unknown };
+        throw Object.assign(new Error(`PUT answered ${res.status}`), { code: answer.code });
+      }
       const result = (await res.json()) as { rev?: unknown };
       if (typeof result.rev !== 'string') throw new Error('PUT answered without a revision');
       return result.rev;
@@ -259,8 +264,10 @@ export class Cluster {
         try {
           const rev = await this.write(node, id, { by: node.name, n, value });
           this.acked.push({ node: node.name, id, value, rev, phase });
-        } catch {
+        } catch (err) {
           this.failedWrites++;
+          const key = `${node.name}:${errorCode(err)}`;
+          this.failureCodes.set(key, (this.failureCodes.get(key) ?? 0) + 1);
           await sleep(100);
         }
         await sleep(r.between(pauseMs[0], pauseMs[1]));
@@ -292,9 +299,18 @@ export class Cluster {
       const missing = this.unconverged();
       if (missing === '') return Date.now() - started;
       last = missing;
-      if (Date.now() > deadline) throw new Error(`not converged after ${timeoutMs} ms (${what}): ${last}`);
+      if (Date.now() > deadline)
+        throw new Error(`not converged after ${timeoutMs} ms (${what}): ${last}${this.exited()}`);
       await sleep(250);
     }
+  }
+
+  /** The agents that exited on their own, with the end of their stderr ('' when none did). */
+  exited(): string {
+    return this.nodes
+      .filter((n) => n.agent && n.agent.proc.exitCode !== null)
+      .map((n) => `; ${n.name}'s agent exited (${n.agent?.proc.exitCode}): ${n.agent?.stderr().slice(-1500)}`)
+      .join('');
   }
 
   /** '' when converged, else what is missing where (reads the stores, agents may run). */
@@ -360,6 +376,14 @@ export class Cluster {
         .map((f) => `${n.name}/${f}`),
     );
   }
+}
+
+/** The code of a failed write: the API's `code`, or the CLI's `trosyn-sync: CODE: …` line; `none` without one. */
+export function errorCode(err: unknown): string {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && /^[A-Z_]+$/.test(code)) return code;
+  const cli = /trosyn-sync: ([A-Z_]+):/.exec((err as Error).message ?? '');
+  return cli?.[1] ?? 'none';
 }
 
 /** Whether a store holds an acknowledged write: its revision, with the value written. */

@@ -325,7 +325,8 @@ export class SqliteStore implements StorageAdapter {
         if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
       }
       db = new Database(path);
-      if (path !== ':memory:') chmodSync(path, 0o600);
+      // Only when needed: a read-only disk refuses even a chmod that changes nothing.
+      if (path !== ':memory:' && (statSync(path).mode & 0o777) !== 0o600) chmodSync(path, 0o600);
       db.pragma('journal_mode = WAL');
       db.pragma(`synchronous = ${(this.options.synchronous ?? 'full').toUpperCase()}`);
       db.pragma(`busy_timeout = ${this.options.busyTimeoutMs ?? 5000}`);

@@ -85,7 +85,7 @@ async function childApi(node: ChaosNode, path: string): Promise<{ status: number
  * What the faulty node still serves: the status, and a record acknowledged before
  * the fault, read back; a list of what failed ([] when all answered).
  */
-async function stillServing(cluster: Cluster, node: ChaosNode): Promise<string[]> {
+async function stillServing(cluster: Cluster, node: ChaosNode, fault: ResourceFault): Promise<string[]> {
   const out: string[] = [];
   const before = cluster.acked.find((w) => w.node === node.name && w.phase === 'before');
   const proc = node.agent?.proc;
@@ -105,7 +105,7 @@ async function stillServing(cluster: Cluster, node: ChaosNode): Promise<string[]
       if (read.status !== 200) out.push(`a read answered ${read.status}: ${JSON.stringify(read.body)}`);
     }
   }
-  if (node.role === 'hub') {
+  if (node.role === 'hub' && fault === 'disk-full') {
     // A child that meets the hub's full disk is told why: the code, not a bare closed connection.
     const child = cluster.children[0] as ChaosNode;
     const status = await childApi(child, '/api/status').catch(() => undefined);
@@ -180,8 +180,9 @@ export async function resourceFault(o: ResourceOptions): Promise<ExperimentResul
       execFileSync('mount', ['-o', 'remount,bind,ro', node.data]);
     }
     o.log?.(`${o.fault} on ${node.name}${filled ? ` (${Math.round(filled / 1024)} KiB of filler)` : ''}`);
-    // The fault shows within a few seconds: the node's writes fail with a code.
-    const deadline = Date.now() + 15_000;
+    // A full disk shows within a few seconds: the node's writes fail with a code. (A
+    // read-only directory does not stop the agent's writes to the files it holds open.)
+    const deadline = Date.now() + (o.fault === 'disk-full' ? 15_000 : 0);
     while (cluster.failedWrites === failedBefore && Date.now() < deadline) await sleep(100);
     if (o.fault === 'read-only' || node.role === 'hub') {
       // The agent keeps its open files: the CLI beside it is what meets the fault.
@@ -191,14 +192,15 @@ export async function resourceFault(o: ResourceOptions): Promise<ExperimentResul
       );
     }
     await putFile('during.bin', 2 * 1024 * 1024);
-    violations.push(...(await stillServing(cluster, node)).map((v) => `during the fault: ${v}`));
+    violations.push(...(await stillServing(cluster, node, o.fault)).map((v) => `during the fault: ${v}`));
     await sleep(o.faultMs);
-    violations.push(...(await stillServing(cluster, node)).map((v) => `late in the fault: ${v}`));
+    violations.push(...(await stillServing(cluster, node, o.fault)).map((v) => `late in the fault: ${v}`));
 
     // The fault clears; nothing is restarted.
     if (o.fault === 'disk-full') rmSync(join(node.data, 'filler'));
     else {
-      execFileSync('umount', [node.data]);
+      // Lazily: files opened for reading through the read-only mount may still be open.
+      execFileSync('umount', ['-l', node.data]);
       mounts.pop();
     }
     const clearedAt = Date.now();

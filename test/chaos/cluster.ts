@@ -49,6 +49,8 @@ export interface ClusterLayout {
   childWrites: 'api' | 'cli';
   /** Namespace of each node by name, when the agents run inside namespaces. */
   namespaces?: Record<string, string>;
+  /** A command each node's agent and CLI run through, by name (it ends by exec-ing them, e.g. `env VAR=…`). */
+  wrappers?: Record<string, string[]>;
 }
 
 /** What the stores hold after a run: the figures of a result. */
@@ -151,7 +153,9 @@ export class Cluster {
   }
 
   private prefix(node: ChaosNode): string[] | undefined {
-    return node.ns ? ['ip', 'netns', 'exec', node.ns] : undefined;
+    const wrap = this.layout.wrappers?.[node.name] ?? [];
+    const ns = node.ns ? ['ip', 'netns', 'exec', node.ns] : [];
+    return ns.length + wrap.length > 0 ? [...ns, ...wrap] : undefined;
   }
 
   private cliIn(node: ChaosNode): CliCommand {
@@ -226,7 +230,7 @@ export class Cluster {
   }
 
   /** One write on a node; resolves with the revision once the node answered success. */
-  private async write(node: ChaosNode, id: string, body: Record<string, unknown>): Promise<string> {
+  async write(node: ChaosNode, id: string, body: Record<string, unknown>): Promise<string> {
     if (node.role === 'child' && this.layout.childWrites === 'api') {
       if (node.apiPort === undefined) throw new Error(`${node.name} has no API`);
       const token = readFileSync(join(node.data, 'api-token'), 'utf8').trim();

@@ -5,6 +5,7 @@
 import type { CrashOptions } from './crash.js';
 import type { NetworkOptions } from './network.js';
 import type { ResourceOptions } from './resources.js';
+import type { ClockOptions } from './clock.js';
 
 type Form = 'full' | 'short';
 
@@ -36,4 +37,10 @@ export const NETWORK_FORMS: Record<Form, Omit<NetworkOptions, 'seed' | 'dir' | '
 export const RESOURCE_FORMS: Record<Form, Pick<ResourceOptions, 'faultMs'>> = {
   full: { faultMs: 20_000 },
   short: { faultMs: 3_000 },
+};
+
+/** Clock skew: children hours ahead and behind. */
+export const CLOCK_FORMS: Record<Form, Omit<ClockOptions, 'seed' | 'dir' | 'log'>> = {
+  full: { skewHours: 5, writeMs: 20_000, conflictRounds: 6 },
+  short: { skewHours: 3, writeMs: 3_000, conflictRounds: 3 },
 };

@@ -14,7 +14,7 @@ import {
   type HubConnection,
   TransportClient,
 } from '../transport/client.js';
-import type { ClockOffset } from '../transport/clock-offset.js';
+import { type ClockOffset, clockSkewWarning } from '../transport/clock-offset.js';
 import type { DeviceIdentity } from '../transport/identity.js';
 import { syncChannel } from '../transport/sync-channel.js';
 import { chunkLink } from '../transport/chunk-link.js';
@@ -172,6 +172,7 @@ export class HubLink extends EventEmitter<Events> implements Startable {
     else if (connection.state === 'failed') state = 'error';
     else if (connection.state === 'connected')
       state = this.session?.isCaughtUp() && files.pending === 0 && !files.busy ? 'synced' : 'syncing';
+    const warning = this.hubClock && clockSkewWarning(this.hubClock);
     return {
       state,
       connection,
@@ -181,6 +182,7 @@ export class HubLink extends EventEmitter<Events> implements Startable {
       refused: [...this.refused],
       ...(session && { session }),
       ...(this.hubClock && { hubClock: { ...this.hubClock } }),
+      ...(warning && { clockWarning: warning }),
     };
   }
 

@@ -23,4 +23,6 @@ export interface SyncStatus {
    * writes then win or lose conflicts unfairly, or are refused (CLOCK_SKEW).
    */
   hubClock?: ClockOffset;
+  /** Present while the hub's clock is a minute or more off this device's: what it means and what to do. */
+  clockWarning?: string;
 }

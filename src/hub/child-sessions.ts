@@ -199,7 +199,13 @@ export class ChildSessions implements Startable {
   /** Serves a connection of an approved device: one sync session for it. */
   async attach(conn: Connection, peer: PeerInfo): Promise<void> {
     const { registry, replica } = this.o;
-    await registry.touch(peer.deviceId, { address: peer.address, appVersion: peer.handshake.peerAppVersion });
+    // When and where the device was last seen is bookkeeping: a disk that is full or
+    // read-only must not turn the device away, it still gets the hub's changes.
+    await registry
+      .touch(peer.deviceId, { address: peer.address, appVersion: peer.handshake.peerAppVersion })
+      .catch((err: unknown) =>
+        this.o.logger.warn({ err, deviceId: peer.deviceId }, 'could not save when the device was last seen'),
+      );
     const device = await registry.get(peer.deviceId);
     const groupName = device?.group ?? 'default';
     // A group that is gone (deleted while the device moved into it) grants nothing, not everything.
@@ -218,7 +224,13 @@ export class ChildSessions implements Startable {
     // A widened read scope: send from the start, so the child gets older revisions it may now read.
     const scopeSetting = `read_scope:${peer.deviceId}`;
     const widened = (await registry.getSetting(scopeSetting)) !== scope.readHash;
-    if (widened) await registry.setSetting(scopeSetting, scope.readHash);
+    // Not saved (a full disk): the next connection sends from the start again, which is harmless.
+    if (widened)
+      await registry
+        .setSetting(scopeSetting, scope.readHash)
+        .catch((err: unknown) =>
+          this.o.logger.warn({ err, deviceId: peer.deviceId }, "could not save the device's read scope"),
+        );
 
     const session = new SyncSession({
       replica,

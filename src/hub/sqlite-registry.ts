@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { type Clock, systemClock } from '../lifecycle.js';
@@ -54,7 +54,8 @@ export class SqliteRegistryBackend implements RegistryBackend {
     if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
     const db = new Database(this.options.path);
     try {
-      chmodSync(this.options.path, 0o600);
+      // Only when needed: a read-only disk refuses even a chmod that changes nothing.
+      if ((statSync(this.options.path).mode & 0o777) !== 0o600) chmodSync(this.options.path, 0o600);
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = FULL');
       db.pragma('busy_timeout = 5000');

@@ -152,6 +152,20 @@ export async function rollingLogFile(
     mkdir: true,
     limit: { count: options.keep, removeOtherLogFiles: true },
   });
+  // A full or read-only disk must not stop the agent: a write the file refuses is
+  // said once on stderr, its lines stay buffered, and the next line written after the
+  // disk takes writes again brings them out (an unhandled 'error' would end the process).
+  let failing = false;
+  stream.on('error', (err: Error) => {
+    if (failing) return;
+    failing = true;
+    process.stderr.write(
+      `trosyn-sync: cannot write the log file ${options.path} (${err.message}); its lines are kept in memory until it can be written again\n`,
+    );
+  });
+  stream.on('write', () => {
+    failing = false;
+  });
   return {
     destination: stream,
     flush: () => {

@@ -14,7 +14,12 @@ import type pg from 'pg';
 import { DEVICE_HEALTH_SETTING, type DeviceTrouble } from '../hub/device-health.js';
 import type { DeviceId } from '../store/types.js';
 import { DEFAULT_MAX_CLOCK_SKEW_MS } from '../sync/replica.js';
-import { type ClockOffset, describeOffset, formatDuration } from '../transport/clock-offset.js';
+import {
+  CLOCK_SKEW_WARN_MS,
+  type ClockOffset,
+  describeOffset,
+  formatDuration,
+} from '../transport/clock-offset.js';
 import { connectToHub, type HubAddress } from '../transport/client.js';
 import { deviceIdOfPem } from '../transport/device-id.js';
 import { APP_VERSION } from '../version.js';
@@ -24,7 +29,7 @@ import type { Check, ClockFinding } from './doctor-check.js';
 /** Offsets up to this (ms, beyond the measurement's margin) are normal. */
 export const CLOCK_OK_MS = 5_000;
 /** From this offset (ms) the doctor warns: conflicts start to be settled unfairly. */
-export const CLOCK_WARN_MS = 60_000;
+export const CLOCK_WARN_MS = CLOCK_SKEW_WARN_MS;
 
 const TITLE = 'clock';
 

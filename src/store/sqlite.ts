@@ -294,6 +294,8 @@ export class SqliteStore implements StorageAdapter {
   private addedPeerLogs: string[] = [];
   /** Secret of this store that salts checkpoint tokens. */
   private salt = '';
+  /** The epoch of this start is still to be written: the disk refused it at start (see `start`). */
+  private epochPending = false;
 
   constructor(options: SqliteStoreOptions) {
     this.options = options;
@@ -323,7 +325,8 @@ export class SqliteStore implements StorageAdapter {
         if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
       }
       db = new Database(path);
-      if (path !== ':memory:') chmodSync(path, 0o600);
+      // Only when needed: a read-only disk refuses even a chmod that changes nothing.
+      if (path !== ':memory:' && (statSync(path).mode & 0o777) !== 0o600) chmodSync(path, 0o600);
       db.pragma('journal_mode = WAL');
       db.pragma(`synchronous = ${(this.options.synchronous ?? 'full').toUpperCase()}`);
       db.pragma(`busy_timeout = ${this.options.busyTimeoutMs ?? 5000}`);
@@ -346,14 +349,37 @@ export class SqliteStore implements StorageAdapter {
     // Each start begins an epoch at the next position (see migration 3): replacing one
     // that a copy of this store already had there, since this may be that copy restored.
     const init = db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)');
-    const epoch = db.prepare('INSERT OR REPLACE INTO log_epochs (first_seq, id) VALUES (?, ?)');
-    db.transaction(() => {
-      init.run('log_salt', randomBytes(16).toString('hex'));
-      init.run('log_id', randomBytes(16).toString('hex'));
-      init.run('log_created', String(this.clock.now()));
-      epoch.run((this.stmts?.latestSeq.get() ?? 0) + 1, randomBytes(16).toString('hex'));
-    }).immediate();
+    this.epochPending = false;
+    try {
+      db.transaction(() => {
+        init.run('log_salt', randomBytes(16).toString('hex'));
+        init.run('log_id', randomBytes(16).toString('hex'));
+        init.run('log_created', String(this.clock.now()));
+        this.beginEpoch();
+      }).immediate();
+    } catch (err) {
+      // A full or read-only disk. A store that already has its identity still serves
+      // reads (the CLI's get, ls and status; a backup); the epoch then begins with the
+      // first write that succeeds, before its first revision. A new store cannot start.
+      const error = this.writeError(err);
+      if (!(error instanceof StoreWriteError) || this.stmts.getMeta.get('log_salt') === undefined) {
+        this.db = undefined;
+        this.stmts = undefined;
+        db.close();
+        throw error;
+      }
+      this.epochPending = true;
+    }
     this.salt = this.stmts.getMeta.get('log_salt') ?? '';
+  }
+
+  /** Begins an epoch of the change log at its next position (inside a write transaction). */
+  private beginEpoch(): void {
+    const { db, s } = this.open();
+    db.prepare('INSERT OR REPLACE INTO log_epochs (first_seq, id) VALUES (?, ?)').run(
+      (s.latestSeq.get() ?? 0) + 1,
+      randomBytes(16).toString('hex'),
+    );
   }
 
   async stop(): Promise<void> {
@@ -467,7 +493,14 @@ export class SqliteStore implements StorageAdapter {
     this.addedDevices = [];
     this.addedPeerLogs = [];
     try {
-      return db.transaction(fn).immediate();
+      const result = db
+        .transaction(() => {
+          if (this.epochPending) this.beginEpoch();
+          return fn();
+        })
+        .immediate();
+      this.epochPending = false;
+      return result;
     } catch (err) {
       for (const device of this.addedDevices) {
         const id = this.deviceIds.get(device);

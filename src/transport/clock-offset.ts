@@ -34,6 +34,30 @@ export function describeOffset(c: Pick<ClockOffset, 'offsetMs' | 'rttMs'>, of: s
   return `${formatDuration(Math.abs(c.offsetMs))} ${c.offsetMs > 0 ? 'ahead of' : 'behind'} ${of} (±${margin} ms)`;
 }
 
+/**
+ * From this far apart (ms, beyond the measurement's margin) one of two clocks is
+ * wrong: last-writer-wins starts to settle conflicts unfairly.
+ */
+export const CLOCK_SKEW_WARN_MS = 60_000;
+
+/** Revisions stamped further ahead than this (ms) are refused with CLOCK_SKEW (the replica's default). */
+const REFUSED_AHEAD_MS = 24 * 3600_000;
+
+/**
+ * The warning a child shows when the hub's clock is `c` off its own: undefined while
+ * they are within {@link CLOCK_SKEW_WARN_MS} of each other.
+ */
+export function clockSkewWarning(c: Pick<ClockOffset, 'offsetMs' | 'rttMs'>): string | undefined {
+  const off = Math.abs(c.offsetMs) - c.rttMs / 2;
+  if (off < CLOCK_SKEW_WARN_MS) return undefined;
+  return (
+    `the hub's clock is ${describeOffset(c, "this device's")}: one of the two clocks is wrong. ` +
+    'When two devices change the same record the change stamped later wins, so a device whose clock is ahead wins over newer changes and one whose clock is behind loses to older ones' +
+    (off > REFUSED_AHEAD_MS ? '; changes stamped more than a day ahead are refused (CLOCK_SKEW)' : '') +
+    '. Turn on automatic time sync (NTP) on the machine whose clock is wrong.'
+  );
+}
+
 /** A duration for people: ms below a second, then s, min, h, days. */
 export function formatDuration(ms: number): string {
   if (ms < 1000) return `${Math.round(ms)} ms`;

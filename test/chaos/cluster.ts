@@ -49,6 +49,8 @@ export interface ClusterLayout {
   childWrites: 'api' | 'cli';
   /** Namespace of each node by name, when the agents run inside namespaces. */
   namespaces?: Record<string, string>;
+  /** A command each node's agent and CLI run through, by name (it ends by exec-ing them, e.g. `env VAR=…`). */
+  wrappers?: Record<string, string[]>;
 }
 
 /** What the stores hold after a run: the figures of a result. */
@@ -118,6 +120,8 @@ export class Cluster {
   readonly acked: AckedWrite[] = [];
   /** Writes that failed (the node was down, the answer never came): not counted as acknowledged. */
   failedWrites = 0;
+  /** Failed writes by node and error code (`c1:STORE_WRITE_FAILED`; `none` when no code came back). */
+  readonly failureCodes = new Map<string, number>();
   /** Label of the phase new writes belong to. */
   phase = 'run';
   /** The phase of every write attempted, acknowledged or not, by record id. */
@@ -149,7 +153,9 @@ export class Cluster {
   }
 
   private prefix(node: ChaosNode): string[] | undefined {
-    return node.ns ? ['ip', 'netns', 'exec', node.ns] : undefined;
+    const wrap = this.layout.wrappers?.[node.name] ?? [];
+    const ns = node.ns ? ['ip', 'netns', 'exec', node.ns] : [];
+    return ns.length + wrap.length > 0 ? [...ns, ...wrap] : undefined;
   }
 
   private cliIn(node: ChaosNode): CliCommand {
@@ -224,7 +230,7 @@ export class Cluster {
   }
 
   /** One write on a node; resolves with the revision once the node answered success. */
-  private async write(node: ChaosNode, id: string, body: Record<string, unknown>): Promise<string> {
+  async write(node: ChaosNode, id: string, body: Record<string, unknown>): Promise<string> {
     if (node.role === 'child' && this.layout.childWrites === 'api') {
       if (node.apiPort === undefined) throw new Error(`${node.name} has no API`);
       const token = readFileSync(join(node.data, 'api-token'), 'utf8').trim();
@@ -234,7 +240,10 @@ export class Cluster {
         body: JSON.stringify(body),
         signal: AbortSignal.timeout(10_000),
       });
-      if (!res.ok) throw new Error(`PUT answered ${res.status}`);
+      if (!res.ok) {
+        const answer = (await res.json().catch(() => ({}))) as { code?: unknown };
+        throw Object.assign(new Error(`PUT answered ${res.status}`), { code: answer.code });
+      }
       const result = (await res.json()) as { rev?: unknown };
       if (typeof result.rev !== 'string') throw new Error('PUT answered without a revision');
       return result.rev;
@@ -259,8 +268,10 @@ export class Cluster {
         try {
           const rev = await this.write(node, id, { by: node.name, n, value });
           this.acked.push({ node: node.name, id, value, rev, phase });
-        } catch {
+        } catch (err) {
           this.failedWrites++;
+          const key = `${node.name}:${errorCode(err)}`;
+          this.failureCodes.set(key, (this.failureCodes.get(key) ?? 0) + 1);
           await sleep(100);
         }
         await sleep(r.between(pauseMs[0], pauseMs[1]));
@@ -292,9 +303,18 @@ export class Cluster {
       const missing = this.unconverged();
       if (missing === '') return Date.now() - started;
       last = missing;
-      if (Date.now() > deadline) throw new Error(`not converged after ${timeoutMs} ms (${what}): ${last}`);
+      if (Date.now() > deadline)
+        throw new Error(`not converged after ${timeoutMs} ms (${what}): ${last}${this.exited()}`);
       await sleep(250);
     }
+  }
+
+  /** The agents that exited on their own, with the end of their stderr ('' when none did). */
+  exited(): string {
+    return this.nodes
+      .filter((n) => n.agent && n.agent.proc.exitCode !== null)
+      .map((n) => `; ${n.name}'s agent exited (${n.agent?.proc.exitCode}): ${n.agent?.stderr().slice(-1500)}`)
+      .join('');
   }
 
   /** '' when converged, else what is missing where (reads the stores, agents may run). */
@@ -360,6 +380,14 @@ export class Cluster {
         .map((f) => `${n.name}/${f}`),
     );
   }
+}
+
+/** The code of a failed write: the API's `code`, or the CLI's `trosyn-sync: CODE: …` line; `none` without one. */
+export function errorCode(err: unknown): string {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && /^[A-Z_]+$/.test(code)) return code;
+  const cli = /trosyn-sync: ([A-Z_]+):/.exec((err as Error).message ?? '');
+  return cli?.[1] ?? 'none';
 }
 
 /** Whether a store holds an acknowledged write: its revision, with the value written. */

@@ -4,6 +4,8 @@
  */
 import type { CrashOptions } from './crash.js';
 import type { NetworkOptions } from './network.js';
+import type { ResourceOptions } from './resources.js';
+import type { ClockOptions } from './clock.js';
 
 type Form = 'full' | 'short';
 
@@ -29,4 +31,16 @@ export const NETWORK_FORMS: Record<Form, Omit<NetworkOptions, 'seed' | 'dir' | '
     partitionMs: 5_000,
     flap: { cycles: 3, downMs: [500, 1_500], upMs: [1_000, 2_000] },
   },
+};
+
+/** Per resource fault (a full disk, a read-only directory, on the hub and on a child). */
+export const RESOURCE_FORMS: Record<Form, Pick<ResourceOptions, 'faultMs'>> = {
+  full: { faultMs: 20_000 },
+  short: { faultMs: 3_000 },
+};
+
+/** Clock skew: children hours ahead and behind. */
+export const CLOCK_FORMS: Record<Form, Omit<ClockOptions, 'seed' | 'dir' | 'log'>> = {
+  full: { skewHours: 5, writeMs: 20_000, conflictRounds: 6 },
+  short: { skewHours: 3, writeMs: 3_000, conflictRounds: 3 },
 };

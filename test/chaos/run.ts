@@ -7,10 +7,11 @@
  *   npm run chaos                                  # full run, a fresh seed
  *   npm run chaos -- --seed 1234                   # replays the schedule of seed 1234
  *   npm run chaos -- --short                       # the short form `npm test` runs
- *   npm run chaos -- --only crash --out r.json     # one experiment (crash | network)
+ *   npm run chaos -- --only crash --out r.json     # one experiment (crash | network | resources | clock)
  *
- * The network experiment needs root and `ip netns` and nftables; without them it is
- * reported as skipped (and the run fails, unless --only crash).
+ * The network experiment needs root and `ip netns` and nftables, the resource faults
+ * root (a tmpfs each), the clock skew libfaketime; without them an experiment is
+ * reported as not run, and the run fails.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,7 +21,9 @@ import { commandExists, netnsSkipReason } from '../netns/harness.js';
 import { crashLoops } from './crash.js';
 import { networkFaults } from './network.js';
 import { type ExperimentResult, problems, summary } from './result.js';
-import { CRASH_FORMS, NETWORK_FORMS } from './forms.js';
+import { clockSkew, clockSkipReason } from './clock.js';
+import { CLOCK_FORMS, CRASH_FORMS, NETWORK_FORMS, RESOURCE_FORMS } from './forms.js';
+import { resourceFault, resourceSkipReason } from './resources.js';
 import { seedOf } from './seeded.js';
 
 const { values } = parseArgs({
@@ -35,10 +38,12 @@ const { values } = parseArgs({
 const seed = seedOf(values.seed ?? process.env.TROSYN_CHAOS_SEED);
 const form = values.short ? 'short' : 'full';
 const only = values.only;
-if (only !== undefined && only !== 'crash' && only !== 'network') {
-  console.error('--only is crash or network');
+const EXPERIMENTS = ['crash', 'network', 'resources', 'clock'];
+if (only !== undefined && !EXPERIMENTS.includes(only)) {
+  console.error(`--only is one of ${EXPERIMENTS.join(', ')}`);
   process.exit(2);
 }
+const runs = (name: string): boolean => only === undefined || only === name;
 const out = values.out ?? (values.short ? undefined : join('bench', 'results', 'chaos.json'));
 const log = (line: string): void => console.log(`  ${line}`);
 
@@ -49,13 +54,13 @@ const results: ExperimentResult[] = [];
 const failures: string[] = [];
 const base = mkdtempSync(join(tmpdir(), 'trosyn-chaos-'));
 try {
-  if (only !== 'network') {
+  if (runs('crash')) {
     console.log('crash loops…');
     const r = await crashLoops({ ...CRASH_FORMS[form], seed, dir: join(base, 'crash'), log });
     results.push(r);
     console.log(summary(r));
   }
-  if (only !== 'crash') {
+  if (runs('network')) {
     const reason = (await netnsSkipReason()) ?? (commandExists('nft') ? undefined : 'needs nftables (nft)');
     if (reason) {
       failures.push(`network faults not run: ${reason}`);
@@ -66,6 +71,35 @@ try {
         results.push(r);
         console.log(summary(r));
       }
+    }
+  }
+  if (runs('resources')) {
+    const reason = resourceSkipReason();
+    if (reason) failures.push(`resource faults not run: ${reason}`);
+    else
+      for (const fault of ['disk-full', 'read-only'] as const)
+        for (const target of ['hub', 'child'] as const) {
+          console.log(`${fault} on the ${target}…`);
+          const r = await resourceFault({
+            ...RESOURCE_FORMS[form],
+            fault,
+            target,
+            seed,
+            dir: join(base, `${fault}-${target}`),
+            log,
+          });
+          results.push(r);
+          console.log(summary(r));
+        }
+  }
+  if (runs('clock')) {
+    const reason = clockSkipReason();
+    if (reason) failures.push(`clock skew not run: ${reason}`);
+    else {
+      console.log('clock skew…');
+      const r = await clockSkew({ ...CLOCK_FORMS[form], seed, dir: join(base, 'clock'), log });
+      results.push(r);
+      console.log(summary(r));
     }
   }
 } catch (err) {

@@ -41,6 +41,8 @@ export interface Agent {
     what?: string,
   ): Promise<Record<string, unknown>>;
   kill(signal?: NodeJS.Signals): Promise<void>;
+  /** What the process wrote to stderr so far (its last 64 KiB). */
+  stderr(): string;
 }
 
 const running = new Set<ChildProcess>();
@@ -68,7 +70,7 @@ export function startAgent(args: string[], options: { prefix?: string[]; cli?: C
   let buffer = '';
   let stderr = '';
   proc.stderr?.setEncoding('utf8').on('data', (d: string) => {
-    stderr += d;
+    stderr = (stderr + d).slice(-65_536);
   });
   proc.stdout?.setEncoding('utf8').on('data', (d: string) => {
     buffer += d;
@@ -118,6 +120,7 @@ export function startAgent(args: string[], options: { prefix?: string[]; cli?: C
         proc.once('exit', onExit);
         check();
       }),
+    stderr: () => stderr,
     kill: async (signal = 'SIGTERM') => {
       if (proc.exitCode !== null || proc.signalCode !== null) return;
       const exited = new Promise((r) => proc.once('exit', r));

@@ -32,6 +32,12 @@ export const syncStatus = z.object({
     })
     .optional()
     .describe("the hub's clock against this device's, as last measured; absent before the first connection"),
+  clockWarning: z
+    .string()
+    .optional()
+    .describe(
+      "present while the hub's clock is a minute or more off this device's: what it means and what to do",
+    ),
 });
 
 /** One change of a record's current state, as the change stream sends it. */

@@ -9,7 +9,7 @@ import { parseStaticAddresses } from '../../discovery/static.js';
 import { readAgentFile } from '../../observability/agent-file.js';
 import { newestBackup } from '../../ops/backup-schedule.js';
 import { runningChildStatus } from '../../ops/agent-status.js';
-import { describeOffset } from '../../transport/clock-offset.js';
+import { clockSkewWarning, describeOffset } from '../../transport/clock-offset.js';
 import { formatDeviceId } from '../../transport/device-id.js';
 import { sizeText } from '../format.js';
 import {
@@ -43,6 +43,7 @@ export function registerStatus(program: Command): void {
     // The hub's clock is measured by the running agent: ask it.
     const live = !hub && agent ? await runningChildStatus(dir) : undefined;
     const hubClock = live?.ok ? live.status.hubClock : undefined;
+    const clockWarning = hubClock && clockSkewWarning(hubClock);
     const result = {
       role: hub ? 'hub' : 'child',
       deviceId,
@@ -60,6 +61,7 @@ export function registerStatus(program: Command): void {
       ...(!hub && {
         hub: paired ? { deviceId: paired.hubId, name: paired.hubName, pairedAt: paired.pairedAt } : null,
         ...(hubClock && { hubClock }),
+        ...(clockWarning && { clockWarning }),
       }),
       ...(agent?.backups && { backups: { ...agent.backups, last: newestBackup(agent.backups.dir) } }),
     };
@@ -78,6 +80,7 @@ export function registerStatus(program: Command): void {
         ? [
             `  hub         ${paired ? `${paired.hubName} ${formatDeviceId(paired.hubId)}` : 'not paired yet (trosyn-sync pair CODE)'}`,
             ...(hubClock ? [`  hub clock   ${describeOffset(hubClock, "this device's")}`] : []),
+            ...(clockWarning ? [`  WARNING     ${clockWarning}`] : []),
           ]
         : []),
       ...(result.backups

@@ -5,7 +5,7 @@
  * and with TypeScript loaded through tsx (the offsets are those of the code V8
  * runs, which is all a fuzzer needs to tell inputs apart).
  */
-import { Session } from 'node:inspector/promises';
+import { type Profiler, Session } from 'node:inspector';
 import { fileURLToPath } from 'node:url';
 
 /** The repository root, as a path with a trailing separator. */
@@ -27,8 +27,25 @@ export function bucket(count: number): number {
   return 8;
 }
 
+/**
+ * One profiler session for the process, started when this module is first
+ * imported (before the product's modules, by whoever imports it first) and never
+ * stopped: V8 counts blocks only in functions compiled while precise coverage is
+ * on. A session in the same thread answers synchronously.
+ */
+const session = new Session();
+session.connect();
+const post = <T>(method: string, params?: object): T => {
+  let out: { error: Error | null; result?: T } | undefined;
+  session.post(method, params, (error, result) => (out = { error, result: result as T }));
+  if (!out) throw new Error(`the inspector did not answer ${method} at once`);
+  if (out.error) throw out.error;
+  return out.result as T;
+};
+post('Profiler.enable');
+post('Profiler.startPreciseCoverage', { callCount: true, detailed: true });
+
 export class BlockCoverage {
-  private readonly session = new Session();
   private readonly sources: readonly string[];
   /** Every block ever reported in the sources, per script URL, as [start, end]. */
   private readonly known = new Map<string, Map<string, [number, number]>>();
@@ -40,17 +57,9 @@ export class BlockCoverage {
     this.sources = sources.map((s) => ROOT + s);
   }
 
-  async start(): Promise<void> {
-    this.session.connect();
-    await this.session.post('Profiler.enable');
-    await this.session.post('Profiler.startPreciseCoverage', { callCount: true, detailed: true });
-    await this.take();
-  }
-
-  async stop(): Promise<void> {
-    await this.session.post('Profiler.stopPreciseCoverage');
-    await this.session.post('Profiler.disable');
-    this.session.disconnect();
+  /** Forgets what ran since the last look (the target's start, say): it is nobody's input. */
+  discard(): void {
+    post('Profiler.takePreciseCoverage');
   }
 
   /** Blocks seen in the sources so far, run or not. */
@@ -69,8 +78,8 @@ export class BlockCoverage {
    * range that contains it. So every block ever seen is looked up that way, not only
    * those reported this time.
    */
-  async take(): Promise<Map<string, number>> {
-    const { result } = await this.session.post('Profiler.takePreciseCoverage');
+  take(): Map<string, number> {
+    const { result } = post<Profiler.TakePreciseCoverageReturnType>('Profiler.takePreciseCoverage');
     const hits = new Map<string, number>();
     for (const script of result) {
       if (!script.url.startsWith('file://')) continue;

@@ -141,7 +141,7 @@ export async function fuzz(target: FuzzTarget, options: FuzzOptions): Promise<Fu
         ...(failure.stack !== undefined && { stack: failure.stack }),
       });
     let fresh = false;
-    for (const [block, count] of await coverage.take()) {
+    for (const [block, count] of coverage.take()) {
       const feature = `${block}#${bucket(count)}`;
       if (features.has(feature)) continue;
       features.add(feature);
@@ -153,10 +153,9 @@ export async function fuzz(target: FuzzTarget, options: FuzzOptions): Promise<Fu
     if (options.progress && inputsRun % options.progress.every === 0) options.progress.report(report());
   };
 
-  await coverage.start();
   try {
     await target.start();
-    await coverage.take(); // the start-up is nobody's input
+    coverage.discard();
     try {
       for (const input of seeds) await runOne(input, true);
       blocksCoveredBySeeds = coverage.covered.size;
@@ -180,7 +179,6 @@ export async function fuzz(target: FuzzTarget, options: FuzzOptions): Promise<Fu
       await target.stop();
     }
   } finally {
-    await coverage.stop();
     process.off('uncaughtException', onEscape);
     process.off('unhandledRejection', onEscape);
   }

@@ -3,9 +3,10 @@
  * fixed number of inputs (a few seconds each), and the engine against a planted
  * fault. The long form is `npm run fuzz` (test/fuzz/run.ts).
  */
+// First: the engine starts V8's coverage as it loads, before the product's modules.
+import { type FuzzReport, fuzz } from './engine.js';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type FuzzReport, fuzz } from './engine.js';
 import { TARGETS } from './targets/index.js';
 import { plantedTarget } from './targets/planted.js';
 
@@ -17,14 +18,14 @@ const explain = (r: FuzzReport) =>
   JSON.stringify({ failures: r.failures.slice(0, 3), afterRun: r.afterRun }, null, 1);
 
 describe('coverage-guided fuzzing', () => {
-  it('finds a fault behind four nested checks that blind mutation of the same seed misses', async () => {
-    const options = { seed: SEED, inputs: 2000, timeLimitMs: 120_000, stopAfterFailures: 1 };
+  it('finds a fault behind three nested checks that blind mutation of the same seed misses', async () => {
+    const options = { seed: SEED, inputs: 600, timeLimitMs: 120_000, stopAfterFailures: 1 };
     const guided = await fuzz(plantedTarget(), options);
     const blind = await fuzz(plantedTarget(), { ...options, guided: false });
     assert.equal(guided.failures[0]?.message, 'the planted fault');
-    assert.ok(guided.corpusSize > 4, 'each check passed is kept as a step');
+    assert.ok(guided.corpusSize > 3, 'each check passed is kept as a step');
     assert.equal(blind.failures.length, 0);
-    assert.equal(blind.inputsRun, 2000);
+    assert.equal(blind.inputsRun, 600);
   });
 
   for (const [name, target] of Object.entries(TARGETS)) {

@@ -94,6 +94,16 @@ export class Connection extends EventEmitter<Events> {
   private readonly backlog: Frame[] = [];
   private draining = false;
   private handler: ((message: Message) => void | Promise<void>) | undefined;
+  /**
+   * Whether frames are decoded. `held` until the handshake waits for its first
+   * message (`first`), and again from that message until the handshake is done and
+   * the connection `open`: while held, frames wait undecoded and reading pauses, so
+   * nothing the peer sends is answered before the handshake has judged its first
+   * message (see onFirstMessage and open).
+   */
+  private input: 'held' | 'first' | 'open' = 'held';
+  /** The handshake's wait for its first message. */
+  private firstHandler: ((message: Message) => void) | undefined;
   private chunkHandler: ((payload: Buffer) => void | Promise<void>) | undefined;
   private readonly requestHandlers = new Map<string, RequestHandler>();
   /** Requests waiting for their response; settling one removes its timer and abort listener. */
@@ -200,6 +210,32 @@ export class Connection extends EventEmitter<Events> {
   setHandler(handler: ((message: Message) => void | Promise<void>) | undefined): void {
     this.handler = handler;
     if (handler) void this.drain();
+  }
+
+  /**
+   * Hands the connection's first message to `handler`, whatever its type but
+   * `error` (an `error` closes as always): the handshake's wait for `hello` or
+   * `welcome`, before which nothing else is allowed. A `ping` or a `request` sent
+   * first is then not answered here but refused by the handshake, and so is one
+   * that arrived before the wait began (while the hub checked the certificate).
+   * `undefined` ends the wait.
+   */
+  onFirstMessage(handler: ((message: Message) => void) | undefined): void {
+    if (this.input === 'open') return;
+    this.firstHandler = handler;
+    this.input = handler ? 'first' : 'held';
+    if (handler) this.decodeBacklog();
+  }
+
+  /**
+   * Ends the handshake: what the peer sent after its first message is handled from
+   * now on, by the handlers set meanwhile (a request sent right after `hello` is
+   * answered by the method it names, not refused as unknown).
+   */
+  open(): void {
+    this.input = 'open';
+    this.firstHandler = undefined;
+    this.decodeBacklog();
   }
 
   /**
@@ -434,6 +470,7 @@ export class Connection extends EventEmitter<Events> {
    */
   private decodeBacklog(): void {
     while (this.backlog.length > 0 && this.queue.length < this.maxQueued && !this.finished) {
+      if (this.input === 'held') break;
       const frame = this.backlog.shift() as Frame;
       let decoded: ReturnType<MessageCodec['decode']>;
       try {
@@ -462,6 +499,13 @@ export class Connection extends EventEmitter<Events> {
   }
 
   private dispatch(message: Message): void {
+    const first = this.firstHandler;
+    if (this.input === 'first' && first && message.type !== 'error') {
+      this.input = 'held';
+      this.firstHandler = undefined;
+      first(message);
+      return;
+    }
     switch (message.type) {
       case 'ping':
         // A peer that sends pings but does not read would have its pongs pile up in

@@ -52,7 +52,7 @@ export interface HandshakeResult {
 }
 
 /**
- * Waits for the first ordinary message on a fresh connection, or fails after
+ * Waits for the first message on a fresh connection (any but `error`), or fails after
  * `timeoutMs` (on the connection's clock) with HANDSHAKE_TIMEOUT, so the peer is
  * told why it is dropped. Every listener and timer it sets is removed whichever way
  * it ends.
@@ -62,7 +62,7 @@ function firstMessage(conn: Connection, timeoutMs: number): Promise<Message> {
     const settle = () => {
       timer.cancel();
       conn.off('close', onClose);
-      conn.setHandler(undefined);
+      conn.onFirstMessage(undefined);
     };
     const onClose = (cause: Error | undefined) => {
       settle();
@@ -73,7 +73,9 @@ function firstMessage(conn: Connection, timeoutMs: number): Promise<Message> {
       reject(new HandshakeTimeoutError(timeoutMs));
     }, timeoutMs);
     conn.once('close', onClose);
-    conn.setHandler((message) => {
+    // Every message goes to the wait, pings and requests too: before the handshake's
+    // first message nothing else is allowed (PROTOCOL.md, "Handshake", step 5).
+    conn.onFirstMessage((message) => {
       settle();
       resolve(message);
     });
@@ -146,6 +148,7 @@ export async function clientHandshake(
   const peerClock =
     welcome.time === undefined ? undefined : measureOffset(sentAt, welcome.time, conn.clock.now());
   if (peerClock) conn.notePeerClock(peerClock);
+  conn.open();
   return {
     version: welcome.version,
     compression: welcome.compression,

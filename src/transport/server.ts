@@ -247,6 +247,8 @@ export class TransportServer extends EventEmitter<Events> implements Startable {
       this.connections.add(conn);
       conn.once('close', () => this.connections.delete(conn));
       this.options.onConnection(conn, { deviceId, address, access, handshake });
+      // Only now, with its handlers set, does the connection read what followed the hello.
+      conn.open();
     } catch (err) {
       this.logger.debug({ address, err: (err as Error).message }, 'handshake failed');
       reject(isTrosynError(err) ? err : new TransportError('HANDSHAKE_FAILED', String(err)));

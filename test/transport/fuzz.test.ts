@@ -23,6 +23,7 @@ import type { Message } from '../../src/protocol/messages.js';
 import type { DeviceId } from '../../src/store/types.js';
 import { StaticAuthenticator } from '../../src/transport/authenticator.js';
 import { createIdentity, loadOrCreateIdentity } from '../../src/transport/identity.js';
+import { prng, type Rand } from '../fuzz/random.js';
 import { eventually, tempDir } from '../helpers.js';
 
 const FRAMES = Number(process.env.TROSYN_FUZZ_FRAMES ?? 5_000);
@@ -38,24 +39,6 @@ console.log(
   `fuzz: seed ${SEED}, ${FRAMES} frames, time limit ${Math.round(TIME_LIMIT_MS / 1000)} s; replay with TROSYN_FUZZ_SEED=${SEED} TROSYN_FUZZ_FRAMES=${FRAMES}`,
 );
 
-/** A small seeded PRNG (mulberry32), so a failing run can be replayed. */
-function prng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return {
-    next,
-    int: (n: number) => Math.floor(next() * n),
-    pick: <T>(xs: readonly T[]) => xs[Math.floor(next() * xs.length)] as T,
-  };
-}
-
-type Rand = ReturnType<typeof prng>;
 const codec = new MessageCodec();
 const encode = (m: unknown) => codec.encode(m as Message);
 

@@ -1,0 +1,9 @@
+import type { FuzzTarget } from '../engine.js';
+import { chunksTarget } from './chunks.js';
+import { pairingTarget } from './pairing.js';
+
+/** The product's fuzz targets, by name (`npm run fuzz -- --target NAME`). */
+export const TARGETS: Record<string, () => FuzzTarget> = {
+  pairing: pairingTarget,
+  chunks: chunksTarget,
+};

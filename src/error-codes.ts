@@ -743,6 +743,12 @@ export const ERROR_CODES = {
       "The sync service could not listen for another reason: the address is not this machine's, or the port needs privileges.",
     fix: 'The message names the cause; choose another `--host` or `--port`.',
   },
+  DESCRIPTORS_EXHAUSTED: {
+    area: 'Command line and configuration',
+    meaning:
+      'Logged (not returned) when the agent holds 90 % or more of the file descriptors it may open (`ulimit -n`): the system then refuses new connections and files, and incoming connections are dropped without an answer. Said once a minute while it lasts, and "file descriptors available again" once it ends.',
+    fix: 'Raise the limit (`ulimit -n`, or `LimitNOFILE=` in the service unit), or find what holds so many connections (`ss -tnp`): a flood from one address is also cut by the connection rate limit.',
+  },
   ADMIN_CERTIFICATE_INVALID: {
     area: 'Command line and configuration',
     meaning:

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { type Clock, type Startable, startAll, stopAll } from '../lifecycle.js';
+import { DescriptorWatch } from '../observability/descriptors.js';
 import { componentLogger } from '../observability/logger.js';
 import { type ContentProgress, ContentSync } from '../files/content-sync.js';
 import { nodeContent } from '../files/node-content.js';
@@ -182,6 +183,7 @@ export class Child extends EventEmitter<Events> implements Startable, LocalPort 
       link,
       connecting,
       ...(api ? [api] : []),
+      new DescriptorWatch({ logger: this.logger, clock: this.clock }),
     ];
     this.running = { identity, replica, files, content, link, metrics, api, parts: list };
     try {

@@ -19,6 +19,7 @@ import type { HubEvent } from './events.js';
 import { HubMetrics } from './hub-metrics.js';
 import { MetricsListener } from './metrics-listener.js';
 import { MetricsHistory } from './metrics-history.js';
+import { DescriptorWatch } from '../observability/descriptors.js';
 import { BackupSchedule } from '../ops/backup-schedule.js';
 import type { HubInit, HubParts } from './options.js';
 import { PairingService } from './pairing.js';
@@ -278,6 +279,7 @@ export async function assembleHub(init: HubInit, parts: HubParts, hooks: HubHook
     },
   };
   const metricsListener = init.metrics && new MetricsListener(init.metrics, () => prometheus.text(), logger);
+  const descriptors = new DescriptorWatch({ logger, clock });
   return {
     identity,
     replica,
@@ -304,6 +306,7 @@ export async function assembleHub(init: HubInit, parts: HubParts, hooks: HubHook
       sessions,
       metrics,
       server,
+      descriptors,
       ...(announcements ? [announcements] : []),
       readiness,
       ...(backups ? [backups] : []),

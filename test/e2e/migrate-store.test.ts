@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
 import { eventually, tempDir } from '../helpers.js';
 import { useClusterForFile } from '../helpers-postgres.js';
 import {
@@ -194,6 +195,31 @@ describe('migrate-store: a SQLite hub moved into PostgreSQL, as processes', () =
         Number(inPostgres.rows[0].max),
         'the log head carried over',
       );
+
+      // Row for row: every table the SQLite files hold, with as many rows in PostgreSQL.
+      for (const [file, schema] of [
+        ['trosyn.db', 'trosyn_store'],
+        ['hub.db', 'trosyn_hub'],
+      ] as const) {
+        const kept = new Database(join(hubData, `${file}.before-postgres`), { readonly: true });
+        try {
+          const tables = kept
+            .prepare<[], string>(
+              "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name != 'schema_migrations'",
+            )
+            .pluck()
+            .all();
+          assert.ok(tables.length >= 5, `${file} has its tables`);
+          for (const table of tables) {
+            const here = kept.prepare<[], number>(`SELECT count(*) FROM ${table}`).pluck().get();
+            const there = await pg.query(`SELECT count(*)::int AS n FROM ${schema}.${table}`, [], database);
+            assert.equal(rowsOf(schema, table), here, `${schema}.${table} reported`);
+            assert.equal(there.rows[0].n, here, `${schema}.${table} in PostgreSQL`);
+          }
+        } finally {
+          kept.close();
+        }
+      }
 
       // The hub again, from --data alone, now on PostgreSQL.
       hub = startAgent([...hubArgs(hubData, port), '--no-admin-api'], { cli });

@@ -243,8 +243,14 @@ export const ERROR_CODES = {
   STORE_SQLITE_ONLY: {
     area: 'Store',
     meaning:
-      'The command works on the SQLite files of a data directory (backup, restore, scheduled backups), and this hub keeps its records and registry in PostgreSQL.',
+      'The command works on the SQLite files of a data directory (backup, restore, scheduled backups, migrate-store), and this hub keeps its records and registry in PostgreSQL.',
     fix: "Back the database up with PostgreSQL's tools (`pg_dump`, base backups), and the data directory (identity, `config.json`, `chunks/`) with a file copy: see DEPLOY.md.",
+  },
+  STORE_TARGET_NOT_EMPTY: {
+    area: 'Store',
+    meaning:
+      '`migrate-store` was given a PostgreSQL database whose hub schemas (`trosyn_store`, `trosyn_hub`) already hold tables: a hub runs on it, or a move was made before. Nothing was copied or changed.',
+    fix: 'Move into a database without those schemas (`CREATE DATABASE`), or drop them if what they hold is not needed (`DROP SCHEMA trosyn_store, trosyn_hub CASCADE`).',
   },
   FILE_UNREADABLE: {
     area: 'Files',

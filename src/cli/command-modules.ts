@@ -32,6 +32,10 @@ export const COMMAND_MODULES: readonly {
     commands: ['backup', 'verify-backup', 'restore'],
     load: async () => (await import('./commands/backup.js')).registerBackup,
   },
+  {
+    commands: ['migrate-store'],
+    load: async () => (await import('./commands/migrate-store.js')).registerMigrateStore,
+  },
   { commands: ['doctor'], load: async () => (await import('./commands/doctor.js')).registerDoctor },
   {
     commands: ['status', 'discover'],

@@ -25,30 +25,42 @@ export async function runPostgresMigrations(
   steps: readonly Migration[],
   now: number,
 ): Promise<number[]> {
+  return inTransaction(pool, 'BEGIN', (client) => applyPostgresMigrations(client, schema, steps, now));
+}
+
+/**
+ * runPostgresMigrations inside a transaction the caller holds on `client`, whose
+ * search path is `schema`: so a caller can make a schema and fill it in one
+ * transaction (migrate-store).
+ */
+export async function applyPostgresMigrations(
+  client: pg.ClientBase,
+  schema: string,
+  steps: readonly Migration[],
+  now: number,
+): Promise<number[]> {
   const latest = steps[steps.length - 1]?.version ?? 0;
-  return inTransaction(pool, 'BEGIN', async (client) => {
-    await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`trosyn-sync migrate ${schema}`]);
-    await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+  await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`trosyn-sync migrate ${schema}`]);
+  await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+  await client.query(
+    'CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, description text NOT NULL, applied_at bigint NOT NULL)',
+  );
+  const { rows } = await client.query<{ version: number }>(
+    'SELECT coalesce(max(version), 0) AS version FROM schema_migrations',
+  );
+  const current = rows[0]?.version ?? 0;
+  if (current > latest) throw new SchemaTooNewError(current, latest);
+  const applied: number[] = [];
+  for (const step of steps) {
+    if (step.version <= current) continue;
+    await client.query(step.sql);
     await client.query(
-      'CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, description text NOT NULL, applied_at bigint NOT NULL)',
+      'INSERT INTO schema_migrations (version, description, applied_at) VALUES ($1, $2, $3)',
+      [step.version, step.description, now],
     );
-    const { rows } = await client.query<{ version: number }>(
-      'SELECT coalesce(max(version), 0) AS version FROM schema_migrations',
-    );
-    const current = rows[0]?.version ?? 0;
-    if (current > latest) throw new SchemaTooNewError(current, latest);
-    const applied: number[] = [];
-    for (const step of steps) {
-      if (step.version <= current) continue;
-      await client.query(step.sql);
-      await client.query(
-        'INSERT INTO schema_migrations (version, description, applied_at) VALUES ($1, $2, $3)',
-        [step.version, step.description, now],
-      );
-      applied.push(step.version);
-    }
-    return applied;
-  });
+    applied.push(step.version);
+  }
+  return applied;
 }
 
 /**

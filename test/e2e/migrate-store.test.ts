@@ -166,7 +166,7 @@ describe('migrate-store: a SQLite hub moved into PostgreSQL, as processes', () =
       );
       assert.equal(untouched.rows[0].n, 1, 'the occupied database got no tables');
 
-      const moved = (await runCli(['migrate-store', '--data', hubData, '--to', store], cli)) as unknown as {
+      const moved = (await runCli(['migrate-store', '--from', hubData, '--to', store], cli)) as unknown as {
         url: string;
         tables: { schema: string; table: string; rows: number }[];
         kept: string[];

@@ -13,16 +13,19 @@ export function registerMigrateStore(program: Command): void {
         '--to <location>',
         "the PostgreSQL database (postgres://USER@HOST:PORT/DB, postgres://USER@/DB?host=/SOCKET/DIR, or 'host=/SOCKET/DIR dbname=DB user=USER'); its schemas trosyn_store and trosyn_hub must hold no tables yet. Remembered in config.json without any password",
       )
+      .option('--from <dir>', "the hub's data directory, as --data gives it (either one)")
       .option(
         '--store-password-file <file>',
         "the PostgreSQL password, on the file's first line (also $TROSYN_STORE_PASSWORD_FILE or $PGPASSWORD); the path is remembered, the password never stored",
       ),
     'hub',
-  ).action(async (opts: CommonOptions & { to: string; storePasswordFile?: string }) => {
+  ).action(async (opts: CommonOptions & { to: string; from?: string; storePasswordFile?: string }) => {
     const { hubStorage } = await import('../../ops/hub-store.js');
     const { PostgresLocationError, parsePostgresLocation } = await import('../../store/postgres-location.js');
     const { migrateStore } = await import('../../ops/migrate-store.js');
-    const dir = dataDir(opts, 'hub');
+    if (opts.from !== undefined && opts.data !== undefined && opts.from !== opts.data)
+      throw new UsageError("--from and --data name two directories: give the hub's data directory once");
+    const dir = dataDir(opts.from !== undefined ? { ...opts, data: opts.from } : opts, 'hub');
     let storage;
     try {
       if (parsePostgresLocation(opts.to).password !== undefined && opts.storePasswordFile !== undefined)

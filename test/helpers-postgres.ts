@@ -171,3 +171,26 @@ export function useClusterForFile(): () => Promise<PostgresCluster> {
   });
   return () => (cluster ??= startPostgresCluster());
 }
+
+/**
+ * A new database owned by a new role `role` that signs in with `password`, which the
+ * CLI reads from a file in `dir` (TROSYN_STORE_PASSWORD_FILE; PGPASSWORD unset): the
+ * database, the environment to run the CLI with, and the database's location as
+ * `--store` takes it (over the cluster's socket, without the password).
+ */
+export async function passwordDatabase(
+  cluster: PostgresCluster,
+  role: string,
+  password: string,
+  dir: string,
+): Promise<{ database: string; env: NodeJS.ProcessEnv; store: string }> {
+  const database = await cluster.createDatabase();
+  await cluster.query(`CREATE ROLE ${role} LOGIN PASSWORD '${password}'`);
+  await cluster.query(`ALTER DATABASE ${database} OWNER TO ${role}`);
+  const passwordFile = join(dir, 'pg-password');
+  writeFileSync(passwordFile, `${password}\n`, { mode: 0o600 });
+  const env: NodeJS.ProcessEnv = { ...process.env, TROSYN_STORE_PASSWORD_FILE: passwordFile };
+  delete env.PGPASSWORD;
+  const store = `postgres://${role}@/${database}?host=${encodeURIComponent(cluster.socketDir)}`;
+  return { database, env, store };
+}

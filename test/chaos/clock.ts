@@ -15,7 +15,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, runCli } from '../e2e/helpers.js';
 import { type AckedWrite, COLLECTION, Cluster, type ChaosNode } from './cluster.js';
-import type { ExperimentResult } from './result.js';
+import { type ExperimentResult, outcome } from './result.js';
 import { SeededRandom } from './seeded.js';
 
 /** Where Debian's libfaketime (package libfaketime) puts its multi-threaded library. */
@@ -228,12 +228,7 @@ export async function clockSkew(o: ClockOptions): Promise<ExperimentResult> {
       name: 'clock-skew',
       seed: o.seed,
       faults: { [`${ahead.name}`]: `+${o.skewHours} h`, [`${behind.name}`]: `-${o.skewHours} h` },
-      ackedWrites: cluster.acked.length,
-      failedWrites: cluster.failedWrites,
-      lost: check.lost.length,
-      divergent: check.divergent.length,
-      duplicates: check.duplicates,
-      integrity: check.integrity.length === 0 ? 'ok' : check.integrity,
+      ...outcome(cluster, check),
       convergeMs,
       durationMs: Date.now() - began,
       measured,

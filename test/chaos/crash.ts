@@ -6,7 +6,7 @@
  */
 import { freePort } from '../e2e/helpers.js';
 import { Cluster } from './cluster.js';
-import type { ExperimentResult } from './result.js';
+import { type ExperimentResult, outcome } from './result.js';
 import { SeededRandom } from './seeded.js';
 
 /** Options of {@link crashLoops}. */
@@ -68,12 +68,7 @@ export async function crashLoops(o: CrashOptions): Promise<ExperimentResult> {
         kills: cluster.nodes.reduce((n, x) => n + x.kills, 0),
         ...Object.fromEntries(cluster.nodes.map((n) => [`kills.${n.name}`, n.kills])),
       },
-      ackedWrites: cluster.acked.length,
-      failedWrites: cluster.failedWrites,
-      lost: check.lost.length,
-      divergent: check.divergent.length,
-      duplicates: check.duplicates,
-      integrity: check.integrity.length === 0 ? 'ok' : check.integrity,
+      ...outcome(cluster, check),
       convergeMs,
       durationMs: Date.now() - began,
       measured: { hubRevisions: check.hubRevisions, sqliteFiles: cluster.storeFiles().length },

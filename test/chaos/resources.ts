@@ -17,7 +17,7 @@ import { commandExists } from '../netns/harness.js';
 import { freePort, runCli } from '../e2e/helpers.js';
 import { noise, sha } from '../fixtures/bytes.js';
 import { COLLECTION, Cluster, type ChaosNode, errorCode } from './cluster.js';
-import type { ExperimentResult } from './result.js';
+import { type ExperimentResult, outcome } from './result.js';
 import { SeededRandom } from './seeded.js';
 
 /** The fault done to one node's data directory. */
@@ -257,12 +257,7 @@ export async function resourceFault(o: ResourceOptions): Promise<ExperimentResul
         faultMs: o.faultMs,
         ...(filled > 0 && { fillerKiB: Math.round(filled / 1024) }),
       },
-      ackedWrites: cluster.acked.length,
-      failedWrites: cluster.failedWrites,
-      lost: check.lost.length,
-      divergent: check.divergent.length,
-      duplicates: check.duplicates,
-      integrity: check.integrity.length === 0 ? 'ok' : check.integrity,
+      ...outcome(cluster, check),
       convergeMs,
       durationMs: Date.now() - began,
       measured: {

@@ -1,3 +1,5 @@
+import type { StoreCheck } from './cluster.js';
+
 /** The figures of one chaos experiment, as printed and written to the results file. */
 export interface ExperimentResult {
   name: string;
@@ -25,6 +27,24 @@ export interface ExperimentResult {
   measured?: Record<string, unknown>;
   /** Goals of this experiment that were missed (a session stuck, a partition noticed too late). */
   violations?: string[];
+}
+
+/** The figures every experiment reports from its cluster's writes and its stores' check. */
+export function outcome(
+  cluster: { acked: readonly unknown[]; failedWrites: number },
+  check: Pick<StoreCheck, 'lost' | 'divergent' | 'duplicates' | 'integrity'>,
+): Pick<
+  ExperimentResult,
+  'ackedWrites' | 'failedWrites' | 'lost' | 'divergent' | 'duplicates' | 'integrity'
+> {
+  return {
+    ackedWrites: cluster.acked.length,
+    failedWrites: cluster.failedWrites,
+    lost: check.lost.length,
+    divergent: check.divergent.length,
+    duplicates: check.duplicates,
+    integrity: check.integrity.length === 0 ? 'ok' : check.integrity,
+  };
 }
 
 /** The problems of a result, for a test to assert on and a run to print: [] when it met its goals. */

@@ -8,12 +8,12 @@
  * already holds the hub's schemas.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { eventually, tempDir } from '../helpers.js';
-import { useClusterForFile } from '../helpers-postgres.js';
+import { passwordDatabase, useClusterForFile } from '../helpers-postgres.js';
 import {
   type Agent,
   CLI,
@@ -55,24 +55,17 @@ async function failure(args: string[], cli: CliCommand): Promise<{ code: string;
 describe('migrate-store: a SQLite hub moved into PostgreSQL, as processes', () => {
   it('the child resumes without pairing again or anything sent twice; history and the conflict are kept', async () => {
     const pg = await cluster();
-    const database = await pg.createDatabase();
-    await pg.query(`CREATE ROLE trosyn_move LOGIN PASSWORD '${PASSWORD}'`);
-    await pg.query(`ALTER DATABASE ${database} OWNER TO trosyn_move`);
+    const { database, env, store } = await passwordDatabase(pg, 'trosyn_move', PASSWORD, dir.path);
     const occupied = await pg.createDatabase();
     await pg.query(`ALTER DATABASE ${occupied} OWNER TO trosyn_move`);
     await pg.query('CREATE SCHEMA trosyn_hub AUTHORIZATION trosyn_move', [], occupied);
     await pg.query('CREATE TABLE trosyn_hub.devices (device_id text)', [], occupied);
     await pg.query('ALTER TABLE trosyn_hub.devices OWNER TO trosyn_move', [], occupied);
-    const passwordFile = join(dir.path, 'pg-password');
-    writeFileSync(passwordFile, `${PASSWORD}\n`, { mode: 0o600 });
-    const env: NodeJS.ProcessEnv = { ...process.env, TROSYN_STORE_PASSWORD_FILE: passwordFile };
-    delete env.PGPASSWORD;
     const cli: CliCommand = { command: [process.execPath, CLI], env };
     const hubData = join(dir.path, 'hub');
     const childData = join(dir.path, 'child');
     const port = await freePort();
     const socket = encodeURIComponent(pg.socketDir);
-    const store = `postgres://trosyn_move@/${database}?host=${socket}`;
 
     const has = async (data: string, id: string, text: string): Promise<boolean> => {
       const got = await runCli(['get', 'notes', id, '--data', data], cli).catch(() => undefined);

@@ -5,11 +5,10 @@
  * nothing lost on either side.
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { eventually, tempDir } from '../helpers.js';
-import { useClusterForFile } from '../helpers-postgres.js';
+import { passwordDatabase, useClusterForFile } from '../helpers-postgres.js';
 import { CLI, type CliCommand, freePort, hubArgs, runCli, startAgent, startChildAgent } from './helpers.js';
 
 const dir = tempDir('trosyn-e2e-pg-');
@@ -21,18 +20,11 @@ const PASSWORD = 'e2e-Secret:pw@hub';
 describe('a hub on PostgreSQL and a child, as processes', () => {
   it('sync both ways, and a hub SIGKILLed and restarted with --data alone loses nothing', async () => {
     const pg = await cluster();
-    const database = await pg.createDatabase();
-    await pg.query(`CREATE ROLE trosyn_e2e LOGIN PASSWORD '${PASSWORD}'`);
-    await pg.query(`ALTER DATABASE ${database} OWNER TO trosyn_e2e`);
-    const passwordFile = join(dir.path, 'pg-password');
-    writeFileSync(passwordFile, `${PASSWORD}\n`, { mode: 0o600 });
-    const env: NodeJS.ProcessEnv = { ...process.env, TROSYN_STORE_PASSWORD_FILE: passwordFile };
-    delete env.PGPASSWORD;
+    const { database, env, store } = await passwordDatabase(pg, 'trosyn_e2e', PASSWORD, dir.path);
     const cli: CliCommand = { command: [process.execPath, CLI], env };
     const hubData = join(dir.path, 'hub');
     const childData = join(dir.path, 'child');
     const port = await freePort();
-    const store = `postgres://trosyn_e2e@/${database}?host=${encodeURIComponent(pg.socketDir)}`;
 
     let hub = startAgent([...hubArgs(hubData, port), '--no-admin-api', '--store', store], { cli });
     let child: Awaited<ReturnType<typeof startChildAgent>> | undefined;

@@ -57,7 +57,7 @@
  * then are the loose files removed.
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync } from 'node:fs';
+import { ownerOnly } from '../store/owner-only.js';
 import { type FileHandle, mkdir, open, readdir, readFile, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -325,7 +325,7 @@ export class PackChunkStore implements ChunkStore {
       let db: Database.Database;
       try {
         db = new Database(path);
-        chmodSync(path, 0o600);
+        ownerOnly(path);
         db.pragma('journal_mode = WAL');
         db.pragma('synchronous = NORMAL');
         db.pragma('busy_timeout = 10000');

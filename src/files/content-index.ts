@@ -1,4 +1,5 @@
-import { chmodSync, existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import { ownerOnly } from '../store/owner-only.js';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Startable } from '../lifecycle.js';
@@ -53,7 +54,7 @@ export class ContentIndex implements Startable {
     if (this.path !== ':memory:' && !existsSync(dirname(this.path)))
       mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
     const db = new Database(this.path);
-    if (this.path !== ':memory:') chmodSync(this.path, 0o600);
+    ownerOnly(this.path);
     db.pragma('journal_mode = WAL');
     runMigrations(db, MIGRATIONS, Date.now());
     this.db = db;

@@ -1,4 +1,5 @@
-import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import { ownerOnly } from '../store/owner-only.js';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { type Clock, systemClock } from '../lifecycle.js';
@@ -55,7 +56,7 @@ export class SqliteRegistryBackend implements RegistryBackend {
     const db = new Database(this.options.path);
     try {
       // Only when needed: a read-only disk refuses even a chmod that changes nothing.
-      if ((statSync(this.options.path).mode & 0o777) !== 0o600) chmodSync(this.options.path, 0o600);
+      ownerOnly(this.options.path);
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = FULL');
       db.pragma('busy_timeout = 5000');

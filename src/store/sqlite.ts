@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { ownerOnly } from './owner-only.js';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
@@ -325,8 +326,7 @@ export class SqliteStore implements StorageAdapter {
         if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
       }
       db = new Database(path);
-      // Only when needed: a read-only disk refuses even a chmod that changes nothing.
-      if (path !== ':memory:' && (statSync(path).mode & 0o777) !== 0o600) chmodSync(path, 0o600);
+      ownerOnly(path);
       db.pragma('journal_mode = WAL');
       db.pragma(`synchronous = ${(this.options.synchronous ?? 'full').toUpperCase()}`);
       db.pragma(`busy_timeout = ${this.options.busyTimeoutMs ?? 5000}`);

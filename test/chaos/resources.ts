@@ -123,6 +123,9 @@ async function stillServing(cluster: Cluster, node: ChaosNode, fault: ResourceFa
     const got = await runCli(['get', COLLECTION, before.id, '--data', node.data]).catch((err: Error) => err);
     if (got instanceof Error) out.push(`trosyn-sync get failed: ${got.message}`);
   }
+  // And the files recorded: listing them opens the chunk store and the content index.
+  const listed = await runCli(['files', 'ls', '--data', node.data]).catch((err: Error) => err);
+  if (listed instanceof Error) out.push(`trosyn-sync files ls failed: ${listed.message}`);
   return out;
 }
 

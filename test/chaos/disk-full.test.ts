@@ -6,14 +6,10 @@
  * nothing acknowledged is lost and every store passes its integrity check.
  */
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { after, describe, it, type TestContext } from 'node:test';
 import { tempDir } from '../helpers.js';
-import { loudSkip } from '../netns/harness.js';
-import { RESOURCE_FORMS } from './forms.js';
-import { resourceFault, resourceSkipReason } from './resources.js';
-import { problems, summary } from './result.js';
-import { seedOf } from './seeded.js';
+import { shortResourceFault } from './resource-short.js';
+import { problems } from './result.js';
 
 const dir = tempDir('trosyn-chaos-disk-');
 after(() => dir.remove());
@@ -21,21 +17,9 @@ after(() => dir.remove());
 describe('chaos, short form: a full disk', () => {
   for (const target of ['hub', 'child'] as const) {
     it(`the ${target}'s data directory filled up: a clear code, reads go on, sync resumes when space returns`, async (t: TestContext) => {
-      const reason = resourceSkipReason();
-      if (reason) {
-        if (process.env.CI) assert.fail(`cannot run on this CI machine: ${reason}`);
-        t.skip(loudSkip(t.name, reason));
-        return;
-      }
-      const seed = seedOf(process.env.TROSYN_CHAOS_SEED);
-      const r = await resourceFault({
-        ...RESOURCE_FORMS.short,
-        fault: 'disk-full',
-        target,
-        seed,
-        dir: join(dir.path, target),
-      });
-      t.diagnostic(summary(r));
+      const run = await shortResourceFault(t, 'disk-full', target, dir.path);
+      if (!run) return;
+      const { r, seed } = run;
       const codes = Object.keys(r.measured?.failureCodes as Record<string, number>);
       assert.ok(
         codes.some((c) => c.endsWith(':STORE_WRITE_FAILED')),

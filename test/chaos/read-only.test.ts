@@ -7,14 +7,10 @@
  * writable again everything syncs, nothing acknowledged lost, every store intact.
  */
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { after, describe, it, type TestContext } from 'node:test';
 import { tempDir } from '../helpers.js';
-import { loudSkip } from '../netns/harness.js';
-import { RESOURCE_FORMS } from './forms.js';
-import { resourceFault, resourceSkipReason } from './resources.js';
-import { problems, summary } from './result.js';
-import { seedOf } from './seeded.js';
+import { shortResourceFault } from './resource-short.js';
+import { problems } from './result.js';
 
 const dir = tempDir('trosyn-chaos-ro-');
 after(() => dir.remove());
@@ -22,21 +18,9 @@ after(() => dir.remove());
 describe('chaos, short form: a read-only data directory', () => {
   for (const target of ['hub', 'child'] as const) {
     it(`the ${target}'s data directory turned read-only: a clear code, reads go on, all syncs once it is writable`, async (t: TestContext) => {
-      const reason = resourceSkipReason();
-      if (reason) {
-        if (process.env.CI) assert.fail(`cannot run on this CI machine: ${reason}`);
-        t.skip(loudSkip(t.name, reason));
-        return;
-      }
-      const seed = seedOf(process.env.TROSYN_CHAOS_SEED);
-      const r = await resourceFault({
-        ...RESOURCE_FORMS.short,
-        fault: 'read-only',
-        target,
-        seed,
-        dir: join(dir.path, target),
-      });
-      t.diagnostic(summary(r));
+      const run = await shortResourceFault(t, 'read-only', target, dir.path);
+      if (!run) return;
+      const { r, seed } = run;
       const failures = r.measured?.commandFailures as string[];
       assert.ok(
         failures.includes('STORE_WRITE_FAILED'),

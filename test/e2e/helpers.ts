@@ -165,6 +165,17 @@ export async function openNode(dataDir: string): Promise<Replica> {
   });
 }
 
+/** Pairs the device of `data` with the hub at 127.0.0.1:`port`, by `code`, under `name`. */
+export function pairWithHub(
+  code: string,
+  data: string,
+  port: number,
+  name: string,
+  cli: CliCommand = CHECKOUT_CLI,
+): Promise<Record<string, unknown>> {
+  return runCli(['pair', code, '--data', data, '--hub', `127.0.0.1:${port}`, '--name', name], cli);
+}
+
 /** The arguments of a hub agent on 127.0.0.1:`port`, no LAN announcements. */
 export function hubArgs(data: string, port: number, ...extra: string[]): string[] {
   return ['hub', '--data', data, '--host', '127.0.0.1', '--port', String(port), '--no-discovery', ...extra];

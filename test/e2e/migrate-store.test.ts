@@ -23,6 +23,7 @@ import {
   runCli,
   startAgent,
   startChildAgent,
+  pairWithHub,
 } from './helpers.js';
 
 const dir = tempDir('trosyn-e2e-migrate-');
@@ -98,16 +99,7 @@ describe('migrate-store: a SQLite hub moved into PostgreSQL, as processes', () =
     try {
       const started = await hub.waitFor((l) => l.event === 'started', 30_000, 'the hub on SQLite');
       assert.equal(started.store, join(hubData, 'trosyn.db'));
-      await runCli([
-        'pair',
-        started.pairingCode as string,
-        '--data',
-        childData,
-        '--hub',
-        `127.0.0.1:${port}`,
-        '--name',
-        'desk-move',
-      ]);
+      await pairWithHub(started.pairingCode as string, childData, port, 'desk-move');
       child = await startChild();
 
       // Records, an edit (two revisions of one record) and one from each side.

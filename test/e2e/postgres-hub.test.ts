@@ -9,7 +9,16 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { eventually, tempDir } from '../helpers.js';
 import { passwordDatabase, useClusterForFile } from '../helpers-postgres.js';
-import { CLI, type CliCommand, freePort, hubArgs, runCli, startAgent, startChildAgent } from './helpers.js';
+import {
+  CLI,
+  type CliCommand,
+  freePort,
+  hubArgs,
+  runCli,
+  startAgent,
+  startChildAgent,
+  pairWithHub,
+} from './helpers.js';
 
 const dir = tempDir('trosyn-e2e-pg-');
 after(() => dir.remove());
@@ -31,16 +40,7 @@ describe('a hub on PostgreSQL and a child, as processes', () => {
     try {
       const started = await hub.waitFor((l) => l.event === 'started', 30_000, 'the hub on PostgreSQL');
       assert.equal(started.store, store);
-      await runCli([
-        'pair',
-        started.pairingCode as string,
-        '--data',
-        childData,
-        '--hub',
-        `127.0.0.1:${port}`,
-        '--name',
-        'desk-pg',
-      ]);
+      await pairWithHub(started.pairingCode as string, childData, port, 'desk-pg');
       child = await startChildAgent(childData, port, 'desk-pg');
       await child.agent.waitFor((l) => l.event === 'caught-up', 30_000, 'the child in sync');
 

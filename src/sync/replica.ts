@@ -325,6 +325,8 @@ export class Replica implements Startable {
       this.logger.warn({ err }, 'saving cursors failed'),
     );
     this.started = false;
+    this.lazyFlush?.cancel();
+    this.lazyFlush = undefined;
     this.watcher?.cancel();
     this.watcher = undefined;
     this.pruner?.cancel();
@@ -738,13 +740,30 @@ export class Replica implements Startable {
     });
   }
 
+  /** Writes the lazy cursor moves a second from now on the clock, unless already due. */
+  private scheduleCursorFlush(): void {
+    if (this.lazyFlush) return;
+    this.lazyFlush = this.clock.setTimeout(() => {
+      this.lazyFlush = undefined;
+      this.exclusive(() => this.flushLazyCursors()).catch((err: unknown) => {
+        // Kept in memory: the next try writes them (a full disk clears, a lock ends).
+        this.logger.warn({ err, pending: this.lazyCursors.size }, 'saving cursors failed; trying again');
+        if (this.started) this.scheduleCursorFlush();
+      });
+    }, 1000);
+  }
+
   private async flushLazyCursors(): Promise<void> {
     this.lazyFlush?.cancel();
     this.lazyFlush = undefined;
     const pending = [...this.lazyCursors];
-    this.lazyCursors.clear();
+    if (pending.length === 0) return;
     // One transaction for them all: a hub with many children moves many cursors at once.
-    if (pending.length > 0) await this.store.setCursors(pending);
+    // They leave memory only once written: dropped on a failed write, the stored
+    // (older) cursor would come back and the peer's next batch would be a gap.
+    await this.store.setCursors(pending);
+    for (const [peer, cursor] of pending)
+      if (this.lazyCursors.get(peer) === cursor) this.lazyCursors.delete(peer);
   }
 
   /**
@@ -787,13 +806,7 @@ export class Replica implements Startable {
           : current;
       if (batch.revisions.length === 0) {
         this.lazyCursors.set(peer, cursor);
-        if (!this.lazyFlush) {
-          this.lazyFlush = this.clock.setTimeout(() => {
-            this.exclusive(() => this.flushLazyCursors()).catch((err: unknown) =>
-              this.logger.warn({ err }, 'saving cursors failed'),
-            );
-          }, 1000);
-        }
+        this.scheduleCursorFlush();
         return { applied: 0, duplicates: 0, rejected: [], cursor: cursor.seq };
       }
       const rejected: RejectedRevision[] = [];

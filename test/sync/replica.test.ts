@@ -486,4 +486,60 @@ describe('timers of a running replica, on its clock', () => {
       await hub.stop();
     },
   );
+
+  it(
+    'a cursor move whose write fails stays in memory and is written on a later try: the next batch is no gap',
+    { timeout: 30_000 },
+    async () => {
+      const clock = new FakeClock();
+      const hub = await replica({ role: 'hub', clock });
+      const path = join(dir.path, 'lazy-cursor-fails.db');
+      const store = new SqliteStore({ path, synchronous: 'off', clock });
+      const child = new Replica({ store, deviceId: randomDeviceId(), clock });
+      await child.start();
+      const hubLog = (await hub.changeLog()).id;
+      const echo = async (since: number) => {
+        const batch = await hub.changesSince({
+          since: since as Seq,
+          peer: { device: child.deviceId, log: (await child.changeLog()).id },
+        });
+        assert.equal(batch.revisions.length, 0);
+        return { ...batch, log: hubLog };
+      };
+      // The store refuses cursor writes, as a full disk does, until told otherwise.
+      const setCursors = store.setCursors.bind(store);
+      let refusals = 0;
+      store.setCursors = async (cursors) => {
+        if (refusals < 2) {
+          refusals++;
+          throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+        }
+        return setCursors(cursors);
+      };
+      await child.put('notes', 'n', { v: 1 });
+      await transfer(child, hub);
+      const first = await echo(0);
+      await child.applyChanges(hub.deviceId, first);
+      clock.advance(1000);
+      await afterQueuedWork(child);
+      assert.equal(refusals, 1, 'the first write was tried, and refused');
+      assert.equal((await child.cursorFor(hub.deviceId)).seq, first.upTo, 'the move is still known');
+
+      await child.put('notes', 'n2', { v: 1 });
+      await transfer(child, hub);
+      const second = await echo(first.upTo);
+      const report = await child.applyChanges(hub.deviceId, second);
+      assert.equal(report.cursor, second.upTo, 'the batch after the refused write is taken, not a SYNC_GAP');
+      clock.advance(1000);
+      await afterQueuedWork(child);
+      assert.equal(refusals, 2, 'tried again a second later, and refused again');
+      assert.equal((await store.getCursor(hub.deviceId)).seq, 0, 'nothing written yet');
+      clock.advance(1000);
+      await afterQueuedWork(child);
+      assert.equal((await store.getCursor(hub.deviceId)).seq, second.upTo, 'written once the store takes it');
+      assert.equal(clock.pending(), 0, 'no further try once written');
+      await child.stop();
+      await hub.stop();
+    },
+  );
 });

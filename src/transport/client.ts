@@ -117,6 +117,7 @@ export interface ClientStatus {
   state: 'stopped' | 'connecting' | 'connected' | 'waiting' | 'failed';
   address?: HubAddress;
   connectedSince?: number;
+  /** The last failed attempt or session, kept after a reconnect; `at` says when. */
   lastError?: { code: string; message: string; at: number };
   attempts: number;
   nextAttemptAt?: number;
@@ -215,11 +216,14 @@ export class TransportClient extends EventEmitter<Events> implements Startable {
   private async session(hub: HubConnection): Promise<void> {
     const since = this.clock.now();
     this.current = hub;
+    // The last failure stays (its `at` says when): a session that fails again soon
+    // after each reconnect must not read as healthy between two failures.
     this.state = {
       state: 'connected',
       address: hub.address,
       connectedSince: since,
       attempts: this.backoff.attempts,
+      ...(this.state.lastError && { lastError: this.state.lastError }),
     };
     this.logger.info({ address: formatAddress(hub.address.host, hub.address.port) }, 'connected to hub');
     hub.conn.startHeartbeat(hub.handshake.heartbeatMs);

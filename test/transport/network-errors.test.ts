@@ -146,11 +146,20 @@ describe('named codes for network failures', () => {
     relay.reset();
     await disconnected;
     const status = client.status();
+    // Connected again, the failure is still there to see, older than the new session.
+    const again = once(client, 'connected');
+    client.retryNow();
+    await Promise.all([again, untilConnections(2)]);
+    const after = client.status();
+    const seen = [...causes];
     await client.stop();
     await relay.close();
     await server.stop();
-    assert.deepEqual(causes, ['CONNECTION_RESET']);
+    assert.deepEqual(seen, ['CONNECTION_RESET']);
     assert.equal(status.lastError?.code, 'CONNECTION_RESET');
+    assert.equal(after.state, 'connected');
+    assert.equal(after.lastError?.code, 'CONNECTION_RESET', 'kept after the reconnect');
+    assert.ok((after.lastError?.at ?? Infinity) <= (after.connectedSince ?? 0));
   });
 
   it('connecting: a reset before TLS is CONNECTION_RESET, a closed port CONNECT_REFUSED', async () => {

@@ -124,6 +124,8 @@ export interface HubEvent {
   collections?: string[];
   reason?: string;
   by?: 'hub' | 'device';
+  /** `files-progress`: the hub's file content still arriving. */
+  progress?: { pending: number; bytesHere: number; bytesTotal: number; busy: boolean };
 }
 
 /** A kept hub event with its id (`GET /api/events/log`, and the `id:` of the event stream). */

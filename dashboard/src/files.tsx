@@ -17,8 +17,10 @@ import { Link, navigate } from './router.js';
 /** How often the transfers are asked for while the page is open. */
 const TRANSFERS_EVERY_MS = 2000;
 
-function latestSeq(state: HubState): string {
-  return String((state.status?.store as { latestSeq?: number } | undefined)?.latestSeq ?? '');
+/** Changes when the hub's records or the file content it holds do: the key to load again on. */
+function filesKey(state: HubState): string {
+  const seq = (state.status?.store as { latestSeq?: number } | undefined)?.latestSeq ?? '';
+  return `${seq}/${state.contentChanges}`;
 }
 
 /** `here` of `total` as a percentage with no decimals, for a progress bar's text. */
@@ -47,13 +49,10 @@ export function Files({ state }: { state: HubState }) {
 }
 
 function FileList({ state, collection }: { state: HubState; collection: string }) {
-  const collections = useLoaded(
-    () => api<{ collections: string[] }>('GET', '/collections'),
-    latestSeq(state),
-  );
+  const collections = useLoaded(() => api<{ collections: string[] }>('GET', '/collections'), filesKey(state));
   const files = useLoaded(
     () => api<{ files: FileView[] }>('GET', withQuery('/files', { collection })),
-    `${collection}:${latestSeq(state)}`,
+    `${collection}:${filesKey(state)}`,
   );
   const names = [...new Set(['files', ...(collections.value?.collections ?? [])])].sort();
   return (
@@ -131,7 +130,7 @@ function FileVersions({ state, collection, name }: { state: HubState; collection
         'GET',
         withQuery(`/files/${encodeURIComponent(name)}/history`, { collection }),
       ),
-    `${collection}\u0000${name}:${latestSeq(state)}`,
+    `${collection}\u0000${name}:${filesKey(state)}`,
   );
   const heading = useRef<HTMLHeadingElement>(null);
   useEffect(() => heading.current?.focus(), [collection, name]);
@@ -204,8 +203,8 @@ function FileVersions({ state, collection, name }: { state: HubState; collection
 function Transfers({ state }: { state: HubState }) {
   const [transfers, setTransfers] = useState<FileTransfers | undefined>(undefined);
   const [error, setError] = useState<string | undefined>(undefined);
-  // Asked again at once when the hub's store changes (a version arrived), else every 2 s.
-  const changed = latestSeq(state);
+  // Asked again at once when the hub's records or content change, else every 2 s.
+  const changed = filesKey(state);
   useEffect(() => {
     let stopped = false;
     let timer: number | undefined;

@@ -32,6 +32,12 @@ export interface HubState {
   historyTruncated: boolean;
   /** Each device's last error since the page opened; cleared when it syncs again. */
   deviceErrors: Record<string, ErrorEntry>;
+  /**
+   * Counts the changes to which file content the hub holds (a fetch ended, or the
+   * number of versions still arriving moved): pages that show whether a version's
+   * content is here load again when it moves. The records say nothing of it.
+   */
+  contentChanges: number;
   /** The event stream: `live`, or reconnecting after a drop. */
   live: 'connecting' | 'live' | 'reconnecting';
   loadError?: string;
@@ -81,6 +87,7 @@ export function useHubState(): [HubState, () => Promise<void>] {
     recent: [],
     historyTruncated: false,
     deviceErrors: {},
+    contentChanges: 0,
     live: 'connecting',
   });
   const pending = useRef<number | undefined>(undefined);
@@ -122,7 +129,19 @@ export function useHubState(): [HubState, () => Promise<void>] {
     let stopped = false;
     /** The last kept event's id: a new connection resumes after it, so nothing is missed. */
     let lastId: number | undefined;
+    /** The last `files-progress` seen: content arrived when its fetch ends or its count moves. */
+    let lastProgress: { pending: number; busy: boolean } | undefined;
+    const onProgress = (p: NonNullable<HubEvent['progress']>) => {
+      const moved =
+        lastProgress === undefined || p.pending !== lastProgress.pending || (lastProgress.busy && !p.busy);
+      lastProgress = { pending: p.pending, busy: p.busy };
+      if (moved) setState((s) => ({ ...s, contentChanges: s.contentChanges + 1 }));
+    };
     const onEvent = (e: HubEvent, id: number | undefined) => {
+      if (e.type === 'files-progress') {
+        if (e.progress) onProgress(e.progress);
+        return;
+      }
       if (id !== undefined) {
         if (lastId !== undefined && id <= lastId) return;
         lastId = id;
@@ -146,7 +165,7 @@ export function useHubState(): [HubState, () => Promise<void>] {
           recent: id === undefined ? s.recent : [{ id, event: e }, ...s.recent].slice(0, 500),
         };
       });
-      if (e.type !== 'files-progress') soon();
+      soon();
     };
     const connect = () => {
       // EventSource resends the last id itself when it reconnects; a new one is told in the query.

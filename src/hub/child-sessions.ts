@@ -33,6 +33,9 @@ type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K>
 /** A hub event as a part publishes it; the hub stamps the time. */
 export type HubEventInput = DistributiveOmit<HubEvent, 'at'>;
 
+/** A device's sync-progress events come at most this often (ms). */
+const PROGRESS_EVERY_MS = 1000;
+
 /** Closes that are part of normal operation: not reported as sync failures. */
 const EXPECTED_CLOSE: ReadonlySet<string> = new Set<ErrorCode>([
   'CONNECTION_CLOSED',
@@ -289,16 +292,40 @@ export class ChildSessions implements Startable {
   private watchSession(live: LiveSession): void {
     const { session, conn, peer } = live;
     const publish = this.o.publish;
-    let lastProgress = 0;
+    // sync-progress at most once a PROGRESS_EVERY_MS per device, and once more after the
+    // last change of a burst: a stream (the dashboard) always sees where a device ended.
+    let lastProgress = -Infinity;
+    let trailing: Timer | undefined;
+    const progressed = () => {
+      const wait = lastProgress + PROGRESS_EVERY_MS - this.o.clock.now();
+      if (wait > 0) {
+        trailing ??= this.o.clock.setTimeout(() => {
+          trailing = undefined;
+          if (this.sessions.get(peer.deviceId) !== live) return;
+          lastProgress = this.o.clock.now();
+          publish({ type: 'sync-progress', session: this.describe(live) });
+        }, wait);
+        return;
+      }
+      lastProgress = this.o.clock.now();
+      publish({ type: 'sync-progress', session: this.describe(live) });
+    };
+    conn.once('close', () => trailing?.cancel());
     session.on('progress', (stats) => {
       this.o.observer?.progress(peer.deviceId, stats);
-      const now = this.o.clock.now();
-      if (now - lastProgress < 1000) return;
-      lastProgress = now;
-      publish({ type: 'sync-progress', session: this.describe(live) });
+      progressed();
     });
-    session.on('caught-up', () => publish({ type: 'sync-completed', session: this.describe(live) }));
+    // sync-completed once a connection (and again after a restart): the device is in
+    // sync. A live change catches up again each time; a kept event each would be a
+    // thousand events a write with a thousand children, so those show as sync-progress.
+    let completed = false;
+    session.on('caught-up', () => {
+      if (completed) return progressed();
+      completed = true;
+      publish({ type: 'sync-completed', session: this.describe(live) });
+    });
     session.on('restart', (reason) => {
+      completed = false;
       publish({ type: 'sync-restarted', deviceId: peer.deviceId, reason });
       // A child saw positions of the hub's log that the hub no longer holds.
       if (reason === 'rolled-back') this.o.onRolledBack();

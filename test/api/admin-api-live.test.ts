@@ -75,12 +75,31 @@ describe('admin API over a real socket, with a hub and a child over mutual TLS',
     );
 
     // Record changes made by the child show up as the hub relays them.
+    await stream.next(
+      (e) => e.event === 'sync-completed' && JSON.parse(e.data).session.deviceId === childId,
+      'sync-completed event',
+    );
     await child.replica.put('notes', 'n1', { text: 'hello' });
     await eventually(
       async () => (await hub.replica.get('notes', 'n1')) !== undefined,
       10_000,
       'the write reached the hub',
     );
+    await hub.replica.put('notes', 'h1', { text: 'from the hub' });
+    await eventually(
+      async () => (await child.replica.get('notes', 'h1')) !== undefined,
+      10_000,
+      'the write reached the child',
+    );
+    await eventually(async () => (await child.status()).state === 'synced', 10_000, 'in sync again');
+    // The live changes show as sync-progress, the last of a burst always sent: the stream
+    // ends up with where the device stands now (the hub's write acknowledged by the child).
+    const hubLatest = await hub.replica.latestSeq();
+    await stream.next((e) => {
+      if (e.event !== 'sync-progress') return false;
+      const session = JSON.parse(e.data).session;
+      return session.deviceId === childId && session.stats.ackedUpTo >= hubLatest;
+    }, 'a sync-progress event with the hub write acknowledged');
     const device = deviceDetail.parse(
       await (await fetch(`${base}/api/devices/${childId}`, { headers })).json(),
     );
@@ -96,6 +115,16 @@ describe('admin API over a real socket, with a hub and a child over mutual TLS',
       'device-disconnected event',
     );
     assert.equal(JSON.parse(gone.data).code, 'DEVICE_REVOKED');
+    // Events keep their order: by the disconnection, every event of the connection is here.
+    // Its initial sync completed once; the live changes after it are no new completion
+    // (a hub with a thousand children would log a thousand events a write).
+    assert.equal(
+      stream.events.filter(
+        (e) => e.event === 'sync-completed' && JSON.parse(e.data).session.deviceId === childId,
+      ).length,
+      1,
+      'one sync-completed for the connection',
+    );
     assert.equal(JSON.parse(gone.data).name, 'front-desk');
     await eventually(
       async () => (await child.status()).connection.lastError?.code === 'DEVICE_REVOKED',

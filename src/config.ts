@@ -41,6 +41,8 @@ export interface NodeConfig {
   store?: string;
   /** Hub only: the file holding the PostgreSQL password, remembered from `--store-password-file`. */
   storePasswordFile?: string;
+  /** Hub only, on PostgreSQL: the identity key file, remembered from `--identity-key-file`. */
+  identityKeyFile?: string;
 }
 
 const schema = z
@@ -75,6 +77,7 @@ const schema = z
       })
       .optional(),
     storePasswordFile: z.string().min(1).optional(),
+    identityKeyFile: z.string().min(1).optional(),
   })
   .strict();
 

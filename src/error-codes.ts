@@ -580,6 +580,30 @@ export const ERROR_CODES = {
     fix: "Report the log lines. Over HTTP: report the hub's or agent's log lines with that request ID.",
   },
 
+  IDENTITY_KEY_UNREADABLE: {
+    area: 'Identity and transport',
+    meaning:
+      "The hub's identity key file (`--identity-key-file`, `TROSYN_IDENTITY_KEY_FILE`, or the one the data directory's `config.json` remembers) cannot be read, or holds fewer than 32 bytes.",
+    fix: 'Give a readable file holding the secret: make one with `openssl rand -base64 32 > FILE`, and give every hub process on the database the same file.',
+  },
+  HUB_IDENTITY_KEY_WRONG: {
+    area: 'Identity and transport',
+    meaning:
+      'The hub identity sealed in the PostgreSQL database cannot be opened with the identity key file given: another file sealed it, or the sealed text was altered.',
+    fix: 'Give this process the same identity key file as the hub process that first sealed the identity.',
+  },
+  HUB_IDENTITY_CONFLICT: {
+    area: 'Identity and transport',
+    meaning:
+      "This data directory holds another hub's identity than the one the PostgreSQL database is served by: children pin the hub's certificate, and would refuse this process.",
+    fix: "Start the process with a data directory without `identity/` and the hub's identity key file; it then takes the hub's identity from the database.",
+  },
+  HUB_IDENTITY_NOT_SHARED: {
+    area: 'Identity and transport',
+    meaning:
+      "The PostgreSQL database is already served by a hub, and this process, with a data directory of its own, has no way to present that hub's identity: no identity key file was given, or the hub never sealed its identity into the database.",
+    fix: 'Start (or restart) a process of the hub once with `--identity-key-file FILE`, then start this one with the same file (docs/DEPLOY.md, several hub processes).',
+  },
   IDENTITY_INVALID: {
     area: 'Identity and transport',
     meaning: 'The identity files in the data directory are missing in part or unreadable.',

@@ -8,12 +8,13 @@ import { HUB_REGISTRY_FILE } from '../ops/hub-store.js';
 import { PostgresStore } from '../store/postgres.js';
 import { SqliteStore } from '../store/sqlite.js';
 import { NODE_STORE_FILE } from '../sync/node-replica.js';
-import { loadOrCreateIdentity } from '../transport/identity.js';
+import { hasIdentity as identityIn, loadOrCreateIdentity, writeIdentity } from '../transport/identity.js';
 import { Hub } from './hub.js';
 import type { HubInit, HubParts } from './options.js';
 import { PostgresRegistryBackend } from './postgres-registry.js';
 import { DeviceRegistry } from './registry.js';
 import type { RegistryBackend } from './registry-backend.js';
+import { sharedHubIdentity } from './shared-identity.js';
 import { SqliteRegistryBackend } from './sqlite-registry.js';
 
 export { HUB_REGISTRY_FILE } from '../ops/hub-store.js';
@@ -59,14 +60,27 @@ export function createHub(init: HubInit, given: Partial<HubParts> = {}): Hub {
       clock,
     });
   const mustExist = hasRun && init.recover !== true;
+  const identityDir = join(dataDir, 'identity');
+  const ownIdentity = () => loadOrCreateIdentity(identityDir, { commonName: name, logger: hubLogger });
+  // On PostgreSQL every hub process on the database presents the identity it names.
+  const sharedIdentity = async () => {
+    await registry.start();
+    try {
+      return await sharedHubIdentity({
+        settings: registry,
+        local: async () => (identityIn(identityDir) ? ownIdentity() : undefined),
+        create: ownIdentity,
+        keep: async (identity) => writeIdentity(identityDir, identity),
+        ...(init.identityKeyFile !== undefined && { keyFile: init.identityKeyFile }),
+        logger: hubLogger,
+      });
+    } catch (err) {
+      await registry.stop().catch(() => undefined);
+      throw err;
+    }
+  };
   const parts: HubParts = {
-    identity:
-      given.identity ??
-      (() =>
-        loadOrCreateIdentity(join(dataDir, 'identity'), {
-          commonName: name,
-          logger: hubLogger,
-        })),
+    identity: given.identity ?? (init.postgres === undefined ? ownIdentity : sharedIdentity),
     store:
       given.store ??
       (init.postgres === undefined

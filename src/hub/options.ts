@@ -116,6 +116,12 @@ export interface HubInit {
    */
   postgres?: PostgresConnection;
   /**
+   * With `postgres`: a file holding the secret (32 bytes or more) that seals the
+   * hub's identity into the database, so that other hub processes on the same
+   * database, given the same file, present the same identity (src/hub/shared-identity.ts).
+   */
+  identityKeyFile?: string;
+  /**
    * SQLite durability of the default store; see SqliteStoreOptions. `'off'` also
    * stops the default chunk store syncing file content to disk (tests only).
    * @default 'full'

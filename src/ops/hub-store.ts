@@ -10,6 +10,9 @@ export const HUB_REGISTRY_FILE = 'hub.db';
 /** The environment variable naming a file that holds the PostgreSQL password. */
 export const STORE_PASSWORD_FILE_ENV = 'TROSYN_STORE_PASSWORD_FILE';
 
+/** The environment variable naming the file that seals a hub's identity into its database. */
+export const IDENTITY_KEY_FILE_ENV = 'TROSYN_IDENTITY_KEY_FILE';
+
 /**
  * Where a hub keeps its records and registry: SQLite files in its data directory
  * (`trosyn.db`, `hub.db`), or one PostgreSQL database (schemas `trosyn_store` and
@@ -26,12 +29,20 @@ export type HubStorage =
       connection: string;
       /** The password file to remember in config.json, when one was given as an option or is remembered. */
       passwordFile?: string;
+      /**
+       * The identity key file shared by the hub processes on this database: given,
+       * else `$TROSYN_IDENTITY_KEY_FILE`, else remembered (only a given one is remembered).
+       */
+      identityKeyFile?: string;
+      /** Whether identityKeyFile was given as an option: remembered in config.json. */
+      rememberKeyFile?: boolean;
     };
 
 /** What a command was given: `--store` and `--store-password-file`. */
 export interface HubStorageChoice {
   store?: string;
   storePasswordFile?: string;
+  identityKeyFile?: string;
 }
 
 /**
@@ -62,11 +73,15 @@ export function hubStorage(
       ? readPasswordFile(config.storePasswordFile, `storePasswordFile of ${join(dataDir, 'config.json')}`)
       : undefined);
   const passwordFile = givenFile ?? config.storePasswordFile;
+  const givenKey = given.identityKeyFile === undefined ? undefined : resolve(given.identityKeyFile);
+  const identityKeyFile = givenKey ?? (env[IDENTITY_KEY_FILE_ENV] || undefined) ?? config.identityKeyFile;
   return {
     kind: 'postgres',
     url,
     connection: withPassword(url, password),
     ...(passwordFile !== undefined && { passwordFile }),
+    ...(identityKeyFile !== undefined && { identityKeyFile }),
+    ...(givenKey !== undefined && { rememberKeyFile: true }),
   };
 }
 
@@ -96,6 +111,7 @@ export function rememberHubStorage(dataDir: string, storage: HubStorage): void {
     ...raw,
     store: storage.url,
     ...(storage.passwordFile !== undefined && { storePasswordFile: storage.passwordFile }),
+    ...(storage.rememberKeyFile && { identityKeyFile: storage.identityKeyFile }),
   };
   if (JSON.stringify(next) === JSON.stringify(raw)) return;
   const temp = `${path}.${process.pid}.tmp`;

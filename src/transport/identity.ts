@@ -64,6 +64,22 @@ export async function createIdentity(commonName = 'trosyn-sync'): Promise<Device
   };
 }
 
+/** Whether `dir` holds an identity (its key or its certificate). */
+export function hasIdentity(dir: string): boolean {
+  return existsSync(join(dir, KEY_FILE)) || existsSync(join(dir, CERT_FILE));
+}
+
+/**
+ * Keeps `identity` in `dir` (made owner-only), as loadOrCreateIdentity reads it;
+ * never replaces one already there.
+ */
+export function writeIdentity(dir: string, identity: DeviceIdentity): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
+  writeFileSync(join(dir, KEY_FILE), identity.keyPem, { mode: 0o600, flag: 'wx' });
+  writeFileSync(join(dir, CERT_FILE), identity.certPem, { mode: 0o644, flag: 'wx' });
+}
+
 /**
  * Loads the identity kept in `dir` (`key.pem`, `cert.pem`), creating it on first
  * start. The directory is owner-only (0700) and the key file owner-readable only
@@ -83,11 +99,8 @@ export async function loadOrCreateIdentity(
         `only one of ${KEY_FILE} and ${CERT_FILE} exists; restore the other from backup or remove both to make a new identity (the device must then pair again)`,
       );
     }
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    chmodSync(dir, 0o700);
     const identity = await createIdentity(options.commonName);
-    writeFileSync(keyPath, identity.keyPem, { mode: 0o600, flag: 'wx' });
-    writeFileSync(certPath, identity.certPem, { mode: 0o644, flag: 'wx' });
+    writeIdentity(dir, identity);
     logger.info({ deviceId: identity.deviceId }, 'created device identity');
     return identity;
   }

@@ -27,7 +27,12 @@ import {
 import { formatDeviceId } from '../../transport/device-id.js';
 import { APP_VERSION } from '../../version.js';
 import { TrosynError } from '../../errors.js';
-import { type HubStorage, rememberHubStorage, STORE_PASSWORD_FILE_ENV } from '../../ops/hub-store.js';
+import {
+  type HubStorage,
+  IDENTITY_KEY_FILE_ENV,
+  rememberHubStorage,
+  STORE_PASSWORD_FILE_ENV,
+} from '../../ops/hub-store.js';
 import {
   type CommonOptions,
   common,
@@ -192,6 +197,7 @@ interface HubOpts extends CommonOptions, LogOptions {
   heartbeat: number;
   store?: string;
   storePasswordFile?: string;
+  identityKeyFile?: string;
 }
 
 interface ChildOpts extends CommonOptions, LogOptions {
@@ -265,6 +271,10 @@ export function registerAgents(program: Command): void {
         `the PostgreSQL password, on the file's first line (also $${STORE_PASSWORD_FILE_ENV} or $PGPASSWORD); the path is remembered, the password never stored`,
       )
       .option(
+        '--identity-key-file <file>',
+        `with --store: a secret file (32 bytes or more, e.g. openssl rand -base64 32) that seals the hub's identity into the database, so further hub processes on it, each with its own --data and the same file, serve the same hub (also $${IDENTITY_KEY_FILE_ENV}); the path is remembered`,
+      )
+      .option(
         '--recover',
         "the hub's store (trosyn.db, or its PostgreSQL schema) was lost: start with an empty one and take back what the children hold",
       )
@@ -317,6 +327,8 @@ export function registerAgents(program: Command): void {
         ...(retentionPolicy(config) && { retention: retentionPolicy(config) }),
         ...(opts.recover && { recover: true }),
         ...(storage.kind === 'postgres' && { postgres: storage.connection }),
+        ...(storage.kind === 'postgres' &&
+          storage.identityKeyFile !== undefined && { identityKeyFile: storage.identityKeyFile }),
         eventRetentionDays: opts.eventRetentionDays,
         ...(opts.backupDir && {
           backups: { dir: resolve(opts.backupDir), everyHours: opts.backupEveryHours, keep: opts.backupKeep },
@@ -584,9 +596,14 @@ export function registerAgents(program: Command): void {
 function hubStorageOf(dir: string, opts: HubOpts): HubStorage {
   if (opts.store === undefined && opts.storePasswordFile !== undefined && storageOf(dir).kind === 'sqlite')
     throw new UsageError('--store-password-file needs a PostgreSQL store: give --store postgres://...');
+  if (opts.store === undefined && opts.identityKeyFile !== undefined && storageOf(dir).kind === 'sqlite')
+    throw new UsageError(
+      '--identity-key-file shares the identity of a hub on PostgreSQL between its processes: give --store postgres://... too',
+    );
   const given = {
     ...(opts.store !== undefined && { store: opts.store }),
     ...(opts.storePasswordFile !== undefined && { storePasswordFile: opts.storePasswordFile }),
+    ...(opts.identityKeyFile !== undefined && { identityKeyFile: opts.identityKeyFile }),
   };
   const storage = storageOf(dir, given);
   if (opts.store !== undefined && storage.kind === 'postgres') {

@@ -119,6 +119,13 @@ export interface StorageAdapter extends Startable {
    * `data_version`). Without it the agent looks at the change log each time.
    */
   dataVersion?(): Promise<number>;
+  /**
+   * Optional: calls `listener` soon after any process commits a write here (a
+   * wake-up carrying nothing; PostgreSQL's LISTEN/NOTIFY), so an agent notices
+   * other processes' writes at once rather than at its next look. Returns the
+   * unsubscribe function.
+   */
+  onCommit?(listener: () => void): () => void;
 
   getMeta(key: string): Promise<string | undefined>;
   setMeta(key: string, value: string): Promise<void>;

@@ -213,3 +213,68 @@ export function openError(target: PostgresTarget, err: unknown): Error {
   if (code === '3D000') return new StoreDatabaseMissingError(target.label, clean);
   return new StoreOpenError(target.label, clean);
 }
+
+/**
+ * A connection of its own that LISTENs on `channel` and calls `onWake` on each
+ * notification: a payload-free wake-up, never the data path. When the connection
+ * is lost it connects again (every `retryMs`) and calls `onWake` once it is back,
+ * for what was missed meanwhile. Nothing is connected before `start()`.
+ */
+export class PostgresWakeups {
+  private client: pg.Client | undefined;
+  private running = false;
+  private retry: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly target: PostgresTarget,
+    private readonly channel: string,
+    private readonly onWake: () => void,
+    private readonly logger: Logger,
+    private readonly retryMs = 1000,
+  ) {
+    if (!SCHEMA_NAME.test(channel)) throw new Error(`not a plain channel name: ${channel}`);
+  }
+
+  async start(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    await this.connect(false);
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    clearTimeout(this.retry);
+    const client = this.client;
+    this.client = undefined;
+    await client?.end().catch(() => undefined);
+  }
+
+  private async connect(again: boolean): Promise<void> {
+    const options = this.target.pool.options as pg.PoolConfig;
+    const client = new pg.Client({ ...options, types });
+    const lost = (err?: unknown) => {
+      if (this.client !== client) return;
+      this.client = undefined;
+      client.end().catch(() => undefined);
+      if (!this.running) return;
+      if (err)
+        this.logger.warn(
+          { err: this.target.sanitize(err), db: this.target.label },
+          'wake-up connection lost',
+        );
+      this.retry = setTimeout(() => void this.connect(true), this.retryMs);
+      this.retry.unref();
+    };
+    client.on('error', lost);
+    client.on('end', () => lost());
+    client.on('notification', () => this.onWake());
+    this.client = client;
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${this.channel}`);
+      if (again) this.onWake();
+    } catch (err) {
+      lost(err);
+    }
+  }
+}

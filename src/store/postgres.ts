@@ -6,7 +6,7 @@ import { silentLogger } from '../observability/logger.js';
 import type { StorageAdapter } from './adapter.js';
 import { checkpointToken } from './checkpoint.js';
 import { StoreClosedError, StoreCorruptError, StoreWriteError, UnknownAncestorError } from './errors.js';
-import type { PostgresConnection, PostgresTarget } from './postgres-connection.js';
+import { type PostgresConnection, type PostgresTarget, PostgresWakeups } from './postgres-connection.js';
 import { openMigrated } from './postgres-migrations.js';
 import { POSTGRES_STORE_MIGRATIONS } from './postgres-schema.js';
 import { EMPTY_CURSOR } from './types.js';
@@ -171,6 +171,9 @@ export class PostgresStore implements StorageAdapter {
   private salt = '';
   /** Write transactions this adapter committed: log_head.commits less these is what others committed. */
   private ownCommits = 0;
+  /** Told when any process commits a write (LISTEN on the schema's channel). */
+  private readonly changeListeners = new Set<() => void>();
+  private wakeups: PostgresWakeups | undefined;
 
   constructor(options: PostgresStoreOptions) {
     this.options = options;
@@ -228,11 +231,35 @@ export class PostgresStore implements StorageAdapter {
     });
   }
 
+  /**
+   * Calls `listener` soon after any process (this one too) commits a write to this
+   * store: a wake-up to look, carrying nothing. Returns the unsubscribe function.
+   */
+  onCommit(listener: () => void): () => void {
+    this.changeListeners.add(listener);
+    if (!this.wakeups && this.db) {
+      const wakeups = new PostgresWakeups(
+        this.db,
+        this.schema,
+        () => {
+          for (const l of this.changeListeners) l();
+        },
+        this.logger,
+      );
+      this.wakeups = wakeups;
+      wakeups.start().catch((err: unknown) => this.logger.warn({ err }, 'wake-ups could not start'));
+    }
+    return () => this.changeListeners.delete(listener);
+  }
+
   async stop(): Promise<void> {
     if (this.starting) await this.starting.catch(() => undefined);
     const db = this.db;
     if (!db) return;
     this.db = undefined;
+    this.changeListeners.clear();
+    await this.wakeups?.stop();
+    this.wakeups = undefined;
     this.deviceIds.clear();
     this.deviceKeys.clear();
     this.peerLogIds.clear();
@@ -268,7 +295,11 @@ export class PostgresStore implements StorageAdapter {
       const head = await client.query<{ latest: number }>('SELECT latest FROM log_head FOR UPDATE');
       tx.latest = head.rows[0]?.latest ?? 0;
       const result = await fn(tx);
-      await client.query('UPDATE log_head SET latest = $1, commits = commits + 1', [tx.latest]);
+      // One round trip: the head, and a payload-free wake-up for the other processes
+      // (delivered at commit; notifications of one transaction fold into one).
+      await client.query(
+        `UPDATE log_head SET latest = ${Math.trunc(tx.latest)}, commits = commits + 1; NOTIFY ${this.schema}`,
+      );
       await client.query('COMMIT');
       this.ownCommits++;
       return result;

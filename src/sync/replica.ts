@@ -91,6 +91,8 @@ export interface ReplicaOptions {
 export const DEFAULT_MAX_RECORD_BYTES = 1024 * 1024;
 /** Where a store keeps the hub's collection policy. */
 const POLICY_META = 'sync_policy';
+/** With wake-ups from the store, the looks on the clock come at most this often (ms). */
+const WAKEUP_SAFETY_MS = 2000;
 export const DEFAULT_MAX_CLOCK_SKEW_MS = 24 * 60 * 60 * 1000;
 
 /** A change to a record's current state, as subscribers see it. */
@@ -235,6 +237,10 @@ export class Replica implements Startable {
   /** The store's data version at the last look: unchanged means no other process wrote. */
   private dataVersion = -1;
   private watcher: Timer | undefined;
+  /** Ends the store's wake-ups on other processes' commits, where it has them. */
+  private stopWakeups: (() => void) | undefined;
+  /** A look for other processes' writes is queued: wake-ups meanwhile add none. */
+  private lookQueued = false;
   private pruner: Timer | undefined;
 
   constructor(options: ReplicaOptions) {
@@ -312,11 +318,21 @@ export class Replica implements Startable {
     }
     const every = this.options.watchExternalWritesMs;
     if (every !== undefined && every > 0) {
-      this.watcher = this.clock.setInterval(() => {
-        this.exclusive(() => this.reportExternalWrites()).catch((err: unknown) =>
-          this.logger.warn({ err }, 'checking for external writes failed'),
-        );
-      }, every);
+      const look = () => {
+        if (this.lookQueued) return;
+        this.lookQueued = true;
+        this.exclusive(() => {
+          this.lookQueued = false;
+          return this.reportExternalWrites();
+        }).catch((err: unknown) => this.logger.warn({ err }, 'checking for external writes failed'));
+      };
+      // A store that wakes this replica on other processes' commits is looked at
+      // then, and on the clock only as a safety net (a lost wake-up connection).
+      this.stopWakeups = this.store.onCommit?.(look);
+      this.watcher = this.clock.setInterval(
+        look,
+        this.stopWakeups ? Math.max(every, WAKEUP_SAFETY_MS) : every,
+      );
     }
   }
 
@@ -329,6 +345,8 @@ export class Replica implements Startable {
     this.lazyFlush = undefined;
     this.watcher?.cancel();
     this.watcher = undefined;
+    this.stopWakeups?.();
+    this.stopWakeups = undefined;
     this.pruner?.cancel();
     this.pruner = undefined;
     await this.queue.catch(() => undefined);

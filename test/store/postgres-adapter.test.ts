@@ -9,6 +9,9 @@ import type { StorageAdapter } from '../../src/store/adapter.js';
 import type { DeviceId, Seq } from '../../src/store/types.js';
 import { lwwResolver } from '../../src/sync/conflict.js';
 import { createReducer } from '../../src/sync/reducer.js';
+import { Replica } from '../../src/sync/replica.js';
+import { randomDeviceId } from '../../src/sync/ids.js';
+import { eventually, FakeClock } from '../helpers.js';
 import { useClusterForFile } from '../helpers-postgres.js';
 
 const cluster = useClusterForFile();
@@ -61,6 +64,43 @@ runStorageAdapterSuite('PostgresStore', async () => {
 
 describe('PostgresStore beyond the suite', () => {
   const lww = createReducer(() => lwwResolver);
+
+  it("a replica hears of another process's commit by a wake-up, not its clock, and again after the wake-up connection was cut", async () => {
+    const pg = await cluster();
+    const database = await pg.createDatabase();
+    // The clock never moves: a look on the clock never comes, only the wake-ups.
+    const clock = new FakeClock();
+    // Two processes of one hub: one device, one database.
+    const hubId = randomDeviceId();
+    const replica = () =>
+      new Replica({
+        store: new PostgresStore({ connection: pg.config(database), clock }),
+        deviceId: hubId,
+        role: 'hub',
+        watchExternalWritesMs: 250,
+        clock,
+      });
+    const a = replica();
+    const b = replica();
+    await a.start();
+    await b.start();
+    const seen: string[] = [];
+    a.subscribe((e) => seen.push(e.id));
+    await b.put('notes', 'first', { v: 1 });
+    await eventually(async () => seen.includes('first'), 10_000, "b's write seen by a");
+    // The server ends the wake-up connections (each replica has one); b writes while they are down.
+    const cut = await pg.query(
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'LISTEN %'",
+      [database],
+    );
+    assert.equal(cut.rowCount, 2, 'one wake-up connection each');
+    await b.put('notes', 'second', { v: 2 });
+    await eventually(async () => seen.includes('second'), 10_000, 'seen once the wake-ups are back');
+    assert.deepEqual(seen, ['first', 'second'], 'each once, as a change of another process');
+    await a.stop();
+    await b.stop();
+    await pg.dropDatabase(database);
+  });
 
   it('two stores on one database (two hub processes) write at once: positions are unique, gapless and seen in order', async () => {
     const pg = await cluster();

@@ -151,9 +151,14 @@ export class ChildSessions implements Startable {
   private async saveHealth(): Promise<void> {
     this.healthSave?.cancel();
     this.healthSave = undefined;
-    await this.o.registry
-      .setSetting(HEALTH_SETTING, JSON.stringify(this.health), { durable: false })
-      .catch((err: unknown) => this.o.logger.warn({ err }, 'could not save the device sync details'));
+    try {
+      // Other hub processes on the same database save theirs too: newer parts of theirs stay.
+      const saved = await this.o.registry.getSetting(HEALTH_SETTING);
+      if (saved !== undefined) this.health.restore(parseOr(saved));
+      await this.o.registry.setSetting(HEALTH_SETTING, JSON.stringify(this.health), { durable: false });
+    } catch (err) {
+      this.o.logger.warn({ err }, 'could not save the device sync details');
+    }
   }
 
   /** Children connected now. */
@@ -486,4 +491,13 @@ function addThroughput(sum: Throughput, live: LiveSession): void {
 
 function scopeKeyOf(group: GroupRecord): string {
   return JSON.stringify([group.name, group.read, group.write]);
+}
+
+/** JSON text parsed, or undefined when it is not JSON (a damaged setting is written over). */
+function parseOr(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
 }

@@ -91,12 +91,27 @@ export class DeviceHealth {
     return Object.fromEntries(this.entries);
   }
 
-  /** Takes back what `toJSON` gave (entries already here since start win). */
+  /**
+   * Takes in what `toJSON` gave, from an earlier run or from another hub process on
+   * the same database: of each part of a device's entry, the newer one stays.
+   */
   restore(saved: unknown): void {
     if (typeof saved !== 'object' || saved === null) return;
     for (const [deviceId, entry] of Object.entries(saved as Record<string, DeviceTrouble>)) {
-      if (this.entries.has(deviceId as DeviceId) || typeof entry !== 'object' || entry === null) continue;
-      this.entries.set(deviceId as DeviceId, { ...none(), ...entry });
+      if (typeof entry !== 'object' || entry === null) continue;
+      const theirs = { ...none(), ...entry };
+      const mine = this.entries.get(deviceId as DeviceId);
+      if (!mine) {
+        this.entries.set(deviceId as DeviceId, theirs);
+        continue;
+      }
+      const newer = <T>(a: T | null, b: T | null, at: (x: T) => number): T | null =>
+        a === null ? b : b === null ? a : at(b) > at(a) ? b : a;
+      mine.lastError = newer(mine.lastError, theirs.lastError, (x) => x.at);
+      mine.refusedByHub = newer(mine.refusedByHub, theirs.refusedByHub, (x) => x.at);
+      mine.refusedByDevice = newer(mine.refusedByDevice, theirs.refusedByDevice, (x) => x.at);
+      mine.lastSession = newer(mine.lastSession, theirs.lastSession, (x) => x.endedAt);
+      mine.clock = newer(mine.clock, theirs.clock, (x) => x.at);
     }
   }
 

@@ -35,3 +35,23 @@ it('what a restart gets back is what was there, and what happened since the star
   again.restore(null);
   assert.equal(again.get(a).lastError?.code, 'HEARTBEAT_TIMEOUT');
 });
+
+it('two hub processes saving into one setting: of each part of an entry, the newer stays', () => {
+  const a: DeviceId = randomDeviceId();
+  const b: DeviceId = randomDeviceId();
+  const one = new DeviceHealth();
+  const two = new DeviceHealth();
+  one.failed(a, 10, 'HEARTBEAT_TIMEOUT', 'no answer for 45 s');
+  one.ended(a, 30, { applied: 1 } as never);
+  two.failed(a, 20, 'CONNECTION_RESET', 'reset by peer');
+  two.ended(a, 15, { applied: 2 } as never);
+  two.refused(b, 'hub', 5, [refusal(1)]);
+  // One saves; the other reads it before saving its own (what ChildSessions does).
+  two.restore(JSON.parse(JSON.stringify(one)));
+  const merged = two.get(a);
+  assert.equal(merged.lastError?.code, 'CONNECTION_RESET', 'its own, newer');
+  assert.equal(merged.lastSession?.endedAt, 30, "the other's, newer");
+  assert.equal(two.get(b).refusedByHub?.total, 1, 'a device only it saw stays');
+  one.restore(JSON.parse(JSON.stringify(two)));
+  assert.deepEqual(one.get(a), two.get(a), 'both end with the same');
+});

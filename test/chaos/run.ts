@@ -7,7 +7,7 @@
  *   npm run chaos                                  # full run, a fresh seed
  *   npm run chaos -- --seed 1234                   # replays the schedule of seed 1234
  *   npm run chaos -- --short                       # the short form `npm test` runs
- *   npm run chaos -- --only crash --out r.json     # one experiment (crash | network | resources | clock)
+ *   npm run chaos -- --only crash --out r.json     # one experiment (crash | network | resources | clock | abuse)
  *
  * The network experiment needs root and `ip netns` and nftables, the resource faults
  * root (a tmpfs each), the clock skew libfaketime; without them an experiment is
@@ -22,7 +22,8 @@ import { crashLoops } from './crash.js';
 import { networkFaults } from './network.js';
 import { type ExperimentResult, problems, summary } from './result.js';
 import { clockSkew, clockSkipReason } from './clock.js';
-import { CLOCK_FORMS, CRASH_FORMS, NETWORK_FORMS, RESOURCE_FORMS } from './forms.js';
+import { ABUSE_FORMS, CLOCK_FORMS, CRASH_FORMS, NETWORK_FORMS, RESOURCE_FORMS } from './forms.js';
+import { abuse } from './abuse.js';
 import { resourceFault, resourceSkipReason } from './resources.js';
 import { seedOf } from './seeded.js';
 
@@ -38,7 +39,7 @@ const { values } = parseArgs({
 const seed = seedOf(values.seed ?? process.env.TROSYN_CHAOS_SEED);
 const form = values.short ? 'short' : 'full';
 const only = values.only;
-const EXPERIMENTS = ['crash', 'network', 'resources', 'clock'];
+const EXPERIMENTS = ['crash', 'network', 'resources', 'clock', 'abuse'];
 if (only !== undefined && !EXPERIMENTS.includes(only)) {
   console.error(`--only is one of ${EXPERIMENTS.join(', ')}`);
   process.exit(2);
@@ -101,6 +102,12 @@ try {
       results.push(r);
       console.log(summary(r));
     }
+  }
+  if (runs('abuse')) {
+    console.log('abuse…');
+    const r = await abuse({ ...ABUSE_FORMS[form], seed, dir: join(base, 'abuse'), log });
+    results.push(r);
+    console.log(summary(r));
   }
 } catch (err) {
   failures.push(err instanceof Error ? (err.stack ?? err.message) : String(err));

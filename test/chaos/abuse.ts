@@ -445,7 +445,11 @@ export async function abuse(o: AbuseOptions): Promise<ExperimentResult> {
     // The limits that acted must show in the log, and in the counters.
     const attempted = phases.flatMap((p) => [p.attacks]);
     const refusedByLimit = attempted.reduce(
-      (n, a) => n + (a.flood?.refused ?? 0) + (a.slow?.refusedAtOnce ?? 0),
+      (n, a) =>
+        n +
+        (a.flood?.refused ?? 0) +
+        (a.slow?.refusedAtOnce ?? 0) +
+        (a.garbage?.failedBefore['closed before TLS'] ?? 0),
       0,
     );
     const timedOut = attempted.reduce((n, a) => n + (a.slow?.timedOut ?? 0), 0);

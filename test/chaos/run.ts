@@ -1,8 +1,9 @@
 /**
  * `npm run chaos`: the chaos experiments in their full form, their figures printed
- * and written as JSON. Bounded: 60 kills and four network faults of 30 s, about
- * 6 minutes on a 2-core machine; every wait has a limit (60 s to converge after
- * the kills, 90 s after each fault), so a stuck cluster fails the run, not hangs it.
+ * and written as JSON. Bounded: 60 kills, four network faults of 30 s and five
+ * phases of abuse of 15 s, about 8 minutes on a 2-core machine; every wait has a
+ * limit (60 s to converge after the kills and after each phase of abuse, 90 s after
+ * each fault), so a stuck cluster fails the run, not hangs it.
  *
  *   npm run chaos                                  # full run, a fresh seed
  *   npm run chaos -- --seed 1234                   # replays the schedule of seed 1234

@@ -41,7 +41,8 @@ export interface TransportServerOptions {
    * device that completes the handshake gets its attempt back, so healthy
    * reconnects of many devices behind one address (NAT, a terminal server) never
    * use the limit up; TLS failures, missing or unknown certificates, pairing
-   * sessions, failed or timed-out handshakes keep theirs spent. The burst also
+   * sessions, failed or timed-out handshakes keep theirs spent, and so does a
+   * device whose connection the hub ends for breaking the protocol (garbage frames). The burst also
    * caps the handshakes one address has in progress at once. Default: no limit.
    */
   attemptLimit?: RateLimit;

@@ -492,7 +492,12 @@ export class Connection extends EventEmitter<Events> {
 
   private badInput(err: unknown): void {
     this.logger.warn(
-      { peer: this.peer, address: this.remoteAddress, err: (err as Error).message },
+      {
+        peer: this.peer,
+        address: this.remoteAddress,
+        code: isTrosynError(err) ? err.code : 'BAD_FRAME',
+        err: (err as Error).message,
+      },
       'bad input from peer',
     );
     this.close(isTrosynError(err) ? err : new TransportError('BAD_FRAME', String(err)));

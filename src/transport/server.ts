@@ -3,12 +3,13 @@ import { type AddressInfo, createServer as createNetServer, type Server, type So
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { isTrosynError } from '../errors.js';
-import { type Clock, LifecycleGuard, type Startable, systemClock } from '../lifecycle.js';
+import { type Clock, LifecycleGuard, type Startable, systemClock, type Timer } from '../lifecycle.js';
 import { componentLogger, silentLogger } from '../observability/logger.js';
 import { DEFAULT_MAX_FRAME_BYTES, DEFAULT_SYNC_PORT } from '../protocol/constants.js';
 import type { DeviceId } from '../store/types.js';
 import type { Authenticator } from './authenticator.js';
-import { Connection } from './connection.js';
+import { Connection, PeerError } from './connection.js';
+import { isProtocolError } from '../observability/metrics.js';
 import { shortDeviceId } from './device-id.js';
 import { DeviceNotAllowedError, NoClientCertificateError, TransportError } from './errors.js';
 import { type HandshakeResult, type LocalPeer, serverHandshake } from './handshake.js';
@@ -40,7 +41,8 @@ export interface TransportServerOptions {
    * device that completes the handshake gets its attempt back, so healthy
    * reconnects of many devices behind one address (NAT, a terminal server) never
    * use the limit up; TLS failures, missing or unknown certificates, pairing
-   * sessions, failed or timed-out handshakes keep theirs spent. The burst also
+   * sessions, failed or timed-out handshakes keep theirs spent, and so does a
+   * device whose connection the hub ends for breaking the protocol (garbage frames). The burst also
    * caps the handshakes one address has in progress at once. Default: no limit.
    */
   attemptLimit?: RateLimit;
@@ -58,6 +60,12 @@ export interface PeerInfo {
   access: 'sync' | 'pairing';
   handshake: HandshakeResult;
 }
+
+/** After its first line, the refusals of an address and code are logged this often (ms), as a count. */
+const REFUSAL_LOG_EVERY_MS = 60_000;
+
+/** Codes of a limit the hub enforces on a connection: logged as warnings. */
+const LIMIT_CODES: ReadonlySet<string> = new Set(['RATE_LIMITED', 'HANDSHAKE_TIMEOUT']);
 
 type Events = {
   /** A connection failed before it was handed on (TLS error, no certificate, refused, bad handshake). */
@@ -84,6 +92,12 @@ export class TransportServer extends EventEmitter<Events> implements Startable {
   private readonly connections = new Set<Connection>();
   private readonly sockets = new Set<Socket>();
   private readonly attempts: RateLimiter | undefined;
+  /** The refusals of each address and code since their last log line (see refused). */
+  private readonly refusals = new Map<
+    string,
+    { address: string; code: string; deviceId?: DeviceId; count: number }
+  >();
+  private refusalLog: Timer | undefined;
   private readonly lifecycle = new LifecycleGuard();
 
   constructor(options: TransportServerOptions) {
@@ -135,7 +149,7 @@ export class TransportServer extends EventEmitter<Events> implements Startable {
       // Node reports a handshake timeout but leaves the socket open; a client that
       // opened TCP and never finished TLS must not hold it.
       socket.destroy();
-      this.emit('rejected', { address, code: timedOut ? 'HANDSHAKE_TIMEOUT' : 'TLS_HANDSHAKE_FAILED' });
+      this.refused({ address, code: timedOut ? 'HANDSHAKE_TIMEOUT' : 'TLS_HANDSHAKE_FAILED' });
     });
     // TCP is accepted here and handed to the TLS server only once admitted, so a
     // refused connection costs no TLS state at all and is reported once.
@@ -143,7 +157,7 @@ export class TransportServer extends EventEmitter<Events> implements Startable {
       const address = plainAddress(socket.remoteAddress);
       if (this.attempts && !this.attempts.take(address)) {
         socket.destroy();
-        this.emit('rejected', { address, code: 'RATE_LIMITED' });
+        this.refused({ address, code: 'RATE_LIMITED' });
         return;
       }
       this.sockets.add(socket);
@@ -165,6 +179,7 @@ export class TransportServer extends EventEmitter<Events> implements Startable {
       }
     }
     this.server = server;
+    this.refusalLog = this.clock.setInterval(() => this.flushRefusals(), REFUSAL_LOG_EVERY_MS);
     this.logger.info({ host, port: this.port }, 'sync service listening');
   }
 
@@ -178,6 +193,9 @@ export class TransportServer extends EventEmitter<Events> implements Startable {
       conn.close(new TransportError('SERVER_SHUTTING_DOWN', 'the hub is shutting down'));
     for (const socket of this.sockets) socket.destroy();
     await closed;
+    this.refusalLog?.cancel();
+    this.refusalLog = undefined;
+    this.flushRefusals();
   }
 
   /** Open, authenticated connections. */
@@ -197,6 +215,55 @@ export class TransportServer extends EventEmitter<Events> implements Startable {
     return n;
   }
 
+  /**
+   * Reports a connection refused before it was handed on, and logs it: the first
+   * refusal of an address and code at once, then one line a minute with how many
+   * more came (and a last one when the service stops), so a flood of attempts shows
+   * in the log, every refusal counted, without flooding it.
+   */
+  private refused(r: { address: string; code: string; deviceId?: DeviceId }): void {
+    this.emit('rejected', r);
+    const key = `${r.address} ${r.code}`;
+    const seen = this.refusals.get(key);
+    if (seen) {
+      seen.count++;
+      return;
+    }
+    // Bounded like the attempt limiter's buckets: the oldest key is told and dropped first.
+    if (this.refusals.size >= 10_000) {
+      const [oldest, entry] = this.refusals.entries().next().value ?? [];
+      if (oldest !== undefined && entry) {
+        this.logRefusals(entry);
+        this.refusals.delete(oldest);
+      }
+    }
+    this.logRefusals({ ...r, count: 1 });
+    this.refusals.set(key, { ...r, count: 0 });
+  }
+
+  /** Logs the refusals counted since the last line; an address and code quiet for a whole minute are forgotten. */
+  private flushRefusals(): void {
+    for (const [key, entry] of this.refusals) {
+      if (entry.count === 0) this.refusals.delete(key);
+      else {
+        this.logRefusals(entry);
+        entry.count = 0;
+      }
+    }
+  }
+
+  private logRefusals(r: { address: string; code: string; deviceId?: DeviceId; count: number }): void {
+    if (r.count === 0) return;
+    const line = {
+      address: r.address,
+      code: r.code,
+      count: r.count,
+      ...(r.deviceId && { device: shortDeviceId(r.deviceId) }),
+    };
+    if (LIMIT_CODES.has(r.code)) this.logger.warn(line, 'connections refused');
+    else this.logger.info(line, 'connections refused');
+  }
+
   private async onSecure(socket: TLSSocket): Promise<void> {
     const address = plainAddress(socket.remoteAddress);
     const deviceId = peerDeviceId(socket);
@@ -209,7 +276,7 @@ export class TransportServer extends EventEmitter<Events> implements Startable {
     });
     const reject = (err: Error & { code?: string }) => {
       conn.close(err);
-      this.emit('rejected', { address, code: err.code ?? 'REJECTED', ...(deviceId && { deviceId }) });
+      this.refused({ address, code: err.code ?? 'REJECTED', ...(deviceId && { deviceId }) });
     };
     if (!deviceId) {
       reject(new NoClientCertificateError(formatAddress(address, socket.remotePort)));
@@ -243,7 +310,15 @@ export class TransportServer extends EventEmitter<Events> implements Startable {
       if (handshake.peerTime !== undefined) conn.ping();
       // Only a device allowed to sync has proved it belongs here; a pairing session
       // is still a stranger and keeps its attempt spent.
-      if (access === 'sync') this.attempts?.refund(address);
+      if (access === 'sync') {
+        this.attempts?.refund(address);
+        // Unless it then breaks the protocol (garbage after the hello): the attempt is
+        // spent after all, so a paired device cannot reconnect to send garbage without limit.
+        conn.once('close', (cause) => {
+          if (cause && !(cause instanceof PeerError) && isProtocolError((cause as { code?: string }).code))
+            this.attempts?.take(address);
+        });
+      }
       this.connections.add(conn);
       conn.once('close', () => this.connections.delete(conn));
       this.options.onConnection(conn, { deviceId, address, access, handshake });

@@ -6,6 +6,7 @@ import type { CrashOptions } from './crash.js';
 import type { NetworkOptions } from './network.js';
 import type { ResourceOptions } from './resources.js';
 import type { ClockOptions } from './clock.js';
+import type { AbuseOptions } from './abuse.js';
 
 type Form = 'full' | 'short';
 
@@ -43,4 +44,30 @@ export const RESOURCE_FORMS: Record<Form, Pick<ResourceOptions, 'faultMs'>> = {
 export const CLOCK_FORMS: Record<Form, Omit<ClockOptions, 'seed' | 'dir' | 'log'>> = {
   full: { skewHours: 5, writeMs: 20_000, conflictRounds: 6 },
   short: { skewHours: 3, writeMs: 3_000, conflictRounds: 3 },
+};
+
+/**
+ * Abuse: in full, each kind alone and then all at once, the 2x latency goal judged;
+ * in short, all at once for a few seconds (about 15 s in all), the latency only printed.
+ */
+export const ABUSE_FORMS: Record<Form, Omit<AbuseOptions, 'seed' | 'dir' | 'log'>> = {
+  full: {
+    quietSamples: 60,
+    phases: [['flood'], ['slow'], ['writer'], ['garbage'], ['flood', 'slow', 'writer', 'garbage']],
+    // Longer than the hub's 10 s handshake limit: the never-finishing handshakes are cut in each phase.
+    phaseMs: 15_000,
+    attempts: 10_000,
+    slowAddresses: 4,
+    slowPerAddress: 40,
+    judgeLatency: true,
+  },
+  short: {
+    quietSamples: 10,
+    phases: [['flood', 'slow', 'writer', 'garbage']],
+    phaseMs: 3_000,
+    attempts: 1_000,
+    slowAddresses: 2,
+    slowPerAddress: 40,
+    judgeLatency: false,
+  },
 };

@@ -1,13 +1,14 @@
 /**
  * `npm run chaos`: the chaos experiments in their full form, their figures printed
- * and written as JSON. Bounded: 60 kills and four network faults of 30 s, about
- * 6 minutes on a 2-core machine; every wait has a limit (60 s to converge after
- * the kills, 90 s after each fault), so a stuck cluster fails the run, not hangs it.
+ * and written as JSON. Bounded: 60 kills, four network faults of 30 s and five
+ * phases of abuse of 15 s, about 8 minutes on a 2-core machine; every wait has a
+ * limit (60 s to converge after the kills and after each phase of abuse, 90 s after
+ * each fault), so a stuck cluster fails the run, not hangs it.
  *
  *   npm run chaos                                  # full run, a fresh seed
  *   npm run chaos -- --seed 1234                   # replays the schedule of seed 1234
  *   npm run chaos -- --short                       # the short form `npm test` runs
- *   npm run chaos -- --only crash --out r.json     # one experiment (crash | network | resources | clock)
+ *   npm run chaos -- --only crash --out r.json     # one experiment (crash | network | resources | clock | abuse)
  *
  * The network experiment needs root and `ip netns` and nftables, the resource faults
  * root (a tmpfs each), the clock skew libfaketime; without them an experiment is
@@ -22,7 +23,8 @@ import { crashLoops } from './crash.js';
 import { networkFaults } from './network.js';
 import { type ExperimentResult, problems, summary } from './result.js';
 import { clockSkew, clockSkipReason } from './clock.js';
-import { CLOCK_FORMS, CRASH_FORMS, NETWORK_FORMS, RESOURCE_FORMS } from './forms.js';
+import { ABUSE_FORMS, CLOCK_FORMS, CRASH_FORMS, NETWORK_FORMS, RESOURCE_FORMS } from './forms.js';
+import { abuse } from './abuse.js';
 import { resourceFault, resourceSkipReason } from './resources.js';
 import { seedOf } from './seeded.js';
 
@@ -38,7 +40,7 @@ const { values } = parseArgs({
 const seed = seedOf(values.seed ?? process.env.TROSYN_CHAOS_SEED);
 const form = values.short ? 'short' : 'full';
 const only = values.only;
-const EXPERIMENTS = ['crash', 'network', 'resources', 'clock'];
+const EXPERIMENTS = ['crash', 'network', 'resources', 'clock', 'abuse'];
 if (only !== undefined && !EXPERIMENTS.includes(only)) {
   console.error(`--only is one of ${EXPERIMENTS.join(', ')}`);
   process.exit(2);
@@ -101,6 +103,12 @@ try {
       results.push(r);
       console.log(summary(r));
     }
+  }
+  if (runs('abuse')) {
+    console.log('abuse…');
+    const r = await abuse({ ...ABUSE_FORMS[form], seed, dir: join(base, 'abuse'), log });
+    results.push(r);
+    console.log(summary(r));
   }
 } catch (err) {
   failures.push(err instanceof Error ? (err.stack ?? err.message) : String(err));

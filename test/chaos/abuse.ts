@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
-import { freePort, runCli } from '../e2e/helpers.js';
+import { freePort, pairWithHub, runCli } from '../e2e/helpers.js';
 import type { AttackCounts, AttackPlan } from './abuse-worker.js';
 import { COLLECTION, Cluster, type ChaosNode, errorCode } from './cluster.js';
 import { type ExperimentResult, outcome } from './result.js';
@@ -259,16 +259,7 @@ export async function abuse(o: AbuseOptions): Promise<ExperimentResult> {
       codes.push((await runCli(['pairing-code', '--data', cluster.hub.data])).code as string);
     await Promise.all(
       [...cluster.children, { name: 'garbage', data: garbageDir } as ChaosNode].map(async (node, i) => {
-        await runCli([
-          'pair',
-          codes[i] as string,
-          '--hub',
-          `127.0.0.1:${port}`,
-          '--data',
-          node.data,
-          '--name',
-          node.name,
-        ]);
+        await pairWithHub(codes[i] as string, node.data, port, node.name);
         if (node.name !== 'garbage') await cluster.startNode(node);
       }),
     );

@@ -352,6 +352,26 @@ describe('timers of a running replica, on its clock', () => {
   let barriers = 0;
   const afterQueuedWork = (r: Replica) => r.put('barrier', `b${++barriers}`, { n: barriers });
 
+  /**
+   * A hub and a child on `store`, and `echo(since)`: the hub's log after `since` for
+   * the child, holding only the child's own writes, so a batch of no revisions.
+   */
+  const echoPair = async (clock: FakeClock, store: SqliteStore) => {
+    const hub = await replica({ role: 'hub', clock });
+    const child = new Replica({ store, deviceId: randomDeviceId(), clock });
+    await child.start();
+    const hubLog = (await hub.changeLog()).id;
+    const echo = async (since: number) => {
+      const batch = await hub.changesSince({
+        since: since as Seq,
+        peer: { device: child.deviceId, log: (await child.changeLog()).id },
+      });
+      assert.equal(batch.revisions.length, 0);
+      return { ...batch, log: hubLog };
+    };
+    return { hub, child, echo };
+  };
+
   it(
     'a replica watching its store reports records another writer changed, once, as local changes',
     { timeout: 30_000 },
@@ -444,22 +464,9 @@ describe('timers of a running replica, on its clock', () => {
     { timeout: 30_000 },
     async () => {
       const clock = new FakeClock();
-      const hub = await replica({ role: 'hub', clock });
       const path = join(dir.path, 'lazy-cursor.db');
       let store = new SqliteStore({ path, synchronous: 'off', clock });
-      const child = new Replica({ store, deviceId: randomDeviceId(), clock });
-      await child.start();
-      const hubLog = (await hub.changeLog()).id;
-      /** The hub's log after `since` for the child: only the child's own writes, so no revisions. */
-      const echo = async (since: number) => {
-        const childLog = (await child.changeLog()).id;
-        const batch = await hub.changesSince({
-          since: since as Seq,
-          peer: { device: child.deviceId, log: childLog },
-        });
-        assert.equal(batch.revisions.length, 0);
-        return { ...batch, log: hubLog };
-      };
+      const { hub, child, echo } = await echoPair(clock, store);
       await child.put('notes', 'n', { v: 1 });
       await transfer(child, hub);
       const first = await echo(0);
@@ -492,20 +499,12 @@ describe('timers of a running replica, on its clock', () => {
     { timeout: 30_000 },
     async () => {
       const clock = new FakeClock();
-      const hub = await replica({ role: 'hub', clock });
-      const path = join(dir.path, 'lazy-cursor-fails.db');
-      const store = new SqliteStore({ path, synchronous: 'off', clock });
-      const child = new Replica({ store, deviceId: randomDeviceId(), clock });
-      await child.start();
-      const hubLog = (await hub.changeLog()).id;
-      const echo = async (since: number) => {
-        const batch = await hub.changesSince({
-          since: since as Seq,
-          peer: { device: child.deviceId, log: (await child.changeLog()).id },
-        });
-        assert.equal(batch.revisions.length, 0);
-        return { ...batch, log: hubLog };
-      };
+      const store = new SqliteStore({
+        path: join(dir.path, 'lazy-cursor-fails.db'),
+        synchronous: 'off',
+        clock,
+      });
+      const { hub, child, echo } = await echoPair(clock, store);
       // The store refuses cursor writes, as a full disk does, until told otherwise.
       const setCursors = store.setCursors.bind(store);
       let refusals = 0;

@@ -49,7 +49,7 @@ const TARGETS = {
   hubPeakRssMB1M: 300,
 };
 
-interface SyncRun {
+export interface SyncRun {
   records: number;
   /** From the child's connection (TLS and handshake done) to caught-up. */
   ms: number;
@@ -78,7 +78,7 @@ interface SyncRun {
 type Line = Record<string, unknown>;
 
 /** The run with the median duration. */
-function medianRun(runs: SyncRun[]): SyncRun {
+export function medianRun(runs: SyncRun[]): SyncRun {
   const sorted = [...runs].sort((a, b) => a.ms - b.ms);
   return sorted[Math.floor(sorted.length / 2)] as SyncRun;
 }
@@ -319,7 +319,7 @@ async function runParts(
 
 const met = (ok: boolean) => (ok ? 'met' : 'NOT met');
 
-function summary(values: number[]) {
+export function summary(values: number[]) {
   return {
     n: values.length,
     p50: round(percentile(values, 50), 2),
@@ -330,14 +330,23 @@ function summary(values: number[]) {
   };
 }
 
-/** Writes records from..to-1 into the hub store in a separate process (synchronous=off); its duration. */
-async function preload(hubDir: string, from: number, to: number): Promise<number> {
+/**
+ * Writes records from..to-1 into the hub store in a separate process (synchronous=off
+ * on SQLite; `hub.env` may name another store, see bench/fixtures/hub.ts); its duration.
+ */
+export async function preload(
+  hubDir: string,
+  from: number,
+  to: number,
+  hub: HubOptions = {},
+): Promise<number> {
   const { fixture, ready } = await Fixture.start(
     'preload',
     'hub',
     ['preload', hubDir, String(from), String(to)],
     {
       readyTimeoutMs: 1_800_000,
+      ...(hub.env && { env: hub.env }),
     },
   );
   await fixture.whenExited();
@@ -345,7 +354,13 @@ async function preload(hubDir: string, from: number, to: number): Promise<number
   return ready.ms as number;
 }
 
-interface RunningHub {
+/** How a hub fixture is started: its name (profiles go to BENCH_PROFILE/<name>) and environment. */
+export interface HubOptions {
+  name?: string;
+  env?: Record<string, string>;
+}
+
+export interface RunningHub {
   fixture: Fixture;
   port: number;
   hubId: string;
@@ -353,8 +368,10 @@ interface RunningHub {
   startRssMB: number;
 }
 
-async function startHub(hubDir: string): Promise<RunningHub> {
-  const { fixture, ready } = await Fixture.start('hub', 'hub', ['serve', hubDir]);
+export async function startHub(hubDir: string, hub: HubOptions = {}): Promise<RunningHub> {
+  const { fixture, ready } = await Fixture.start(hub.name ?? 'hub', 'hub', ['serve', hubDir], {
+    ...(hub.env && { env: hub.env }),
+  });
   return {
     fixture,
     port: ready.port as number,
@@ -364,7 +381,7 @@ async function startHub(hubDir: string): Promise<RunningHub> {
 }
 
 /** One child process syncing the hub's whole store for the first time; the child stays up. */
-async function initialSync(
+export async function initialSync(
   hub: RunningHub,
   dir: string,
   name: string,
@@ -432,11 +449,12 @@ interface Latency {
  * the 50-children figure is taken first, then the others disconnect and the
  * 2-children figure is taken.
  */
-async function measurePropagation(
+export async function measurePropagation(
   dir: string,
   log: (text: string) => void,
+  hubOptions: HubOptions = {},
 ): Promise<{ many: Latency; one: Latency; details: Record<string, unknown> }> {
-  const hub = await startHub(join(dir, 'hub'));
+  const hub = await startHub(join(dir, 'hub'), hubOptions);
   const started: Fixture[] = [hub.fixture];
   try {
     const crowd = await Fixture.start('crowd', 'children', [

@@ -16,6 +16,7 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   chunker: async () => (await import('./files-chunker.js')).run,
   files: async () => (await import('./files.js')).run,
   scale: async () => (await import('./scale.js')).run,
+  postgres: async () => (await import('./postgres.js')).run,
 };
 
 const requested = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -90,7 +90,7 @@ function fromHistogram(pairs: Array<[number, number]>): { p50: number; p99: numb
 }
 
 /** Merges the `arrivals` answers of several processes. */
-function merge(answers: Line[]): {
+export function merge(answers: Line[]): {
   latency: ReturnType<typeof fromHistogram>;
   missing: number;
   complete: boolean;

@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { loadNodeConfig, localOnlyOptions } from '../config.js';
 import { TrosynError } from '../errors.js';
+import type { ChunkStore } from '../files/chunk-store.js';
 import { PackChunkStore } from '../files/chunk-store-pack.js';
 import { FileStore } from '../files/file-store.js';
 import { NodeFiles } from '../files/node-files.js';
@@ -151,7 +152,14 @@ export async function withReplica<T>(dir: string, fn: (replica: Replica) => Prom
  */
 export async function withFiles<T>(dir: string, fn: (files: NodeFiles) => Promise<T>): Promise<T> {
   return withReplica(dir, async (replica) => {
-    const chunks = new PackChunkStore({ dir: join(dir, 'chunks') });
+    // A hub on PostgreSQL keeps its content in the database, shared by its processes.
+    const storage = storageOf(dir);
+    const chunks: ChunkStore =
+      storage.kind === 'postgres'
+        ? new (await import('../files/chunk-store-postgres.js')).PostgresChunkStore({
+            connection: storage.connection,
+          })
+        : new PackChunkStore({ dir: join(dir, 'chunks') });
     await chunks.start();
     try {
       return await fn(new NodeFiles(replica, new FileStore(chunks)));

@@ -56,6 +56,8 @@ export interface PeerTransfer {
 export const PROGRESS_FILES = 20;
 /** Progress events come at most this often while chunks arrive. */
 const PROGRESS_EVERY_MS = 250;
+/** Chunks arriving through another process start a look at pending versions at most this often. */
+const ARRIVAL_MS = 1000;
 
 export interface ContentSyncOptions {
   replica: Replica;
@@ -67,6 +69,13 @@ export interface ContentSyncOptions {
   role: 'hub' | 'child';
   /** Waits between tries for content a peer did not have yet (it may still be arriving there). */
   retryMs?: number;
+  /**
+   * Subscribes to word that chunks arrived through another process sharing the chunk
+   * store (hub processes on one database); returns the unsubscribe function. Pending
+   * versions are then looked at again (at most every ARRIVAL_MS), so content another
+   * process fetched counts here too.
+   */
+  onArrival?: (listener: () => void) => () => void;
   logger?: Logger;
   clock?: Clock;
 }
@@ -86,6 +95,8 @@ export class ContentSync extends EventEmitter<Events> implements Startable {
   private readonly logger: Logger;
   private readonly peers = new Map<string, ChunkExchange>();
   private unsubscribe: (() => void) | undefined;
+  private unsubscribeArrivals: (() => void) | undefined;
+  private arrival: Timer | undefined;
   private scanning: Promise<void> = Promise.resolve();
   private working = false;
   private again = false;
@@ -118,6 +129,7 @@ export class ContentSync extends EventEmitter<Events> implements Startable {
     await this.o.index.start();
     this.started = true;
     this.unsubscribe = this.o.replica.subscribe(() => this.kick());
+    this.unsubscribeArrivals = this.o.onArrival?.(() => this.arrived());
     this.kick();
   }
 
@@ -125,6 +137,9 @@ export class ContentSync extends EventEmitter<Events> implements Startable {
     if (!this.started) return;
     this.started = false;
     this.unsubscribe?.();
+    this.unsubscribeArrivals?.();
+    this.arrival?.cancel();
+    this.arrival = undefined;
     this.retry?.cancel();
     await this.scanning.catch(() => undefined);
     await this.o.index.stop();
@@ -227,6 +242,15 @@ export class ContentSync extends EventEmitter<Events> implements Startable {
   /** Resolves when the log has been read and a round of fetching is over. */
   async settled(): Promise<void> {
     await this.scanning;
+  }
+
+  /** Chunks arrived through another process: a look soon, one for a burst of them. */
+  private arrived(): void {
+    if (!this.started || this.arrival) return;
+    this.arrival = this.clock.setTimeout(() => {
+      this.arrival = undefined;
+      this.kick();
+    }, ARRIVAL_MS);
   }
 
   private kick(): void {

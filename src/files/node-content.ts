@@ -3,11 +3,17 @@ import type { Logger } from 'pino';
 import type { Clock } from '../lifecycle.js';
 import type { Replica } from '../sync/replica.js';
 import type { ChunkStore } from './chunk-store.js';
+import type { SharedChunkStore } from './chunk-store-postgres.js';
 import { ContentIndex } from './content-index.js';
 import { ContentSync } from './content-sync.js';
 import { FileGc } from './file-gc.js';
 import { FileStore } from './file-store.js';
 import { DEFAULT_FILES_COLLECTION, type FileTransferPolicy, NodeFiles } from './node-files.js';
+
+/** True when `store` is shared between processes and says when chunks arrive (PostgresChunkStore). */
+function isSharedChunkStore(store: ChunkStore): store is SharedChunkStore {
+  return typeof (store as Partial<SharedChunkStore>).onArrival === 'function';
+}
 
 /**
  * A node's file parts over its replica and chunk store: its files, the content
@@ -34,6 +40,8 @@ export function nodeContent(o: {
     index: new ContentIndex(join(o.dataDir, 'files.db')),
     policies,
     role: o.role,
+    // Content another process put into a shared store (hub processes on one database).
+    ...(isSharedChunkStore(o.chunks) && { onArrival: o.chunks.onArrival.bind(o.chunks) }),
     logger,
     clock,
   });

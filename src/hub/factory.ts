@@ -4,6 +4,7 @@ import { loadNodeConfig } from '../config.js';
 import { systemClock } from '../lifecycle.js';
 import { componentLogger, silentLogger } from '../observability/logger.js';
 import { PackChunkStore } from '../files/chunk-store-pack.js';
+import { PostgresChunkStore } from '../files/chunk-store-postgres.js';
 import { HUB_REGISTRY_FILE } from '../ops/hub-store.js';
 import { PostgresStore } from '../store/postgres.js';
 import { SqliteStore } from '../store/sqlite.js';
@@ -21,8 +22,8 @@ export { HUB_REGISTRY_FILE } from '../ops/hub-store.js';
 
 /**
  * Builds a hub from its settings, with the default parts (files in `dataDir`:
- * identity, SQLite store, SQLite registry; or the store and registry in
- * `init.postgres`) for every part not given. Nothing is touched on disk until `start()`.
+ * identity, SQLite store, SQLite registry, chunks; or the store, registry and chunks
+ * in `init.postgres`) for every part not given. Nothing is touched on disk until `start()`.
  */
 export function createHub(init: HubInit, given: Partial<HubParts> = {}): Hub {
   const logger = given.logger ?? silentLogger;
@@ -94,8 +95,18 @@ export function createHub(init: HubInit, given: Partial<HubParts> = {}): Hub {
         : new PostgresStore({ connection: init.postgres, mustExist, logger: hubLogger, clock })),
     registry,
     authenticator: given.authenticator ?? registry,
+    // On PostgreSQL the content is in the database too, shared by every hub process on
+    // it; chunks this hub kept in its data directory before are copied in at start.
     chunks:
-      given.chunks ?? new PackChunkStore({ dir: join(dataDir, 'chunks'), fsync: init.synchronous !== 'off' }),
+      given.chunks ??
+      (init.postgres === undefined
+        ? new PackChunkStore({ dir: join(dataDir, 'chunks'), fsync: init.synchronous !== 'off' })
+        : new PostgresChunkStore({
+            connection: init.postgres,
+            fsync: init.synchronous !== 'off',
+            importFrom: join(dataDir, 'chunks'),
+            logger: hubLogger,
+          })),
     logger,
     clock,
   };

@@ -1,7 +1,8 @@
 /**
  * Moves a hub that keeps its records and registry in SQLite files (`trosyn.db`,
- * `hub.db`) into a PostgreSQL database (schemas `trosyn_store` and `trosyn_hub`),
- * table by table and row for row: every position of the change log, every id and
+ * `hub.db`) and its file content in `chunks/` into a PostgreSQL database (schemas
+ * `trosyn_store`, `trosyn_hub` and `trosyn_chunks`), table by table and row for row
+ * (each chunk verified as it is read): every position of the change log, every id and
  * cursor, the change log's identity, checkpoint secret and epochs. The checkpoint
  * tokens the hub gave its children are computed from exactly these (see
  * store/checkpoint.ts), so the children resume where they were, without pairing
@@ -12,6 +13,11 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type pg from 'pg';
 import { TrosynError } from '../errors.js';
+import {
+  copyPackChunks,
+  POSTGRES_CHUNK_MIGRATIONS,
+  POSTGRES_CHUNKS_SCHEMA,
+} from '../files/chunk-store-postgres.js';
 import { REGISTRY_MIGRATIONS } from '../hub/registry-migrations.js';
 import { POSTGRES_REGISTRY_MIGRATIONS } from '../hub/postgres-registry-migrations.js';
 import { silentLogger } from '../observability/logger.js';
@@ -22,8 +28,11 @@ import { POSTGRES_STORE_MIGRATIONS } from '../store/postgres-schema.js';
 import { DataDirLock } from './data-dir.js';
 import { HUB_REGISTRY_FILE, type HubStorage, onPostgres, rememberHubStorage } from './hub-store.js';
 
-/** What the SQLite files are renamed to once copied: kept, so the move can be undone. */
+/** What the SQLite files (and `chunks/`) are renamed to once copied: kept, so the move can be undone. */
 export const MIGRATED_SUFFIX = '.before-postgres';
+
+/** The hub's chunk store in its data directory, whose chunks go to `trosyn_chunks`. */
+const CHUNKS_DIR = 'chunks';
 
 /** One SQLite file and the PostgreSQL schema it goes to. */
 interface Part {
@@ -132,6 +141,11 @@ export async function migrateStore(
           await applyPostgresMigrations(client, part.schema, part.postgresSteps, now);
           copied.push(...(await copyPart(source, client, part)));
         }
+        // The file content goes too: a hub on PostgreSQL keeps its chunks there.
+        await client.query(`SET LOCAL search_path TO ${POSTGRES_CHUNKS_SCHEMA}`);
+        await applyPostgresMigrations(client, POSTGRES_CHUNKS_SCHEMA, POSTGRES_CHUNK_MIGRATIONS, now);
+        const chunks = await copyPackChunks(join(dataDir, CHUNKS_DIR), client, now);
+        copied.push({ schema: POSTGRES_CHUNKS_SCHEMA, table: 'chunks', rows: chunks.chunks });
         return copied;
       });
     } finally {
@@ -143,8 +157,9 @@ export async function migrateStore(
     }
     rememberHubStorage(dataDir, storage);
     const kept: string[] = [];
-    for (const part of PARTS) {
-      const from = join(dataDir, part.file);
+    for (const name of [...PARTS.map((p) => p.file), CHUNKS_DIR]) {
+      const from = join(dataDir, name);
+      if (!existsSync(from)) continue;
       renameSync(from, `${from}${MIGRATED_SUFFIX}`);
       kept.push(`${from}${MIGRATED_SUFFIX}`);
     }
@@ -157,7 +172,7 @@ export async function migrateStore(
 
 /** STORE_TARGET_NOT_EMPTY when a schema the hub would use holds any table. */
 async function refuseUsedTarget(client: pg.ClientBase, url: string): Promise<void> {
-  const schemas = PARTS.map((p) => p.schema);
+  const schemas = [...PARTS.map((p) => p.schema), POSTGRES_CHUNKS_SCHEMA];
   const { rows } = await client.query<{ schema: string; n: number }>(
     `SELECT schemaname AS "schema", count(*)::int AS n FROM pg_catalog.pg_tables
      WHERE schemaname = ANY($1) GROUP BY schemaname ORDER BY schemaname`,

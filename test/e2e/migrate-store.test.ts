@@ -4,14 +4,17 @@
  * hub stopped and moved into PostgreSQL; started again with `--data` alone. The
  * child reconnects without pairing again, is sent nothing it already has and sends
  * nothing the hub already has, new writes cross both ways, and history and the
- * conflict are there. Refusals on the way: the hub running, and a database that
+ * conflict are there; the hub's file content moves too (its chunks into
+ * `trosyn_chunks`), is read from there, and new content lands there. Refusals on the way: the hub running, and a database that
  * already holds the hub's schemas.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
+import { packHashes } from '../../src/files/chunk-store-postgres.js';
+import { noise, sha } from '../fixtures/bytes.js';
 import { eventually, tempDir } from '../helpers.js';
 import { passwordDatabase, useClusterForFile } from '../helpers-postgres.js';
 import {
@@ -110,6 +113,17 @@ describe('migrate-store: a SQLite hub moved into PostgreSQL, as processes', () =
       await eventually(() => has(childData, 'contested', 'agreed'), 30_000, "the hub's writes on the child");
       await eventually(() => has(childData, 'edited', 'second'), 30_000, 'the edit on the child');
       await eventually(() => has(hubData, 'from-child', 'child 1'), 30_000, "the child's write on the hub");
+      // A file put on the child, whose content the hub fetches into its chunks/.
+      const hubHolds = async (name: string, bytes: Buffer) => {
+        const out = join(dir.path, `hub-copy-${name}`);
+        rmSync(out, { force: true });
+        await runCli(['files', 'get', name, '-o', out, '--data', hubData], cli).catch(() => undefined);
+        return existsSync(out) && sha(readFileSync(out)) === sha(bytes);
+      };
+      const plan = noise(700 * 1024 + 3, 41);
+      writeFileSync(join(dir.path, 'plan.bin'), plan);
+      await runCli(['files', 'put', join(dir.path, 'plan.bin'), '--data', childData]);
+      await eventually(() => hubHolds('plan.bin', plan), 30_000, 'the file content on the hub');
 
       // A conflict: both sides edit one record while apart.
       await child.kill();
@@ -164,9 +178,24 @@ describe('migrate-store: a SQLite hub moved into PostgreSQL, as processes', () =
       assert.equal(rowsOf('trosyn_store', 'conflicts'), 1, 'the conflict');
       assert.ok((rowsOf('trosyn_store', 'revisions') ?? 0) >= 6, 'every revision');
       assert.deepEqual(moved.kept.sort(), [
+        join(hubData, 'chunks.before-postgres'),
         join(hubData, 'hub.db.before-postgres'),
         join(hubData, 'trosyn.db.before-postgres'),
       ]);
+      // Every chunk of the hub's store, each in PostgreSQL.
+      const chunkHashes = packHashes(join(hubData, 'chunks.before-postgres'));
+      assert.ok(chunkHashes.length >= 3, `the file's chunks (${chunkHashes.length})`);
+      assert.equal(rowsOf('trosyn_chunks', 'chunks'), chunkHashes.length, 'every chunk reported');
+      const chunksThere = await pg.query(
+        "SELECT encode(hash, 'hex') AS hash FROM trosyn_chunks.chunks WHERE sha256(bytes) = hash ORDER BY hash",
+        [],
+        database,
+      );
+      assert.deepEqual(
+        chunksThere.rows.map((r: { hash: string }) => r.hash),
+        chunkHashes,
+        'every chunk in PostgreSQL, sound',
+      );
       assert.ok(!existsSync(join(hubData, 'trosyn.db')) && !existsSync(join(hubData, 'hub.db')));
       assert.equal(storeInConfig(), store);
       const inPostgres = await pg.query(
@@ -250,6 +279,15 @@ describe('migrate-store: a SQLite hub moved into PostgreSQL, as processes', () =
       assert.equal(after?.applied, 1, 'the child applied only the new record');
       assert.equal(after?.sent, 1, 'the child sent only its new record');
       assert.equal(after?.duplicates, 0);
+
+      // The file moved with the hub: read from the database; a new one lands there.
+      assert.ok(await hubHolds('plan.bin', plan), 'the moved file, whole, from PostgreSQL');
+      assert.ok(!existsSync(join(hubData, 'chunks')), 'no chunk store in the data directory');
+      const plan2 = noise(400 * 1024 + 9, 42);
+      writeFileSync(join(dir.path, 'plan-2.bin'), plan2);
+      await runCli(['files', 'put', join(dir.path, 'plan-2.bin'), '--data', childData]);
+      await eventually(() => hubHolds('plan-2.bin', plan2), 30_000, 'a new file content on the hub');
+      assert.ok(!existsSync(join(hubData, 'chunks')), 'still none in the data directory');
 
       // History, the conflict and the pairing are as they were.
       assert.deepEqual(await historyOf('edited'), editedBefore);

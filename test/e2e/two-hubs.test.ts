@@ -2,14 +2,17 @@
  * Two hub processes on one PostgreSQL database, as real processes: the second takes
  * the hub's identity from the database with the identity key file; children spread
  * over them, each knowing both addresses. Writes cross between the processes; a
- * pairing code works through either and only once; a revoke made on one reaches a
+ * pairing code works through either and only once; a file put on a child of one
+ * is fetched whole by a child of the other, a new version the other way, and both
+ * processes count its content complete; a revoke made on one reaches a
  * device connected to the other; one process SIGKILLed, its child moves to the
  * other and nothing acknowledged is lost.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { noise, sha } from '../fixtures/bytes.js';
 import { eventually, tempDir } from '../helpers.js';
 import { passwordDatabase, useClusterForFile } from '../helpers-postgres.js';
 import {
@@ -37,19 +40,29 @@ describe('two hub processes on one PostgreSQL database', () => {
     writeFileSync(key, 'Vq7m1x0C9pL2sR4tU6wY8zA1bD3fG5hJ7kM9nP0qS2U=\n', { mode: 0o600 });
     const [h1, h2] = [join(dir.path, 'hub-1'), join(dir.path, 'hub-2')];
     const [p1, p2] = [await freePort(), await freePort()];
+    const [m1, m2] = [await freePort(), await freePort()];
     const agents: Agent[] = [];
-    const hubProcess = (data: string, port: number) => {
+    const hubProcess = (data: string, port: number, metrics: number) => {
       const agent = startAgent(
-        [...hubArgs(data, port), '--no-admin-api', '--store', store, '--identity-key-file', key],
+        [
+          ...hubArgs(data, port),
+          '--no-admin-api',
+          '--metrics-port',
+          String(metrics),
+          '--store',
+          store,
+          '--identity-key-file',
+          key,
+        ],
         { cli },
       );
       agents.push(agent);
       return agent;
     };
     try {
-      const hub1 = hubProcess(h1, p1);
+      const hub1 = hubProcess(h1, p1, m1);
       const first = await hub1.waitFor((l) => l.event === 'started', 30_000, 'the first hub process');
-      const hub2 = hubProcess(h2, p2);
+      const hub2 = hubProcess(h2, p2, m2);
       const second = await hub2.waitFor((l) => l.event === 'started', 30_000, 'the second hub process');
       assert.equal(second.deviceId, first.deviceId, 'one hub: the same identity in both processes');
       assert.equal(
@@ -125,6 +138,49 @@ describe('two hub processes on one PostgreSQL database', () => {
       await runCli(['put', 'notes', 'from-b', '{"text":"b"}', '--data', join(dir.path, 'b')]);
       await eventually(() => has(join(dir.path, 'b'), 'from-a', 'a'), 30_000, "A's write on B");
       await eventually(() => has(join(dir.path, 'a'), 'from-b', 'b'), 30_000, "B's write on A");
+
+      // File content crosses too: the chunks process 1 fetched from A are in the database,
+      // where process 2 serves them to B; and a new version put on B reaches A.
+      // A child that asked before the content was anywhere waits out its retry delay
+      // (as with one process); "sync now" (its local API) asks again at once.
+      const holds = async (child: { apiPort: number }, data: string, name: string, bytes: Buffer) => {
+        const token = readFileSync(join(data, 'api-token'), 'utf8').trim();
+        await fetch(`http://127.0.0.1:${child.apiPort}/api/sync/now`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}` },
+        });
+        const out = join(dir.path, `copy-${name}`);
+        rmSync(out, { force: true });
+        await runCli(['files', 'get', name, '-o', out, '--data', data]).catch(() => undefined);
+        return existsSync(out) && sha(readFileSync(out)) === sha(bytes);
+      };
+      const pendingOn = async (metricsPort: number) => {
+        const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+        return Number(/^trosyn_files_pending (\d+)/m.exec(text)?.[1] ?? NaN);
+      };
+      const plan = noise(900 * 1024 + 11, 51);
+      writeFileSync(join(dir.path, 'plan.bin'), plan);
+      await runCli(['files', 'put', join(dir.path, 'plan.bin'), '--data', join(dir.path, 'a')]);
+      await eventually(() => holds(b, join(dir.path, 'b'), 'plan.bin', plan), 30_000, "A's file on B");
+      const plan2 = noise(600 * 1024 + 5, 52);
+      writeFileSync(join(dir.path, 'plan-v2.bin'), plan2);
+      await runCli([
+        'files',
+        'put',
+        join(dir.path, 'plan-v2.bin'),
+        '--name',
+        'plan.bin',
+        '--data',
+        join(dir.path, 'b'),
+      ]);
+      await eventually(
+        () => holds(a, join(dir.path, 'a'), 'plan.bin', plan2),
+        30_000,
+        "B's new version on A",
+      );
+      // Each process counts the content complete, the one that fetched it and the other.
+      for (const m of [m1, m2])
+        await eventually(async () => (await pendingOn(m)) === 0, 30_000, `no file pending on :${m}`);
 
       // Revoked through process 1's data directory; C is connected to process 2.
       const devices = (await runCli(['devices', '--data', h2], cli)) as unknown as {

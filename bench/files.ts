@@ -700,7 +700,11 @@ async function cli(cliPath: string, args: string[], onStart?: (pid: number) => v
 }
 
 /** A hub and a paired child, both running and caught up. */
-export async function startTrosyn(cliPath: string, dir: string): Promise<Trosyn> {
+export async function startTrosyn(
+  cliPath: string,
+  dir: string,
+  o: { caughtUpMs?: number } = {},
+): Promise<Trosyn> {
   const hubData = join(dir, 'hub');
   const childData = join(dir, 'child');
   mkdirSync(hubData, { recursive: true });
@@ -758,7 +762,7 @@ export async function startTrosyn(cliPath: string, dir: string): Promise<Trosyn>
     ]),
   );
   const childUp = await child.waitLine((l) => l.event === 'started', 60_000, 'child start');
-  await child.waitLine((l) => l.event === 'caught-up', 60_000, 'child caught up');
+  await child.waitLine((l) => l.event === 'caught-up', o.caughtUpMs ?? 60_000, 'child caught up');
   return {
     hub,
     child,

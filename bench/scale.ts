@@ -23,13 +23,19 @@
  *    paired, connected, nothing to do): its memory over IDLE_SECONDS, beside a bare
  *    `node` process that does nothing, measured in the same run.
  *
+ * 6. Child initial sync: the same built child agent, paired with a built hub that
+ *    holds SYNC_RECORDS records (1,000,000; loaded beforehand by the hub fixture): the
+ *    time from the child's start until it is caught up, and its peak memory (VmHWM).
+ *
  * `npm run bench -- scale --quick` runs 100 children. BENCH_CHILDREN, BENCH_PROCS,
- * BENCH_RELAY_RATE, BENCH_RELAY_SECONDS set the sizes.
+ * BENCH_RELAY_RATE, BENCH_RELAY_SECONDS, BENCH_CHILD_SYNC_RECORDS set the sizes;
+ * BENCH_SCALE_PARTS=child (with --quick, so a full run's results stay) runs only
+ * parts 5 and 6.
  */
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { round, scratch, sourceVersion } from './common.js';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { buildCli, startTrosyn, stopTrosyn } from './files.js';
 import { cpuMs, Fixture, memoryOf, RssSampler, wallMs } from './proc.js';
@@ -51,9 +57,13 @@ const RELAY_RATE = Number(process.env.BENCH_RELAY_RATE ?? 1000);
 const RELAY_SECONDS = Number(process.env.BENCH_RELAY_SECONDS ?? 3);
 
 const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? (QUICK ? 30 : 60));
+const SYNC_RECORDS = Number(process.env.BENCH_CHILD_SYNC_RECORDS ?? (QUICK ? 100_000 : 1_000_000));
+/** Only these parts (so far: `child`, parts 5 and 6); all when unset. */
+const PARTS = process.env.BENCH_SCALE_PARTS?.split(',').map((p) => p.trim());
 
 const GOALS = {
   childIdleRssMB: 80,
+  childSyncPeakRssMB: 150,
   hubPeakRssMB: 500,
   relayP99Ms: 1000,
   reconnectAllSec: 60,
@@ -115,10 +125,28 @@ export function merge(answers: Line[]): {
 export async function run(): Promise<Record<string, unknown>> {
   const dir = scratch('trosyn-bench-scale-');
   const log = (text: string) => console.log(`  ${text}`);
-  const idle = await childIdle(dir);
+  if (PARTS !== undefined && (!QUICK || PARTS.join() !== 'child'))
+    throw new Error(
+      'BENCH_SCALE_PARTS=child runs parts 5 and 6 only, with --quick (so the full results stay)',
+    );
+  mkdirSync(join(dir, 'cli'));
+  const { cli, built } = buildCli(join(dir, 'cli'));
+  const idle = await childIdle(dir, cli, built);
   log(
     `child at rest: ${idle.childRssMB} MiB after ${IDLE_SECONDS} s (most ${idle.childPeakAfterSettleMB} MiB after the first ${IDLE_SECONDS / 2} s; ${idle.childStartRssMB} MiB at start), bare node ${idle.nodeRssMB} MiB (goal <= ${GOALS.childIdleRssMB})`,
   );
+  const childSync = await childInitialSync(dir, cli);
+  log(
+    `child initial sync of ${childSync.records} records: ${childSync.seconds} s (${childSync.recordsPerSec}/s), child peak ${childSync.childPeakRssMB} MiB (goal <= ${GOALS.childSyncPeakRssMB}), hub peak ${childSync.hubPeakRssMB} MiB`,
+  );
+  if (PARTS !== undefined)
+    return {
+      ...sourceVersion(),
+      childIdleRssMB: idle.childRssMB,
+      childIdle: idle,
+      childSync,
+      childSyncPeakRssMB: childSync.childPeakRssMB,
+    };
   const perProc = Math.ceil(CHILDREN / PROCS);
   let hub = await startHub(join(dir, 'hub'));
   const port = hub.port;
@@ -219,6 +247,8 @@ export async function run(): Promise<Record<string, unknown>> {
       ...sourceVersion(),
       childIdleRssMB: idle.childRssMB,
       childIdle: idle,
+      childSyncPeakRssMB: childSync.childPeakRssMB,
+      childSync,
       children: connected,
       processes: PROCS,
       childSynchronous: CHILD_SYNCHRONOUS,
@@ -254,6 +284,10 @@ export async function run(): Promise<Record<string, unknown>> {
         childIdleRssMB: {
           target: `<= ${GOALS.childIdleRssMB}`,
           met: idle.childRssMB <= GOALS.childIdleRssMB,
+        },
+        childSyncPeakRssMB: {
+          target: `<= ${GOALS.childSyncPeakRssMB} during the initial sync of ${childSync.records} records`,
+          met: childSync.childPeakRssMB <= GOALS.childSyncPeakRssMB,
         },
         hubPeakRssMB: { target: `<= ${GOALS.hubPeakRssMB}`, met: hubPeakRssMB <= GOALS.hubPeakRssMB },
         relayP99Ms: {
@@ -367,7 +401,11 @@ async function relayRun(fixtures: Fixture[]): Promise<{
  * memory at the end, the most in the second half, and at start; and a bare `node`
  * doing nothing, the floor any Node program stands on.
  */
-async function childIdle(dir: string): Promise<{
+async function childIdle(
+  dir: string,
+  cli: string,
+  built: string,
+): Promise<{
   childRssMB: number;
   childPeakAfterSettleMB: number;
   childStartRssMB: number;
@@ -377,7 +415,6 @@ async function childIdle(dir: string): Promise<{
 }> {
   const root = join(dir, 'idle');
   mkdirSync(root, { recursive: true });
-  const { cli, built } = buildCli(root);
   const t = await startTrosyn(cli, root);
   const bare = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
   try {
@@ -398,6 +435,56 @@ async function childIdle(dir: string): Promise<{
     };
   } finally {
     bare.kill();
+    await stopTrosyn(t);
+  }
+}
+
+/**
+ * A built child agent's initial sync of SYNC_RECORDS records from a built hub that
+ * holds them (loaded first by the hub fixture, with synchronous=off): seconds from
+ * the child's start to caught-up, and the peak memory (VmHWM) of both.
+ */
+async function childInitialSync(
+  dir: string,
+  cli: string,
+): Promise<{
+  records: number;
+  seconds: number;
+  recordsPerSec: number;
+  childPeakRssMB: number;
+  hubPeakRssMB: number;
+  loadSec: number;
+}> {
+  const root = join(dir, 'child-sync');
+  mkdirSync(root, { recursive: true });
+  const loadStart = Date.now();
+  execFileSync(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      join('bench', 'fixtures', 'hub.ts'),
+      'preload',
+      join(root, 'hub'),
+      '0',
+      String(SYNC_RECORDS),
+    ],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  const loadSec = round((Date.now() - loadStart) / 1000, 1);
+  const start = Date.now();
+  const t = await startTrosyn(cli, root, { caughtUpMs: 600_000 });
+  const seconds = round((Date.now() - start) / 1000, 1);
+  try {
+    return {
+      records: SYNC_RECORDS,
+      seconds,
+      recordsPerSec: Math.round(SYNC_RECORDS / seconds),
+      childPeakRssMB: Math.round(memoryOf(t.child.pid)?.hwmMB ?? 0),
+      hubPeakRssMB: Math.round(memoryOf(t.hub.pid)?.hwmMB ?? 0),
+      loadSec,
+    };
+  } finally {
     await stopTrosyn(t);
   }
 }

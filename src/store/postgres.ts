@@ -167,6 +167,7 @@ export class PostgresStore implements StorageAdapter {
   /** (device, log) <-> peer_logs.id, cached. */
   private readonly peerLogIds = new Map<string, number>();
   private readonly peerLogDevices = new Map<number, DeviceId>();
+  private readonly peerLogsById = new Map<number, PeerLog>();
   /** Secret of this store that salts checkpoint tokens. */
   private salt = '';
   /** Write transactions this adapter committed: log_head.commits less these is what others committed. */
@@ -264,6 +265,7 @@ export class PostgresStore implements StorageAdapter {
     this.deviceKeys.clear();
     this.peerLogIds.clear();
     this.peerLogDevices.clear();
+    this.peerLogsById.clear();
     await db.pool.end();
   }
 
@@ -315,7 +317,10 @@ export class PostgresStore implements StorageAdapter {
       for (const key of tx.addedPeerLogs) {
         const id = this.peerLogIds.get(key);
         this.peerLogIds.delete(key);
-        if (id !== undefined) this.peerLogDevices.delete(id);
+        if (id !== undefined) {
+          this.peerLogDevices.delete(id);
+          this.peerLogsById.delete(id);
+        }
       }
       throw this.writeError(target, err);
     } finally {
@@ -374,6 +379,15 @@ export class PostgresStore implements StorageAdapter {
   private rememberPeerLog(device: DeviceId, log: string, id: number): void {
     this.peerLogIds.set(`${device}\u0000${log}`, id);
     this.peerLogDevices.set(id, device);
+    this.peerLogsById.set(id, { device, log });
+  }
+
+  /** The peer log behind a small id (another process may have added it). */
+  private async peerLogOf(id: number, db: Queryable): Promise<PeerLog> {
+    const known = this.peerLogsById.get(id);
+    if (known) return known;
+    await this.peerLogDevice(id, db);
+    return this.peerLogsById.get(id) as PeerLog;
   }
 
   /** The small id of a device; adds it on first sight (inside the transaction). */
@@ -907,6 +921,9 @@ export class PostgresStore implements StorageAdapter {
       // skips most rows reads more pages, up to the scan bound.
       const page = Math.max(1, query.limit) + 1;
       let after: number = query.since;
+      // Peer logs the rows read came from (null: written here), when the caller asks.
+      const sources = query.origin ? new Set<number | null>() : undefined;
+      let next: number | null | undefined;
       scan: for (;;) {
         const rows = await this.revisionRows(
           db,
@@ -921,9 +938,11 @@ export class PostgresStore implements StorageAdapter {
             scanned >= maxScan
           ) {
             stoppedEarly = true;
+            next = row[16];
             break scan;
           }
           scanned++;
+          sources?.add(row[16]);
           // Rows skipped by the query before this one are covered too: upTo moves past them.
           upTo = row[0] as Seq;
           after = row[0];
@@ -939,7 +958,19 @@ export class PostgresStore implements StorageAdapter {
         if (latest > upTo) upTo = latest;
       }
       const check = await this.token(db, upTo);
-      return { since: query.since, upTo, revisions, more: stoppedEarly, check };
+      const batch: ChangeBatch = { since: query.since, upTo, revisions, more: stoppedEarly, check };
+      if (sources) {
+        const logs: PeerLog[] = [];
+        for (const id of sources) if (id !== null) logs.push(await this.peerLogOf(id, db));
+        batch.origin = {
+          logs,
+          ...(stoppedEarly && {
+            next: next === null || next === undefined ? null : await this.peerLogOf(next, db),
+          }),
+          bodyBytes: bytes,
+        };
+      }
+      return batch;
     });
   }
 

@@ -480,6 +480,38 @@ export function runStorageAdapterSuite(name: string, makeHarness: () => Promise<
       },
     );
 
+    withStore(
+      'asked for their origin, batches name the peer logs their revisions came from, and the next one when cut short',
+      async (store) => {
+        const fromB = { device: deviceB, log: 'log-b1' };
+        const mine = makeRevision('notes', 'mine', { v: 1 });
+        const theirs = makeRevision('notes', 'theirs', { v: 1 }, deviceB);
+        const later = makeRevision('notes', 'later', { v: 1 });
+        await store.apply({ revisions: incoming([mine]), reduce: lww, now: 1 });
+        await store.apply({ revisions: incoming([theirs]), source: fromB, reduce: lww, now: 1 });
+        await store.apply({ revisions: incoming([later]), reduce: lww, now: 1 });
+        const first = await store.changesSince({
+          since: 0 as Seq,
+          limit: 1,
+          maxBytes: 1 << 20,
+          origin: true,
+        });
+        assert.deepEqual(first.origin?.logs, [], 'written here');
+        assert.deepEqual(first.origin?.next, fromB, 'the revision that cut it came from B');
+        const all = await store.changesSince({
+          since: 0 as Seq,
+          limit: 100,
+          maxBytes: 1 << 20,
+          origin: true,
+        });
+        assert.deepEqual(all.origin?.logs, [fromB]);
+        assert.equal(all.origin?.next, undefined, 'the end of the log');
+        assert.ok((all.origin?.bodyBytes ?? 0) > 0);
+        const plain = await store.changesSince({ since: 0 as Seq, limit: 100, maxBytes: 1 << 20 });
+        assert.equal(plain.origin, undefined, 'only when asked');
+      },
+    );
+
     withStore('what came from an older log of a peer is offered back to it', async (store) => {
       const theirs = makeRevision('notes', 'theirs', { v: 1 }, deviceB);
       await store.apply({

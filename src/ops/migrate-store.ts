@@ -79,6 +79,12 @@ export interface MigrateStoreResult {
   tables: MigratedTable[];
   /** The SQLite files as they are now named, kept to undo the move. */
   kept: string[];
+  /**
+   * The database already held this very hub (a move cut short after its copy was
+   * committed, before config.json named the database): nothing was copied again,
+   * and the move was finished.
+   */
+  finished?: boolean;
 }
 
 /**
@@ -125,6 +131,7 @@ export async function migrateStore(
       logger: silentLogger,
     });
     let tables: MigratedTable[];
+    let finished = false as boolean;
     try {
       try {
         await target.pool.query('SELECT 1');
@@ -132,6 +139,10 @@ export async function migrateStore(
         throw openError(target, err);
       }
       tables = await inTransaction(target.pool, 'BEGIN', async (client) => {
+        if (await holdsThisHub(client, sources[0] as Database.Database)) {
+          finished = true;
+          return [];
+        }
         await refuseUsedTarget(client, storage.url);
         const copied: MigratedTable[] = [];
         for (const [i, part] of PARTS.entries()) {
@@ -163,11 +174,49 @@ export async function migrateStore(
       renameSync(from, `${from}${MIGRATED_SUFFIX}`);
       kept.push(`${from}${MIGRATED_SUFFIX}`);
     }
-    return { url: storage.url, tables, kept };
+    return { url: storage.url, tables, kept, ...(finished && { finished }) };
   } finally {
     for (const db of sources) db.close();
     await lock.stop();
   }
+}
+
+/**
+ * Whether the database already holds exactly the store of `source` (trosyn.db): the
+ * same change log identity and checkpoint secret, at the same position. Only a
+ * copy made by an earlier move of this very hub has them, cut short between its
+ * commit and config.json (a crash, a kill); a hub started on the database since
+ * would have moved its log on. Any other content is no match.
+ */
+async function holdsThisHub(client: pg.ClientBase, source: Database.Database): Promise<boolean> {
+  const schema = PARTS[0]?.schema ?? 'trosyn_store';
+  const present = await client.query<{ n: number }>(
+    "SELECT count(*)::int AS n FROM pg_catalog.pg_tables WHERE schemaname = $1 AND tablename IN ('meta', 'log_head')",
+    [schema],
+  );
+  if (present.rows[0]?.n !== 2) return false;
+  const meta = await client.query<{ key: string; value: string }>(
+    `SELECT key, value FROM ${schema}.meta WHERE key IN ('log_id', 'log_salt')`,
+  );
+  const head = await client.query<{ latest: number }>(`SELECT latest FROM ${schema}.log_head`);
+  const theirs = Object.fromEntries(meta.rows.map((r) => [r.key, r.value]));
+  const mine = Object.fromEntries(
+    (
+      source.prepare("SELECT key, value FROM meta WHERE key IN ('log_id', 'log_salt')").all() as Array<{
+        key: string;
+        value: string;
+      }>
+    ).map((r) => [r.key, r.value]),
+  );
+  const latest =
+    (source.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'revisions'").pluck().get() as
+      number | undefined) ?? 0;
+  return (
+    mine.log_id !== undefined &&
+    mine.log_id === theirs.log_id &&
+    mine.log_salt === theirs.log_salt &&
+    Number(head.rows[0]?.latest ?? -1) === latest
+  );
 }
 
 /** STORE_TARGET_NOT_EMPTY when a schema the hub would use holds any table. */

@@ -9,7 +9,7 @@
  * already holds the hub's schemas.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
@@ -197,6 +197,29 @@ describe('migrate-store: a SQLite hub moved into PostgreSQL, as processes', () =
         'every chunk in PostgreSQL, sound',
       );
       assert.ok(!existsSync(join(hubData, 'trosyn.db')) && !existsSync(join(hubData, 'hub.db')));
+      assert.equal(storeInConfig(), store);
+
+      // A move cut short between its commit and config.json (a crash right there) leaves
+      // the SQLite files in place and config.json without the database. Run again, it
+      // finishes the move instead of refusing the database its own copy is in.
+      for (const name of ['trosyn.db', 'hub.db', 'chunks'])
+        renameSync(join(hubData, `${name}.before-postgres`), join(hubData, name));
+      const configPath = join(hubData, 'config.json');
+      const config = JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>;
+      delete config.store;
+      delete config.storePasswordFile;
+      writeFileSync(configPath, JSON.stringify(config));
+      const finished = (await runCli(
+        ['migrate-store', '--from', hubData, '--to', store],
+        cli,
+      )) as unknown as {
+        finished?: boolean;
+        tables: unknown[];
+        kept: string[];
+      };
+      assert.equal(finished.finished, true, JSON.stringify(finished));
+      assert.deepEqual(finished.tables, [], 'nothing copied again');
+      assert.deepEqual(finished.kept.sort(), moved.kept.sort());
       assert.equal(storeInConfig(), store);
       const inPostgres = await pg.query(
         'SELECT (SELECT count(*)::int FROM trosyn_store.revisions) AS revisions, (SELECT latest FROM trosyn_store.log_head) AS latest, (SELECT max(seq) FROM trosyn_store.revisions) AS max',

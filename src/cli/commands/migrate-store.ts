@@ -44,7 +44,9 @@ export function registerMigrateStore(program: Command): void {
     if (storage.kind !== 'postgres') throw new UsageError('--to: give a PostgreSQL database');
     const result = await migrateStore(dir, storage);
     print(opts, { dataDir: dir, ...result }, () => [
-      `moved the hub in ${dir} into ${result.url}:`,
+      result.finished
+        ? `the hub in ${dir} was already copied into ${result.url} by a move cut short: finished it, nothing copied again.`
+        : `moved the hub in ${dir} into ${result.url}:`,
       ...result.tables.map((t) => `  ${t.schema}.${t.table}: ${t.rows} rows`),
       `config.json now names the database: start the hub with --data ${dir} alone.`,
       `The SQLite files are kept as ${result.kept.join(', ')} (to undo: stop the hub, rename them back, and remove "store" from config.json).`,

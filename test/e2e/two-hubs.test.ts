@@ -46,7 +46,10 @@ describe('two hub processes on one PostgreSQL database', () => {
       const agent = startAgent(
         [
           ...hubArgs(data, port),
-          '--no-admin-api',
+          '--http-host',
+          '127.0.0.1',
+          '--http-port',
+          '0',
           '--metrics-port',
           String(metrics),
           '--store',
@@ -192,6 +195,14 @@ describe('two hub processes on one PostgreSQL database', () => {
         ['desk-a', 'desk-b', 'desk-c'],
         'every device, either process',
       );
+      // The admin API (and dashboard) of process 2 lists them too, with the token process 1 made.
+      assert.equal(second.adminToken, undefined, 'one admin token for the hub, made by the first process');
+      const listed = await fetch(`http://127.0.0.1:${second.adminPort as number}/api/devices`, {
+        headers: { authorization: `Bearer ${first.adminToken as string}` },
+      });
+      assert.equal(listed.status, 200);
+      const viaApi = ((await listed.json()) as { devices: { name: string }[] }).devices.map((d) => d.name);
+      assert.deepEqual(viaApi.sort(), ['desk-a', 'desk-b', 'desk-c']);
       const cId = devices.find((d) => d.name === 'desk-c')?.deviceId as string;
       await runCli(['devices', 'revoke', cId, '--data', h1], cli);
       await eventually(

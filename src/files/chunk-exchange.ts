@@ -28,8 +28,8 @@ export interface ChunkLink {
 
 /** Hashes one `files.want` may name. */
 export const WANT_BATCH = 64;
-/** `files.want` requests one side keeps unanswered: about 16 MiB of chunks in flight. */
-export const WANT_WINDOW = 4;
+/** `files.want` requests one side keeps unanswered: about 8 MiB of chunks in flight. */
+export const WANT_WINDOW = 2;
 
 /** A fetch gives up when none of the chunks it asked for arrives this long. */
 const DEFAULT_STALL_MS = 60_000;

@@ -78,6 +78,7 @@ import {
   storeFailure,
 } from './chunk-store-errors.js';
 import {
+  ChunkOperations,
   chunkHash,
   type ChunkStore,
   type ChunkStoreStats,
@@ -155,7 +156,7 @@ export class DiskChunkStore implements ChunkStore {
   private readonly guard = new LifecycleGuard();
   private open = false;
   /** Operations in progress, which stop() waits for. */
-  private readonly running = new Set<Promise<unknown>>();
+  private readonly operations = new ChunkOperations();
   /** Per-hash queues: a put, delete, rot removal or GC removal of one chunk runs alone. */
   private readonly locks = new Map<string, Promise<void>>();
   /** Fan-out directories known to exist. */
@@ -193,7 +194,7 @@ export class DiskChunkStore implements ChunkStore {
   stop(): Promise<void> {
     return this.guard.stop(async () => {
       this.open = false;
-      await Promise.allSettled([...this.running]);
+      await this.operations.settled();
       await this.syncDirty();
     });
   }
@@ -281,20 +282,7 @@ export class DiskChunkStore implements ChunkStore {
 
   /** Runs a public operation: checks the store is open and the hash well formed, and lets stop() wait for it. */
   private run<T>(hash: string | undefined, fn: () => Promise<T>): Promise<T> {
-    let op: Promise<T>;
-    if (!this.open) {
-      op = Promise.reject(notStarted());
-    } else if (hash !== undefined && !isChunkHash(hash)) {
-      op = Promise.reject(new InvalidChunkHashError(hash));
-    } else {
-      op = fn();
-      this.running.add(op);
-      void op.then(
-        () => this.running.delete(op),
-        () => this.running.delete(op),
-      );
-    }
-    return op;
+    return this.operations.run(this.open, hash, fn);
   }
 
   /** Runs `fn` after every earlier exclusive operation on `hash` has finished. */

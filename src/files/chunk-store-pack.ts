@@ -77,6 +77,7 @@ import {
   storeFailure,
 } from './chunk-store-errors.js';
 import {
+  ChunkOperations,
   chunkHash,
   type ChunkStore,
   type ChunkStoreStats,
@@ -277,7 +278,7 @@ export class PackChunkStore implements ChunkStore {
   private db: Database.Database | undefined;
   private sql!: Statements;
   /** Operations in progress, which stop() waits for. */
-  private readonly running = new Set<Promise<unknown>>();
+  private readonly operations = new ChunkOperations();
   /** Puts writing a chunk now: a second put of the same chunk waits for the first. */
   private readonly writing = new Map<string, Promise<unknown>>();
   /** The pack this process appends to, and the one being created. */
@@ -353,7 +354,7 @@ export class PackChunkStore implements ChunkStore {
     return this.guard.stop(async () => {
       const db = this.db;
       if (!db) return;
-      await Promise.allSettled([...this.running]);
+      await this.operations.settled();
       await this.syncSettled().catch(() => undefined);
       this.db = undefined;
       await this.opening?.catch(() => undefined);
@@ -503,20 +504,7 @@ export class PackChunkStore implements ChunkStore {
 
   /** Runs a public operation: checks the store is open and the hash well formed, and lets stop() wait for it. */
   private run<T>(hash: string | undefined, fn: () => Promise<T>): Promise<T> {
-    let op: Promise<T>;
-    if (!this.db) {
-      op = Promise.reject(notStarted());
-    } else if (hash !== undefined && !isChunkHash(hash)) {
-      op = Promise.reject(new InvalidChunkHashError(hash));
-    } else {
-      op = fn();
-      this.running.add(op);
-      void op.then(
-        () => this.running.delete(op),
-        () => this.running.delete(op),
-      );
-    }
-    return op;
+    return this.operations.run(this.db !== undefined, hash, fn);
   }
 
   /** Marks a stored chunk put again; resolves how many rows it marked (0: not stored after all). */

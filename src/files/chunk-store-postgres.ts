@@ -76,6 +76,7 @@ import {
   notStarted,
 } from './chunk-store-errors.js';
 import {
+  ChunkOperations,
   chunkHash,
   type ChunkStore,
   type ChunkStoreStats,
@@ -160,7 +161,7 @@ export class PostgresChunkStore implements SharedChunkStore {
   private readonly guard = new LifecycleGuard();
   private db: PostgresTarget | undefined;
   /** Operations in progress, which stop() waits for. */
-  private readonly running = new Set<Promise<unknown>>();
+  private readonly operations = new ChunkOperations();
   /** Puts of a chunk under way: a second put of it waits for the first; a collection keeps it. */
   private readonly writing = new Map<string, Promise<boolean>>();
   /** A put wrote a chunk since the last flush began: the next flush tells the other processes. */
@@ -235,7 +236,7 @@ export class PostgresChunkStore implements SharedChunkStore {
     return this.guard.stop(async () => {
       const db = this.db;
       if (!db) return;
-      await Promise.allSettled([...this.running]);
+      await this.operations.settled();
       await this.flushing;
       this.db = undefined;
       // The listeners stay: a start again listens for them again.
@@ -409,20 +410,7 @@ export class PostgresChunkStore implements SharedChunkStore {
 
   /** Runs a public operation: checks the store is open and the hash well formed, and lets stop() wait for it. */
   private run<T>(hash: string | undefined, fn: () => Promise<T>): Promise<T> {
-    let op: Promise<T>;
-    if (!this.db) {
-      op = Promise.reject(notStarted());
-    } else if (hash !== undefined && !isChunkHash(hash)) {
-      op = Promise.reject(new InvalidChunkHashError(hash));
-    } else {
-      op = fn();
-      this.running.add(op);
-      void op.then(
-        () => this.running.delete(op),
-        () => this.running.delete(op),
-      );
-    }
-    return op;
+    return this.operations.run(this.db !== undefined, hash, fn);
   }
 
   /** Inserts a chunk, or marks a stored one put again; resolves whether it wrote the bytes. */

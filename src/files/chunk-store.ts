@@ -13,6 +13,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Startable } from '../lifecycle.js';
+import { InvalidChunkHashError, notStarted } from './chunk-store-errors.js';
 
 /** How many chunks a store holds and how many bytes they take. */
 export interface ChunkStoreStats {
@@ -115,4 +116,31 @@ export function chunkHash(bytes: Uint8Array): string {
 /** True when `hash` is a chunk name: 64 lowercase hex characters. */
 export function isChunkHash(hash: unknown): hash is string {
   return typeof hash === 'string' && /^[0-9a-f]{64}$/.test(hash);
+}
+
+/**
+ * The public operations of a chunk store in progress: each is refused before it
+ * starts when the store is not open (NOT_STARTED) or the hash is not a chunk name
+ * (INVALID_CHUNK_HASH), and tracked until it settles, so `stop()` can wait for them.
+ */
+export class ChunkOperations {
+  private readonly running = new Set<Promise<unknown>>();
+
+  /** Runs `fn` when `open` and `hash` (if given) is well formed; otherwise rejects without running it. */
+  run<T>(open: boolean, hash: string | undefined, fn: () => Promise<T>): Promise<T> {
+    if (!open) return Promise.reject(notStarted());
+    if (hash !== undefined && !isChunkHash(hash)) return Promise.reject(new InvalidChunkHashError(hash));
+    const op = fn();
+    this.running.add(op);
+    void op.then(
+      () => this.running.delete(op),
+      () => this.running.delete(op),
+    );
+    return op;
+  }
+
+  /** Resolves once every operation started so far has settled. */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.running]);
+  }
 }

@@ -45,7 +45,7 @@ import {
   type SyncRun,
 } from './e2e.js';
 import { cpuMs, Fixture, memoryOf, RssSampler, wallMs } from './proc.js';
-import { merge } from './scale.js';
+import { merge, timedWrites } from './scale.js';
 
 const QUICK = process.argv.includes('--quick');
 const SCALE = Number(process.env.BENCH_SCALE ?? (QUICK ? 0.1 : 1));
@@ -499,24 +499,7 @@ async function fleet(kind: Kind, dir: string, server: DurableCluster, log: Log):
     const server2 = server.cpuMs();
     const writer = fixtures[0] as Fixture;
     const collection = 'fleet';
-    await Promise.all(fixtures.map((f) => f.request('track', { collection })));
-    await writer.request('writeLoop', {
-      index: 0,
-      collection,
-      rate: 2,
-      seconds: FLEET_WRITES / 2,
-      tag: collection,
-    });
-    const answers = await Promise.all(
-      fixtures.map((f) =>
-        f.request('arrivals', {
-          collection,
-          expected: FLEET_WRITES,
-          own: f === writer ? { 0: FLEET_WRITES } : {},
-          timeoutMs: 60_000,
-        }),
-      ),
-    );
+    const answers = await timedWrites(fixtures, writer, collection, FLEET_WRITES);
     const cpu3 = hubPids.map(cpuMs);
     const server3 = server.cpuMs();
     const statements = db ? await server.topStatements(db.name) : [];

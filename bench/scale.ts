@@ -322,6 +322,30 @@ export async function run(): Promise<Record<string, unknown>> {
 }
 
 /**
+ * `writes` single writes on the first child of `writer`, 500 ms apart, each tracked
+ * to every child of every fixture: each fixture's answer of arrivals (see `merge`).
+ */
+export async function timedWrites(
+  fixtures: Fixture[],
+  writer: Fixture,
+  collection: string,
+  writes: number,
+): Promise<Line[]> {
+  await Promise.all(fixtures.map((f) => f.request('track', { collection })));
+  await writer.request('writeLoop', { index: 0, collection, rate: 2, seconds: writes / 2, tag: collection });
+  return Promise.all(
+    fixtures.map((f) =>
+      f.request('arrivals', {
+        collection,
+        expected: writes,
+        own: f === writer ? { 0: writes } : {},
+        timeoutMs: 60_000,
+      }),
+    ),
+  );
+}
+
+/**
  * WRITES single writes on the first child of `writer`, 500 ms apart, each tracked
  * to every other child; lateness over all arrivals.
  */
@@ -330,19 +354,8 @@ async function propagate(
   writer: Fixture,
   collection: string,
 ): Promise<{ p50: number; p99: number; max: number; n: number; missing: number; lastMedianMs: number }> {
-  await Promise.all(fixtures.map((f) => f.request('track', { collection })));
-  await writer.request('writeLoop', { index: 0, collection, rate: 2, seconds: WRITES / 2, tag: collection });
-  const answers = await Promise.all(
-    fixtures.map((f) =>
-      f.request('arrivals', {
-        collection,
-        expected: WRITES,
-        own: f === writer ? { 0: WRITES } : {},
-        timeoutMs: 60_000,
-      }),
-    ),
-  );
-  const merged = merge(answers);
+  const merged = merge(await timedWrites(fixtures, writer, collection, WRITES));
+
   const last = [...merged.lastById.values()].sort((a, b) => a - b);
   return {
     ...merged.latency,

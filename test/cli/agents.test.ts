@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
+  existsSync,
   mkdirSync,
   openSync,
   readdirSync,
@@ -134,6 +135,14 @@ describe('the trosyn-sync command', () => {
     } finally {
       await new Promise((r) => blocker.close(r));
     }
+  });
+
+  it('--identity-key-file on a hub in SQLite files is a usage error that names --store', async () => {
+    const data = join(dir.path, 'sqlite-hub-with-key');
+    const r = await run([...hubArgs(data, await freePort()), '--identity-key-file', join(dir.path, 'key')]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /--identity-key-file .*give --store postgres/);
+    assert.ok(!existsSync(join(data, 'identity')), 'nothing made');
   });
 
   it('a store damaged in the middle of the file gives STORE_CORRUPT, not an internal error', async () => {

@@ -820,6 +820,57 @@ describe('documents given bad input', () => {
       await content.stop();
     });
 
+    it('content another process stores into a shared chunk store completes a pending version at its word, not at the next retry', async () => {
+      const clock = new FakeClock();
+      const writer = await node('child');
+      const hub = await node('hub');
+      const other = await node('hub');
+      let arrived: (() => void) | undefined;
+      const content = new ContentSync({
+        replica: hub.replica,
+        files: hub.store,
+        index: new ContentIndex(join(hub.at, 'files.db')),
+        policies: { files: 'eager' },
+        role: 'hub',
+        // A retry far off: only the word of arrival can complete the version in time.
+        retryMs: 3_600_000,
+        onArrival: (listener) => {
+          arrived = listener;
+          return () => {
+            arrived = undefined;
+          };
+        },
+        clock,
+      });
+      const bytes = noise(500_000, 31);
+      const v = await writer.files.putStream(once(bytes), { name: 'shared.bin' });
+      await transfer(writer.replica, hub.replica);
+      await content.start();
+      const [hubEnd, otherEnd] = linkPair();
+      content.attach(other.deviceId, new ChunkExchange(hubEnd, hub.chunks));
+      new ChunkExchange(otherEnd, other.chunks);
+      await content.settled();
+      assert.equal(content.status().pending, 1, 'nobody it asks has the content');
+      assert.ok(arrived, 'it listens for chunks arriving through another process');
+      // Another hub process fetched the content into the shared store, and says so.
+      for (const h of [...v.manifest, ...(await writer.store.entries(v)).map((e) => e.hash)])
+        await hub.chunks.put(h, await writer.chunks.get(h));
+      arrived();
+      arrived();
+      clock.advance(999);
+      await content.settled();
+      assert.equal(content.status().pending, 1, 'a burst of words is looked at once, a second later');
+      clock.advance(1);
+      for (let i = 0; i < 100 && content.status().pending > 0; i++) {
+        await content.settled();
+        await new Promise((r) => setImmediate(r));
+      }
+      assert.equal(content.status().pending, 0, 'complete without asking anyone again');
+      assert.ok((await bytesOf(hub.files, await hub.files.version('shared.bin'))).equals(bytes));
+      await content.stop();
+      assert.equal(arrived, undefined, 'no longer listening once stopped');
+    });
+
     it('the status names the cause while the content is absent: FILE_CONTENT_ABSENT', async () => {
       const { writer, hub, child, content, atChild, idle } = await setup();
       await writer.files.putStream(once(noise(200_000, 21)), { name: 'absent.bin' });

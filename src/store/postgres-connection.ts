@@ -96,22 +96,21 @@ export function openPostgres(
     ...config,
     max: options.maxConnections,
     types,
-  });
-  // The tables are found, and created, in their own schema. Set on each new
-  // connection before any query of ours (the pool hands it out after this), rather
-  // than as a startup option, which an `options` parameter of the connection
-  // string would silently replace.
-  pool.on('connect', (client) => {
-    // A connection the server ends while it is checked out but between queries
-    // (pg_terminate_backend, a restart) reports it as an event; unheard, that would
-    // end the process. The query that next uses it fails, and the pool drops it.
-    client.on('error', (err) =>
-      options.logger.warn({ err: sanitize(err), db: label }, 'PostgreSQL connection lost'),
-    );
-    client.query(`SET search_path TO ${options.schema}`).catch((err: unknown) => {
-      options.logger.warn({ err: sanitize(err), db: label }, 'could not set the search path');
-    });
-  });
+    // The tables are found, and created, in their own schema. Set on each new
+    // connection before the pool hands it out (it waits for this hook), rather than
+    // as a startup option, which an `options` parameter of the connection string
+    // would silently replace. A connection whose search path cannot be set is not
+    // handed out: the query that asked for it fails.
+    onConnect: async (client: pg.ClientBase) => {
+      // A connection the server ends while it is checked out but between queries
+      // (pg_terminate_backend, a restart) reports it as an event; unheard, that would
+      // end the process. The query that next uses it fails, and the pool drops it.
+      client.on('error', (err) =>
+        options.logger.warn({ err: sanitize(err), db: label }, 'PostgreSQL connection lost'),
+      );
+      await client.query(`SET search_path TO ${options.schema}`);
+    },
+  } as pg.PoolConfig);
   // An idle connection the server drops (restart, network) must not end the process;
   // the pool replaces it on the next query.
   pool.on('error', (err) =>

@@ -5,6 +5,8 @@
  * TROSYN_PROPERTY_PG_RUNS sets the number of schedules (default 15: each costs a few
  * databases, so the SQLite run is the broad one and this one checks the adapter).
  */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
 import { PostgresStore } from '../../src/store/postgres.js';
 import { useClusterForFile } from '../helpers-postgres.js';
 import { runConvergenceProperty, type StorageFor } from './convergence-schedules.js';
@@ -45,4 +47,18 @@ runConvergenceProperty({
   name: 'hub on PostgreSQL',
   runs: Number(process.env.TROSYN_PROPERTY_PG_RUNS ?? 15),
   hubStorage: postgresStorage,
+});
+
+/** Warnings this process gave while the schedules ran (node-postgres deprecations among them). */
+const warnings: string[] = [];
+process.on('warning', (w) => warnings.push(`${w.name}: ${w.message}`));
+
+describe('the PostgreSQL store and node-postgres', () => {
+  it('sends no query on a connection while another runs on it (a deprecation in pg 8, an error in pg 9)', () => {
+    // The schedules above opened pools and connections and queried them throughout.
+    assert.deepEqual(
+      warnings.filter((w) => /already executing a query/.test(w)),
+      [],
+    );
+  });
 });

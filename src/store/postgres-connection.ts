@@ -101,6 +101,8 @@ export function openPostgres(
     // as a startup option, which an `options` parameter of the connection string
     // would silently replace. A connection whose search path cannot be set is not
     // handed out: the query that asked for it fails.
+    // pg-pool (3.x) waits for the promise this hook returns; @types/pg declares it void.
+    // eslint-disable-next-line @typescript-eslint/no-misused-promises
     onConnect: async (client: pg.ClientBase) => {
       // A connection the server ends while it is checked out but between queries
       // (pg_terminate_backend, a restart) reports it as an event; unheard, that would

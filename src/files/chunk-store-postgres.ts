@@ -58,13 +58,11 @@ import { type Clock, LifecycleGuard, systemClock } from '../lifecycle.js';
 import { silentLogger } from '../observability/logger.js';
 import type { Migration } from '../store/migrations.js';
 import {
-  openError,
-  openPostgres,
   type PostgresConnection,
   type PostgresTarget,
   PostgresWakeups,
 } from '../store/postgres-connection.js';
-import { runPostgresMigrations } from '../store/postgres-migrations.js';
+import { openMigrated } from '../store/postgres-migrations.js';
 import { TrosynError } from '../errors.js';
 import {
   ChunkCorruptError,
@@ -168,8 +166,8 @@ export class PostgresChunkStore implements SharedChunkStore {
   private wrote = false;
   private flushing: Promise<void> = Promise.resolve();
   private collecting: Promise<unknown> = Promise.resolve();
-  private readonly arrivalListeners = new Set<() => void>();
-  private wakeups: PostgresWakeups | undefined;
+  /** Told when any process flushed new chunks (LISTEN on the schema's channel). */
+  private readonly wakeups: PostgresWakeups;
 
   constructor(options: PostgresChunkStoreOptions) {
     this.options = options;
@@ -177,6 +175,7 @@ export class PostgresChunkStore implements SharedChunkStore {
     this.clock = options.clock ?? systemClock;
     this.fsync = options.fsync ?? true;
     this.verifyOnRead = options.verifyOnRead ?? true;
+    this.wakeups = new PostgresWakeups(this.schema, this.logger);
   }
 
   get schema(): string {
@@ -194,31 +193,20 @@ export class PostgresChunkStore implements SharedChunkStore {
 
   start(): Promise<void> {
     return this.guard.start(async () => {
-      const target = openPostgres(this.options.connection, {
+      const target = await openMigrated(this.options.connection, {
         schema: this.schema,
         maxConnections: this.options.maxConnections ?? 4,
         logger: this.logger,
+        steps: POSTGRES_CHUNK_MIGRATIONS,
+        now: Date.now(),
+        what: 'chunk store',
+        // Puts commit without waiting for the disk; flush() waits for all of them at once.
+        // A startup option of each new connection (an `options` parameter of the
+        // connection string takes its place: puts then simply wait for the disk).
+        startupOptions: '-c synchronous_commit=off',
       });
-      // Puts commit without waiting for the disk; flush() waits for all of them at once.
-      // A startup option of each new connection (an `options` parameter of the
-      // connection string takes its place: puts then simply wait for the disk).
-      (target.pool.options as pg.PoolConfig).options = '-c synchronous_commit=off';
-      try {
-        const applied = await runPostgresMigrations(
-          target.pool,
-          this.schema,
-          POSTGRES_CHUNK_MIGRATIONS,
-          Date.now(),
-        );
-        if (applied.length > 0)
-          this.logger.info({ db: target.label, schema: this.schema, applied }, 'chunk schema migrated');
-      } catch (err) {
-        await target.pool.end().catch(() => undefined);
-        if (err instanceof TrosynError) throw err;
-        throw openError(target, err);
-      }
       this.db = target;
-      if (this.arrivalListeners.size > 0) this.listen();
+      this.wakeups.open(target);
       const from = this.options.importFrom;
       if (from !== undefined && existsSync(from)) {
         try {
@@ -240,32 +228,13 @@ export class PostgresChunkStore implements SharedChunkStore {
       await this.flushing;
       this.db = undefined;
       // The listeners stay: a start again listens for them again.
-      await this.wakeups?.stop();
-      this.wakeups = undefined;
+      await this.wakeups.close();
       await db.pool.end().catch(() => undefined);
     });
   }
 
   onArrival(listener: () => void): () => void {
-    this.arrivalListeners.add(listener);
-    if (this.db) this.listen();
-    return () => this.arrivalListeners.delete(listener);
-  }
-
-  /** LISTENs on the schema's channel, once. */
-  private listen(): void {
-    if (!this.wakeups && this.db) {
-      const wakeups = new PostgresWakeups(
-        this.db,
-        this.schema,
-        () => {
-          for (const l of this.arrivalListeners) l();
-        },
-        this.logger,
-      );
-      this.wakeups = wakeups;
-      wakeups.start().catch((err: unknown) => this.logger.warn({ err }, 'chunk wake-ups could not start'));
-    }
+    return this.wakeups.subscribe(listener);
   }
 
   put(hash: string, bytes: Uint8Array, options: PutOptions = {}): Promise<boolean> {

@@ -114,11 +114,13 @@ export class StoreDatabaseMissingError extends TrosynError {
  * PostgreSQL. Starting afresh would hide the loss.
  */
 export class PostgresStoreMissingError extends TrosynError {
-  constructor(label: string, schema: string, what: 'store' | 'registry') {
+  constructor(label: string, schema: string, what: 'store' | 'registry' | 'chunk store') {
     const fix =
       what === 'store'
         ? 'restore the database from a backup (pg_dump, a base backup), or start the hub with --recover to begin with an empty store and take back from the children what they hold'
-        : 'restore the database from a backup (pg_dump, a base backup): without the registry no paired device can connect, and --recover does not bring it back';
+        : what === 'registry'
+          ? 'restore the database from a backup (pg_dump, a base backup): without the registry no paired device can connect, and --recover does not bring it back'
+          : 'restore the database from a backup (pg_dump, a base backup)';
     super(
       'STORE_MISSING',
       `the PostgreSQL database ${label} holds no hub ${what} (schema ${schema}), but this data directory belongs to a hub that has run on it (a hub that ran on the SQLite files in its data directory does not move to PostgreSQL by itself); ${fix}`,

@@ -48,7 +48,7 @@ const types = {
  */
 export function openPostgres(
   connection: PostgresConnection,
-  options: { schema: string; maxConnections: number; logger: Logger },
+  options: { schema: string; maxConnections: number; logger: Logger; startupOptions?: string },
 ): PostgresTarget {
   if (!SCHEMA_NAME.test(options.schema))
     throw new StoreOpenError(
@@ -96,6 +96,7 @@ export function openPostgres(
     ...config,
     max: options.maxConnections,
     types,
+    ...(options.startupOptions !== undefined && { options: options.startupOptions }),
     // The tables are found, and created, in their own schema. Set on each new
     // connection before the pool hands it out (it waits for this hook), rather than
     // as a startup option, which an `options` parameter of the connection string
@@ -216,64 +217,77 @@ export function openError(target: PostgresTarget, err: unknown): Error {
 }
 
 /**
- * A connection of its own that LISTENs on `channel` and calls `onWake` on each
- * notification: a payload-free wake-up, never the data path. When the connection
- * is lost it connects again (every `retryMs`) and calls `onWake` once it is back,
- * for what was missed meanwhile. Nothing is connected before `start()`.
+ * Payload-free wake-ups on one channel: while the database is open and someone
+ * subscribed, a connection of its own LISTENs on `channel` and every subscriber is
+ * called on each notification, never the data path. When that connection is lost
+ * it connects again (every `retryMs`) and calls the subscribers once it is back, for
+ * what was missed meanwhile. Subscribers stay across a close and the next open.
  */
 export class PostgresWakeups {
+  private readonly listeners = new Set<() => void>();
+  private target: PostgresTarget | undefined;
   private client: pg.Client | undefined;
-  private running = false;
   private retry: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly target: PostgresTarget,
     private readonly channel: string,
-    private readonly onWake: () => void,
     private readonly logger: Logger,
     private readonly retryMs = 1000,
-  ) {
-    if (!SCHEMA_NAME.test(channel)) throw new Error(`not a plain channel name: ${channel}`);
+  ) {}
+
+  /** Calls `listener` on every wake-up from now on; returns the unsubscribe function. */
+  subscribe(listener: () => void): () => void {
+    this.listeners.add(listener);
+    this.listen();
+    return () => this.listeners.delete(listener);
   }
 
-  async start(): Promise<void> {
-    if (this.running) return;
-    this.running = true;
-    await this.connect(false);
+  /** The database is open: LISTEN from now on (once anyone subscribed). */
+  open(target: PostgresTarget): void {
+    // The channel is a schema name, which openPostgres has checked by now.
+    if (!SCHEMA_NAME.test(this.channel)) throw new Error(`not a plain channel name: ${this.channel}`);
+    this.target = target;
+    this.listen();
   }
 
-  async stop(): Promise<void> {
-    this.running = false;
+  /** The database closes: the LISTEN connection ends. */
+  async close(): Promise<void> {
+    this.target = undefined;
     clearTimeout(this.retry);
     const client = this.client;
     this.client = undefined;
     await client?.end().catch(() => undefined);
   }
 
-  private async connect(again: boolean): Promise<void> {
-    const options = this.target.pool.options as pg.PoolConfig;
+  private listen(): void {
+    if (this.client || !this.target || this.listeners.size === 0) return;
+    void this.connect(this.target, false);
+  }
+
+  private wake(): void {
+    for (const l of this.listeners) l();
+  }
+
+  private async connect(target: PostgresTarget, again: boolean): Promise<void> {
+    const options = target.pool.options as pg.PoolConfig;
     const client = new pg.Client({ ...options, types });
     const lost = (err?: unknown) => {
       if (this.client !== client) return;
       this.client = undefined;
       client.end().catch(() => undefined);
-      if (!this.running) return;
-      if (err)
-        this.logger.warn(
-          { err: this.target.sanitize(err), db: this.target.label },
-          'wake-up connection lost',
-        );
-      this.retry = setTimeout(() => void this.connect(true), this.retryMs);
+      if (this.target !== target) return;
+      if (err) this.logger.warn({ err: target.sanitize(err), db: target.label }, 'wake-up connection lost');
+      this.retry = setTimeout(() => void this.connect(target, true), this.retryMs);
       this.retry.unref();
     };
     client.on('error', lost);
     client.on('end', () => lost());
-    client.on('notification', () => this.onWake());
+    client.on('notification', () => this.wake());
     this.client = client;
     try {
       await client.connect();
       await client.query(`LISTEN ${this.channel}`);
-      if (again) this.onWake();
+      if (again) this.wake();
     } catch (err) {
       lost(err);
     }

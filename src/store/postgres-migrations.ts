@@ -78,7 +78,9 @@ export async function openMigrated(
     steps: readonly Migration[];
     now: number;
     /** What the schema holds, for the log line and errors. */
-    what: 'store' | 'registry';
+    what: 'store' | 'registry' | 'chunk store';
+    /** Server settings every connection starts with (libpq `options`, e.g. `-c name=value`). */
+    startupOptions?: string;
     /**
      * The schema must already hold a migrated database (its owner has run on it):
      * when it does not, fail with STORE_MISSING rather than create an empty one.
@@ -88,7 +90,12 @@ export async function openMigrated(
   },
 ): Promise<PostgresTarget> {
   const { schema, logger } = options;
-  const target = openPostgres(connection, { schema, maxConnections: options.maxConnections, logger });
+  const target = openPostgres(connection, {
+    schema,
+    maxConnections: options.maxConnections,
+    logger,
+    ...(options.startupOptions !== undefined && { startupOptions: options.startupOptions }),
+  });
   try {
     if (options.mustExist && !(await migrated(target.pool, schema)))
       throw new PostgresStoreMissingError(target.label, schema, options.what);

@@ -173,13 +173,13 @@ export class PostgresStore implements StorageAdapter {
   /** Write transactions this adapter committed: log_head.commits less these is what others committed. */
   private ownCommits = 0;
   /** Told when any process commits a write (LISTEN on the schema's channel). */
-  private readonly changeListeners = new Set<() => void>();
-  private wakeups: PostgresWakeups | undefined;
+  private readonly wakeups: PostgresWakeups;
 
   constructor(options: PostgresStoreOptions) {
     this.options = options;
     this.logger = options.logger ?? silentLogger;
     this.clock = options.clock ?? systemClock;
+    this.wakeups = new PostgresWakeups(this.schema, this.logger);
   }
 
   /** The database as `postgres://user@host:port/database`, without the password. */
@@ -230,6 +230,7 @@ export class PostgresStore implements StorageAdapter {
         this.salt = (await metaValue(target.pool, 'log_salt')) ?? '';
       },
     });
+    this.wakeups.open(this.db);
   }
 
   /**
@@ -237,20 +238,7 @@ export class PostgresStore implements StorageAdapter {
    * store: a wake-up to look, carrying nothing. Returns the unsubscribe function.
    */
   onCommit(listener: () => void): () => void {
-    this.changeListeners.add(listener);
-    if (!this.wakeups && this.db) {
-      const wakeups = new PostgresWakeups(
-        this.db,
-        this.schema,
-        () => {
-          for (const l of this.changeListeners) l();
-        },
-        this.logger,
-      );
-      this.wakeups = wakeups;
-      wakeups.start().catch((err: unknown) => this.logger.warn({ err }, 'wake-ups could not start'));
-    }
-    return () => this.changeListeners.delete(listener);
+    return this.wakeups.subscribe(listener);
   }
 
   async stop(): Promise<void> {
@@ -258,9 +246,7 @@ export class PostgresStore implements StorageAdapter {
     const db = this.db;
     if (!db) return;
     this.db = undefined;
-    this.changeListeners.clear();
-    await this.wakeups?.stop();
-    this.wakeups = undefined;
+    await this.wakeups.close();
     this.deviceIds.clear();
     this.deviceKeys.clear();
     this.peerLogIds.clear();

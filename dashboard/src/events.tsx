@@ -1,4 +1,4 @@
-import { useEffect, useId, useMemo, useState } from 'preact/hooks';
+import { useEffect, useId, useMemo, useRef, useState } from 'preact/hooks';
 import { api, ApiError, type EventLogPage, type HubEvent, type LoggedEvent } from './api.js';
 import { at } from './format.js';
 import { ERROR_TYPES, EVENT_TYPES, type HubState, LIVE_ONLY_TYPES } from './hub-state.js';
@@ -84,6 +84,14 @@ export function Events({ state }: { state: HubState }) {
   const [loading, setLoading] = useState(true);
   const ids = { device: useId(), type: useId(), from: useId(), to: useId() };
   const query = queryOf(filter);
+  // A read that failed while the hub was away is read again once the stream is live
+  // again (once: a read that fails on a live hub stays failed until the filter moves).
+  const [retries, setRetries] = useState(0);
+  const failed = useRef(false);
+  failed.current = error !== undefined;
+  useEffect(() => {
+    if (state.live === 'live' && failed.current) setRetries((n) => n + 1);
+  }, [state.live]);
 
   useEffect(() => {
     let current = true;
@@ -106,7 +114,7 @@ export function Events({ state }: { state: HubState }) {
     return () => {
       current = false;
     };
-  }, [query]);
+  }, [query, retries]);
 
   const loadOlder = async () => {
     if (next === null) return;

@@ -779,6 +779,12 @@ export const ERROR_CODES = {
       'Logged (not returned) when the agent holds 90 % or more of the file descriptors it may open (`ulimit -n`): the system then refuses new connections and files, and incoming connections are dropped without an answer. Said once a minute while it lasts, and "file descriptors available again" once it ends.',
     fix: 'Raise the limit (`ulimit -n`, or `LimitNOFILE=` in the service unit), or find what holds so many connections (`ss -tnp`): a flood from one address is also cut by the connection rate limit.',
   },
+  DESCRIPTORS_TOO_FEW: {
+    area: 'Command line and configuration',
+    meaning:
+      'A command ran out of file descriptors (EMFILE) before it could finish, most often while Node loads the program under a very low `ulimit -n` (it reads a few hundred module files, many at once).',
+    fix: 'Raise the limit to at least 1024 (`ulimit -n 1024`, or `LimitNOFILE=` in the service unit); a hub needs one more for each device connected to it.',
+  },
   ADMIN_CERTIFICATE_INVALID: {
     area: 'Command line and configuration',
     meaning:

@@ -126,7 +126,7 @@ describe('what a child agent loads', () => {
   const graph = loadGraph();
 
   it('reads the value imports of every module', () => {
-    assert.ok(closure(graph, 'cli/main.ts').size > 5);
+    assert.ok(closure(graph, 'cli/program.ts').size > 5);
     assert.ok(closure(graph, 'child/factory.ts').has('sync/replica.ts'), 'the child loads the engine');
   });
 

@@ -3,16 +3,19 @@
  * fake clock, when it starts, once a minute while it lasts, and when it ends; and
  * with a real hub process under a low `ulimit -n`, flooded with held-open
  * connections until the system refuses more, which then serves again once they
- * close.
+ * close. Under a limit too low to even load the program, the command says so.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import pino from 'pino';
 import { type DescriptorUse, DescriptorWatch, descriptorUse } from '../../src/observability/descriptors.js';
 import { eventually, FakeClock, tempDir } from '../helpers.js';
-import { freePort, hubArgs, startAgent } from '../e2e/helpers.js';
+import { tooFewDescriptors } from '../../src/cli/descriptors.js';
+import { CLI, freePort, hubArgs, startAgent } from '../e2e/helpers.js';
 
 function capture(): { logger: pino.Logger; lines: Array<Record<string, unknown>> } {
   const lines: Array<Record<string, unknown>> = [];
@@ -106,5 +109,45 @@ describe('file descriptors running out', () => {
       await hub.kill();
       dir.remove();
     }
+  });
+
+  it('a limit too low to load the program is a clear error naming the limit, not a module file', () => {
+    const dir = tempDir('trosyn-descriptors-');
+    try {
+      const data = join(dir.path, 'hub');
+      const run = spawnSync(
+        'bash',
+        [
+          '-c',
+          'ulimit -n 48 && exec "$@"',
+          'bash',
+          process.execPath,
+          CLI,
+          'hub',
+          '--data',
+          data,
+          '--port',
+          '0',
+        ],
+        { encoding: 'utf8', timeout: 30_000 },
+      );
+      assert.equal(run.status, 1, run.stderr);
+      assert.match(
+        run.stderr,
+        /^trosyn-sync: DESCRIPTORS_TOO_FEW: the process may open only 48 files at once/,
+      );
+      assert.match(run.stderr, /LimitNOFILE/);
+      assert.doesNotMatch(run.stderr, /node_modules|\.js/, 'no module file named');
+      assert.equal(existsSync(data), false, 'nothing was created before it stopped');
+    } finally {
+      dir.remove();
+    }
+  });
+
+  it('knows EMFILE from other errors', () => {
+    const emfile = Object.assign(new Error("EMFILE: too many open files, open 'x.js'"), { code: 'EMFILE' });
+    assert.match(tooFewDescriptors(emfile) ?? '', /files at once \(ulimit -n\)/);
+    assert.equal(tooFewDescriptors(Object.assign(new Error('ENOENT'), { code: 'ENOENT' })), undefined);
+    assert.equal(tooFewDescriptors('EMFILE'), undefined);
   });
 });

@@ -298,7 +298,13 @@ export class ContentSync extends EventEmitter<Events> implements Startable {
     if (index.scanKey() !== key) index.restartScan(key);
     let since = index.scannedSeq() as Seq;
     for (let guard = 0; guard < 100_000; guard++) {
-      const batch = await replica.changesSince({ since, limit: 1000, maxBytes: 8 * 1024 * 1024 });
+      // Only the fetched collections are read: an initial sync of many records reads none of them again.
+      const batch = await replica.changesSince({
+        since,
+        limit: 1000,
+        maxBytes: 8 * 1024 * 1024,
+        collectionIn: [...fetched],
+      });
       const found: PendingVersion[] = [];
       for (const r of batch.revisions) {
         if (r.deleted || !fetched.has(r.collection)) continue;

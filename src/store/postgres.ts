@@ -914,8 +914,10 @@ export class PostgresStore implements StorageAdapter {
         const rows = await this.revisionRows(
           db,
           `SELECT ${REV_COLUMNS} FROM revisions WHERE seq > $1 AND NOT local AND (source IS NULL OR source <> $2)
-           ORDER BY seq LIMIT $3`,
-          [after, exclude, page],
+           ${query.collectionIn === undefined ? '' : 'AND collection = ANY($4::text[])'} ORDER BY seq LIMIT $3`,
+          query.collectionIn === undefined
+            ? [after, exclude, page]
+            : [after, exclude, page, [...query.collectionIn]],
         );
         for (const row of rows) {
           if (

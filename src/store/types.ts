@@ -228,6 +228,12 @@ export interface ChangesQuery {
   /** Only revisions of collections this predicate accepts; others are skipped. */
   collections?: (collection: string) => boolean;
   /**
+   * Only revisions of these collections, left out inside the store: the others are
+   * never read (`collections` still applies on top). For a reader that wants a few
+   * named collections out of a log of many revisions, e.g. the file versions.
+   */
+  collectionIn?: readonly string[];
+  /**
    * Also say where the batch's revisions came from (`ChangeBatch.origin`), so that
    * one batch can be sent to several peers. A store may leave it out; batches are
    * then read per peer.

@@ -154,6 +154,8 @@ export interface ChangesRequest {
   maxBytes?: number;
   /** Only collections this accepts (read scope). */
   collections?: (collection: string) => boolean;
+  /** Only these collections, left out inside the store (see ChangesQuery.collectionIn). */
+  collectionIn?: readonly string[];
   /** Also say where the revisions came from, if the store can (see ChangesQuery.origin). */
   origin?: boolean;
 }
@@ -801,6 +803,7 @@ export class Replica implements Startable {
       maxBytes: request.maxBytes ?? 1024 * 1024,
       ...(request.peer !== undefined && { excludeSource: request.peer }),
       ...(collections !== undefined && { collections }),
+      ...(request.collectionIn !== undefined && { collectionIn: request.collectionIn }),
       ...(request.origin && { origin: true }),
     });
   }

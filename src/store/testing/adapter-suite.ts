@@ -481,6 +481,57 @@ export function runStorageAdapterSuite(name: string, makeHarness: () => Promise<
     );
 
     withStore(
+      'changesSince of named collections reads only those, in log order, and covers the rest',
+      async (store) => {
+        const revs = ['a', 'files', 'b', 'files', 'docs', 'c', 'files'].map((c, i) =>
+          makeRevision(c, `r${i}`, { v: i }),
+        );
+        for (const r of revs) await store.apply({ revisions: incoming([r]), reduce: lww, now: 1 });
+        const wanted = revs.filter((r) => r.collection === 'files' || r.collection === 'docs');
+        const seen: string[] = [];
+        let since = 0 as Seq;
+        for (let guard = 0; guard < 10; guard++) {
+          const b = await store.changesSince({
+            since,
+            limit: 2,
+            maxBytes: 1 << 20,
+            collectionIn: ['files', 'docs'],
+          });
+          assert.ok(b.revisions.length <= 2);
+          seen.push(...b.revisions.map((r) => r.rev));
+          since = b.upTo;
+          if (!b.more) break;
+        }
+        assert.deepEqual(
+          seen,
+          wanted.map((r) => r.rev),
+        );
+        // Past the trailing revision of another collection too.
+        assert.equal(since, await store.latestSeq());
+        const both = await store.changesSince({
+          since: 0 as Seq,
+          limit: 100,
+          maxBytes: 1 << 20,
+          collectionIn: ['files', 'docs'],
+          collections: (c) => c !== 'docs',
+        });
+        assert.deepEqual(
+          both.revisions.map((r) => r.collection),
+          ['files', 'files', 'files'],
+          'the predicate applies on top',
+        );
+        const none = await store.changesSince({
+          since: 0 as Seq,
+          limit: 100,
+          maxBytes: 1 << 20,
+          collectionIn: [],
+        });
+        assert.deepEqual(none.revisions, []);
+        assert.equal(none.upTo, await store.latestSeq());
+      },
+    );
+
+    withStore(
       'asked for their origin, batches name the peer logs their revisions came from, and the next one when cut short',
       async (store) => {
         const fromB = { device: deviceB, log: 'log-b1' };

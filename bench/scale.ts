@@ -37,6 +37,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { round, scratch, sourceVersion } from './common.js';
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { buildCli, startTrosyn, stopTrosyn } from './files.js';
 import { cpuMs, Fixture, memoryOf, RssSampler, wallMs } from './proc.js';
 
@@ -223,6 +224,14 @@ export async function run(): Promise<Record<string, unknown>> {
     log(
       `relay CPU per delivery: hub ${round((relayHubCpuMs * 1000) / Math.max(1, relay.n), 1)} µs, children ${round((relayChildrenCpuMs * 1000) / Math.max(1, relay.n), 1)} µs (${relay.n} deliveries)`,
     );
+    // What the relay asks of this machine: every write applied by every child in scope,
+    // each at the CPU it took here. Above the machine's cores, the children fall behind
+    // whatever the hub does, and the lateness measures the machine, not the hub.
+    const relayChildUs = (relayChildrenCpuMs * 1000) / Math.max(1, relay.n);
+    const relayChildCoresNeeded = round((RELAY_RATE * (connected - 1) * relayChildUs) / 1e6, 1);
+    log(
+      `relay load: ${RELAY_RATE} writes/s to ${connected - 1} children each need ${relayChildCoresNeeded} cores of child work alone at ${round(relayChildUs, 1)} µs a delivery; this machine has ${availableParallelism()}`,
+    );
     const hubPeakRssMB = sampler.stop().get(hub.fixture.pid) ?? 0;
 
     // --- restart ------------------------------------------------------------------------
@@ -278,6 +287,8 @@ export async function run(): Promise<Record<string, unknown>> {
       relayChildrenCpuMs,
       relayHubCpuUsPerDelivery: round((relayHubCpuMs * 1000) / Math.max(1, relay.n), 2),
       relayChildCpuUsPerDelivery: round((relayChildrenCpuMs * 1000) / Math.max(1, relay.n), 2),
+      relayChildCoresNeeded,
+      machineCores: availableParallelism(),
       reconnectFirstSec,
       reconnectAllSec,
       goals: {

@@ -236,10 +236,61 @@ describe('files get when the content is not here yet', () => {
     );
     assert.equal(wait.exitCode, null, 'still waiting');
 
+    // A wait with a time limit ends with what is here, and the agent's word when it has one.
+    const limited = await runText([
+      'files',
+      'get',
+      'q3.pdf',
+      '--collection',
+      'reports',
+      '--wait',
+      '--timeout',
+      '1.5',
+      '-o',
+      out,
+      '--data',
+      childData,
+    ]);
+    assert.equal(limited.code, 1, limited.stderr);
+    assert.match(limited.stderr, /FILE_CONTENT_MISSING: .*still not all here after 1\.5 s \(0 B of 13 MB\)/);
+    const stray = await runText(['files', 'get', 'q3.pdf', '--timeout', '5', '--data', childData]);
+    assert.equal(stray.code, 2, 'a time limit without --wait is a usage error');
+    assert.match(stray.stderr, /--timeout goes with --wait/);
+
+    // The agent stops under the wait: it ends instead of waiting for nobody.
+    await child?.kill('SIGTERM');
+    assert.equal(await exited, 1, stderr);
+    assert.match(
+      stderr,
+      /FILE_CONTENT_UNAVAILABLE: the agent for this data directory stopped before all of "q3\.pdf" arrived/,
+    );
+
+    await startChild();
+    const again = spawn(
+      process.execPath,
+      [
+        CLI,
+        'files',
+        'get',
+        'q3.pdf',
+        '--collection',
+        'reports',
+        '--wait',
+        '--progress',
+        '-o',
+        out,
+        '--data',
+        childData,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stderrAgain = '';
+    again.stderr.setEncoding('utf8').on('data', (d: string) => (stderrAgain += d));
+    const done = new Promise<number | null>((r) => again.once('exit', r));
     hub = startAgent([...hubArgs(hubData, port), '--no-admin-api']);
     await hub.waitFor((l) => l.event === 'started', 20_000, 'hub starts again');
-    assert.equal(await exited, 0, stderr);
+    assert.equal(await done, 0, stderrAgain);
     assert.equal(sha(readFileSync(out)), sha(other));
-    assert.match(stderr, /q3\.pdf \(arriving\) +\[#+\] +100% +13 MB \/ 13 MB/);
+    assert.match(stderrAgain, /q3\.pdf \(arriving\) +\[#+\] +100% +13 MB \/ 13 MB/);
   });
 });

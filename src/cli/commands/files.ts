@@ -34,6 +34,7 @@ type GetOptions = FileOptions & {
   out?: string;
   output?: string;
   wait?: boolean;
+  timeout?: number;
   progress?: boolean;
 };
 
@@ -51,16 +52,74 @@ class AgentNeededError extends TrosynError {
 /** How often a wait looks at what has arrived. */
 const ARRIVAL_POLL_MS = 500;
 
-/** Waits until all of `version`'s content is here (the agent fetches it), showing how much is. */
-async function waitForContent(f: NodeFiles, version: FileVersion, show: boolean): Promise<void> {
-  const bar = show ? new ProgressBar(`${version.name} (arriving)`, version.size) : undefined;
+/** What a running child agent says of its file content sync: its last error, if any. */
+async function agentFilesError(
+  dir: string,
+  apiPort: number,
+): Promise<{ code: string; message: string } | undefined> {
+  try {
+    const token = readFileSync(join(dir, API_TOKEN_FILE), 'utf8').trim();
+    const res = await fetch(`http://127.0.0.1:${apiPort}/api/status`, {
+      headers: { authorization: `Bearer ${token}` },
+      signal: AbortSignal.timeout(2000),
+    });
+    const status = (await res.json()) as { files?: { error?: { code: string; message: string } } };
+    return status.files?.error;
+  } catch {
+    return undefined; // the agent is busy or going away: the next look tells
+  }
+}
+
+/**
+ * Waits until all of `version`'s content is here (the agent fetches it), showing how
+ * much is. Ends with an error when the agent stops, or after `timeoutSec` when given,
+ * naming what the agent said of its fetching (e.g. that the hub does not have it).
+ */
+async function waitForContent(
+  f: NodeFiles,
+  dir: string,
+  version: FileVersion,
+  o: { show: boolean; timeoutSec?: number },
+): Promise<void> {
+  const bar = o.show ? new ProgressBar(`${version.name} (arriving)`, version.size) : undefined;
+  const deadline = o.timeoutSec === undefined ? Infinity : Date.now() + o.timeoutSec * 1000;
   for (;;) {
     const m = await f.store.missing(version);
     bar?.update(m.bytesHere);
     if (m.manifest.length === 0 && m.chunks.length === 0) break;
+    const agent = readAgentFile(dir);
+    if (!agent) {
+      bar?.finish(m.bytesHere);
+      throw new TrosynError(
+        'FILE_CONTENT_UNAVAILABLE',
+        `the agent for this data directory stopped before all of ${JSON.stringify(version.name)} arrived (${sizeText(m.bytesHere)} of ${sizeText(m.bytesTotal)}): start it again (trosyn-sync child), then try again`,
+        { name: version.name, bytesHere: m.bytesHere, bytesTotal: m.bytesTotal },
+      );
+    }
+    if (Date.now() >= deadline) {
+      bar?.finish(m.bytesHere);
+      const said = agent.apiPort === undefined ? undefined : await agentFilesError(dir, agent.apiPort);
+      throw new TrosynError(
+        'FILE_CONTENT_MISSING',
+        `the content of ${JSON.stringify(version.name)} is still not all here after ${o.timeoutSec} s (${sizeText(m.bytesHere)} of ${sizeText(m.bytesTotal)})${said ? `; the agent says ${said.code}: ${said.message}` : ''}`,
+        {
+          name: version.name,
+          bytesHere: m.bytesHere,
+          bytesTotal: m.bytesTotal,
+          ...(said && { agentError: said.code }),
+        },
+      );
+    }
     await new Promise((r) => setTimeout(r, ARRIVAL_POLL_MS));
   }
   bar?.finish(version.size);
+}
+
+function seconds(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0 || n > 31 * 24 * 3600)
+    throw new UsageError(`invalid --timeout ${value}: give seconds, more than 0`);
+  return n;
 }
 
 /**
@@ -200,13 +259,22 @@ export function registerFiles(program: Command): void {
       .option('--rev <rev>', 'this version (at least 4 characters of its revision; default: current)')
       .option('-o, --out <path>', 'write here; - for stdout (default: the last part of the name, here)')
       .addOption(new Option('--output <path>').hideHelp())
-      .option('--wait', 'if the content is still arriving, wait for it (the agent must be running)')
+      .option(
+        '--wait',
+        'if the content is still arriving, wait for it (the agent must be running; ends if it stops)',
+      )
+      .option(
+        '--timeout <seconds>',
+        'with --wait: give up after this long (default: wait as long as it takes)',
+        seconds,
+      )
       .option('--progress', 'show progress on stderr (default: on a terminal, without --json)')
       .option('--no-progress', 'never show progress')
       .description(
         "write a file's content, checked against its SHA-256; content still arriving is FILE_CONTENT_MISSING unless --wait",
       ),
   ).action(async (name: string, opts: GetOptions) => {
+    if (opts.timeout !== undefined && !opts.wait) throw new UsageError('--timeout goes with --wait');
     const dir = dataDir(opts, 'any');
     const out = opts.out ?? opts.output ?? basename(name);
     const v = await withFiles(dir, async (f) => {
@@ -234,7 +302,10 @@ export function registerFiles(program: Command): void {
           );
         }
         if (!agent) throw new AgentNeededError(version.name);
-        await waitForContent(f, version, show);
+        await waitForContent(f, dir, version, {
+          show,
+          ...(opts.timeout !== undefined && { timeoutSec: opts.timeout }),
+        });
       }
       await writeOut(out, f.read(version), version, show);
       return version;

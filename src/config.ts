@@ -30,6 +30,17 @@ export interface NodeConfig {
   hubOnly?: string[];
   /** Hub only: newly paired devices wait for an admin's approval. */
   requireApproval?: boolean;
+  /**
+   * Hub only: the per-device write limit, revisions a second each device may write
+   * through the hub (a batch counts 20 more); a device over it is slowed, never
+   * refused. 0 or "off": no limit. Default 1000 (`--write-limit`).
+   */
+  writeLimit?: number | 'off';
+  /**
+   * Hub only: revisions a device may write at once beyond its write limit after a
+   * quiet while. Default 10 seconds' worth of the limit: 10000 (`--write-burst`).
+   */
+  writeBurst?: number;
   /** History kept per record; older bodies are dropped hourly (a head never is). Default: keep all. */
   retention?: { maxRevisions?: number; maxAgeDays?: number };
   /**
@@ -61,6 +72,8 @@ const schema = z
       .optional(),
     hubOnly: z.array(z.string()).optional(),
     requireApproval: z.boolean().optional(),
+    writeLimit: z.union([z.number().min(0).finite(), z.literal('off')]).optional(),
+    writeBurst: z.number().int().min(0).optional(),
     retention: z
       .object({
         maxRevisions: z.number().int().min(1).optional(),

@@ -13,7 +13,8 @@ import { type PeerInfo, TransportServer } from '../transport/server.js';
 import { APP_VERSION } from '../version.js';
 import type { AdminApiServer } from './admin-api/server.js';
 import { LanAnnouncements } from './announcements.js';
-import { ChildSessions, type HubEventInput } from './child-sessions.js';
+import { ChildSessions, DEFAULT_WRITE_LIMIT, type HubEventInput } from './child-sessions.js';
+import type { WorkLimit } from '../transport/rate-limit.js';
 import { EventLog } from './event-log.js';
 import type { HubEvent } from './events.js';
 import { HubMetrics } from './hub-metrics.js';
@@ -119,7 +120,10 @@ export async function assembleHub(init: HubInit, parts: HubParts, hooks: HubHook
     observer: {
       progress: (deviceId, stats) => prometheus.progress(deviceId, stats),
       refusedWrites: (deviceId, by, rejected) => prometheus.refusedWrites(deviceId, by, rejected),
+      writesThrottled: (deviceId, revisions, heldMs) =>
+        prometheus.writesThrottled(deviceId, revisions, heldMs),
     },
+    ...(writeLimitOf(init) && { writeLimit: writeLimitOf(init) }),
     // Changes made to the registry by another process (the CLI) apply within a second.
     registryWatchMs: parts.authenticator === parts.registry ? 1000 : 0,
     logger,
@@ -317,6 +321,21 @@ export async function assembleHub(init: HubInit, parts: HubParts, hooks: HubHook
 }
 
 /** The custom resolver objects among a hub's collection options (strategy names belong to the policy). */
+/** The write limit a hub's settings ask for; undefined when it is off. */
+export function writeLimitOf(init: Pick<HubInit, 'writeLimit'>): WorkLimit | undefined {
+  const given = init.writeLimit;
+  if (given === false) return undefined;
+  if (given === undefined) return { ...DEFAULT_WRITE_LIMIT };
+  const perSecond = given.perSecond ?? DEFAULT_WRITE_LIMIT.perSecond;
+  if (perSecond === 0) return undefined;
+  if (!(perSecond > 0) || !Number.isFinite(perSecond))
+    throw new RangeError(`writeLimit.perSecond must be a positive number or 0 (off), not ${perSecond}`);
+  const burst = given.burst ?? (given.perSecond === undefined ? DEFAULT_WRITE_LIMIT.burst : perSecond * 10);
+  if (!(burst >= 0) || !Number.isFinite(burst))
+    throw new RangeError(`writeLimit.burst must be 0 or more, not ${given.burst}`);
+  return { perSecond, burst };
+}
+
 function resolverObjects(collections: HubInit['collections']): Record<string, CollectionOptions> | undefined {
   const out = Object.entries(collections ?? {}).filter(
     ([, c]) => c.conflict && typeof c.conflict !== 'string',

@@ -22,6 +22,24 @@ export interface RefusedWrites {
   latest: RejectedRevision[];
 }
 
+/** A gap longer than this between two holds of a device's writes begins a new stretch (ms). */
+const THROTTLE_STRETCH_GAP_MS = 60_000;
+
+/**
+ * The latest stretch of holds of a device's batches by the per-device write limit:
+ * from the first hold to the end of the last, and in it, what was held and how long.
+ */
+export interface ThrottledWrites {
+  /** When the first hold of the stretch began (ms). */
+  since: number;
+  /** When the latest hold ends or ended (ms): later than now while a batch is held. */
+  until: number;
+  /** Batches held, their revisions, and the time they were held in all (ms). */
+  batches: number;
+  revisions: number;
+  heldMs: number;
+}
+
 /** Why a device is not in sync, as far as the hub saw it since it started. */
 export interface DeviceTrouble {
   /** The last session that ended in a failure (not a routine close); kept across hub restarts, as is the rest. */
@@ -38,6 +56,8 @@ export interface DeviceTrouble {
    * last-writer-wins conflicts unfairly, or are refused (CLOCK_SKEW).
    */
   clock: ClockOffset | null;
+  /** The per-device write limit's latest holds of the device's batches (it writes faster than the limit). */
+  throttled: ThrottledWrites | null;
 }
 
 /** How far behind a device is in each direction, and why it may not be in sync. */
@@ -72,6 +92,7 @@ const none = (): DeviceTrouble => ({
   refusedByDevice: null,
   lastSession: null,
   clock: null,
+  throttled: null,
 });
 
 /**
@@ -112,6 +133,7 @@ export class DeviceHealth {
       mine.refusedByDevice = newer(mine.refusedByDevice, theirs.refusedByDevice, (x) => x.at);
       mine.lastSession = newer(mine.lastSession, theirs.lastSession, (x) => x.endedAt);
       mine.clock = newer(mine.clock, theirs.clock, (x) => x.at);
+      mine.throttled = newer(mine.throttled, theirs.throttled, (x) => x.until);
     }
   }
 
@@ -121,6 +143,7 @@ export class DeviceHealth {
       ...e,
       refusedByHub: e.refusedByHub && { ...e.refusedByHub, latest: [...e.refusedByHub.latest] },
       refusedByDevice: e.refusedByDevice && { ...e.refusedByDevice, latest: [...e.refusedByDevice.latest] },
+      throttled: e.throttled && { ...e.throttled },
     };
   }
 
@@ -152,6 +175,24 @@ export class DeviceHealth {
       reading.at - saved.at >= CLOCK_SAVE_AGE_MS
     )
       this.onChange();
+  }
+
+  /**
+   * The write limit holds a batch of the device's from `at` until `until`. Saved when
+   * a new stretch begins; the counts of a stretch go with the next save.
+   */
+  throttled(deviceId: DeviceId, at: number, until: number, revisions: number, heldMs: number): void {
+    const e = this.entry(deviceId);
+    const last = e.throttled;
+    if (last && at - last.until <= THROTTLE_STRETCH_GAP_MS) {
+      last.until = Math.max(last.until, until);
+      last.batches++;
+      last.revisions += revisions;
+      last.heldMs += heldMs;
+      return;
+    }
+    e.throttled = { since: at, until, batches: 1, revisions, heldMs };
+    this.onChange();
   }
 
   ended(deviceId: DeviceId, endedAt: number, stats: SyncSessionStats): void {

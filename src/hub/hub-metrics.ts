@@ -60,6 +60,8 @@ export class HubMetrics implements Startable, SessionObserver {
   private readonly rejected: Counter<'reason'>;
   private readonly syncFailures: Counter<'reason'>;
   private readonly protocolErrors: Counter<'reason'>;
+  private readonly writesThrottledRevisions: Counter;
+  private readonly writesThrottledSeconds: Counter;
   private readonly rounds: Histogram;
   private readonly propagation: Histogram;
   /** When each connected device's current sync round began (absent: caught up). */
@@ -316,6 +318,16 @@ export class HubMetrics implements Startable, SessionObserver {
       labelNames: ['reason'],
       registers,
     });
+    this.writesThrottledRevisions = new Counter({
+      name: 'trosyn_device_writes_throttled_total',
+      help: 'Revisions from devices held back by the per-device write limit before the hub applied them (a device writing faster than its limit; nothing is refused).',
+      registers,
+    });
+    this.writesThrottledSeconds = new Counter({
+      name: 'trosyn_device_write_throttle_seconds_total',
+      help: "Seconds devices' batches were held back by the per-device write limit, summed over devices.",
+      registers,
+    });
     this.rounds = new Histogram({
       name: 'trosyn_sync_round_duration_seconds',
       help: "Sync rounds with devices: from a device's connection, or the first batch after it was caught up, until it is caught up both ways.",
@@ -383,6 +395,12 @@ export class HubMetrics implements Startable, SessionObserver {
   refusedWrites(deviceId: DeviceId, by: 'hub' | 'device', rejected: readonly RejectedRevision[]): void {
     void deviceId;
     for (const r of rejected) this.refused.inc({ by, reason: codeLabel(r.code) });
+  }
+
+  writesThrottled(deviceId: DeviceId, revisions: number, heldMs: number): void {
+    void deviceId;
+    this.writesThrottledRevisions.inc(revisions);
+    this.writesThrottledSeconds.inc(heldMs / 1000);
   }
 
   // --- internals ---------------------------------------------------------------------------

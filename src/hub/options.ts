@@ -52,6 +52,17 @@ export interface HubInit {
    */
   connectionLimit?: RateLimit;
   /**
+   * The per-device write limit: revisions a second each paired device may write
+   * through the hub over time, and the burst it may write at once after a quiet
+   * while; each batch also counts 20 revisions (WRITE_BATCH_COST: a batch costs the
+   * hub a transaction and a relay round whatever its size). A device over its limit
+   * is slowed, never refused: the hub holds its next batch, unacknowledged, until its
+   * bucket has refilled, and the device sends its writes later in fuller batches.
+   * `false`, or `perSecond` 0: no limit.
+   * @default { perSecond: 1000, burst: 10000 }; burst: 10 seconds' worth when only perSecond is given
+   */
+  writeLimit?: { perSecond?: number; burst?: number } | false;
+  /**
    * Pairing attempts per source address and overall.
    * @default { perAddress: { burst: 5, perMinute: 10 }, overall: { burst: 20, perMinute: 60 } }
    */

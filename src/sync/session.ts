@@ -41,6 +41,15 @@ export interface SyncSessionOptions {
    * `scope` must have the same `readable`.
    */
   share?: { fanOut: FanOut; scope: string };
+  /**
+   * A limit on the peer's writes (the hub's per-device write limit): called with each
+   * batch the peer sends, before it is applied, it returns how long (ms) to hold that
+   * batch first; 0 applies it at once. A held batch stays unacknowledged and the
+   * carrier reads no further messages meanwhile, so the peer, its window full, sends
+   * slower and packs more into each batch: nothing is refused or lost. The hold is a
+   * timer on `clock` (other sessions go on) and ends early if the session closes.
+   */
+  throttle?: (batch: { revisions: number }) => number;
   /** Write scope: a revision this refuses is rejected alone, with the returned error. */
   admit?: (revision: Revision) => TrosynError | undefined | Promise<TrosynError | undefined>;
   /**
@@ -118,6 +127,9 @@ export class SyncSession extends EventEmitter<Events> {
   private readonly readable: SyncSessionOptions['readable'];
   private readonly share: SyncSessionOptions['share'];
   private readonly admit: SyncSessionOptions['admit'];
+  private readonly throttle: SyncSessionOptions['throttle'];
+  /** The peer's batch held back by `throttle` now, if any. */
+  private holding: { timer: Timer; release: () => void } | undefined;
   private readonly resendFrom: number | undefined;
   /** Speaking protocol version 1 with this peer. */
   private readonly v1: boolean;
@@ -171,6 +183,7 @@ export class SyncSession extends EventEmitter<Events> {
     this.readable = options.readable;
     this.share = options.share;
     this.admit = options.admit;
+    this.throttle = options.throttle;
     this.resendFrom = options.resendFrom;
     this.v1 = options.version === 1;
     this.o = {
@@ -543,6 +556,11 @@ export class SyncSession extends EventEmitter<Events> {
         `sync.changes of change log ${log.slice(0, 12)}, but the session opened on ${String(this.peerLog).slice(0, 12)}`,
       );
     }
+    const holdMs = this.throttle?.({ revisions: message.revisions.length }) ?? 0;
+    if (holdMs > 0) {
+      await this.hold(holdMs);
+      if (this.closed) return;
+    }
     const report = await this.replica.applyChanges(
       this.peer,
       {
@@ -571,6 +589,17 @@ export class SyncSession extends EventEmitter<Events> {
     if (!message.more && report.cursor >= this.stats.peerLatest) this.inboundIdle = true;
     this.emit('progress', this.getStats());
     this.checkCaughtUp();
+  }
+
+  /** Waits `ms` on the session's clock, or until the session closes. */
+  private hold(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const release = () => {
+        this.holding = undefined;
+        resolve();
+      };
+      this.holding = { timer: this.clock.setTimeout(release, ms), release };
+    });
   }
 
   private checkCaughtUp(): void {
@@ -621,6 +650,9 @@ export class SyncSession extends EventEmitter<Events> {
     this.unsubscribe?.();
     this.flushTimer?.cancel();
     this.flushTimer = undefined;
+    const held = this.holding;
+    held?.timer.cancel();
+    held?.release();
     this.emit('closed', cause);
   }
 }

@@ -149,6 +149,7 @@ class FakeAdminPort implements AdminPort {
       refusedByDevice: null,
       lastSessionEndedAt: 3,
       clock: { offsetMs: -600_000, rttMs: 2, at: 3 },
+      throttled: { since: 1, until: 2, batches: 3, revisions: 40, heldMs: 900 },
     };
   }
   deviceClock(deviceId: DeviceId) {

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { tempDir } from '../helpers.js';
-import { abuse, type PhaseFigures } from './abuse.js';
+import { abuse, type PhaseFigures, type ThrottleLog } from './abuse.js';
 import { ABUSE_FORMS } from './forms.js';
 import { problems, summary } from './result.js';
 import { seedOf } from './seeded.js';
@@ -34,7 +34,7 @@ describe('chaos, short form: abuse', () => {
     assert.deepEqual(problems(r), [], replay);
     const measured = r.measured as {
       phases: PhaseFigures[];
-      hubLog: { codes: Record<string, number>; refusals: Record<string, number> };
+      hubLog: { codes: Record<string, number>; refusals: Record<string, number>; throttled: ThrottleLog };
       metricsMoved: Record<string, number>;
     };
     const phase = measured.phases[0] as PhaseFigures;
@@ -63,7 +63,16 @@ describe('chaos, short form: abuse', () => {
       (garbage?.handshakes ?? 0) <= allowed,
       `the garbage loop completed at most ${allowed} handshakes: ${JSON.stringify(garbage)}`,
     );
-    // The fast writer's writes all reached everyone (checked in problems) and there were many.
+    // The fast writer's writes all reached everyone (checked in problems) and there were many;
+    // every one it was told was written is in the hub's store, whatever the write limit held.
     assert.ok((phase.writer?.acked ?? 0) > 0, 'the fast writer wrote');
+    assert.equal(phase.writer?.stored, phase.writer?.acked, "the fast writer's writes are all on the hub");
+    // What the per-device write limit held (if the writer got past its burst in this short
+    // phase) the log and the metrics count alike (also a violation in problems).
+    assert.equal(
+      measured.hubLog.throttled.revisions,
+      measured.metricsMoved.trosyn_device_writes_throttled_total ?? 0,
+      'the log counts as many held revisions as the metrics',
+    );
   });
 });

@@ -8,7 +8,10 @@
  * abuse; the goal is that abuse at most doubles it. Afterwards every acknowledged
  * write must be on every node, no well-behaved child may have been disconnected,
  * the hub must still run, and the limits that acted must show in the hub's log
- * (its JSON lines, counted by `code`) and in its Prometheus counters.
+ * (its JSON lines, counted by `code`) and in its Prometheus counters. The fast
+ * writer meets the hub's per-device write limit at its default: every write it was
+ * told was written must be in the hub's store after the phase, and the revisions
+ * the limit held must be as many in the log as in the counters.
  *
  * The abuse runs in phases, each measured: in the full form one kind at a time
  * (which of them costs the others what) and then all four at once (the worst
@@ -23,7 +26,7 @@ import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { freePort, pairWithHub, runCli } from '../e2e/helpers.js';
 import type { AttackCounts, AttackPlan } from './abuse-worker.js';
-import { COLLECTION, Cluster, type ChaosNode, errorCode } from './cluster.js';
+import { type AckedWrite, COLLECTION, Cluster, type ChaosNode, errorCode } from './cluster.js';
 import { type ExperimentResult, outcome } from './result.js';
 import { SeededRandom } from './seeded.js';
 
@@ -82,7 +85,14 @@ export interface PhaseFigures {
   /** From the end of the phase until every node held every acknowledged write (ms). */
   drainMs: number;
   attacks: AttackCounts;
-  writer?: { acked: number; failed: number; perSecond: number; failureCodes: Record<string, number> };
+  writer?: {
+    acked: number;
+    /** Of the acknowledged writes, those in the hub's store once the phase drained (all must be). */
+    stored: number;
+    failed: number;
+    perSecond: number;
+    failureCodes: Record<string, number>;
+  };
 }
 
 /** The latency goal: abuse at most doubles the quiet figure (judged on the p50). */
@@ -152,15 +162,25 @@ function countersMoved(before: Map<string, number>, after: Map<string, number>):
   return moved;
 }
 
+/** What the hub's write-limit lines (`device writes throttled`) add up to. */
+export interface ThrottleLog {
+  lines: number;
+  batches: number;
+  revisions: number;
+  heldMs: number;
+}
+
 /** The hub's JSON log lines (its log file and any it rolled over to), counted by `code`. */
 function hubLog(dir: string): {
   lines: number;
   bytes: number;
   codes: Record<string, number>;
   refusals: Record<string, number>;
+  throttled: ThrottleLog;
 } {
   const codes: Record<string, number> = {};
   const refusals: Record<string, number> = {};
+  const throttled: ThrottleLog = { lines: 0, batches: 0, revisions: 0, heldMs: 0 };
   let lines = 0;
   let bytes = 0;
   for (const f of readdirSync(dir).filter((x) => /^agent(\.\d+)?\.log$/.test(x))) {
@@ -169,11 +189,26 @@ function hubLog(dir: string): {
     for (const raw of text.split('\n')) {
       if (raw.trim() === '') continue;
       lines++;
-      let line: { code?: unknown; count?: unknown; msg?: unknown; err?: { code?: unknown } };
+      let line: {
+        code?: unknown;
+        count?: unknown;
+        msg?: unknown;
+        err?: { code?: unknown };
+        batches?: unknown;
+        revisions?: unknown;
+        heldMs?: unknown;
+      };
       try {
         line = JSON.parse(raw) as typeof line;
       } catch {
         continue;
+      }
+      // The per-device write limit's lines: the first hold of a device, then a count a minute.
+      if (line.msg === 'device writes throttled') {
+        throttled.lines++;
+        throttled.batches += Number(line.batches) || 0;
+        throttled.revisions += Number(line.revisions) || 0;
+        throttled.heldMs += Number(line.heldMs) || 0;
       }
       const code = typeof line.code === 'string' ? line.code : line.err?.code;
       if (typeof code !== 'string') continue;
@@ -183,7 +218,19 @@ function hubLog(dir: string): {
         refusals[code] = (refusals[code] ?? 0) + line.count;
     }
   }
-  return { lines, bytes, codes, refusals };
+  return { lines, bytes, codes, refusals, throttled };
+}
+
+/** How many of `writes` the node's store holds (each by its revision). */
+function storedOn(node: ChaosNode, writes: readonly AckedWrite[]): number {
+  const db = new Database(join(node.data, 'trosyn.db'), { readonly: true, fileMustExist: true });
+  try {
+    db.pragma('busy_timeout = 5000');
+    const stmt = db.prepare('SELECT 1 FROM revisions WHERE collection = ? AND record_id = ? AND rev = ?');
+    return writes.filter((w) => stmt.get(COLLECTION, w.id, w.rev) !== undefined).length;
+  } finally {
+    db.close();
+  }
 }
 
 /** Read-only handles on the well-behaved children's stores, to see a revision arrive. */
@@ -387,6 +434,13 @@ export async function abuse(o: AbuseOptions): Promise<ExperimentResult> {
         break;
       }
       const drainMs = await cluster.converge(o.convergeTimeoutMs ?? 60_000, `after ${phase}`);
+      // The fast writer's acknowledged writes, every one in the hub's store: the write limit holds, never drops.
+      const writerStored = kinds.includes('writer')
+        ? storedOn(
+            cluster.hub,
+            cluster.acked.filter((w) => w.node === writer.name && w.phase === phase),
+          )
+        : 0;
       const latency = figures(samples);
       const round = (x: number) => Math.round(x * 100) / 100;
       const result: PhaseFigures = {
@@ -399,7 +453,11 @@ export async function abuse(o: AbuseOptions): Promise<ExperimentResult> {
         drainMs,
         attacks: counts,
         ...(kinds.includes('writer') && {
-          writer: { ...writerCounts, perSecond: Math.round((writerCounts.acked * 1000) / durationMs) },
+          writer: {
+            ...writerCounts,
+            stored: writerStored,
+            perSecond: Math.round((writerCounts.acked * 1000) / durationMs),
+          },
         }),
       };
       phases.push(result);
@@ -408,6 +466,10 @@ export async function abuse(o: AbuseOptions): Promise<ExperimentResult> {
           `${late} late, drained in ${drainMs} ms; ${JSON.stringify({ ...counts, ...(result.writer && { writer: result.writer }) })}`,
       );
       if (late > 0) violations.push(`${late} probes took longer than ${PROBE_LIMIT_MS} ms during ${phase}`);
+      if (result.writer && result.writer.stored !== result.writer.acked)
+        violations.push(
+          `${phase}: ${result.writer.acked - result.writer.stored} of the fast writer's ${result.writer.acked} acknowledged writes are not in the hub's store`,
+        );
       if (o.judgeLatency && !(result.ratioP50 <= LATENCY_GOAL_RATIO))
         violations.push(
           `${label}: the propagation p50 rose to ${latency.p50} ms, x${result.ratioP50} of the quiet ${quietFigures.p50} ms (goal x${LATENCY_GOAL_RATIO})`,
@@ -465,6 +527,12 @@ export async function abuse(o: AbuseOptions): Promise<ExperimentResult> {
     const ranKinds = new Set(phases.flatMap((p) => p.kinds));
     if (ranKinds.has('flood') && refusedByLimit === 0)
       violations.push('the flood was never refused: no limit acted');
+    // The per-device write limit: what it held shows in the log and in the counters alike.
+    const heldRevisions = metrics.trosyn_device_writes_throttled_total ?? 0;
+    if (heldRevisions !== log.throttled.revisions)
+      violations.push(
+        `the write limit held ${heldRevisions} revisions by the metrics, and ${log.throttled.revisions} by the log`,
+      );
     if (ranKinds.has('garbage') && garbageClosed === 0)
       violations.push('no garbage connection was ended with a protocol error code');
 

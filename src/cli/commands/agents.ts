@@ -129,6 +129,22 @@ function seconds(value: string): number {
   return n;
 }
 
+/** A write limit: revisions a second, or 0 / off for none. */
+function writeRate(value: string): number {
+  if (value === 'off') return 0;
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0)
+    throw new UsageError(`invalid write limit ${value} (revisions a second, or 0 or off for none)`);
+  return n;
+}
+
+function revisions(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isInteger(n) || n < 0)
+    throw new UsageError(`invalid number of revisions ${value}`);
+  return n;
+}
+
 function port(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`invalid port ${value}`);
@@ -196,6 +212,8 @@ interface HubOpts extends CommonOptions, LogOptions {
   metricsPort?: number;
   metricsHost?: string;
   heartbeat: number;
+  writeLimit?: number;
+  writeBurst?: number;
   store?: string;
   storePasswordFile?: string;
   identityKeyFile?: string;
@@ -267,6 +285,16 @@ export function registerAgents(program: Command): void {
         15,
       )
       .option(
+        '--write-limit <n>',
+        "revisions a second each paired device may write through the hub, each batch counting 20 more (default 1000; also config.json's writeLimit); a device over it is slowed, never refused; 0 or off: no limit",
+        writeRate,
+      )
+      .option(
+        '--write-burst <n>',
+        "revisions a device may write at once beyond --write-limit after a quiet while (default 10 seconds' worth: 10000; also config.json's writeBurst)",
+        revisions,
+      )
+      .option(
         '--store <location>',
         "keep the hub's records and registry in this PostgreSQL database (postgres://USER@HOST:PORT/DB, postgres://USER@/DB?host=/SOCKET/DIR, or 'host=/SOCKET/DIR dbname=DB user=USER') instead of SQLite files in --data; remembered in the data directory's config.json (without any password), so later commands need only --data",
       )
@@ -313,6 +341,17 @@ export function registerAgents(program: Command): void {
     const collections = collectionOptions(config);
     const logger = await agentLogger(opts);
     const requireApproval = opts.requireApproval ?? config.requireApproval;
+    const rate = opts.writeLimit ?? config.writeLimit;
+    const writeBurst = opts.writeBurst ?? config.writeBurst;
+    const writeLimit =
+      rate === 'off' || rate === 0
+        ? (false as const)
+        : rate === undefined && writeBurst === undefined
+          ? undefined
+          : {
+              ...(rate !== undefined && { perSecond: rate }),
+              ...(writeBurst !== undefined && { burst: writeBurst }),
+            };
     // The hub's modules load only for the hub: a child agent (this module too) stays small.
     const { createHub } = await import('../../hub/factory.js');
     const { urlHost } = await import('../../hub/admin-api/serving.js');
@@ -328,6 +367,7 @@ export function registerAgents(program: Command): void {
         fileCollections: fileCollections(config),
         ...(config.hubOnly && { hubOnly: config.hubOnly }),
         ...(requireApproval !== undefined && { requireApproval }),
+        ...(writeLimit !== undefined && { writeLimit }),
         ...(retentionPolicy(config) && { retention: retentionPolicy(config) }),
         ...(opts.recover && { recover: true }),
         ...(storage.kind === 'postgres' && { postgres: storage.connection }),

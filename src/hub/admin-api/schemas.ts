@@ -112,6 +112,18 @@ export const deviceSync = z.object({
   refusedByDevice: refusedWrites.describe("the hub's revisions the device refused"),
   lastSessionEndedAt: ms.nullable().describe("when the device's last session ended"),
   clock: clockOffset,
+  throttled: z
+    .object({
+      since: ms.describe('when the first hold of the stretch began'),
+      until: ms.describe('when the latest hold ends or ended: later than now while a batch is held'),
+      batches: z.number().int().describe('batches held in the stretch'),
+      revisions: z.number().int().describe('revisions in those batches'),
+      heldMs: z.number().int().describe('time they were held, in all (ms)'),
+    })
+    .nullable()
+    .describe(
+      "the latest stretch of holds of the device's batches by the per-device write limit (a new stretch begins after a minute without one); null when it never wrote faster than the limit",
+    ),
 });
 
 /** One device with its live session and where its sync stands. */

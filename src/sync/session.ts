@@ -43,7 +43,7 @@ export interface SyncSessionOptions {
   share?: { fanOut: FanOut; scope: string };
   /**
    * A limit on the peer's writes (the hub's per-device write limit): called with each
-   * batch the peer sends, before it is applied, it returns how long (ms) to hold that
+   * batch of revisions the peer sends (not one that only moves its cursor), before it is applied, it returns how long (ms) to hold that
    * batch first; 0 applies it at once. A held batch stays unacknowledged and the
    * carrier reads no further messages meanwhile, so the peer, its window full, sends
    * slower and packs more into each batch: nothing is refused or lost. The hold is a
@@ -556,7 +556,10 @@ export class SyncSession extends EventEmitter<Events> {
         `sync.changes of change log ${log.slice(0, 12)}, but the session opened on ${String(this.peerLog).slice(0, 12)}`,
       );
     }
-    const holdMs = this.throttle?.({ revisions: message.revisions.length }) ?? 0;
+    // A batch that only moves the peer's cursor (past what it got from here) is no write:
+    // holding it would also hold the acknowledgements of this side's batches behind it.
+    const holdMs =
+      message.revisions.length === 0 ? 0 : (this.throttle?.({ revisions: message.revisions.length }) ?? 0);
     if (holdMs > 0) {
       await this.hold(holdMs);
       if (this.closed) return;

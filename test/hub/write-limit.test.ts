@@ -201,6 +201,32 @@ describe('per-device write limit', () => {
     }
   });
 
+  it('a batch that only moves a cursor is not a write: children that only receive are never held', async () => {
+    // A limit any charged batch would exceed at once.
+    const { lines, hub, b, c, stop } = await cluster('receivers', { perSecond: 1, burst: 1 });
+    try {
+      for (let i = 0; i < 5; i++)
+        await hub.replica.writeMany([{ op: 'put', collection: 'news', id: `n${i}`, body: { i } }]);
+      for (const child of [b, c])
+        await eventually(
+          async () => (await child.replica.list('news')).length === 5,
+          10_000,
+          'the hub’s writes at each child',
+        );
+      // Each child acknowledges them in batches that carry no revisions of its own.
+      await eventually(
+        async () => (await hub.replica.cursorFor(b.deviceId)).seq > 0,
+        10_000,
+        'b’s acknowledgements reached the hub',
+      );
+      assert.equal((await hub.deviceSync(b.deviceId)).throttled, null);
+      assert.equal((await hub.deviceSync(c.deviceId)).throttled, null);
+      assert.equal(lines.filter((l) => l.msg === 'device writes throttled').length, 0);
+    } finally {
+      await stop();
+    }
+  });
+
   it('the settings: a default, 0 or false for off, and a burst of 10 seconds when only the rate is given', () => {
     assert.deepEqual(writeLimitOf({}), { perSecond: 1000, burst: 10_000 });
     assert.equal(writeLimitOf({ writeLimit: false }), undefined);

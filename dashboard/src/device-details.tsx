@@ -128,6 +128,20 @@ export function DeviceDetails({
                 ? `${describeOffset(detail.clock, "the hub's")}, measured ${ago(detail.clock.at)}`
                 : 'not measured yet (it is measured at each connection)'}
             </dd>
+            <dt>Write limit</dt>
+            <dd>
+              {detail.sync.throttled ? (
+                <>
+                  {detail.sync.throttled.until > Date.now() ? 'holding back its writes now' : 'held back'}:{' '}
+                  {changes(detail.sync.throttled.revisions)} in {detail.sync.throttled.batches} batch
+                  {detail.sync.throttled.batches === 1 ? '' : 'es'},{' '}
+                  {(detail.sync.throttled.heldMs / 1000).toFixed(1)} s held in all{' '}
+                  <span class="sub">(since {ago(detail.sync.throttled.since)})</span>
+                </>
+              ) : (
+                'never reached'
+              )}
+            </dd>
             <dt>Last error</dt>
             <dd>
               {detail.sync.lastError ? (

@@ -26,6 +26,14 @@ export interface DeviceSync {
   refusedByHub: RefusedWrites | null;
   refusedByDevice: RefusedWrites | null;
   lastSessionEndedAt: number | null;
+  /** The latest stretch of holds by the per-device write limit (null: never held). */
+  throttled?: {
+    since: number;
+    until: number;
+    batches: number;
+    revisions: number;
+    heldMs: number;
+  } | null;
 }
 
 export type Detail = Device & {
@@ -36,7 +44,7 @@ export type Detail = Device & {
 export const changes = (n: number) => `${n} change${n === 1 ? '' : 's'}`;
 
 /** The reasons a device is not in sync, in plain words, most pressing first; empty when it is. */
-export function whyNotInSync(d: Detail): string[] {
+export function whyNotInSync(d: Detail, now = Date.now()): string[] {
   const { sync } = d;
   const reasons: string[] = [];
   if (d.state === 'revoked') return ['It was revoked: it can never sync with this hub again.'];
@@ -52,6 +60,10 @@ export function whyNotInSync(d: Detail): string[] {
   if (sync.refusedByHub)
     reasons.push(
       `The hub refused ${changes(sync.refusedByHub.total)} it wrote (${[...new Set(sync.refusedByHub.latest.map((r) => r.code))].join(', ')}): they stay on the device only.`,
+    );
+  if (sync.throttled && sync.throttled.until > now)
+    reasons.push(
+      `The hub is holding back its writes: it writes faster than the per-device write limit (${changes(sync.throttled.revisions)} held since ${at(sync.throttled.since)}). They arrive at the limit; nothing is lost.`,
     );
   if (sync.refusedByDevice) reasons.push(`It refused ${changes(sync.refusedByDevice.total)} from the hub.`);
   if (d.clock && Math.abs(d.clock.offsetMs) >= CLOCK_WARN_MS)

@@ -53,3 +53,22 @@ it('a connected device in step has no reason; a clock a minute or more off is on
   const behind = whyNotInSync({ ...inSync, clock: { offsetMs: -3 * 3600_000, rttMs: 0, at: 3 } });
   assert.match(behind[0] as string, /3 h 0 min behind the hub's/);
 });
+
+it('a device the write limit holds back now is a reason; a stretch that ended is not', () => {
+  const now = 1_000_000;
+  const held = (until: number): Detail => ({
+    ...inSync,
+    sync: {
+      ...inSync.sync,
+      throttled: { since: now - 5000, until, batches: 3, revisions: 240, heldMs: 4200 },
+    },
+  });
+  const reasons = whyNotInSync(held(now + 800), now);
+  assert.equal(reasons.length, 1);
+  assert.match(
+    reasons[0] as string,
+    /holding back its writes: .*per-device write limit \(240 changes held since/,
+  );
+  assert.match(reasons[0] as string, /nothing is lost/);
+  assert.deepEqual(whyNotInSync(held(now - 1), now), [], 'over: no reason');
+});

@@ -98,6 +98,11 @@ describe('the dashboard: pairing, groups and sync details, in a browser', { skip
       '--http-port',
       String(await freePort()),
       '--require-approval',
+      // Low enough that a device's writes are held back (each batch counts 20 and more).
+      '--write-limit',
+      '10',
+      '--write-burst',
+      '10',
     ]);
     const started = await hub.waitFor((l) => l.event === 'started', 20_000, 'hub starts');
     base = String(started.adminUrl);
@@ -367,6 +372,11 @@ describe('the dashboard: pairing, groups and sync details, in a browser', { skip
     await until(
       async () => /Hub to device\s*up to date.*Initial sync\s*done/s.test(await text(dialog)),
       'in step both ways, the initial sync done',
+    );
+    // Its writes went through the per-device write limit: held back, shown with the figures.
+    assert.match(
+      await text(dialog),
+      /Write limit\s*(held back|holding back its writes now): \d+ changes? in \d+ batch/,
     );
     // Both processes read this machine's clock: measured in step, within half a round trip.
     await until(

@@ -170,6 +170,7 @@ describe('admin API over a real socket, with a hub and a child over mutual TLS',
         refusedByDevice: null,
         lastSessionEndedAt: null,
         clock: null,
+        throttled: null,
       },
       'not seen since the hub started: nothing known of its position',
     );

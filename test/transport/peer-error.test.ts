@@ -1,19 +1,25 @@
 /**
- * A sync session's `error` over mutual TLS: the side that refuses sends one
- * `error` and then nothing (PROTOCOL.md, "Errors and closing").
+ * A sync session's `error` over mutual TLS, both ways: the side that refuses sends
+ * one `error` and then nothing (PROTOCOL.md, "Errors and closing"), and the side
+ * that receives CHANGE_LOG_ROLLED_BACK acts on it although the connection, not the
+ * session, reads that message.
  */
 import assert from 'node:assert/strict';
+import { copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import type { Hub } from '../../src/hub/hub.js';
 import type { DeviceId } from '../../src/store/types.js';
 import { createIdentity } from '../../src/transport/identity.js';
-import { testHub } from '../fixtures/nodes.js';
+import { pairedChildOf, testHub } from '../fixtures/nodes.js';
 import { messageFrame } from '../fuzz/mutate.js';
 import { FramePeer, fuzzHello } from '../fuzz/peer.js';
-import { tempDir } from '../helpers.js';
+import { eventually, tempDir } from '../helpers.js';
 
 const dir = tempDir();
 after(() => dir.remove());
+
+const STORE_FILES = ['trosyn.db', 'trosyn.db-wal', 'trosyn.db-shm'];
 
 describe('sync errors over mutual TLS', () => {
   it('a hub that refuses a batch sends one error, then closes', async () => {
@@ -40,6 +46,59 @@ describe('sync errors over mutual TLS', () => {
       ['SYNC_GAP'],
       'one error, and nothing after it',
     );
+    await hub.stop();
+  });
+
+  it('a hub restored twice from the same old copy takes a new log identity when its child says so', async () => {
+    const hubDir = join(dir.path, 'restored-hub');
+    const copyDir = join(dir.path, 'hub-copy');
+    mkdirSync(copyDir);
+    const copy = (from: string, to: string) => {
+      for (const f of STORE_FILES) {
+        rmSync(join(to, f), { force: true });
+        if (existsSync(join(from, f))) copyFileSync(join(from, f), join(to, f));
+      }
+    };
+    let hub: Hub = testHub(hubDir);
+    await hub.start();
+    // The child finds the hub where it listens now.
+    const child = await pairedChildOf(hub, join(dir.path, 'restored-child'), {
+      hubAddresses: () => [{ host: '127.0.0.1', port: hub.port }],
+    });
+    await hub.stop();
+    copy(hubDir, copyDir);
+    const restart = async () => {
+      hub = testHub(hubDir);
+      await hub.start();
+    };
+    await restart();
+    await child.start();
+    const reaches = async (what: string) => {
+      const w = await hub.replica.put('notes', what, { what });
+      await eventually(
+        async () => (await child.replica.get('notes', what))?.rev === w.rev,
+        10_000,
+        `${what} reaches the child`,
+      );
+    };
+    await reaches('first timeline');
+    // First restore: the child's cursor shows the hub that its log was rolled back.
+    await hub.stop();
+    copy(copyDir, hubDir);
+    await restart();
+    await reaches('second timeline');
+    // Second restore of the same copy: the hub brings back a log the child saw replaced.
+    await hub.stop();
+    copy(copyDir, hubDir);
+    await restart();
+    const restored = (await hub.replica.changeLog()).id;
+    await eventually(
+      async () => (await hub.replica.changeLog()).id !== restored,
+      10_000,
+      'the hub takes a new log identity',
+    );
+    await reaches('third timeline');
+    await child.stop();
     await hub.stop();
   });
 });

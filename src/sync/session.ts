@@ -294,6 +294,12 @@ export class SyncSession extends EventEmitter<Events> {
       case 'sync.changes':
         return this.serial(() => this.onChanges(message));
       case 'sync.ack':
+        // One ack per batch: before this side has sent one (before the peer's
+        // sync.start, say), or once all are acknowledged, an ack has nothing to answer.
+        if (this.inflight === 0) {
+          this.sendError(new SyncProtocolError('UNEXPECTED_MESSAGE', 'sync.ack with no batch awaiting one'));
+          return;
+        }
         this.onAck(message.upTo, message.rejected);
         return;
       case 'error':

@@ -49,6 +49,23 @@ describe('sync errors over mutual TLS', () => {
     await hub.stop();
   });
 
+  it('a sync.ack before the hub has sent a batch is refused with an error', async () => {
+    const hub = testHub(join(dir.path, 'stray-ack'));
+    await hub.start();
+    // Something to send: an ack that set the hub sending before the session knew its start broke it.
+    await hub.replica.put('notes', 'n', { v: 1 });
+    const device = await createIdentity('stray-ack');
+    await hub.registry.register({ deviceId: device.deviceId as DeviceId, name: 'd', group: 'default' });
+    const peer = await FramePeer.connect(hub.port, device);
+    peer.write(messageFrame({ ...fuzzHello(), versions: [2] }));
+    await peer.until(() => peer.messages().some((m) => m.type === 'sync.open'), 10_000, 'the sync.open');
+    peer.write(messageFrame({ type: 'sync.ack', upTo: 3, applied: 0, duplicates: 0, rejected: [] }));
+    await peer.until(() => false, 10_000, 'the close');
+    peer.destroy();
+    assert.deepEqual(peer.errorCodes(), ['UNEXPECTED_MESSAGE']);
+    await hub.stop();
+  });
+
   it('a hub restored twice from the same old copy takes a new log identity when its child says so', async () => {
     const hubDir = join(dir.path, 'restored-hub');
     const copyDir = join(dir.path, 'hub-copy');

@@ -308,19 +308,25 @@ export class Connection extends EventEmitter<Events> {
   }
 
   /**
-   * Resolves when the socket drains or the connection ends. Every sender held back
+   * Resolves when the socket drains, or it or the connection ends. Every sender held back
    * shares one wait: a wait per sender would add a listener per pong, response or
    * write queued behind a slow reader, without bound.
    */
   private whenWritable(): Promise<void> {
+    // A socket that is gone never drains: its close ends the wait too. The
+    // connection's own close may not come before it, when the peer's end waits
+    // for the handler that is waiting here.
+    if (this.socket.destroyed) return Promise.resolve();
     this.writable ??= new Promise<void>((resolve) => {
       const done = () => {
         this.socket.off('drain', done);
+        this.socket.off('close', done);
         this.off('close', done);
         this.writable = undefined;
         resolve();
       };
       this.socket.on('drain', done);
+      this.socket.on('close', done);
       this.on('close', done);
     });
     return this.writable;

@@ -614,7 +614,7 @@ export class SyncSession extends EventEmitter<Events> {
       .send({
         type: 'error',
         code: err.code,
-        message: err.message,
+        message: err.message.slice(0, 1024),
         ...(err.details && { details: { ...err.details } }),
       })
       .catch(() => undefined);

@@ -66,6 +66,34 @@ describe('sync errors over mutual TLS', () => {
     await hub.stop();
   });
 
+  it("a hub's sync.ack cuts a refused revision's strings to what the message may carry", async () => {
+    const hub = testHub(join(dir.path, 'long-strings'));
+    await hub.start();
+    const device = await createIdentity('long-strings');
+    await hub.registry.register({ deviceId: device.deviceId as DeviceId, name: 'd', group: 'default' });
+    const peer = await FramePeer.connect(hub.port, device);
+    peer.write(messageFrame({ ...fuzzHello(), versions: [2] }));
+    await peer.until(() => peer.messages().some((m) => m.type === 'sync.open'), 10_000, 'the sync.open');
+    const log = 'cd'.repeat(16);
+    const long = 'a'.repeat(5000);
+    const revisions = [
+      { rev: long },
+      { rev: 'b'.repeat(64), collection: long },
+      { rev: 'b'.repeat(64), id: long },
+    ];
+    peer.write(messageFrame({ type: 'sync.open', cursor: { log: '', seq: 0, check: '' } }));
+    peer.write(messageFrame({ type: 'sync.start', log, latest: 1, from: 0 }));
+    peer.write(
+      messageFrame({ type: 'sync.changes', log, since: 0, upTo: 1, check: '', more: false, revisions }),
+    );
+    // Before: an ack the receiver's schema refuses (strings over 4096), so it never arrived as one.
+    await peer.until(() => peer.messages().some((m) => m.type === 'sync.ack'), 10_000, 'the sync.ack');
+    peer.destroy();
+    const ack = peer.messages().find((m) => m.type === 'sync.ack');
+    assert.equal(ack?.type === 'sync.ack' && ack.rejected.length, 3);
+    await hub.stop();
+  });
+
   it('a hub restored twice from the same old copy takes a new log identity when its child says so', async () => {
     const hubDir = join(dir.path, 'restored-hub');
     const copyDir = join(dir.path, 'hub-copy');

@@ -160,12 +160,15 @@ export const syncChangesSchema = z.object({
   revisions: z.array(wireRevision).max(100_000),
 });
 
+/** Longest string in a refused revision's entry of a `sync.ack`: a sender cuts what the peer sent to it. */
+export const MAX_REJECTED_FIELD = 4096;
+
 const rejectedRevision = z.object({
-  rev: z.string().max(4096),
-  collection: z.string().max(4096),
-  id: z.string().max(4096),
+  rev: z.string().max(MAX_REJECTED_FIELD),
+  collection: z.string().max(MAX_REJECTED_FIELD),
+  id: z.string().max(MAX_REJECTED_FIELD),
   code: errorCode,
-  message: z.string().max(4096),
+  message: z.string().max(MAX_REJECTED_FIELD),
 });
 
 /** `sync.ack`: the receiver applied a batch and moved its cursor to `upTo`. */

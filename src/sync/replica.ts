@@ -43,6 +43,7 @@ import { EMPTY_POLICY, parseSyncPolicy, policyRetention, type SyncPolicy } from 
 import { assertCollectionName, assertRecordId, isDeviceId, newRecordId } from './ids.js';
 import { createReducer, settleHeads } from './reducer.js';
 import { V1_PEER_LOG } from '../protocol/constants.js';
+import { MAX_REJECTED_FIELD } from '../protocol/messages.js';
 import { createRevision, encodeBody, verifyRevision } from './revision.js';
 import { incrementVector, joinVectors } from './version-vector.js';
 
@@ -854,12 +855,14 @@ export class Replica implements Startable {
         } catch (err) {
           if (!isTrosynError(err)) throw err;
           const r = (raw ?? {}) as Partial<Revision>;
+          // The peer's own strings, cut to what a sync.ack may carry.
+          const cut = (v: unknown) => String(v).slice(0, MAX_REJECTED_FIELD);
           rejected.push({
-            rev: String(r.rev),
-            collection: String(r.collection),
-            id: String(r.id),
+            rev: cut(r.rev),
+            collection: cut(r.collection),
+            id: cut(r.id),
             code: err.code,
-            message: err.message,
+            message: cut(err.message),
           });
         }
       }

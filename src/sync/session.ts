@@ -202,7 +202,19 @@ export class SyncSession extends EventEmitter<Events> {
     if (this.opened) return;
     this.opened = true;
     this.channel.onMessage((m) => this.onMessage(m));
-    this.channel.onClose((cause) => this.onClosed(cause));
+    this.channel.onClose((cause) => {
+      // A carrier that reads the peer's `error` itself (over TLS the connection
+      // closes on it) hands it over as the cause: the peer's word that this log was
+      // replaced counts as much as the message. Our own refusal has the same code.
+      if (
+        (cause as { code?: unknown } | undefined)?.code === 'CHANGE_LOG_ROLLED_BACK' &&
+        !(cause instanceof ChangeLogRolledBackError)
+      )
+        this.takeNewLog().catch((err: unknown) =>
+          this.logger.warn({ peer: this.peer, err }, 'could not give the change log a new identity'),
+        );
+      this.onClosed(cause);
+    });
     this.inboundIdle = !this.o.receive;
     const cursor: PeerCursor = await this.replica.cursorFor(this.peer);
     this.logger.debug({ cursor: cursor.seq, protocol: this.v1 ? 1 : 2 }, 'sync session opened');
@@ -295,17 +307,19 @@ export class SyncSession extends EventEmitter<Events> {
       case 'sync.changes':
         return this.serial(() => this.onChanges(message));
       case 'sync.ack':
+        // One ack per batch: before this side has sent one (before the peer's
+        // sync.start, say), or once all are acknowledged, an ack has nothing to answer.
+        if (this.inflight === 0) {
+          this.sendError(new SyncProtocolError('UNEXPECTED_MESSAGE', 'sync.ack with no batch awaiting one'));
+          return;
+        }
         this.onAck(message.upTo, message.rejected);
         return;
       case 'error':
         if (message.code === 'CHANGE_LOG_ROLLED_BACK' && this.logStart) {
-          // The peer knows this log was replaced before: this store was rolled back.
-          const log = this.logStart.log;
-          return this.replica.rotateChangeLog(log).then(
-            (info) => {
-              if (info.id !== log) this.emit('restart', 'rolled-back');
-              this.fail(new SyncProtocolError(message.code, `peer closed the session: ${message.message}`));
-            },
+          return this.takeNewLog().then(
+            () =>
+              this.fail(new SyncProtocolError(message.code, `peer closed the session: ${message.message}`)),
             (err: unknown) => this.fail(err),
           );
         }
@@ -319,6 +333,18 @@ export class SyncSession extends EventEmitter<Events> {
           ),
         );
     }
+  }
+
+  /**
+   * The peer knows the log this session sent from as one replaced before
+   * (CHANGE_LOG_ROLLED_BACK): this store was rolled back, and the log takes a new
+   * identity if it still has that one.
+   */
+  private async takeNewLog(): Promise<void> {
+    const log = this.logStart?.log;
+    if (log === undefined) return;
+    const info = await this.replica.rotateChangeLog(log);
+    if (info.id !== log) this.emit('restart', 'rolled-back');
   }
 
   private serial(fn: () => Promise<void>): Promise<void> {
@@ -620,7 +646,7 @@ export class SyncSession extends EventEmitter<Events> {
       .send({
         type: 'error',
         code: err.code,
-        message: err.message,
+        message: err.message.slice(0, 1024),
         ...(err.details && { details: { ...err.details } }),
       })
       .catch(() => undefined);

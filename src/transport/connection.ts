@@ -123,6 +123,11 @@ export class Connection extends EventEmitter<Events> {
   private closedWith: { cause: Error | undefined } | undefined;
   /** `close` has been emitted: nothing more is delivered. */
   private finished = false;
+  /**
+   * An `error` message went out through `send` (the sync session's, before it
+   * closes): the close sends no second one, as the protocol allows one error.
+   */
+  private errorSent = false;
   private readonly stats: ConnectionStats;
   private peerClockOffset: ClockOffset | undefined;
 
@@ -277,6 +282,7 @@ export class Connection extends EventEmitter<Events> {
   /** Sends one message; resolves when the socket can take more (backpressure). */
   async send(message: Message): Promise<void> {
     if (this.closedWith) throw new ConnectionClosedError(this.closedWith.cause);
+    if (message.type === 'error') this.errorSent = true;
     await this.write(this.codec.encode(message));
   }
 
@@ -302,19 +308,25 @@ export class Connection extends EventEmitter<Events> {
   }
 
   /**
-   * Resolves when the socket drains or the connection ends. Every sender held back
+   * Resolves when the socket drains, or it or the connection ends. Every sender held back
    * shares one wait: a wait per sender would add a listener per pong, response or
    * write queued behind a slow reader, without bound.
    */
   private whenWritable(): Promise<void> {
+    // A socket that is gone never drains: its close ends the wait too. The
+    // connection's own close may not come before it, when the peer's end waits
+    // for the handler that is waiting here.
+    if (this.socket.destroyed) return Promise.resolve();
     this.writable ??= new Promise<void>((resolve) => {
       const done = () => {
         this.socket.off('drain', done);
+        this.socket.off('close', done);
         this.off('close', done);
         this.writable = undefined;
         resolve();
       };
       this.socket.on('drain', done);
+      this.socket.on('close', done);
       this.on('close', done);
     });
     return this.writable;
@@ -401,7 +413,8 @@ export class Connection extends EventEmitter<Events> {
 
   /**
    * Closes the connection. With a TrosynError the peer first gets an `error`
-   * message carrying its code; queued outbound data is flushed before the close.
+   * message carrying its code, unless one was sent already; queued outbound data
+   * is flushed before the close.
    */
   close(error?: Error): void {
     if (this.finished) return;
@@ -411,7 +424,7 @@ export class Connection extends EventEmitter<Events> {
       return;
     }
     this.closedWith = { cause: error };
-    if (error && isTrosynError(error) && !(error instanceof PeerError)) {
+    if (error && isTrosynError(error) && !(error instanceof PeerError) && !this.errorSent) {
       try {
         const frame = this.codec.encode({
           type: 'error',

@@ -1,14 +1,17 @@
 /**
  * The coverage-guided fuzzer, short form: each target with a fixed seed and a
- * fixed number of inputs (a few seconds each), and the engine against a planted
- * fault. The long form is `npm run fuzz` (test/fuzz/run.ts).
+ * fixed number of inputs (a few seconds each), the engine against a planted
+ * fault, and the session target's oracle against a fault planted in the hub's
+ * store. The long form is `npm run fuzz` (test/fuzz/run.ts).
  */
 // First: the engine starts V8's coverage as it loads, before the product's modules.
 import { type FuzzReport, fuzz } from './engine.js';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { loseTombstones } from './fixtures/lossy-store.js';
 import { TARGETS } from './targets/index.js';
 import { plantedTarget } from './targets/planted.js';
+import { sessionTarget } from './targets/session.js';
 
 const SEED = 1;
 const INPUTS = 120;
@@ -26,6 +29,16 @@ describe('coverage-guided fuzzing', () => {
     assert.ok(guided.corpusSize > 3, 'each check passed is kept as a step');
     assert.equal(blind.failures.length, 0);
     assert.equal(blind.inputsRun, 600);
+  });
+
+  it('session: the oracle notices a hub that acknowledges a push its store did not keep', async () => {
+    const report = await fuzz(sessionTarget({ plant: loseTombstones }), {
+      seed: SEED,
+      inputs: 40,
+      timeLimitMs: 60_000,
+      stopAfterFailures: 1,
+    });
+    assert.match(report.failures[0]?.message ?? '', /accepted and not in the hub's store/, explain(report));
   });
 
   for (const [name, target] of Object.entries(TARGETS)) {

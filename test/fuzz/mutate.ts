@@ -183,6 +183,15 @@ const frameMutations: Mutation[] = [
   },
 ];
 
+/** Lengths just past the protocol's string limits (64, 128, 256, 1024, 4096). */
+const LIMITS_PASSED = [65, 129, 257, 1025, 4097];
+
+/** A string just longer than one of the limits: this one repeated, or filler. */
+function longString(v: unknown, r: Rand): string {
+  const unit = typeof v === 'string' && v.length > 0 ? v : 'A';
+  return unit.repeat(Math.ceil(4097 / unit.length)).slice(0, r.pick(LIMITS_PASSED));
+}
+
 /** A value of another type, or a near miss of this one. */
 function mutateValue(v: unknown, r: Rand, ctx: MutationContext): unknown {
   switch (r.int(12)) {
@@ -193,7 +202,16 @@ function mutateValue(v: unknown, r: Rand, ctx: MutationContext): unknown {
     case 2:
       return r.pick([true, false]);
     case 3:
-      return r.pick(['', 'x', 'A'.repeat(1 + r.int(300)), '\u0000', '\ud800', '==', 'AAAA']);
+      return r.pick([
+        '',
+        'x',
+        'A'.repeat(1 + r.int(300)),
+        '\u0000',
+        '\ud800',
+        '==',
+        'AAAA',
+        longString(v, r),
+      ]);
     case 4:
       return r.next() < 0.5 ? [] : [v];
     case 5:

@@ -73,6 +73,8 @@ export class FramePeer {
       minVersion: 'TLSv1.3',
     });
     const peer = new FramePeer(socket);
+    // Each write goes out at once: an input is many small frames, some not answered.
+    socket.setNoDelay(true);
     await once(socket, 'secureConnect');
     return peer;
   }
@@ -104,11 +106,14 @@ export class FramePeer {
   /**
    * Waits until `done` holds (checked on every frame received) or the connection
    * closes; returns whether `done` held. Throws after `limitMs`: the product neither
-   * answered nor closed, a hang.
+   * answered nor closed, a hang; and at once when it sent a frame that does not decode.
    */
   async until(done: () => boolean, limitMs: number, what: string): Promise<boolean> {
     if (done()) return true;
     if (this.closed) return false;
+    // What did not decode may be the awaited answer: not a hang, a malformed frame.
+    if (this.malformed)
+      throw new OracleError(`the product sent a frame that does not decode: ${this.malformed}`);
     let timer: NodeJS.Timeout | undefined;
     let wake: (() => void) | undefined;
     try {
@@ -116,6 +121,8 @@ export class FramePeer {
         wake = () => {
           if (done()) resolve(true);
           else if (this.closed) resolve(false);
+          else if (this.malformed)
+            reject(new OracleError(`the product sent a frame that does not decode: ${this.malformed}`));
         };
         this.waiters.add(wake);
         timer = setTimeout(

@@ -1,13 +1,14 @@
 /**
- * The long fuzzing run: `npm run fuzz [-- --target pairing,chunks] [--inputs N]
- * [--seconds S] [--seed X]`. Each target runs until N inputs (default 5,000) or S
- * seconds (default 300) are spent, printing its progress; the results, failures
- * with their inputs included, go to bench/results/fuzz.json. Exits 1 when an input
- * failed.
+ * The long fuzzing run: `npm run fuzz [-- --target pairing,chunks,session]
+ * [--inputs N] [--seconds S] [--seed X]`. Each target runs until N inputs (default
+ * 5,000) or S seconds (default 300) are spent, printing its progress; the results,
+ * failures with their inputs included, go to bench/results/fuzz.json, where targets
+ * not run keep their last results (each says its seed, limits and commit). Exits 1
+ * when an input failed.
  */
 // First: the engine starts V8's coverage as it loads, before the product's modules.
 import { type FuzzReport, fuzz } from './engine.js';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { sourceVersion } from '../../bench/common.js';
 import { TARGETS } from './targets/index.js';
@@ -51,29 +52,53 @@ for (const name of names) {
   reports.push(report);
 }
 
+// Targets not run this time keep their last results, each with the seed and limits it ran with.
+const resultsFile = new URL('../../bench/results/fuzz.json', import.meta.url);
+const previous = existsSync(resultsFile)
+  ? (JSON.parse(readFileSync(resultsFile, 'utf8')) as {
+      seed?: number;
+      limits?: unknown;
+      setup?: { commit?: string };
+      targets?: Record<string, Record<string, unknown>>;
+    })
+  : undefined;
+const kept = Object.fromEntries(
+  Object.entries(previous?.targets ?? {})
+    .filter(([name]) => !names.includes(name))
+    .map(([name, r]) => [
+      name,
+      { seed: previous?.seed, limits: previous?.limits, commit: previous?.setup?.commit, ...r },
+    ]),
+);
 writeFileSync(
-  new URL('../../bench/results/fuzz.json', import.meta.url),
+  resultsFile,
   `${JSON.stringify(
     {
       seed,
       limits: { inputs, seconds },
-      targets: Object.fromEntries(
-        reports.map((r) => [
-          r.target,
-          {
-            inputsRun: r.inputsRun,
-            corpusSize: r.corpusSize,
-            blocksCovered: r.blocksCovered,
-            blocksKnown: r.blocksKnown,
-            blocksCoveredBySeeds: r.blocksCoveredBySeeds,
-            features: r.features,
-            crashes: r.failures.length,
-            failures: r.failures,
-            ...(r.afterRun && { afterRun: r.afterRun }),
-            inputsPerSec: Math.round((r.inputsRun / r.elapsedMs) * 1000 * 10) / 10,
-          },
-        ]),
-      ),
+      targets: {
+        ...kept,
+        ...Object.fromEntries(
+          reports.map((r) => [
+            r.target,
+            {
+              seed,
+              limits: { inputs, seconds },
+              commit: sourceVersion().commit,
+              inputsRun: r.inputsRun,
+              corpusSize: r.corpusSize,
+              blocksCovered: r.blocksCovered,
+              blocksKnown: r.blocksKnown,
+              blocksCoveredBySeeds: r.blocksCoveredBySeeds,
+              features: r.features,
+              crashes: r.failures.length,
+              failures: r.failures,
+              ...(r.afterRun && { afterRun: r.afterRun }),
+              inputsPerSec: Math.round((r.inputsRun / r.elapsedMs) * 1000 * 10) / 10,
+            },
+          ]),
+        ),
+      },
       setup: {
         guidance:
           "V8 block coverage through node:inspector (Profiler.takePreciseCoverage, detailed, call counts) over the target's source files; an input is kept when it reaches a new (block, hit-count bucket)",

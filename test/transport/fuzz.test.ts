@@ -2,7 +2,11 @@
  * Fuzzing a live TLS hub: many authenticated connections send mutated, truncated
  * and random frames while a well-behaved child syncs at the same time. The hub
  * must stay up, answer each bad peer with an error or a close, and let the good
- * session finish.
+ * session finish. The frames are random, not guided: the coverage-guided form of
+ * the sync session's fuzzing, with a stronger oracle (the hub's store and acks
+ * checked per input), is the `session` target of test/fuzz (`npm run fuzz --
+ * --target session`); this test stays for what that one lacks, many connections
+ * at once against a child syncing live.
  *
  * TROSYN_FUZZ_FRAMES sets the number of frames (default 5,000, to keep `npm test`
  * short; a long run is `TROSYN_FUZZ_FRAMES=1000000 npm test -- fuzz`), and the

@@ -59,6 +59,8 @@ export async function connectToHub(address: HubAddress, options: ConnectOptions)
     // Certificates are pinned by device ID, not checked against host names.
     checkServerIdentity: () => undefined,
   });
+  // Small frames go at once, not after the hub's delayed ACK (see the server).
+  socket.setNoDelay(true);
   const where = formatAddress(address.host, address.port);
   const clock = options.clock ?? systemClock;
   const timer = clock.setTimeout(

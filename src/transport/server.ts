@@ -153,7 +153,9 @@ export class TransportServer extends EventEmitter<Events> implements Startable {
     });
     // TCP is accepted here and handed to the TLS server only once admitted, so a
     // refused connection costs no TLS state at all and is reported once.
-    const server = createNetServer((socket: Socket) => {
+    // Nagle's algorithm off: a session's small frames (an ack, the last batch of a burst)
+    // would otherwise wait for the peer's delayed ACK, up to 40 ms each.
+    const server = createNetServer({ noDelay: true }, (socket: Socket) => {
       const address = plainAddress(socket.remoteAddress);
       if (this.attempts && !this.attempts.take(address)) {
         socket.destroy();

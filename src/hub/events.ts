@@ -52,7 +52,7 @@ export type HubEvent = { at: number } & (
    * a cursor: the cursor was for an older log of the hub, or the hub's store was
    * found rolled back to an older copy (which starts a recovery window).
    */
-  | { type: 'sync-restarted'; deviceId: DeviceId; reason: 'other-log' | 'rolled-back' }
+  | { type: 'sync-restarted'; deviceId: DeviceId; reason: 'other-log' | 'rolled-back' | 'unverified' }
   /** The hub lost revisions and takes back, until `until`, what children hold for others. */
   | { type: 'recovery-started'; reason: 'store-recreated' | 'store-rolled-back'; until: number }
   /** A scheduled backup was made (`dir`, its `bytes`) or failed (`code`, `message`). */

@@ -76,6 +76,13 @@ export interface StorageAdapter extends Startable {
    * secret of this store, so it tells a peer nothing about a local-only revision.
    */
   checkpoint(seq: Seq): Promise<string>;
+  /**
+   * True when `token` is one this store handed out for position `seq` of its log
+   * `log`, even a position it no longer holds (see checkpointToken): a peer's cursor
+   * past the end with such a token means this store lost positions; any other is
+   * made up, or from before tokens carried the mark.
+   */
+  issued(log: string, seq: Seq, token: string): Promise<boolean>;
 
   /**
    * True when the peer has announced another log since this one (a cursor for a new

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { type Clock, systemClock } from '../lifecycle.js';
 import { silentLogger } from '../observability/logger.js';
 import type { StorageAdapter } from './adapter.js';
-import { checkpointToken } from './checkpoint.js';
+import { checkpointToken, issuedToken } from './checkpoint.js';
 import { StoreClosedError, StoreCorruptError, StoreWriteError, UnknownAncestorError } from './errors.js';
 import { type PostgresConnection, type PostgresTarget, PostgresWakeups } from './postgres-connection.js';
 import { openMigrated } from './postgres-migrations.js';
@@ -518,15 +518,16 @@ export class PostgresStore implements StorageAdapter {
   /** The checkpoint token of `seq` (see StorageAdapter.checkpoint), as SqliteStore computes it. */
   private async token(db: Queryable, seq: number): Promise<string> {
     if (seq === 0) return '';
-    const { rows } = await db.query<{ rev: string | null; epoch: string | null }>(
+    const { rows } = await db.query<{ rev: string | null; epoch: string | null; log: string | null }>(
       `SELECT (SELECT rev FROM revisions WHERE seq = $1) AS rev,
-              (SELECT id FROM log_epochs WHERE first_seq <= $1 ORDER BY first_seq DESC LIMIT 1) AS epoch`,
+              (SELECT id FROM log_epochs WHERE first_seq <= $1 ORDER BY first_seq DESC LIMIT 1) AS epoch,
+              (SELECT value FROM meta WHERE key = 'log_id') AS log`,
       [seq],
     );
     const rev = rows[0]?.rev ?? null;
     // Past the end of the log: a value no real position's token can take.
     if (rev === null) return 'none';
-    return checkpointToken(this.salt, seq, rev, rows[0]?.epoch ?? undefined);
+    return checkpointToken(this.salt, seq, rev, rows[0]?.epoch ?? undefined, rows[0]?.log ?? '');
   }
 
   // --- writes ---------------------------------------------------------------------------
@@ -993,6 +994,10 @@ export class PostgresStore implements StorageAdapter {
 
   async checkpoint(seq: Seq): Promise<string> {
     return this.token(this.pool, seq);
+  }
+
+  async issued(log: string, seq: Seq, token: string): Promise<boolean> {
+    return issuedToken(this.salt, log, seq, token);
   }
 
   async getCursor(peer: DeviceId): Promise<PeerCursor> {

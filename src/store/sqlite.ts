@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { type Clock, systemClock } from '../lifecycle.js';
 import { silentLogger } from '../observability/logger.js';
 import type { StorageAdapter } from './adapter.js';
-import { checkpointToken } from './checkpoint.js';
+import { checkpointToken, issuedToken } from './checkpoint.js';
 import {
   StoreClosedError,
   StoreCorruptError,
@@ -465,7 +465,8 @@ export class SqliteStore implements StorageAdapter {
     if (seq === 0) return '';
     // Past the end of the log: a value no real position's token can take.
     if (rev === undefined) return 'none';
-    return checkpointToken(this.salt, seq, rev, this.open().s.epochAt.get(seq));
+    const { s } = this.open();
+    return checkpointToken(this.salt, seq, rev, s.epochAt.get(seq), s.getMeta.get('log_id') ?? '');
   }
 
   /** The small id of a device; adds it on first sight (inside the caller's transaction). */
@@ -809,6 +810,11 @@ export class SqliteStore implements StorageAdapter {
   async checkpoint(seq: Seq): Promise<string> {
     const { s } = this.open();
     return this.token(seq, seq === 0 ? undefined : s.revAt.get(seq));
+  }
+
+  async issued(log: string, seq: Seq, token: string): Promise<boolean> {
+    this.open();
+    return issuedToken(this.salt, log, seq, token);
   }
 
   async getCursor(peer: DeviceId): Promise<PeerCursor> {

@@ -4,6 +4,7 @@ import { isTrosynError, type TrosynError } from '../errors.js';
 import { type Clock, LifecycleGuard, type Startable, systemClock, type Timer } from '../lifecycle.js';
 import { silentLogger } from '../observability/logger.js';
 import type { StorageAdapter } from '../store/adapter.js';
+import { samePosition } from '../store/checkpoint.js';
 import type {
   AppliedRevision,
   ChangeBatch,
@@ -182,7 +183,7 @@ export interface LogStart {
    * or this log no longer holds what the peer saw there (the store was rolled back
    * to an older copy), which gave the log a new identity.
    */
-  restart?: 'other-log' | 'rolled-back';
+  restart?: 'other-log' | 'rolled-back' | 'unverified';
 }
 
 export interface ApplyOptions {
@@ -725,7 +726,12 @@ export class Replica implements Startable {
       if (theirs.seq > 0) {
         if (theirs.log !== log.id) {
           restart = 'other-log';
-        } else if (theirs.seq > latest || (await this.store.checkpoint(theirs.seq)) !== theirs.check) {
+        } else if (
+          theirs.seq <= latest &&
+          samePosition(await this.store.checkpoint(theirs.seq), theirs.check)
+        ) {
+          from = theirs.seq;
+        } else if (await this.store.issued(log.id, theirs.seq, theirs.check)) {
           restart = 'rolled-back';
           this.logger.warn(
             { peer, cursor: theirs.seq, latest },
@@ -733,7 +739,14 @@ export class Replica implements Startable {
           );
           log = await this.store.rotateChangeLog(this.clock.now());
         } else {
-          from = theirs.seq;
+          // Not a position this log handed out (made up, or from before tokens carried
+          // their issue mark): no reason to believe this store lost anything, nor to
+          // make every peer start over. This peer alone gets the log from its start.
+          restart = 'unverified';
+          this.logger.warn(
+            { peer, cursor: theirs.seq, latest },
+            'a peer presented a position of this change log that it cannot have been given; it gets the log from the start',
+          );
         }
       }
       if (options.resendFrom !== undefined && options.resendFrom < from) from = options.resendFrom as Seq;

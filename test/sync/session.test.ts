@@ -6,6 +6,7 @@ import { after, describe, it } from 'node:test';
 import { TrosynError } from '../../src/errors.js';
 import { openReplica } from '../../src/index.js';
 import type { SyncMessage } from '../../src/protocol/messages.js';
+import { checkpointToken } from '../../src/store/checkpoint.js';
 import { createChannelPair } from '../../src/sync/channel.js';
 import { randomDeviceId } from '../../src/sync/ids.js';
 import type { Replica } from '../../src/sync/replica.js';
@@ -253,6 +254,42 @@ describe('SyncSession over an in-memory channel', () => {
     for (let i = 0; i < 3; i++) assert.ok(await child.get('notes', `lost-${i}`), `lost-${i} came back`);
     await link.close();
     await Promise.all([hub.stop(), child.stop()]);
+  });
+
+  it('a made-up cursor is not believed: the log keeps its identity and only that peer starts over', async () => {
+    const hub = await open('hub');
+    const child = await open('child');
+    const other = await open('child');
+    for (let i = 0; i < 5; i++) await hub.put('notes', `n${i}`, { i });
+    const link = await connect(hub, other, { live: false });
+    await link.atChild.whenCaughtUp();
+    await link.close();
+    const log = (await hub.changeLog()).id;
+    const latest = await hub.latestSeq();
+    const genuine = (await other.cursorFor(hub.deviceId)).check;
+    assert.equal(genuine.length, 48, 'a token carries its issue mark');
+    // Past the end, and at a position the log holds, with tokens the hub never gave.
+    for (const cursor of [
+      { log, seq: latest + 100, check: 'f'.repeat(48) },
+      { log, seq: latest + 1, check: genuine },
+      { log, seq: 2, check: '0'.repeat(48) },
+      { log, seq: 2, check: genuine.slice(0, 40) },
+    ]) {
+      const start = await hub.openFor(child.deviceId, cursor as never);
+      assert.equal(start.restart, 'unverified', JSON.stringify(cursor));
+      assert.equal(start.from, 0);
+      assert.equal((await hub.changeLog()).id, log, 'the log keeps its identity');
+    }
+    // The cursor the hub did give is used as it is; so is one given before tokens had the mark.
+    const given = await other.cursorFor(hub.deviceId);
+    assert.deepEqual(await hub.openFor(other.deviceId, given), { log, latest, from: given.seq });
+    const before = { ...given, check: given.check.slice(0, 32) };
+    assert.equal((await hub.openFor(other.deviceId, before)).from, given.seq);
+    // A mark made with another store's secret is not this log's either.
+    const foreign = checkpointToken('another store', latest + 3, 'r', undefined, log);
+    const start = await hub.openFor(child.deviceId, { log, seq: latest + 3, check: foreign } as never);
+    assert.equal(start.restart, 'unverified');
+    await Promise.all([hub.stop(), child.stop(), other.stop()]);
   });
 
   it('a store restored twice from the same old copy is found out by the log identity it brings back', async () => {

@@ -250,8 +250,19 @@ export function runStorageAdapterSuite(name: string, makeHarness: () => Promise<
         assert.equal(await store.checkpoint(0 as Seq), '');
         const one = await store.checkpoint(1 as Seq);
         const two = await store.checkpoint(2 as Seq);
-        assert.match(one, /^[0-9a-f]{32}$/);
+        assert.match(one, /^[0-9a-f]{48}$/);
         assert.notEqual(one, two);
+        // Its issue mark: this store gave position 1 of this log, and would know it after losing it.
+        const log = (await store.changeLog()).id;
+        assert.equal(await store.issued(log, 1 as Seq, one), true);
+        assert.equal(await store.issued(log, 2 as Seq, one), false, 'another position');
+        assert.equal(await store.issued('f'.repeat(32), 1 as Seq, one), false, 'another log');
+        assert.equal(await store.issued(log, 1 as Seq, one.slice(0, 32)), false, 'no mark');
+        assert.equal(
+          await store.issued(log, 1 as Seq, `${one.slice(0, 32)}${'0'.repeat(16)}`),
+          false,
+          'made up',
+        );
         assert.ok(![one, two, ''].includes(await store.checkpoint(3 as Seq)), 'past the end is no position');
         const batch = await store.changesSince({ since: 0 as Seq, limit: 10, maxBytes: 1 << 20 });
         assert.equal(batch.check, two, 'a batch carries the checkpoint of its end');
@@ -266,6 +277,11 @@ export function runStorageAdapterSuite(name: string, makeHarness: () => Promise<
             now: 1,
           });
           assert.notEqual(await other.checkpoint(1 as Seq), one);
+          assert.equal(
+            await other.issued((await again.changeLog()).id, 1 as Seq, one),
+            false,
+            'nor does it take this store’s mark',
+          );
         } finally {
           await other.stop();
         }

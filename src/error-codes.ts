@@ -172,8 +172,8 @@ export const ERROR_CODES = {
   CHANGE_LOG_ROLLED_BACK: {
     area: 'Sync between replicas',
     meaning:
-      'A peer announced a change log identity it had already replaced by another: its store was restored from an older copy. The node that receives this error gives its log a new identity and reconnects; every peer then gets its log from the beginning (already held revisions are skipped).',
-    fix: "Nothing; it repairs itself. If it repeats, two copies of one device's data directory may be running on two machines: stop one.",
+      "A peer announced a change log identity it had already replaced by another: its store was restored from an older copy. The error carries the sender's cursor for the newer log; the node that receives it checks that it gave that position (a peer cannot make it up), then gives its log a new identity and reconnects; every peer then gets its log from the beginning (already held revisions are skipped). Without such a position the node keeps its log and logs a warning.",
+    fix: "Nothing; it repairs itself. If it repeats, two copies of one device's data directory may be running on two machines: stop one. If the node logs that the peer showed no position of a newer log, the peer runs a release from before that check, or is not behaving: upgrade it, or revoke it.",
   },
   SESSION_CLOSED: {
     area: 'Sync between replicas',

@@ -85,14 +85,16 @@ export class SyncGapError extends TrosynError {
  * A peer announced a change log identity it had already replaced by another: its
  * store was restored from an older copy of itself. Sent to that peer, which then
  * gives its log a new identity, so that what came from the abandoned timeline is
- * no longer taken for its own.
+ * no longer taken for its own. `newer` is the sender's cursor for the peer's newer
+ * log: a position the peer gave it, which the peer can check (its issue mark), so
+ * that no one can make a node replace its log by saying so.
  */
 export class ChangeLogRolledBackError extends TrosynError {
-  constructor(log: string) {
+  constructor(log: string, newer?: { log: string; seq: number; check: string }) {
     super(
       'CHANGE_LOG_ROLLED_BACK',
       `change log ${log.slice(0, 12)} was already replaced by a newer one: this store was restored from an older copy; it takes a new change log identity`,
-      { log },
+      { log, ...(newer && { newer: { log: newer.log, seq: newer.seq, check: newer.check } }) },
     );
   }
 }

@@ -210,7 +210,7 @@ export class SyncSession extends EventEmitter<Events> {
         (cause as { code?: unknown } | undefined)?.code === 'CHANGE_LOG_ROLLED_BACK' &&
         !(cause instanceof ChangeLogRolledBackError)
       )
-        this.takeNewLog().catch((err: unknown) =>
+        this.takeNewLog((cause as { details?: Record<string, unknown> }).details).catch((err: unknown) =>
           this.logger.warn({ peer: this.peer, err }, 'could not give the change log a new identity'),
         );
       this.onClosed(cause);
@@ -317,7 +317,7 @@ export class SyncSession extends EventEmitter<Events> {
         return;
       case 'error':
         if (message.code === 'CHANGE_LOG_ROLLED_BACK' && this.logStart) {
-          return this.takeNewLog().then(
+          return this.takeNewLog(message.details).then(
             () =>
               this.fail(new SyncProtocolError(message.code, `peer closed the session: ${message.message}`)),
             (err: unknown) => this.fail(err),
@@ -338,11 +338,28 @@ export class SyncSession extends EventEmitter<Events> {
   /**
    * The peer knows the log this session sent from as one replaced before
    * (CHANGE_LOG_ROLLED_BACK): this store was rolled back, and the log takes a new
-   * identity if it still has that one.
+   * identity if it still has that one. Only if the peer shows a position of the
+   * newer log that this store gave it (`details.newer`, checked by its issue mark):
+   * a peer cannot make a node replace its log, and every peer start over, by
+   * saying so. One that shows none is told nothing and keeps being refused by it.
    */
-  private async takeNewLog(): Promise<void> {
+  private async takeNewLog(details: Record<string, unknown> | undefined): Promise<void> {
     const log = this.logStart?.log;
     if (log === undefined) return;
+    const newer = details?.newer as { log?: unknown; seq?: unknown; check?: unknown } | undefined;
+    const shown =
+      typeof newer?.log === 'string' &&
+      newer.log !== log &&
+      Number.isSafeInteger(newer.seq) &&
+      typeof newer.check === 'string' &&
+      (await this.replica.gaveCursor({ log: newer.log, seq: newer.seq as Seq, check: newer.check }));
+    if (!shown) {
+      this.logger.warn(
+        { peer: this.peer, log },
+        'the peer says this change log was replaced before, but shows no position of a newer one that this store gave: the log keeps its identity',
+      );
+      return;
+    }
     const info = await this.replica.rotateChangeLog(log);
     if (info.id !== log) this.emit('restart', 'rolled-back');
   }
@@ -419,8 +436,14 @@ export class SyncSession extends EventEmitter<Events> {
     if (!this.logStart || this.peerLog !== undefined)
       throw new SyncProtocolError('UNEXPECTED_MESSAGE', 'sync.start out of turn');
     // A log the peer had replaced by another comes back only from an older copy of its store.
-    if (await this.replica.isRetiredLog(this.peer, message.log))
-      throw new ChangeLogRolledBackError(message.log);
+    if (await this.replica.isRetiredLog(this.peer, message.log)) {
+      // Our cursor for the peer's newer log is the proof it can check.
+      const newer = await this.replica.cursorFor(this.peer);
+      throw new ChangeLogRolledBackError(
+        message.log,
+        newer.log !== message.log && newer.seq > 0 ? newer : undefined,
+      );
+    }
     this.peerLog = message.log;
     this.stats.peerLatest = message.latest;
     if (this.o.receive) {

@@ -6,6 +6,7 @@ import { after, describe, it } from 'node:test';
 import { TrosynError } from '../../src/errors.js';
 import { openReplica } from '../../src/index.js';
 import type { SyncMessage } from '../../src/protocol/messages.js';
+import type { Seq } from '../../src/store/types.js';
 import { checkpointToken } from '../../src/store/checkpoint.js';
 import { createChannelPair } from '../../src/sync/channel.js';
 import { randomDeviceId } from '../../src/sync/ids.js';
@@ -290,6 +291,58 @@ describe('SyncSession over an in-memory channel', () => {
     const start = await hub.openFor(child.deviceId, { log, seq: latest + 3, check: foreign } as never);
     assert.equal(start.restart, 'unverified');
     await Promise.all([hub.stop(), child.stop(), other.stop()]);
+  });
+
+  it('a peer saying this log was replaced is believed only with a position of the newer log that this node gave it', async () => {
+    const path = join(dir.path, `s${++n}.db`);
+    const id = randomDeviceId();
+    let hub = await open('hub', path, id);
+    await hub.put('notes', 'a', { v: 1 });
+    const log = (await hub.changeLog()).id;
+    const saysReplaced = async (details: Record<string, unknown>) => {
+      const [hubEnd, rogue] = createChannelPair<SyncMessage>();
+      const atHub = new SyncSession({ replica: hub, channel: hubEnd, peer: randomDeviceId() });
+      const restarts: string[] = [];
+      atHub.on('restart', (r) => restarts.push(r));
+      const started = new Promise<void>((resolve) =>
+        rogue.onMessage((m) => {
+          if (m.type === 'sync.start') resolve();
+        }),
+      );
+      await atHub.start();
+      const closed = new Promise((resolve) => atHub.once('closed', resolve));
+      await rogue.send({ type: 'sync.open', cursor: { log: '', seq: 0, check: '' } });
+      await started;
+      await rogue.send({ type: 'error', code: 'CHANGE_LOG_ROLLED_BACK', message: 'replaced', details });
+      await closed;
+      return restarts;
+    };
+    assert.deepEqual(await saysReplaced({ log }), [], 'no newer position shown');
+    assert.deepEqual(
+      await saysReplaced({ log, newer: { log: 'e'.repeat(32), seq: 1, check: 'f'.repeat(48) } }),
+      [],
+      'a made-up one',
+    );
+    assert.equal((await hub.changeLog()).id, log, 'the log kept its identity');
+
+    // The real thing: this store moved on to a newer log and gave a position of it,
+    // then was restored from a copy of before.
+    await hub.stop();
+    copyFileSync(path, `${path}.old`);
+    hub = await open('hub', path, id);
+    const newerLog = (await hub.rotateChangeLog(log)).id;
+    await hub.put('notes', 'b', { v: 1 });
+    const seq = await hub.latestSeq();
+    // The token a batch ending there carried to a peer.
+    const { check } = await hub.changesSince({ since: (seq - 1) as Seq });
+    const newer = { log: newerLog, seq, check };
+    await hub.stop();
+    copyFileSync(`${path}.old`, path);
+    hub = await open('hub', path, id);
+    assert.equal((await hub.changeLog()).id, log);
+    assert.deepEqual(await saysReplaced({ log, newer }), ['rolled-back']);
+    assert.notEqual((await hub.changeLog()).id, log, 'the restored log took a new identity');
+    await hub.stop();
   });
 
   it('a store restored twice from the same old copy is found out by the log identity it brings back', async () => {

@@ -106,6 +106,9 @@ export interface ChunkExchangeOptions {
   clock?: Clock;
 }
 
+/** Stops a lend part-way: the link ended, nothing more is sent. */
+class LinkEnded extends Error {}
+
 /** How one fetch ended for each hash asked for. */
 export type FetchResult = Map<string, 'stored' | 'absent'>;
 
@@ -325,6 +328,28 @@ export class ChunkExchange {
     if (this.storing.size >= STORES_IN_FLIGHT) await Promise.race(this.storing);
   }
 
+  /**
+   * Serves chunks the store lends: read with their neighbours into buffers the store
+   * reuses, each copied into a frame of its own as it is sent (the socket may still
+   * hold it after the store takes its buffer back). The copy is a young buffer that
+   * dies at once; a large buffer held until its last chunk is sent lives long enough
+   * to reach V8's old generation, and a file's worth of those kept it marking.
+   */
+  private async serveLent(hashes: readonly string[], lend: NonNullable<ChunkStore['lend']>): Promise<void> {
+    await lend(hashes, async (hash, bytes) => {
+      if (this.link.closed) throw new LinkEnded();
+      const id = Buffer.from(hash, 'hex');
+      if (bytes === undefined) {
+        await this.link.sendChunk(Buffer.concat([Buffer.of(ABSENT), id]), undefined, { compress: false });
+        return;
+      }
+      await this.link.sendChunk(Buffer.concat([Buffer.of(CHUNK), id]), Buffer.from(bytes));
+      this.bytesOut += bytes.length;
+    }).catch((err: unknown) => {
+      if (!(err instanceof LinkEnded)) throw err;
+    });
+  }
+
   private abandon(hash: string): void {
     this.abandoned.delete(hash);
     this.abandoned.add(hash);
@@ -358,6 +383,7 @@ export class ChunkExchange {
   }
 
   private async serve(hashes: readonly string[]): Promise<void> {
+    if (this.store.lend) return this.serveLent(hashes, this.store.lend.bind(this.store));
     // The next few chunks are read while one is sent: a read waits for the disk (or
     // the thread pool), a send for the socket, and neither need wait for the other.
     const read = (hash: string): Promise<{ bytes?: Buffer; error?: unknown }> =>

@@ -10,6 +10,7 @@ import { after, describe, it } from 'node:test';
 import { ChunkExchange, WANT_BATCH, WANT_WINDOW } from '../../src/files/chunk-exchange.js';
 import { linkPair } from '../fixtures/link-pair.js';
 import { DiskChunkStore } from '../../src/files/chunk-store-disk.js';
+import { PackChunkStore } from '../../src/files/chunk-store-pack.js';
 import { TrosynError } from '../../src/errors.js';
 import { FakeClock, tempDir } from '../helpers.js';
 
@@ -46,6 +47,46 @@ describe('chunk exchange', () => {
       local.bytesIn,
       chunks.reduce((s, c) => s + c.length, 0),
     );
+  });
+
+  it('a pack store serves what it lends: every chunk arrives whole and checked, absent and damaged ones are named absent', async () => {
+    const [here, there] = linkPair();
+    const mine = await store();
+    const theirs = new PackChunkStore({ dir: join(dir.path, `pack-${++n}`), fsync: false });
+    await theirs.start();
+    try {
+      // Sizes that make runs of several chunks, and one run that is cut by a chunk not here.
+      const chunks = Array.from({ length: 200 }, (_, i) =>
+        randomBytes(i === 7 ? 300_000 : 3000 + ((i * 977) % 60_000)),
+      );
+      for (const c of chunks) await theirs.put(hashOf(c), c);
+      const damaged = chunks[120] as Buffer;
+      const where = theirs.location(hashOf(damaged));
+      assert.ok(where);
+      const { openSync, writeSync, closeSync } = await import('node:fs');
+      const fd = openSync(where.path, 'r+');
+      writeSync(fd, Buffer.of(0x55), 0, 1, where.offset + 10);
+      closeSync(fd);
+      const local = new ChunkExchange(here, mine);
+      const remote = new ChunkExchange(there, theirs);
+      const unknown = hashOf(Buffer.from('nobody has this'));
+      const hashes = chunks.map(hashOf);
+      hashes.splice(50, 0, unknown);
+      const result = await local.fetch(hashes);
+      assert.equal(result.get(unknown), 'absent');
+      assert.equal(result.get(hashOf(damaged)), 'absent', 'a damaged chunk is not served');
+      assert.equal(await theirs.has(hashOf(damaged)), false, 'and is removed where it was found damaged');
+      for (const c of chunks)
+        if (c !== damaged)
+          assert.deepEqual(await mine.get(hashOf(c)), c, 'each chunk whole, in its own bytes');
+      assert.equal(here.closedWith, undefined, 'no chunk failed its check on arrival');
+      assert.equal(
+        remote.bytesOut,
+        chunks.reduce((s, c) => s + (c === damaged ? 0 : c.length), 0),
+      );
+    } finally {
+      await theirs.stop();
+    }
   });
 
   it('two fetches of the same chunks at once ask for each chunk once and both end stored', async () => {

@@ -487,8 +487,10 @@ export class PackChunkStore implements ChunkStore {
   async lend(
     hashes: readonly string[],
     each: (hash: string, bytes: Buffer | undefined) => Promise<void>,
+    options: GetOptions = {},
   ): Promise<void> {
     for (const hash of hashes) if (!isChunkHash(hash)) throw new InvalidChunkHashError(hash);
+    const verify = options.verify ?? this.verifyOnRead;
     const runs = await this.run(undefined, async () => this.lendRuns(hashes));
     // One run is read ahead while the one before is passed on.
     let next: Promise<LentRun> | undefined = runs.length > 0 ? this.readRun(runs[0] as LendRun) : undefined;
@@ -497,7 +499,7 @@ export class PackChunkStore implements ChunkStore {
         const current = await (next as Promise<LentRun>);
         next = i + 1 < runs.length ? this.readRun(runs[i + 1] as LendRun) : undefined;
         try {
-          await this.passOn(current, each);
+          await this.passOn(current, each, verify);
         } finally {
           this.giveBack(current.buffer);
         }
@@ -869,6 +871,7 @@ export class PackChunkStore implements ChunkStore {
   private async passOn(
     { run, buffer, got }: LentRun,
     each: (hash: string, bytes: Buffer | undefined) => Promise<void>,
+    verify: boolean,
   ): Promise<void> {
     for (const { hash, key, row } of run.rows) {
       if (!this.db) throw notStarted();
@@ -878,7 +881,7 @@ export class PackChunkStore implements ChunkStore {
       }
       if (!buffer) {
         // Read alone (its pack moved): absent or damaged is undefined, as for a peer.
-        const bytes = await this.get(hash).catch((err: unknown) => {
+        const bytes = await this.get(hash, { verify }).catch((err: unknown) => {
           if (err instanceof ChunkNotFoundError || err instanceof ChunkCorruptError) return undefined;
           throw err;
         });
@@ -888,7 +891,7 @@ export class PackChunkStore implements ChunkStore {
       const at = row.offset - run.start;
       const bytes = buffer.subarray(at, Math.max(at, Math.min(got, at + row.length)));
       // A pack cut short (its bytes never reached the disk) reads as damage, verified or not.
-      if (bytes.length === row.length && (!this.verifyOnRead || chunkHash(bytes) === hash)) {
+      if (bytes.length === row.length && (!verify || chunkHash(bytes) === hash)) {
         await each(hash, bytes);
         continue;
       }

@@ -102,12 +102,15 @@ export interface ChunkStore extends Startable {
    * as `get` does). The bytes are lent: they are valid only until the promise `each`
    * returned settles, after which the store reuses its buffers; a caller that keeps
    * them copies them. Neighbouring chunks are read with one call into buffers the
-   * store keeps, so serving a large file allocates no buffer a chunk. Rejects as `get`
-   * does for a store failure, and with what `each` rejects with (nothing more is read).
+   * store keeps, so serving a large file allocates no buffer a chunk. `verify: false`
+   * skips the check for a caller whose receiver checks every chunk anyway. Rejects as
+   * `get` does for a store failure, and with what `each` rejects with (nothing more is
+   * read).
    */
   lend?(
     hashes: readonly string[],
     each: (hash: string, bytes: Buffer | undefined) => Promise<void>,
+    options?: GetOptions,
   ): Promise<void>;
   /** Removes the chunk; resolves false when it was not stored. */
   delete(hash: string): Promise<boolean>;

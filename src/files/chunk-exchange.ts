@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { TrosynError } from '../errors.js';
+import { isTrosynError, TrosynError } from '../errors.js';
 import { type Clock, systemClock, type Timer } from '../lifecycle.js';
 import { silentLogger } from '../observability/logger.js';
 import type { ChunkStore } from './chunk-store.js';
@@ -36,6 +36,12 @@ const DEFAULT_STALL_MS = 60_000;
 
 /** Chunks read ahead while one is sent. */
 const READ_AHEAD = 16;
+
+/**
+ * Chunks sent unchecked that are remembered, to check when the peer reports one
+ * damaged: more than the requests it can have unanswered (WANT_WINDOW of WANT_BATCH).
+ */
+const SERVED_KEPT = WANT_BATCH * WANT_WINDOW * 2;
 
 /** Received chunks being written at once. */
 const STORES_IN_FLIGHT = 32;
@@ -106,6 +112,9 @@ export interface ChunkExchangeOptions {
   clock?: Clock;
 }
 
+/** Stops a lend part-way: the link ended, nothing more is sent. */
+class LinkEnded extends Error {}
+
 /** How one fetch ended for each hash asked for. */
 export type FetchResult = Map<string, 'stored' | 'absent'>;
 
@@ -126,6 +135,8 @@ export class ChunkExchange {
   private ended: Error | undefined;
   /** Hashes whose fetch gave up before they arrived (its request failed), oldest first. */
   private readonly abandoned = new Set<string>();
+  /** Chunks sent unchecked over this link, the last SERVED_KEPT of them (see abort). */
+  private readonly served = new Set<string>();
   /** Bytes of chunks received and stored over this link. */
   bytesIn = 0;
   bytesOut = 0;
@@ -250,11 +261,34 @@ export class ChunkExchange {
     });
   }
 
-  /** Fails every fetch still waiting (the connection ended). */
+  /**
+   * Fails every fetch still waiting (the connection ended). When the peer ended it
+   * because a chunk this side sent did not match its hash, the chunks sent last
+   * (served unchecked, see serveLent) are checked here: a damaged one is removed, so
+   * it is absent to the peer's next fetch and fetched again here, never sent again.
+   */
   abort(cause: Error): void {
+    if (isTrosynError(cause, 'CHUNK_HASH_MISMATCH') && !(cause instanceof ChunkRefusedError))
+      this.checkServed();
     this.ended = cause;
     for (const list of this.waiting.values()) for (const w of list) w.reject(cause);
     this.waiting.clear();
+  }
+
+  /** Checks the chunks sent last; a damaged one is removed by the store's check. */
+  private checkServed(): void {
+    const sent = [...this.served];
+    this.served.clear();
+    this.logger.warn(
+      { chunks: sent.length },
+      'the peer found a chunk sent to it damaged; checking the ones sent last',
+    );
+    void (async () => {
+      for (const hash of sent)
+        await this.store.get(hash, { verify: true }).catch((err: unknown) => {
+          if (isTrosynError(err, 'CHUNK_CORRUPT')) this.logger.warn({ hash }, 'a damaged chunk was removed');
+        });
+    })();
   }
 
   private expect(hash: string): Promise<'stored' | 'absent'> {
@@ -325,6 +359,37 @@ export class ChunkExchange {
     if (this.storing.size >= STORES_IN_FLIGHT) await Promise.race(this.storing);
   }
 
+  /**
+   * Serves chunks the store lends: read with their neighbours into buffers the store
+   * reuses, each copied into a frame of its own as it is sent (the socket may still
+   * hold it after the store takes its buffer back). The copy is a young buffer that
+   * dies at once; a large buffer held until its last chunk is sent lives long enough
+   * to reach V8's old generation, and a file's worth of those kept it marking.
+   */
+  private async serveLent(hashes: readonly string[], lend: NonNullable<ChunkStore['lend']>): Promise<void> {
+    // Not hashed here: the peer checks every chunk before it counts, and says when
+    // one does not match (see abort), which is when this side checks what it sent.
+    await lend(
+      hashes,
+      async (hash, bytes) => {
+        if (this.link.closed) throw new LinkEnded();
+        const id = Buffer.from(hash, 'hex');
+        if (bytes === undefined) {
+          await this.link.sendChunk(Buffer.concat([Buffer.of(ABSENT), id]), undefined, { compress: false });
+          return;
+        }
+        this.served.delete(hash);
+        this.served.add(hash);
+        if (this.served.size > SERVED_KEPT) this.served.delete(this.served.values().next().value as string);
+        await this.link.sendChunk(Buffer.concat([Buffer.of(CHUNK), id]), Buffer.from(bytes));
+        this.bytesOut += bytes.length;
+      },
+      { verify: false },
+    ).catch((err: unknown) => {
+      if (!(err instanceof LinkEnded)) throw err;
+    });
+  }
+
   private abandon(hash: string): void {
     this.abandoned.delete(hash);
     this.abandoned.add(hash);
@@ -358,6 +423,7 @@ export class ChunkExchange {
   }
 
   private async serve(hashes: readonly string[]): Promise<void> {
+    if (this.store.lend) return this.serveLent(hashes, this.store.lend.bind(this.store));
     // The next few chunks are read while one is sent: a read waits for the disk (or
     // the thread pool), a send for the socket, and neither need wait for the other.
     const read = (hash: string): Promise<{ bytes?: Buffer; error?: unknown }> =>

@@ -130,6 +130,13 @@ const READERS = 32;
 const PAGE = 1000;
 /** Neighbouring chunks read or appended with one call, up to this many bytes. */
 const COALESCE_BYTES = 1024 * 1024;
+/**
+ * Read buffers of COALESCE_BYTES kept for `lend` between calls. A buffer handed out
+ * and dropped a chunk at a time is garbage the V8 heap must find: a large file's
+ * worth of them kept a serving hub's old generation marking without pause (about
+ * half its CPU). Two are in use per lend at a time (one passed on, one read ahead).
+ */
+const LEND_BUFFERS_KEPT = 4;
 /** Buffers one write call takes at most (IOV_MAX is 1024 on Linux). */
 const MAX_PARTS = 512;
 /** Index writes share a commit when queued within this many ms, up to BATCH_MAX of them. */
@@ -166,6 +173,21 @@ interface Row {
   pack: string;
   offset: number;
   length: number;
+}
+
+/** Chunks of a `lend` read with one call: neighbours in a pack (a chunk not here is a run of its own). */
+interface LendRun {
+  pack: string;
+  /** Offset of the first chunk's bytes in the pack. */
+  start: number;
+  rows: { hash: string; key: Buffer; row: Row | undefined }[];
+}
+
+/** A run read: its bytes from `start` (`got` of them), or no buffer when each chunk is read alone. */
+interface LentRun {
+  run: LendRun;
+  buffer: Buffer | undefined;
+  got: number;
 }
 
 /** Records appended one after another, written with one call. */
@@ -295,6 +317,8 @@ export class PackChunkStore implements ChunkStore {
   /** Chunks whose put resolved since the last flush. */
   private settled: Buffer[] = [];
   private readonly readers = new Map<string, Promise<FileHandle>>();
+  /** Read buffers `lend` reuses (at most LEND_BUFFERS_KEPT). */
+  private readonly lendBuffers: Buffer[] = [];
   /** Reads waiting for the next turn of the event loop, to be coalesced. */
   private reads: { row: Row; resolve: (bytes: Buffer) => void; reject: (err: unknown) => void }[] = [];
   /** Appends waiting to be written with their neighbours in one call. */
@@ -458,6 +482,32 @@ export class PackChunkStore implements ChunkStore {
       this.sql.dropAt.run(key, row.pack, row.offset);
       throw new ChunkCorruptError(hash, actual);
     });
+  }
+
+  async lend(
+    hashes: readonly string[],
+    each: (hash: string, bytes: Buffer | undefined) => Promise<void>,
+    options: GetOptions = {},
+  ): Promise<void> {
+    for (const hash of hashes) if (!isChunkHash(hash)) throw new InvalidChunkHashError(hash);
+    const verify = options.verify ?? this.verifyOnRead;
+    const runs = await this.run(undefined, async () => this.lendRuns(hashes));
+    // One run is read ahead while the one before is passed on.
+    let next: Promise<LentRun> | undefined = runs.length > 0 ? this.readRun(runs[0] as LendRun) : undefined;
+    try {
+      for (let i = 0; i < runs.length; i++) {
+        const current = await (next as Promise<LentRun>);
+        next = i + 1 < runs.length ? this.readRun(runs[i + 1] as LendRun) : undefined;
+        try {
+          await this.passOn(current, each, verify);
+        } finally {
+          this.giveBack(current.buffer);
+        }
+      }
+    } finally {
+      // Passing on failed (the peer went away): the read ahead still gives its buffer back.
+      if (next) void next.then((r) => this.giveBack(r.buffer)).catch(() => undefined);
+    }
   }
 
   delete(hash: string): Promise<boolean> {
@@ -754,6 +804,107 @@ export class PackChunkStore implements ChunkStore {
         throw this.failure('read chunk', join(this.packsDir, row.pack), err);
       }
     }
+  }
+
+  /**
+   * The chunks of a `lend`, in the order asked, grouped into runs read with one call:
+   * neighbours in a pack, one after the other on disk, up to COALESCE_BYTES.
+   */
+  private lendRuns(hashes: readonly string[]): LendRun[] {
+    const runs: LendRun[] = [];
+    let run: LendRun | undefined;
+    for (const hash of hashes) {
+      const key = Buffer.from(hash, 'hex');
+      const row = this.sql.locate.get(key);
+      const end = run && run.rows[run.rows.length - 1]?.row;
+      if (
+        run &&
+        row &&
+        end &&
+        run.pack === row.pack &&
+        row.offset >= end.offset + end.length &&
+        row.offset - (end.offset + end.length) <= HEADER &&
+        row.offset + row.length - run.start <= COALESCE_BYTES
+      )
+        run.rows.push({ hash, key, row });
+      else {
+        run = row ? { pack: row.pack, start: row.offset, rows: [{ hash, key, row }] } : undefined;
+        runs.push(run ?? { pack: '', start: 0, rows: [{ hash, key, row: undefined }] });
+      }
+    }
+    return runs;
+  }
+
+  /** Reads a run of a `lend` into a kept buffer (a run of one chunk not here reads nothing). */
+  private readRun(run: LendRun): Promise<LentRun> {
+    return this.run(undefined, async () => {
+      const last = run.rows[run.rows.length - 1]?.row;
+      if (!last) return { run, buffer: undefined, got: 0 };
+      const span = last.offset + last.length - run.start;
+      const buffer =
+        span <= COALESCE_BYTES
+          ? (this.lendBuffers.pop() ?? Buffer.allocUnsafe(COALESCE_BYTES))
+          : Buffer.allocUnsafe(span);
+      try {
+        const handle = await this.reader(run.pack);
+        let got = 0;
+        while (got < span) {
+          const { bytesRead } = await handle.read(buffer, got, span - got, run.start + got);
+          if (bytesRead === 0) break;
+          got += bytesRead;
+        }
+        return { run, buffer, got };
+      } catch (err) {
+        this.giveBack(buffer);
+        // The pack went away (a collection in another process compacted it): each
+        // chunk is then looked up again and read alone, as `get` does.
+        if (errno(err) === 'ENOENT') {
+          this.readers.delete(run.pack);
+          return { run, buffer: undefined, got: 0 };
+        }
+        throw this.failure('read chunk', join(this.packsDir, run.pack), err);
+      }
+    });
+  }
+
+  /** Passes a run's chunks on, each checked as `get` checks it. */
+  private async passOn(
+    { run, buffer, got }: LentRun,
+    each: (hash: string, bytes: Buffer | undefined) => Promise<void>,
+    verify: boolean,
+  ): Promise<void> {
+    for (const { hash, key, row } of run.rows) {
+      if (!this.db) throw notStarted();
+      if (!row) {
+        await each(hash, undefined);
+        continue;
+      }
+      if (!buffer) {
+        // Read alone (its pack moved): absent or damaged is undefined, as for a peer.
+        const bytes = await this.get(hash, { verify }).catch((err: unknown) => {
+          if (err instanceof ChunkNotFoundError || err instanceof ChunkCorruptError) return undefined;
+          throw err;
+        });
+        await each(hash, bytes);
+        continue;
+      }
+      const at = row.offset - run.start;
+      const bytes = buffer.subarray(at, Math.max(at, Math.min(got, at + row.length)));
+      // A pack cut short (its bytes never reached the disk) reads as damage, verified or not.
+      if (bytes.length === row.length && (!verify || chunkHash(bytes) === hash)) {
+        await each(hash, bytes);
+        continue;
+      }
+      // Only this copy goes: a put may have moved the row to a sound copy meanwhile.
+      this.sql.dropAt.run(key, row.pack, row.offset);
+      await each(hash, undefined);
+    }
+  }
+
+  /** Keeps a read buffer of `lend` for the next one. */
+  private giveBack(buffer: Buffer | undefined): void {
+    if (buffer && buffer.length === COALESCE_BYTES && this.lendBuffers.length < LEND_BUFFERS_KEPT)
+      this.lendBuffers.push(buffer);
   }
 
   /**

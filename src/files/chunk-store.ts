@@ -95,6 +95,23 @@ export interface ChunkStore extends Startable {
    * chunk is then removed, so it reads as missing and can be fetched again.
    */
   get(hash: string, options?: GetOptions): Promise<Buffer>;
+  /**
+   * Optional: reads `hashes` to pass them on at once (serving a peer), calling `each`
+   * for every one of them in the order given: with its bytes, checked as `get` checks
+   * them, or with undefined when it is not here (or found damaged, and then removed,
+   * as `get` does). The bytes are lent: they are valid only until the promise `each`
+   * returned settles, after which the store reuses its buffers; a caller that keeps
+   * them copies them. Neighbouring chunks are read with one call into buffers the
+   * store keeps, so serving a large file allocates no buffer a chunk. `verify: false`
+   * skips the check for a caller whose receiver checks every chunk anyway. Rejects as
+   * `get` does for a store failure, and with what `each` rejects with (nothing more is
+   * read).
+   */
+  lend?(
+    hashes: readonly string[],
+    each: (hash: string, bytes: Buffer | undefined) => Promise<void>,
+    options?: GetOptions,
+  ): Promise<void>;
   /** Removes the chunk; resolves false when it was not stored. */
   delete(hash: string): Promise<boolean>;
   /** Counts the chunks and their bytes (reads every entry: O(chunks)). */

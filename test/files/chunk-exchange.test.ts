@@ -10,6 +10,7 @@ import { after, describe, it } from 'node:test';
 import { ChunkExchange, WANT_BATCH, WANT_WINDOW } from '../../src/files/chunk-exchange.js';
 import { linkPair } from '../fixtures/link-pair.js';
 import { DiskChunkStore } from '../../src/files/chunk-store-disk.js';
+import { PackChunkStore } from '../../src/files/chunk-store-pack.js';
 import { TrosynError } from '../../src/errors.js';
 import { FakeClock, tempDir } from '../helpers.js';
 
@@ -46,6 +47,56 @@ describe('chunk exchange', () => {
       local.bytesIn,
       chunks.reduce((s, c) => s + c.length, 0),
     );
+  });
+
+  it('a pack store lends what it serves unchecked; a damaged chunk ends the link, the server then finds and removes it, and the next fetch names it absent', async () => {
+    const mine = await store();
+    const theirs = new PackChunkStore({ dir: join(dir.path, `pack-${++n}`), fsync: false });
+    await theirs.start();
+    try {
+      // Sizes that make runs of several chunks, one larger than a run.
+      const chunks = Array.from({ length: 200 }, (_, i) =>
+        randomBytes(i === 7 ? 300_000 : 3000 + ((i * 977) % 60_000)),
+      );
+      for (const c of chunks) await theirs.put(hashOf(c), c);
+      const damaged = chunks[120] as Buffer;
+      const where = theirs.location(hashOf(damaged));
+      assert.ok(where);
+      const { openSync, writeSync, closeSync } = await import('node:fs');
+      const fd = openSync(where.path, 'r+');
+      writeSync(fd, Buffer.of(0x55), 0, 1, where.offset + 10);
+      closeSync(fd);
+      const unknown = hashOf(Buffer.from('nobody has this'));
+      const hashes = chunks.map(hashOf);
+      hashes.splice(50, 0, unknown);
+
+      const [here, there] = linkPair();
+      const local = new ChunkExchange(here, mine);
+      const remote = new ChunkExchange(there, theirs);
+      await assert.rejects(local.fetch(hashes), { code: 'CHUNK_HASH_MISMATCH' });
+      assert.equal(await mine.has(hashOf(damaged)), false, 'the damaged copy was not stored');
+      assert.equal(await theirs.has(hashOf(damaged)), true, 'the server did not check it while serving');
+      // Over a connection the server hears the peer's error with its code (see Connection).
+      remote.abort(new TrosynError('CHUNK_HASH_MISMATCH', 'the peer found a chunk damaged'));
+      for (let i = 0; i < 100 && (await theirs.has(hashOf(damaged))); i++)
+        await new Promise((r) => setTimeout(r, 10));
+      assert.equal(await theirs.has(hashOf(damaged)), false, 'the server removed its damaged copy');
+
+      const [again, there2] = linkPair();
+      const local2 = new ChunkExchange(again, mine);
+      const remote2 = new ChunkExchange(there2, theirs);
+      const result = await local2.fetch(hashes);
+      assert.equal(result.get(unknown), 'absent');
+      assert.equal(result.get(hashOf(damaged)), 'absent', 'never sent again');
+      for (const c of chunks)
+        if (c !== damaged)
+          assert.deepEqual(await mine.get(hashOf(c)), c, 'each chunk whole, in its own bytes');
+      assert.equal(again.closedWith, undefined);
+      assert.ok(remote2.bytesOut > 0);
+      void remote;
+    } finally {
+      await theirs.stop();
+    }
   });
 
   it('two fetches of the same chunks at once ask for each chunk once and both end stored', async () => {

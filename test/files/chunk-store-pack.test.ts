@@ -237,6 +237,67 @@ describe('PackChunkStore on disk', () => {
   });
 });
 
+describe('PackChunkStore lends chunks to pass on', () => {
+  it('calls back in the order asked, neighbours read together into buffers it reuses; absent and damaged ones are undefined', async () => {
+    await withStore(async (store) => {
+      const chunks = Array.from({ length: 60 }, (_, i) => randomChunk(2000 + i * 1500).bytes);
+      for (const c of chunks) await store.put(chunkHash(c), c);
+      const damaged = chunks[40] as Buffer;
+      const where = store.location(chunkHash(damaged));
+      assert.ok(where);
+      const bytes = readFileSync(where.path);
+      bytes[where.offset] = (bytes[where.offset] as number) ^ 0xff;
+      writeFileSync(where.path, bytes);
+      const unknown = chunkHash(Buffer.from('not here'));
+      // Out of disk order in part, with a chunk not here in the middle.
+      const asked = [...chunks.slice(30).map(chunkHash), unknown, ...chunks.slice(0, 30).map(chunkHash)];
+      const seen: { hash: string; bytes: Buffer | undefined }[] = [];
+      const buffers = new Set<ArrayBufferLike>();
+      await store.lend(asked, async (hash, lent) => {
+        if (lent) buffers.add(lent.buffer);
+        // Valid while the callback's promise is pending: copied before it settles.
+        await new Promise((r) => setImmediate(r));
+        seen.push({ hash, bytes: lent && Buffer.from(lent) });
+      });
+      assert.deepEqual(
+        seen.map((s) => s.hash),
+        asked,
+      );
+      for (const { hash, bytes: got } of seen) {
+        const chunk = chunks.find((c) => chunkHash(c) === hash);
+        if (hash === unknown || chunk === damaged) assert.equal(got, undefined, 'not here, or damaged');
+        else assert.deepEqual(got, chunk);
+      }
+      assert.equal(await store.has(chunkHash(damaged)), false, 'the damaged chunk was removed');
+      assert.ok(buffers.size <= 4, `${buffers.size} read buffers for ${chunks.length} chunks`);
+      // A second lend takes the same buffers again.
+      const again = new Set<ArrayBufferLike>();
+      await store.lend(chunks.slice(0, 10).map(chunkHash), async (_, lent) => {
+        if (lent) again.add(lent.buffer);
+      });
+      assert.ok(
+        [...again].every((b) => buffers.has(b)),
+        'buffers kept from the first lend are reused',
+      );
+    });
+  });
+
+  it('stops at the first callback that rejects, with its error', async () => {
+    await withStore(async (store) => {
+      const chunks = Array.from({ length: 5 }, () => randomChunk(4000).bytes);
+      for (const c of chunks) await store.put(chunkHash(c), c);
+      let calls = 0;
+      await assert.rejects(
+        store.lend(chunks.map(chunkHash), async () => {
+          if (++calls === 2) throw new Error('peer gone');
+        }),
+        /peer gone/,
+      );
+      assert.equal(calls, 2);
+    });
+  });
+});
+
 describe('PackChunkStore beside another on the same directory', () => {
   it("a collection by one never compacts the pack the other is writing, and the other's chunks stay readable", async () => {
     const tmp = tempDir('trosyn-packs-two-');

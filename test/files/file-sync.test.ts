@@ -128,6 +128,22 @@ describe('files sync between a hub and its children', () => {
             if (served.length > 100) await gate;
             return target.get(hash);
           };
+        // Chunks served to a peer are lent (read with their neighbours): held back alike.
+        if (prop === 'lend')
+          return (
+            hashes: readonly string[],
+            each: (hash: string, bytes: Buffer | undefined) => Promise<void>,
+            options?: { verify?: boolean },
+          ) =>
+            target.lend(
+              hashes,
+              async (hash, bytes) => {
+                served.push(hash);
+                if (served.length > 100) await gate;
+                await each(hash, bytes);
+              },
+              options,
+            );
         const value = Reflect.get(target, prop, receiver) as unknown;
         return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
       },

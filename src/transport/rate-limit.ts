@@ -7,43 +7,78 @@ export interface RateLimit {
   perMinute: number;
 }
 
+interface Bucket {
+  tokens: number;
+  at: number;
+}
+
+/**
+ * Token buckets by key, each full (`burst`) when first seen and refilled at
+ * `perMs` a millisecond up to `burst`; at most `maxKeys` of them, the least
+ * recently used dropped first.
+ */
+class Buckets {
+  private readonly map = new Map<string, Bucket>();
+
+  constructor(
+    private readonly burst: number,
+    private readonly perMs: number,
+    private readonly maxKeys: number,
+  ) {}
+
+  /** `key`'s bucket refilled up to `now`, and marked the most recently used. */
+  refilled(key: string, now: number): Bucket {
+    let bucket = this.map.get(key);
+    if (bucket) {
+      this.map.delete(key);
+      bucket.tokens = this.level(bucket, now);
+      bucket.at = now;
+    } else {
+      bucket = { tokens: this.burst, at: now };
+      if (this.map.size >= this.maxKeys) {
+        const oldest = this.map.keys().next().value;
+        if (oldest !== undefined) this.map.delete(oldest);
+      }
+    }
+    // Re-inserted last, so the map's order is least-recently-used first.
+    this.map.set(key, bucket);
+    return bucket;
+  }
+
+  /** What `key`'s bucket holds at `now`, without touching it (full when not tracked). */
+  peek(key: string, now: number): number {
+    const bucket = this.map.get(key);
+    return bucket ? this.level(bucket, now) : this.burst;
+  }
+
+  get(key: string): Bucket | undefined {
+    return this.map.get(key);
+  }
+
+  private level(bucket: Bucket, now: number): number {
+    return Math.min(this.burst, bucket.tokens + (now - bucket.at) * this.perMs);
+  }
+}
+
 /**
  * Token buckets by key (a source address, a device): each key may spend `burst`
  * events at once and regains `perMinute` per minute. The number of keys tracked is
  * bounded, so a flood from many addresses cannot grow memory without limit.
  */
 export class RateLimiter {
-  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  private readonly buckets: Buckets;
   private readonly limit: RateLimit;
   private readonly clock: Clock;
-  private readonly maxKeys: number;
 
   constructor(limit: RateLimit, options: { clock?: Clock; maxKeys?: number } = {}) {
     this.limit = limit;
     this.clock = options.clock ?? systemClock;
-    this.maxKeys = options.maxKeys ?? 10_000;
+    this.buckets = new Buckets(limit.burst, limit.perMinute / 60_000, options.maxKeys ?? 10_000);
   }
 
   /** Spends one event for `key`; false when the key is over its limit. */
   take(key: string): boolean {
-    const now = this.clock.now();
-    let bucket = this.buckets.get(key);
-    if (bucket) {
-      this.buckets.delete(key);
-      bucket.tokens = Math.min(
-        this.limit.burst,
-        bucket.tokens + ((now - bucket.at) * this.limit.perMinute) / 60_000,
-      );
-      bucket.at = now;
-    } else {
-      bucket = { tokens: this.limit.burst, at: now };
-      if (this.buckets.size >= this.maxKeys) {
-        const oldest = this.buckets.keys().next().value;
-        if (oldest !== undefined) this.buckets.delete(oldest);
-      }
-    }
-    // Re-inserted last, so the map's order is least-recently-used first.
-    this.buckets.set(key, bucket);
+    const bucket = this.buckets.refilled(key, this.clock.now());
     if (bucket.tokens < 1) return false;
     bucket.tokens -= 1;
     return true;
@@ -75,17 +110,16 @@ export interface WorkLimit {
  * Each key starts full. Bounded in keys like RateLimiter.
  */
 export class WorkThrottle {
-  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  private readonly buckets: Buckets;
   readonly limit: Readonly<WorkLimit>;
   private readonly clock: Clock;
-  private readonly maxKeys: number;
 
   constructor(limit: WorkLimit, options: { clock?: Clock; maxKeys?: number } = {}) {
     if (!(limit.perSecond > 0) || !(limit.burst >= 0))
       throw new RangeError(`a work limit needs perSecond > 0 and burst >= 0, not ${JSON.stringify(limit)}`);
     this.limit = { ...limit };
     this.clock = options.clock ?? systemClock;
-    this.maxKeys = options.maxKeys ?? 10_000;
+    this.buckets = new Buckets(limit.burst, limit.perSecond / 1000, options.maxKeys ?? 10_000);
   }
 
   /**
@@ -94,34 +128,13 @@ export class WorkThrottle {
    * charge again for the same work.
    */
   reserve(key: string, cost: number): number {
-    const now = this.clock.now();
-    let bucket = this.buckets.get(key);
-    if (bucket) {
-      this.buckets.delete(key);
-      bucket.tokens = Math.min(
-        this.limit.burst,
-        bucket.tokens + ((now - bucket.at) * this.limit.perSecond) / 1000,
-      );
-      bucket.at = now;
-    } else {
-      bucket = { tokens: this.limit.burst, at: now };
-      if (this.buckets.size >= this.maxKeys) {
-        const oldest = this.buckets.keys().next().value;
-        if (oldest !== undefined) this.buckets.delete(oldest);
-      }
-    }
-    this.buckets.set(key, bucket);
+    const bucket = this.buckets.refilled(key, this.clock.now());
     bucket.tokens -= Math.max(0, cost);
     return bucket.tokens >= 0 ? 0 : Math.ceil((-bucket.tokens * 1000) / this.limit.perSecond);
   }
 
   /** The units `key` could spend now without waiting (negative: its debt). */
   available(key: string): number {
-    const bucket = this.buckets.get(key);
-    if (!bucket) return this.limit.burst;
-    return Math.min(
-      this.limit.burst,
-      bucket.tokens + ((this.clock.now() - bucket.at) * this.limit.perSecond) / 1000,
-    );
+    return this.buckets.peek(key, this.clock.now());
   }
 }

@@ -208,29 +208,33 @@ describe('files get when the content is not here yet', () => {
     // The agent runs but cannot reach the hub: the wait shows nothing arriving yet.
     await hub?.kill('SIGTERM');
     await startChild();
-    const wait = spawn(
-      process.execPath,
-      [
-        CLI,
-        'files',
-        'get',
-        'q3.pdf',
-        '--collection',
-        'reports',
-        '--wait',
-        '--progress',
-        '-o',
-        out,
-        '--data',
-        childData,
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let stderr = '';
-    wait.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const exited = new Promise<number | null>((r) => wait.once('exit', r));
+    // `files get --wait` of the file, in the background: its exit status and what it said.
+    const waitFor = () => {
+      const proc = spawn(
+        process.execPath,
+        [
+          CLI,
+          'files',
+          'get',
+          'q3.pdf',
+          '--collection',
+          'reports',
+          '--wait',
+          '--progress',
+          '-o',
+          out,
+          '--data',
+          childData,
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      const said = { stderr: '' };
+      proc.stderr.setEncoding('utf8').on('data', (d: string) => (said.stderr += d));
+      return { proc, said, exited: new Promise<number | null>((r) => proc.once('exit', r)) };
+    };
+    const { proc: wait, said, exited } = waitFor();
     await eventually(
-      async () => /q3\.pdf \(arriving\) +\[\.+\] +0% +0 B \/ 13 MB/.test(stderr),
+      async () => /q3\.pdf \(arriving\) +\[\.+\] +0% +0 B \/ 13 MB/.test(said.stderr),
       20_000,
       'the wait shows 0%',
     );
@@ -259,38 +263,18 @@ describe('files get when the content is not here yet', () => {
 
     // The agent stops under the wait: it ends instead of waiting for nobody.
     await child?.kill('SIGTERM');
-    assert.equal(await exited, 1, stderr);
+    assert.equal(await exited, 1, said.stderr);
     assert.match(
-      stderr,
+      said.stderr,
       /FILE_CONTENT_UNAVAILABLE: the agent for this data directory stopped before all of "q3\.pdf" arrived/,
     );
 
     await startChild();
-    const again = spawn(
-      process.execPath,
-      [
-        CLI,
-        'files',
-        'get',
-        'q3.pdf',
-        '--collection',
-        'reports',
-        '--wait',
-        '--progress',
-        '-o',
-        out,
-        '--data',
-        childData,
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let stderrAgain = '';
-    again.stderr.setEncoding('utf8').on('data', (d: string) => (stderrAgain += d));
-    const done = new Promise<number | null>((r) => again.once('exit', r));
+    const again = waitFor();
     hub = startAgent([...hubArgs(hubData, port), '--no-admin-api']);
     await hub.waitFor((l) => l.event === 'started', 20_000, 'hub starts again');
-    assert.equal(await done, 0, stderrAgain);
+    assert.equal(await again.exited, 0, again.said.stderr);
     assert.equal(sha(readFileSync(out)), sha(other));
-    assert.match(stderrAgain, /q3\.pdf \(arriving\) +\[#+\] +100% +13 MB \/ 13 MB/);
+    assert.match(again.said.stderr, /q3\.pdf \(arriving\) +\[#+\] +100% +13 MB \/ 13 MB/);
   });
 });

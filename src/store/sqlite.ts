@@ -28,6 +28,7 @@ import type {
   ConflictRecord,
   ConflictStatus,
   DeviceId,
+  IncomingRevision,
   JsonObject,
   ListQuery,
   PeerCursor,
@@ -129,6 +130,14 @@ const CONFLICT_NAME: ConflictStatus[] = ['none', 'open', 'auto'];
  */
 const MAX_SCAN_FACTOR = 16;
 
+/**
+ * Records looked up per statement when a batch is applied. Each lookup of a
+ * record's heads costs a few microseconds of statement overhead, more than the
+ * index probe itself; a slice of a batch costs one statement in all.
+ */
+const LOOKUP_KEYS = 128;
+const LOOKUP_PARAMS = Array(LOOKUP_KEYS).fill('?').join(',');
+
 type Statements = ReturnType<typeof prepareStatements>;
 
 function prepareStatements(db: Database.Database) {
@@ -153,6 +162,14 @@ function prepareStatements(db: Database.Database) {
     headsOrRev: db
       .prepare<[string, string, string], RevisionRow>(
         `SELECT ${REV_COLUMNS} FROM revisions WHERE collection = ? AND record_id = ? AND (head = 1 OR rev = ?)`,
+      )
+      .raw(),
+    // The same probe for LOOKUP_KEYS records of one collection at once (padded by
+    // repeating a key): one statement per batch slice instead of one per revision.
+    headsOrRevMany: db
+      .prepare<string[], RevisionRow>(
+        `SELECT ${REV_COLUMNS} FROM revisions WHERE collection = ? AND record_id IN (${LOOKUP_PARAMS})
+           AND (head = 1 OR rev IN (${LOOKUP_PARAMS}))`,
       )
       .raw(),
     // Positional parameters: named ones cost a measurable share of each insert.
@@ -550,13 +567,22 @@ export class SqliteStore implements StorageAdapter {
       const rejected: RejectedRevision[] = [];
       let duplicates = 0;
       const source = input.source === undefined ? null : this.peerLogRef(input.source);
-      for (const { revision: r, local, bodyText } of input.revisions) {
-        const rows = s.headsOrRev.all(r.collection, r.id, r.rev);
-        if (rows.some((row) => row[1] === r.rev)) {
+      const prefetched = this.prefetchHeads(s, input.revisions);
+      for (let i = 0; i < input.revisions.length; i++) {
+        const { revision: r, local, bodyText } = input.revisions[i] as IncomingRevision;
+        // The rows read up front hold for the first revision of each record in the
+        // batch; a later one sees what the earlier ones wrote, so it asks again.
+        const rows = prefetched[i] ?? s.headsOrRev.all(r.collection, r.id, r.rev);
+        let duplicate = false;
+        const heads: StoredRevision[] = [];
+        for (const row of rows) {
+          if (row[1] === r.rev) duplicate = true;
+          else if (row[14] === 1) heads.push(this.toStored(row));
+        }
+        if (duplicate) {
           duplicates++;
           continue;
         }
-        const heads = rows.map((row) => this.toStored(row));
         // Parents are usually the current heads; anything else is looked up through the record's index.
         const missing = r.parents.find(
           (p) => !heads.some((h) => h.rev === p) && s.hasRev.get(r.collection, r.id, p) === undefined,
@@ -638,6 +664,50 @@ export class SqliteStore implements StorageAdapter {
         this.writeCursor(s, input.source.device, input.cursor);
       return { applied, duplicates, rejected };
     });
+  }
+
+  /**
+   * The rows `headsOrRev` would return for the first revision of each record in
+   * `revisions` (its heads, and itself if stored), read LOOKUP_KEYS records a
+   * statement; by position in `revisions`. Later revisions of a record are left
+   * out (undefined): the revisions before them in the batch change their heads.
+   */
+  private prefetchHeads(
+    s: Statements,
+    revisions: readonly IncomingRevision[],
+  ): (RevisionRow[] | undefined)[] {
+    const out: (RevisionRow[] | undefined)[] = new Array(revisions.length);
+    if (revisions.length < 2) return out;
+    // First occurrence of each record, grouped by collection.
+    const byCollection = new Map<string, Map<string, number>>();
+    for (let i = 0; i < revisions.length; i++) {
+      const r = (revisions[i] as IncomingRevision).revision;
+      let ids = byCollection.get(r.collection);
+      if (ids === undefined) byCollection.set(r.collection, (ids = new Map()));
+      if (!ids.has(r.id)) ids.set(r.id, i);
+    }
+    const params: string[] = new Array(1 + 2 * LOOKUP_KEYS);
+    for (const [collection, ids] of byCollection) {
+      const firsts = [...ids.values()];
+      for (let start = 0; start < firsts.length; start += LOOKUP_KEYS) {
+        const slice = firsts.slice(start, start + LOOKUP_KEYS);
+        const found = new Map<string, RevisionRow[]>();
+        params[0] = collection;
+        for (let k = 0; k < LOOKUP_KEYS; k++) {
+          // Short slices repeat their last record: the same key twice matches the same rows once.
+          const r = (revisions[slice[Math.min(k, slice.length - 1)] as number] as IncomingRevision).revision;
+          params[1 + k] = r.id;
+          params[1 + LOOKUP_KEYS + k] = r.rev;
+        }
+        for (const row of s.headsOrRevMany.all(...params)) {
+          const list = found.get(row[3]);
+          if (list === undefined) found.set(row[3], [row]);
+          else list.push(row);
+        }
+        for (const i of slice) out[i] = found.get((revisions[i] as IncomingRevision).revision.id) ?? [];
+      }
+    }
+    return out;
   }
 
   private writeCursor(s: Statements, peer: DeviceId, c: PeerCursor): void {

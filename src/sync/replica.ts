@@ -860,7 +860,8 @@ export class Replica implements Startable {
           if (this.isLocalOnly(revision.collection)) throw new LocalOnlyCollectionError(revision.collection);
           const ahead = hlcTime(revision.hlc) - now;
           if (ahead > this.maxSkewMs) throw new ClockSkewError(revision.rev, ahead, this.maxSkewMs);
-          const refusal = await options.admit?.(revision);
+          // No await without a check to wait for: it would cost a turn of the microtask queue per revision.
+          const refusal = options.admit === undefined ? undefined : await options.admit(revision);
           if (refusal) {
             // A peer may offer back a revision this node already holds (after its
             // own store was recreated): that is a duplicate, not a refused write.
@@ -870,7 +871,9 @@ export class Replica implements Startable {
             }
             throw refusal;
           }
-          incoming.push({ revision, local: false, ...(bodyText !== undefined && { bodyText }) });
+          incoming.push(
+            bodyText === undefined ? { revision, local: false } : { revision, local: false, bodyText },
+          );
         } catch (err) {
           if (!isTrosynError(err)) throw err;
           const r = (raw ?? {}) as Partial<Revision>;

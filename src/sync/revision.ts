@@ -100,8 +100,23 @@ export function createRevision(n: NewRevision): Revision {
   return { rev: computeRevId(content), ...content };
 }
 
-const HEX64 = /^[0-9a-f]{64}$/;
-const HLC16 = /^[0-9a-f]{16}$/;
+/** 1 for the code units of lowercase hex digits. */
+const HEX_DIGIT = new Uint8Array(128);
+for (const c of '0123456789abcdef') HEX_DIGIT[c.charCodeAt(0)] = 1;
+
+/**
+ * True when `s` is a string of exactly `length` lowercase hex digits. A loop over a
+ * table: about twice as fast as the equivalent regular expression, and it runs
+ * several times per revision received.
+ */
+function isHex(s: unknown, length: number): boolean {
+  if (typeof s !== 'string' || s.length !== length) return false;
+  for (let i = 0; i < length; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 127 || HEX_DIGIT[c] === 0) return false;
+  }
+  return true;
+}
 
 /**
  * The shape check of `revisionSchema`, written out by hand: it runs once per
@@ -111,32 +126,29 @@ const HLC16 = /^[0-9a-f]{16}$/;
 export function revisionShapeError(input: unknown): string | undefined {
   if (!isJsonObject(input)) return 'revision: expected an object';
   const r = input as Record<string, unknown>;
-  if (typeof r.rev !== 'string' || !HEX64.test(r.rev)) return 'rev: expected 64 hex characters';
+  if (!isHex(r.rev, 64)) return 'rev: expected 64 hex characters';
   if (typeof r.collection !== 'string' || r.collection.length === 0 || r.collection.length > 64)
     return 'collection: expected a string of 1-64 characters';
   if (typeof r.id !== 'string' || r.id.length === 0 || r.id.length > 256)
     return 'id: expected a string of 1-256 characters';
   if (!Array.isArray(r.parents) || r.parents.length > 1024)
     return 'parents: expected an array of at most 1024 revs';
-  for (const p of r.parents)
-    if (typeof p !== 'string' || !HEX64.test(p)) return 'parents: expected 64 hex characters each';
+  for (const p of r.parents) if (!isHex(p, 64)) return 'parents: expected 64 hex characters each';
   if (!isJsonObject(r.vv)) return 'vv: expected an object';
   for (const [k, v] of Object.entries(r.vv)) {
-    if (!HEX64.test(k)) return 'vv: keys must be device IDs';
+    if (!isHex(k, 64)) return 'vv: keys must be device IDs';
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1)
       return 'vv: counters must be positive integers';
   }
-  if (typeof r.hlc !== 'string' || !HLC16.test(r.hlc)) return 'hlc: expected 16 hex characters';
-  if (typeof r.author !== 'string' || !HEX64.test(r.author)) return 'author: expected a device ID';
+  if (!isHex(r.hlc, 16)) return 'hlc: expected 16 hex characters';
+  if (!isHex(r.author, 64)) return 'author: expected a device ID';
   if (typeof r.hub !== 'boolean') return 'hub: expected a boolean';
   if (typeof r.deleted !== 'boolean') return 'deleted: expected a boolean';
-  if (typeof r.bodyHash !== 'string' || (r.bodyHash !== '' && !HEX64.test(r.bodyHash)))
-    return 'bodyHash: expected 64 hex characters or empty';
+  if (r.bodyHash !== '' && !isHex(r.bodyHash, 64)) return 'bodyHash: expected 64 hex characters or empty';
   if (r.body !== null && !isJsonObject(r.body)) return 'body: expected an object or null';
   if (r.fields !== undefined) {
     if (!isJsonObject(r.fields)) return 'fields: expected an object';
-    for (const v of Object.values(r.fields))
-      if (typeof v !== 'string' || !HLC16.test(v)) return 'fields: expected HLC values';
+    for (const v of Object.values(r.fields)) if (!isHex(v, 16)) return 'fields: expected HLC values';
   }
   if (r.pruned !== undefined && typeof r.pruned !== 'boolean') return 'pruned: expected a boolean';
   return undefined;
@@ -194,10 +206,32 @@ export function verifyRevision(input: unknown, maxBodyBytes: number): VerifiedRe
   }
   if (computeRevId(r) !== r.rev)
     throw new InvalidRevisionError(r.rev, 'revision hash does not match its content');
-  // One clean copy: only the fields of a revision, whatever else the peer sent.
+  // Only the fields of a revision, whatever else the peer sent, parents sorted: the
+  // input itself when it is exactly that already (as peers send it), else a copy.
+  if (isClean(r)) return { revision: r, bodyText };
   const revision = wireRevision(r);
   if (revision.parents.length > 1) revision.parents = [...revision.parents].sort();
   return { revision, bodyText };
+}
+
+/** Fields every revision has; `fields` and `pruned` (when true) come on top. */
+const REVISION_KEYS = 11;
+
+/**
+ * True when a revision that passed the shape check has no field but those of a
+ * revision (`pruned` only when true) and its parents in order: what `wireRevision`
+ * would copy it to. Every field the shape check requires is there, so the same
+ * number of enumerable keys means no other key.
+ */
+function isClean(r: Revision): boolean {
+  let keys = 0;
+  for (const _ in r) keys++;
+  const expected = REVISION_KEYS + (r.fields !== undefined ? 1 : 0) + (r.pruned === true ? 1 : 0);
+  if (keys !== expected) return false;
+  const parents = r.parents;
+  for (let i = 1; i < parents.length; i++)
+    if ((parents[i - 1] as string) >= (parents[i] as string)) return false;
+  return true;
 }
 
 /** The revision as offered to a peer: a pruned stub keeps everything but its body. */

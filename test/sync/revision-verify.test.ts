@@ -23,7 +23,7 @@ function revision(extra: { parents?: string[]; fields?: Record<string, string> }
   return createRevision({
     collection: 'notes',
     id: 'n1',
-    parents: extra.parents ?? [],
+    parents: (extra.parents ?? []) as never,
     vv: { [author]: 2, [other]: 1 },
     hlc: encodeHlc(1_750_000_000_000, 0),
     author,

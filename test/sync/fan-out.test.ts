@@ -147,7 +147,13 @@ describe('FanOut: one read and one encoding per batch for a read scope', () => {
 
     const w = await writer.child.put('notes', 'fan', { text: 'once for all' });
     for (const l of others) await eventually(() => has(l.child, 'notes', 'fan'), 5000, 'relayed');
-    // Let the writer's own cursor move go out and every acknowledgement come back.
+    // Let the writer's own cursor move go out (it waits up to cursorFlushMs to share a
+    // burst) and every acknowledgement come back.
+    await eventually(
+      () => (store.own.get(writer.child.deviceId) ?? 0) > 0,
+      5000,
+      "the writer's cursor move read for it",
+    );
     await eventually(async () => links.every((l) => l.atHub.isCaughtUp()), 5000, 'hub sessions idle');
 
     assert.equal(store.shared, 1, 'the batch was read once for the scope');

@@ -373,16 +373,12 @@ export class ChunkExchange {
       hashes,
       async (hash, bytes) => {
         if (this.link.closed) throw new LinkEnded();
-        const id = Buffer.from(hash, 'hex');
-        if (bytes === undefined) {
-          await this.link.sendChunk(Buffer.concat([Buffer.of(ABSENT), id]), undefined, { compress: false });
-          return;
+        if (bytes !== undefined) {
+          this.served.delete(hash);
+          this.served.add(hash);
+          if (this.served.size > SERVED_KEPT) this.served.delete(this.served.values().next().value as string);
         }
-        this.served.delete(hash);
-        this.served.add(hash);
-        if (this.served.size > SERVED_KEPT) this.served.delete(this.served.values().next().value as string);
-        await this.link.sendChunk(Buffer.concat([Buffer.of(CHUNK), id]), Buffer.from(bytes));
-        this.bytesOut += bytes.length;
+        await this.sendOne(hash, bytes && Buffer.from(bytes));
       },
       { verify: false },
     ).catch((err: unknown) => {
@@ -439,13 +435,18 @@ export class ChunkExchange {
       const { bytes, error } = await (ahead.shift() as Promise<{ bytes?: Buffer; error?: unknown }>);
       if (error !== undefined) throw error;
       if (this.link.closed) return;
-      const id = Buffer.from(hashes[i] as string, 'hex');
-      if (bytes === undefined) {
-        await this.link.sendChunk(Buffer.concat([Buffer.of(ABSENT), id]), undefined, { compress: false });
-        continue;
-      }
-      await this.link.sendChunk(Buffer.concat([Buffer.of(CHUNK), id]), bytes);
-      this.bytesOut += bytes.length;
+      await this.sendOne(hashes[i] as string, bytes);
     }
+  }
+
+  /** Sends one chunk asked for: its bytes, or that it is not here. */
+  private async sendOne(hash: string, bytes: Buffer | undefined): Promise<void> {
+    const id = Buffer.from(hash, 'hex');
+    if (bytes === undefined) {
+      await this.link.sendChunk(Buffer.concat([Buffer.of(ABSENT), id]), undefined, { compress: false });
+      return;
+    }
+    await this.link.sendChunk(Buffer.concat([Buffer.of(CHUNK), id]), bytes);
+    this.bytesOut += bytes.length;
   }
 }

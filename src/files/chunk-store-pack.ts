@@ -175,6 +175,21 @@ interface Row {
   length: number;
 }
 
+/**
+ * True when `row` may be read with the run that starts at `start` and ends with
+ * `last`: next in the same pack (past only a record header), the run staying
+ * within COALESCE_BYTES.
+ */
+function adjoins(start: number, last: Row, row: Row): boolean {
+  const end = last.offset + last.length;
+  return (
+    last.pack === row.pack &&
+    row.offset >= end &&
+    row.offset - end <= HEADER &&
+    row.offset + row.length - start <= COALESCE_BYTES
+  );
+}
+
 /** Chunks of a `lend` read with one call: neighbours in a pack (a chunk not here is a run of its own). */
 interface LendRun {
   pack: string;
@@ -817,16 +832,7 @@ export class PackChunkStore implements ChunkStore {
       const key = Buffer.from(hash, 'hex');
       const row = this.sql.locate.get(key);
       const end = run && run.rows[run.rows.length - 1]?.row;
-      if (
-        run &&
-        row &&
-        end &&
-        run.pack === row.pack &&
-        row.offset >= end.offset + end.length &&
-        row.offset - (end.offset + end.length) <= HEADER &&
-        row.offset + row.length - run.start <= COALESCE_BYTES
-      )
-        run.rows.push({ hash, key, row });
+      if (run && row && end && adjoins(run.start, end, row)) run.rows.push({ hash, key, row });
       else {
         run = row ? { pack: row.pack, start: row.offset, rows: [{ hash, key, row }] } : undefined;
         runs.push(run ?? { pack: '', start: 0, rows: [{ hash, key, row: undefined }] });
@@ -846,14 +852,7 @@ export class PackChunkStore implements ChunkStore {
           ? (this.lendBuffers.pop() ?? Buffer.allocUnsafe(COALESCE_BYTES))
           : Buffer.allocUnsafe(span);
       try {
-        const handle = await this.reader(run.pack);
-        let got = 0;
-        while (got < span) {
-          const { bytesRead } = await handle.read(buffer, got, span - got, run.start + got);
-          if (bytesRead === 0) break;
-          got += bytesRead;
-        }
-        return { run, buffer, got };
+        return { run, buffer, got: await this.readSpan(run.pack, run.start, buffer, span) };
       } catch (err) {
         this.giveBack(buffer);
         // The pack went away (a collection in another process compacted it): each
@@ -931,16 +930,7 @@ export class PackChunkStore implements ChunkStore {
       const run = runs[runs.length - 1];
       const last = run?.[run.length - 1]?.row;
       const first = run?.[0]?.row;
-      if (
-        run &&
-        last &&
-        first &&
-        last.pack === read.row.pack &&
-        read.row.offset >= last.offset + last.length &&
-        read.row.offset - (last.offset + last.length) <= HEADER &&
-        read.row.offset + read.row.length - first.offset <= COALESCE_BYTES
-      )
-        run.push(read);
+      if (run && last && first && adjoins(first.offset, last, read.row)) run.push(read);
       else runs.push([read]);
     }
     await Promise.all(
@@ -948,15 +938,9 @@ export class PackChunkStore implements ChunkStore {
         const first = (run[0] as (typeof run)[number]).row;
         const last = (run[run.length - 1] as (typeof run)[number]).row;
         try {
-          const handle = await this.reader(first.pack);
           const span = last.offset + last.length - first.offset;
           const bytes = Buffer.allocUnsafe(span);
-          let got = 0;
-          while (got < span) {
-            const { bytesRead } = await handle.read(bytes, got, span - got, first.offset + got);
-            if (bytesRead === 0) break;
-            got += bytesRead;
-          }
+          const got = await this.readSpan(first.pack, first.offset, bytes, span);
           for (const { row, resolve } of run) {
             const at = row.offset - first.offset;
             resolve(bytes.subarray(at, Math.max(at, Math.min(got, at + row.length))));
@@ -966,6 +950,18 @@ export class PackChunkStore implements ChunkStore {
         }
       }),
     );
+  }
+
+  /** Reads `span` bytes of `pack` from `start` into `buffer`; how many there were (fewer: the pack was cut short). */
+  private async readSpan(pack: string, start: number, buffer: Buffer, span: number): Promise<number> {
+    const handle = await this.reader(pack);
+    let got = 0;
+    while (got < span) {
+      const { bytesRead } = await handle.read(buffer, got, span - got, start + got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+    }
+    return got;
   }
 
   private reader(pack: string): Promise<FileHandle> {

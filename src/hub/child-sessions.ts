@@ -14,6 +14,7 @@ import { TransportError } from '../transport/errors.js';
 import type { PeerInfo } from '../transport/server.js';
 import { syncChannel } from '../transport/sync-channel.js';
 import { type WorkLimit, WorkThrottle } from '../transport/rate-limit.js';
+import { SummarizedLog } from '../observability/summarized-log.js';
 import { FILES_FEATURE, POLICY_FEATURE } from '../protocol/constants.js';
 import { chunkLink } from '../transport/chunk-link.js';
 import { ChunkExchange } from '../files/chunk-exchange.js';
@@ -54,6 +55,13 @@ export const DEFAULT_WRITE_LIMIT: Readonly<WorkLimit> = { perSecond: 1000, burst
  * many small batches is held back until it packs more into each.
  */
 export const WRITE_BATCH_COST = 20;
+
+/** Batches of a device the write limit held, as logged. */
+interface HeldWrites {
+  batches: number;
+  revisions: number;
+  heldMs: number;
+}
 
 /** After its first line, a device's throttled batches are logged this often (ms), as a count. */
 const THROTTLE_LOG_EVERY_MS = 60_000;
@@ -135,8 +143,7 @@ export class ChildSessions implements Startable {
   /** Each device's write bucket, kept across its reconnections (none without a write limit). */
   private readonly writes: WorkThrottle | undefined;
   /** The batches each throttled device had held since its last log line (see throttled). */
-  private readonly throttleLog = new Map<DeviceId, { batches: number; revisions: number; heldMs: number }>();
-  private throttleLogTimer: Timer | undefined;
+  private readonly throttleLog: SummarizedLog<HeldWrites>;
   private started = false;
   private healthSave: Timer | undefined;
 
@@ -144,6 +151,16 @@ export class ChildSessions implements Startable {
     this.o = options;
     this.fanOut = new FanOut({ replica: options.replica });
     this.writes = options.writeLimit && new WorkThrottle(options.writeLimit, { clock: options.clock });
+    this.throttleLog = new SummarizedLog<HeldWrites>({
+      clock: options.clock,
+      everyMs: THROTTLE_LOG_EVERY_MS,
+      add: (sum, one) => ({
+        batches: sum.batches + one.batches,
+        revisions: sum.revisions + one.revisions,
+        heldMs: sum.heldMs + one.heldMs,
+      }),
+      write: (deviceId, held) => this.logThrottled(deviceId as DeviceId, held),
+    });
   }
 
   isStarted(): boolean {
@@ -166,8 +183,7 @@ export class ChildSessions implements Startable {
     this.health.onChange = () => {
       this.healthSave ??= this.o.clock.setTimeout(() => void this.saveHealth(), 1000);
     };
-    if (this.writes)
-      this.throttleLogTimer = this.o.clock.setInterval(() => this.flushThrottleLog(), THROTTLE_LOG_EVERY_MS);
+    if (this.writes) this.throttleLog.start();
     if (this.o.registryWatchMs === 0) return;
     this.watch = this.o.clock.setInterval(() => {
       this.enforceRegistry().catch((err: unknown) => this.o.logger.warn({ err }, 'registry check failed'));
@@ -178,9 +194,7 @@ export class ChildSessions implements Startable {
     this.started = false;
     this.watch?.cancel();
     this.watch = undefined;
-    this.throttleLogTimer?.cancel();
-    this.throttleLogTimer = undefined;
-    this.flushThrottleLog();
+    this.throttleLog.stop();
     const live = [...this.sessions.values()];
     this.sessions.clear();
     for (const s of live) await s.session.stop();
@@ -428,33 +442,11 @@ export class ChildSessions implements Startable {
     const now = this.o.clock.now();
     this.health.throttled(deviceId, now, now + heldMs, revisions, heldMs);
     this.o.observer?.writesThrottled?.(deviceId, revisions, heldMs);
-    const seen = this.throttleLog.get(deviceId);
-    if (seen) {
-      seen.batches++;
-      seen.revisions += revisions;
-      seen.heldMs += heldMs;
-    } else {
-      this.logThrottled(deviceId, { batches: 1, revisions, heldMs });
-      this.throttleLog.set(deviceId, { batches: 0, revisions: 0, heldMs: 0 });
-    }
+    this.throttleLog.note(deviceId, { batches: 1, revisions, heldMs });
     return heldMs;
   }
 
-  /** Logs the holds counted since the last line; a device not held for a whole minute is forgotten. */
-  private flushThrottleLog(): void {
-    for (const [deviceId, entry] of this.throttleLog) {
-      if (entry.batches === 0) this.throttleLog.delete(deviceId);
-      else {
-        this.logThrottled(deviceId, entry);
-        entry.batches = entry.revisions = entry.heldMs = 0;
-      }
-    }
-  }
-
-  private logThrottled(
-    deviceId: DeviceId,
-    held: { batches: number; revisions: number; heldMs: number },
-  ): void {
+  private logThrottled(deviceId: DeviceId, held: HeldWrites): void {
     const limit = (this.writes as WorkThrottle).limit;
     this.o.logger.warn(
       {

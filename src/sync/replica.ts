@@ -690,13 +690,13 @@ export class Replica implements Startable {
     });
   }
 
-  /** How far this replica has applied `peer`'s change log (which log, which position). */
   /** True when `cursor` is a position of this node's log `cursor.log` that this store gave a peer (its issue mark). */
   async gaveCursor(cursor: PeerCursor): Promise<boolean> {
     this.assertStarted();
     return this.store.issued(cursor.log, cursor.seq, cursor.check);
   }
 
+  /** How far this replica has applied `peer`'s change log (which log, which position). */
   async cursorFor(peer: DeviceId): Promise<PeerCursor> {
     this.assertStarted();
     return this.currentCursor(peer);

@@ -3,7 +3,7 @@ import { type AddressInfo, createServer as createNetServer, type Server, type So
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { isTrosynError } from '../errors.js';
-import { type Clock, LifecycleGuard, type Startable, systemClock, type Timer } from '../lifecycle.js';
+import { type Clock, LifecycleGuard, type Startable, systemClock } from '../lifecycle.js';
 import { componentLogger, silentLogger } from '../observability/logger.js';
 import { DEFAULT_MAX_FRAME_BYTES, DEFAULT_SYNC_PORT } from '../protocol/constants.js';
 import type { DeviceId } from '../store/types.js';
@@ -15,6 +15,7 @@ import { DeviceNotAllowedError, NoClientCertificateError, TransportError } from 
 import { type HandshakeResult, type LocalPeer, serverHandshake } from './handshake.js';
 import type { DeviceIdentity } from './identity.js';
 import { type RateLimit, RateLimiter } from './rate-limit.js';
+import { SummarizedLog } from '../observability/summarized-log.js';
 import { formatAddress, peerDeviceId, tlsOptions } from './tls.js';
 
 export interface TransportServerOptions {
@@ -61,6 +62,14 @@ export interface PeerInfo {
   handshake: HandshakeResult;
 }
 
+/** Connections refused from one address with one code, as logged. */
+interface Refusal {
+  address: string;
+  code: string;
+  deviceId?: DeviceId;
+  count: number;
+}
+
 /** After its first line, the refusals of an address and code are logged this often (ms), as a count. */
 const REFUSAL_LOG_EVERY_MS = 60_000;
 
@@ -92,12 +101,8 @@ export class TransportServer extends EventEmitter<Events> implements Startable {
   private readonly connections = new Set<Connection>();
   private readonly sockets = new Set<Socket>();
   private readonly attempts: RateLimiter | undefined;
-  /** The refusals of each address and code since their last log line (see refused). */
-  private readonly refusals = new Map<
-    string,
-    { address: string; code: string; deviceId?: DeviceId; count: number }
-  >();
-  private refusalLog: Timer | undefined;
+  /** Refusals logged by address and code: the first at once, then a count a minute (see refused). */
+  private readonly refusals: SummarizedLog<Refusal>;
   private readonly lifecycle = new LifecycleGuard();
 
   constructor(options: TransportServerOptions) {
@@ -106,6 +111,14 @@ export class TransportServer extends EventEmitter<Events> implements Startable {
     this.logger = componentLogger(options.logger ?? silentLogger, 'transport');
     this.clock = options.clock ?? systemClock;
     this.attempts = options.attemptLimit && new RateLimiter(options.attemptLimit, { clock: this.clock });
+    // Bounded like the attempt limiter's buckets.
+    this.refusals = new SummarizedLog<Refusal>({
+      clock: this.clock,
+      everyMs: REFUSAL_LOG_EVERY_MS,
+      maxKeys: 10_000,
+      add: (sum, one) => ({ ...sum, count: sum.count + one.count }),
+      write: (_key, r) => this.logRefusals(r),
+    });
   }
 
   isStarted(): boolean {
@@ -181,7 +194,7 @@ export class TransportServer extends EventEmitter<Events> implements Startable {
       }
     }
     this.server = server;
-    this.refusalLog = this.clock.setInterval(() => this.flushRefusals(), REFUSAL_LOG_EVERY_MS);
+    this.refusals.start();
     this.logger.info({ host, port: this.port }, 'sync service listening');
   }
 
@@ -195,9 +208,7 @@ export class TransportServer extends EventEmitter<Events> implements Startable {
       conn.close(new TransportError('SERVER_SHUTTING_DOWN', 'the hub is shutting down'));
     for (const socket of this.sockets) socket.destroy();
     await closed;
-    this.refusalLog?.cancel();
-    this.refusalLog = undefined;
-    this.flushRefusals();
+    this.refusals.stop();
   }
 
   /** Open, authenticated connections. */
@@ -225,37 +236,10 @@ export class TransportServer extends EventEmitter<Events> implements Startable {
    */
   private refused(r: { address: string; code: string; deviceId?: DeviceId }): void {
     this.emit('rejected', r);
-    const key = `${r.address} ${r.code}`;
-    const seen = this.refusals.get(key);
-    if (seen) {
-      seen.count++;
-      return;
-    }
-    // Bounded like the attempt limiter's buckets: the oldest key is told and dropped first.
-    if (this.refusals.size >= 10_000) {
-      const [oldest, entry] = this.refusals.entries().next().value ?? [];
-      if (oldest !== undefined && entry) {
-        this.logRefusals(entry);
-        this.refusals.delete(oldest);
-      }
-    }
-    this.logRefusals({ ...r, count: 1 });
-    this.refusals.set(key, { ...r, count: 0 });
+    this.refusals.note(`${r.address} ${r.code}`, { ...r, count: 1 });
   }
 
-  /** Logs the refusals counted since the last line; an address and code quiet for a whole minute are forgotten. */
-  private flushRefusals(): void {
-    for (const [key, entry] of this.refusals) {
-      if (entry.count === 0) this.refusals.delete(key);
-      else {
-        this.logRefusals(entry);
-        entry.count = 0;
-      }
-    }
-  }
-
-  private logRefusals(r: { address: string; code: string; deviceId?: DeviceId; count: number }): void {
-    if (r.count === 0) return;
+  private logRefusals(r: Refusal): void {
     const line = {
       address: r.address,
       code: r.code,

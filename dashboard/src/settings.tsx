@@ -1,4 +1,4 @@
-import { useEffect, useId, useState } from 'preact/hooks';
+import { useEffect, useId, useLayoutEffect, useState } from 'preact/hooks';
 import { api } from './api.js';
 import type { HubState } from './hub-state.js';
 import { errorText, useLoaded } from './records-api.js';
@@ -64,7 +64,8 @@ export function Settings({ state }: { state: HubState }) {
     // Only a new load decides; edits alone never take the loaded settings.
   }, [loaded.value]);
 
-  useEffect(() => {
+  // Before the paint, so the keyboard never lands on the old field for a frame.
+  useLayoutEffect(() => {
     if (focusRow) document.getElementById(rowId(focusRow))?.focus();
     setFocusRow(undefined);
   }, [focusRow]);

@@ -3,6 +3,7 @@
  * playwright-core (no browser download), where screenshots go, and polling until
  * the page shows something.
  */
+import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Browser, chromium, type Page } from 'playwright-core';
@@ -185,4 +186,25 @@ export function checkFocusOutline(
   page: Page,
 ): Promise<{ element: string; text: string; color: string; background: string; ratio: number }> {
   return page.evaluate(FOCUS_CHECK);
+}
+
+/**
+ * Waits until `expr`, evaluated in the page, gives `expected`, then asserts it. Focus
+ * moves in an effect after the render that shows the element, so a check made the
+ * moment the element appears can run a frame too early.
+ */
+export async function expectInPage(
+  page: Pick<Page, 'evaluate'>,
+  expr: string,
+  expected: unknown,
+  what?: string,
+  timeoutMs = 5_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let actual = await page.evaluate<unknown>(expr);
+  while (actual !== expected && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    actual = await page.evaluate<unknown>(expr);
+  }
+  assert.equal(actual, expected, what);
 }

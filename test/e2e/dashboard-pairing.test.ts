@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 import { tempDir } from '../helpers.js';
-import { haveBrowser, launchBrowser, SCREENSHOTS, until } from './browser.js';
+import { expectInPage, haveBrowser, launchBrowser, SCREENSHOTS, until } from './browser.js';
 import { type Agent, freePort, hubArgs, runCli, startAgent, startChildAgent } from './helpers.js';
 
 /** The QR encoder the hub's terminal QR code is drawn with (qrcode-terminal's own), to check the page against. */
@@ -223,8 +223,9 @@ describe('the dashboard: pairing, groups and sync details, in a browser', { skip
       await tab.getByLabel('Valid for (minutes)').fill('0');
       await tab.getByRole('button', { name: 'Issue code' }).click();
       await tab.getByRole('alert').filter({ hasText: 'from 1 to 1440' }).waitFor();
-      assert.equal(
-        await tab.evaluate<unknown>('document.activeElement?.getAttribute("type")'),
+      await expectInPage(
+        tab,
+        'document.activeElement?.getAttribute("type")',
         'number',
         'focus on the lifetime field',
       );
@@ -247,8 +248,9 @@ describe('the dashboard: pairing, groups and sync details, in a browser', { skip
     await open.click();
     const dialog = page.getByRole('dialog', { name: 'New group' });
     await dialog.waitFor();
-    assert.equal(
-      await page.evaluate<unknown>("document.activeElement === document.querySelector('dialog input')"),
+    await expectInPage(
+      page,
+      "document.activeElement === document.querySelector('dialog input')",
       true,
       'focus on the name',
     );
@@ -306,8 +308,9 @@ describe('the dashboard: pairing, groups and sync details, in a browser', { skip
     await page.getByRole('button', { name: 'Delete front' }).click();
     const confirm = page.getByRole('alertdialog', { name: 'Delete group front?' });
     await confirm.waitFor();
-    assert.equal(
-      await page.evaluate<unknown>('document.activeElement?.textContent'),
+    await expectInPage(
+      page,
+      'document.activeElement?.textContent',
       'Cancel',
       'the safe choice has the focus',
     );

@@ -14,7 +14,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { tempDir } from '../helpers.js';
-import { haveBrowser, launchBrowser, SCREENSHOTS, until } from './browser.js';
+import { expectInPage, haveBrowser, launchBrowser, SCREENSHOTS, until } from './browser.js';
 import { type Agent, freePort, hubArgs, runCli, startAgent, startChildAgent } from './helpers.js';
 
 const dir = tempDir('trosyn-dashboard-records-e2e-');
@@ -141,11 +141,7 @@ describe('the Conflicts, Records and Files pages in a browser', { skip: !haveBro
     await page.getByRole('button', { name: 'Review tickets/t-7' }).focus();
     await page.keyboard.press('Enter');
     await page.getByRole('heading', { name: 'Conflict on tickets/t-7', level: 1 }).waitFor();
-    assert.equal(
-      await page.evaluate<unknown>('document.activeElement?.tagName'),
-      'H1',
-      'focus on the heading',
-    );
+    await expectInPage(page, 'document.activeElement?.tagName', 'H1', 'focus on the heading');
     assert.match(new URL(page.url()).search, /^\?conflict=\d+$/, 'the address names the conflict');
 
     const diff = page.getByRole('table', { name: /The versions of tickets\/t-7, field by field/ });
@@ -224,7 +220,7 @@ describe('the Conflicts, Records and Files pages in a browser', { skip: !haveBro
     await page.getByRole('button', { name: 'Delete the record' }).click();
     const confirm = page.getByRole('alertdialog', { name: 'Delete tickets/t-9?' });
     await confirm.waitFor();
-    assert.equal(await page.evaluate<unknown>('document.activeElement?.textContent'), 'Cancel');
+    await expectInPage(page, 'document.activeElement?.textContent', 'Cancel');
     await confirm.getByRole('button', { name: 'Delete record' }).click();
     await confirm.waitFor({ state: 'detached' });
     await page.getByRole('status').filter({ hasText: 'tickets/t-9 resolved (deleted)' }).waitFor();
@@ -287,8 +283,9 @@ describe('the Conflicts, Records and Files pages in a browser', { skip: !haveBro
     await page.getByRole('button', { name: `Revert to ${first.slice(0, 8)}` }).click();
     const confirm = page.getByRole('alertdialog', { name: `Revert notes/n-1 to ${first.slice(0, 8)}?` });
     await confirm.waitFor();
-    assert.equal(
-      await page.evaluate<unknown>('document.activeElement?.textContent'),
+    await expectInPage(
+      page,
+      'document.activeElement?.textContent',
       'Cancel',
       'the safe choice has the focus',
     );

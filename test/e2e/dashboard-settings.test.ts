@@ -20,6 +20,7 @@ import {
   launchBrowser,
   SCREENSHOTS,
   until,
+  expectInPage,
 } from './browser.js';
 import { type Agent, freePort, hubArgs, runCli, startAgent, startChildAgent } from './helpers.js';
 
@@ -147,8 +148,9 @@ describe('the Settings page in a browser', { skip: !haveBrowser }, () => {
     await page.getByLabel('Collection name').press('Enter');
     const notes = table.getByRole('combobox', { name: 'Conflict strategy of notes' });
     await notes.waitFor();
-    assert.equal(
-      await page.evaluate<unknown>('document.activeElement?.getAttribute("aria-label")'),
+    await expectInPage(
+      page,
+      'document.activeElement?.getAttribute("aria-label")',
       'Conflict strategy of notes',
     );
     assert.equal((await settings()).policy.version, 1, 'adding a row saves nothing');
@@ -201,11 +203,7 @@ describe('the Settings page in a browser', { skip: !haveBrowser }, () => {
     await page.getByRole('button', { name: 'Save settings' }).click();
     await page.getByText('"-drafts" is not a collection name').waitFor();
     assert.equal(await hubOnly.getAttribute('aria-invalid'), 'true');
-    assert.equal(
-      await page.evaluate<unknown>('document.activeElement?.tagName'),
-      'TEXTAREA',
-      'focus on the field',
-    );
+    await expectInPage(page, 'document.activeElement?.tagName', 'TEXTAREA', 'focus on the field');
     let s = await settings();
     assert.equal(s.policy.version, 3, 'nothing saved');
     assert.deepEqual(s.policy.hubOnly, []);

@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { createIdentity } from '../../src/transport/identity.js';
 import { tempDir } from '../helpers.js';
-import { haveBrowser, launchBrowser, SCREENSHOTS, until } from './browser.js';
+import { expectInPage, haveBrowser, launchBrowser, SCREENSHOTS, until } from './browser.js';
 import { type Agent, freePort, hubArgs, runCli, startAgent, startChildAgent } from './helpers.js';
 
 const dir = tempDir('trosyn-dashboard-e2e-');
@@ -256,15 +256,17 @@ describe('the dashboard in a browser', { skip: !haveBrowser }, () => {
     await page.keyboard.press('Enter');
     const dialog = page.getByRole('dialog', { name: 'Rename reception' });
     await dialog.waitFor();
-    assert.equal(
-      await page.evaluate<unknown>('document.activeElement?.id'),
+    await expectInPage(
+      page,
+      'document.activeElement?.id',
       'device-name',
       'focus moved into the dialog, on its field',
     );
     await page.keyboard.press('Escape');
     await dialog.waitFor({ state: 'detached' });
-    assert.equal(
-      await page.evaluate<unknown>('document.activeElement?.getAttribute("aria-label")'),
+    await expectInPage(
+      page,
+      'document.activeElement?.getAttribute("aria-label")',
       'Rename reception',
       'focus went back to the button that opened it',
     );
@@ -306,8 +308,9 @@ describe('the dashboard in a browser', { skip: !haveBrowser }, () => {
     await page.getByRole('button', { name: 'Revoke front-desk' }).click();
     const confirm = page.getByRole('alertdialog', { name: 'Revoke front-desk?' });
     await confirm.waitFor();
-    assert.equal(
-      await page.evaluate<unknown>('document.activeElement?.textContent'),
+    await expectInPage(
+      page,
+      'document.activeElement?.textContent',
       'Cancel',
       'the safe choice has the focus',
     );

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { isErrorCode } from '../error-codes.js';
 import { isTrosynError, TrosynError } from '../errors.js';
 import { type ClockOffset, measureOffset } from './clock-offset.js';
+import { scavenger } from './scavenge.js';
 import { type Clock, systemClock, type Timer } from '../lifecycle.js';
 import { type FrameCache, MessageCodec } from '../protocol/codec.js';
 import type { CompressionCodec } from '../protocol/compression.js';
@@ -267,6 +268,7 @@ export class Connection extends EventEmitter<Events> {
     this.socket.cork();
     for (const part of parts.slice(0, -1)) {
       this.stats.bytesOut += part.length;
+      scavenger.moved(part.length);
       this.socket.write(part);
     }
     const written = this.write(parts[parts.length - 1] as Buffer);
@@ -298,6 +300,7 @@ export class Connection extends EventEmitter<Events> {
 
   private async write(frame: Buffer): Promise<void> {
     this.stats.bytesOut += frame.length;
+    scavenger.moved(frame.length);
     this.stats.framesOut++;
     if (!this.socket.write(frame)) {
       await this.whenWritable();
@@ -462,6 +465,7 @@ export class Connection extends EventEmitter<Events> {
   private onData(chunk: Buffer): void {
     if (this.closedWith) return;
     this.stats.bytesIn += chunk.length;
+    scavenger.moved(chunk.length);
     this.stats.lastReceivedAt = this.clock.now();
     try {
       for (const frame of this.decoder.push(chunk)) {

@@ -62,9 +62,12 @@ describe('chunk exchange', () => {
       const damaged = chunks[120] as Buffer;
       const where = theirs.location(hashOf(damaged));
       assert.ok(where);
-      const { openSync, writeSync, closeSync } = await import('node:fs');
+      const { openSync, readSync, writeSync, closeSync } = await import('node:fs');
       const fd = openSync(where.path, 'r+');
-      writeSync(fd, Buffer.of(0x55), 0, 1, where.offset + 10);
+      // Flipped, not overwritten: a fixed byte would be no damage where it was there already.
+      const byte = Buffer.alloc(1);
+      readSync(fd, byte, 0, 1, where.offset + 10);
+      writeSync(fd, Buffer.of((byte[0] as number) ^ 0xff), 0, 1, where.offset + 10);
       closeSync(fd);
       const unknown = hashOf(Buffer.from('nobody has this'));
       const hashes = chunks.map(hashOf);

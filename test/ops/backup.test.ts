@@ -5,7 +5,16 @@
  * backup, another device) with its code.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync, mkdirSync, rmSync, openSync, writeSync, closeSync } from 'node:fs';
+import {
+  readFileSync,
+  writeFileSync,
+  mkdirSync,
+  rmSync,
+  openSync,
+  readSync,
+  writeSync,
+  closeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { JsonObject } from '../../src/store/types.js';
@@ -148,7 +157,10 @@ describe('backup and restore', () => {
     };
     const corrupt = copy('corrupt');
     const fd = openSync(join(corrupt, 'trosyn.db'), 'r+');
-    writeSync(fd, Buffer.from([0x42]), 0, 1, 5000);
+    // Flipped, not overwritten: a fixed byte would be no damage where it was there already.
+    const byte = Buffer.alloc(1);
+    readSync(fd, byte, 0, 1, 5000);
+    writeSync(fd, Buffer.of((byte[0] as number) ^ 0xff), 0, 1, 5000);
     closeSync(fd);
     await fails(['restore', corrupt, '--data', join(dir.path, 'r-corrupt')], 'BACKUP_CORRUPT');
     await fails(['verify-backup', corrupt], 'BACKUP_CORRUPT');

@@ -7,7 +7,7 @@
 // then keeps a transfer's chunk buffers (64-256 KiB) in a heap it rarely returns:
 // held at 128 KiB, a child's peak during a 2 GiB fetch is about 30 MB lower for the
 // same throughput (bench/files.ts). Other C libraries ignore the two variables.
-// `--expose-gc` lets a transfer collect its dead buffers young (src/transport/scavenge.ts).
+// `--expose-gc` lets a transfer collect its dead buffers young (src/scavenge.ts).
 //
 // The launcher loads the program itself afterwards, so that running out of file
 // descriptors while Node reads its modules is a clear error (src/cli/descriptors.ts).

@@ -1,13 +1,14 @@
 import { createHash } from 'node:crypto';
 import { isTrosynError, TrosynError } from '../errors.js';
+import { scavenger } from '../scavenge.js';
 import type { ChunkStore } from './chunk-store.js';
 import { chunkStream, CutFinder } from './chunker.js';
 import { beginHashRun, type HashRun, SLOT_BYTES } from './hash-threads.js';
 import { type FileBody, assertFileName } from './file-body.js';
 import {
   decodeManifest,
-  encodeManifest,
   MANIFEST_ENTRY_BYTES,
+  ManifestBuilder,
   type ManifestEntry,
   manifestEntries,
   ManifestInvalidError,
@@ -184,10 +185,15 @@ export class FileStore {
     const rest = async function* (): AsyncGenerator<Uint8Array> {
       yield* head;
       if (ended) return;
-      for (let next = await pieces.next(); !next.done; next = await pieces.next()) yield bytesOf(next.value);
+      for (let next = await pieces.next(); !next.done; next = await pieces.next()) {
+        const piece = bytesOf(next.value);
+        // The store copies each new chunk: what a large put drops is collected young.
+        scavenger.moved(piece.length);
+        yield piece;
+      }
     };
     const run = ended ? undefined : beginHashRun();
-    let content: { entries: ManifestEntry[]; size: number; sha256: string };
+    let content: { entries: ManifestBuilder; size: number; sha256: string };
     try {
       content = run ? await this.putThreaded(run, rest(), signal) : await this.putHere(rest(), signal);
     } finally {
@@ -197,7 +203,7 @@ export class FileStore {
     }
     const { entries, size, sha256 } = content;
     const manifest: string[] = [];
-    for (const c of manifestChunks(encodeManifest(entries))) {
+    for (const c of manifestChunks(entries.encode())) {
       await this.chunks.put(c.hash, c.data);
       manifest.push(c.hash);
     }
@@ -208,7 +214,7 @@ export class FileStore {
       type,
       modifiedAt: meta.modifiedAt,
       sha256,
-      chunkCount: entries.length,
+      chunkCount: entries.count,
       manifest,
     };
   }
@@ -217,9 +223,9 @@ export class FileStore {
   private async putHere(
     source: AsyncIterable<Uint8Array>,
     signal: AbortSignal | undefined,
-  ): Promise<{ entries: ManifestEntry[]; size: number; sha256: string }> {
+  ): Promise<{ entries: ManifestBuilder; size: number; sha256: string }> {
     const whole = createHash('sha256');
-    const entries: ManifestEntry[] = [];
+    const entries = new ManifestBuilder();
     let size = 0;
     const hashed = async function* () {
       for await (const piece of source) {
@@ -232,7 +238,7 @@ export class FileStore {
     try {
       for await (const chunk of chunkStream(hashed(), signal ? { signal } : {})) {
         if (puts.failed) break;
-        entries.push({ hash: chunk.hash, length: chunk.length });
+        entries.push(chunk.hash, chunk.length);
         // The chunker has just hashed these bytes: the store need not again.
         await puts.put(chunk.hash, chunk.data);
       }
@@ -251,9 +257,9 @@ export class FileStore {
     run: HashRun,
     source: AsyncIterable<Uint8Array>,
     signal: AbortSignal | undefined,
-  ): Promise<{ entries: ManifestEntry[]; size: number; sha256: string }> {
+  ): Promise<{ entries: ManifestBuilder; size: number; sha256: string }> {
     const cuts = new CutFinder();
-    const entries: ManifestEntry[] = [];
+    const entries = new ManifestBuilder();
     const puts = new PutsInFlight(this.chunks);
     const views = new Map<number, Buffer>();
     /** Parts of chunks not yet put, per slot: a slot is released when none is left. */
@@ -278,7 +284,7 @@ export class FileStore {
         chunk.length === 1
           ? viewOf(views, chunk[0] as Part)
           : Buffer.concat(chunk.map((p) => viewOf(views, p)));
-      entries.push({ hash, length: bytes.length });
+      entries.push(hash, bytes.length);
       // A store may read the bytes after an await (a chunk found again, then gone to a
       // collection, is written after all): the slot is refilled only once the put is done.
       await puts.put(hash, bytes, () => {

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { isErrorCode } from '../error-codes.js';
 import { isTrosynError, TrosynError } from '../errors.js';
 import { type ClockOffset, measureOffset } from './clock-offset.js';
-import { scavenger } from './scavenge.js';
+import { scavenger } from '../scavenge.js';
 import { type Clock, systemClock, type Timer } from '../lifecycle.js';
 import { type FrameCache, MessageCodec } from '../protocol/codec.js';
 import type { CompressionCodec } from '../protocol/compression.js';

@@ -12,7 +12,7 @@ import { PackChunkStore } from '../../src/files/chunk-store-pack.js';
 import { type FileBody, assertFileName } from '../../src/files/file-body.js';
 import { chunkHash } from '../../src/files/chunk-store.js';
 import { FileStore, MISSING_LISTED } from '../../src/files/file-store.js';
-import { decodeManifest, encodeManifest, manifestChunks } from '../../src/files/manifest.js';
+import { decodeManifest, encodeManifest, ManifestBuilder, manifestChunks } from '../../src/files/manifest.js';
 import { tempDir } from '../helpers.js';
 
 const dir = tempDir();
@@ -167,6 +167,19 @@ describe('file store', () => {
     ];
     assert.deepEqual(decodeManifest(encodeManifest(list)), list);
     assert.throws(() => decodeManifest(Buffer.alloc(35)), { code: 'FILE_MANIFEST_INVALID' });
+  });
+
+  it('a chunk list built as it grows encodes as the whole list does, past its first buffer', () => {
+    const list = Array.from({ length: 3000 }, (_, i) => ({
+      hash: createHash('sha256').update(String(i)).digest('hex'),
+      length: 1 + ((i * 7919) % 300_000),
+    }));
+    const built = new ManifestBuilder();
+    for (const e of list) built.push(e.hash, e.length);
+    assert.equal(built.count, 3000);
+    assert.deepEqual(built.encode(), encodeManifest(list));
+    assert.throws(() => built.push('not hex', 1), /not a chunk hash/);
+    assert.equal(built.count, 3000, 'a refused entry is not counted');
   });
 
   it('file names stay inside their folder', () => {

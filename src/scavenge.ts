@@ -1,15 +1,16 @@
 /**
- * Frees the buffers a transfer has dropped long before V8 would on its own.
+ * Frees the buffers a transfer or a large put has dropped long before V8 would on
+ * its own.
  *
- * Every TLS read gives a fresh 16 KiB buffer, and every chunk sent or received
- * another of up to 256 KiB. Their memory lies outside V8's heap, and V8 collects
- * the young generation only once it has allocated a semi-space of its own objects
- * (4 MB under the launchers' flag): a file transfer allocates few objects for its
- * bytes, so the dead buffers pile up until V8's limit on memory outside the heap
- * (64 MB above what the last full collection left) sets off a full collection.
- * Measured on a 1 GiB transfer (bench/files.ts): both agents peaked 20 MiB higher
- * than with a young collection every 4 MiB sent or received, which costs well
- * under a millisecond each.
+ * Every TLS read gives a fresh 16 KiB buffer, every chunk sent or received another
+ * of up to 256 KiB, and every new chunk a put stores a copy. Their memory lies
+ * outside V8's heap, and V8 collects the young generation only once it has
+ * allocated a semi-space of its own objects (4 MB under the launchers' flag): these
+ * allocate few objects for their bytes, so the dead buffers pile up until V8's
+ * limit on memory outside the heap (64 MB above what the last full collection left)
+ * sets off a full collection. Measured on a 1 GiB transfer (bench/files.ts): both
+ * agents peaked 20 MiB higher than with a young collection every 4 MiB moved, which
+ * costs well under a millisecond each.
  *
  * The collection needs V8's `gc` function: the launchers pass `--expose-gc`
  * (the CLI's launcher line, `npm start`, the container and the service files).
@@ -17,7 +18,7 @@
  * collected here and memory behaves as V8 decides.
  */
 
-/** Bytes sent or received between two young collections. */
+/** Bytes moved (sent, received or put) between two young collections. */
 export const SCAVENGE_EVERY_BYTES = 4 * 1024 * 1024;
 
 type Collect = (options: { type: 'minor' }) => void;
@@ -47,5 +48,5 @@ export class Scavenger {
   }
 }
 
-/** The process's scavenger: one count for every connection, so many peers do not each collect. */
+/** The process's scavenger: one count for every connection and put, so many peers do not each collect. */
 export const scavenger = new Scavenger((globalThis as { gc?: Collect }).gc);

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { SCAVENGE_EVERY_BYTES, Scavenger } from '../../src/transport/scavenge.js';
+import { SCAVENGE_EVERY_BYTES, Scavenger } from '../src/scavenge.js';
 
 const MiB = 1024 * 1024;
 
@@ -35,7 +35,7 @@ describe('Scavenger', () => {
     const first = readFileSync('src/cli/main.ts', 'utf8').split('\n')[0] ?? '';
     const flags = first.split(' node ')[1]?.trim().split(/\s+/) ?? [];
     assert.ok(flags.includes('--expose-gc'), `the launcher line exposes gc: ${first}`);
-    const code = `import { scavenger } from './src/transport/scavenge.ts';
+    const code = `import { scavenger } from './src/scavenge.ts';
       for (let i = 0; i < 64; i++) scavenger.moved(${MiB});
       console.log(scavenger.collections);`;
     const run = (extra: string[]) =>

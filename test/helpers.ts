@@ -1,5 +1,6 @@
 import { createCipheriv, createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Clock, Timer } from '../src/lifecycle.js';
@@ -118,4 +119,54 @@ export async function eventually(
 export function seededBytes(seed: string, length: number): Buffer {
   const key = createHash('sha256').update(seed).digest().subarray(0, 16);
   return createCipheriv('aes-128-ctr', key, Buffer.alloc(16)).update(Buffer.alloc(length));
+}
+
+/** The low end of the kernel's ephemeral port range (where `listen(0)` and outgoing connections land). */
+function ephemeralLow(): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > 0 ? low : 32768;
+  } catch {
+    return 32768;
+  }
+}
+
+const EPHEMERAL_LOW = ephemeralLow();
+/** Ports this process handed out: never twice. */
+const givenPorts = new Set<number>();
+
+function canListen(port: number): Promise<boolean> {
+  const server = createServer();
+  return new Promise((resolve) => {
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A TCP port free on 127.0.0.1 now, for a process the test starts to listen on.
+ * Chosen at random below the kernel's ephemeral range: a port `listen(0)` gives is
+ * in that range, and between its close and the process's bind, an outgoing
+ * connection of another test could take it as its own end (PORT_IN_USE, seen in
+ * CI). Below the range only another listener can, and each process picks at random.
+ */
+export async function freePort(): Promise<number> {
+  const high = EPHEMERAL_LOW - 1;
+  const low = Math.max(1024, high - 12_000);
+  if (high - low >= 1000) {
+    for (let tries = 0; tries < 100; tries++) {
+      const port = low + Math.floor(Math.random() * (high - low + 1));
+      if (givenPorts.has(port)) continue;
+      if (await canListen(port)) {
+        givenPorts.add(port);
+        return port;
+      }
+    }
+  }
+  // No room below the range, or nothing free there: the kernel's choice.
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as { port: number };
+  await new Promise((r) => server.close(r));
+  return port;
 }

@@ -1,5 +1,4 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { openReplica } from '../../src/index.js';
 import type { Replica } from '../../src/sync/replica.js';
@@ -22,14 +21,7 @@ export interface CliCommand {
 
 const CHECKOUT_CLI: CliCommand = { command: [process.execPath, CLI] };
 
-/** A free TCP port on loopback (the port may be taken again in between, rarely). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((r) => server.close(r));
-  return port;
-}
+export { freePort } from '../helpers.js';
 
 /** A running CLI process whose stdout JSON lines can be awaited. */
 export interface Agent {

@@ -4,22 +4,12 @@
  * with PORT_IN_USE rather than go unnoticed.
  */
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { describe, it } from 'node:test';
 import { StaticAuthenticator } from '../../src/transport/authenticator.js';
 import { createIdentity } from '../../src/transport/identity.js';
 import { TransportServer } from '../../src/transport/server.js';
+import { freePort } from '../helpers.js';
 import { hubPeer } from './helpers.js';
-
-/** A port free on 127.0.0.1 now. */
-async function freePort(): Promise<number> {
-  const probe = createServer().listen(0, '127.0.0.1');
-  await once(probe, 'listening');
-  const { port } = probe.address() as { port: number };
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
 
 const identity = createIdentity('lifecycle-hub');
 

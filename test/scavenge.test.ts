@@ -4,8 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
+import { launcher } from '../bench/launcher.js';
 import { SCAVENGE_EVERY_BYTES, Scavenger } from '../src/scavenge.js';
 
 const MiB = 1024 * 1024;
@@ -32,9 +32,8 @@ describe('Scavenger', () => {
   });
 
   it("the process scavenger collects for real under the CLI launcher's flags, and not without them", () => {
-    const first = readFileSync('src/cli/main.ts', 'utf8').split('\n')[0] ?? '';
-    const flags = first.split(' node ')[1]?.trim().split(/\s+/) ?? [];
-    assert.ok(flags.includes('--expose-gc'), `the launcher line exposes gc: ${first}`);
+    const { flags } = launcher('src/cli/main.ts');
+    assert.ok(flags.includes('--expose-gc'), `the launcher line exposes gc: ${flags.join(' ')}`);
     const code = `import { scavenger } from './src/scavenge.ts';
       for (let i = 0; i < 64; i++) scavenger.moved(${MiB});
       console.log(scavenger.collections);`;

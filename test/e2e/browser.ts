@@ -200,11 +200,8 @@ export async function expectInPage(
   what?: string,
   timeoutMs = 5_000,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let actual = await page.evaluate<unknown>(expr);
-  while (actual !== expected && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 50));
-    actual = await page.evaluate<unknown>(expr);
-  }
-  assert.equal(actual, expected, what);
+  const holds = async () => (await page.evaluate<unknown>(expr)) === expected;
+  await until(holds, what ?? `${expr} gives ${String(expected)}`, timeoutMs).catch(() => undefined);
+  // Asserted whatever the wait found, so a failure shows what the page gave instead.
+  assert.equal(await page.evaluate<unknown>(expr), expected, what);
 }

@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { connectToHub } from '../../src/transport/client.js';
 import type { Connection } from '../../src/transport/connection.js';
 import { createIdentity } from '../../src/transport/identity.js';
-import { childPeer, startServer } from './helpers.js';
+import { childPeer, paddedBatch, startServer } from './helpers.js';
 
 describe('backpressure', () => {
   it('a slow reader slows the writer: the writer buffers little and the reader queues at most its limit', async () => {
@@ -36,15 +36,7 @@ describe('backpressure', () => {
     const payload = randomBytes(192 * 1024).toString('base64');
     let maxBuffered = 0;
     for (let i = 0; i < messages; i++) {
-      await hub.conn.send({
-        type: 'sync.changes',
-        log: 'c'.repeat(32),
-        since: i,
-        upTo: i + 1,
-        check: '',
-        more: true,
-        revisions: [{ pad: payload } as never],
-      });
+      await hub.conn.send(paddedBatch(i, payload));
       maxBuffered = Math.max(maxBuffered, socket.writableLength);
     }
     await done;

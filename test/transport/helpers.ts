@@ -4,6 +4,7 @@ import type { Clock } from '../../src/lifecycle.js';
 import type { DeviceId } from '../../src/store/types.js';
 import { type Authenticator, StaticAuthenticator } from '../../src/transport/authenticator.js';
 import type { Connection } from '../../src/transport/connection.js';
+import type { Message } from '../../src/protocol/messages.js';
 import { createIdentity, type DeviceIdentity } from '../../src/transport/identity.js';
 import type { RateLimit } from '../../src/transport/rate-limit.js';
 import { type PeerInfo, TransportServer } from '../../src/transport/server.js';
@@ -15,6 +16,22 @@ export const childPeer = {
   appVersion: '0.0.0',
   heartbeatMs: 15_000,
 };
+
+/**
+ * Batch `i` of a made-up change log, carrying `pad` (random text, so compression
+ * cannot shrink it and the bytes really fill the socket).
+ */
+export function paddedBatch(i: number, pad: string): Message {
+  return {
+    type: 'sync.changes',
+    log: 'c'.repeat(32),
+    since: i,
+    upTo: i + 1,
+    check: '',
+    more: true,
+    revisions: [{ pad } as never],
+  };
+}
 
 /** A list that can be waited on: `until(n)` resolves once it holds `n` entries. */
 function watchedList<T>() {

@@ -21,15 +21,21 @@ after(() => dir.remove());
 
 const STORE_FILES = ['trosyn.db', 'trosyn.db-wal', 'trosyn.db-shm'];
 
+/** A device registered on `hub`, connected frame by frame, that said hello and was sent sync.open. */
+async function openedPeer(hub: Hub, name: string): Promise<FramePeer> {
+  const device = await createIdentity(name);
+  await hub.registry.register({ deviceId: device.deviceId as DeviceId, name: 'd', group: 'default' });
+  const peer = await FramePeer.connect(hub.port, device);
+  peer.write(messageFrame({ ...fuzzHello(), versions: [2] }));
+  await peer.until(() => peer.messages().some((m) => m.type === 'sync.open'), 10_000, 'the sync.open');
+  return peer;
+}
+
 describe('sync errors over mutual TLS', () => {
   it('a hub that refuses a batch sends one error, then closes', async () => {
     const hub = testHub(join(dir.path, 'one-error'));
     await hub.start();
-    const device = await createIdentity('one-error');
-    await hub.registry.register({ deviceId: device.deviceId as DeviceId, name: 'd', group: 'default' });
-    const peer = await FramePeer.connect(hub.port, device);
-    peer.write(messageFrame({ ...fuzzHello(), versions: [2] }));
-    await peer.until(() => peer.messages().some((m) => m.type === 'sync.open'), 10_000, 'the sync.open');
+    const peer = await openedPeer(hub, 'one-error');
     const log = 'ab'.repeat(16);
     peer.write(messageFrame({ type: 'sync.open', cursor: { log: '', seq: 0, check: '' } }));
     peer.write(messageFrame({ type: 'sync.start', log, latest: 9, from: 0 }));
@@ -54,11 +60,7 @@ describe('sync errors over mutual TLS', () => {
     await hub.start();
     // Something to send: an ack that set the hub sending before the session knew its start broke it.
     await hub.replica.put('notes', 'n', { v: 1 });
-    const device = await createIdentity('stray-ack');
-    await hub.registry.register({ deviceId: device.deviceId as DeviceId, name: 'd', group: 'default' });
-    const peer = await FramePeer.connect(hub.port, device);
-    peer.write(messageFrame({ ...fuzzHello(), versions: [2] }));
-    await peer.until(() => peer.messages().some((m) => m.type === 'sync.open'), 10_000, 'the sync.open');
+    const peer = await openedPeer(hub, 'stray-ack');
     peer.write(messageFrame({ type: 'sync.ack', upTo: 3, applied: 0, duplicates: 0, rejected: [] }));
     await peer.until(() => false, 10_000, 'the close');
     peer.destroy();
@@ -69,11 +71,7 @@ describe('sync errors over mutual TLS', () => {
   it("a hub's sync.ack cuts a refused revision's strings to what the message may carry", async () => {
     const hub = testHub(join(dir.path, 'long-strings'));
     await hub.start();
-    const device = await createIdentity('long-strings');
-    await hub.registry.register({ deviceId: device.deviceId as DeviceId, name: 'd', group: 'default' });
-    const peer = await FramePeer.connect(hub.port, device);
-    peer.write(messageFrame({ ...fuzzHello(), versions: [2] }));
-    await peer.until(() => peer.messages().some((m) => m.type === 'sync.open'), 10_000, 'the sync.open');
+    const peer = await openedPeer(hub, 'long-strings');
     const log = 'cd'.repeat(16);
     const long = 'a'.repeat(5000);
     const revisions = [

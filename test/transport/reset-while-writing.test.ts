@@ -12,7 +12,7 @@ import { connectToHub } from '../../src/transport/client.js';
 import type { Connection } from '../../src/transport/connection.js';
 import { createIdentity } from '../../src/transport/identity.js';
 import { eventually } from '../helpers.js';
-import { childPeer, socketOf, startServer } from './helpers.js';
+import { childPeer, paddedBatch, socketOf, startServer } from './helpers.js';
 
 describe('a peer that goes away while a send waits for room', () => {
   it('fails the send and closes the connection', async () => {
@@ -27,16 +27,7 @@ describe('a peer that goes away while a send waits for room', () => {
         conn.setHandler(async () => {
           try {
             // Writes until the send waits for room, as a session sending to a slow child does.
-            for (let i = 0; i < 1000; i++)
-              await conn.send({
-                type: 'sync.changes',
-                log: 'c'.repeat(32),
-                since: i,
-                upTo: i + 1,
-                check: '',
-                more: true,
-                revisions: [{ pad } as never],
-              });
+            for (let i = 0; i < 1000; i++) await conn.send(paddedBatch(i, pad));
           } catch (err) {
             sendError = err;
             throw err;

@@ -311,38 +311,27 @@ export function sessionTarget(options: SessionTargetOptions = {}): FuzzTarget {
 
   /** Waits for what the hub must make of one message it was sent, and checks it. */
   const answerTo = async (peer: FramePeer, m: Message, s: Session): Promise<void> => {
+    const answered = (done: () => boolean, what: string) => peer.until(done, ANSWER_LIMIT_MS, what);
+    const received = (type: string) => peer.messages().filter((x) => x.type === type).length;
     switch (m.type) {
       case 'ping':
-        await peer.until(
-          () => peer.claim((x) => x.type === 'pong' && x.t === m.t) !== undefined,
-          ANSWER_LIMIT_MS,
-          'ping',
-        );
+        await answered(() => peer.claim((x) => x.type === 'pong' && x.t === m.t) !== undefined, 'ping');
         return;
       case 'request':
-        await peer.until(
+        await answered(
           () => peer.claim((x) => x.type === 'response' && x.re === m.id) !== undefined,
-          ANSWER_LIMIT_MS,
           `request ${m.method}`,
         );
         return;
       case 'sync.open':
         // The first is answered with sync.start; another is refused.
         if (s.opens++ === 0 && typeof m.cursor === 'object') s.sentOpen = m.cursor as Cursor;
-        await peer.until(
-          () => peer.messages().filter((x) => x.type === 'sync.start').length >= s.opens,
-          ANSWER_LIMIT_MS,
-          'sync.open',
-        );
+        await answered(() => received('sync.start') >= s.opens, 'sync.open');
         return;
       case 'sync.changes':
         // One sync.ack per batch, in order, or the error and the close.
         s.batches++;
-        await peer.until(
-          () => peer.messages().filter((x) => x.type === 'sync.ack').length >= s.batches,
-          ANSWER_LIMIT_MS,
-          'sync.changes',
-        );
+        await answered(() => received('sync.ack') >= s.batches, 'sync.changes');
         return;
       case 'sync.start':
         s.sentStart = true;

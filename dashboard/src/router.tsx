@@ -1,13 +1,16 @@
 import type { ComponentChildren } from 'preact';
-import { useEffect, useState } from 'preact/hooks';
+import { useLayoutEffect, useState } from 'preact/hooks';
 
 /** The app's pages are paths (`/`, `/devices`): reloadable and linkable; the hub serves index.html for each. */
 export function usePath(): string {
   const [path, setPath] = useState(window.location.pathname);
-  useEffect(() => {
+  // Listening from the first render on, not after the first paint: a link clicked
+  // in between changed the address while nothing listened, and the page stayed.
+  useLayoutEffect(() => {
     const update = () => setPath(window.location.pathname);
     window.addEventListener('popstate', update);
     window.addEventListener('trosyn:navigate', update);
+    update();
     return () => {
       window.removeEventListener('popstate', update);
       window.removeEventListener('trosyn:navigate', update);

@@ -128,11 +128,12 @@ export interface StorageAdapter extends Startable {
   dataVersion?(): Promise<number>;
   /**
    * Optional: calls `listener` soon after any process commits a write here (a
-   * wake-up carrying nothing; PostgreSQL's LISTEN/NOTIFY), so an agent notices
-   * other processes' writes at once rather than at its next look. Returns the
-   * unsubscribe function.
+   * wake-up carrying nothing; PostgreSQL's LISTEN/NOTIFY, a watch on SQLite's
+   * files), so an agent notices other processes' writes at once rather than at its
+   * next look. Returns the unsubscribe function, or undefined when this store
+   * gives no wake-ups (then the agent looks on the clock).
    */
-  onCommit?(listener: () => void): () => void;
+  onCommit?(listener: () => void): (() => void) | undefined;
 
   getMeta(key: string): Promise<string | undefined>;
   setMeta(key: string, value: string): Promise<void>;

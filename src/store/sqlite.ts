@@ -6,6 +6,7 @@ import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { type Clock, systemClock } from '../lifecycle.js';
 import { silentLogger } from '../observability/logger.js';
+import { SqliteWakeups } from './sqlite-wakeups.js';
 import type { StorageAdapter } from './adapter.js';
 import { checkpointToken, issuedToken } from './checkpoint.js';
 import {
@@ -322,11 +323,14 @@ export class SqliteStore implements StorageAdapter {
   private salt = '';
   /** The epoch of this start is still to be written: the disk refused it at start (see `start`). */
   private epochPending = false;
+  /** Wake-ups on any process's commit to the file (see sqlite-wakeups.ts). */
+  private readonly wakeups: SqliteWakeups;
 
   constructor(options: SqliteStoreOptions) {
     this.options = options;
     this.logger = options.logger ?? silentLogger;
     this.clock = options.clock ?? systemClock;
+    this.wakeups = new SqliteWakeups(this.logger);
   }
 
   get path(): string {
@@ -396,6 +400,7 @@ export class SqliteStore implements StorageAdapter {
       this.epochPending = true;
     }
     this.salt = this.stmts.getMeta.get('log_salt') ?? '';
+    if (path !== ':memory:') this.wakeups.open(path);
   }
 
   /** Begins an epoch of the change log at its next position (inside a write transaction). */
@@ -412,6 +417,7 @@ export class SqliteStore implements StorageAdapter {
     if (!db) return;
     this.db = undefined;
     this.stmts = undefined;
+    this.wakeups.close();
     this.deviceIds.clear();
     this.deviceKeys.clear();
     this.peerLogIds.clear();
@@ -1012,6 +1018,16 @@ export class SqliteStore implements StorageAdapter {
           )
           .run({ max, cutoff }).changes,
     );
+  }
+
+  /**
+   * Calls `listener` soon after any process (this one too) commits to the file: a
+   * wake-up to look, carrying nothing. None for an in-memory database, which no
+   * other process can write.
+   */
+  onCommit(listener: () => void): (() => void) | undefined {
+    if (this.options.path === ':memory:') return undefined;
+    return this.wakeups.subscribe(listener);
   }
 
   async dataVersion(): Promise<number> {

@@ -7,7 +7,8 @@ import type { DeviceId, JsonObject, Seq } from '../../src/store/types.js';
 import { randomDeviceId } from '../../src/sync/ids.js';
 import { type ChangeEvent, Replica } from '../../src/sync/replica.js';
 import { transfer } from '../../src/sync/transfer.js';
-import { FakeClock, tempDir } from '../helpers.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { eventually, FakeClock, tempDir } from '../helpers.js';
 import { buildRevision } from '../../src/sync/testing/revisions.js';
 
 const dir = tempDir();
@@ -373,7 +374,7 @@ describe('timers of a running replica, on its clock', () => {
   };
 
   it(
-    'a replica watching its store reports records another writer changed, once, as local changes',
+    'a replica whose store gives no wake-ups looks on its clock, and reports records another writer changed, once, as local changes',
     { timeout: 30_000 },
     async () => {
       const clock = new FakeClock();
@@ -381,13 +382,11 @@ describe('timers of a running replica, on its clock', () => {
       const every = 3_600_000;
       const path = join(dir.path, 'shared.db');
       const deviceId = randomDeviceId();
-      const agent = await openReplica({
-        path,
-        deviceId,
-        clock,
-        synchronous: 'off',
-        watchExternalWritesMs: every,
-      });
+      const store = new SqliteStore({ path, synchronous: 'off', clock });
+      // As a store that cannot tell of other processes' commits: only the clock finds them.
+      Object.defineProperty(store, 'onCommit', { value: undefined });
+      const agent = new Replica({ store, deviceId, clock, watchExternalWritesMs: every });
+      await agent.start();
       const events: string[] = [];
       agent.subscribe((e) => e.collection === 'notes' && events.push(`${e.origin}:${e.id}`));
       const reported = new Promise<void>((resolve) =>
@@ -408,6 +407,42 @@ describe('timers of a running replica, on its clock', () => {
       clock.advance(every);
       await afterQueuedWork(agent);
       assert.deepEqual(events.sort(), ['local:from-cli', 'local:from-cli-2', 'local:own', 'local:own-2']);
+      await agent.stop();
+    },
+  );
+
+  it(
+    "a replica on an SQLite file hears of another process's commit by a wake-up, not its clock, and of its own commits nothing",
+    { timeout: 30_000 },
+    async () => {
+      // The clock never moves: a look on the clock never comes, only the wake-ups.
+      const clock = new FakeClock();
+      const startedAt = clock.now();
+      const path = join(dir.path, 'woken.db');
+      const deviceId = randomDeviceId();
+      const agent = await openReplica({
+        path,
+        deviceId,
+        clock,
+        synchronous: 'off',
+        watchExternalWritesMs: 250,
+      });
+      const events: string[] = [];
+      agent.subscribe((e) => e.collection === 'notes' && events.push(`${e.origin}:${e.id}`));
+      await agent.put('notes', 'own', { v: 1 });
+      // A second writer on the same file, as the CLI is while the agent runs.
+      const cli = await openReplica({ path, deviceId, clock, synchronous: 'off' });
+      await cli.put('notes', 'from-cli', { v: 1 });
+      await eventually(async () => events.includes('local:from-cli'), 10_000, "the CLI's write reported");
+      await cli.put('notes', 'from-cli-2', { v: 2 });
+      await cli.stop();
+      await eventually(async () => events.includes('local:from-cli-2'), 10_000, 'and the next one');
+      await agent.put('notes', 'own-2', { v: 1 });
+      // Its own commit wakes it too: the look finds nothing another process wrote.
+      await sleep(100);
+      await afterQueuedWork(agent);
+      assert.deepEqual(events, ['local:own', 'local:from-cli', 'local:from-cli-2', 'local:own-2']);
+      assert.equal(clock.now(), startedAt, 'the fake clock never moved');
       await agent.stop();
     },
   );

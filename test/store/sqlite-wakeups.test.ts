@@ -1,0 +1,101 @@
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
+import pino from 'pino';
+import { SqliteWakeups } from '../../src/store/sqlite-wakeups.js';
+import { SqliteStore } from '../../src/store/sqlite.js';
+import { eventually, tempDir } from '../helpers.js';
+
+const dir = tempDir();
+after(() => dir.remove());
+
+/** A second process's connection to the file, as the CLI's is. */
+function otherWriter(path: string): Database.Database {
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  db.exec('CREATE TABLE IF NOT EXISTS t (v INTEGER)');
+  return db;
+}
+
+describe('SQLite wake-ups', () => {
+  it("a store wakes its subscribers on another connection's commit, a burst of commits as one wake-up, and none once unsubscribed", async () => {
+    const path = join(dir.path, 'burst.db');
+    const store = new SqliteStore({ path });
+    await store.start();
+    let wakes = 0;
+    const off = store.onCommit(() => wakes++);
+    assert.ok(off, 'a store on a file gives wake-ups');
+    const other = otherWriter(path);
+    await eventually(() => wakes > 0, 10_000, 'woken by the table created');
+    // Two hundred commits while this thread is busy: their changes arrive together.
+    await new Promise((r) => setTimeout(r, 50));
+    wakes = 0;
+    const insert = other.prepare('INSERT INTO t (v) VALUES (?)');
+    for (let i = 0; i < 200; i++) insert.run(i);
+    await eventually(() => wakes > 0, 10_000, 'woken by the burst');
+    await new Promise((r) => setTimeout(r, 100));
+    assert.ok(wakes <= 2, `200 commits made ${wakes} wake-ups`);
+    off?.();
+    wakes = 0;
+    insert.run(1);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(wakes, 0, 'not woken once unsubscribed');
+    other.close();
+    await store.stop();
+  });
+
+  it('a stopped store watches nothing; started again it wakes the subscribers it had', async () => {
+    const path = join(dir.path, 'restart.db');
+    const store = new SqliteStore({ path });
+    await store.start();
+    let wakes = 0;
+    store.onCommit(() => wakes++);
+    await store.stop();
+    const other = otherWriter(path);
+    other.prepare('INSERT INTO t (v) VALUES (1)').run();
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(wakes, 0, 'no watch while stopped');
+    await store.start();
+    wakes = 0;
+    other.prepare('INSERT INTO t (v) VALUES (2)').run();
+    await eventually(() => wakes > 0, 10_000, 'woken again after the restart');
+    other.close();
+    await store.stop();
+  });
+
+  it('an in-memory store gives no wake-ups: its replica looks on the clock', async () => {
+    const store = new SqliteStore({ path: ':memory:' });
+    await store.start();
+    assert.equal(
+      store.onCommit(() => undefined),
+      undefined,
+    );
+    await store.stop();
+  });
+
+  it('a folder that cannot be watched is said once in the log and tried again; once watched, the subscribers are woken for what was missed', async () => {
+    const folder = join(dir.path, 'later');
+    const logged: { level: number; msg: string }[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => logged.push(JSON.parse(line)) });
+    const wakeups = new SqliteWakeups(logger, 20);
+    let wakes = 0;
+    wakeups.subscribe(() => wakes++);
+    // The folder does not exist yet: the watch fails, and is tried every 20 ms.
+    wakeups.open(join(folder, 'store.db'));
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(wakes, 0);
+    const warnings = logged.filter((l) => l.level === 40);
+    assert.equal(warnings.length, 1, 'said once, not at every try');
+    assert.match(warnings[0]?.msg ?? '', /cannot watch the store/);
+    mkdirSync(folder);
+    await eventually(() => wakes > 0, 10_000, 'woken once the watch is back');
+    assert.ok(logged.some((l) => /watching the store .* again/.test(l.msg)));
+    wakes = 0;
+    const other = otherWriter(join(folder, 'store.db'));
+    await eventually(() => wakes > 0, 10_000, 'and by commits from then on');
+    other.close();
+    wakeups.close();
+  });
+});

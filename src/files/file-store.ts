@@ -93,6 +93,28 @@ function bytesOf(piece: unknown): Uint8Array {
   return piece;
 }
 
+/** Buffers a source's recent pieces lay in (see FreshPieces). */
+const RECENT_BUFFERS = 8;
+
+/**
+ * Tells the pieces of a source that are garbage once used (a stream's fresh
+ * buffers) from those that are not (a file read through a ring of buffers, see
+ * node-files.ts): only the first count toward the young collections (scavenge.ts).
+ * An edit of a large file read through the ring stores few new chunks, and then
+ * collects nearly nothing, where it collected every 4 MiB read (a fifth of its
+ * main thread's time, measured on a 1 GiB file).
+ */
+class FreshPieces {
+  private readonly recent: ArrayBufferLike[] = [];
+
+  isFresh(piece: Uint8Array): boolean {
+    if (this.recent.includes(piece.buffer)) return false;
+    this.recent.push(piece.buffer);
+    if (this.recent.length > RECENT_BUFFERS) this.recent.shift();
+    return true;
+  }
+}
+
 /**
  * Chunk puts kept going at once (up to PUTS_IN_FLIGHT), so the store's writes
  * overlap with the next chunk's hashing. The first failure is kept; `settle` waits
@@ -110,7 +132,9 @@ class PutsInFlight {
    */
   async put(hash: string, bytes: Uint8Array, settled?: () => void): Promise<void> {
     const put: Promise<void> = this.chunks.put(hash, bytes, { verified: true }).then(
-      () => {
+      (written) => {
+        // A store keeps a copy of a chunk it writes: garbage once written.
+        if (written) scavenger.moved(bytes.length);
         this.running.delete(put);
         settled?.();
       },
@@ -182,13 +206,13 @@ export class FileStore {
       head.push(Buffer.from(piece));
       headBytes += piece.length;
     }
+    const fresh = new FreshPieces();
     const rest = async function* (): AsyncGenerator<Uint8Array> {
       yield* head;
       if (ended) return;
       for (let next = await pieces.next(); !next.done; next = await pieces.next()) {
         const piece = bytesOf(next.value);
-        // The store copies each new chunk: what a large put drops is collected young.
-        scavenger.moved(piece.length);
+        if (fresh.isFresh(piece)) scavenger.moved(piece.length);
         yield piece;
       }
     };

@@ -74,6 +74,9 @@ interface Refusal {
 const REFUSAL_LOG_EVERY_MS = 60_000;
 
 /** Codes of a limit the hub enforces on a connection: logged as warnings. */
+/** How long a peer has to complete the TLS handshake, unless the options say otherwise (ms). */
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+
 const LIMIT_CODES: ReadonlySet<string> = new Set(['RATE_LIMITED', 'HANDSHAKE_TIMEOUT']);
 
 type Events = {
@@ -141,7 +144,7 @@ export class TransportServer extends EventEmitter<Events> implements Startable {
   }
 
   private async listen(): Promise<void> {
-    const handshakeTimeoutMs = this.options.handshakeTimeoutMs ?? 10_000;
+    const handshakeTimeoutMs = this.options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
     const tls = createTlsServer({
       ...tlsOptions(this.options.identity),
       requestCert: true,

@@ -29,6 +29,7 @@ import type { AttackCounts, AttackPlan } from './abuse-worker.js';
 import { type AckedWrite, COLLECTION, Cluster, type ChaosNode, errorCode } from './cluster.js';
 import { type ExperimentResult, outcome } from './result.js';
 import { SeededRandom } from './seeded.js';
+import { DEFAULT_HANDSHAKE_TIMEOUT_MS } from '../../src/transport/server.js';
 
 /** One kind of abuse. */
 export type AbuseKind = 'flood' | 'slow' | 'writer' | 'garbage';
@@ -363,6 +364,8 @@ export async function abuse(o: AbuseOptions): Promise<ExperimentResult> {
           slow: {
             addresses: Array.from({ length: o.slowAddresses }, (_, i) => `127.0.20.${i + 1}`),
             perAddress: o.slowPerAddress,
+            // The cluster's hub runs with the product's handshake limit.
+            limitMs: DEFAULT_HANDSHAKE_TIMEOUT_MS,
           },
         }),
         ...(kinds.includes('garbage') && { garbage: { address: '127.0.30.1', ...garbageIdentity } }),

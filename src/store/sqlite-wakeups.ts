@@ -4,6 +4,8 @@ import type { Logger } from 'pino';
 
 /** Changes to the database's files within this long make one wake-up (ms). */
 export const WAKE_COALESCE_MS = 5;
+/** After a wake-up, changes within this long make one more, at its end (ms). */
+export const WAKE_GAP_MS = 100;
 
 /**
  * Payload-free wake-ups when any process commits to an SQLite file: SQLite's
@@ -11,10 +13,13 @@ export const WAKE_COALESCE_MS = 5;
  *
  * A commit in WAL mode writes the `-wal` file, and a checkpoint the database file,
  * so a watch on their folder (inotify on Linux, ReadDirectoryChangesW on Windows,
- * FSEvents on macOS) sees every commit, this process's own too. A burst of changes
- * within WAKE_COALESCE_MS makes one wake-up, so an agent committing a thousand times
- * a second is not woken a thousand times. The watch carries nothing: the woken
- * replica asks SQLite's `data_version` whether another connection committed.
+ * FSEvents on macOS) sees every commit, this process's own too. The first change
+ * wakes the subscribers WAKE_COALESCE_MS later; changes after that wake-up and
+ * within WAKE_GAP_MS make one more at the gap's end. A quiet agent thus hears of
+ * another process's commit within milliseconds, and one committing a thousand
+ * times a second is woken at most about ten times a second, not a thousand (each
+ * wake-up costs its replica a look). The watch carries nothing: the woken replica
+ * asks SQLite's `data_version` whether another connection committed.
  *
  * While the store is open and someone subscribed, the folder is watched. A watch
  * that fails (the folder gone, the system's watch limit reached) is tried again
@@ -26,6 +31,8 @@ export class SqliteWakeups {
   private path: string | undefined;
   private watcher: FSWatcher | undefined;
   private pending: NodeJS.Timeout | undefined;
+  /** A change came after the last wake-up, within its gap. */
+  private missed = false;
   private retry: NodeJS.Timeout | undefined;
   private warned = false;
 
@@ -100,15 +107,24 @@ export class SqliteWakeups {
     clearTimeout(this.retry);
     clearTimeout(this.pending);
     this.pending = undefined;
+    this.missed = false;
     this.watcher?.close();
     this.watcher = undefined;
   }
 
   private changed(): void {
-    if (this.pending) return;
+    if (this.pending) {
+      this.missed = true;
+      return;
+    }
     this.pending = setTimeout(() => {
-      this.pending = undefined;
+      this.missed = false;
       this.wake();
+      this.pending = setTimeout(() => {
+        this.pending = undefined;
+        if (this.missed) this.changed();
+      }, WAKE_GAP_MS);
+      this.pending.unref();
     }, WAKE_COALESCE_MS);
     this.pending.unref();
   }

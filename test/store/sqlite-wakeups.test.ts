@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import pino from 'pino';
-import { SqliteWakeups } from '../../src/store/sqlite-wakeups.js';
+import { SqliteWakeups, WAKE_GAP_MS } from '../../src/store/sqlite-wakeups.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
 import { eventually, tempDir } from '../helpers.js';
 
@@ -42,6 +43,34 @@ describe('SQLite wake-ups', () => {
     insert.run(1);
     await new Promise((r) => setTimeout(r, 100));
     assert.equal(wakes, 0, 'not woken once unsubscribed');
+    other.close();
+    await store.stop();
+  });
+
+  it('a stream of commits wakes the subscribers at most once every WAKE_GAP_MS, and once more for the last of them', async () => {
+    const path = join(dir.path, 'stream.db');
+    const store = new SqliteStore({ path });
+    await store.start();
+    const other = otherWriter(path);
+    const insert = other.prepare('INSERT INTO t (v) VALUES (?)');
+    await new Promise((r) => setTimeout(r, 50));
+    const wakes: number[] = [];
+    store.onCommit(() => wakes.push(performance.now()));
+    // A commit every few milliseconds for a second, as a busy agent's own.
+    const start = performance.now();
+    let commits = 0;
+    while (performance.now() - start < 1000) {
+      insert.run(commits++);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    const last = performance.now();
+    await eventually(() => (wakes.at(-1) ?? 0) > last, 10_000, 'woken after the last commit');
+    const gaps = wakes.slice(1).map((t, i) => t - (wakes[i] as number));
+    assert.ok(commits > wakes.length * 3, `${commits} commits, ${wakes.length} wake-ups`);
+    assert.ok(
+      gaps.every((g) => g >= WAKE_GAP_MS - 1),
+      `wake-ups ${WAKE_GAP_MS} ms apart at least: ${gaps.map(Math.round).join(' ')}`,
+    );
     other.close();
     await store.stop();
   });

@@ -79,6 +79,7 @@ import {
 import {
   ChunkOperations,
   chunkHash,
+  type ChunkLocation,
   type ChunkStore,
   type ChunkStoreStats,
   type GcOptions,
@@ -88,6 +89,8 @@ import {
   type IsReferenced,
   type PutOptions,
 } from './chunk-store.js';
+
+export type { ChunkLocation } from './chunk-store.js';
 
 /** Options of {@link PackChunkStore}. */
 export interface PackChunkStoreOptions {
@@ -106,14 +109,6 @@ export interface PackChunkStoreOptions {
   clock?: Pick<Clock, 'now'>;
 }
 
-/** Where a chunk's bytes are: for tests and diagnosis. */
-export interface ChunkLocation {
-  /** The pack file. */
-  path: string;
-  /** The offset of the chunk's bytes in the pack (after its header). */
-  offset: number;
-  length: number;
-}
 
 const HEADER = 40;
 const MAGIC = Buffer.from('TRCK');
@@ -272,6 +267,9 @@ function prepareStatements(db: Database.Database) {
       )
       .pluck(),
     locate: db.prepare<[Buffer], Row>('SELECT pack, offset, length FROM chunks WHERE hash = ?'),
+    placed: db.prepare<[string], Row & { hash: string }>(
+      'SELECT lower(hex(hash)) AS hash, pack, offset, length FROM chunks WHERE hash IN (SELECT unhex(value) FROM json_each(?))',
+    ),
     drop: db.prepare<[Buffer]>('DELETE FROM chunks WHERE hash = ?'),
     dropAt: db.prepare<[Buffer, string, number]>(
       'DELETE FROM chunks WHERE hash = ? AND pack = ? AND offset = ?',
@@ -484,6 +482,18 @@ export class PackChunkStore implements ChunkStore {
     });
   }
 
+  locations(hashes: readonly string[]): Promise<Map<string, ChunkLocation>> {
+    return this.run(undefined, async () => {
+      for (const hash of hashes) if (!isChunkHash(hash)) throw new InvalidChunkHashError(hash);
+      const unique = [...new Set(hashes)];
+      const out = new Map<string, ChunkLocation>();
+      for (let i = 0; i < unique.length; i += PAGE)
+        for (const row of this.sql.placed.all(JSON.stringify(unique.slice(i, i + PAGE))))
+          out.set(row.hash, { path: join(this.packsDir, row.pack), offset: row.offset, length: row.length });
+      return out;
+    });
+  }
+
   get(hash: string, options: GetOptions = {}): Promise<Buffer> {
     return this.run(hash, async () => {
       const key = Buffer.from(hash, 'hex');
@@ -547,7 +557,10 @@ export class PackChunkStore implements ChunkStore {
     });
   }
 
-  /** Where a chunk's bytes are, or undefined when it is not stored. */
+  /**
+   * Where a chunk's bytes are (in its pack, after the record's header), or undefined
+   * when it is not stored. A pack is only ever appended to, and removed whole.
+   */
   location(hash: string): ChunkLocation | undefined {
     if (!this.db) throw notStarted();
     if (!isChunkHash(hash)) throw new InvalidChunkHashError(hash);

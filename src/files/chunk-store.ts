@@ -69,6 +69,15 @@ export type IsReferenced = (hash: string) => boolean | Promise<boolean>;
  * with `INVALID_CHUNK_HASH` for a name that is not a SHA-256 in hex, and with
  * `CHUNK_STORE_FULL` or `CHUNK_STORE_FAILED` when the storage refuses.
  */
+/** Where a chunk's bytes are in a file. */
+export interface ChunkLocation {
+  /** The file. */
+  path: string;
+  /** The offset of the chunk's bytes in it. */
+  offset: number;
+  length: number;
+}
+
 export interface ChunkStore extends Startable {
   /**
    * Stores `bytes` under `hash` once their SHA-256 is checked: resolves true when the
@@ -85,6 +94,13 @@ export interface ChunkStore extends Startable {
    * this call survives a power cut.
    */
   flush(): Promise<void>;
+  /**
+   * Optional: where the bytes of those of `hashes` that are stored lie in files, as
+   * they are (not compressed or wrapped). For a put that compares a chunk's new
+   * bytes with a stored chunk's in place rather than hashing them (see
+   * FileStore.put): the bytes at a location never change while its file exists.
+   */
+  locations?(hashes: readonly string[]): Promise<Map<string, ChunkLocation>>;
   /** True when the chunk is stored. */
   has(hash: string): Promise<boolean>;
   /** The hashes of `hashes` that are not stored, in the order given, each once. */

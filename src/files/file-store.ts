@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import { isTrosynError, TrosynError } from '../errors.js';
 import { scavenger } from '../scavenge.js';
 import type { ChunkStore } from './chunk-store.js';
-import { chunkStream, CutFinder } from './chunker.js';
-import { beginHashRun, type HashRun, SLOT_BYTES } from './hash-threads.js';
+import { chunkStream } from './chunker.js';
+import { beginHashRun, type HashRun, type LikelyTable, SLOT_BYTES } from './hash-threads.js';
 import { type FileBody, assertFileName } from './file-body.js';
 import {
   decodeManifest,
@@ -116,6 +116,63 @@ class FreshPieces {
 }
 
 /**
+ * The chunks of a version that new content likely shares (the file's current
+ * version, for a put of its next one), and where the store keeps their bytes, for
+ * the chunking thread to compare with (see LikelyTable): an edit leaves most chunks
+ * as they were. Undefined when there is nothing to compare with: no version, a
+ * store that cannot say where its bytes lie, or the version's list not here.
+ */
+async function likelyTable(
+  chunks: ChunkStore,
+  version: FileBody | undefined,
+  list: (body: FileBody) => Promise<Buffer>,
+): Promise<LikelyTable | undefined> {
+  if (!version || !chunks.locations) return undefined;
+  let encoded: Buffer;
+  try {
+    encoded = await list(version);
+  } catch {
+    // Its list not here, or damaged: the put hashes every chunk, as without one.
+    return undefined;
+  }
+  const count = encoded.length / MANIFEST_ENTRY_BYTES;
+  const hashes: string[] = [];
+  for (let i = 0; i < count; i++)
+    hashes.push(encoded.toString('hex', i * MANIFEST_ENTRY_BYTES, i * MANIFEST_ENTRY_BYTES + 32));
+  const where = await chunks.locations(hashes);
+  const packs = new Map<string, number>();
+  const stored = where.size;
+  const table = {
+    lengths: new Uint32Array(stored),
+    offsets: new Float64Array(stored),
+    packOf: new Uint32Array(stored),
+    hashes: new Uint8Array(stored * 32),
+  };
+  let n = 0;
+  for (let i = 0; i < count && n < stored; i++) {
+    const at = where.get(hashes[i] as string);
+    const length = encoded.readUInt32BE(i * MANIFEST_ENTRY_BYTES + 32);
+    // A chunk the file holds twice is listed once; one of another length is not this one.
+    if (!at || at.length !== length) continue;
+    where.delete(hashes[i] as string);
+    let pack = packs.get(at.path);
+    if (pack === undefined) packs.set(at.path, (pack = packs.size));
+    table.lengths[n] = length;
+    table.offsets[n] = at.offset;
+    table.packOf[n] = pack;
+    table.hashes.set(encoded.subarray(i * MANIFEST_ENTRY_BYTES, i * MANIFEST_ENTRY_BYTES + 32), n * 32);
+    n++;
+  }
+  return {
+    lengths: table.lengths.subarray(0, n),
+    offsets: table.offsets.subarray(0, n),
+    packOf: table.packOf.subarray(0, n),
+    hashes: table.hashes.subarray(0, n * 32),
+    packs: [...packs.keys()],
+  };
+}
+
+/**
  * Chunk puts kept going at once (up to PUTS_IN_FLIGHT), so the store's writes
  * overlap with the next chunk's hashing. The first failure is kept; `settle` waits
  * for every put still running (none is left to finish after the caller moved on).
@@ -171,11 +228,18 @@ export class FileStore {
    * hash-threads.ts) while this one reads and cuts: the three passes over the bytes
    * overlap. Smaller content, or a put while another has the threads, is hashed
    * here.
+   *
+   * `like` is a version the content likely shares chunks with (the file's current
+   * version): a chunk whose bytes equal a stored chunk of it is given that chunk's
+   * hash without hashing it (comparing costs a fraction of SHA-256). The stored
+   * bytes were checked against that hash when stored, so equal bytes have it; a
+   * stored chunk damaged since differs from the new bytes, which are then hashed.
    */
   async put(
     source: AsyncIterable<Uint8Array>,
     meta: { name: string; type?: string; modifiedAt: number },
     signal?: AbortSignal,
+    like?: FileBody,
   ): Promise<FileBody> {
     assertFileName(meta.name);
     const type = meta.type ?? 'application/octet-stream';
@@ -216,7 +280,9 @@ export class FileStore {
         yield piece;
       }
     };
-    const run = ended ? undefined : beginHashRun();
+    const run = ended
+      ? undefined
+      : await beginHashRun(await likelyTable(this.chunks, like, (body) => this.describingList(body)));
     let content: { entries: ManifestBuilder; size: number; sha256: string };
     try {
       content = run ? await this.putThreaded(run, rest(), signal) : await this.putHere(rest(), signal);
@@ -273,16 +339,15 @@ export class FileStore {
   }
 
   /**
-   * Chunks content here while two threads hash it: this thread fills a slot of
-   * shared memory, finds the cut points in it and hands it over; the chunk hashes
-   * come back in order, and each chunk is put straight from the slot.
+   * Stores content while two threads cut and hash it: this thread fills a slot of
+   * shared memory and hands it over; where chunks end and their hashes come back in
+   * order, and each chunk is put straight from the slot.
    */
   private async putThreaded(
     run: HashRun,
     source: AsyncIterable<Uint8Array>,
     signal: AbortSignal | undefined,
   ): Promise<{ entries: ManifestBuilder; size: number; sha256: string }> {
-    const cuts = new CutFinder();
     const entries = new ManifestBuilder();
     const puts = new PutsInFlight(this.chunks);
     const views = new Map<number, Buffer>();
@@ -315,29 +380,30 @@ export class FileStore {
         for (const p of chunk) unhold(p.slot);
       });
     };
-    const submit = (slot: number, length: number) => {
-      const bytes = (views.get(slot) as Buffer).subarray(0, length);
-      const ends: number[] = [];
+    /** The chunks that end in a slot, as the threads cut them: the caller's hold on it passes to their parts. */
+    const cut = (slot: number, length: number, ends: number[]): Part[][] => {
       const done: Part[][] = [];
       let from = 0;
-      for (let end = cuts.next(bytes, 0); end >= 0; end = cuts.next(bytes, from)) {
+      for (const end of ends) {
         open.push({ slot, start: from, end });
         done.push(open);
         open = [];
-        ends.push(end);
         from = end;
       }
       if (from < length) open.push({ slot, start: from, end: length });
       const held = done.reduce((n, c) => n + c.filter((p) => p.slot === slot).length, 0);
       const stillOpen = open.some((p) => p.slot === slot) ? 1 : 0;
-      // The caller's hold on the slot passes to the parts cut from it.
       if (held + stillOpen === 0) run.release(slot);
       else parts.set(slot, held + stillOpen);
-      const hashed = run.submit(slot, length, ends);
+      return done;
+    };
+    const submit = (slot: number, length: number) => {
+      const hashed = run.submit(slot, length);
       hashed.catch(() => undefined);
       stored = stored.then(async () => {
         if (puts.failed) throw puts.failed;
-        const { hashes } = await hashed;
+        const { ends, hashes } = await hashed;
+        const done = cut(slot, length, ends);
         for (let i = 0; i < done.length; i++) await store(done[i] as Part[], hashes[i] as string);
       });
       stored.catch((err: unknown) => broken?.(err));
@@ -365,9 +431,12 @@ export class FileStore {
       if (filled > 0) submit(slot.index, filled);
       else run.release(slot.index);
       await stored;
-      const end = await run.end(open.length > 0);
+      const end = await run.end();
       if (end.size !== size) throw new Error(`the hashing threads hashed ${end.size} bytes of ${size}`);
-      if (open.length > 0) await store(open, end.last as string);
+      if (open.length > 0) {
+        if (end.last === undefined) throw new Error('the hashing threads gave no hash for the last chunk');
+        await store(open, end.last);
+      }
       open = [];
       return { entries, size, sha256: end.sha256 };
     } finally {

@@ -1,9 +1,11 @@
 /**
- * Two hashing threads for a large put: one computes the SHA-256 of the whole
- * content, the other the SHA-256 of each chunk, while the calling thread reads the
- * bytes and finds where chunks end. The three passes over the bytes (cut points,
- * chunk hashes, whole hash) cost about the same; on the calling thread alone they
- * are the whole of a put's time, spread over threads they overlap.
+ * Two threads for a large put: one computes the SHA-256 of the whole content, the
+ * other finds where chunks end (the chunker) and the SHA-256 of each chunk, while
+ * the calling thread reads the bytes and stores the chunks. The passes over the
+ * bytes (cut points, chunk hashes, whole hash) are most of a put's time; spread
+ * over threads they overlap. A chunk that equals a chunk of the file's current
+ * version (most of them, after an edit) is compared with it in place instead of
+ * hashed, which costs a fraction of SHA-256.
  *
  * The bytes are not copied to the threads: the calling thread fills slots of
  * shared memory (a ring of SLOTS pieces of SLOT_BYTES), and the threads read the
@@ -26,44 +28,110 @@ const IDLE_MS = 10_000;
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
+const { closeSync, openSync, readSync } = require('node:fs');
 const slots = workerData.slots.map((s) => Buffer.from(s));
 const role = workerData.role;
+let CutFinder;
 let whole;
 let chunk;
+let cuts;
+let like;
 let size = 0;
-parentPort.on('message', (m) => {
-  if (m.type === 'begin') {
-    whole = role === 'whole' ? createHash('sha256') : undefined;
-    chunk = role === 'chunks' ? createHash('sha256') : undefined;
-    size = 0;
+// Files of stored chunks compared in place, open for this put.
+const files = new Map();
+let scratch = Buffer.alloc(0);
+function closeFiles() {
+  for (const fd of files.values()) if (fd !== undefined) closeSync(fd);
+  files.clear();
+}
+// True when the file at 'path' holds 'bytes' at 'offset'; false when it does not,
+// or cannot be read (the file removed by a compaction, say): then the chunk is hashed.
+function storedEqual(path, offset, bytes) {
+  let fd = files.get(path);
+  if (!files.has(path)) {
+    try { fd = openSync(path, 'r'); } catch { fd = undefined; }
+    files.set(path, fd);
+  }
+  if (fd === undefined) return false;
+  if (scratch.length < bytes.length) scratch = Buffer.alloc(bytes.length);
+  try {
+    if (readSync(fd, scratch, 0, bytes.length, offset) !== bytes.length) return false;
+  } catch {
+    return false;
+  }
+  return scratch.subarray(0, bytes.length).equals(bytes);
+}
+// The likely version's chunks by length (the first of each length): index into the table.
+function likeTable(t) {
+  const byLength = new Map();
+  for (let i = t.lengths.length - 1; i >= 0; i--) byLength.set(t.lengths[i], i);
+  return { ...t, byLength, hashes: Buffer.from(t.hashes) };
+}
+function begin(m) {
+  size = 0;
+  closeFiles();
+  if (role === 'whole') {
+    whole = createHash('sha256');
     return;
   }
-  if (m.type === 'piece') {
-    const piece = slots[m.slot].subarray(0, m.length);
-    size += m.length;
-    const hashes = [];
-    if (whole) whole.update(piece);
-    if (chunk) {
-      let from = 0;
-      for (const cut of m.cuts) {
-        chunk.update(piece.subarray(from, cut));
-        hashes.push(chunk.digest('hex'));
-        chunk = createHash('sha256');
-        from = cut;
-      }
-      if (from < m.length) chunk.update(piece.subarray(from));
+  chunk = createHash('sha256');
+  cuts = new CutFinder();
+  like = m.like ? likeTable(m.like) : undefined;
+}
+function piece(m) {
+  const bytes = slots[m.slot].subarray(0, m.length);
+  size += m.length;
+  if (whole) {
+    whole.update(bytes);
+    return { type: 'piece', seq: m.seq, ends: [], hashes: [], reused: 0 };
+  }
+  const ends = [];
+  const hashes = [];
+  let reused = 0;
+  let from = 0;
+  // Whether the chunk being cut began in this piece (then no bytes of it are hashed yet).
+  let fresh = cuts.pending === 0;
+  for (let end = cuts.next(bytes, 0); end >= 0; end = cuts.next(bytes, from)) {
+    const i = fresh && like ? like.byLength.get(end - from) : undefined;
+    if (i !== undefined && storedEqual(like.packs[like.packOf[i]], like.offsets[i], bytes.subarray(from, end))) {
+      hashes.push(like.hashes.toString('hex', i * 32, i * 32 + 32));
+      reused++;
+    } else {
+      chunk.update(bytes.subarray(from, end));
+      hashes.push(chunk.digest('hex'));
+      chunk = createHash('sha256');
     }
-    parentPort.postMessage({ type: 'piece', seq: m.seq, hashes });
-    return;
+    ends.push(end);
+    from = end;
+    fresh = true;
   }
-  if (m.type === 'end') {
-    const out = { type: 'end', size };
-    if (whole) out.sha256 = whole.digest('hex');
-    if (chunk && m.last) out.last = chunk.digest('hex');
-    whole = chunk = undefined;
-    parentPort.postMessage(out);
-  }
-});
+  if (from < m.length) chunk.update(bytes.subarray(from));
+  return { type: 'piece', seq: m.seq, ends, hashes, reused };
+}
+function end() {
+  const out = { type: 'end', size };
+  if (whole) out.sha256 = whole.digest('hex');
+  if (chunk && cuts.pending > 0) out.last = chunk.digest('hex');
+  whole = chunk = cuts = like = undefined;
+  closeFiles();
+  return out;
+}
+// The chunking thread loads the chunker first, and says whether it could.
+async function load() {
+  if (role !== 'chunks') return;
+  if (workerData.tsx) (await import(workerData.tsx)).register();
+  CutFinder = (await import(workerData.chunker)).CutFinder;
+}
+load().then(
+  () => {
+    parentPort.postMessage({ type: 'ready' });
+    parentPort.on('message', (m) => {
+      if (m.type === 'begin') begin(m);
+      else parentPort.postMessage(m.type === 'piece' ? piece(m) : end());
+    });
+  },
+  (err) => parentPort.postMessage({ type: 'failed', message: String(err && err.message || err) }),
+);
 `;
 
 type Role = 'whole' | 'chunks';
@@ -71,7 +139,9 @@ type Role = 'whole' | 'chunks';
 interface PieceReply {
   type: 'piece';
   seq: number;
+  ends: number[];
   hashes: string[];
+  reused: number;
 }
 interface EndReply {
   type: 'end';
@@ -81,15 +151,38 @@ interface EndReply {
 }
 type Reply = PieceReply | EndReply;
 
+/**
+ * Where the chunking thread loads the chunker from: the compiled module beside this
+ * one, or, when this runs from the TypeScript sources (the tests, through tsx), the
+ * source with tsx registered in the thread first (a worker does not inherit it).
+ */
+export function chunkerModule(): { chunker: string; tsx?: string } {
+  const here = import.meta.url;
+  if (!here.endsWith('.ts')) return { chunker: new URL('./chunker.js', here).href };
+  return { chunker: new URL('./chunker.ts', here).href, tsx: import.meta.resolve('tsx/esm/api') };
+}
+
 /** One hashing thread and the replies it owes, in the order it owes them. */
 class HashThread {
   readonly worker: Worker;
   private readonly owed: { resolve: (r: Reply) => void; reject: (e: Error) => void }[] = [];
   private failure: Error | undefined;
 
-  constructor(role: Role, slots: SharedArrayBuffer[]) {
-    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { role, slots } });
-    this.worker.on('message', (reply: Reply) => this.owed.shift()?.resolve(reply));
+  /** Settles once the thread is ready; rejects when it could not load the chunker. */
+  readonly ready: Promise<void>;
+
+  constructor(role: Role, slots: SharedArrayBuffer[], modules: { chunker: string; tsx?: string }) {
+    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { role, slots, ...modules } });
+    this.ready = new Promise<void>((resolve, reject) => {
+      this.worker.once('message', (m: { type: 'ready' } | { type: 'failed'; message: string }) => {
+        if (m.type === 'ready') resolve();
+        else reject(new Error(`the chunking thread cannot load the chunker: ${m.message}`));
+        this.worker.on('message', (reply: Reply) => this.owed.shift()?.resolve(reply));
+      });
+      this.worker.once('error', reject);
+      this.worker.once('exit', (code) => reject(new Error(`a hashing thread ended (exit code ${code})`)));
+    });
+    this.ready.catch(() => undefined);
     this.worker.on('error', (err) => this.fail(err));
     this.worker.on('exit', (code) => this.fail(new Error(`a hashing thread ended (exit code ${code})`)));
     this.worker.unref();
@@ -108,7 +201,7 @@ class HashThread {
     });
   }
 
-  tell(message: { type: 'begin' }): void {
+  tell(message: { type: 'begin'; like?: LikelyTable }): void {
     this.worker.postMessage(message);
   }
 
@@ -118,9 +211,29 @@ class HashThread {
   }
 }
 
-/** What the threads give back for one piece: the hashes of the chunks it ends. */
+/** What the threads give back for one piece: the chunks that end in it. */
 export interface HashedPiece {
+  /** Where each ends in the piece, ascending. */
+  ends: number[];
+  /** The SHA-256 of each. */
   hashes: string[];
+  /** How many of them were a stored chunk's, found equal in place and not hashed. */
+  reused: number;
+}
+
+/**
+ * Stored chunks that chunks of the content may equal (those of the file's current
+ * version), as columns: the i-th has `lengths[i]` bytes, its SHA-256 at
+ * `hashes[32 i]`, and its bytes at `offsets[i]` in the file `packs[packOf[i]]`
+ * (ChunkStore.locations). The chunking thread compares a chunk with the first of
+ * its length, in place, and gives that hash without hashing when they are equal.
+ */
+export interface LikelyTable {
+  lengths: Uint32Array;
+  offsets: Float64Array;
+  packOf: Uint32Array;
+  packs: string[];
+  hashes: Uint8Array;
 }
 
 /** The end of a put: the whole content's hash and the last chunk's, if one was open. */
@@ -135,48 +248,65 @@ export interface HashRun {
   /** A free slot to fill (waits until one is free). */
   slot(): Promise<{ index: number; bytes: Buffer }>;
   /**
-   * Hashes the first `length` bytes of a filled slot, in order after every slot
-   * submitted before it; `cuts` are where chunks end within it (ascending, at most
-   * `length`). Resolves with the hashes of the chunks those cuts end.
+   * Cuts and hashes the first `length` bytes of a filled slot, in order after every
+   * slot submitted before it. Resolves with the chunks that end in it.
    */
-  submit(index: number, length: number, cuts: number[]): Promise<HashedPiece>;
+  submit(index: number, length: number): Promise<HashedPiece>;
   /** The caller is done with a slot's bytes: it is refilled once the threads are too. */
   release(index: number): void;
-  /** Ends the content; `last` when bytes after the last cut make one more chunk. */
-  end(last: boolean): Promise<HashedWhole>;
+  /** Ends the content (the bytes after the last cut are its last chunk). */
+  end(): Promise<HashedWhole>;
   /** Gives the threads back (after end, or to abandon the put). */
   close(): void;
 }
 
 /** The threads and their slots, started when first needed. */
-class HashThreads {
+export class HashThreads {
   private threads: { whole: HashThread; chunks: HashThread } | undefined;
+  /** Why threads cannot be used in this process, once found. */
+  unavailable: Error | undefined;
   private readonly slots = Array.from({ length: SLOTS }, () => new SharedArrayBuffer(SLOT_BYTES));
   private busy = false;
   private idle: NodeJS.Timeout | undefined;
-  /** Puts that have used the threads, and times the threads were started. */
+  /** Puts that have used the threads, times the threads were started, and chunks compared rather than hashed. */
   runs = 0;
   starts = 0;
+  reused = 0;
 
-  /** Takes the threads for one put, or undefined when another put has them. */
-  begin(): HashRun | undefined {
-    if (this.busy) return undefined;
+  /** `modules`: where the chunking thread loads the chunker from (see chunkerModule). */
+  constructor(private readonly modules = chunkerModule()) {}
+
+  /** Takes the threads for one put, or undefined when another put has them or they cannot be used. */
+  async begin(like?: LikelyTable): Promise<HashRun | undefined> {
+    if (this.busy || this.unavailable) return undefined;
+    this.busy = true;
     clearTimeout(this.idle);
     if (!this.threads || this.threads.whole.failed || this.threads.chunks.failed) {
       this.stop();
       this.threads = {
-        whole: new HashThread('whole', this.slots),
-        chunks: new HashThread('chunks', this.slots),
+        whole: new HashThread('whole', this.slots, this.modules),
+        chunks: new HashThread('chunks', this.slots, this.modules),
       };
       this.starts++;
     }
-    this.busy = true;
-    this.runs++;
     const { whole, chunks } = this.threads;
+    // Held from here: the process must not end while the put waits for the threads.
     whole.worker.ref();
     chunks.worker.ref();
+    try {
+      await Promise.all([whole.ready, chunks.ready]);
+    } catch (err) {
+      // The chunker cannot be loaded in a thread (an application bundled so that the
+      // module is not beside this one, say): large puts hash on their own thread.
+      this.unavailable = err as Error;
+      this.busy = false;
+      this.stop();
+      process.emitWarning(`large file puts hash on one thread: ${(err as Error).message}`);
+      return undefined;
+    }
+    this.runs++;
     whole.tell({ type: 'begin' });
-    chunks.tell({ type: 'begin' });
+    chunks.tell({ type: 'begin', ...(like && { like }) });
     return this.run(whole, chunks);
   }
 
@@ -205,22 +335,23 @@ class HashThreads {
         if (index !== undefined) return Promise.resolve(take(index));
         return new Promise((resolve) => waiting.push((i) => resolve(take(i))));
       },
-      submit: async (index, length, cuts) => {
+      submit: async (index, length) => {
         (holds[index] as number) += 2;
-        const message = { type: 'piece' as const, seq: seq++, slot: index, length, cuts };
+        const message = { type: 'piece' as const, seq: seq++, slot: index, length };
         const done = [whole.ask(message), chunks.ask(message)].map((p) =>
           p.finally(() => {
             if (!closed) drop(index);
           }),
         );
-        const [, reply] = await Promise.all(done);
-        return { hashes: (reply as PieceReply).hashes };
+        const [, reply] = (await Promise.all(done)) as [Reply, PieceReply];
+        this.reused += reply.reused;
+        return { ends: reply.ends, hashes: reply.hashes, reused: reply.reused };
       },
       release: (index) => drop(index),
-      end: async (last) => {
+      end: async () => {
         const [w, c] = (await Promise.all([
-          whole.ask({ type: 'end', last: false } as { type: 'end' }),
-          chunks.ask({ type: 'end', last } as { type: 'end' }),
+          whole.ask({ type: 'end' } as { type: 'end' }),
+          chunks.ask({ type: 'end' } as { type: 'end' }),
         ])) as [EndReply, EndReply];
         ended = true;
         return { sha256: w.sha256 as string, size: w.size, ...(c.last !== undefined && { last: c.last }) };
@@ -249,13 +380,19 @@ class HashThreads {
 
 let shared: HashThreads | undefined;
 
-/** The process's hashing threads for one put, or undefined while another put has them. */
-export function beginHashRun(): HashRun | undefined {
+/**
+ * The process's hashing threads for one put, or undefined while another put has
+ * them; `like`, chunks the content may share, compared rather than hashed.
+ */
+export function beginHashRun(like?: LikelyTable): Promise<HashRun | undefined> {
   shared ??= new HashThreads();
-  return shared.begin();
+  return shared.begin(like);
 }
 
-/** How many puts have used the hashing threads, and how often they were started: for tests. */
-export function hashThreadUse(): { runs: number; starts: number } {
-  return { runs: shared?.runs ?? 0, starts: shared?.starts ?? 0 };
+/**
+ * How many puts have used the hashing threads, how often they were started, and how
+ * many chunks were found equal to a stored one rather than hashed: for tests.
+ */
+export function hashThreadUse(): { runs: number; starts: number; reused: number } {
+  return { runs: shared?.runs ?? 0, starts: shared?.starts ?? 0, reused: shared?.reused ?? 0 };
 }

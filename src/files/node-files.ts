@@ -206,11 +206,16 @@ export class NodeFiles {
         }
       }
       const pieces = readAll(handle, path);
-      body = await this.store.put(report ? counted(pieces) : pieces, {
-        name,
-        type: options.type ?? TYPES[extname(path).toLowerCase()] ?? 'application/octet-stream',
-        modifiedAt: Math.max(0, Math.floor(Number(before.mtimeNs / 1_000_000n))),
-      });
+      body = await this.store.put(
+        report ? counted(pieces) : pieces,
+        {
+          name,
+          type: options.type ?? TYPES[extname(path).toLowerCase()] ?? 'application/octet-stream',
+          modifiedAt: Math.max(0, Math.floor(Number(before.mtimeNs / 1_000_000n))),
+        },
+        undefined,
+        await this.current(options.collection ?? DEFAULT_FILES_COLLECTION, name),
+      );
       const changed =
         changeBetween(before, await stat()) ??
         (BigInt(body.size) !== before.size ? `${body.size} bytes read of ${before.size}` : undefined);
@@ -240,12 +245,25 @@ export class NodeFiles {
     source: AsyncIterable<Uint8Array>,
     meta: { name: string; type?: string; modifiedAt?: number; collection?: string },
   ): Promise<FileVersion> {
-    const body = await this.store.put(source, {
-      name: meta.name,
-      type: meta.type ?? TYPES[extname(meta.name).toLowerCase()] ?? 'application/octet-stream',
-      modifiedAt: meta.modifiedAt ?? Date.now(),
-    });
-    return this.record(meta.collection ?? DEFAULT_FILES_COLLECTION, body);
+    assertFileName(meta.name);
+    const collection = meta.collection ?? DEFAULT_FILES_COLLECTION;
+    const body = await this.store.put(
+      source,
+      {
+        name: meta.name,
+        type: meta.type ?? TYPES[extname(meta.name).toLowerCase()] ?? 'application/octet-stream',
+        modifiedAt: meta.modifiedAt ?? Date.now(),
+      },
+      undefined,
+      await this.current(collection, meta.name),
+    );
+    return this.record(collection, body);
+  }
+
+  /** The file's current version, if it has one: what its next version likely shares chunks with. */
+  private async current(collection: string, name: string): Promise<FileBody | undefined> {
+    const record = await this.replica.get(collection, name);
+    return record ? asFileBody(record.body) : undefined;
   }
 
   private async record(collection: string, body: FileBody): Promise<FileVersion> {

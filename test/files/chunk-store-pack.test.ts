@@ -84,6 +84,21 @@ describe('PackChunkStore on disk', () => {
           offset: 1040 + 40,
           length: 70_000,
         });
+        // Many at once, as a put asks: those stored, each once; none for a chunk not here.
+        const absent = randomChunk(10);
+        const where = await store.locations([b.hash, absent.hash, a.hash, b.hash]);
+        assert.deepEqual([...where.keys()].sort(), [a.hash, b.hash].sort());
+        for (const c of [a, b]) {
+          const at = where.get(c.hash);
+          assert.ok(at);
+          assert.deepEqual(at, store.location(c.hash));
+          assert.deepEqual(
+            pack.subarray(at.offset, at.offset + at.length),
+            c.bytes,
+            'the bytes lie there as they are',
+          );
+        }
+        await assert.rejects(store.locations(['not a hash']), { code: 'INVALID_CHUNK_HASH' });
         assert.equal(statSync(dir).mode & 0o777, 0o700);
         assert.equal(statSync(join(dir, 'packs')).mode & 0o777, 0o700);
         assert.equal(statSync(join(dir, 'packs', packs[0] as string)).mode & 0o777, 0o600);

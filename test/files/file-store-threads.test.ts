@@ -2,18 +2,24 @@
  * Large content is hashed on two threads beside the one that reads and cuts it
  * (hash-threads.ts): the version must be exactly what hashing on one thread gives,
  * whatever the sizes of the pieces the content comes in, when two puts run at once
- * (one of them hashes on its own thread), and after a put that failed part-way.
+ * (one of them hashes on its own thread), after a put that failed part-way, and when
+ * chunks equal to a stored version's are compared in place rather than hashed.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { closeSync, openSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { PackChunkStore } from '../../src/files/chunk-store-pack.js';
 import { chunkBuffer } from '../../src/files/chunker.js';
 import type { FileBody } from '../../src/files/file-body.js';
 import type { ChunkStore } from '../../src/files/chunk-store.js';
 import { FileStore } from '../../src/files/file-store.js';
-import { hashThreadUse, SLOT_BYTES } from '../../src/files/hash-threads.js';
+import { NodeFiles } from '../../src/files/node-files.js';
+import { openReplica } from '../../src/index.js';
+import { randomDeviceId } from '../../src/sync/ids.js';
+import { hashThreadUse, HashThreads, SLOT_BYTES } from '../../src/files/hash-threads.js';
 import { seededBytes, tempDir } from '../helpers.js';
 
 const dir = tempDir();
@@ -37,7 +43,7 @@ function expected(bytes: Buffer): { hashes: string[]; sha256: string } {
   };
 }
 
-async function check(body: FileBody, bytes: Buffer): Promise<void> {
+async function check(body: FileBody, bytes: Buffer, readBack = true): Promise<void> {
   const want = expected(bytes);
   assert.equal(body.size, bytes.length);
   assert.equal(body.sha256, want.sha256);
@@ -45,6 +51,7 @@ async function check(body: FileBody, bytes: Buffer): Promise<void> {
     (await files.entries(body)).map((e) => e.hash),
     want.hashes,
   );
+  if (!readBack) return;
   const back: Buffer[] = [];
   for await (const p of files.read(body)) back.push(p);
   assert.ok(Buffer.concat(back).equals(bytes), 'the content reads back byte for byte');
@@ -146,5 +153,123 @@ describe('file store: hashing threads', () => {
       modifiedAt: 1,
     });
     await check(body, bytes);
+  });
+
+  it('a put like the previous version compares unchanged chunks in place, and gives the version hashing each would', async () => {
+    const v1 = seededBytes('threads-like-1', 24 * 1024 * 1024 + 777);
+    const at = Math.floor(v1.length * 0.37);
+    const v2 = Buffer.concat([
+      v1.subarray(0, at),
+      seededBytes('threads-like-ins', 1024 * 1024),
+      v1.subarray(at),
+    ]);
+    // And 100 bytes overwritten at 80 %, keeping the length.
+    seededBytes('threads-like-over', 100).copy(v2, Math.floor(v2.length * 0.8));
+    const b1 = await files.put(inPieces(v1, [SLOT_BYTES]), { name: 'like', modifiedAt: 1 });
+    const before = hashThreadUse().reused;
+    const b2 = await files.put(inPieces(v2, [100_003]), { name: 'like', modifiedAt: 2 }, undefined, b1);
+    await check(b2, v2);
+    const reused = hashThreadUse().reused - before;
+    const shared = new Set((await files.entries(b1)).map((e) => e.hash));
+    const unchanged = (await files.entries(b2)).filter((e) => shared.has(e.hash)).length;
+    // Chunks that span two of the threads' slots are hashed all the same: a few.
+    assert.ok(reused >= unchanged * 0.7, `${reused} of ${unchanged} unchanged chunks compared, not hashed`);
+    assert.ok(reused <= unchanged, `${reused} compared: never a chunk that changed`);
+  });
+
+  it('a stored chunk damaged on disk, or its pack gone, is not taken for the new bytes: they are hashed', async () => {
+    const v1 = seededBytes('threads-like-2', 16 * 1024 * 1024);
+    const b1 = await files.put(inPieces(v1, [SLOT_BYTES]), { name: 'damaged', modifiedAt: 1 });
+    // One byte of every content chunk flipped where the store keeps it.
+    for (const e of await files.entries(b1)) {
+      const where = chunks.location(e.hash);
+      assert.ok(where);
+      const fd = openSync(where.path, 'r+');
+      const byte = Buffer.alloc(1);
+      const at = where.offset + (e.length >> 1);
+      readSync(fd, byte, 0, 1, at);
+      byte[0] = (byte[0] as number) ^ 0xff;
+      writeSync(fd, byte, 0, 1, at);
+      closeSync(fd);
+    }
+    const before = hashThreadUse().reused;
+    const again = await files.put(
+      inPieces(v1, [SLOT_BYTES]),
+      { name: 'damaged', modifiedAt: 2 },
+      undefined,
+      b1,
+    );
+    assert.equal(hashThreadUse().reused, before, 'no damaged chunk compared equal');
+    // The store still holds the damaged copies (a put of a chunk already here rewrites
+    // nothing): the version is checked by its list, not read back.
+    await check(again, v1, false);
+
+    // A store of its own whose packs are then removed (as a compaction removes one).
+    const own = new PackChunkStore({ dir: join(dir.path, 'gone'), fsync: false });
+    await own.start();
+    const ownFiles = new FileStore(own);
+    const b2 = await ownFiles.put(inPieces(v1, [SLOT_BYTES]), { name: 'gone', modifiedAt: 1 });
+    for (const p of await own.packs()) rmSync(join(dir.path, 'gone', 'packs', p.name));
+    const gone = hashThreadUse().reused;
+    const b3 = await ownFiles.put(inPieces(v1, [SLOT_BYTES]), { name: 'gone', modifiedAt: 2 }, undefined, b2);
+    assert.equal(hashThreadUse().reused, gone, 'nothing compared with a pack that is gone');
+    assert.deepEqual(b3.manifest, b2.manifest, 'the same chunk list, all hashed');
+    await own.stop();
+  });
+
+  it('a likely version whose chunk list is not here is hashed as without one', async () => {
+    const v1 = seededBytes('threads-like-3', 12 * 1024 * 1024);
+    const b1 = await files.put(inPieces(v1, [SLOT_BYTES]), { name: 'nolist', modifiedAt: 1 });
+    const unknown: FileBody = { ...b1, manifest: ['ab'.repeat(32)] };
+    const before = hashThreadUse().reused;
+    const again = await files.put(
+      inPieces(v1, [SLOT_BYTES]),
+      { name: 'nolist', modifiedAt: 2 },
+      undefined,
+      unknown,
+    );
+    assert.equal(hashThreadUse().reused, before);
+    await check(again, v1);
+  });
+
+  it("a file's next version, from a path or a stream, is put like its current one", async () => {
+    const replica = await openReplica({
+      path: join(dir.path, 'node.db'),
+      deviceId: randomDeviceId(),
+      synchronous: 'off',
+    });
+    const node = new NodeFiles(replica, files);
+    const v1 = seededBytes('threads-node-1', 12 * 1024 * 1024);
+    const file = join(dir.path, 'report.bin');
+    writeFileSync(file, v1);
+    await node.putPath(file);
+    const v2 = Buffer.concat([v1.subarray(0, 5_000_000), Buffer.from('an edit'), v1.subarray(5_000_000)]);
+    writeFileSync(file, v2);
+    let before = hashThreadUse().reused;
+    const second = await node.putPath(file);
+    assert.ok(hashThreadUse().reused - before > 100, 'the path put compared unchanged chunks');
+    await check(second, v2);
+    before = hashThreadUse().reused;
+    const third = await node.putStream(inPieces(v1, [SLOT_BYTES]), { name: 'report.bin' });
+    assert.ok(hashThreadUse().reused - before > 100, 'so did the stream put');
+    await check(third, v1);
+    // Another name has nothing to be like.
+    before = hashThreadUse().reused;
+    await node.putStream(inPieces(v1, [SLOT_BYTES]), { name: 'other.bin' });
+    assert.equal(hashThreadUse().reused, before);
+    await replica.stop();
+  });
+
+  it('threads that cannot load the chunker are not used: large puts then hash on their own thread', async () => {
+    const warnings: string[] = [];
+    const warned = (w: Error) => warnings.push(w.message);
+    process.on('warning', warned);
+    const threads = new HashThreads({ chunker: pathToFileURL(join(dir.path, 'no-such-chunker.js')).href });
+    assert.equal(await threads.begin(), undefined);
+    assert.match(threads.unavailable?.message ?? '', /cannot load the chunker/);
+    assert.equal(await threads.begin(), undefined, 'and not tried again');
+    await new Promise((r) => setImmediate(r));
+    process.off('warning', warned);
+    assert.equal(warnings.filter((w) => /hash on one thread/.test(w)).length, 1);
   });
 });

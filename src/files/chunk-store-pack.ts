@@ -109,7 +109,6 @@ export interface PackChunkStoreOptions {
   clock?: Pick<Clock, 'now'>;
 }
 
-
 const HEADER = 40;
 const MAGIC = Buffer.from('TRCK');
 const PACK_NAME = /^(\d+)-[0-9a-f]+\.pack$/;

@@ -76,6 +76,23 @@ const READ_RING = 4;
  * some): its content is then read a second time and must hash the same.
  */
 const RACY_MS = 2000;
+/**
+ * The same where the file's times are fine-grained: on Linux and macOS a file
+ * system that keeps times to the nanosecond (ext4, XFS, Btrfs, tmpfs, APFS) moves
+ * them with the kernel's clock tick, at most 10 ms.
+ */
+const FINE_RACY_MS = 100;
+
+/**
+ * How long after a file's last change (its change time) a put reads it twice. A
+ * change time with a part of a second comes from a file system with fine-grained
+ * times; one in whole seconds (FAT, ext4 with small inodes) may be coarse, and so
+ * may any time on another system (Windows updates some times lazily).
+ */
+export function racyWindowMs(ctimeNs: bigint, platform: NodeJS.Platform = process.platform): number {
+  const fine = (platform === 'linux' || platform === 'darwin') && ctimeNs % 1_000_000_000n !== 0n;
+  return fine ? FINE_RACY_MS : RACY_MS;
+}
 
 /**
  * An open file's bytes from its start; a read that fails is FILE_UNREADABLE.
@@ -222,7 +239,7 @@ export class NodeFiles {
       if (changed) throw new FileChangedError(path, changed);
       // Changed just before the read began, the file may have changed again during
       // it within the same tick of the file system's clock: read it again.
-      if (startedAt - Number(before.ctimeNs / 1_000_000n) < RACY_MS) {
+      if (startedAt - Number(before.ctimeNs / 1_000_000n) < racyWindowMs(before.ctimeNs)) {
         const again = createHash('sha256');
         let size = 0;
         for await (const piece of readAll(handle, path)) {

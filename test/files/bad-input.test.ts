@@ -40,7 +40,7 @@ import { type FileBody, MAX_FILE_NAME } from '../../src/files/file-body.js';
 import { referencedChunks } from '../../src/files/file-gc.js';
 import { FileStore } from '../../src/files/file-store.js';
 import { encodeManifest, manifestChunks } from '../../src/files/manifest.js';
-import { type FileVersion, NodeFiles } from '../../src/files/node-files.js';
+import { type FileVersion, NodeFiles, racyWindowMs } from '../../src/files/node-files.js';
 import { TrosynError } from '../../src/errors.js';
 import { openReplica } from '../../src/index.js';
 import type { DeviceId } from '../../src/store/types.js';
@@ -232,6 +232,20 @@ describe('documents given bad input', () => {
       await collect(at);
       assert.equal((await at.chunks.stats()).chunks, 0, 'garbage collection removes them all');
     });
+  });
+
+  it('a file changed lately is read twice: for 2 s after a change, or 100 ms where its times are fine-grained', async () => {
+    const fine = 1_700_000_000_123_456_789n;
+    const whole = 1_700_000_000_000_000_000n;
+    assert.equal(racyWindowMs(fine, 'linux'), 100);
+    assert.equal(racyWindowMs(fine, 'darwin'), 100);
+    assert.equal(racyWindowMs(whole, 'linux'), 2000, 'whole seconds: maybe a coarse file system');
+    assert.equal(racyWindowMs(fine, 'win32'), 2000, 'Windows updates some times lazily');
+    // This machine's temporary folder keeps fine times, as Linux file systems do.
+    const file = path('fine.bin');
+    writeFileSync(file, 'x');
+    const { ctimeNs } = statSync(file, { bigint: true });
+    assert.notEqual(ctimeNs % 1_000_000_000n, 0n, 'a change time with a part of a second');
   });
 
   describe('a file that changes while it is read', () => {

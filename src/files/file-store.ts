@@ -224,10 +224,10 @@ export class FileStore {
    * Memory stays flat whatever the size. The chunks are durable when this resolves,
    * so a record naming them can be committed next.
    *
-   * Content past THREADED_FROM bytes is hashed on two threads beside this one (see
-   * hash-threads.ts) while this one reads and cuts: the three passes over the bytes
-   * overlap. Smaller content, or a put while another has the threads, is hashed
-   * here.
+   * Content past THREADED_FROM bytes is cut and hashed on two threads beside this
+   * one (see hash-threads.ts) while this one reads and stores: the passes over the
+   * bytes overlap. Smaller content, or a put while another has the threads, is cut
+   * and hashed here.
    *
    * `like` is a version the content likely shares chunks with (the file's current
    * version): a chunk whose bytes equal a stored chunk of it is given that chunk's

@@ -122,7 +122,7 @@ class FreshPieces {
  * as they were. Undefined when there is nothing to compare with: no version, a
  * store that cannot say where its bytes lie, or the version's list not here.
  */
-async function likelyTable(
+export async function likelyTable(
   chunks: ChunkStore,
   version: FileBody | undefined,
   list: (body: FileBody) => Promise<Buffer>,

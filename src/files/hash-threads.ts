@@ -22,6 +22,15 @@ import { Worker } from 'node:worker_threads';
 export const SLOT_BYTES = 1 << 20;
 /** Slots in the ring: how far the reading may run ahead of the hashing. */
 export const SLOTS = 8;
+/**
+ * Comparing a chunk with a stored one reads the stored bytes: from the page cache at
+ * several GB/s, from a disk perhaps more slowly than hashing the new bytes would
+ * take (SHA-256 runs at 1.5-2 GB/s a core). Once a put has read `judgeAfterBytes`
+ * at less than `minReadBytesPerNs` (0.5: 500 MB/s, wall time, low enough that a
+ * thread descheduled now and then still passes), the rest of it is hashed.
+ */
+export const COMPARE_READS = { judgeAfterBytes: 32 * 1024 * 1024, minReadBytesPerNs: 0.5 };
+
 /** The threads end after this long without a put (ms). */
 const IDLE_MS = 10_000;
 
@@ -40,6 +49,9 @@ let size = 0;
 // Files of stored chunks compared in place, open for this put.
 const files = new Map();
 let scratch = Buffer.alloc(0);
+let readNs = 0;
+let readBytes = 0;
+let slowReads = false;
 function closeFiles() {
   for (const fd of files.values()) if (fd !== undefined) closeSync(fd);
   files.clear();
@@ -54,11 +66,18 @@ function storedEqual(path, offset, bytes) {
   }
   if (fd === undefined) return false;
   if (scratch.length < bytes.length) scratch = Buffer.alloc(bytes.length);
+  const t0 = process.hrtime.bigint();
   try {
     if (readSync(fd, scratch, 0, bytes.length, offset) !== bytes.length) return false;
   } catch {
     return false;
   }
+  // Stored bytes not in the page cache come from the disk, which may be slower than
+  // hashing the new ones: once the reads have been, comparing stops for this put.
+  readNs += Number(process.hrtime.bigint() - t0);
+  readBytes += bytes.length;
+  if (readBytes >= workerData.judgeAfterBytes && readBytes < readNs * workerData.minReadBytesPerNs)
+    slowReads = true;
   return scratch.subarray(0, bytes.length).equals(bytes);
 }
 // The likely version's chunks by length (the first of each length): index into the table.
@@ -77,6 +96,8 @@ function begin(m) {
   chunk = createHash('sha256');
   cuts = new CutFinder();
   like = m.like ? likeTable(m.like) : undefined;
+  readNs = readBytes = 0;
+  slowReads = false;
 }
 function piece(m) {
   const bytes = slots[m.slot].subarray(0, m.length);
@@ -92,7 +113,7 @@ function piece(m) {
   // Whether the chunk being cut began in this piece (then no bytes of it are hashed yet).
   let fresh = cuts.pending === 0;
   for (let end = cuts.next(bytes, 0); end >= 0; end = cuts.next(bytes, from)) {
-    const i = fresh && like ? like.byLength.get(end - from) : undefined;
+    const i = fresh && like && !slowReads ? like.byLength.get(end - from) : undefined;
     if (i !== undefined && storedEqual(like.packs[like.packOf[i]], like.offsets[i], bytes.subarray(from, end))) {
       hashes.push(like.hashes.toString('hex', i * 32, i * 32 + 32));
       reused++;
@@ -106,7 +127,7 @@ function piece(m) {
     fresh = true;
   }
   if (from < m.length) chunk.update(bytes.subarray(from));
-  return { type: 'piece', seq: m.seq, ends, hashes, reused };
+  return { type: 'piece', seq: m.seq, ends, hashes, reused, slowReads };
 }
 function end() {
   const out = { type: 'end', size };
@@ -142,6 +163,7 @@ interface PieceReply {
   ends: number[];
   hashes: string[];
   reused: number;
+  slowReads: boolean;
 }
 interface EndReply {
   type: 'end';
@@ -171,8 +193,16 @@ class HashThread {
   /** Settles once the thread is ready; rejects when it could not load the chunker. */
   readonly ready: Promise<void>;
 
-  constructor(role: Role, slots: SharedArrayBuffer[], modules: { chunker: string; tsx?: string }) {
-    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { role, slots, ...modules } });
+  constructor(
+    role: Role,
+    slots: SharedArrayBuffer[],
+    modules: { chunker: string; tsx?: string },
+    reads: typeof COMPARE_READS,
+  ) {
+    this.worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: { role, slots, ...modules, ...reads },
+    });
     this.ready = new Promise<void>((resolve, reject) => {
       this.worker.once('message', (m: { type: 'ready' } | { type: 'failed'; message: string }) => {
         if (m.type === 'ready') resolve();
@@ -273,8 +303,17 @@ export class HashThreads {
   starts = 0;
   reused = 0;
 
-  /** `modules`: where the chunking thread loads the chunker from (see chunkerModule). */
-  constructor(private readonly modules = chunkerModule()) {}
+  /** Puts that stopped comparing because the stored bytes came too slowly. */
+  slowPuts = 0;
+
+  /**
+   * `modules`: where the chunking thread loads the chunker from (see chunkerModule);
+   * `reads`: when comparing gives way to hashing (COMPARE_READS).
+   */
+  constructor(
+    private readonly modules = chunkerModule(),
+    private readonly reads = COMPARE_READS,
+  ) {}
 
   /** Takes the threads for one put, or undefined when another put has them or they cannot be used. */
   async begin(like?: LikelyTable): Promise<HashRun | undefined> {
@@ -284,8 +323,8 @@ export class HashThreads {
     if (!this.threads || this.threads.whole.failed || this.threads.chunks.failed) {
       this.stop();
       this.threads = {
-        whole: new HashThread('whole', this.slots, this.modules),
-        chunks: new HashThread('chunks', this.slots, this.modules),
+        whole: new HashThread('whole', this.slots, this.modules, this.reads),
+        chunks: new HashThread('chunks', this.slots, this.modules, this.reads),
       };
       this.starts++;
     }
@@ -317,6 +356,7 @@ export class HashThreads {
     const free: number[] = views.map((_, i) => i);
     const waiting: ((index: number) => void)[] = [];
     let seq = 0;
+    let slow = false;
     let closed = false;
     let ended = false;
     const drop = (index: number) => {
@@ -345,6 +385,10 @@ export class HashThreads {
         );
         const [, reply] = (await Promise.all(done)) as [Reply, PieceReply];
         this.reused += reply.reused;
+        if (reply.slowReads && !slow) {
+          slow = true;
+          this.slowPuts++;
+        }
         return { ends: reply.ends, hashes: reply.hashes, reused: reply.reused };
       },
       release: (index) => drop(index),

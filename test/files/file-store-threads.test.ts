@@ -15,7 +15,8 @@ import { PackChunkStore } from '../../src/files/chunk-store-pack.js';
 import { chunkBuffer } from '../../src/files/chunker.js';
 import type { FileBody } from '../../src/files/file-body.js';
 import type { ChunkStore } from '../../src/files/chunk-store.js';
-import { FileStore } from '../../src/files/file-store.js';
+import { FileStore, likelyTable } from '../../src/files/file-store.js';
+import { encodeManifest } from '../../src/files/manifest.js';
 import { NodeFiles } from '../../src/files/node-files.js';
 import { openReplica } from '../../src/index.js';
 import { randomDeviceId } from '../../src/sync/ids.js';
@@ -271,5 +272,40 @@ describe('file store: hashing threads', () => {
     await new Promise((r) => setImmediate(r));
     process.off('warning', warned);
     assert.equal(warnings.filter((w) => /hash on one thread/.test(w)).length, 1);
+  });
+
+  it('stored bytes that come too slowly are not compared for the rest of the put: it hashes them', async () => {
+    const v1 = seededBytes('threads-slow', 12 * 1024 * 1024);
+    const b1 = await files.put(inPieces(v1, [SLOT_BYTES]), { name: 'slow', modifiedAt: 1 });
+    const like = await likelyTable(chunks, b1, async (body) => encodeManifest(await files.entries(body)));
+    assert.ok(like && like.lengths.length > 100);
+    /** The chunk hashes `threads` give for `bytes`, slot by slot. */
+    const hashOn = async (threads: HashThreads): Promise<string[]> => {
+      const run = await threads.begin(like);
+      assert.ok(run);
+      const out: string[] = [];
+      for (let at = 0; at < v1.length; at += SLOT_BYTES) {
+        const slot = await run.slot();
+        const n = Math.min(SLOT_BYTES, v1.length - at);
+        v1.copy(slot.bytes, 0, at, at + n);
+        const piece = run.submit(slot.index, n);
+        run.release(slot.index);
+        out.push(...(await piece).hashes);
+      }
+      const end = await run.end();
+      run.close();
+      return end.last === undefined ? out : [...out, end.last];
+    };
+    const want = expected(v1).hashes;
+    // Reads judged at once, and no disk is that fast: the first compare is the last.
+    const slow = new HashThreads(undefined, { judgeAfterBytes: 0, minReadBytesPerNs: 1e9 });
+    assert.deepEqual(await hashOn(slow), want);
+    assert.ok(slow.reused <= 1, `${slow.reused} compared`);
+    assert.equal(slow.slowPuts, 1);
+    // The product's limits, the page cache: nearly all compared.
+    const fast = new HashThreads();
+    assert.deepEqual(await hashOn(fast), want);
+    assert.ok(fast.reused > want.length * 0.7, `${fast.reused} of ${want.length} compared`);
+    assert.equal(fast.slowPuts, 0);
   });
 });

@@ -36,6 +36,19 @@ async function* inPieces(bytes: Buffer, sizes: number[]): AsyncGenerator<Buffer>
   }
 }
 
+/** Puts `bytes` as a version of `name` like `like` (see FileStore.put); returns it and how many chunks were compared, not hashed. */
+async function putLike(
+  store: FileStore,
+  bytes: Buffer,
+  name: string,
+  like: FileBody,
+  pieces = [SLOT_BYTES],
+): Promise<{ body: FileBody; reused: number }> {
+  const before = hashThreadUse().reused;
+  const body = await store.put(inPieces(bytes, pieces), { name, modifiedAt: 2 }, undefined, like);
+  return { body, reused: hashThreadUse().reused - before };
+}
+
 /** What a put must give: the chunks and hash of the content cut on this thread. */
 function expected(bytes: Buffer): { hashes: string[]; sha256: string } {
   return {
@@ -167,10 +180,8 @@ describe('file store: hashing threads', () => {
     // And 100 bytes overwritten at 80 %, keeping the length.
     seededBytes('threads-like-over', 100).copy(v2, Math.floor(v2.length * 0.8));
     const b1 = await files.put(inPieces(v1, [SLOT_BYTES]), { name: 'like', modifiedAt: 1 });
-    const before = hashThreadUse().reused;
-    const b2 = await files.put(inPieces(v2, [100_003]), { name: 'like', modifiedAt: 2 }, undefined, b1);
+    const { body: b2, reused } = await putLike(files, v2, 'like', b1, [100_003]);
     await check(b2, v2);
-    const reused = hashThreadUse().reused - before;
     const shared = new Set((await files.entries(b1)).map((e) => e.hash));
     const unchanged = (await files.entries(b2)).filter((e) => shared.has(e.hash)).length;
     // Chunks that span two of the threads' slots are hashed all the same: a few.
@@ -193,14 +204,8 @@ describe('file store: hashing threads', () => {
       writeSync(fd, byte, 0, 1, at);
       closeSync(fd);
     }
-    const before = hashThreadUse().reused;
-    const again = await files.put(
-      inPieces(v1, [SLOT_BYTES]),
-      { name: 'damaged', modifiedAt: 2 },
-      undefined,
-      b1,
-    );
-    assert.equal(hashThreadUse().reused, before, 'no damaged chunk compared equal');
+    const { body: again, reused } = await putLike(files, v1, 'damaged', b1);
+    assert.equal(reused, 0, 'no damaged chunk compared equal');
     // The store still holds the damaged copies (a put of a chunk already here rewrites
     // nothing): the version is checked by its list, not read back.
     await check(again, v1, false);
@@ -211,9 +216,8 @@ describe('file store: hashing threads', () => {
     const ownFiles = new FileStore(own);
     const b2 = await ownFiles.put(inPieces(v1, [SLOT_BYTES]), { name: 'gone', modifiedAt: 1 });
     for (const p of await own.packs()) rmSync(join(dir.path, 'gone', 'packs', p.name));
-    const gone = hashThreadUse().reused;
-    const b3 = await ownFiles.put(inPieces(v1, [SLOT_BYTES]), { name: 'gone', modifiedAt: 2 }, undefined, b2);
-    assert.equal(hashThreadUse().reused, gone, 'nothing compared with a pack that is gone');
+    const { body: b3, reused: fromGone } = await putLike(ownFiles, v1, 'gone', b2);
+    assert.equal(fromGone, 0, 'nothing compared with a pack that is gone');
     assert.deepEqual(b3.manifest, b2.manifest, 'the same chunk list, all hashed');
     await own.stop();
   });
@@ -222,14 +226,8 @@ describe('file store: hashing threads', () => {
     const v1 = seededBytes('threads-like-3', 12 * 1024 * 1024);
     const b1 = await files.put(inPieces(v1, [SLOT_BYTES]), { name: 'nolist', modifiedAt: 1 });
     const unknown: FileBody = { ...b1, manifest: ['ab'.repeat(32)] };
-    const before = hashThreadUse().reused;
-    const again = await files.put(
-      inPieces(v1, [SLOT_BYTES]),
-      { name: 'nolist', modifiedAt: 2 },
-      undefined,
-      unknown,
-    );
-    assert.equal(hashThreadUse().reused, before);
+    const { body: again, reused } = await putLike(files, v1, 'nolist', unknown);
+    assert.equal(reused, 0);
     await check(again, v1);
   });
 

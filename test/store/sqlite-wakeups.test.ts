@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import pino from 'pino';
@@ -11,6 +12,14 @@ import { eventually, tempDir } from '../helpers.js';
 
 const dir = tempDir();
 after(() => dir.remove());
+
+/** A started store on `name` in the test folder. */
+async function startedStore(name: string): Promise<{ path: string; store: SqliteStore }> {
+  const path = join(dir.path, name);
+  const store = new SqliteStore({ path });
+  await store.start();
+  return { path, store };
+}
 
 /** A second process's connection to the file, as the CLI's is. */
 function otherWriter(path: string): Database.Database {
@@ -22,38 +31,34 @@ function otherWriter(path: string): Database.Database {
 
 describe('SQLite wake-ups', () => {
   it("a store wakes its subscribers on another connection's commit, a burst of commits as one wake-up, and none once unsubscribed", async () => {
-    const path = join(dir.path, 'burst.db');
-    const store = new SqliteStore({ path });
-    await store.start();
+    const { path, store } = await startedStore('burst.db');
     let wakes = 0;
     const off = store.onCommit(() => wakes++);
     assert.ok(off, 'a store on a file gives wake-ups');
     const other = otherWriter(path);
     await eventually(() => wakes > 0, 10_000, 'woken by the table created');
     // Two hundred commits while this thread is busy: their changes arrive together.
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
     wakes = 0;
     const insert = other.prepare('INSERT INTO t (v) VALUES (?)');
     for (let i = 0; i < 200; i++) insert.run(i);
     await eventually(() => wakes > 0, 10_000, 'woken by the burst');
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
     assert.ok(wakes <= 2, `200 commits made ${wakes} wake-ups`);
     off?.();
     wakes = 0;
     insert.run(1);
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
     assert.equal(wakes, 0, 'not woken once unsubscribed');
     other.close();
     await store.stop();
   });
 
   it('a stream of commits wakes the subscribers at most once every WAKE_GAP_MS, and once more for the last of them', async () => {
-    const path = join(dir.path, 'stream.db');
-    const store = new SqliteStore({ path });
-    await store.start();
+    const { path, store } = await startedStore('stream.db');
     const other = otherWriter(path);
     const insert = other.prepare('INSERT INTO t (v) VALUES (?)');
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
     const wakes: number[] = [];
     store.onCommit(() => wakes.push(performance.now()));
     // A commit every few milliseconds for a second, as a busy agent's own.
@@ -61,7 +66,7 @@ describe('SQLite wake-ups', () => {
     let commits = 0;
     while (performance.now() - start < 1000) {
       insert.run(commits++);
-      await new Promise((r) => setTimeout(r, 2));
+      await sleep(2);
     }
     const last = performance.now();
     await eventually(() => (wakes.at(-1) ?? 0) > last, 10_000, 'woken after the last commit');
@@ -76,15 +81,13 @@ describe('SQLite wake-ups', () => {
   });
 
   it('a stopped store watches nothing; started again it wakes the subscribers it had', async () => {
-    const path = join(dir.path, 'restart.db');
-    const store = new SqliteStore({ path });
-    await store.start();
+    const { path, store } = await startedStore('restart.db');
     let wakes = 0;
     store.onCommit(() => wakes++);
     await store.stop();
     const other = otherWriter(path);
     other.prepare('INSERT INTO t (v) VALUES (1)').run();
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
     assert.equal(wakes, 0, 'no watch while stopped');
     await store.start();
     wakes = 0;
@@ -113,7 +116,7 @@ describe('SQLite wake-ups', () => {
     wakeups.subscribe(() => wakes++);
     // The folder does not exist yet: the watch fails, and is tried every 20 ms.
     wakeups.open(join(folder, 'store.db'));
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
     assert.equal(wakes, 0);
     const warnings = logged.filter((l) => l.level === 40);
     assert.equal(warnings.length, 1, 'said once, not at every try');

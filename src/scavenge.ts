@@ -2,8 +2,10 @@
  * Frees the buffers a transfer or a large put has dropped long before V8 would on
  * its own.
  *
- * Every TLS read gives a fresh 16 KiB buffer, every chunk sent or received another
- * of up to 256 KiB, and every new chunk a put stores a copy. Their memory lies
+ * Every TLS read gives a fresh 16 KiB buffer, every chunk sent another of up to
+ * 256 KiB, and a store other than the pack store copies each new chunk it writes
+ * (received chunk frames and the pack store's copies are in reused slabs,
+ * src/slabs.ts). Their memory lies
  * outside V8's heap, and V8 collects the young generation only once it has
  * allocated a semi-space of its own objects (4 MB under the launchers' flag): these
  * allocate few objects for their bytes, so the dead buffers pile up until V8's

@@ -20,7 +20,11 @@ export interface ChunkLink {
   handle(method: string, handler: (params: unknown) => unknown): void;
   /** Sends a chunk frame whose payload is `head` then `body`. */
   sendChunk(head: Buffer, body?: Buffer, options?: { compress?: boolean }): Promise<void>;
-  onChunk(handler: (payload: Buffer) => Promise<void>): void;
+  /**
+   * Sets the handler of chunk frames. Its payload may lie in memory the link uses
+   * again: the handler calls `done` once nothing reads the payload any more.
+   */
+  onChunk(handler: (payload: Buffer, done: () => void) => Promise<void>): void;
   /** Ends the connection, telling the peer why. */
   close(error: Error): void;
   readonly closed: boolean;
@@ -158,7 +162,7 @@ export class ChunkExchange {
     this.stallMs = options.stallMs ?? DEFAULT_STALL_MS;
     this.clock = options.clock ?? systemClock;
     link.handle('files.want', (params) => this.onWant(params));
-    link.onChunk((payload) => this.onChunk(payload));
+    link.onChunk((payload, done) => this.onChunk(payload, done));
   }
 
   /**
@@ -306,7 +310,20 @@ export class ChunkExchange {
     for (const w of list ?? []) w.resolve(state);
   }
 
-  private async onChunk(payload: Buffer): Promise<void> {
+  private async onChunk(payload: Buffer, done: () => void): Promise<void> {
+    // The payload is given back at once, unless a put of it is under way.
+    let storing: Promise<unknown> | undefined;
+    try {
+      storing = this.take(payload);
+    } finally {
+      if (storing) void storing.finally(done);
+      else done();
+    }
+    if (storing && this.storing.size >= STORES_IN_FLIGHT) await Promise.race(this.storing);
+  }
+
+  /** Checks one chunk frame; returns the put of its chunk when it starts one. */
+  private take(payload: Buffer): Promise<void> | undefined {
     const kind = payload[0];
     const hash = payload.toString('hex', 1, 33);
     if (payload.length < 33 || (kind !== CHUNK && kind !== ABSENT)) {
@@ -316,23 +333,23 @@ export class ChunkExchange {
           `a chunk frame of kind ${kind ?? 'none'} and ${payload.length} bytes`,
         ),
       );
-      return;
+      return undefined;
     }
     if (!this.waiting.has(hash)) {
       // Never stored, not even hashed: a late answer to a request given up on is
       // expected; other frames nobody asked for are dropped, and a peer that keeps
       // sending them is told off. The link goes on serving what is asked for.
       this.dropped++;
-      if (this.abandoned.delete(hash)) return;
+      if (this.abandoned.delete(hash)) return undefined;
       this.unsolicited++;
       this.logger.warn({ hash, unsolicited: this.unsolicited }, 'a peer sent a chunk nobody asked for');
       if (this.unsolicited > UNSOLICITED_LIMIT)
         this.link.close(new ChunkRefusedError('UNEXPECTED_MESSAGE', hash));
-      return;
+      return undefined;
     }
     if (kind === ABSENT) {
       this.settle(hash, 'absent');
-      return;
+      return undefined;
     }
     const bytes = payload.subarray(33);
     if (createHash('sha256').update(bytes).digest('hex') !== hash) {
@@ -340,7 +357,7 @@ export class ChunkExchange {
       this.logger.warn({ hash }, 'a peer sent a chunk that does not match its hash');
       this.link.close(err);
       this.abort(err);
-      return;
+      return undefined;
     }
     // Several puts in flight, so their writes and index commits overlap; the next
     // frame is read once fewer than STORES_IN_FLIGHT are pending.
@@ -356,7 +373,7 @@ export class ChunkExchange {
       },
     );
     this.storing.add(put);
-    if (this.storing.size >= STORES_IN_FLIGHT) await Promise.race(this.storing);
+    return put;
   }
 
   /**

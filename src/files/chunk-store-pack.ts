@@ -62,6 +62,7 @@ import { type FileHandle, mkdir, open, readdir, readFile, rm, stat, unlink } fro
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { TrosynError } from '../errors.js';
+import { type SlabRegion, Slabs } from '../slabs.js';
 import { type Clock, LifecycleGuard, systemClock } from '../lifecycle.js';
 import { type Migration, runMigrations } from '../store/migrations.js';
 import {
@@ -331,6 +332,8 @@ export class PackChunkStore implements ChunkStore {
   private readonly readers = new Map<string, Promise<FileHandle>>();
   /** Read buffers `lend` reuses (at most LEND_BUFFERS_KEPT). */
   private readonly lendBuffers: Buffer[] = [];
+  /** Copies of the chunks being put, until they are written. */
+  private readonly slabs = new Slabs(COALESCE_BYTES);
   /** Reads waiting for the next turn of the event loop, to be coalesced. */
   private reads: { row: Row; resolve: (bytes: Buffer) => void; reject: (err: unknown) => void }[] = [];
   /** Appends waiting to be written with their neighbours in one call. */
@@ -416,47 +419,52 @@ export class PackChunkStore implements ChunkStore {
       }
       const key = Buffer.from(hash, 'hex');
       // A copy of our own: the caller may reuse its buffer once this call returns.
-      let own: Buffer | undefined;
-      for (;;) {
-        const earlier = this.writing.get(hash);
-        if (earlier) {
-          // The caller may reuse its buffer while this waits: copy it first.
-          own ??= Buffer.from(bytes);
-          // Another put of this chunk is writing it: this one writes nothing, unless that one fails.
-          if (
-            await earlier.then(
-              () => true,
-              () => false,
+      // It goes back to the slabs once its write has ended, however it ended.
+      let own: SlabRegion | undefined;
+      try {
+        for (;;) {
+          const earlier = this.writing.get(hash);
+          if (earlier) {
+            // The caller may reuse its buffer while this waits: copy it first.
+            own ??= this.slabs.copy(bytes);
+            // Another put of this chunk is writing it: this one writes nothing, unless that one fails.
+            if (
+              await earlier.then(
+                () => true,
+                () => false,
+              )
             )
-          )
-            return false;
-          continue;
-        }
-        if (this.sql.has.get(key) !== undefined) {
-          // Marked put-again: a collection here keeps it from now on, one in another
-          // process once the mark commits. A row of another length is not this
-          // chunk's; a row a collection removed meanwhile is written anew. No copy
-          // is made for the usual case, a chunk already here.
-          if ((await this.touch(hash, key, bytes.length)) > 0) return false;
-          if (!own) {
-            // The caller's bytes may have changed since the call: check the copy.
-            own = Buffer.from(bytes);
-            const actual = chunkHash(own);
-            if (actual !== hash) throw new ChunkHashMismatchError(hash, actual);
+              return false;
+            continue;
           }
-          if (this.writing.has(hash)) continue;
-          // Not marked: removed meanwhile, or a row of another length, which goes.
-          this.sql.dropOtherLength.run(key, bytes.length);
+          if (this.sql.has.get(key) !== undefined) {
+            // Marked put-again: a collection here keeps it from now on, one in another
+            // process once the mark commits. A row of another length is not this
+            // chunk's; a row a collection removed meanwhile is written anew. No copy
+            // is made for the usual case, a chunk already here.
+            if ((await this.touch(hash, key, bytes.length)) > 0) return false;
+            if (!own) {
+              // The caller's bytes may have changed since the call: check the copy.
+              own = this.slabs.copy(bytes);
+              const actual = chunkHash(own.bytes);
+              if (actual !== hash) throw new ChunkHashMismatchError(hash, actual);
+            }
+            if (this.writing.has(hash)) continue;
+            // Not marked: removed meanwhile, or a row of another length, which goes.
+            this.sql.dropOtherLength.run(key, bytes.length);
+          }
+          own ??= this.slabs.copy(bytes);
+          const write = this.append(key, own.bytes, true);
+          this.writing.set(hash, write);
+          try {
+            await write;
+          } finally {
+            this.writing.delete(hash);
+          }
+          return true;
         }
-        own ??= Buffer.from(bytes);
-        const write = this.append(key, own, true);
-        this.writing.set(hash, write);
-        try {
-          await write;
-        } finally {
-          this.writing.delete(hash);
-        }
-        return true;
+      } finally {
+        own?.release();
       }
     });
   }

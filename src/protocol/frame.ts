@@ -21,6 +21,11 @@ export interface Frame {
    * from, so the pushed chunk must not be modified afterwards.
    */
   payload: Buffer;
+  /**
+   * Set when `payload` was taken from the decoder's `allocate`: call it once nothing
+   * reads the payload any more, so its memory can be used again.
+   */
+  release?: () => void;
 }
 
 /** Largest value the 32-bit length field can hold. */
@@ -80,6 +85,11 @@ export interface FrameDecoderOptions {
    * from their length field alone, before anything is buffered.
    */
   maxFrameBytes?: number;
+  /**
+   * Where the payload of a chunk frame that spans pieces is assembled (default: a
+   * buffer of its own). The frame's `release` is the region's.
+   */
+  allocate?: (bytes: number) => { bytes: Buffer; release: () => void };
 }
 
 /** Checks a maxFrameBytes option; shared by the decoder and MessageCodec. */
@@ -106,11 +116,13 @@ export function resolveMaxFrameBytes(value: number | undefined): number {
  */
 export class FrameDecoder {
   private readonly maxFrameBytes: number;
+  private readonly allocate: FrameDecoderOptions['allocate'];
   /** Header bytes of the current frame while it is incomplete. */
   private readonly header = Buffer.alloc(FRAME_HEADER_BYTES);
   private headerFill = 0;
   /** Payload of the current frame once its header is complete and it spans pieces. */
   private body: Buffer | undefined;
+  private bodyRelease: (() => void) | undefined;
   private bodyFill = 0;
   private kind: 1 | 2 = FrameKind.Message;
   private codec: CompressionCodec = 'none';
@@ -118,6 +130,7 @@ export class FrameDecoder {
 
   constructor(options: FrameDecoderOptions = {}) {
     this.maxFrameBytes = resolveMaxFrameBytes(options.maxFrameBytes);
+    this.allocate = options.allocate;
   }
 
   /** Bytes held for a frame that is not complete yet. */
@@ -138,6 +151,7 @@ export class FrameDecoder {
       this.header.fill(0);
       this.headerFill = 0;
       this.body = undefined;
+      this.bodyRelease = undefined;
       this.bodyFill = 0;
       throw this.error;
     }
@@ -154,8 +168,14 @@ export class FrameDecoder {
         this.bodyFill += take;
         at += take;
         if (this.bodyFill === this.body.length) {
-          frames.push({ kind: this.kind, codec: this.codec, payload: this.body });
+          frames.push({
+            kind: this.kind,
+            codec: this.codec,
+            payload: this.body,
+            ...(this.bodyRelease && { release: this.bodyRelease }),
+          });
           this.body = undefined;
+          this.bodyRelease = undefined;
           this.bodyFill = 0;
         }
         continue;
@@ -190,7 +210,11 @@ export class FrameDecoder {
   }
 
   private startBody(payloadBytes: number): void {
-    this.body = Buffer.allocUnsafe(payloadBytes);
+    if (this.allocate && this.kind === FrameKind.Chunk) {
+      const region = this.allocate(payloadBytes);
+      this.body = region.bytes;
+      this.bodyRelease = region.release;
+    } else this.body = Buffer.allocUnsafe(payloadBytes);
     this.bodyFill = 0;
   }
 

@@ -5,6 +5,7 @@ import { isErrorCode } from '../error-codes.js';
 import { isTrosynError, TrosynError } from '../errors.js';
 import { type ClockOffset, measureOffset } from './clock-offset.js';
 import { scavenger } from '../scavenge.js';
+import { Slabs } from '../slabs.js';
 import { type Clock, systemClock, type Timer } from '../lifecycle.js';
 import { type FrameCache, MessageCodec } from '../protocol/codec.js';
 import type { CompressionCodec } from '../protocol/compression.js';
@@ -76,7 +77,29 @@ type Events = {
 interface QueuedChunk {
   type: 'chunk';
   payload: Buffer;
+  /** Gives the payload's memory back (see ChunkHandler). */
+  done: () => void;
 }
+
+/**
+ * Handles one chunk frame's payload. The payload may lie in memory that is used
+ * again for later frames: call `done` once nothing reads it any more (a store's
+ * put of it has settled). Not calling it is safe, only slower.
+ */
+export type ChunkHandler = (payload: Buffer, done: () => void) => void | Promise<void>;
+
+/** Chunk frames up to this long (the largest chunk by default, 256 KiB, and its head) use the slabs. */
+const MAX_SLAB_CHUNK_FRAME = 256 * 1024 + 64;
+
+/**
+ * The bodies of received chunk frames, in slabs every connection of the process
+ * shares and uses again once their chunks are stored. A body in a buffer of its
+ * own, one per chunk, was a file's worth of allocation outside V8's heap that set
+ * off a full collection every few megabytes received (see src/slabs.ts).
+ */
+const chunkBodies = new Slabs(1024 * 1024, 4, MAX_SLAB_CHUNK_FRAME);
+
+const NOTHING = (): void => undefined;
 
 export class Connection extends EventEmitter<Events> {
   readonly peer: DeviceId;
@@ -105,7 +128,7 @@ export class Connection extends EventEmitter<Events> {
   private input: 'held' | 'first' | 'open' = 'held';
   /** The handshake's wait for its first message. */
   private firstHandler: ((message: Message) => void) | undefined;
-  private chunkHandler: ((payload: Buffer) => void | Promise<void>) | undefined;
+  private chunkHandler: ChunkHandler | undefined;
   private readonly requestHandlers = new Map<string, RequestHandler>();
   /** Requests waiting for their response; settling one removes its timer and abort listener. */
   private readonly pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
@@ -142,7 +165,10 @@ export class Connection extends EventEmitter<Events> {
     this.maxQueued = options.maxQueuedMessages ?? 8;
     this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
     this.codec = new MessageCodec({ maxFrameBytes: options.maxFrameBytes });
-    this.decoder = new FrameDecoder({ maxFrameBytes: options.maxFrameBytes });
+    this.decoder = new FrameDecoder({
+      maxFrameBytes: options.maxFrameBytes,
+      allocate: (bytes) => chunkBodies.take(bytes),
+    });
     const now = this.clock.now();
     this.stats = {
       bytesIn: 0,
@@ -248,7 +274,7 @@ export class Connection extends EventEmitter<Events> {
    * Sets the handler of chunk frames (file content). Until one is set, a chunk
    * frame is a protocol violation: nothing asked for it.
    */
-  setChunkHandler(handler: ((payload: Buffer) => void | Promise<void>) | undefined): void {
+  setChunkHandler(handler: ChunkHandler | undefined): void {
     this.chunkHandler = handler;
     if (handler) void this.drain();
   }
@@ -498,8 +524,12 @@ export class Connection extends EventEmitter<Events> {
         this.badInput(err);
         return;
       }
-      if (decoded.kind === 'chunk') this.enqueue({ type: 'chunk', payload: decoded.bytes });
-      else this.dispatch(decoded.message);
+      if (decoded.kind === 'chunk') {
+        // A compressed frame was inflated into a buffer of its own: its body is done with.
+        const done = decoded.bytes === frame.payload ? (frame.release ?? NOTHING) : NOTHING;
+        if (decoded.bytes !== frame.payload) frame.release?.();
+        this.enqueue({ type: 'chunk', payload: decoded.bytes, done });
+      } else this.dispatch(decoded.message);
     }
     if (this.closedWith) return;
     const full = this.backlog.length > 0 || this.queue.length >= this.maxQueued;
@@ -596,7 +626,7 @@ export class Connection extends EventEmitter<Events> {
         if (next.type === 'request') {
           // A request that came before the peer's end can no longer be answered.
           if (!this.closedWith) await this.answer(next.id, next.method, next.params);
-        } else if (next.type === 'chunk') await this.chunkHandler?.(next.payload);
+        } else if (next.type === 'chunk') await this.chunkHandler?.(next.payload, next.done);
         else await this.handler?.(next);
       }
     } catch (err) {

@@ -80,6 +80,39 @@ describe('frames', () => {
     assert.ok(got[0]?.payload.equals(payload));
   });
 
+  it('assembles chunk frames that span pieces in memory from `allocate`, message frames in their own', () => {
+    const given: { bytes: Buffer; released: number }[] = [];
+    const decoder = new FrameDecoder({
+      allocate: (n) => {
+        const region = { bytes: Buffer.alloc(n), released: 0 };
+        given.push(region);
+        return { bytes: region.bytes, release: () => region.released++ };
+      },
+    });
+    const chunk = Buffer.from('c'.repeat(40_000));
+    const message = Buffer.from(JSON.stringify({ type: 'ping', t: 1, pad: 'x'.repeat(40_000) }));
+    const small = Buffer.from([7, 8, 9]);
+    const stream = Buffer.concat([
+      encodeFrame(FrameKind.Chunk, chunk),
+      encodeFrame(FrameKind.Message, message),
+      encodeFrame(FrameKind.Chunk, small),
+    ]);
+    const frames: Frame[] = [];
+    for (let at = 0; at < stream.length; at += 16_384)
+      frames.push(...decoder.push(stream.subarray(at, at + 16_384)));
+    assert.equal(frames.length, 3);
+    const [c, m, s] = frames as [Frame, Frame, Frame];
+    assert.equal(given.length, 1, 'only the spanning chunk frame was allocated');
+    assert.equal(c.payload, given[0]?.bytes);
+    assert.deepEqual(c.payload, chunk);
+    c.release?.();
+    assert.equal(given[0]?.released, 1, "the frame's release is the region's");
+    assert.deepEqual(m.payload, message);
+    assert.equal(m.release, undefined, 'a message frame has nothing to release');
+    assert.deepEqual(s.payload, small);
+    assert.equal(s.release, undefined, 'a chunk frame whole in one piece is a view of it');
+  });
+
   it('refuses an oversized frame from its 4 length bytes alone, before buffering it', () => {
     const d = new FrameDecoder();
     const claim = Buffer.alloc(4);

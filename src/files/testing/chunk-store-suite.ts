@@ -99,6 +99,25 @@ export function runChunkStoreSuite(name: string, makeHarness: () => Promise<Chun
     );
 
     withStore(
+      'one buffer reused for chunk after chunk, each put left running, stores every chunk right',
+      async (store) => {
+        // As a receiver does: each chunk arrives in the same memory, and its put is
+        // not waited for before the next one lands there.
+        const sizes = [100, 4096, 9000, 64 * 1024, 200 * 1024, 256 * 1024, 256 * 1024 + 1, 700 * 1024];
+        const chunks = Array.from({ length: 120 }, (_, i) => randomChunk(sizes[i % sizes.length]));
+        const buffer = Buffer.alloc(Math.max(...sizes));
+        const puts: Promise<boolean>[] = [];
+        for (const c of chunks) {
+          c.bytes.copy(buffer);
+          puts.push(store.put(c.hash, buffer.subarray(0, c.bytes.length)));
+          buffer.fill(0xee);
+        }
+        assert.deepEqual(await Promise.all(puts), Array(chunks.length).fill(true) as boolean[]);
+        for (const c of chunks) assert.deepEqual(await store.get(c.hash), c.bytes);
+      },
+    );
+
+    withStore(
       'bytes the caller changes after put() is called do not change what is stored',
       async (store) => {
         const c = randomChunk(64 * 1024);

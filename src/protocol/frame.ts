@@ -90,6 +90,11 @@ export interface FrameDecoderOptions {
    * buffer of its own). The frame's `release` is the region's.
    */
   allocate?: (bytes: number) => { bytes: Buffer; release: () => void };
+  /**
+   * The pieces pushed lie in memory the caller overwrites after `push` returns: no
+   * frame is then a view of one (each is copied, a chunk frame into `allocate`).
+   */
+  inputReused?: boolean;
 }
 
 /** Checks a maxFrameBytes option; shared by the decoder and MessageCodec. */
@@ -117,6 +122,7 @@ export function resolveMaxFrameBytes(value: number | undefined): number {
 export class FrameDecoder {
   private readonly maxFrameBytes: number;
   private readonly allocate: FrameDecoderOptions['allocate'];
+  private readonly inputReused: boolean;
   /** Header bytes of the current frame while it is incomplete. */
   private readonly header = Buffer.alloc(FRAME_HEADER_BYTES);
   private headerFill = 0;
@@ -131,6 +137,7 @@ export class FrameDecoder {
   constructor(options: FrameDecoderOptions = {}) {
     this.maxFrameBytes = resolveMaxFrameBytes(options.maxFrameBytes);
     this.allocate = options.allocate;
+    this.inputReused = options.inputReused ?? false;
   }
 
   /** Bytes held for a frame that is not complete yet. */
@@ -185,7 +192,19 @@ export class FrameDecoder {
         const payloadBytes = this.readHeader(chunk, at);
         at += FRAME_HEADER_BYTES;
         if (end - at >= payloadBytes) {
-          frames.push({ kind: this.kind, codec: this.codec, payload: chunk.subarray(at, at + payloadBytes) });
+          const whole = chunk.subarray(at, at + payloadBytes);
+          if (this.inputReused && payloadBytes > 0) {
+            const body = this.startBody(payloadBytes);
+            whole.copy(body);
+            frames.push({
+              kind: this.kind,
+              codec: this.codec,
+              payload: body,
+              ...(this.bodyRelease && { release: this.bodyRelease }),
+            });
+            this.body = undefined;
+            this.bodyRelease = undefined;
+          } else frames.push({ kind: this.kind, codec: this.codec, payload: whole });
           at += payloadBytes;
         } else {
           this.startBody(payloadBytes);
@@ -209,13 +228,14 @@ export class FrameDecoder {
     return frames;
   }
 
-  private startBody(payloadBytes: number): void {
+  private startBody(payloadBytes: number): Buffer {
     if (this.allocate && this.kind === FrameKind.Chunk) {
       const region = this.allocate(payloadBytes);
       this.body = region.bytes;
       this.bodyRelease = region.release;
     } else this.body = Buffer.allocUnsafe(payloadBytes);
     this.bodyFill = 0;
+    return this.body;
   }
 
   private checkLength(length: number): void {

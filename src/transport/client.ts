@@ -17,6 +17,7 @@ import {
 } from './errors.js';
 import { clientHandshake, type HandshakeResult, type LocalPeer } from './handshake.js';
 import type { DeviceIdentity } from './identity.js';
+import { ReusedReads } from './reads.js';
 import { formatAddress, peerDeviceId, tlsOptions } from './tls.js';
 
 export interface HubAddress {
@@ -52,8 +53,11 @@ export interface HubConnection {
 export async function connectToHub(address: HubAddress, options: ConnectOptions): Promise<HubConnection> {
   const timeoutMs = options.timeoutMs ?? 10_000;
   const logger = options.logger ?? silentLogger;
+  const reads = new ReusedReads();
   const socket = connect({
     ...tlsOptions(options.identity),
+    // Node's tls.connect takes net's `onread` (since 15.1); its types do not say so.
+    ...({ onread: reads.onread } as object),
     host: address.host,
     port: address.port,
     // Certificates are pinned by device ID, not checked against host names.
@@ -82,6 +86,7 @@ export async function connectToHub(address: HubAddress, options: ConnectOptions)
     }
     const conn = new Connection({
       socket,
+      reads,
       peer: hubId,
       maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
       logger,

@@ -24,6 +24,11 @@ import {
 export interface ConnectionOptions {
   /** The authenticated socket (TLS in production). */
   socket: Socket;
+  /**
+   * Set when the socket was made with `onread` into a reused buffer: the
+   * connection reads through it, copying what it keeps, instead of 'data' events.
+   */
+  reads?: { attach(sink: (bytes: Buffer) => void): void };
   /** The device at the other end, from its certificate. */
   peer: DeviceId;
   /** Largest frame accepted or sent. */
@@ -168,6 +173,7 @@ export class Connection extends EventEmitter<Events> {
     this.decoder = new FrameDecoder({
       maxFrameBytes: options.maxFrameBytes,
       allocate: (bytes) => chunkBodies.take(bytes),
+      inputReused: options.reads !== undefined,
     });
     const now = this.clock.now();
     this.stats = {
@@ -180,7 +186,8 @@ export class Connection extends EventEmitter<Events> {
       queued: 0,
       maxQueued: 0,
     };
-    this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    if (options.reads) options.reads.attach((bytes) => this.onData(bytes, true));
+    else this.socket.on('data', (chunk: Buffer) => this.onData(chunk, false));
     // Node's socket errors (ECONNRESET, EPIPE, ...) become named codes here, the one
     // place every connection's failures pass through.
     this.socket.on('error', (err) => this.peerEnded(fromSocketError(err, this.remoteAddress, false)));
@@ -488,10 +495,11 @@ export class Connection extends EventEmitter<Events> {
     this.finish(this.closedWith.cause);
   }
 
-  private onData(chunk: Buffer): void {
+  /** Bytes read; `reused` when they lie in a buffer the next read overwrites (not garbage). */
+  private onData(chunk: Buffer, reused: boolean): void {
     if (this.closedWith) return;
     this.stats.bytesIn += chunk.length;
-    scavenger.moved(chunk.length);
+    if (!reused) scavenger.moved(chunk.length);
     this.stats.lastReceivedAt = this.clock.now();
     try {
       for (const frame of this.decoder.push(chunk)) {

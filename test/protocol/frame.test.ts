@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { DEFAULT_MAX_FRAME_BYTES } from '../../src/protocol/constants.js';
 import { ProtocolError } from '../../src/protocol/errors.js';
@@ -111,6 +112,36 @@ describe('frames', () => {
     assert.equal(m.release, undefined, 'a message frame has nothing to release');
     assert.deepEqual(s.payload, small);
     assert.equal(s.release, undefined, 'a chunk frame whole in one piece is a view of it');
+  });
+
+  it('with input it reuses, no frame is a view of it: each is copied out before push returns', () => {
+    const regions: number[] = [];
+    const decoder = new FrameDecoder({
+      inputReused: true,
+      allocate: (n) => {
+        regions.push(n);
+        return { bytes: Buffer.alloc(n), release: () => undefined };
+      },
+    });
+    const payloads = [Buffer.from('{"type":"ping","t":1}'), randomBytes(3000), randomBytes(20_000)];
+    const stream = Buffer.concat([
+      encodeFrame(FrameKind.Message, payloads[0] as Buffer),
+      encodeFrame(FrameKind.Chunk, payloads[1] as Buffer),
+      encodeFrame(FrameKind.Chunk, payloads[2] as Buffer),
+      encodeFrame(FrameKind.Chunk, Buffer.alloc(0)),
+    ]);
+    const input = Buffer.alloc(8192);
+    const frames: Frame[] = [];
+    for (let at = 0; at < stream.length; at += input.length) {
+      const n = stream.copy(input, 0, at, at + input.length);
+      frames.push(...decoder.push(input.subarray(0, n)));
+      input.fill(0xee);
+    }
+    assert.deepEqual(
+      frames.map((f) => f.payload),
+      [...payloads, Buffer.alloc(0)],
+    );
+    assert.deepEqual(regions, [3000, 20_000], 'chunk frames, whole or spanning pieces, go to allocate');
   });
 
   it('refuses an oversized frame from its 4 length bytes alone, before buffering it', () => {

@@ -2,66 +2,83 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { connectToHub } from '../../src/transport/client.js';
-import type { Connection } from '../../src/transport/connection.js';
+import type { ChunkHandler, Connection } from '../../src/transport/connection.js';
 import { createIdentity } from '../../src/transport/identity.js';
 import { childPeer, startServer } from './helpers.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-/** A hub and a connected child; `onChunk` handles the chunk frames the hub receives. */
-async function pair(onChunk: Parameters<Connection['setChunkHandler']>[0]) {
-  const child = await createIdentity('sender');
+/**
+ * A hub and a connected child; `from` sends chunk frames, the other end handles
+ * them. The child's socket reads into one reused buffer, the hub's gives a buffer
+ * per read: both ways are tried.
+ */
+async function pair(from: 'child' | 'hub', onChunk: ChunkHandler) {
+  const child = await createIdentity('peer');
+  let atHub: (conn: Connection) => void = () => undefined;
+  const hubSide = new Promise<Connection>((resolve) => (atHub = resolve));
   const { server, identity } = await startServer([child.deviceId], {
-    onConnection: (conn) => conn.setChunkHandler(onChunk),
+    onConnection: (conn) => {
+      if (from === 'child') conn.setChunkHandler(onChunk);
+      atHub(conn);
+    },
   });
   const hub = await connectToHub(
     { host: '127.0.0.1', port: server.port },
     { identity: child, local: childPeer, hubId: identity.deviceId },
   );
-  return { hub, server };
+  if (from === 'hub') hub.conn.setChunkHandler(onChunk);
+  const sender = from === 'child' ? hub.conn : await hubSide;
+  return {
+    sender,
+    stop: async () => {
+      hub.conn.close();
+      await server.stop();
+    },
+  };
 }
 
-describe('chunk frames received', () => {
-  it('arrive whole and in order; once handled, their memory carries later frames', async () => {
-    const sent = Array.from({ length: 300 }, (_, i) => randomBytes(1000 + ((i * 7919) % (256 * 1024))));
-    const seen: string[] = [];
-    const memory = new Set<ArrayBufferLike>();
-    let all: () => void = () => undefined;
-    const arrived = new Promise<void>((resolve) => (all = resolve));
-    const { hub, server } = await pair(async (payload, done) => {
-      seen.push(sha(payload));
-      memory.add(payload.buffer);
-      // Handled a little later, as a store's put is: the frames behind it queue meanwhile.
-      await new Promise((r) => setImmediate(r));
-      done();
-      if (seen.length === sent.length) all();
+for (const from of ['child', 'hub'] as const)
+  describe(`chunk frames received, sent by the ${from}`, () => {
+    it('arrive whole and in order; once handled, their memory carries later frames', async () => {
+      const sent = Array.from({ length: 300 }, (_, i) => randomBytes(1 + ((i * 7919) % (256 * 1024))));
+      const seen: string[] = [];
+      const memory = new Set<ArrayBufferLike>();
+      let all: () => void = () => undefined;
+      const arrived = new Promise<void>((resolve) => (all = resolve));
+      const { sender, stop } = await pair(from, async (payload, done) => {
+        seen.push(sha(payload));
+        memory.add(payload.buffer);
+        // Handled a little later, as a store's put is: the frames behind it queue meanwhile.
+        await new Promise((r) => setImmediate(r));
+        done();
+        if (seen.length === sent.length) all();
+      });
+      // Random bytes do not compress: every frame goes as it is.
+      for (const bytes of sent) await sender.sendChunk(Buffer.from([1]), bytes, { compress: false });
+      await arrived;
+      assert.deepEqual(
+        seen,
+        sent.map((b) => sha(Buffer.concat([Buffer.from([1]), b]))),
+      );
+      // 300 frames of 38 MB in all, handled one at a time: a few slabs of 1 MiB carried
+      // them (and the pool Node cuts small buffers from, for the smallest ones).
+      assert.ok(memory.size < 30, `${memory.size} buffers held 300 frames`);
+      await stop();
     });
-    // Random bytes do not compress: every frame goes as it is.
-    for (const bytes of sent) await hub.conn.sendChunk(Buffer.from([1]), bytes, { compress: false });
-    await arrived;
-    assert.deepEqual(
-      seen,
-      sent.map((b) => sha(Buffer.concat([Buffer.from([1]), b]))),
-    );
-    // 300 frames of 38 MB in all, held one at a time: a few slabs of 1 MiB carried them.
-    assert.ok(memory.size < 30, `${memory.size} buffers held 300 frames`);
-    hub.conn.close();
-    await server.stop();
-  });
 
-  it('a handler that keeps its payloads and never says it is done still gets every byte right', async () => {
-    const sent = Array.from({ length: 60 }, () => randomBytes(100 * 1024));
-    const kept: Buffer[] = [];
-    let all: () => void = () => undefined;
-    const arrived = new Promise<void>((resolve) => (all = resolve));
-    const { hub, server } = await pair((payload) => {
-      kept.push(payload);
-      if (kept.length === sent.length) all();
+    it('a handler that keeps its payloads and never says it is done still gets every byte right', async () => {
+      const sent = Array.from({ length: 60 }, (_, i) => randomBytes(i % 2 ? 100 * 1024 : 300));
+      const kept: Buffer[] = [];
+      let all: () => void = () => undefined;
+      const arrived = new Promise<void>((resolve) => (all = resolve));
+      const { sender, stop } = await pair(from, (payload) => {
+        kept.push(payload);
+        if (kept.length === sent.length) all();
+      });
+      for (const bytes of sent) await sender.sendChunk(Buffer.from([2]), bytes, { compress: false });
+      await arrived;
+      kept.forEach((payload, i) => assert.deepEqual(payload.subarray(1), sent[i], `frame ${i}`));
+      await stop();
     });
-    for (const bytes of sent) await hub.conn.sendChunk(Buffer.from([2]), bytes, { compress: false });
-    await arrived;
-    kept.forEach((payload, i) => assert.deepEqual(payload.subarray(1), sent[i], `frame ${i}`));
-    hub.conn.close();
-    await server.stop();
   });
-});

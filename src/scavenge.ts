@@ -2,10 +2,11 @@
  * Frees the buffers a transfer or a large put has dropped long before V8 would on
  * its own.
  *
- * Every TLS read gives a fresh 16 KiB buffer, every chunk sent another of up to
- * 256 KiB, and a store other than the pack store copies each new chunk it writes
- * (received chunk frames and the pack store's copies are in reused slabs,
- * src/slabs.ts). Their memory lies
+ * Every TLS read on a server's socket gives a fresh 16 KiB buffer, every chunk
+ * sent another of up to 256 KiB, and a stream put from fresh buffers (an upload)
+ * drops each once read. (A client's socket reads into one reused buffer, received
+ * chunk frames and the pack store's copies lie in reused slabs, src/slabs.ts, and a
+ * file's put stores chunks from its read slots.) Their memory lies
  * outside V8's heap, and V8 collects the young generation only once it has
  * allocated a semi-space of its own objects (4 MB under the launchers' flag): these
  * allocate few objects for their bytes, so the dead buffers pile up until V8's

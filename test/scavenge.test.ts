@@ -57,7 +57,7 @@ describe('Scavenger', () => {
     assert.equal(Number(runWithLauncherFlags(code, false)), 0);
   });
 
-  it("a put counts the store's copies of new chunks and a stream's fresh buffers, not a reader's reused ones", () => {
+  it("a put counts a stream's fresh buffers, not a reader's reused ones nor the chunks it stores from them", () => {
     // 64 MiB put three times: new content read through a ring of four buffers (as
     // `files put` reads a file), the same again, and the same from fresh buffers.
     const code = `import { randomBytes } from 'node:crypto';
@@ -86,7 +86,8 @@ describe('Scavenger', () => {
       console.log(JSON.stringify(counts));`;
     const [stored, again, fresh] = JSON.parse(runWithLauncherFlags(code)) as number[];
     const every = SCAVENGE_EVERY_BYTES / MiB;
-    assert.ok(stored !== undefined && stored >= 64 / every - 1, `new content: ${stored} collections`);
+    // New chunks are written from the read slots, copied nowhere: no garbage to collect.
+    assert.ok(stored !== undefined && stored <= 2, `new content, reused buffers: ${stored} collections`);
     assert.ok(again !== undefined && again <= 2, `content already stored, reused buffers: ${again}`);
     // The first 8 MiB or so are held as copies until the put knows its size, and not counted.
     assert.ok(fresh !== undefined && fresh >= (64 - 10) / every - 1, `fresh buffers: ${fresh}`);

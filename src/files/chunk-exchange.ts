@@ -361,7 +361,8 @@ export class ChunkExchange {
     }
     // Several puts in flight, so their writes and index commits overlap; the next
     // frame is read once fewer than STORES_IN_FLIGHT are pending.
-    const put: Promise<void> = this.store.put(hash, bytes, { verified: true }).then(
+    // The payload is given back only once this put settles (see onChunk): the store need not copy it.
+    const put: Promise<void> = this.store.put(hash, bytes, { verified: true, unchanged: true }).then(
       () => {
         this.storing.delete(put);
         this.bytesIn += bytes.length;

@@ -300,6 +300,11 @@ function prepareStatements(db: Database.Database) {
 
 type Statements = ReturnType<typeof prepareStatements>;
 
+/** Bytes the caller keeps unchanged (PutOptions.unchanged), as a region with nothing to give back. */
+function asIs(bytes: Uint8Array): SlabRegion {
+  return { bytes: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), release: () => undefined };
+}
+
 /** The chunk store in pack files; see the top of this file for its layout and crash safety. */
 export class PackChunkStore implements ChunkStore {
   /** The store's directory. */
@@ -453,7 +458,7 @@ export class PackChunkStore implements ChunkStore {
             // Not marked: removed meanwhile, or a row of another length, which goes.
             this.sql.dropOtherLength.run(key, bytes.length);
           }
-          own ??= this.slabs.copy(bytes);
+          own ??= options.unchanged ? asIs(bytes) : this.slabs.copy(bytes);
           const write = this.append(key, own.bytes, true);
           this.writing.set(hash, write);
           try {

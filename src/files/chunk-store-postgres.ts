@@ -244,7 +244,9 @@ export class PostgresChunkStore implements SharedChunkStore {
         const actual = chunkHash(bytes);
         if (actual !== hash) throw new ChunkHashMismatchError(hash, actual);
       }
-      const own = Buffer.from(bytes);
+      const own = options.unchanged
+        ? Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+        : Buffer.from(bytes);
       for (;;) {
         const earlier = this.writing.get(hash);
         if (!earlier) break;

@@ -52,6 +52,13 @@ export interface PutOptions {
    * or a received chunk was checked): the store does not hash them again.
    */
   verified?: boolean;
+  /**
+   * The caller keeps `bytes` as they are until the put settles, as a file's put
+   * keeps its read slots and a fetch its received frames: the store may write them
+   * from where they are. Without it a store copies them first, so that a caller
+   * changing its buffer too early cannot store bytes under a name they do not match.
+   */
+  unchanged?: boolean;
 }
 
 /** Options of {@link ChunkStore.get}. */

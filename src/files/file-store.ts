@@ -187,11 +187,9 @@ class PutsInFlight {
    * Starts a put of verified bytes; waits while PUTS_IN_FLIGHT are running.
    * `settled` runs once the store is done with the bytes (stored, or failed).
    */
-  async put(hash: string, bytes: Uint8Array, settled?: () => void): Promise<void> {
-    const put: Promise<void> = this.chunks.put(hash, bytes, { verified: true }).then(
-      (written) => {
-        // A store keeps a copy of a chunk it writes: garbage once written.
-        if (written) scavenger.moved(bytes.length);
+  async put(hash: string, bytes: Uint8Array, settled?: () => void, unchanged = false): Promise<void> {
+    const put: Promise<void> = this.chunks.put(hash, bytes, { verified: true, unchanged }).then(
+      () => {
         this.running.delete(put);
         settled?.();
       },
@@ -376,9 +374,14 @@ export class FileStore {
       entries.push(hash, bytes.length);
       // A store may read the bytes after an await (a chunk found again, then gone to a
       // collection, is written after all): the slot is refilled only once the put is done.
-      await puts.put(hash, bytes, () => {
-        for (const p of chunk) unhold(p.slot);
-      });
+      await puts.put(
+        hash,
+        bytes,
+        () => {
+          for (const p of chunk) unhold(p.slot);
+        },
+        true,
+      );
     };
     /** The chunks that end in a slot, as the threads cut them: the caller's hold on it passes to their parts. */
     const cut = (slot: number, length: number, ends: number[]): Part[][] => {

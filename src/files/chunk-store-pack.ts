@@ -499,9 +499,14 @@ export class PackChunkStore implements ChunkStore {
       for (const hash of hashes) if (!isChunkHash(hash)) throw new InvalidChunkHashError(hash);
       const unique = [...new Set(hashes)];
       const out = new Map<string, ChunkLocation>();
+      // A few packs hold a file's thousands of chunks: each pack's path is made once.
+      const paths = new Map<string, string>();
       for (let i = 0; i < unique.length; i += PAGE)
-        for (const row of this.sql.placed.all(JSON.stringify(unique.slice(i, i + PAGE))))
-          out.set(row.hash, { path: join(this.packsDir, row.pack), offset: row.offset, length: row.length });
+        for (const row of this.sql.placed.all(JSON.stringify(unique.slice(i, i + PAGE)))) {
+          let path = paths.get(row.pack);
+          if (path === undefined) paths.set(row.pack, (path = join(this.packsDir, row.pack)));
+          out.set(row.hash, { path, offset: row.offset, length: row.length });
+        }
       return out;
     });
   }

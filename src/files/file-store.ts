@@ -3,7 +3,7 @@ import { isTrosynError, TrosynError } from '../errors.js';
 import { scavenger } from '../scavenge.js';
 import type { ChunkStore } from './chunk-store.js';
 import { chunkStream } from './chunker.js';
-import { beginHashRun, type HashRun, type LikelyTable, SLOT_BYTES } from './hash-threads.js';
+import { beginHashRun, warmHashThreads, type HashRun, type LikelyTable, SLOT_BYTES } from './hash-threads.js';
 import { type FileBody, assertFileName } from './file-body.js';
 import {
   decodeManifest,
@@ -278,6 +278,7 @@ export class FileStore {
         yield piece;
       }
     };
+    if (!ended) warmHashThreads();
     const run = ended
       ? undefined
       : await beginHashRun(await likelyTable(this.chunks, like, (body) => this.describingList(body)));

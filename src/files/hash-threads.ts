@@ -315,20 +315,26 @@ export class HashThreads {
     private readonly reads = COMPARE_READS,
   ) {}
 
+  /**
+   * Starts the threads now, if none are running, for a put about to begin: they load
+   * while the put does its own first work (finding the chunks to compare with).
+   */
+  warm(): void {
+    if (this.busy || this.unavailable) return;
+    clearTimeout(this.idle);
+    this.startThreads();
+    // Left alone, they stop after IDLE_MS, as after a put.
+    this.idle = setTimeout(() => this.stop(), IDLE_MS);
+    this.idle.unref();
+  }
+
   /** Takes the threads for one put, or undefined when another put has them or they cannot be used. */
   async begin(like?: LikelyTable): Promise<HashRun | undefined> {
     if (this.busy || this.unavailable) return undefined;
     this.busy = true;
     clearTimeout(this.idle);
-    if (!this.threads || this.threads.whole.failed || this.threads.chunks.failed) {
-      this.stop();
-      this.threads = {
-        whole: new HashThread('whole', this.slots, this.modules, this.reads),
-        chunks: new HashThread('chunks', this.slots, this.modules, this.reads),
-      };
-      this.starts++;
-    }
-    const { whole, chunks } = this.threads;
+    this.startThreads();
+    const { whole, chunks } = this.threads as { whole: HashThread; chunks: HashThread };
     // Held from here: the process must not end while the put waits for the threads.
     whole.worker.ref();
     chunks.worker.ref();
@@ -347,6 +353,16 @@ export class HashThreads {
     whole.tell({ type: 'begin' });
     chunks.tell({ type: 'begin', ...(like && { like }) });
     return this.run(whole, chunks);
+  }
+
+  private startThreads(): void {
+    if (this.threads && !this.threads.whole.failed && !this.threads.chunks.failed) return;
+    this.stop();
+    this.threads = {
+      whole: new HashThread('whole', this.slots, this.modules, this.reads),
+      chunks: new HashThread('chunks', this.slots, this.modules, this.reads),
+    };
+    this.starts++;
   }
 
   private run(whole: HashThread, chunks: HashThread): HashRun {
@@ -431,6 +447,12 @@ let shared: HashThreads | undefined;
 export function beginHashRun(like?: LikelyTable): Promise<HashRun | undefined> {
   shared ??= new HashThreads();
   return shared.begin(like);
+}
+
+/** Starts the process's hashing threads ahead of a put (see HashThreads.warm). */
+export function warmHashThreads(): void {
+  shared ??= new HashThreads();
+  shared.warm();
 }
 
 /**

@@ -259,6 +259,19 @@ describe('file store: hashing threads', () => {
     await replica.stop();
   });
 
+  it('threads warmed ahead of a put are the ones it takes; warming while a put has them starts none', async () => {
+    const threads = new HashThreads();
+    threads.warm();
+    threads.warm();
+    assert.equal(threads.starts, 1, 'warmed once');
+    const run = await threads.begin();
+    assert.ok(run, 'the put got the threads');
+    assert.equal(threads.starts, 1, 'the put took the warmed threads, started none');
+    threads.warm();
+    assert.equal(threads.starts, 1, 'a put has them: nothing more starts');
+    run.close();
+  });
+
   it('threads that cannot load the chunker are not used: large puts then hash on their own thread', async () => {
     const warnings: string[] = [];
     const warned = (w: Error) => warnings.push(w.message);

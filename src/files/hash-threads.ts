@@ -45,6 +45,8 @@ let whole;
 let chunk;
 let cuts;
 let like;
+// Views of the bytes of the chunk being cut, not hashed yet (see piece).
+let open = [];
 let size = 0;
 // Files of stored chunks compared in place, open for this put.
 const files = new Map();
@@ -56,29 +58,35 @@ function closeFiles() {
   for (const fd of files.values()) if (fd !== undefined) closeSync(fd);
   files.clear();
 }
-// True when the file at 'path' holds 'bytes' at 'offset'; false when it does not,
-// or cannot be read (the file removed by a compaction, say): then the chunk is hashed.
-function storedEqual(path, offset, bytes) {
+// True when the file at 'path' holds the chunk made of 'parts' (its bytes in one
+// piece, or two when it spans pieces) at 'offset'; false when it does not, or cannot
+// be read (the file removed by a compaction, say): then the chunk is hashed.
+function storedEqual(path, offset, parts, length) {
   let fd = files.get(path);
   if (!files.has(path)) {
     try { fd = openSync(path, 'r'); } catch { fd = undefined; }
     files.set(path, fd);
   }
   if (fd === undefined) return false;
-  if (scratch.length < bytes.length) scratch = Buffer.alloc(bytes.length);
+  if (scratch.length < length) scratch = Buffer.alloc(length);
   const t0 = process.hrtime.bigint();
   try {
-    if (readSync(fd, scratch, 0, bytes.length, offset) !== bytes.length) return false;
+    if (readSync(fd, scratch, 0, length, offset) !== length) return false;
   } catch {
     return false;
   }
   // Stored bytes not in the page cache come from the disk, which may be slower than
   // hashing the new ones: once the reads have been, comparing stops for this put.
   readNs += Number(process.hrtime.bigint() - t0);
-  readBytes += bytes.length;
+  readBytes += length;
   if (readBytes >= workerData.judgeAfterBytes && readBytes < readNs * workerData.minReadBytesPerNs)
     slowReads = true;
-  return scratch.subarray(0, bytes.length).equals(bytes);
+  let at = 0;
+  for (const part of parts) {
+    if (!scratch.subarray(at, at + part.length).equals(part)) return false;
+    at += part.length;
+  }
+  return true;
 }
 // The likely version's chunks by length (the first of each length): index into the table.
 function likeTable(t) {
@@ -95,6 +103,7 @@ function begin(m) {
   }
   chunk = createHash('sha256');
   cuts = new CutFinder();
+  open = [];
   like = m.like ? likeTable(m.like) : undefined;
   readNs = readBytes = 0;
   slowReads = false;
@@ -110,30 +119,40 @@ function piece(m) {
   const hashes = [];
   let reused = 0;
   let from = 0;
-  // Whether the chunk being cut began in this piece (then no bytes of it are hashed yet).
-  let fresh = cuts.pending === 0;
   for (let end = cuts.next(bytes, 0); end >= 0; end = cuts.next(bytes, from)) {
-    const i = fresh && like && !slowReads ? like.byLength.get(end - from) : undefined;
-    if (i !== undefined && storedEqual(like.packs[like.packOf[i]], like.offsets[i], bytes.subarray(from, end))) {
-      hashes.push(like.hashes.toString('hex', i * 32, i * 32 + 32));
-      reused++;
-    } else {
-      chunk.update(bytes.subarray(from, end));
-      hashes.push(chunk.digest('hex'));
-      chunk = createHash('sha256');
-    }
+    open.push(bytes.subarray(from, end));
+    const [hash, compared] = close();
+    hashes.push(hash);
+    if (compared) reused++;
     ends.push(end);
     from = end;
-    fresh = true;
   }
-  if (from < m.length) chunk.update(bytes.subarray(from));
+  // The rest begins the next chunk: kept as a view, its slot held by the caller
+  // until that chunk is stored, so it can still be compared (or hashed) then.
+  if (from < m.length) open.push(bytes.subarray(from));
   return { type: 'piece', seq: m.seq, ends, hashes, reused, slowReads };
+}
+// The hash of the chunk made of the open parts, and whether it was found by
+// comparing them with a stored chunk of the likely version rather than by hashing.
+function close() {
+  const parts = open;
+  open = [];
+  let length = 0;
+  for (const part of parts) length += part.length;
+  const i = like && !slowReads ? like.byLength.get(length) : undefined;
+  if (i !== undefined && storedEqual(like.packs[like.packOf[i]], like.offsets[i], parts, length))
+    return [like.hashes.toString('hex', i * 32, i * 32 + 32), true];
+  for (const part of parts) chunk.update(part);
+  const hash = chunk.digest('hex');
+  chunk = createHash('sha256');
+  return [hash, false];
 }
 function end() {
   const out = { type: 'end', size };
   if (whole) out.sha256 = whole.digest('hex');
-  if (chunk && cuts.pending > 0) out.last = chunk.digest('hex');
+  if (chunk && cuts.pending > 0) out.last = close()[0];
   whole = chunk = cuts = like = undefined;
+  open = [];
   closeFiles();
   return out;
 }

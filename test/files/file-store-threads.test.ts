@@ -184,8 +184,9 @@ describe('file store: hashing threads', () => {
     await check(b2, v2);
     const shared = new Set((await files.entries(b1)).map((e) => e.hash));
     const unchanged = (await files.entries(b2)).filter((e) => shared.has(e.hash)).length;
-    // Chunks that span two of the threads' slots are hashed all the same: a few.
-    assert.ok(reused >= unchanged * 0.7, `${reused} of ${unchanged} unchanged chunks compared, not hashed`);
+    // Chunks that span two of the threads' slots are compared too. Not the last chunk
+    // (its end is known only at the end), nor one of a length shared with another.
+    assert.ok(reused >= unchanged - 2, `${reused} of ${unchanged} unchanged chunks compared, not hashed`);
     assert.ok(reused <= unchanged, `${reused} compared: never a chunk that changed`);
   });
 

@@ -12,14 +12,19 @@ import { z } from 'zod';
 import { isTrosynError, TrosynError } from '../errors.js';
 import { type Clock, systemClock, type Timer } from '../lifecycle.js';
 import { silentLogger } from '../observability/logger.js';
+import { Slabs } from '../slabs.js';
 import type { ChunkStore } from './chunk-store.js';
 
 /** What the exchange needs of a connection. The transport gives it (chunk-link.ts there). */
 export interface ChunkLink {
   request(method: string, params: unknown): Promise<unknown>;
   handle(method: string, handler: (params: unknown) => unknown): void;
-  /** Sends a chunk frame whose payload is `head` then `body`. */
-  sendChunk(head: Buffer, body?: Buffer, options?: { compress?: boolean }): Promise<void>;
+  /**
+   * Sends a chunk frame whose payload is `head` then `body`. `sent` is called once
+   * the link no longer reads `body` (written, or the link gone), so its memory can
+   * carry another chunk; maybe never, if the link cannot tell.
+   */
+  sendChunk(head: Buffer, body?: Buffer, options?: { compress?: boolean; sent?: () => void }): Promise<void>;
   /**
    * Sets the handler of chunk frames. Its payload may lie in memory the link uses
    * again: the handler calls `done` once nothing reads the payload any more.
@@ -115,6 +120,12 @@ export interface ChunkExchangeOptions {
   stallMs?: number;
   clock?: Clock;
 }
+
+/**
+ * Copies of chunks being sent, until the link has written them: slabs every link of
+ * the process shares (src/slabs.ts). Chunks up to 256 KiB, the largest by default.
+ */
+const outgoing = new Slabs(1024 * 1024, 4, 256 * 1024);
 
 /** Stops a lend part-way: the link ended, nothing more is sent. */
 class LinkEnded extends Error {}
@@ -379,10 +390,11 @@ export class ChunkExchange {
 
   /**
    * Serves chunks the store lends: read with their neighbours into buffers the store
-   * reuses, each copied into a frame of its own as it is sent (the socket may still
-   * hold it after the store takes its buffer back). The copy is a young buffer that
-   * dies at once; a large buffer held until its last chunk is sent lives long enough
-   * to reach V8's old generation, and a file's worth of those kept it marking.
+   * reuses, each copied as it is sent (the socket may still hold it after the store
+   * takes its buffer back) into a slab region given back once written. A large
+   * buffer held until its last chunk is sent lives long enough to reach V8's old
+   * generation, and a file's worth of those kept it marking; a fresh copy of each
+   * chunk was a file's worth of young garbage.
    */
   private async serveLent(hashes: readonly string[], lend: NonNullable<ChunkStore['lend']>): Promise<void> {
     // Not hashed here: the peer checks every chunk before it counts, and says when
@@ -396,7 +408,9 @@ export class ChunkExchange {
           this.served.add(hash);
           if (this.served.size > SERVED_KEPT) this.served.delete(this.served.values().next().value as string);
         }
-        await this.sendOne(hash, bytes && Buffer.from(bytes));
+        if (bytes === undefined) return this.sendOne(hash, undefined);
+        const copy = outgoing.copy(bytes);
+        await this.sendOne(hash, copy.bytes, copy.release);
       },
       { verify: false },
     ).catch((err: unknown) => {
@@ -457,14 +471,14 @@ export class ChunkExchange {
     }
   }
 
-  /** Sends one chunk asked for: its bytes, or that it is not here. */
-  private async sendOne(hash: string, bytes: Buffer | undefined): Promise<void> {
+  /** Sends one chunk asked for: its bytes, or that it is not here. `sent`: see ChunkLink.sendChunk. */
+  private async sendOne(hash: string, bytes: Buffer | undefined, sent?: () => void): Promise<void> {
     const id = Buffer.from(hash, 'hex');
     if (bytes === undefined) {
       await this.link.sendChunk(Buffer.concat([Buffer.of(ABSENT), id]), undefined, { compress: false });
       return;
     }
-    await this.link.sendChunk(Buffer.concat([Buffer.of(CHUNK), id]), bytes);
+    await this.link.sendChunk(Buffer.concat([Buffer.of(CHUNK), id]), bytes, sent && { sent });
     this.bytesOut += bytes.length;
   }
 }

@@ -292,19 +292,30 @@ export class Connection extends EventEmitter<Events> {
    * `compress: false` for content known not to shrink; otherwise it is compressed
    * only if that pays.
    */
-  async sendChunk(head: Buffer, body?: Buffer, options: { compress?: boolean } = {}): Promise<void> {
-    if (this.closedWith) throw new ConnectionClosedError(this.closedWith.cause);
+  async sendChunk(
+    head: Buffer,
+    body?: Buffer,
+    options: { compress?: boolean; sent?: () => void } = {},
+  ): Promise<void> {
+    if (this.closedWith) {
+      options.sent?.();
+      throw new ConnectionClosedError(this.closedWith.cause);
+    }
     const parts = this.codec.encodeChunkParts(head, body, options);
-    if (parts.length === 1) return this.write(parts[0] as Buffer);
+    // The socket's callback for the last part comes once every part is written (or
+    // the socket is gone): `sent` says the body is no longer read.
+    const sent = options.sent && (() => options.sent?.());
+    if (parts.length === 1) return this.write(parts[0] as Buffer, sent);
     // One frame in several buffers, corked so the socket takes them as one write;
     // write() counts the frame and waits for room after its last part.
     this.socket.cork();
     for (const part of parts.slice(0, -1)) {
       this.stats.bytesOut += part.length;
-      scavenger.moved(part.length);
+      if (part !== body) scavenger.moved(part.length);
       this.socket.write(part);
     }
-    const written = this.write(parts[parts.length - 1] as Buffer);
+    const last = parts[parts.length - 1] as Buffer;
+    const written = this.write(last, sent, last !== body);
     this.socket.uncork();
     await written;
   }
@@ -331,11 +342,12 @@ export class Connection extends EventEmitter<Events> {
     await this.write(this.codec.encodeCached(message, frames));
   }
 
-  private async write(frame: Buffer): Promise<void> {
+  /** Writes one frame (or its last part); `garbage`: a buffer dropped once written (see scavenge.ts). */
+  private async write(frame: Buffer, written?: () => void, garbage = true): Promise<void> {
     this.stats.bytesOut += frame.length;
-    scavenger.moved(frame.length);
+    if (garbage) scavenger.moved(frame.length);
     this.stats.framesOut++;
-    if (!this.socket.write(frame)) {
+    if (!this.socket.write(frame, written)) {
       await this.whenWritable();
       // Re-read after the wait: the connection may have closed meanwhile.
       const stopped = this.stopped();

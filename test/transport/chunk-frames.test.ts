@@ -67,6 +67,36 @@ for (const from of ['child', 'hub'] as const)
       await stop();
     });
 
+    it('`sent` comes for every frame once the socket is done with its body: changing it then changes nothing', async () => {
+      const sent = Array.from({ length: 200 }, () => randomBytes(64 * 1024));
+      const seen: string[] = [];
+      let all: () => void = () => undefined;
+      const arrived = new Promise<void>((resolve) => (all = resolve));
+      const { sender, stop } = await pair(from, (payload, done) => {
+        seen.push(sha(payload));
+        done();
+        if (seen.length === sent.length) all();
+      });
+      let told = 0;
+      for (const bytes of sent) {
+        const body = Buffer.from(bytes);
+        await sender.sendChunk(Buffer.from([3]), body, {
+          compress: false,
+          sent: () => {
+            told++;
+            body.fill(0xee);
+          },
+        });
+      }
+      await arrived;
+      assert.equal(told, sent.length);
+      assert.deepEqual(
+        seen,
+        sent.map((b) => sha(Buffer.concat([Buffer.from([3]), b]))),
+      );
+      await stop();
+    });
+
     it('a handler that keeps its payloads and never says it is done still gets every byte right', async () => {
       const sent = Array.from({ length: 60 }, (_, i) => randomBytes(i % 2 ? 100 * 1024 : 300));
       const kept: Buffer[] = [];

@@ -33,17 +33,23 @@ export class Slabs {
   private readonly free: Buffer[] = [];
   /** Slabs allocated in all (a figure for tests). */
   allocated = 0;
+  /** A region was taken since the last look of the idle timer. */
+  private touched = false;
+  private idle: NodeJS.Timeout | undefined;
 
   /**
    * @param slabBytes the size of each slab
    * @param keep released slabs kept for reuse; more are left to the collector
    * @param largest the longest region given from a slab (a quarter of it by
    *   default, so a slab is never mostly wasted); a longer one is a buffer of its own
+   * @param idleMs once no region has been taken for this long (and at most twice
+   *   as long), the slabs kept are let go: a transfer's memory is not held at rest
    */
   constructor(
     private readonly slabBytes = 1024 * 1024,
     private readonly keep = 4,
     private readonly largest = slabBytes / 4,
+    private readonly idleMs = 10_000,
   ) {
     if (largest > slabBytes)
       throw new RangeError(`a region of ${largest} bytes does not fit a slab of ${slabBytes}`);
@@ -64,6 +70,7 @@ export class Slabs {
   take(length: number): SlabRegion {
     if (length > this.largest || length === 0)
       return { bytes: Buffer.allocUnsafe(length), release: NOTHING_TO_RELEASE };
+    this.touched = true;
     let slab = this.current;
     if (!slab || slab.used + length > slab.buffer.length) {
       if (slab && slab.live === 0) slab.used = 0;
@@ -103,5 +110,21 @@ export class Slabs {
     // The slab being filled starts over; a full one goes back to the free list.
     if (slab === this.current) slab.used = 0;
     else if (this.free.length < this.keep) this.free.push(slab.buffer);
+    this.trimWhenIdle();
+  }
+
+  private trimWhenIdle(): void {
+    if (this.idle) return;
+    this.idle = setTimeout(() => {
+      this.idle = undefined;
+      if (this.touched) {
+        this.touched = false;
+        this.trimWhenIdle();
+        return;
+      }
+      this.free.length = 0;
+      if (this.current?.live === 0) this.current = undefined;
+    }, this.idleMs);
+    this.idle.unref();
   }
 }

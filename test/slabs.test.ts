@@ -55,6 +55,24 @@ describe('Slabs', () => {
     assert.equal(slabs.kept, 2);
   });
 
+  it('lets its slabs go once unused for a while, and keeps them while regions are taken', async () => {
+    const slabs = new Slabs(1000, 4, 1000, 300);
+    const held = Array.from({ length: 3 }, () => slabs.take(1000));
+    for (const r of held) r.release();
+    assert.equal(slabs.kept, 2, 'two full slabs kept, the third is being filled');
+    // Used now and then, more often than the idle time: kept.
+    for (let i = 0; i < 4; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      slabs.take(10).release();
+    }
+    assert.equal(slabs.kept, 2);
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.equal(slabs.kept, 0, 'unused for a while: let go');
+    const allocated = slabs.allocated;
+    slabs.take(10);
+    assert.equal(slabs.allocated, allocated + 1, 'the next region starts a new slab');
+  });
+
   it('a region longer than `largest` is a buffer of its own, and releasing it does nothing', () => {
     const slabs = new Slabs(1024, 4, 256);
     const big = slabs.copy(randomBytes(257));

@@ -17,8 +17,9 @@ export interface Frame {
   /** Compression of `payload`, from the flag bits; `payload` is still compressed. */
   codec: CompressionCodec;
   /**
-   * The payload as it travelled. It may share memory with the chunk it was cut
-   * from, so the pushed chunk must not be modified afterwards.
+   * The payload as it travelled. Unless the decoder's input is reused, it may share
+   * memory with the chunk it was cut from, so the pushed chunk must not be modified
+   * afterwards.
    */
   payload: Buffer;
   /**
@@ -174,17 +175,7 @@ export class FrameDecoder {
         chunk.copy(this.body, this.bodyFill, at, at + take);
         this.bodyFill += take;
         at += take;
-        if (this.bodyFill === this.body.length) {
-          frames.push({
-            kind: this.kind,
-            codec: this.codec,
-            payload: this.body,
-            ...(this.bodyRelease && { release: this.bodyRelease }),
-          });
-          this.body = undefined;
-          this.bodyRelease = undefined;
-          this.bodyFill = 0;
-        }
+        if (this.bodyFill === this.body.length) this.endBody(frames);
         continue;
       }
       if (this.headerFill === 0 && end - at >= FRAME_HEADER_BYTES) {
@@ -194,16 +185,8 @@ export class FrameDecoder {
         if (end - at >= payloadBytes) {
           const whole = chunk.subarray(at, at + payloadBytes);
           if (this.inputReused && payloadBytes > 0) {
-            const body = this.startBody(payloadBytes);
-            whole.copy(body);
-            frames.push({
-              kind: this.kind,
-              codec: this.codec,
-              payload: body,
-              ...(this.bodyRelease && { release: this.bodyRelease }),
-            });
-            this.body = undefined;
-            this.bodyRelease = undefined;
+            whole.copy(this.startBody(payloadBytes));
+            this.endBody(frames);
           } else frames.push({ kind: this.kind, codec: this.codec, payload: whole });
           at += payloadBytes;
         } else {
@@ -226,6 +209,19 @@ export class FrameDecoder {
       else this.startBody(payloadBytes);
     }
     return frames;
+  }
+
+  /** Gives the assembled body as a frame; the next frame starts afresh. */
+  private endBody(frames: Frame[]): void {
+    frames.push({
+      kind: this.kind,
+      codec: this.codec,
+      payload: this.body as Buffer,
+      ...(this.bodyRelease && { release: this.bodyRelease }),
+    });
+    this.body = undefined;
+    this.bodyRelease = undefined;
+    this.bodyFill = 0;
   }
 
   private startBody(payloadBytes: number): Buffer {

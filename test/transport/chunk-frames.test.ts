@@ -28,9 +28,12 @@ async function pair(from: 'child' | 'hub', onChunk: ChunkHandler) {
     { identity: child, local: childPeer, hubId: identity.deviceId },
   );
   if (from === 'hub') hub.conn.setChunkHandler(onChunk);
-  const sender = from === 'child' ? hub.conn : await hubSide;
+  const atHubConn = await hubSide;
+  const sender = from === 'child' ? hub.conn : atHubConn;
+  const receiver = from === 'child' ? atHubConn : hub.conn;
   return {
     sender,
+    receiver,
     stop: async () => {
       hub.conn.close();
       await server.stop();
@@ -46,7 +49,7 @@ for (const from of ['child', 'hub'] as const)
       const memory = new Set<ArrayBufferLike>();
       let all: () => void = () => undefined;
       const arrived = new Promise<void>((resolve) => (all = resolve));
-      const { sender, stop } = await pair(from, async (payload, done) => {
+      const { sender, receiver, stop } = await pair(from, async (payload, done) => {
         seen.push(sha(payload));
         memory.add(payload.buffer);
         // Handled a little later, as a store's put is: the frames behind it queue meanwhile.
@@ -64,6 +67,9 @@ for (const from of ['child', 'hub'] as const)
       // 300 frames of 38 MB in all, handled one at a time: a few slabs of 1 MiB carried
       // them (and the pool Node cuts small buffers from, for the smallest ones).
       assert.ok(memory.size < 30, `${memory.size} buffers held 300 frames`);
+      // The reader paused while frames waited: at most its limit queued (8, and one
+      // more in the read under way), however fast they came.
+      assert.ok(receiver.getStats().maxQueued <= 9, `${receiver.getStats().maxQueued} frames queued at most`);
       await stop();
     });
 

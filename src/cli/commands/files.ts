@@ -168,6 +168,13 @@ async function* fromAgent(
 }
 
 /**
+ * Bytes a file being written out may have waiting for the disk: with the stream's
+ * default (16 KiB) every chunk waited for the write before it, so reading and
+ * writing took turns.
+ */
+const WRITE_AHEAD_BYTES = 4 * 1024 * 1024;
+
+/**
  * Writes `bytes` to `out` (beside it, then renamed: a failed or short read leaves
  * nothing half-written), checking the size and SHA-256 against the version.
  */
@@ -197,7 +204,7 @@ async function writeOut(
   }
   const partial = `${out}.trosyn-partial`;
   try {
-    await pipeline(counted(), createWriteStream(partial, { flags: 'w' }));
+    await pipeline(counted(), createWriteStream(partial, { flags: 'w', highWaterMark: WRITE_AHEAD_BYTES }));
     await rename(partial, out);
   } catch (err) {
     await rm(partial, { force: true });

@@ -79,6 +79,7 @@ import {
 } from './chunk-store-errors.js';
 import {
   ChunkOperations,
+  bytesToWrite,
   chunkHash,
   type ChunkStore,
   type ChunkStoreStats,
@@ -203,9 +204,7 @@ export class DiskChunkStore implements ChunkStore {
     return this.run(hash, async () => {
       // A copy of our own: bytes the caller changes after the check (a reused
       // receive buffer) must not end up under a name they no longer match.
-      const own = options.unchanged
-        ? Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-        : Buffer.from(bytes);
+      const own = bytesToWrite(bytes, options);
       const actual = options.verified ? hash : chunkHash(own);
       if (actual !== hash) throw new ChunkHashMismatchError(hash, actual);
       return this.exclusive(hash, () => this.write(hash, own));

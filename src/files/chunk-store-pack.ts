@@ -79,6 +79,7 @@ import {
 } from './chunk-store-errors.js';
 import {
   ChunkOperations,
+  bytesToWrite,
   chunkHash,
   type ChunkLocation,
   type ChunkStore,
@@ -300,11 +301,6 @@ function prepareStatements(db: Database.Database) {
 
 type Statements = ReturnType<typeof prepareStatements>;
 
-/** Bytes the caller keeps unchanged (PutOptions.unchanged), as a region with nothing to give back. */
-function asIs(bytes: Uint8Array): SlabRegion {
-  return { bytes: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), release: () => undefined };
-}
-
 /** The chunk store in pack files; see the top of this file for its layout and crash safety. */
 export class PackChunkStore implements ChunkStore {
   /** The store's directory. */
@@ -458,7 +454,10 @@ export class PackChunkStore implements ChunkStore {
             // Not marked: removed meanwhile, or a row of another length, which goes.
             this.sql.dropOtherLength.run(key, bytes.length);
           }
-          own ??= options.unchanged ? asIs(bytes) : this.slabs.copy(bytes);
+          // Bytes the caller keeps unchanged are written as they are, with nothing to give back.
+          own ??= options.unchanged
+            ? { bytes: bytesToWrite(bytes, options), release: () => undefined }
+            : this.slabs.copy(bytes);
           const write = this.append(key, own.bytes, true);
           this.writing.set(hash, write);
           try {

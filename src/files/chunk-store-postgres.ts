@@ -75,6 +75,7 @@ import {
 } from './chunk-store-errors.js';
 import {
   ChunkOperations,
+  bytesToWrite,
   chunkHash,
   type ChunkStore,
   type ChunkStoreStats,
@@ -244,9 +245,7 @@ export class PostgresChunkStore implements SharedChunkStore {
         const actual = chunkHash(bytes);
         if (actual !== hash) throw new ChunkHashMismatchError(hash, actual);
       }
-      const own = options.unchanged
-        ? Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-        : Buffer.from(bytes);
+      const own = bytesToWrite(bytes, options);
       for (;;) {
         const earlier = this.writing.get(hash);
         if (!earlier) break;

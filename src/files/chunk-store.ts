@@ -70,12 +70,6 @@ export interface GetOptions {
 /** Whether a chunk is still needed: referenced by a kept revision, or by a transfer in progress. */
 export type IsReferenced = (hash: string) => boolean | Promise<boolean>;
 
-/**
- * A content-addressed store of chunks, each named by the lowercase hex SHA-256 of its
- * bytes. Every method rejects with `NOT_STARTED` before `start()` and after `stop()`,
- * with `INVALID_CHUNK_HASH` for a name that is not a SHA-256 in hex, and with
- * `CHUNK_STORE_FULL` or `CHUNK_STORE_FAILED` when the storage refuses.
- */
 /** Where a chunk's bytes are in a file. */
 export interface ChunkLocation {
   /** The file. */
@@ -85,6 +79,12 @@ export interface ChunkLocation {
   length: number;
 }
 
+/**
+ * A content-addressed store of chunks, each named by the lowercase hex SHA-256 of its
+ * bytes. Every method rejects with `NOT_STARTED` before `start()` and after `stop()`,
+ * with `INVALID_CHUNK_HASH` for a name that is not a SHA-256 in hex, and with
+ * `CHUNK_STORE_FULL` or `CHUNK_STORE_FAILED` when the storage refuses.
+ */
 export interface ChunkStore extends Startable {
   /**
    * Stores `bytes` under `hash` once their SHA-256 is checked: resolves true when the
@@ -146,6 +146,16 @@ export interface ChunkStore extends Startable {
    * collection runs at a time.
    */
   gc(isReferenced: IsReferenced, options?: GcOptions): Promise<GcReport>;
+}
+
+/**
+ * The bytes a store writes for a put: `bytes` themselves when the caller keeps them
+ * unchanged until the put settles (PutOptions.unchanged), else a copy of its own.
+ */
+export function bytesToWrite(bytes: Uint8Array, options: PutOptions): Buffer {
+  return options.unchanged
+    ? Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    : Buffer.from(bytes);
 }
 
 /** The SHA-256 of `bytes` in lowercase hex: a chunk's name. */

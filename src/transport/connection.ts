@@ -304,7 +304,7 @@ export class Connection extends EventEmitter<Events> {
     const parts = this.codec.encodeChunkParts(head, body, options);
     // The socket's callback for the last part comes once every part is written (or
     // the socket is gone): `sent` says the body is no longer read.
-    const sent = options.sent && (() => options.sent?.());
+    const { sent } = options;
     if (parts.length === 1) return this.write(parts[0] as Buffer, sent);
     // One frame in several buffers, corked so the socket takes them as one write;
     // write() counts the frame and waits for room after its last part.

@@ -510,6 +510,23 @@ export class PackChunkStore implements ChunkStore {
     });
   }
 
+  putAgain(chunks: readonly { hash: string; length: number }[]): Promise<boolean[]> {
+    return this.run(undefined, async () => {
+      for (const { hash } of chunks) if (!isChunkHash(hash)) throw new InvalidChunkHashError(hash);
+      for (const { hash } of chunks) this.touching.set(hash, (this.touching.get(hash) ?? 0) + 1);
+      try {
+        return await this.indexWrite(() => {
+          const now = this.clock.now();
+          return chunks.map(
+            ({ hash, length }) => this.sql.touch.run(now, Buffer.from(hash, 'hex'), length).changes > 0,
+          );
+        });
+      } finally {
+        for (const { hash } of chunks) this.untouch(hash);
+      }
+    });
+  }
+
   get(hash: string, options: GetOptions = {}): Promise<Buffer> {
     return this.run(hash, async () => {
       const key = Buffer.from(hash, 'hex');
@@ -607,10 +624,15 @@ export class PackChunkStore implements ChunkStore {
     try {
       return await this.indexWrite(() => this.sql.touch.run(this.clock.now(), key, length).changes);
     } finally {
-      const n = (this.touching.get(hash) ?? 1) - 1;
-      if (n > 0) this.touching.set(hash, n);
-      else this.touching.delete(hash);
+      this.untouch(hash);
     }
+  }
+
+  /** One touch of `hash` has committed (or failed): a collection here may consider it again once none is left. */
+  private untouch(hash: string): void {
+    const n = (this.touching.get(hash) ?? 1) - 1;
+    if (n > 0) this.touching.set(hash, n);
+    else this.touching.delete(hash);
   }
 
   /**

@@ -108,6 +108,16 @@ export interface ChunkStore extends Startable {
    * FileStore.put): the bytes at a location never change while its file exists.
    */
   locations?(hashes: readonly string[]): Promise<Map<string, ChunkLocation>>;
+  /**
+   * Optional, with `locations`: marks stored chunks put again, as a `put` of their
+   * bytes would (a collection keeps them like a chunk just put), for a caller that
+   * found its bytes equal to a chunk's at its location and so knows them stored. In
+   * one index write for all of them, where a `put` each costs one apiece. Resolves,
+   * in the order given, true for each chunk marked, false for one not stored (a
+   * collection removed it meanwhile) or stored with another length: the caller then
+   * puts that one's bytes.
+   */
+  putAgain?(chunks: readonly { hash: string; length: number }[]): Promise<boolean[]>;
   /** True when the chunk is stored. */
   has(hash: string): Promise<boolean>;
   /** The hashes of `hashes` that are not stored, in the order given, each once. */

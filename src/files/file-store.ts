@@ -203,6 +203,32 @@ class PutsInFlight {
     if (this.running.size >= PUTS_IN_FLIGHT) await Promise.race(this.running);
   }
 
+  /**
+   * Marks chunks found equal to stored ones (by the hashing threads) put again, in
+   * one write of the store's (ChunkStore.putAgain), kept going like a put; a chunk
+   * found gone meanwhile is put from its bytes. `settled` runs for each once the
+   * store is done with its bytes.
+   */
+  async again(
+    chunks: { hash: string; length: number; bytes: () => Uint8Array; settled: () => void }[],
+  ): Promise<void> {
+    const putAgain = this.chunks.putAgain?.bind(this.chunks);
+    const work: Promise<void> = (async () => {
+      let kept: boolean[] = [];
+      try {
+        if (putAgain) kept = await putAgain(chunks.map(({ hash, length }) => ({ hash, length })));
+      } catch (err) {
+        this.failed ??= err;
+      }
+      for (const [i, c] of chunks.entries()) {
+        if (kept[i] === true || this.failed !== undefined) c.settled();
+        else await this.put(c.hash, c.bytes(), c.settled, true);
+      }
+    })().finally(() => this.running.delete(work));
+    this.running.add(work);
+    if (this.running.size >= PUTS_IN_FLIGHT) await Promise.race(this.running);
+  }
+
   async settle(): Promise<void> {
     await Promise.all(this.running);
     if (this.failed !== undefined) throw this.failed;
@@ -367,22 +393,19 @@ export class FileStore {
         run.release(slot);
       }
     };
+    const bytesOf = (chunk: Part[]) =>
+      chunk.length === 1
+        ? viewOf(views, chunk[0] as Part)
+        : Buffer.concat(chunk.map((p) => viewOf(views, p)));
+    const settled = (chunk: Part[]) => () => {
+      for (const p of chunk) unhold(p.slot);
+    };
     const store = async (chunk: Part[], hash: string) => {
-      const bytes =
-        chunk.length === 1
-          ? viewOf(views, chunk[0] as Part)
-          : Buffer.concat(chunk.map((p) => viewOf(views, p)));
+      const bytes = bytesOf(chunk);
       entries.push(hash, bytes.length);
       // A store may read the bytes after an await (a chunk found again, then gone to a
       // collection, is written after all): the slot is refilled only once the put is done.
-      await puts.put(
-        hash,
-        bytes,
-        () => {
-          for (const p of chunk) unhold(p.slot);
-        },
-        true,
-      );
+      await puts.put(hash, bytes, settled(chunk), true);
     };
     /** The chunks that end in a slot, as the threads cut them: the caller's hold on it passes to their parts. */
     const cut = (slot: number, length: number, ends: number[]): Part[][] => {
@@ -406,9 +429,22 @@ export class FileStore {
       hashed.catch(() => undefined);
       stored = stored.then(async () => {
         if (puts.failed) throw puts.failed;
-        const { ends, hashes } = await hashed;
+        const { ends, hashes, compared } = await hashed;
         const done = cut(slot, length, ends);
-        for (let i = 0; i < done.length; i++) await store(done[i] as Part[], hashes[i] as string);
+        // Chunks found equal to stored ones are marked put again together, the rest put one by one.
+        const again: Parameters<PutsInFlight['again']>[0] = [];
+        for (let i = 0; i < done.length; i++) {
+          const chunk = done[i] as Part[];
+          const hash = hashes[i] as string;
+          if (!compared[i] || !this.chunks.putAgain) {
+            await store(chunk, hash);
+            continue;
+          }
+          const length = chunk.reduce((n, p) => n + p.end - p.start, 0);
+          entries.push(hash, length);
+          again.push({ hash, length, bytes: () => bytesOf(chunk), settled: settled(chunk) });
+        }
+        if (again.length > 0) await puts.again(again);
       });
       stored.catch((err: unknown) => broken?.(err));
     };

@@ -5,7 +5,9 @@
  * bytes (cut points, chunk hashes, whole hash) are most of a put's time; spread
  * over threads they overlap. A chunk that equals a chunk of the file's current
  * version (most of them, after an edit) is compared with it in place instead of
- * hashed, which costs a fraction of SHA-256.
+ * hashed, which costs a fraction of SHA-256. The chunk compared with is the one
+ * after the last found equal, when its length fits (an edit leaves the chunks in
+ * order), else the first of the same length.
  *
  * The bytes are not copied to the threads: the calling thread fills slots of
  * shared memory (a ring of SLOTS pieces of SLOT_BYTES), and the threads read the
@@ -45,6 +47,8 @@ let whole;
 let chunk;
 let cuts;
 let like;
+// The likely chunk after the last one found equal: the first to compare with.
+let nextLike = 0;
 // Views of the bytes of the chunk being cut, not hashed yet (see piece).
 let open = [];
 let size = 0;
@@ -105,6 +109,7 @@ function begin(m) {
   cuts = new CutFinder();
   open = [];
   like = m.like ? likeTable(m.like) : undefined;
+  nextLike = 0;
   readNs = readBytes = 0;
   slowReads = false;
 }
@@ -117,20 +122,30 @@ function piece(m) {
   }
   const ends = [];
   const hashes = [];
+  const compared = [];
   let reused = 0;
   let from = 0;
   for (let end = cuts.next(bytes, 0); end >= 0; end = cuts.next(bytes, from)) {
     open.push(bytes.subarray(from, end));
-    const [hash, compared] = close();
+    const [hash, equal] = close();
     hashes.push(hash);
-    if (compared) reused++;
+    compared.push(equal);
+    if (equal) reused++;
     ends.push(end);
     from = end;
   }
   // The rest begins the next chunk: kept as a view, its slot held by the caller
   // until that chunk is stored, so it can still be compared (or hashed) then.
   if (from < m.length) open.push(bytes.subarray(from));
-  return { type: 'piece', seq: m.seq, ends, hashes, reused, slowReads };
+  return { type: 'piece', seq: m.seq, ends, hashes, compared, reused, slowReads };
+}
+// The likely chunk 'i' if it holds the bytes of 'parts' ('length' of them): then it
+// is the one the next chunk is compared with first.
+function likeEqual(i, parts, length) {
+  if (i === undefined || like.lengths[i] !== length) return false;
+  if (!storedEqual(like.packs[like.packOf[i]], like.offsets[i], parts, length)) return false;
+  nextLike = i + 1;
+  return true;
 }
 // The hash of the chunk made of the open parts, and whether it was found by
 // comparing them with a stored chunk of the likely version rather than by hashing.
@@ -139,9 +154,12 @@ function close() {
   open = [];
   let length = 0;
   for (const part of parts) length += part.length;
-  const i = like && !slowReads ? like.byLength.get(length) : undefined;
-  if (i !== undefined && storedEqual(like.packs[like.packOf[i]], like.offsets[i], parts, length))
-    return [like.hashes.toString('hex', i * 32, i * 32 + 32), true];
+  if (like && !slowReads) {
+    const next = nextLike < like.lengths.length ? nextLike : undefined;
+    const first = like.byLength.get(length);
+    const i = likeEqual(next, parts, length) ? next : first !== next && likeEqual(first, parts, length) ? first : undefined;
+    if (i !== undefined) return [like.hashes.toString('hex', i * 32, i * 32 + 32), true];
+  }
   for (const part of parts) chunk.update(part);
   const hash = chunk.digest('hex');
   chunk = createHash('sha256');
@@ -181,6 +199,7 @@ interface PieceReply {
   seq: number;
   ends: number[];
   hashes: string[];
+  compared: boolean[];
   reused: number;
   slowReads: boolean;
 }
@@ -266,6 +285,12 @@ export interface HashedPiece {
   ends: number[];
   /** The SHA-256 of each. */
   hashes: string[];
+  /**
+   * Whether each was found equal, in place, to a stored chunk of the likely version
+   * (and given its hash without hashing): a chunk that is stored, unless a
+   * collection removed it since.
+   */
+  compared: boolean[];
   /** How many of them were a stored chunk's, found equal in place and not hashed. */
   reused: number;
 }
@@ -274,8 +299,9 @@ export interface HashedPiece {
  * Stored chunks that chunks of the content may equal (those of the file's current
  * version), as columns: the i-th has `lengths[i]` bytes, its SHA-256 at
  * `hashes[32 i]`, and its bytes at `offsets[i]` in the file `packs[packOf[i]]`
- * (ChunkStore.locations). The chunking thread compares a chunk with the first of
- * its length, in place, and gives that hash without hashing when they are equal.
+ * (ChunkStore.locations), in the version's order. The chunking thread compares a
+ * chunk with the one after the last found equal, or else the first of its length,
+ * in place, and gives that hash without hashing when they are equal.
  */
 export interface LikelyTable {
   lengths: Uint32Array;
@@ -424,7 +450,7 @@ export class HashThreads {
           slow = true;
           this.slowPuts++;
         }
-        return { ends: reply.ends, hashes: reply.hashes, reused: reply.reused };
+        return { ends: reply.ends, hashes: reply.hashes, compared: reply.compared, reused: reply.reused };
       },
       release: (index) => drop(index),
       end: async () => {

@@ -415,3 +415,44 @@ describe('PackChunkStore beside another on the same directory', () => {
     }
   });
 });
+
+describe('PackChunkStore puts chunks again without their bytes', () => {
+  it('putAgain marks stored chunks put again in one write; absent ones and other lengths are false', async () => {
+    const tmp = tempDir('trosyn-packs-again-');
+    const dir = join(tmp.path, 'chunks');
+    let now = 1_000_000;
+    const store = new PackChunkStore({ dir, clock: { now: () => now } });
+    try {
+      await store.start();
+      const chunks = Array.from({ length: 6 }, (_, i) => randomChunk(2000 + i));
+      for (const c of chunks) await store.put(c.hash, c.bytes);
+      await store.flush();
+      now += 60_000;
+      const absent = randomChunk(999);
+      const [a, b, c] = chunks as [typeof absent, typeof absent, typeof absent];
+      assert.deepEqual(
+        await store.putAgain([
+          { hash: a.hash, length: a.bytes.length },
+          { hash: absent.hash, length: absent.bytes.length },
+          { hash: b.hash, length: b.bytes.length + 1 },
+          { hash: c.hash, length: c.bytes.length },
+          { hash: a.hash, length: a.bytes.length },
+        ]),
+        [true, false, false, true, true],
+      );
+      await assert.rejects(store.putAgain([{ hash: 'not a hash', length: 1 }]), {
+        code: 'INVALID_CHUNK_HASH',
+      });
+      assert.equal(await store.has(absent.hash), false, 'nothing stored for a chunk not here');
+      now += 1000;
+      // Nothing is referenced: the collection keeps what was put again within its grace period.
+      const report = await store.gc(() => false, { graceMs: 30_000 });
+      assert.deepEqual(report, { removed: 4, bytes: report.bytes, kept: 2 });
+      for (const x of chunks) assert.equal(await store.has(x.hash), x === a || x === c, x.hash);
+      assert.deepEqual(await store.get(a.hash), a.bytes);
+    } finally {
+      await store.stop();
+      tmp.remove();
+    }
+  });
+});

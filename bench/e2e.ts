@@ -15,7 +15,10 @@
  *
  * `npm run bench -- e2e --quick` (or BENCH_SCALE=0.1) runs it at a tenth of the size.
  * BENCH_E2E_PARTS=propagation (with --quick, so a full run's results stay) runs only
- * part 3; BENCH_PROFILE=<dir> writes CPU profiles of every process (bench/proc.ts).
+ * part 3, BENCH_E2E_PARTS=sync only the large initial sync (BENCH_LARGE_ROUNDS
+ * rounds, with CPU per record of both sides); BENCH_PROFILE=<dir> writes CPU
+ * profiles of every process and BENCH_NODE_FLAGS adds Node flags to them
+ * (bench/proc.ts).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -298,23 +301,53 @@ async function runParts(
 ): Promise<Record<string, unknown>> {
   if (!QUICK)
     throw new Error('BENCH_E2E_PARTS runs part of the benchmark: add --quick, so the full results stay');
-  const known = ['propagation'];
+  const known = ['propagation', 'sync'];
   const unknown = parts.filter((p) => !known.includes(p));
   if (unknown.length > 0)
     throw new Error(`BENCH_E2E_PARTS: unknown part ${unknown.join(', ')}; choose from ${known.join(', ')}`);
+  const result: Record<string, unknown> = { parts, source: sourceVersion() };
+  if (parts.includes('sync')) Object.assign(result, await measureLargeSync(join(dir, 'sync'), log));
+  if (!parts.includes('propagation')) return result;
   const propagation = await measurePropagation(join(dir, 'propagation'), log);
   console.log(
     `propagation A->hub->B       2 children p50 ${propagation.one.p50} / p99 ${propagation.one.p99} ms; ${CHILDREN} children p50 ${propagation.many.p50} / p99 ${propagation.many.p99} ms`,
   );
   return {
-    parts,
+    ...result,
     propagationP50Ms50: propagation.many.p50,
     propagationP99Ms50: propagation.many.p99,
     propagationP50Ms1: propagation.one.p50,
     propagationP99Ms1: propagation.one.p99,
     propagation: propagation.details,
-    source: sourceVersion(),
   };
+}
+
+/** The large initial sync alone, beside the raw insert of as many rows: for profiling its costs. */
+async function measureLargeSync(dir: string, log: (text: string) => void): Promise<Record<string, unknown>> {
+  const hubDir = join(dir, 'hub');
+  await preload(hubDir, 0, LARGE);
+  const hub = await startHub(hubDir);
+  const runs: SyncRun[] = [];
+  const rawMs: number[] = [];
+  try {
+    for (let r = 0; r < LARGE_ROUNDS; r++) {
+      rawMs.push(rawSqliteInsert(join(dir, `raw-${r}.db`), LARGE, BATCH, 'full'));
+      const { run, child } = await initialSync(hub, join(dir, `large-${r}`), `child-large-${r}`, LARGE);
+      await child.stop();
+      runs.push(run);
+      log(
+        `initial sync round ${r + 1}: ${run.recordsPerSec.toLocaleString()} records/s (raw ${perSec(LARGE, rawMs[r] as number).toLocaleString()}); CPU per record hub ${round((run.hubCpuMs * 1000) / LARGE, 1)} µs, child ${run.childCpuUsPerRecord} µs`,
+      );
+    }
+  } finally {
+    await hub.fixture.stop();
+  }
+  const recordsPerSec = perSec(LARGE, median(runs.map((r) => r.ms)));
+  const raw = perSec(LARGE, median(rawMs));
+  console.log(
+    `sync ${LARGE} hub -> child   ${recordsPerSec.toLocaleString()} records/s (x${round(recordsPerSec / raw)} raw SQLite ${raw.toLocaleString()})`,
+  );
+  return { syncRecordsPerSec: recordsPerSec, rawSqliteInsertRecordsPerSec: raw, syncRuns: runs };
 }
 
 const met = (ok: boolean) => (ok ? 'met' : 'NOT met');

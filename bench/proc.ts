@@ -84,7 +84,7 @@ export class Fixture {
 
   private constructor(name: string, script: string, args: string[], options: FixtureOptions) {
     this.name = name;
-    const flags = [...PRODUCT.flags, ...(options.nodeFlags ?? []), ...profileFlags(name)];
+    const flags = [...PRODUCT.flags, ...(options.nodeFlags ?? []), ...profileFlags(name), ...extraFlags()];
     this.proc = spawn(process.execPath, [...flags, '--import', 'tsx', script, ...args], {
       stdio: ['pipe', 'pipe', 'pipe'],
       env: { ...process.env, ...PRODUCT.env, ...options.env },
@@ -238,6 +238,11 @@ function profileFlags(name: string): string[] {
   if (!dir) return [];
   mkdirSync(join(dir, name), { recursive: true });
   return ['--cpu-prof', `--cpu-prof-dir=${join(dir, name)}`];
+}
+
+/** BENCH_NODE_FLAGS: Node flags added to every fixture, after the product's (for experiments). */
+function extraFlags(): string[] {
+  return (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
 }
 
 /** VmRSS and VmHWM (peak) of a process in MiB, from /proc. */

@@ -16,8 +16,13 @@ export function isCompressionCodec(value: unknown): value is CompressionCodec {
   return value === 'none' || value === 'zstd' || value === 'br';
 }
 
-/** Zstandard level: 3 is zstd's default, fast enough for live sync at LAN speed. */
-const ZSTD_LEVEL = 3;
+/**
+ * Zstandard level 1: on a batch of 1,000 revisions (686 KB of JSON) it compresses
+ * 1.7 times as fast as zstd's default level 3 and to a smaller size (13.2 % against
+ * 14.4 %: the hex hashes defeat the default's longer searches). At LAN speed the
+ * sender's CPU, not the bytes, bounds a sync.
+ */
+const ZSTD_LEVEL = 1;
 /**
  * Brotli quality: the library default (11) is two orders of magnitude slower than
  * zstd; 5 keeps encode time of a full sync batch in the low milliseconds.

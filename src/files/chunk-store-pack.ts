@@ -138,6 +138,8 @@ const MAX_PARTS = 512;
 /** Index writes share a commit when queued within this many ms, up to BATCH_MAX of them. */
 const BATCH_MS = 2;
 const BATCH_MAX = 256;
+/** Touches (puts of chunks already stored) past which start() folds them: about 5 MB of rows. */
+const FOLD_AT_START = 100_000;
 
 const MIGRATIONS: readonly Migration[] = [
   {
@@ -380,8 +382,10 @@ export class PackChunkStore implements ChunkStore {
       try {
         await this.recover();
         await this.importLoose();
-        // Touches left by puts since the last collection (a node whose agent never ran one).
-        this.foldTouches();
+        // Touches left by puts since the last collection, once there are many of them (a
+        // node whose agent never runs one): a short command that opens the store, such
+        // as a put from the CLI, does not fold its predecessor's tens of thousands.
+        if ((this.sql.lastTouch.get() ?? 0) >= FOLD_AT_START) this.foldTouches();
       } catch (err) {
         db.close();
         this.db = undefined;

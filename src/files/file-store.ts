@@ -74,6 +74,15 @@ const PUTS_IN_FLIGHT = 32;
 /** Content up to this size is hashed on the calling thread; past it, on hashing threads. */
 const THREADED_FROM = 8 * 1024 * 1024;
 
+/**
+ * Starts the hashing threads ahead of a put of `size` bytes, if it will use them:
+ * they take a tenth of a second to load, which a caller about to open its stores
+ * (the CLI's `files put`) can spend on that instead of waiting for them later.
+ */
+export function warmForPut(size: number): void {
+  if (size > THREADED_FROM) warmHashThreads();
+}
+
 /** Bytes of a chunk in a slot of the hashing threads' shared memory. */
 interface Part {
   slot: number;

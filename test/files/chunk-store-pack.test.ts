@@ -455,4 +455,47 @@ describe('PackChunkStore puts chunks again without their bytes', () => {
       tmp.remove();
     }
   });
+  it('start leaves a few touches for the next collection and folds them once they are many', async () => {
+    const tmp = tempDir('trosyn-packs-fold-');
+    const dir = join(tmp.path, 'chunks');
+    const touches = () => {
+      const db = new Database(join(dir, 'index.db'), { readonly: true });
+      try {
+        return db.prepare('SELECT count(*) FROM touches').pluck().get() as number;
+      } finally {
+        db.close();
+      }
+    };
+    try {
+      const c = randomChunk(4000);
+      let store = new PackChunkStore({ dir, clock: { now: () => 5_000 } });
+      await store.start();
+      await store.put(c.hash, c.bytes);
+      assert.deepEqual(await store.putAgain([{ hash: c.hash, length: c.bytes.length }]), [true]);
+      await store.stop();
+      store = new PackChunkStore({ dir });
+      await store.start();
+      await store.stop();
+      assert.equal(touches(), 1, "one touch is not worth a start's time");
+      // As many as a few dozen puts of a large file leave.
+      const db = new Database(join(dir, 'index.db'));
+      db.transaction(() => {
+        const add = db.prepare('INSERT INTO touches (at, hash) VALUES (?, ?)');
+        for (let i = 0; i < 100_000; i++) add.run(7_000, Buffer.from(c.hash, 'hex'));
+      })();
+      db.close();
+      store = new PackChunkStore({ dir });
+      await store.start();
+      await store.stop();
+      assert.equal(touches(), 0, 'folded at start');
+      const rows = new Database(join(dir, 'index.db'), { readonly: true });
+      try {
+        assert.equal(rows.prepare('SELECT touched FROM chunks').pluck().get(), 7_000);
+      } finally {
+        rows.close();
+      }
+    } finally {
+      tmp.remove();
+    }
+  });
 });

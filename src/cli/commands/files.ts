@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createWriteStream, readFileSync } from 'node:fs';
+import { createWriteStream, readFileSync, statSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -8,7 +8,7 @@ import { type Command, Option } from 'commander';
 import { API_TOKEN_FILE } from '../../child/local-api/token.js';
 import { isErrorCode } from '../../error-codes.js';
 import { TrosynError } from '../../errors.js';
-import { ContentCorruptError } from '../../files/file-store.js';
+import { ContentCorruptError, warmForPut } from '../../files/file-store.js';
 import type { FileVersion, NodeFiles } from '../../files/node-files.js';
 import { readAgentFile } from '../../observability/agent-file.js';
 import { ProgressBar, progressWanted } from '../progress.js';
@@ -241,6 +241,12 @@ export function registerFiles(program: Command): void {
       .description('record a file (a new version if the name exists); the running agent syncs it'),
   ).action(async (path: string, opts: FileOptions & { name?: string; type?: string; progress?: boolean }) => {
     let bar: ProgressBar | undefined;
+    // A large file's hashing threads load while the stores open.
+    try {
+      warmForPut(statSync(path).size);
+    } catch {
+      // A path that cannot be read: the put itself says why.
+    }
     const v = await withFiles(dataDir(opts, 'any'), async (f) => {
       const version = await f.putPath(path, {
         collection: opts.collection,

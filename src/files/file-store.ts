@@ -158,6 +158,7 @@ export async function likelyTable(
     hashes: new Uint8Array(stored * 32),
   };
   let n = 0;
+  let eof = -1;
   for (let i = 0; i < count && n < stored; i++) {
     const at = where.get(hashes[i] as string);
     const length = encoded.readUInt32BE(i * MANIFEST_ENTRY_BYTES + 32);
@@ -170,9 +171,11 @@ export async function likelyTable(
     table.offsets[n] = at.offset;
     table.packOf[n] = pack;
     table.hashes.set(encoded.subarray(i * MANIFEST_ENTRY_BYTES, i * MANIFEST_ENTRY_BYTES + 32), n * 32);
+    if (i === count - 1) eof = n;
     n++;
   }
   return {
+    eof,
     lengths: table.lengths.subarray(0, n),
     offsets: table.offsets.subarray(0, n),
     packOf: table.packOf.subarray(0, n),

@@ -7,7 +7,13 @@
  * version (most of them, after an edit) is compared with it in place instead of
  * hashed, which costs a fraction of SHA-256. The chunk compared with is the one
  * after the last found equal, when its length fits (an edit leaves the chunks in
- * order), else the first of the same length.
+ * order), else the first of the same length. Where a chunk starts, the bytes of
+ * the one expected next are compared before the chunker looks for a cut: equal,
+ * they are a chunk where that one ended (the chunker decides from a chunk's own
+ * bytes only), and the chunker never passes over them. An edit's put then runs the
+ * chunker over little more than the edited bytes. (A version cut with other chunker
+ * settings lends its cuts to the stretches left unchanged: still a true chunk list
+ * of the content, each chunk compared byte for byte.)
  *
  * The bytes are not copied to the threads: the calling thread fills slots of
  * shared memory (a ring of SLOTS pieces of SLOT_BYTES), and the threads read the
@@ -49,6 +55,10 @@ let cuts;
 let like;
 // The likely chunk after the last one found equal: the first to compare with.
 let nextLike = 0;
+// A likely chunk just found not to be the one starting here: not compared again.
+let notHere;
+// Bytes passed to the chunker (the rest were chunks found where they were expected).
+let scanned = 0;
 // Views of the bytes of the chunk being cut, not hashed yet (see piece).
 let open = [];
 let size = 0;
@@ -110,6 +120,8 @@ function begin(m) {
   open = [];
   like = m.like ? likeTable(m.like) : undefined;
   nextLike = 0;
+  notHere = undefined;
+  scanned = 0;
   readNs = readBytes = 0;
   slowReads = false;
 }
@@ -125,7 +137,26 @@ function piece(m) {
   const compared = [];
   let reused = 0;
   let from = 0;
-  for (let end = cuts.next(bytes, 0); end >= 0; end = cuts.next(bytes, from)) {
+  for (;;) {
+    // A chunk starting here that holds the bytes of the likely chunk expected next is
+    // cut where that one was: the chunker starts afresh at each cut and decides from
+    // the chunk's own bytes only, so on the same bytes it cuts at the same place.
+    const k = expected(bytes.length - from);
+    if (k !== undefined) {
+      const length = like.lengths[k];
+      if (likeEqual(k, [bytes.subarray(from, from + length)], length)) {
+        hashes.push(like.hashes.toString('hex', k * 32, k * 32 + 32));
+        compared.push(true);
+        reused++;
+        from += length;
+        ends.push(from);
+        continue;
+      }
+      notHere = k;
+    }
+    const end = cuts.next(bytes, from);
+    scanned += (end < 0 ? bytes.length : end) - from;
+    if (end < 0) break;
     open.push(bytes.subarray(from, end));
     const [hash, equal] = close();
     hashes.push(hash);
@@ -138,6 +169,16 @@ function piece(m) {
   // until that chunk is stored, so it can still be compared (or hashed) then.
   if (from < m.length) open.push(bytes.subarray(from));
   return { type: 'piece', seq: m.seq, ends, hashes, compared, reused, slowReads };
+}
+// The likely chunk expected to start here, when a chunk starts here and that one
+// lies within the 'left' bytes of this piece: the one after the last found equal,
+// unless it ended its version (cut there by the end, not by the chunker) or was
+// just found not to be this one.
+function expected(left) {
+  if (!like || slowReads || cuts.pending > 0 || open.length > 0) return undefined;
+  const k = nextLike;
+  if (k >= like.lengths.length || k === like.eof || k === notHere || like.lengths[k] > left) return undefined;
+  return k;
 }
 // The likely chunk 'i' if it holds the bytes of 'parts' ('length' of them): then it
 // is the one the next chunk is compared with first.
@@ -154,10 +195,16 @@ function close() {
   open = [];
   let length = 0;
   for (const part of parts) length += part.length;
+  const skip = notHere;
+  notHere = undefined;
   if (like && !slowReads) {
-    const next = nextLike < like.lengths.length ? nextLike : undefined;
+    const next = nextLike < like.lengths.length && nextLike !== skip ? nextLike : undefined;
     const first = like.byLength.get(length);
-    const i = likeEqual(next, parts, length) ? next : first !== next && likeEqual(first, parts, length) ? first : undefined;
+    const i = likeEqual(next, parts, length)
+      ? next
+      : first !== next && first !== skip && likeEqual(first, parts, length)
+        ? first
+        : undefined;
     if (i !== undefined) return [like.hashes.toString('hex', i * 32, i * 32 + 32), true];
   }
   for (const part of parts) chunk.update(part);
@@ -166,7 +213,7 @@ function close() {
   return [hash, false];
 }
 function end() {
-  const out = { type: 'end', size };
+  const out = { type: 'end', size, scanned };
   if (whole) out.sha256 = whole.digest('hex');
   if (chunk && cuts.pending > 0) out.last = close()[0];
   whole = chunk = cuts = like = undefined;
@@ -206,6 +253,8 @@ interface PieceReply {
 interface EndReply {
   type: 'end';
   size: number;
+  /** Bytes the chunking thread passed to the chunker. */
+  scanned?: number;
   sha256?: string;
   last?: string;
 }
@@ -304,6 +353,11 @@ export interface HashedPiece {
  * in place, and gives that hash without hashing when they are equal.
  */
 export interface LikelyTable {
+  /**
+   * The chunk that ended its version (cut there by the end of the content, not by
+   * the chunker), if it is in the table: never expected to end where it did.
+   */
+  eof: number;
   lengths: Uint32Array;
   offsets: Float64Array;
   packOf: Uint32Array;
@@ -350,6 +404,9 @@ export class HashThreads {
 
   /** Puts that stopped comparing because the stored bytes came too slowly. */
   slowPuts = 0;
+
+  /** Bytes the chunker passed over: the rest were chunks found where the likely version had them. */
+  scanned = 0;
 
   /**
    * `modules`: where the chunking thread loads the chunker from (see chunkerModule);
@@ -459,6 +516,7 @@ export class HashThreads {
           chunks.ask({ type: 'end' } as { type: 'end' }),
         ])) as [EndReply, EndReply];
         ended = true;
+        this.scanned += c.scanned ?? 0;
         return { sha256: w.sha256 as string, size: w.size, ...(c.last !== undefined && { last: c.last }) };
       },
       close: () => {
@@ -504,6 +562,11 @@ export function warmHashThreads(): void {
  * How many puts have used the hashing threads, how often they were started, and how
  * many chunks were found equal to a stored one rather than hashed: for tests.
  */
-export function hashThreadUse(): { runs: number; starts: number; reused: number } {
-  return { runs: shared?.runs ?? 0, starts: shared?.starts ?? 0, reused: shared?.reused ?? 0 };
+export function hashThreadUse(): { runs: number; starts: number; reused: number; scanned: number } {
+  return {
+    runs: shared?.runs ?? 0,
+    starts: shared?.starts ?? 0,
+    reused: shared?.reused ?? 0,
+    scanned: shared?.scanned ?? 0,
+  };
 }

@@ -36,17 +36,21 @@ async function* inPieces(bytes: Buffer, sizes: number[]): AsyncGenerator<Buffer>
   }
 }
 
-/** Puts `bytes` as a version of `name` like `like` (see FileStore.put); returns it and how many chunks were compared, not hashed. */
+/**
+ * Puts `bytes` as a version of `name` like `like` (see FileStore.put); returns it,
+ * how many chunks were compared, not hashed, and how many bytes the chunker passed over.
+ */
 async function putLike(
   store: FileStore,
   bytes: Buffer,
   name: string,
   like: FileBody,
   pieces = [SLOT_BYTES],
-): Promise<{ body: FileBody; reused: number }> {
-  const before = hashThreadUse().reused;
+): Promise<{ body: FileBody; reused: number; scanned: number }> {
+  const before = hashThreadUse();
   const body = await store.put(inPieces(bytes, pieces), { name, modifiedAt: 2 }, undefined, like);
-  return { body, reused: hashThreadUse().reused - before };
+  const after = hashThreadUse();
+  return { body, reused: after.reused - before.reused, scanned: after.scanned - before.scanned };
 }
 
 /** What a put must give: the chunks and hash of the content cut on this thread. */
@@ -330,6 +334,7 @@ describe('file store: hashing threads', () => {
     // bytes (its stored neighbour shifted by one), so the first chunk of each length is never the right one.
     const decoys = n - 1;
     const like = {
+      eof: real.eof < 0 ? -1 : decoys + real.eof,
       lengths: new Uint32Array(decoys + n),
       offsets: new Float64Array(decoys + n),
       packOf: new Uint32Array(decoys + n),
@@ -417,5 +422,41 @@ describe('file store: hashing threads', () => {
       total - marked + 1 + b2.manifest.length,
       'bytes put for the new chunks, the last, the collected one and the chunk list only',
     );
+  });
+  it("an edit's put passes the chunker over little more than the edited bytes, and cuts where it would have", async () => {
+    const v1 = seededBytes('threads-expect-1', 24 * 1024 * 1024 + 999);
+    const at = Math.floor(v1.length * 0.37);
+    const v2 = Buffer.concat([
+      v1.subarray(0, at),
+      seededBytes('threads-expect-ins', 1024 * 1024),
+      v1.subarray(at),
+    ]);
+    seededBytes('threads-expect-over', 100).copy(v2, Math.floor(v2.length * 0.8));
+    const b1 = await files.put(inPieces(v1, [SLOT_BYTES]), { name: 'expect', modifiedAt: 1 });
+    const { body: b2, scanned, reused } = await putLike(files, v2, 'expect', b1);
+    await check(b2, v2);
+    // The inserted MiB, the chunks around both edits, and one chunk a slot where the
+    // one expected next lies across the slot's end; the rest was compared in place.
+    assert.ok(scanned < v2.length * 0.25, `the chunker passed over ${scanned} of ${v2.length} bytes`);
+    assert.ok(scanned >= 1024 * 1024, 'but over all the inserted bytes');
+    assert.ok(reused > 300, `${reused} chunks compared`);
+    // A put with nothing to be like passes over every byte.
+    const { scanned: all } = await putLike(files, v2, 'expect-fresh', { ...b1, manifest: ['ab'.repeat(32)] });
+    assert.equal(all, v2.length);
+  });
+
+  it("bytes appended after the likely version's last chunk are cut where the chunker would cut them", async () => {
+    // The last chunk of a version ends where its content did, not where the chunker
+    // cut: the same bytes followed by more make another chunk.
+    const v1 = seededBytes('threads-append-1', 12 * 1024 * 1024);
+    const v2 = Buffer.concat([v1, seededBytes('threads-append-more', 300_000)]);
+    const b1 = await files.put(inPieces(v1, [SLOT_BYTES]), { name: 'append', modifiedAt: 1 });
+    const { body: b2 } = await putLike(files, v2, 'append', b1);
+    await check(b2, v2);
+    // And a version cut short keeps the chunks before the cut.
+    const v3 = v1.subarray(0, 9 * 1024 * 1024 + 5);
+    const { body: b3, reused } = await putLike(files, v3, 'append', b1);
+    await check(b3, v3);
+    assert.ok(reused > 100, `${reused} chunks compared`);
   });
 });

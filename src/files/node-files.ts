@@ -311,15 +311,16 @@ export class NodeFiles {
   /**
    * A version's bytes. Content not all here is fetched first when the node has a
    * fetcher for it (a child's on-demand collections); otherwise the read fails with
-   * FILE_CONTENT_MISSING.
+   * FILE_CONTENT_MISSING. `checkChunks: false`: see FileStore.read.
    */
   async *read(
     version: FileVersion | FileBody,
     range?: { start?: number; end?: number },
+    options?: { checkChunks?: boolean },
   ): AsyncGenerator<Buffer> {
     if (this.fetcher && 'rev' in version && !(await this.store.isComplete(version)))
       await this.fetcher(version);
-    yield* this.store.read(version, range);
+    yield* this.store.read(version, range, options);
   }
 
   /** Sets what `read` calls for a version whose content is not here (see `read`). */

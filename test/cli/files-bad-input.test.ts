@@ -5,7 +5,17 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { loadOrCreateIdentity } from '../../src/transport/identity.js';
@@ -185,5 +195,68 @@ describe('trosyn-sync files put, given bad input', () => {
     ]);
     assert.equal(get.code, 1);
     assert.match(get.stderr, /FILE_MANIFEST_INVALID/);
+  });
+  it('content damaged on disk: get fails with the cause and writes nothing; the damaged chunk goes, to be fetched again', async () => {
+    const data = await dataDir('damaged');
+    const damage = () => {
+      // One byte flipped in the middle of every pack: inside some chunk's bytes.
+      const packs = join(data, 'chunks', 'packs');
+      for (const p of readdirSync(packs).filter((f) => f.endsWith('.pack'))) {
+        const bytes = readFileSync(join(packs, p));
+        const at = bytes.length >> 1;
+        bytes[at] = (bytes[at] as number) ^ 0xff;
+        writeFileSync(join(packs, p), bytes);
+      }
+    };
+    const file = join(dir.path, 'damaged.bin');
+    writeFileSync(file, randomBytes(2 * 1024 * 1024));
+    const put = await cli(['files', 'put', file, '--data', data, '--json']);
+    assert.equal(put.code, 0, put.stderr);
+    damage();
+    const out = join(dir.path, 'damaged.out');
+    const get = await cli(['files', 'get', 'damaged.bin', '--out', out, '--data', data]);
+    assert.equal(get.code, 1);
+    assert.match(get.stderr, /FILE_CONTENT_CORRUPT/);
+    assert.equal(existsSync(out), false, 'no file written');
+    assert.deepEqual(
+      readdirSync(dir.path).filter((f) => f.startsWith('damaged.out')),
+      [],
+      'nor a partial one',
+    );
+    const again = await cli(['files', 'get', 'damaged.bin', '--out', out, '--data', data]);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /FILE_CONTENT_MISSING/, 'the damaged chunk was removed: it is missing now');
+
+    // To stdout no byte of a damaged chunk goes out: each chunk is checked before it is written.
+    const piping = await dataDir('damaged-piped');
+    const content = randomBytes(2 * 1024 * 1024);
+    writeFileSync(file, content);
+    assert.equal((await cli(['files', 'put', file, '--data', piping])).code, 0);
+    const packs = join(piping, 'chunks', 'packs');
+    const [pack] = readdirSync(packs).filter((f) => f.endsWith('.pack'));
+    assert.ok(pack);
+    const stored = readFileSync(join(packs, pack));
+    stored[stored.length >> 1] = (stored[stored.length >> 1] as number) ^ 0xff;
+    writeFileSync(join(packs, pack), stored);
+    const proc = spawn(process.execPath, [
+      CLI,
+      'files',
+      'get',
+      'damaged.bin',
+      '--out',
+      '-',
+      '--data',
+      piping,
+    ]);
+    const given: Buffer[] = [];
+    let stderr = '';
+    proc.stdout.on('data', (d: Buffer) => given.push(d));
+    proc.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const code = await new Promise<number | null>((resolve) => proc.once('exit', resolve));
+    assert.equal(code, 1);
+    assert.match(stderr, /CHUNK_CORRUPT/);
+    const piped = Buffer.concat(given);
+    assert.ok(piped.length < content.length, `stopped before the damaged chunk (${piped.length} bytes out)`);
+    assert.ok(piped.equals(content.subarray(0, piped.length)), 'and every byte out is right');
   });
 });

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DiskChunkStore } from '../../src/files/chunk-store-disk.js';
@@ -198,5 +199,57 @@ describe('file store', () => {
       'a'.repeat(256),
     ])
       assert.throws(() => assertFileName(bad), { code: 'INVALID_FILE_NAME' }, JSON.stringify(bad));
+  });
+});
+
+describe('file store: a read in full checked by its whole hash alone', () => {
+  it('gives the same bytes; a damaged chunk fails the read at its end, and is removed', async () => {
+    const store = new PackChunkStore({ dir: join(dir.path, 'whole-only'), fsync: false });
+    await store.start();
+    try {
+      const own = new FileStore(store);
+      const bytes = randomBytes(3 * 1024 * 1024 + 5);
+      const body = await own.put(pieces(bytes), { name: 'whole.bin', modifiedAt: 1 });
+      const read = async (range: { start?: number; end?: number }, given: Buffer[] = []) => {
+        for await (const p of own.read(body, range, { checkChunks: false })) given.push(Buffer.from(p));
+        return Buffer.concat(given);
+      };
+      assert.ok((await read({})).equals(bytes));
+      // The third chunk damaged on disk.
+      const [first, second, damaged] = await own.entries(body);
+      assert.ok(first && second && damaged);
+      const offset = first.length + second.length;
+      /** Flips one byte of the chunk where the store keeps it. */
+      const damage = () => {
+        const where = store.location(damaged.hash);
+        assert.ok(where);
+        const fd = openSync(where.path, 'r+');
+        const byte = Buffer.alloc(1);
+        readSync(fd, byte, 0, 1, where.offset + 10);
+        byte[0] = (byte[0] as number) ^ 1;
+        writeSync(fd, byte, 0, 1, where.offset + 10);
+        closeSync(fd);
+      };
+      damage();
+      // A range is still checked chunk by chunk: it fails at the damaged chunk, before its bytes.
+      const ranged: Buffer[] = [];
+      await assert.rejects(read({ start: 1, end: bytes.length }, ranged), { code: 'CHUNK_CORRUPT' });
+      assert.equal(Buffer.concat(ranged).length, offset - 1);
+      assert.equal(await store.has(damaged.hash), false, 'the checked read removed the damaged chunk');
+      // Damaged again, after it was put back: the read in full gives every byte, then fails.
+      await store.put(damaged.hash, bytes.subarray(offset, offset + damaged.length));
+      damage();
+      const given: Buffer[] = [];
+      await assert.rejects(read({}, given), { code: 'FILE_CONTENT_CORRUPT' });
+      assert.equal(Buffer.concat(given).length, bytes.length, 'every byte was given before the check failed');
+      assert.equal(await store.has(damaged.hash), false, 'and the damaged chunk was found and removed');
+      assert.deepEqual(
+        (await own.missing(body)).chunks.map((c) => c.hash),
+        [damaged.hash],
+        'so it is missing, to be fetched again',
+      );
+    } finally {
+      await store.stop();
+    }
   });
 });

@@ -20,7 +20,7 @@ import { encodeManifest } from '../../src/files/manifest.js';
 import { NodeFiles } from '../../src/files/node-files.js';
 import { openReplica } from '../../src/index.js';
 import { randomDeviceId } from '../../src/sync/ids.js';
-import { hashThreadUse, HashThreads, SLOT_BYTES } from '../../src/files/hash-threads.js';
+import { hashThreadUse, HashThreads, type LikelyTable, SLOT_BYTES } from '../../src/files/hash-threads.js';
 import { seededBytes, tempDir } from '../helpers.js';
 
 const dir = tempDir();
@@ -51,6 +51,33 @@ async function putLike(
   const body = await store.put(inPieces(bytes, pieces), { name, modifiedAt: 2 }, undefined, like);
   const after = hashThreadUse();
   return { body, reused: after.reused - before.reused, scanned: after.scanned - before.scanned };
+}
+
+/** The chunk hashes `threads` give for `bytes` comparing with `like`, submitted slot by slot. */
+async function hashOnThreads(threads: HashThreads, bytes: Buffer, like: LikelyTable): Promise<string[]> {
+  const run = await threads.begin(like);
+  assert.ok(run);
+  const out: string[] = [];
+  for (let at = 0; at < bytes.length; at += SLOT_BYTES) {
+    const slot = await run.slot();
+    const n = Math.min(SLOT_BYTES, bytes.length - at);
+    bytes.copy(slot.bytes, 0, at, at + n);
+    const piece = run.submit(slot.index, n);
+    run.release(slot.index);
+    out.push(...(await piece).hashes);
+  }
+  const end = await run.end();
+  run.close();
+  return end.last === undefined ? out : [...out, end.last];
+}
+
+/** Seeded content of `size` bytes and an edit of it: 1 MiB inserted at 37 %, and 100 bytes overwritten at 80 %. */
+function edited(seed: string, size: number): { v1: Buffer; v2: Buffer } {
+  const v1 = seededBytes(`${seed}-1`, size);
+  const at = Math.floor(v1.length * 0.37);
+  const v2 = Buffer.concat([v1.subarray(0, at), seededBytes(`${seed}-ins`, 1024 * 1024), v1.subarray(at)]);
+  seededBytes(`${seed}-over`, 100).copy(v2, Math.floor(v2.length * 0.8));
+  return { v1, v2 };
 }
 
 /** What a put must give: the chunks and hash of the content cut on this thread. */
@@ -174,15 +201,7 @@ describe('file store: hashing threads', () => {
   });
 
   it('a put like the previous version compares unchanged chunks in place, and gives the version hashing each would', async () => {
-    const v1 = seededBytes('threads-like-1', 24 * 1024 * 1024 + 777);
-    const at = Math.floor(v1.length * 0.37);
-    const v2 = Buffer.concat([
-      v1.subarray(0, at),
-      seededBytes('threads-like-ins', 1024 * 1024),
-      v1.subarray(at),
-    ]);
-    // And 100 bytes overwritten at 80 %, keeping the length.
-    seededBytes('threads-like-over', 100).copy(v2, Math.floor(v2.length * 0.8));
+    const { v1, v2 } = edited('threads-like', 24 * 1024 * 1024 + 777);
     const b1 = await files.put(inPieces(v1, [SLOT_BYTES]), { name: 'like', modifiedAt: 1 });
     const { body: b2, reused } = await putLike(files, v2, 'like', b1, [100_003]);
     await check(b2, v2);
@@ -295,23 +314,7 @@ describe('file store: hashing threads', () => {
     const b1 = await files.put(inPieces(v1, [SLOT_BYTES]), { name: 'slow', modifiedAt: 1 });
     const like = await likelyTable(chunks, b1, async (body) => encodeManifest(await files.entries(body)));
     assert.ok(like && like.lengths.length > 100);
-    /** The chunk hashes `threads` give for `bytes`, slot by slot. */
-    const hashOn = async (threads: HashThreads): Promise<string[]> => {
-      const run = await threads.begin(like);
-      assert.ok(run);
-      const out: string[] = [];
-      for (let at = 0; at < v1.length; at += SLOT_BYTES) {
-        const slot = await run.slot();
-        const n = Math.min(SLOT_BYTES, v1.length - at);
-        v1.copy(slot.bytes, 0, at, at + n);
-        const piece = run.submit(slot.index, n);
-        run.release(slot.index);
-        out.push(...(await piece).hashes);
-      }
-      const end = await run.end();
-      run.close();
-      return end.last === undefined ? out : [...out, end.last];
-    };
+    const hashOn = (threads: HashThreads) => hashOnThreads(threads, v1, like);
     const want = expected(v1).hashes;
     // Reads judged at once, and no disk is that fast: the first compare is the last.
     const slow = new HashThreads(undefined, { judgeAfterBytes: 0, minReadBytesPerNs: 1e9 });
@@ -353,20 +356,7 @@ describe('file store: hashing threads', () => {
       like.hashes.set(real.hashes.subarray(i * 32, i * 32 + 32), (decoys + i) * 32);
     }
     const threads = new HashThreads();
-    const run = await threads.begin(like);
-    assert.ok(run);
-    const hashes: string[] = [];
-    for (let at = 0; at < v1.length; at += SLOT_BYTES) {
-      const slot = await run.slot();
-      const size = Math.min(SLOT_BYTES, v1.length - at);
-      v1.copy(slot.bytes, 0, at, at + size);
-      const piece = run.submit(slot.index, size);
-      run.release(slot.index);
-      hashes.push(...(await piece).hashes);
-    }
-    const end = await run.end();
-    run.close();
-    if (end.last !== undefined) hashes.push(end.last);
+    const hashes = await hashOnThreads(threads, v1, like);
     assert.deepEqual(hashes, expected(v1).hashes);
     // The first chunk is found by its length, each next one in order: all but the last
     // compared (comparing with the first of each length would have found one).
@@ -423,15 +413,9 @@ describe('file store: hashing threads', () => {
       'bytes put for the new chunks, the last, the collected one and the chunk list only',
     );
   });
+
   it("an edit's put passes the chunker over little more than the edited bytes, and cuts where it would have", async () => {
-    const v1 = seededBytes('threads-expect-1', 24 * 1024 * 1024 + 999);
-    const at = Math.floor(v1.length * 0.37);
-    const v2 = Buffer.concat([
-      v1.subarray(0, at),
-      seededBytes('threads-expect-ins', 1024 * 1024),
-      v1.subarray(at),
-    ]);
-    seededBytes('threads-expect-over', 100).copy(v2, Math.floor(v2.length * 0.8));
+    const { v1, v2 } = edited('threads-expect', 24 * 1024 * 1024 + 999);
     const b1 = await files.put(inPieces(v1, [SLOT_BYTES]), { name: 'expect', modifiedAt: 1 });
     const { body: b2, scanned, reused } = await putLike(files, v2, 'expect', b1);
     await check(b2, v2);

@@ -365,7 +365,13 @@ export class ContentSync extends EventEmitter<Events> implements Startable {
           // A page at a time, so memory stays flat whatever the file's size; what a
           // page brought is made durable while the next one arrives.
           let flushed: Promise<void> = Promise.resolve();
-          for await (const page of files.missingPages(v.body)) {
+          // All that is missing was listed (an edit's few new chunks): fetched from that
+          // list, without reading the version's thousands of entries again.
+          const pages =
+            missing.chunks.length === missing.chunksMissing
+              ? [[...new Map(missing.chunks.map((c) => [c.hash, c])).values()]]
+              : files.missingPages(v.body);
+          for await (const page of pages) {
             const lengths = new Map(page.map((c) => [c.hash, c.length]));
             absent += countAbsent(
               await this.fetchFrom(

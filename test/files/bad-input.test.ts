@@ -50,6 +50,7 @@ import { transfer } from '../../src/sync/transfer.js';
 import { linkPair } from '../fixtures/link-pair.js';
 import { FakeClock, tempDir } from '../helpers.js';
 import { noise, sha } from '../fixtures/bytes.js';
+import { childContentSync } from '../fixtures/content.js';
 
 const dir = tempDir('trosyn-bad-input-');
 after(() => dir.remove());
@@ -742,15 +743,7 @@ describe('documents given bad input', () => {
       const writer = await node('child');
       const hub = await node('hub');
       const child = await node('child');
-      const content = new ContentSync({
-        replica: child.replica,
-        files: child.store,
-        index: new ContentIndex(join(child.at, 'files.db')),
-        policies: { files: 'eager' },
-        role: 'child',
-        retryMs: RETRY_MS,
-        clock,
-      });
+      const content = childContentSync(child, { retryMs: RETRY_MS, clock });
       const [childEnd, hubEnd] = linkPair();
       const atChild = new ChunkExchange(childEnd, child.chunks);
       new ChunkExchange(hubEnd, hub.chunks);

@@ -9,14 +9,13 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { ChunkExchange } from '../../src/files/chunk-exchange.js';
 import { PackChunkStore } from '../../src/files/chunk-store-pack.js';
-import { ContentIndex } from '../../src/files/content-index.js';
-import { ContentSync } from '../../src/files/content-sync.js';
 import { FileStore, MISSING_LISTED } from '../../src/files/file-store.js';
 import { NodeFiles } from '../../src/files/node-files.js';
 import { openReplica } from '../../src/index.js';
 import { randomDeviceId } from '../../src/sync/ids.js';
 import { transfer } from '../../src/sync/transfer.js';
 import { noise } from '../fixtures/bytes.js';
+import { childContentSync } from '../fixtures/content.js';
 import { linkPair } from '../fixtures/link-pair.js';
 import { tempDir } from '../helpers.js';
 
@@ -67,13 +66,7 @@ describe('content sync fetches what a version lacks', () => {
       paged++;
       return pages(...args);
     };
-    const content = new ContentSync({
-      replica: child.replica,
-      files: child.store,
-      index: new ContentIndex(join(child.at, 'files.db')),
-      policies: { files: 'eager' },
-      role: 'child',
-    });
+    const content = childContentSync(child);
     const [childEnd, hubEnd] = linkPair();
     new ChunkExchange(hubEnd, hub.chunks);
     await content.start();

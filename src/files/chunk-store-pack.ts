@@ -449,7 +449,7 @@ export class PackChunkStore implements ChunkStore {
             // process once the mark commits. A row of another length is not this
             // chunk's; a row a collection removed meanwhile is written anew. No copy
             // is made for the usual case, a chunk already here.
-            if ((await this.touch(hash, key, bytes.length)) > 0) return false;
+            if ((await this.touch([{ hash, length: bytes.length }]))[0]) return false;
             if (!own) {
               // The caller's bytes may have changed since the call: check the copy.
               own = this.slabs.copy(bytes);
@@ -519,17 +519,7 @@ export class PackChunkStore implements ChunkStore {
   putAgain(chunks: readonly { hash: string; length: number }[]): Promise<boolean[]> {
     return this.run(undefined, async () => {
       for (const { hash } of chunks) if (!isChunkHash(hash)) throw new InvalidChunkHashError(hash);
-      for (const { hash } of chunks) this.touching.set(hash, (this.touching.get(hash) ?? 0) + 1);
-      try {
-        return await this.indexWrite(() => {
-          const now = this.clock.now();
-          return chunks.map(
-            ({ hash, length }) => this.sql.touch.run(now, Buffer.from(hash, 'hex'), length).changes > 0,
-          );
-        });
-      } finally {
-        for (const { hash } of chunks) this.untouch(hash);
-      }
+      return this.touch(chunks);
     });
   }
 
@@ -624,21 +614,27 @@ export class PackChunkStore implements ChunkStore {
     return this.operations.run(this.db !== undefined, hash, fn);
   }
 
-  /** Marks a stored chunk put again; resolves how many rows it marked (0: not stored after all). */
-  private async touch(hash: string, key: Buffer, length: number): Promise<number> {
-    this.touching.set(hash, (this.touching.get(hash) ?? 0) + 1);
+  /**
+   * Marks stored chunks put again, in one index write; resolves, for each, whether it
+   * was marked (false: not stored after all, or stored with another length). Until the
+   * write commits, a collection here keeps them.
+   */
+  private async touch(chunks: readonly { hash: string; length: number }[]): Promise<boolean[]> {
+    for (const { hash } of chunks) this.touching.set(hash, (this.touching.get(hash) ?? 0) + 1);
     try {
-      return await this.indexWrite(() => this.sql.touch.run(this.clock.now(), key, length).changes);
+      return await this.indexWrite(() => {
+        const now = this.clock.now();
+        return chunks.map(
+          ({ hash, length }) => this.sql.touch.run(now, Buffer.from(hash, 'hex'), length).changes > 0,
+        );
+      });
     } finally {
-      this.untouch(hash);
+      for (const { hash } of chunks) {
+        const n = (this.touching.get(hash) ?? 1) - 1;
+        if (n > 0) this.touching.set(hash, n);
+        else this.touching.delete(hash);
+      }
     }
-  }
-
-  /** One touch of `hash` has committed (or failed): a collection here may consider it again once none is left. */
-  private untouch(hash: string): void {
-    const n = (this.touching.get(hash) ?? 1) - 1;
-    if (n > 0) this.touching.set(hash, n);
-    else this.touching.delete(hash);
   }
 
   /**

@@ -667,7 +667,7 @@ export class FileStore {
     const start = range.start ?? 0;
     const end = Math.min(range.end ?? body.size, body.size);
     const whole = start === 0 && end === body.size ? createHash('sha256') : undefined;
-    const get = { verify: !whole || options.checkChunks !== false };
+    const checkEach = !whole || options.checkChunks !== false;
     const count = list.length / MANIFEST_ENTRY_BYTES;
     let at = 0;
     for (let i = 0; i < count && at < end; i += LOOKUP_WINDOW) {
@@ -676,7 +676,7 @@ export class FileStore {
         at += e.length;
         if (at <= start) continue;
         if (from >= end) break;
-        const bytes = await this.chunks.get(e.hash, get.verify ? {} : { verify: false });
+        const bytes = await this.chunks.get(e.hash, checkEach ? {} : { verify: false });
         // The chunk is what its hash names; a list giving it another length is wrong.
         if (bytes.length !== e.length)
           throw new ManifestInvalidError(
@@ -687,7 +687,7 @@ export class FileStore {
       }
     }
     if (whole && whole.digest('hex') !== body.sha256) {
-      if (!get.verify) await this.removeDamaged(list);
+      if (!checkEach) await this.removeDamaged(list);
       throw new ContentCorruptError(body.name);
     }
   }

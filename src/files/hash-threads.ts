@@ -130,12 +130,11 @@ function piece(m) {
   size += m.length;
   if (whole) {
     whole.update(bytes);
-    return { type: 'piece', seq: m.seq, ends: [], hashes: [], reused: 0 };
+    return { type: 'piece', seq: m.seq, ends: [], hashes: [], compared: [] };
   }
   const ends = [];
   const hashes = [];
   const compared = [];
-  let reused = 0;
   let from = 0;
   for (;;) {
     // A chunk starting here that holds the bytes of the likely chunk expected next is
@@ -147,7 +146,6 @@ function piece(m) {
       if (likeEqual(k, [bytes.subarray(from, from + length)], length)) {
         hashes.push(like.hashes.toString('hex', k * 32, k * 32 + 32));
         compared.push(true);
-        reused++;
         from += length;
         ends.push(from);
         continue;
@@ -161,14 +159,13 @@ function piece(m) {
     const [hash, equal] = close();
     hashes.push(hash);
     compared.push(equal);
-    if (equal) reused++;
     ends.push(end);
     from = end;
   }
   // The rest begins the next chunk: kept as a view, its slot held by the caller
   // until that chunk is stored, so it can still be compared (or hashed) then.
   if (from < m.length) open.push(bytes.subarray(from));
-  return { type: 'piece', seq: m.seq, ends, hashes, compared, reused, slowReads };
+  return { type: 'piece', seq: m.seq, ends, hashes, compared, slowReads };
 }
 // The likely chunk expected to start here, when a chunk starts here and that one
 // lies within the 'left' bytes of this piece: the one after the last found equal,
@@ -247,7 +244,6 @@ interface PieceReply {
   ends: number[];
   hashes: string[];
   compared: boolean[];
-  reused: number;
   slowReads: boolean;
 }
 interface EndReply {
@@ -340,8 +336,6 @@ export interface HashedPiece {
    * collection removed it since.
    */
   compared: boolean[];
-  /** How many of them were a stored chunk's, found equal in place and not hashed. */
-  reused: number;
 }
 
 /**
@@ -502,12 +496,12 @@ export class HashThreads {
           }),
         );
         const [, reply] = (await Promise.all(done)) as [Reply, PieceReply];
-        this.reused += reply.reused;
+        for (const equal of reply.compared) if (equal) this.reused++;
         if (reply.slowReads && !slow) {
           slow = true;
           this.slowPuts++;
         }
-        return { ends: reply.ends, hashes: reply.hashes, compared: reply.compared, reused: reply.reused };
+        return { ends: reply.ends, hashes: reply.hashes, compared: reply.compared };
       },
       release: (index) => drop(index),
       end: async () => {

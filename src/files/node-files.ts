@@ -7,10 +7,10 @@ import type { RecordView } from '../store/types.js';
 import { RecordNotFoundError } from '../sync/errors.js';
 import type { HistoryEntry, Replica, WriteResult } from '../sync/replica.js';
 import { asFileBody, assertFileName, type FileBody, NotAFileError } from './file-body.js';
+import { DEFAULT_FILES_COLLECTION } from './defaults.js';
 import type { FileStore } from './file-store.js';
 
-/** The collection files go to unless another is named. */
-export const DEFAULT_FILES_COLLECTION = 'files';
+export { DEFAULT_FILES_COLLECTION };
 
 /**
  * When a child fetches a files collection's content: `eager`, as each version's

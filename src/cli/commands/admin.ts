@@ -6,16 +6,8 @@ import { readAgentFile } from '../../observability/agent-file.js';
 import { DEFAULT_ADMIN_PORT } from '../../protocol/constants.js';
 import { type ClockOffset, describeOffset } from '../../transport/clock-offset.js';
 import { formatDeviceId, parseDeviceId, shortDeviceId } from '../../transport/device-id.js';
-import {
-  type CommonOptions,
-  common,
-  dataDir,
-  print,
-  table,
-  UsageError,
-  when,
-  withRegistry,
-} from '../context.js';
+import { type CommonOptions, common, dataDir, print, table, UsageError, when } from '../context.js';
+import { withRegistry } from '../stores.js';
 
 type ListedDevice = DeviceRecord & { clock: ClockOffset | null };
 

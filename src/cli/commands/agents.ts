@@ -34,15 +34,8 @@ import {
   rememberHubStorage,
   STORE_PASSWORD_FILE_ENV,
 } from '../../ops/hub-store.js';
-import {
-  type CommonOptions,
-  common,
-  dataDir,
-  print,
-  storageOf,
-  UsageError,
-  withRegistry,
-} from '../context.js';
+import { type CommonOptions, common, dataDir, print, UsageError } from '../context.js';
+import { storageOf, withRegistry } from '../stores.js';
 
 const logLevel = () =>
   new Option('--log-level <level>', 'log detail (on stderr)')

@@ -5,28 +5,35 @@ import { basename, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type Command, Option } from 'commander';
-import { API_TOKEN_FILE } from '../../child/local-api/token.js';
 import { isErrorCode } from '../../error-codes.js';
 import { TrosynError } from '../../errors.js';
-import { ContentCorruptError, warmForPut } from '../../files/file-store.js';
+import { DEFAULT_FILES_COLLECTION } from '../../files/defaults.js';
 import type { FileVersion, NodeFiles } from '../../files/node-files.js';
 import { readAgentFile } from '../../observability/agent-file.js';
 import { ProgressBar, progressWanted } from '../progress.js';
 import { sizeText } from '../format.js';
-import { DEFAULT_FILES_COLLECTION } from '../../files/node-files.js';
-import { shortDeviceId } from '../../transport/device-id.js';
-import { fileCollections, loadNodeConfig } from '../../config.js';
-import { referencedChunks } from '../../files/file-gc.js';
-import {
-  type CommonOptions,
-  common,
-  dataDir,
-  print,
-  table,
-  UsageError,
-  when,
-  withFiles,
-} from '../context.js';
+import { type CommonOptions, common, dataDir, print, table, UsageError, when } from '../context.js';
+
+// The stores, the files code and the configuration's schemas load when a command
+// uses them, so that `files --help` and a put's hashing threads need not wait for
+// them (see context.ts).
+
+/** Opens the node's files directly (see stores.ts). */
+async function withFiles<T>(dir: string, fn: (files: NodeFiles) => Promise<T>): Promise<T> {
+  return (await import('../stores.js')).withFiles(dir, fn);
+}
+
+/** The data directory's files collections and their transfer policies (config.json). */
+async function collectionsOf(dir: string): Promise<Record<string, 'eager' | 'on-demand'>> {
+  const { fileCollections, loadNodeConfig } = await import('../../config.js');
+  return fileCollections(loadNodeConfig(dir));
+}
+
+/** The child's local API token (its file in the data directory). */
+async function apiToken(dir: string): Promise<string> {
+  const { API_TOKEN_FILE } = await import('../../child/local-api/token.js');
+  return readFileSync(join(dir, API_TOKEN_FILE), 'utf8').trim();
+}
 
 type FileOptions = CommonOptions & { collection: string };
 type GetOptions = FileOptions & {
@@ -58,7 +65,7 @@ async function agentFilesError(
   apiPort: number,
 ): Promise<{ code: string; message: string } | undefined> {
   try {
-    const token = readFileSync(join(dir, API_TOKEN_FILE), 'utf8').trim();
+    const token = await apiToken(dir);
     const res = await fetch(`http://127.0.0.1:${apiPort}/api/status`, {
       headers: { authorization: `Bearer ${token}` },
       signal: AbortSignal.timeout(2000),
@@ -133,7 +140,7 @@ async function* fromAgent(
   version: FileVersion,
   watch: NodeFiles | undefined,
 ): AsyncGenerator<Buffer> {
-  const token = readFileSync(join(dir, API_TOKEN_FILE), 'utf8').trim();
+  const token = await apiToken(dir);
   const url = `http://127.0.0.1:${apiPort}/api/files/${encodeURIComponent(version.name)}/content?collection=${encodeURIComponent(version.collection)}&rev=${version.rev}`;
   const answer = fetch(url, { headers: { authorization: `Bearer ${token}` } });
   if (watch) {
@@ -198,7 +205,7 @@ async function writeOut(
       yield piece;
     }
     if (written !== version.size || (hash && hash.digest('hex') !== version.sha256))
-      throw new ContentCorruptError(version.name);
+      throw new (await import('../../files/file-store.js')).ContentCorruptError(version.name);
   }
   if (out === '-') {
     await pipeline(counted(), process.stdout, { end: false });
@@ -245,6 +252,7 @@ export function registerFiles(program: Command): void {
   ).action(async (path: string, opts: FileOptions & { name?: string; type?: string; progress?: boolean }) => {
     let bar: ProgressBar | undefined;
     // A large file's hashing threads load while the stores open.
+    const { warmForPut } = await import('../../files/file-store.js');
     try {
       warmForPut(statSync(path).size);
     } catch {
@@ -302,7 +310,7 @@ export function registerFiles(program: Command): void {
       const missing = await f.store.missing(version);
       if (missing.invalid) throw missing.invalid;
       if (missing.manifest.length > 0 || missing.chunks.length > 0) {
-        const onDemand = fileCollections(loadNodeConfig(dir))[opts.collection] === 'on-demand';
+        const onDemand = (await collectionsOf(dir))[opts.collection] === 'on-demand';
         const agent = readAgentFile(dir);
         if (onDemand) {
           if (agent?.role !== 'child' || agent.apiPort === undefined)
@@ -370,6 +378,7 @@ export function registerFiles(program: Command): void {
     files.command('history').argument('<name>').description("list a file's versions, oldest first"),
   ).action(async (name: string, opts: FileOptions) => {
     const history = await withFiles(dataDir(opts, 'any'), (f) => f.history(name, opts.collection));
+    const { shortDeviceId } = await import('../../transport/device-id.js');
     print(opts, history, () =>
       table([
         ['VERSION', 'TIME', 'AUTHOR', 'SIZE', 'STATE'],
@@ -427,7 +436,8 @@ export function registerFiles(program: Command): void {
     if (!Number.isFinite(opts.grace) || opts.grace < 0)
       throw new UsageError('--grace is a number of minutes, 0 or more');
     const dir = dataDir(opts, 'any');
-    const collections = Object.keys(fileCollections(loadNodeConfig(dir)));
+    const collections = Object.keys(await collectionsOf(dir));
+    const { referencedChunks } = await import('../../files/file-gc.js');
     const report = await withFiles(dir, async (f) => {
       const referenced = await referencedChunks(f.replica, f.store, collections);
       return f.store.chunks.gc((hash) => referenced.has(hash), { graceMs: opts.grace * 60_000 });

@@ -14,16 +14,8 @@ import type { DeviceId } from '../../store/types.js';
 import { formatDeviceId, parseDeviceId } from '../../transport/device-id.js';
 import { loadOrCreateIdentity } from '../../transport/identity.js';
 import { readAgentFile } from '../../observability/agent-file.js';
-import {
-  type CommonOptions,
-  common,
-  dataDir,
-  isHubDir,
-  nodeDeviceId,
-  print,
-  UsageError,
-  withRegistry,
-} from '../context.js';
+import { type CommonOptions, common, dataDir, print, UsageError } from '../context.js';
+import { isHubDir, nodeDeviceId, withRegistry } from '../stores.js';
 
 /** A code typed by hand, or the text of the hub's QR code (`trosyn-sync://pair?code=...&hub=...&port=...`). */
 function parseCodeArg(text: string): { code: string; hubId?: DeviceId; port?: number } {

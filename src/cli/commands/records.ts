@@ -11,8 +11,8 @@ import {
   table,
   UsageError,
   when,
-  withReplica,
 } from '../context.js';
+import { withReplica } from '../stores.js';
 
 export function registerRecords(program: Command): void {
   common(

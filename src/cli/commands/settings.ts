@@ -1,17 +1,8 @@
 import type { Command } from 'commander';
 import type { HubSettings, SettingsChange } from '../../hub/settings.js';
 import type { CollectionPolicy } from '../../sync/policy.js';
-import {
-  type CommonOptions,
-  common,
-  dataDir,
-  print,
-  table,
-  UsageError,
-  when,
-  withRegistry,
-  withReplica,
-} from '../context.js';
+import { type CommonOptions, common, dataDir, print, table, UsageError, when } from '../context.js';
+import { withRegistry, withReplica } from '../stores.js';
 
 const STRATEGIES = ['lww', 'hub-wins', 'merge', 'manual'] as const;
 

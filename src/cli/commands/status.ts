@@ -12,18 +12,8 @@ import { runningChildStatus } from '../../ops/agent-status.js';
 import { clockSkewWarning, describeOffset } from '../../transport/clock-offset.js';
 import { formatDeviceId } from '../../transport/device-id.js';
 import { sizeText } from '../format.js';
-import {
-  type CommonOptions,
-  common,
-  dataDir,
-  isHubDir,
-  nodeDeviceId,
-  print,
-  table,
-  when,
-  withRegistry,
-  withReplica,
-} from '../context.js';
+import { type CommonOptions, common, dataDir, print, table, when } from '../context.js';
+import { isHubDir, nodeDeviceId, withRegistry, withReplica } from '../stores.js';
 
 export function registerStatus(program: Command): void {
   common(

@@ -71,6 +71,12 @@ export interface GetOptions {
 export type IsReferenced = (hash: string) => boolean | Promise<boolean>;
 
 /** Where a chunk's bytes are in a file. */
+/** Where the chunk of a chunk list's entry is stored (ChunkStore.locateList). */
+export interface ListPlace extends ChunkLocation {
+  /** The entry's index in the list. */
+  entry: number;
+}
+
 export interface ChunkLocation {
   /** The file. */
   path: string;
@@ -102,14 +108,17 @@ export interface ChunkStore extends Startable {
    */
   flush(): Promise<void>;
   /**
-   * Optional: where the bytes of those of `hashes` that are stored lie in files, as
-   * they are (not compressed or wrapped). For a put that compares a chunk's new
-   * bytes with a stored chunk's in place rather than hashing them (see
-   * FileStore.put): the bytes at a location never change while its file exists.
+   * Optional: where the stored chunks of an encoded chunk list (manifest.ts, whose
+   * entries the list's own chunks have verified) lie in files, as they are (not
+   * compressed or wrapped): one place per entry whose chunk is stored, in the list's
+   * order, with the stored length (which may differ from the entry's). For a put that
+   * compares a chunk's new bytes with a stored chunk's in place rather than hashing
+   * them (see FileStore.put): the bytes at a location never change while its file
+   * exists.
    */
-  locations?(hashes: readonly string[]): Promise<Map<string, ChunkLocation>>;
+  locateList?(list: Buffer): Promise<ListPlace[]>;
   /**
-   * Optional, with `locations`: marks stored chunks put again, as a `put` of their
+   * Optional, with `locateList`: marks stored chunks put again, as a `put` of their
    * bytes would (a collection keeps them like a chunk just put), for a caller that
    * found its bytes equal to a chunk's at its location and so knows them stored. In
    * one index write for all of them, where a `put` each costs one apiece. Resolves,

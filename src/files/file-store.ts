@@ -136,7 +136,7 @@ export async function likelyTable(
   version: FileBody | undefined,
   list: (body: FileBody) => Promise<Buffer>,
 ): Promise<LikelyTable | undefined> {
-  if (!version || !chunks.locations) return undefined;
+  if (!version || !chunks.locateList) return undefined;
   let encoded: Buffer;
   try {
     encoded = await list(version);
@@ -144,34 +144,34 @@ export async function likelyTable(
     // Its list not here, or damaged: the put hashes every chunk, as without one.
     return undefined;
   }
-  const count = encoded.length / MANIFEST_ENTRY_BYTES;
-  const hashes: string[] = [];
-  for (let i = 0; i < count; i++)
-    hashes.push(encoded.toString('hex', i * MANIFEST_ENTRY_BYTES, i * MANIFEST_ENTRY_BYTES + 32));
-  const where = await chunks.locations(hashes);
+  const places = await chunks.locateList(encoded);
   const packs = new Map<string, number>();
-  const stored = where.size;
   const table = {
-    lengths: new Uint32Array(stored),
-    offsets: new Float64Array(stored),
-    packOf: new Uint32Array(stored),
-    hashes: new Uint8Array(stored * 32),
+    lengths: new Uint32Array(places.length),
+    offsets: new Float64Array(places.length),
+    packOf: new Uint32Array(places.length),
+    hashes: new Uint8Array(places.length * 32),
   };
+  // A chunk the file holds twice is listed once: its place is taken the first time.
+  const taken = new Map<number, Set<number>>();
+  const last = encoded.length / MANIFEST_ENTRY_BYTES - 1;
   let n = 0;
   let eof = -1;
-  for (let i = 0; i < count && n < stored; i++) {
-    const at = where.get(hashes[i] as string);
-    const length = encoded.readUInt32BE(i * MANIFEST_ENTRY_BYTES + 32);
-    // A chunk the file holds twice is listed once; one of another length is not this one.
-    if (!at || at.length !== length) continue;
-    where.delete(hashes[i] as string);
+  for (const at of places) {
+    const entry = at.entry * MANIFEST_ENTRY_BYTES;
+    // One of another length is not this one.
+    if (at.length !== encoded.readUInt32BE(entry + 32)) continue;
     let pack = packs.get(at.path);
     if (pack === undefined) packs.set(at.path, (pack = packs.size));
-    table.lengths[n] = length;
+    let offsets = taken.get(pack);
+    if (!offsets) taken.set(pack, (offsets = new Set()));
+    if (offsets.has(at.offset)) continue;
+    offsets.add(at.offset);
+    table.lengths[n] = at.length;
     table.offsets[n] = at.offset;
     table.packOf[n] = pack;
-    table.hashes.set(encoded.subarray(i * MANIFEST_ENTRY_BYTES, i * MANIFEST_ENTRY_BYTES + 32), n * 32);
-    if (i === count - 1) eof = n;
+    table.hashes.set(encoded.subarray(entry, entry + 32), n * 32);
+    if (at.entry === last) eof = n;
     n++;
   }
   return {

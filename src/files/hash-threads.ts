@@ -342,7 +342,7 @@ export interface HashedPiece {
  * Stored chunks that chunks of the content may equal (those of the file's current
  * version), as columns: the i-th has `lengths[i]` bytes, its SHA-256 at
  * `hashes[32 i]`, and its bytes at `offsets[i]` in the file `packs[packOf[i]]`
- * (ChunkStore.locations), in the version's order. The chunking thread compares a
+ * (ChunkStore.locateList), in the version's order. The chunking thread compares a
  * chunk with the one after the last found equal, or else the first of its length,
  * in place, and gives that hash without hashing when they are equal.
  */

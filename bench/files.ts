@@ -20,7 +20,7 @@
  * nftables counter on the loopback interface for the tool's sync port(s), both
  * directions, of a table this benchmark adds and removes. Times start when the new
  * content is on the sender's disk and end when the receiver has all of it: Trosyn
- * from starting `files put` to the child's local API reporting the version here;
+ * from starting `files put` to the child's event stream reporting the version here;
  * rsync the client command; Syncthing from replacing the file in the sender's folder
  * and asking for a scan to the receiver's database holding the new version.
  *
@@ -790,26 +790,85 @@ interface FilesStatus {
  * content is here: status says no version is pending and no fetch is under way, then
  * the file list (which checks every chunk) confirms. Returns when that status was seen.
  */
-async function trosynComplete(t: Trosyn, rev: string): Promise<{ doneAt: number; firstPendingAt?: number }> {
-  const api = (path: string) => http(`http://127.0.0.1:${t.apiPort}/api${path}`, { token: t.apiToken });
-  const deadline = Date.now() + TRANSFER_TIMEOUT_MS;
-  let firstPendingAt: number | undefined;
-  const since = wallMs();
-  while (Date.now() < deadline) {
-    const at = wallMs();
-    const status = (await api('/status')) as unknown as FilesStatus;
-    if (status.files.pending > 0) firstPendingAt ??= at;
-    else if (!status.files.busy) {
-      const record = await api(`/records/files/${NAME}`).catch(() => undefined);
-      if (record?.rev === rev) {
-        const list = (await api('/files')) as { files: Array<{ name: string; rev: string; here: boolean }> };
-        const file = list.files.find((f) => f.name === NAME);
-        if (file?.rev === rev && file.here) return { doneAt: at, ...(firstPendingAt && { firstPendingAt }) };
+/**
+ * The child's event stream (GET /api/changes, Server-Sent Events), opened before a
+ * put: each record change and each files-progress event, with the time it arrived.
+ * The child sends files-progress as soon as a look at pending content ends, so the
+ * version is here at the time of the first such event after its change that says
+ * nothing is pending (checked against GET /api/files): no polling interval is
+ * counted in the time to complete.
+ */
+class ChildEvents {
+  private readonly events: { at: number; event: string; data: Json }[] = [];
+  private readonly stop = new AbortController();
+  private wake: (() => void) | undefined;
+  private failed: Error | undefined;
+
+  constructor(private readonly t: Trosyn) {}
+
+  /** Resolves once the stream is open. */
+  async open(): Promise<void> {
+    const res = await fetch(`http://127.0.0.1:${this.t.apiPort}/api/changes`, {
+      headers: { authorization: `Bearer ${this.t.apiToken}` },
+      signal: this.stop.signal,
+    });
+    if (!res.ok || !res.body) throw new Error(`GET /api/changes: ${res.status}`);
+    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+    void (async () => {
+      let text = '';
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        text += value;
+        for (let end = text.indexOf('\n\n'); end >= 0; end = text.indexOf('\n\n')) {
+          const block = text.slice(0, end);
+          text = text.slice(end + 2);
+          let event = 'message';
+          let data = '';
+          for (const line of block.split('\n')) {
+            if (line.startsWith('event: ')) event = line.slice(7);
+            else if (line.startsWith('data: ')) data += line.slice(6);
+          }
+          if (data) this.events.push({ at: wallMs(), event, data: JSON.parse(data) as Json });
+          this.wake?.();
+        }
       }
-    }
-    await sleep(pollDelay(since));
+    })().catch((err: unknown) => {
+      if (!this.stop.signal.aborted) this.failed = err as Error;
+      this.wake?.();
+    });
   }
-  throw new Error(`the child did not have ${NAME}@${rev.slice(0, 8)} within ${TRANSFER_TIMEOUT_MS} ms`);
+
+  close(): void {
+    this.stop.abort();
+  }
+
+  /** When the child had all of `rev` (see the class), and when its record arrived. */
+  async complete(rev: string): Promise<{ doneAt: number; firstPendingAt?: number }> {
+    const deadline = Date.now() + TRANSFER_TIMEOUT_MS;
+    let next = 0;
+    let recordAt: number | undefined;
+    while (Date.now() < deadline) {
+      if (this.failed) throw this.failed;
+      for (; next < this.events.length; next++) {
+        const e = this.events[next] as (typeof this.events)[number];
+        if (e.event === 'change' && e.data.rev === rev) recordAt ??= e.at;
+        const progress = e.data as unknown as FilesStatus['files'];
+        if (recordAt === undefined || e.event !== 'files-progress' || progress.pending > 0 || progress.busy)
+          continue;
+        const list = (await http(`http://127.0.0.1:${this.t.apiPort}/api/files`, {
+          token: this.t.apiToken,
+        })) as { files: Array<{ name: string; rev: string; here: boolean }> };
+        const file = list.files.find((f) => f.name === NAME);
+        if (file?.rev === rev && file.here) return { doneAt: e.at, firstPendingAt: recordAt };
+      }
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        setTimeout(resolve, 1000);
+      });
+    }
+    throw new Error(`the child did not have ${NAME}@${rev.slice(0, 8)} within ${TRANSFER_TIMEOUT_MS} ms`);
+  }
 }
 
 interface TrosynRun {
@@ -859,6 +918,8 @@ async function trosynSend(cliPath: string, t: Trosyn, v: Version, wire: WireCoun
   const w0 = wire.read(`p${t.port}`);
   const ss0 = tcpBytes(t.port);
   const served0 = await hubChunkBytesOut(t);
+  const events = new ChildEvents(t);
+  await events.open();
   const t0 = wallMs();
   const put = await cli(cliPath, ['files', 'put', v.path, '--name', NAME, '--data', t.hubData], (pid) => {
     putPid = pid;
@@ -867,7 +928,7 @@ async function trosynSend(cliPath: string, t: Trosyn, v: Version, wire: WireCoun
   const tPut = wallMs();
   if (put.sha256 !== v.sha256 || put.size !== v.bytes)
     throw new Error(`files put recorded ${JSON.stringify(put)}`);
-  const { doneAt, firstPendingAt } = await trosynComplete(t, put.rev as string);
+  const { doneAt, firstPendingAt } = await events.complete(put.rev as string).finally(() => events.close());
   const w1 = wire.read(`p${t.port}`);
   const ss1 = tcpBytes(t.port);
   const served1 = await hubChunkBytesOut(t);
@@ -1581,7 +1642,7 @@ function report(r: {
     big: big ?? null,
     versions: r.versions.map((v) => ({ bytes: v.bytes, sha256: v.sha256 })),
     setup: {
-      trosyn: `trosyn-sync hub and child agents (${r.built}), TLS 1.3 on 127.0.0.1, product defaults (every chunk fdatasync'ed); files put on the hub's data directory while the agents run; done when the child's local API shows the version current with no content pending and GET /api/files says here (polled every ${POLL_MS} ms for 5 s, then every 250 ms)`,
+      trosyn: `trosyn-sync hub and child agents (${r.built}), TLS 1.3 on 127.0.0.1, product defaults (every chunk fdatasync'ed); files put on the hub's data directory while the agents run; done at the child's first files-progress event (its local API's event stream, GET /api/changes) after the version's record that shows no content pending, checked with GET /api/files (here)`,
       rsync: `${execFileSync('rsync', ['--version'], { encoding: 'utf8' }).split('\n')[0]}; daemon on 127.0.0.1, rsync -a --no-whole-file --stats [--fsync] rsync://127.0.0.1:<port>/d/${NAME} <dest>; a new destination per round`,
       syncthing: `Syncthing ${r.syncthingVersion}: two instances, send-only A and receive-only B, no discovery, relays, NAT or watcher, rescan off; POST /rest/db/scan on A after the file is replaced, done when B's /rest/db/file has the new version (polled as for Trosyn)`,
       versions:

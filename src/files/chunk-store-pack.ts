@@ -274,6 +274,15 @@ function prepareStatements(db: Database.Database) {
       )
       .pluck(),
     locate: db.prepare<[Buffer], Row>('SELECT pack, offset, length FROM chunks WHERE hash = ?'),
+    // The entries of an encoded chunk list from @from (@count of them) whose chunks
+    // are not stored, by index: read from the list's bytes as they are.
+    absentInList: db
+      .prepare<[{ list: Buffer; from: number; count: number }], number>(
+        `WITH RECURSIVE e(i) AS (SELECT @from WHERE @count > 0 UNION ALL SELECT i + 1 FROM e WHERE i + 1 < @from + @count)
+         SELECT e.i FROM e
+         WHERE NOT EXISTS (SELECT 1 FROM chunks WHERE hash = substr(@list, e.i * ${MANIFEST_ENTRY_BYTES} + 1, 32))`,
+      )
+      .pluck(),
     // The stored chunks of an encoded chunk list (36 bytes an entry, its hash first),
     // read from the list's bytes as they are, one index lookup each; a row per pack,
     // its entries, offsets and lengths as JSON arrays (a row each would cost twice as
@@ -509,6 +518,18 @@ export class PackChunkStore implements ChunkStore {
       for (let i = 0; i < unique.length; i += PAGE)
         for (const hash of this.sql.absent.all(JSON.stringify(unique.slice(i, i + PAGE)))) absent.push(hash);
       return absent;
+    });
+  }
+
+  absentInList(list: Buffer, from: number, count: number): Promise<number[]> {
+    return this.run(undefined, async () => {
+      const entries = Math.floor(list.length / MANIFEST_ENTRY_BYTES);
+      const start = Math.max(0, Math.min(from, entries));
+      return this.sql.absentInList.all({
+        list,
+        from: start,
+        count: Math.max(0, Math.min(count, entries - start)),
+      });
     });
   }
 

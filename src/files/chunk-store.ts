@@ -118,6 +118,13 @@ export interface ChunkStore extends Startable {
    */
   locateList?(list: Buffer): Promise<ListPlace[]>;
   /**
+   * Optional: which of the `count` entries of an encoded chunk list from entry `from`
+   * have chunks not stored, as entry indices in the list's order: a version's
+   * thousands of entries, nearly all here, looked up from the list's bytes as they
+   * are, where `missing` takes them as hex strings.
+   */
+  absentInList?(list: Buffer, from: number, count: number): Promise<number[]>;
+  /**
    * Optional, with `locateList`: marks stored chunks put again, as a `put` of their
    * bytes would (a collection keeps them like a chunk just put), for a caller that
    * found its bytes equal to a chunk's at its location and so knows them stored. In

@@ -540,14 +540,23 @@ export class FileStore {
   }
 
   /** The entries of a describing list from `from` on, a window at a time, each with the ones of them not here. */
-  private async *windows(
-    list: Buffer,
-    from = 0,
-  ): AsyncGenerator<{ entries: ManifestEntry[]; absent: Set<string> }> {
+  /**
+   * The entries of `list` whose chunks are not stored, in the list's order (a chunk
+   * the file holds twice is there twice), a window of LOOKUP_WINDOW entries at a time.
+   */
+  private async *absentEntries(list: Buffer): AsyncGenerator<ManifestEntry[]> {
     const count = list.length / MANIFEST_ENTRY_BYTES;
-    for (let at = from; at < count; at += LOOKUP_WINDOW) {
+    const absentInList = this.chunks.absentInList?.bind(this.chunks);
+    for (let at = 0; at < count; at += LOOKUP_WINDOW) {
+      if (absentInList) {
+        yield (await absentInList(list, at, LOOKUP_WINDOW)).map(
+          (i) => manifestEntries(list, i, 1)[0] as ManifestEntry,
+        );
+        continue;
+      }
       const entries = manifestEntries(list, at, LOOKUP_WINDOW);
-      yield { entries, absent: new Set(await this.chunks.missing(entries.map((e) => e.hash))) };
+      const absent = new Set(await this.chunks.missing(entries.map((e) => e.hash)));
+      yield entries.filter((e) => absent.has(e.hash));
     }
   }
 
@@ -589,9 +598,8 @@ export class FileStore {
     const chunks: ManifestEntry[] = [];
     let chunksMissing = 0;
     let missingBytes = 0;
-    for await (const { entries, absent } of this.windows(list))
-      for (const e of entries) {
-        if (!absent.has(e.hash)) continue;
+    for await (const absent of this.absentEntries(list))
+      for (const e of absent) {
         chunksMissing++;
         missingBytes += e.length;
         if (chunks.length < MISSING_LISTED) chunks.push(e);
@@ -621,9 +629,9 @@ export class FileStore {
     }
     let page: ManifestEntry[] = [];
     const listed = new Set<string>();
-    for await (const { entries, absent } of this.windows(list)) {
-      for (const e of entries) {
-        if (!absent.has(e.hash) || listed.has(e.hash)) continue;
+    for await (const absent of this.absentEntries(list)) {
+      for (const e of absent) {
+        if (listed.has(e.hash)) continue;
         listed.add(e.hash);
         page.push(e);
         if (page.length < pageSize) continue;
@@ -662,7 +670,7 @@ export class FileStore {
     const list = await this.describingList(body);
     // Nothing is read unless all of it is here (one look through the list, a window at a time).
     let absent = 0;
-    for await (const w of this.windows(list)) absent += w.absent.size;
+    for await (const w of this.absentEntries(list)) absent += new Set(w.map((e) => e.hash)).size;
     if (absent > 0) throw new ContentMissingError(body.name, absent);
     const start = range.start ?? 0;
     const end = Math.min(range.end ?? body.size, body.size);

@@ -104,6 +104,29 @@ describe('PackChunkStore on disk', () => {
     );
   });
 
+  it('lists the entries of a chunk list whose chunks are not stored, by index, a window at a time', async () => {
+    await withStore(async (store) => {
+      const a = randomChunk(1000);
+      const b = randomChunk(2000);
+      const gone = randomChunk(10);
+      const never = randomChunk(20);
+      for (const x of [a, b]) await store.put(x.hash, x.bytes);
+      const entry = (c: { hash: string; bytes: Uint8Array }) => ({ hash: c.hash, length: c.bytes.length });
+      const list = encodeManifest([entry(a), entry(gone), entry(b), entry(gone), entry(never), entry(a)]);
+      assert.deepEqual(
+        await store.absentInList(list, 0, 6),
+        [1, 3, 4],
+        'in order, a chunk listed twice twice',
+      );
+      assert.deepEqual(await store.absentInList(list, 2, 2), [3], 'from entry 2, two entries');
+      assert.deepEqual(await store.absentInList(list, 4, 1000), [4], 'a window past the end stops at it');
+      assert.deepEqual(await store.absentInList(list, 6, 10), [], 'none from the end');
+      assert.deepEqual(await store.absentInList(Buffer.alloc(0), 0, 10), [], 'an empty list');
+      await store.put(gone.hash, gone.bytes);
+      assert.deepEqual(await store.absentInList(list, 0, 6), [4], 'stored since');
+    });
+  });
+
   it('appends each chunk with its header to a pack (0600, directories 0700), indexed in index.db', async () => {
     const umask = process.umask(0);
     try {

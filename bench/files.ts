@@ -920,15 +920,24 @@ async function trosynSend(cliPath: string, t: Trosyn, v: Version, wire: WireCoun
   const served0 = await hubChunkBytesOut(t);
   const events = new ChildEvents(t);
   await events.open();
-  const t0 = wallMs();
-  const put = await cli(cliPath, ['files', 'put', v.path, '--name', NAME, '--data', t.hubData], (pid) => {
-    putPid = pid;
-    watch.add(pid);
-  });
-  const tPut = wallMs();
-  if (put.sha256 !== v.sha256 || put.size !== v.bytes)
-    throw new Error(`files put recorded ${JSON.stringify(put)}`);
-  const { doneAt, firstPendingAt } = await events.complete(put.rev as string).finally(() => events.close());
+  let put: Json;
+  let t0: number;
+  let tPut: number;
+  let done: { doneAt: number; firstPendingAt?: number };
+  try {
+    t0 = wallMs();
+    put = await cli(cliPath, ['files', 'put', v.path, '--name', NAME, '--data', t.hubData], (pid) => {
+      putPid = pid;
+      watch.add(pid);
+    });
+    tPut = wallMs();
+    if (put.sha256 !== v.sha256 || put.size !== v.bytes)
+      throw new Error(`files put recorded ${JSON.stringify(put)}`);
+    done = await events.complete(put.rev as string);
+  } finally {
+    events.close();
+  }
+  const { doneAt, firstPendingAt } = done;
   const w1 = wire.read(`p${t.port}`);
   const ss1 = tcpBytes(t.port);
   const served1 = await hubChunkBytesOut(t);

@@ -1,8 +1,9 @@
 /**
  * What every command shares: its common options, where its data directory is, how
  * it prints. Light on purpose: the commands that open a node's stores load them
- * from stores.ts, so a command that does not (help, --version, a put the running
- * agent takes) starts without loading the store, the engine or the schemas.
+ * from stores.ts, so what opens none (--version, a command's help) starts without
+ * loading the store, the engine or the schemas, and a files put starts its hashing
+ * threads before they load.
  */
 import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';

@@ -71,18 +71,18 @@ export interface GetOptions {
 export type IsReferenced = (hash: string) => boolean | Promise<boolean>;
 
 /** Where a chunk's bytes are in a file. */
-/** Where the chunk of a chunk list's entry is stored (ChunkStore.locateList). */
-export interface ListPlace extends ChunkLocation {
-  /** The entry's index in the list. */
-  entry: number;
-}
-
 export interface ChunkLocation {
   /** The file. */
   path: string;
   /** The offset of the chunk's bytes in it. */
   offset: number;
   length: number;
+}
+
+/** Where the chunk of a chunk list's entry is stored (ChunkStore.locateList). */
+export interface ListPlace extends ChunkLocation {
+  /** The entry's index in the list. */
+  entry: number;
 }
 
 /**

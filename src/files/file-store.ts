@@ -539,7 +539,6 @@ export class FileStore {
     return decodeManifest(await this.describingList(body));
   }
 
-  /** The entries of a describing list from `from` on, a window at a time, each with the ones of them not here. */
   /**
    * The entries of `list` whose chunks are not stored, in the list's order (a chunk
    * the file holds twice is there twice), a window of LOOKUP_WINDOW entries at a time.

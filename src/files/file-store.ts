@@ -11,6 +11,7 @@ import {
   ManifestBuilder,
   type ManifestEntry,
   manifestEntries,
+  manifestEntry,
   ManifestInvalidError,
   manifestChunks,
   manifestTotals,
@@ -448,7 +449,7 @@ export class FileStore {
         for (let i = 0; i < done.length; i++) {
           const chunk = done[i] as Part[];
           const hash = hashes[i] as string;
-          if (!compared[i] || !this.chunks.putAgain) {
+          if (!compared[i]) {
             await store(chunk, hash);
             continue;
           }
@@ -548,9 +549,7 @@ export class FileStore {
     const absentInList = this.chunks.absentInList?.bind(this.chunks);
     for (let at = 0; at < count; at += LOOKUP_WINDOW) {
       if (absentInList) {
-        yield (await absentInList(list, at, LOOKUP_WINDOW)).map(
-          (i) => manifestEntries(list, i, 1)[0] as ManifestEntry,
-        );
+        yield (await absentInList(list, at, LOOKUP_WINDOW)).map((i) => manifestEntry(list, i));
         continue;
       }
       const entries = manifestEntries(list, at, LOOKUP_WINDOW);
@@ -705,11 +704,7 @@ export class FileStore {
     for (let i = 0; i < count; i += LOOKUP_WINDOW)
       for (const e of manifestEntries(list, i, LOOKUP_WINDOW))
         await this.chunks.get(e.hash, { verify: true }).catch((err: unknown) => {
-          if (
-            !(err instanceof TrosynError) ||
-            (err.code !== 'CHUNK_CORRUPT' && err.code !== 'CHUNK_NOT_FOUND')
-          )
-            throw err;
+          if (!isTrosynError(err, 'CHUNK_CORRUPT') && !isTrosynError(err, 'CHUNK_NOT_FOUND')) throw err;
         });
   }
 }

@@ -93,11 +93,16 @@ export function manifestTotals(bytes: Uint8Array): { count: number; size: number
 /** Entries `from` to `from + count` (at most) of an encoded list that manifestTotals accepted. */
 export function manifestEntries(bytes: Uint8Array, from: number, count: number): ManifestEntry[] {
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const end = Math.min(buf.length, (from + count) * MANIFEST_ENTRY_BYTES);
+  const end = Math.min(buf.length / MANIFEST_ENTRY_BYTES, from + count);
   const entries: ManifestEntry[] = [];
-  for (let at = from * MANIFEST_ENTRY_BYTES; at < end; at += MANIFEST_ENTRY_BYTES)
-    entries.push({ hash: buf.toString('hex', at, at + 32), length: buf.readUInt32BE(at + 32) });
+  for (let i = from; i < end; i++) entries.push(manifestEntry(buf, i));
   return entries;
+}
+
+/** Entry `i` of an encoded list. */
+export function manifestEntry(list: Buffer, i: number): ManifestEntry {
+  const at = i * MANIFEST_ENTRY_BYTES;
+  return { hash: list.toString('hex', at, at + 32), length: list.readUInt32BE(at + 32) };
 }
 
 /** The chunks an encoded list is kept as, each with its hash and bytes. */

@@ -66,26 +66,29 @@ export function sha256Hex(text: string): string {
 }
 
 /**
- * True when JSON text nests objects and arrays deeper than `max`. A scan of the
- * text, aware of strings and escapes, so a hostile body is caught before any
- * recursive walk could overflow the stack.
+ * True when a JSON value nests objects and arrays more than `max` levels below its
+ * top (the top object or array is level 0). A walk that stops at the first
+ * container past the limit, so a hostile body never takes it deeper than `max` + 1
+ * calls. It visits containers only: a flat body costs one loop over its values,
+ * a fraction of a scan of its text.
  */
-export function jsonDepthExceeds(text: string, max = MAX_JSON_DEPTH): boolean {
-  let depth = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 0x5c)
-        i++; // backslash: skip the escaped character
-      else if (c === 0x22) inString = false;
-    } else if (c === 0x22) {
-      inString = true;
-    } else if (c === 0x7b || c === 0x5b) {
-      if (++depth > max + 1) return true;
-    } else if (c === 0x7d || c === 0x5d) {
-      depth--;
+export function jsonDepthExceeds(value: unknown, max = MAX_JSON_DEPTH): boolean {
+  return typeof value === 'object' && value !== null && nestsPast(value, max + 1);
+}
+
+/** True when `container` holds containers more than `room` - 1 levels further down. */
+function nestsPast(container: object, room: number): boolean {
+  if (room === 0) return true;
+  if (Array.isArray(container)) {
+    for (let i = 0; i < container.length; i++) {
+      const v: unknown = container[i];
+      if (typeof v === 'object' && v !== null && nestsPast(v, room - 1)) return true;
     }
+    return false;
+  }
+  for (const key in container) {
+    const v: unknown = (container as Record<string, unknown>)[key];
+    if (typeof v === 'object' && v !== null && nestsPast(v, room - 1)) return true;
   }
   return false;
 }

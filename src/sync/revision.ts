@@ -32,10 +32,19 @@ type RevisionContent = Omit<Revision, 'rev' | 'pruned'>;
 /** The hash that identifies a revision: over its metadata and its body's hash. */
 export function computeRevId(r: RevisionContent): RevId {
   // Equal to canonicalJson([format, collection, id, sorted parents, sorted vv entries,
-  // hlc, author, hub, deleted, bodyHash, sorted field entries or null]), built directly.
-  const parents = r.parents.length < 2 ? r.parents : [...r.parents].sort();
+  // hlc, author, hub, deleted, bodyHash, sorted field entries or null]), built directly
+  // (it runs for every revision received): hex strings need no escaping, and the
+  // common cases of no or one parent and one device skip the sorts and copies.
+  const ps = r.parents;
+  const parents =
+    ps.length === 0 ? '[]' : ps.length === 1 ? `["${ps[0]}"]` : `["${[...ps].sort().join('","')}"]`;
+  const devices = Object.keys(r.vv);
+  if (devices.length > 1) devices.sort();
   let vv = '';
-  for (const k of Object.keys(r.vv).sort()) vv += `${vv ? ',' : ''}["${k}",${r.vv[k]}]`;
+  for (let i = 0; i < devices.length; i++) {
+    const k = devices[i] as string;
+    vv += `${i > 0 ? ',' : ''}["${k}",${r.vv[k]}]`;
+  }
   let fields = 'null';
   if (r.fields !== undefined) {
     fields = '';
@@ -43,7 +52,7 @@ export function computeRevId(r: RevisionContent): RevId {
       fields += `${fields ? ',' : ''}[${JSON.stringify(k)},"${r.fields[k]}"]`;
     fields = `[${fields}]`;
   }
-  const text = `[${REVISION_FORMAT},${JSON.stringify(r.collection)},${JSON.stringify(r.id)},[${parents.map((p) => `"${p}"`).join(',')}],[${vv}],"${r.hlc}","${r.author}",${r.hub},${r.deleted},"${r.bodyHash}",${fields}]`;
+  const text = `[${REVISION_FORMAT},${JSON.stringify(r.collection)},${JSON.stringify(r.id)},${parents},[${vv}],"${r.hlc}","${r.author}",${r.hub},${r.deleted},"${r.bodyHash}",${fields}]`;
   return sha256Hex(text) as RevId;
 }
 
@@ -192,7 +201,7 @@ export function verifyRevision(input: unknown, maxBodyBytes: number): VerifiedRe
     } catch {
       throw new InvalidRevisionError(r.rev, 'body cannot be serialised (nested too deeply?)');
     }
-    if (jsonDepthExceeds(plainText))
+    if (jsonDepthExceeds(r.body))
       throw new InvalidRevisionError(r.rev, `body nests deeper than ${MAX_JSON_DEPTH} levels`);
     if (sha256Hex(plainText) === r.bodyHash) {
       bodyText = plainText;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { canonicalJson, sha256Hex } from '../../src/sync/canonical.js';
+import { canonicalJson, jsonDepthExceeds, sha256Hex } from '../../src/sync/canonical.js';
 import { encodeHlc } from '../../src/sync/hlc.js';
 import { randomDeviceId } from '../../src/sync/ids.js';
 import {
@@ -153,6 +153,36 @@ describe('deeply nested bodies', () => {
   it('a local write nested deeper than 64 levels is refused with INVALID_BODY', () => {
     assert.doesNotThrow(() => createRevision({ ...base, body: deep(60) as never }));
     assert.throws(() => createRevision({ ...base, body: deep(65) as never }), { code: 'INVALID_BODY' });
+  });
+
+  it('jsonDepthExceeds counts containers below the top, objects and arrays alike, not brackets in strings', () => {
+    assert.equal(jsonDepthExceeds(deep(64)), false);
+    assert.equal(jsonDepthExceeds(deep(65)), true);
+    let list: unknown[] = [1];
+    for (let i = 0; i < 63; i++) list = [list];
+    assert.equal(jsonDepthExceeds({ list }), false);
+    assert.equal(jsonDepthExceeds({ list: [list] }), true);
+    assert.equal(jsonDepthExceeds({ text: '['.repeat(200), more: { text: '{'.repeat(200) } }), false);
+    assert.equal(jsonDepthExceeds('scalar'), false);
+    assert.equal(jsonDepthExceeds(deep(3), 2), true);
+    assert.equal(jsonDepthExceeds(deep(2), 2), false);
+  });
+
+  it('a received body at the limit is accepted, one level past it is refused', () => {
+    const received = (body: Record<string, unknown>) => {
+      const r = {
+        ...createRevision({ ...base, body: { x: 1 } }),
+        body,
+        bodyHash: sha256Hex(JSON.stringify(body)),
+      };
+      r.rev = computeRevId(r as never);
+      return JSON.parse(JSON.stringify(r)) as unknown;
+    };
+    assert.doesNotThrow(() => verifyRevision(received(deep(64)), 1 << 30));
+    assert.throws(() => verifyRevision(received(deep(65)), 1 << 30), {
+      code: 'INVALID_REVISION',
+      message: /deeper than 64 levels/,
+    });
   });
 
   it('a received one is refused with INVALID_REVISION, even when its hash is right', () => {

@@ -139,6 +139,35 @@ const MAX_SCAN_FACTOR = 16;
 const LOOKUP_KEYS = 128;
 const LOOKUP_PARAMS = Array(LOOKUP_KEYS).fill('?').join(',');
 
+/**
+ * Revisions a batch's apply inserts with one statement. Each statement costs about
+ * a microsecond besides its rows; 25 rows a statement took 3.4 us a revision
+ * against 4.2 for one (the revisions table and its index, durable commits).
+ */
+const INSERT_ROWS = 25;
+const REVISION_INSERT_COLUMNS =
+  'rev, collection, record_id, parents, vv, hlc, author, hub, deleted, body_hash, body, fields, pruned, head, local, source';
+/** The values of one revision's row, in REVISION_INSERT_COLUMNS order. */
+type RevisionValues = [
+  string,
+  string,
+  string,
+  string,
+  string,
+  string,
+  number,
+  number,
+  number,
+  string,
+  string | null,
+  string | null,
+  number,
+  number,
+  number,
+  number | null,
+];
+const ROW_PARAMS = `(${Array(16).fill('?').join(', ')})`;
+
 type Statements = ReturnType<typeof prepareStatements>;
 
 function prepareStatements(db: Database.Database) {
@@ -174,28 +203,11 @@ function prepareStatements(db: Database.Database) {
       )
       .raw(),
     // Positional parameters: named ones cost a measurable share of each insert.
-    insertRev: db.prepare<
-      [
-        string,
-        string,
-        string,
-        string,
-        string,
-        string,
-        number,
-        number,
-        number,
-        string,
-        string | null,
-        string | null,
-        number,
-        number,
-        number,
-        number | null,
-      ]
-    >(
-      `INSERT INTO revisions (rev, collection, record_id, parents, vv, hlc, author, hub, deleted, body_hash, body, fields, pruned, head, local, source)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    insertRev: db.prepare<RevisionValues>(
+      `INSERT INTO revisions (${REVISION_INSERT_COLUMNS}) VALUES ${ROW_PARAMS}`,
+    ),
+    insertRevs: db.prepare<unknown[]>(
+      `INSERT INTO revisions (${REVISION_INSERT_COLUMNS}) VALUES ${Array(INSERT_ROWS).fill(ROW_PARAMS).join(', ')}`,
     ),
     unhead: db.prepare<[number]>('UPDATE revisions SET head = 0 WHERE seq = ?'),
     upsertResolution: db.prepare<
@@ -574,11 +586,17 @@ export class SqliteStore implements StorageAdapter {
       let duplicates = 0;
       const source = input.source === undefined ? null : this.peerLogRef(input.source);
       const prefetched = this.prefetchHeads(s, input.revisions);
+      // Rows go in INSERT_ROWS at a time, held back until a read or a write needs them in.
+      const held = new HeldRevisions(s);
       for (let i = 0; i < input.revisions.length; i++) {
         const { revision: r, local, bodyText } = input.revisions[i] as IncomingRevision;
         // The rows read up front hold for the first revision of each record in the
         // batch; a later one sees what the earlier ones wrote, so it asks again.
-        const rows = prefetched[i] ?? s.headsOrRev.all(r.collection, r.id, r.rev);
+        let rows = prefetched[i];
+        if (rows === undefined) {
+          held.flush();
+          rows = s.headsOrRev.all(r.collection, r.id, r.rev);
+        }
         let duplicate = false;
         const heads: StoredRevision[] = [];
         for (const row of rows) {
@@ -590,9 +608,11 @@ export class SqliteStore implements StorageAdapter {
           continue;
         }
         // Parents are usually the current heads; anything else is looked up through the record's index.
-        const missing = r.parents.find(
-          (p) => !heads.some((h) => h.rev === p) && s.hasRev.get(r.collection, r.id, p) === undefined,
-        );
+        const missing = r.parents.find((p) => {
+          if (heads.some((h) => h.rev === p)) return false;
+          held.flush();
+          return s.hasRev.get(r.collection, r.id, p) === undefined;
+        });
         if (missing !== undefined) {
           const err = new UnknownAncestorError(r.rev, missing);
           rejected.push({
@@ -606,33 +626,47 @@ export class SqliteStore implements StorageAdapter {
         }
         const outcome = input.reduce(heads, r);
         const isHead = outcome.kind === 'head';
-        const seq = Number(
-          s.insertRev.run(
-            r.rev,
-            r.collection,
-            r.id,
-            r.parents.length === 0 ? '' : r.parents.join(','),
-            this.encodeVector(r.vv),
-            r.hlc,
-            this.deviceRef(r.author),
-            r.hub ? 1 : 0,
-            r.deleted ? 1 : 0,
-            r.bodyHash,
-            r.body === null ? null : (bodyText ?? JSON.stringify(r.body)),
-            r.fields === undefined ? null : JSON.stringify(r.fields),
-            r.pruned ? 1 : 0,
-            isHead ? 1 : 0,
-            local ? 1 : 0,
-            source,
-          ).lastInsertRowid,
-        ) as Seq;
+        const values: RevisionValues = [
+          r.rev,
+          r.collection,
+          r.id,
+          r.parents.length === 0 ? '' : r.parents.join(','),
+          this.encodeVector(r.vv),
+          r.hlc,
+          this.deviceRef(r.author),
+          r.hub ? 1 : 0,
+          r.deleted ? 1 : 0,
+          r.bodyHash,
+          r.body === null ? null : (bodyText ?? JSON.stringify(r.body)),
+          r.fields === undefined ? null : JSON.stringify(r.fields),
+          r.pruned ? 1 : 0,
+          isHead ? 1 : 0,
+          local ? 1 : 0,
+          source,
+        ];
         if (outcome.kind !== 'head') {
-          applied.push({ revision: r, seq, outcome: outcome.kind });
+          applied.push(held.add(values, { revision: r, seq: 0 as Seq, outcome: outcome.kind }));
           continue;
         }
-        for (const h of heads) if (outcome.supersedes.includes(h.rev)) s.unhead.run(h.seq);
         const { resolution } = outcome;
+        const record: RecordView = {
+          collection: r.collection,
+          id: r.id,
+          rev: resolution.winner,
+          deleted: resolution.deleted,
+          body: resolution.body,
+          hlc: outcome.hlc,
+          conflict: outcome.conflict,
+          seq: 0 as Seq,
+        };
+        const entry: AppliedRevision = { revision: r, seq: 0 as Seq, outcome: 'head', record };
+        for (const h of heads) if (outcome.supersedes.includes(h.rev)) s.unhead.run(h.seq);
         if (outcome.heads.length > 1) {
+          // The resolution names the winner's position: this revision's must be known now.
+          held.flush();
+          const seq = Number(s.insertRev.run(...values).lastInsertRowid) as Seq;
+          entry.seq = seq;
+          record.seq = seq;
           const winnerSeq =
             resolution.winner === r.rev ? seq : (heads.find((h) => h.rev === resolution.winner)?.seq ?? seq);
           s.upsertResolution.run(
@@ -646,26 +680,14 @@ export class SqliteStore implements StorageAdapter {
             CONFLICT_CODE[outcome.conflict],
             seq,
           );
-        } else if (heads.length > 1) {
-          s.deleteResolution.run(r.collection, r.id);
+        } else {
+          held.add(values, entry);
+          if (heads.length > 1) s.deleteResolution.run(r.collection, r.id);
         }
         if (heads.length > 1 || outcome.conflict !== 'none') this.recordConflict(s, r, outcome, input.now);
-        applied.push({
-          revision: r,
-          seq,
-          outcome: 'head',
-          record: {
-            collection: r.collection,
-            id: r.id,
-            rev: resolution.winner,
-            deleted: resolution.deleted,
-            body: resolution.body,
-            hlc: outcome.hlc,
-            conflict: outcome.conflict,
-            seq,
-          },
-        });
+        applied.push(entry);
       }
+      held.flush();
       if (input.source !== undefined && input.cursor !== undefined)
         this.writeCursor(s, input.source.device, input.cursor);
       return { applied, duplicates, rejected };
@@ -1082,6 +1104,57 @@ export class SqliteStore implements StorageAdapter {
     r.source = row[16] === null ? undefined : this.peerLogDevice(row[16]);
     return r;
   }
+}
+
+/**
+ * Revisions an apply has decided to insert, held back to go in INSERT_ROWS rows a
+ * statement: each full set goes in at once, the rest on `flush`, one row a
+ * statement. Their positions follow in order (one transaction, one writer), so
+ * each entry learns its seq when its row goes in. The apply flushes before every
+ * read of the revisions table and every write that needs a held row's position.
+ */
+class HeldRevisions {
+  /** The held rows' values, one after another: the parameters of `insertRevs`. */
+  private readonly params: unknown[] = new Array(INSERT_ROWS * 16);
+  private readonly rows: RevisionValues[] = [];
+  private readonly entries: AppliedRevision[] = [];
+
+  constructor(private readonly s: Statements) {}
+
+  /** Holds one revision's row; `entry` (and its record) get the row's seq when it goes in. */
+  add(values: RevisionValues, entry: AppliedRevision): AppliedRevision {
+    const at = this.rows.length * 16;
+    for (let k = 0; k < 16; k++) this.params[at + k] = values[k];
+    this.rows.push(values);
+    this.entries.push(entry);
+    if (this.rows.length === INSERT_ROWS) {
+      this.placed(Number(this.s.insertRevs.run(this.params).lastInsertRowid));
+      this.rows.length = 0;
+      this.entries.length = 0;
+    }
+    return entry;
+  }
+
+  /** Inserts the rows still held. */
+  flush(): void {
+    for (let i = 0; i < this.rows.length; i++) {
+      const seq = Number(this.s.insertRev.run(...(this.rows[i] as RevisionValues)).lastInsertRowid);
+      setSeq(this.entries[i] as AppliedRevision, seq);
+    }
+    this.rows.length = 0;
+    this.entries.length = 0;
+  }
+
+  /** Gives the held entries their positions, the last of which is `last`. */
+  private placed(last: number): void {
+    const first = last - this.entries.length + 1;
+    for (let i = 0; i < this.entries.length; i++) setSeq(this.entries[i] as AppliedRevision, first + i);
+  }
+}
+
+function setSeq(entry: AppliedRevision, seq: number): void {
+  entry.seq = seq as Seq;
+  if (entry.record) entry.record.seq = seq as Seq;
 }
 
 function toRecordView(row: RecordRow): RecordView {

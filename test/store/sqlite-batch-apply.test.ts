@@ -1,7 +1,9 @@
 /**
  * The SQLite store reads the heads of a batch's records up front, many records a
- * statement. These tests hold it to the answer of one lookup per revision: the same
- * batch applied whole and applied one revision at a time leaves the same store.
+ * statement, and inserts the batch's revisions many rows a statement. These tests
+ * hold it to the answer of one lookup and one insert per revision: the same batch
+ * applied whole and applied one revision at a time leaves the same store, the same
+ * positions in its change log included.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';

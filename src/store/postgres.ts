@@ -9,7 +9,7 @@ import { StoreClosedError, StoreCorruptError, StoreWriteError, UnknownAncestorEr
 import { type PostgresConnection, type PostgresTarget, PostgresWakeups } from './postgres-connection.js';
 import { openMigrated } from './postgres-migrations.js';
 import { POSTGRES_STORE_MIGRATIONS } from './postgres-schema.js';
-import { EMPTY_CURSOR } from './types.js';
+import { EMPTY_CURSOR, headRecord } from './types.js';
 import type {
   AppliedRevision,
   ApplyInput,
@@ -626,21 +626,7 @@ export class PostgresStore implements StorageAdapter {
         }
         if (heads.length > 1 || outcome.conflict !== 'none')
           await this.recordConflict(db, r, outcome, input.now);
-        applied.push({
-          revision: r,
-          seq,
-          outcome: 'head',
-          record: {
-            collection: r.collection,
-            id: r.id,
-            rev: resolution.winner,
-            deleted: resolution.deleted,
-            body: resolution.body,
-            hlc: outcome.hlc,
-            conflict: outcome.conflict,
-            seq,
-          },
-        });
+        applied.push({ revision: r, seq, outcome: 'head', record: headRecord(r, outcome, seq) });
       }
       await rows.insert(db);
       if (unheaded.length > 0)

@@ -17,7 +17,7 @@ import {
   StoreWriteError,
   UnknownAncestorError,
 } from './errors.js';
-import { EMPTY_CURSOR } from './types.js';
+import { EMPTY_CURSOR, headRecord } from './types.js';
 import { migrate } from './migrations.js';
 import type {
   AppliedRevision,
@@ -649,16 +649,7 @@ export class SqliteStore implements StorageAdapter {
           continue;
         }
         const { resolution } = outcome;
-        const record: RecordView = {
-          collection: r.collection,
-          id: r.id,
-          rev: resolution.winner,
-          deleted: resolution.deleted,
-          body: resolution.body,
-          hlc: outcome.hlc,
-          conflict: outcome.conflict,
-          seq: 0 as Seq,
-        };
+        const record = headRecord(r, outcome, 0 as Seq);
         const entry: AppliedRevision = { revision: r, seq: 0 as Seq, outcome: 'head', record };
         for (const h of heads) if (outcome.supersedes.includes(h.rev)) s.unhead.run(h.seq);
         if (outcome.heads.length > 1) {

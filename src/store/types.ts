@@ -150,6 +150,24 @@ export interface RecordView {
   seq: Seq;
 }
 
+/** The record as a revision that became a head leaves it (`seq`: that revision's position). */
+export function headRecord(
+  r: Revision,
+  outcome: Extract<ReduceOutcome, { kind: 'head' }>,
+  seq: Seq,
+): RecordView {
+  return {
+    collection: r.collection,
+    id: r.id,
+    rev: outcome.resolution.winner,
+    deleted: outcome.resolution.deleted,
+    body: outcome.resolution.body,
+    hlc: outcome.hlc,
+    conflict: outcome.conflict,
+    seq,
+  };
+}
+
 export interface ConflictRecord {
   /** Local identifier of this conflict entry. */
   conflictId: number;

@@ -35,13 +35,46 @@ const MIGRATIONS: readonly Migration[] = [
 ];
 
 /**
+ * How far the read position may run ahead of the one written down when a look finds
+ * no version: a look that finds nothing writes nothing, so a child applying many
+ * small batches (each a look) does not commit to this file for each. After a crash
+ * the log is read again from the position written down: at most this many
+ * positions, through the store's collection filter.
+ */
+export const SCANNED_WRITE_EVERY = 10_000;
+
+function prepareStatements(db: Database.Database) {
+  return {
+    getState: db.prepare<[string], { value: string }>('SELECT value FROM state WHERE key = ?'),
+    setState: db.prepare<[string, string]>(
+      'INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+    ),
+    add: db.prepare<[string, string, string, string, string]>(
+      'INSERT OR IGNORE INTO pending (rev, collection, record_id, author, body) VALUES (?, ?, ?, ?, ?)',
+    ),
+    pending: db.prepare<
+      [],
+      { rev: string; collection: string; record_id: string; author: string; body: string }
+    >('SELECT * FROM pending ORDER BY rowid'),
+    done: db.prepare<[string]>('DELETE FROM pending WHERE rev = ?'),
+  };
+}
+
+/**
  * Which file versions still lack content here (`files.db` in the data directory),
  * and how far the change log has been read for new ones. Kept apart from the sync
  * store: a version is found again from the change log if the process dies between
- * storing the record and noting it here, because the read position moves only after.
+ * storing the record and noting it here, because the read position written down
+ * moves only after (and never past a version not yet noted). One process uses the
+ * file (its agent): the read position and its key are kept in memory as well.
  */
 export class ContentIndex implements Startable {
   private db: Database.Database | undefined;
+  private stmts: ReturnType<typeof prepareStatements> | undefined;
+  /** The read position, and the one last written down. */
+  private scanned = 0;
+  private written = 0;
+  private key: string | undefined;
 
   constructor(private readonly path: string) {}
 
@@ -57,31 +90,45 @@ export class ContentIndex implements Startable {
     ownerOnly(this.path);
     db.pragma('journal_mode = WAL');
     runMigrations(db, MIGRATIONS, Date.now());
+    const stmts = prepareStatements(db);
+    this.scanned = this.written = Number(stmts.getState.get('scanned')?.value ?? 0);
+    this.key = stmts.getState.get('scan-key')?.value;
     this.db = db;
+    this.stmts = stmts;
   }
 
+  /** Writes the read position down and closes the file. */
   async stop(): Promise<void> {
-    this.db?.close();
+    const { db, stmts } = this;
     this.db = undefined;
+    this.stmts = undefined;
+    if (!db || !stmts) return;
+    try {
+      if (this.scanned !== this.written) stmts.setState.run('scanned', String(this.scanned));
+    } finally {
+      db.close();
+    }
   }
 
-  private get sql(): Database.Database {
+  private get sql(): { db: Database.Database; s: ReturnType<typeof prepareStatements> } {
+    if (!this.db || !this.stmts) throw new StoreClosedError();
+    return { db: this.db, s: this.stmts };
+  }
+
+  private assertOpen(): void {
     if (!this.db) throw new StoreClosedError();
-    return this.db;
   }
 
   /** The change log position read up to. */
   scannedSeq(): number {
-    const row = this.sql
-      .prepare<[], { value: string }>("SELECT value FROM state WHERE key = 'scanned'")
-      .get();
-    return Number(row?.value ?? 0);
+    this.assertOpen();
+    return this.scanned;
   }
 
   /** What the read position was read under (the change log and the collections fetched), or undefined. */
   scanKey(): string | undefined {
-    return this.sql.prepare<[], { value: string }>("SELECT value FROM state WHERE key = 'scan-key'").get()
-      ?.value;
+    this.assertOpen();
+    return this.key;
   }
 
   /**
@@ -89,47 +136,46 @@ export class ContentIndex implements Startable {
    * stay; those the new read finds again are noted once.
    */
   restartScan(key: string): void {
-    const set = this.sql.prepare(
-      'INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
-    );
-    this.sql.transaction(() => {
-      set.run('scan-key', key);
-      set.run('scanned', '0');
+    const { db, s } = this.sql;
+    db.transaction(() => {
+      s.setState.run('scan-key', key);
+      s.setState.run('scanned', '0');
     })();
+    this.key = key;
+    this.scanned = this.written = 0;
   }
 
-  /** Notes versions found in the log up to `seq`, then moves the read position, in one transaction. */
+  /**
+   * Notes versions found in the log up to `seq`, then moves the read position, in
+   * one transaction. With no version to note, the position moves in memory only
+   * until it is SCANNED_WRITE_EVERY past the one written down (or the index stops).
+   */
   addScanned(versions: readonly PendingVersion[], seq: number): void {
-    const add = this.sql.prepare(
-      'INSERT OR IGNORE INTO pending (rev, collection, record_id, author, body) VALUES (?, ?, ?, ?, ?)',
-    );
-    const mark = this.sql.prepare(
-      "INSERT INTO state (key, value) VALUES ('scanned', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-    );
-    this.sql.transaction(() => {
-      for (const v of versions) add.run(v.rev, v.collection, v.id, v.author, JSON.stringify(v.body));
-      mark.run(String(seq));
+    const { db, s } = this.sql;
+    if (versions.length === 0 && seq >= this.written && seq - this.written < SCANNED_WRITE_EVERY) {
+      this.scanned = seq;
+      return;
+    }
+    db.transaction(() => {
+      for (const v of versions) s.add.run(v.rev, v.collection, v.id, v.author, JSON.stringify(v.body));
+      s.setState.run('scanned', String(seq));
     })();
+    this.scanned = this.written = seq;
   }
 
   /** Versions still waiting, oldest noted first. */
   pending(): PendingVersion[] {
-    return this.sql
-      .prepare<[], { rev: string; collection: string; record_id: string; author: string; body: string }>(
-        'SELECT * FROM pending ORDER BY rowid',
-      )
-      .all()
-      .map((r) => ({
-        rev: r.rev,
-        collection: r.collection,
-        id: r.record_id,
-        author: r.author,
-        body: JSON.parse(r.body) as FileBody,
-      }));
+    return this.sql.s.pending.all().map((r) => ({
+      rev: r.rev,
+      collection: r.collection,
+      id: r.record_id,
+      author: r.author,
+      body: JSON.parse(r.body) as FileBody,
+    }));
   }
 
   /** A version's content is all here. */
   done(rev: string): void {
-    this.sql.prepare('DELETE FROM pending WHERE rev = ?').run(rev);
+    this.sql.s.done.run(rev);
   }
 }

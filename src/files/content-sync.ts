@@ -100,6 +100,8 @@ export class ContentSync extends EventEmitter<Events> implements Startable {
   private scanning: Promise<void> = Promise.resolve();
   private working = false;
   private again = false;
+  /** A round is started but has not begun reading: changes told before it begins need no round of their own. */
+  private queued = false;
   private retry: Timer | undefined;
   private started = false;
   private received = 0;
@@ -255,12 +257,19 @@ export class ContentSync extends EventEmitter<Events> implements Startable {
 
   private kick(): void {
     if (!this.started) return;
+    // A round about to start reads this change too: an apply's changes, told one by one, make one round.
+    if (this.queued) return;
     if (this.working) {
       this.again = true;
       return;
     }
     this.working = true;
-    this.scanning = this.round()
+    this.queued = true;
+    this.scanning = Promise.resolve()
+      .then(() => {
+        this.queued = false;
+        return this.started ? this.round() : undefined;
+      })
       .catch((err: unknown) => this.logger.warn({ err }, 'file content sync failed'))
       .finally(() => {
         this.working = false;

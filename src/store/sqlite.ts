@@ -322,6 +322,8 @@ export class SqliteStore implements StorageAdapter {
   private readonly clock: Clock;
   private db: Database.Database | undefined;
   private stmts: Statements | undefined;
+  /** Runs a function in a transaction: made once, as each `db.transaction` builds five wrappers. */
+  private tx: Database.Transaction<(fn: () => unknown) => unknown> | undefined;
   /** Device ID <-> devices.id, cached; rows refer to devices by the small id. */
   private readonly deviceIds = new Map<string, number>();
   private readonly deviceKeys = new Map<number, DeviceId>();
@@ -382,6 +384,7 @@ export class SqliteStore implements StorageAdapter {
       throw new StoreOpenError(path, err);
     }
     this.db = db;
+    this.tx = db.transaction((fn: () => unknown) => fn());
     for (const row of this.stmts.allDevices.all()) this.remember(row.device_id, row.id);
     for (const row of this.stmts.allPeerLogs.all())
       this.rememberPeerLog(this.deviceKey(row.device), row.log, row.id);
@@ -429,6 +432,7 @@ export class SqliteStore implements StorageAdapter {
     if (!db) return;
     this.db = undefined;
     this.stmts = undefined;
+    this.tx = undefined;
     this.wakeups.close();
     this.deviceIds.clear();
     this.deviceKeys.clear();
@@ -437,9 +441,13 @@ export class SqliteStore implements StorageAdapter {
     db.close();
   }
 
-  private open(): { db: Database.Database; s: Statements } {
-    if (!this.db || !this.stmts) throw new StoreClosedError();
-    return { db: this.db, s: this.stmts };
+  private open(): {
+    db: Database.Database;
+    s: Statements;
+    tx: Database.Transaction<(fn: () => unknown) => unknown>;
+  } {
+    if (!this.db || !this.stmts || !this.tx) throw new StoreClosedError();
+    return { db: this.db, s: this.stmts, tx: this.tx };
   }
 
   private remember(device: string, id: number): void {
@@ -533,16 +541,14 @@ export class SqliteStore implements StorageAdapter {
 
   /** Runs `fn` in a write transaction; on failure, forgets devices the transaction added. */
   private write<T>(fn: () => T): T {
-    const { db } = this.open();
+    const { tx } = this.open();
     this.addedDevices = [];
     this.addedPeerLogs = [];
     try {
-      const result = db
-        .transaction(() => {
-          if (this.epochPending) this.beginEpoch();
-          return fn();
-        })
-        .immediate();
+      const result = tx.immediate(() => {
+        if (this.epochPending) this.beginEpoch();
+        return fn();
+      }) as T;
       this.epochPending = false;
       return result;
     } catch (err) {
@@ -810,9 +816,9 @@ export class SqliteStore implements StorageAdapter {
   }
 
   async changesSince(query: ChangesQuery): Promise<ChangeBatch> {
-    const { db, s } = this.open();
+    const { s, tx } = this.open();
     const exclude = query.excludeSource === undefined ? -1 : this.findPeerLog(query.excludeSource);
-    const read = db.transaction((): ChangeBatch => {
+    return tx((): ChangeBatch => {
       const revisions: Revision[] = [];
       let upTo = query.since;
       let bytes = 0;
@@ -861,8 +867,7 @@ export class SqliteStore implements StorageAdapter {
         };
       }
       return batch;
-    });
-    return read();
+    }) as ChangeBatch;
   }
 
   async latestSeq(): Promise<Seq> {

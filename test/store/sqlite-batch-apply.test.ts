@@ -150,6 +150,45 @@ describe('SqliteStore: a batch applied at once', () => {
     }
   });
 
+  it('gives the same answers for batches of every lookup size, padded or not', async () => {
+    for (const size of [2, 5, 8, 9, 31, 32, 33, 127, 128, 129, 257]) {
+      const whole = await openStore();
+      const single = await openStore();
+      try {
+        // Half of the batch's records are stored already (the lookup finds heads); the
+        // batch's last revision is stored already but no longer a head (only the
+        // lookup's match on the revision itself finds it: a duplicate); the rest are new.
+        const half = Math.ceil(size / 2);
+        const stored = Array.from({ length: half }, (_, i) => rev('sizes', `s${i}`, { i }));
+        const superseded = rev('sizes', 'old', { v: 1 });
+        stored.push(superseded, rev('sizes', 'old', { v: 2 }, deviceA, [superseded]));
+        await apply(whole, stored);
+        await apply(single, stored);
+        const batch = Array.from({ length: size }, (_, i) => {
+          const parent = i < half ? stored[i] : undefined;
+          return parent
+            ? rev('sizes', `s${i}`, { i, v: 2 }, deviceA, [parent])
+            : rev('sizes', `s${i}`, { i });
+        });
+        batch[size - 1] = superseded;
+        const result = await apply(whole, batch);
+        const results: ApplyResult[] = [];
+        for (const r of batch) results.push(await apply(single, [r]));
+        assert.equal(result.duplicates, 1, `size ${size}`);
+        assert.deepEqual(
+          result.applied.map((a) => [a.revision.rev, a.seq, a.outcome, a.record]),
+          results.flatMap((x) => x.applied.map((a) => [a.revision.rev, a.seq, a.outcome, a.record])),
+          `size ${size}`,
+        );
+        const keys = batch.map((r) => [r.collection, r.id] as [string, string]);
+        assert.deepEqual(await snapshot(whole, keys), await snapshot(single, keys), `size ${size}`);
+      } finally {
+        await whole.stop();
+        await single.stop();
+      }
+    }
+  });
+
   it('applies a re-delivered batch as duplicates only', async () => {
     const store = await openStore();
     try {

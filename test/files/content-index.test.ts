@@ -8,25 +8,15 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import Database from 'better-sqlite3';
 import { ContentIndex, type PendingVersion, SCANNED_WRITE_EVERY } from '../../src/files/content-index.js';
+import { writtenScanPosition } from '../fixtures/content.js';
 import { tempDir } from '../helpers.js';
 
 const dir = tempDir();
 after(() => dir.remove());
 let files = 0;
 
-/** The read position as written in the file, read by another connection. */
-function written(path: string): number {
-  const db = new Database(path, { readonly: true });
-  try {
-    const row = db.prepare("SELECT value FROM state WHERE key = 'scanned'").get() as
-      { value: string } | undefined;
-    return Number(row?.value ?? 0);
-  } finally {
-    db.close();
-  }
-}
+const written = writtenScanPosition;
 
 function version(n: number): PendingVersion {
   return {

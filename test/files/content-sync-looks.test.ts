@@ -7,14 +7,9 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import Database from 'better-sqlite3';
-import { PackChunkStore } from '../../src/files/chunk-store-pack.js';
-import { FileStore } from '../../src/files/file-store.js';
-import { openReplica } from '../../src/index.js';
 import type { WriteOp } from '../../src/sync/replica.js';
-import { randomDeviceId } from '../../src/sync/ids.js';
 import { transfer } from '../../src/sync/transfer.js';
-import { childContentSync } from '../fixtures/content.js';
+import { childContentSync, contentNode, writtenScanPosition } from '../fixtures/content.js';
 import { tempDir } from '../helpers.js';
 
 const dir = tempDir('trosyn-content-looks-');
@@ -24,34 +19,8 @@ after(async () => {
   dir.remove();
 });
 
-async function node(name: string, role: 'hub' | 'child') {
-  const at = join(dir.path, name);
-  const replica = await openReplica({
-    path: join(at, 'trosyn.db'),
-    deviceId: randomDeviceId(),
-    role,
-    synchronous: 'off',
-  });
-  const chunks = new PackChunkStore({ dir: join(at, 'chunks'), fsync: false });
-  await chunks.start();
-  stops.push(async () => {
-    await chunks.stop();
-    await replica.stop();
-  });
-  return { at, replica, store: new FileStore(chunks) };
-}
-
-/** The read position as files.db holds it, read by another connection. */
-function written(at: string): number {
-  const db = new Database(join(at, 'files.db'), { readonly: true });
-  try {
-    const row = db.prepare("SELECT value FROM state WHERE key = 'scanned'").get() as
-      { value: string } | undefined;
-    return Number(row?.value ?? 0);
-  } finally {
-    db.close();
-  }
-}
+const node = (name: string, role: 'hub' | 'child') => contentNode(dir.path, name, role, stops);
+const written = (at: string) => writtenScanPosition(join(at, 'files.db'));
 
 describe('content sync: looks at the change log', () => {
   it('one look for the changes of one apply; a look that finds no file writes nothing', async () => {

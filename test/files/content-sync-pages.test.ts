@@ -5,17 +5,13 @@
  * a time. Both end with the content whole.
  */
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { ChunkExchange } from '../../src/files/chunk-exchange.js';
-import { PackChunkStore } from '../../src/files/chunk-store-pack.js';
-import { FileStore, MISSING_LISTED } from '../../src/files/file-store.js';
-import { NodeFiles } from '../../src/files/node-files.js';
-import { openReplica } from '../../src/index.js';
-import { randomDeviceId } from '../../src/sync/ids.js';
+import { MISSING_LISTED } from '../../src/files/file-store.js';
+import type { NodeFiles } from '../../src/files/node-files.js';
 import { transfer } from '../../src/sync/transfer.js';
 import { noise } from '../fixtures/bytes.js';
-import { childContentSync } from '../fixtures/content.js';
+import { childContentSync, contentNode } from '../fixtures/content.js';
 import { linkPair } from '../fixtures/link-pair.js';
 import { tempDir } from '../helpers.js';
 
@@ -26,23 +22,7 @@ after(async () => {
   dir.remove();
 });
 
-async function node(name: string, role: 'hub' | 'child') {
-  const at = join(dir.path, name);
-  const replica = await openReplica({
-    path: join(at, 'trosyn.db'),
-    deviceId: randomDeviceId(),
-    role,
-    synchronous: 'off',
-  });
-  const chunks = new PackChunkStore({ dir: join(at, 'chunks'), fsync: false });
-  await chunks.start();
-  stops.push(async () => {
-    await chunks.stop();
-    await replica.stop();
-  });
-  const store = new FileStore(chunks);
-  return { at, replica, chunks, store, files: new NodeFiles(replica, store) };
-}
+const node = (name: string, role: 'hub' | 'child') => contentNode(dir.path, name, role, stops);
 
 async function* once(bytes: Buffer): AsyncGenerator<Buffer> {
   yield bytes;

@@ -105,6 +105,8 @@ export class ContentIndex implements Startable {
     if (!db || !stmts) return;
     try {
       if (this.scanned !== this.written) stmts.setState.run('scanned', String(this.scanned));
+    } catch {
+      // A full or read-only disk: the next start reads the log again from the position written down.
     } finally {
       db.close();
     }

@@ -410,6 +410,7 @@ export class SqliteStore implements StorageAdapter {
       if (!(error instanceof StoreWriteError) || this.stmts.getMeta.get('log_salt') === undefined) {
         this.db = undefined;
         this.stmts = undefined;
+        this.tx = undefined;
         db.close();
         throw error;
       }

@@ -74,8 +74,11 @@ export interface SqliteStoreOptions {
  * Revision columns in the order every query selects them; rows are read as arrays
  * (`.raw()`), which costs far less than building an object per row.
  */
-const REV_COLUMNS =
-  'seq, rev, collection, record_id, parents, vv, hlc, author, hub, deleted, body_hash, body, fields, pruned, head, local, source';
+const REVISION_INSERT_COLUMNS =
+  'rev, collection, record_id, parents, vv, hlc, author, hub, deleted, body_hash, body, fields, pruned, head, local, source';
+const REV_COLUMNS = `seq, ${REVISION_INSERT_COLUMNS}`;
+/** Values a revision's row is inserted with: every column but its seq. */
+const INSERT_COLUMNS = REVISION_INSERT_COLUMNS.split(',').length;
 type RevisionRow = [
   seq: number,
   rev: string,
@@ -139,7 +142,7 @@ const MAX_SCAN_FACTOR = 16;
  * 8 keys, 12 with 32 and 38 with 128 (each key's probe runs, padding included).
  */
 const LOOKUP_SIZES = [8, 32, 128] as const;
-const LOOKUP_KEYS = 128;
+const LOOKUP_KEYS = LOOKUP_SIZES[LOOKUP_SIZES.length - 1] as number;
 const lookupSql = (keys: number) => {
   const list = Array(keys).fill('?').join(',');
   return `SELECT ${REV_COLUMNS} FROM revisions WHERE collection = ? AND record_id IN (${list}) AND (head = 1 OR rev IN (${list}))`;
@@ -151,8 +154,6 @@ const lookupSql = (keys: number) => {
  * against 4.2 for one (the revisions table and its index, durable commits).
  */
 const INSERT_ROWS = 25;
-const REVISION_INSERT_COLUMNS =
-  'rev, collection, record_id, parents, vv, hlc, author, hub, deleted, body_hash, body, fields, pruned, head, local, source';
 /** The values of one revision's row, in REVISION_INSERT_COLUMNS order. */
 type RevisionValues = [
   string,
@@ -172,7 +173,7 @@ type RevisionValues = [
   number,
   number | null,
 ];
-const ROW_PARAMS = `(${Array(16).fill('?').join(', ')})`;
+const ROW_PARAMS = `(${Array(INSERT_COLUMNS).fill('?').join(', ')})`;
 
 type Statements = ReturnType<typeof prepareStatements>;
 
@@ -652,20 +653,18 @@ export class SqliteStore implements StorageAdapter {
           local ? 1 : 0,
           source,
         ];
-        if (outcome.kind !== 'head') {
-          applied.push(held.add(values, { revision: r, seq: 0 as Seq, outcome: outcome.kind }));
-          continue;
-        }
+        const entry: AppliedRevision =
+          outcome.kind === 'head'
+            ? { revision: r, seq: 0 as Seq, outcome: 'head', record: headRecord(r, outcome, 0 as Seq) }
+            : { revision: r, seq: 0 as Seq, outcome: outcome.kind };
+        applied.push(held.add(values, entry));
+        if (outcome.kind !== 'head') continue;
         const { resolution } = outcome;
-        const record = headRecord(r, outcome, 0 as Seq);
-        const entry: AppliedRevision = { revision: r, seq: 0 as Seq, outcome: 'head', record };
         for (const h of heads) if (outcome.supersedes.includes(h.rev)) s.unhead.run(h.seq);
         if (outcome.heads.length > 1) {
           // The resolution names the winner's position: this revision's must be known now.
           held.flush();
-          const seq = Number(s.insertRev.run(...values).lastInsertRowid) as Seq;
-          entry.seq = seq;
-          record.seq = seq;
+          const seq = entry.seq;
           const winnerSeq =
             resolution.winner === r.rev ? seq : (heads.find((h) => h.rev === resolution.winner)?.seq ?? seq);
           s.upsertResolution.run(
@@ -679,12 +678,10 @@ export class SqliteStore implements StorageAdapter {
             CONFLICT_CODE[outcome.conflict],
             seq,
           );
-        } else {
-          held.add(values, entry);
-          if (heads.length > 1) s.deleteResolution.run(r.collection, r.id);
+        } else if (heads.length > 1) {
+          s.deleteResolution.run(r.collection, r.id);
         }
         if (heads.length > 1 || outcome.conflict !== 'none') this.recordConflict(s, r, outcome, input.now);
-        applied.push(entry);
       }
       held.flush();
       if (input.source !== undefined && input.cursor !== undefined)
@@ -1117,7 +1114,7 @@ export class SqliteStore implements StorageAdapter {
  */
 class HeldRevisions {
   /** The held rows' values, one after another: the parameters of `insertRevs`. */
-  private readonly params: unknown[] = new Array(INSERT_ROWS * 16);
+  private readonly params: unknown[] = new Array(INSERT_ROWS * INSERT_COLUMNS);
   private readonly rows: RevisionValues[] = [];
   private readonly entries: AppliedRevision[] = [];
 
@@ -1125,8 +1122,8 @@ class HeldRevisions {
 
   /** Holds one revision's row; `entry` (and its record) get the row's seq when it goes in. */
   add(values: RevisionValues, entry: AppliedRevision): AppliedRevision {
-    const at = this.rows.length * 16;
-    for (let k = 0; k < 16; k++) this.params[at + k] = values[k];
+    const at = this.rows.length * INSERT_COLUMNS;
+    for (let k = 0; k < INSERT_COLUMNS; k++) this.params[at + k] = values[k];
     this.rows.push(values);
     this.entries.push(entry);
     if (this.rows.length === INSERT_ROWS) {
